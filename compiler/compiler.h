@@ -1,0 +1,312 @@
+/*
+ * compiler.h: the translator's one internal header, a section per pass in
+ * pipeline order (see docs/design.md): util, diag, parse, sema, liveness,
+ * lower, layout, emit. Compiler-internal types are CamelCase so they never look
+ * like runtime API; functions shared across passes carry their pass's name.
+ */
+#ifndef ASYNCC_COMPILER_H
+#define ASYNCC_COMPILER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <tree_sitter/api.h>
+
+/* ======================================================================== */
+/* util.c: growable buffers, vectors, allocation that cannot fail            */
+/* ======================================================================== */
+
+typedef struct Buf {
+    char *data; /* NUL-terminated contents (NULL while empty) */
+    size_t len; /* bytes used, excluding the NUL */
+    size_t cap; /* bytes allocated */
+} Buf;
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+void buf_putn(Buf *b, const char *s, size_t n);
+void buf_puts(Buf *b, const char *s);
+void buf_putc(Buf *b, char c);
+void buf_printf(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_free(Buf *b);
+/* Returns the contents (owned by the caller) and resets the buffer. */
+char *buf_take(Buf *b);
+
+/* A vector of pointers. */
+typedef struct Vec {
+    void **items; /* elements */
+    int len;      /* number used */
+    int cap;      /* number allocated */
+} Vec;
+
+void vec_push(Vec *v, void *item);
+
+/* A set of small integers (await states), as a growable bit set. */
+typedef struct StateSet {
+    uint64_t *bits; /* bit i set: state i is a member */
+    int words;      /* words allocated */
+} StateSet;
+
+void set_add(StateSet *s, int i);
+bool set_has(const StateSet *s, int i);
+bool set_disjoint(const StateSet *a, const StateSet *b);
+bool set_empty(const StateSet *s);
+void set_union(StateSet *into, const StateSet *from);
+
+/* A map from tree-sitter node identity (TSNode.id) to a pointer. */
+typedef struct NodeMap {
+    const void **keys; /* node ids; NULL marks an empty slot */
+    void **vals;       /* values */
+    size_t cap;        /* slots, a power of two */
+    size_t len;        /* slots used */
+} NodeMap;
+
+void nodemap_put(NodeMap *m, TSNode n, void *val);
+void *nodemap_get(const NodeMap *m, TSNode n);
+void nodemap_free(NodeMap *m);
+
+/* ======================================================================== */
+/* diag.c: every diagnostic goes through here                                */
+/* ======================================================================== */
+
+/* The input file being translated. */
+typedef struct Source {
+    const char *path; /* as given on the command line */
+    const char *text; /* contents, NUL-terminated */
+    uint32_t len;     /* bytes, excluding the NUL */
+} Source;
+
+/* Prints `path:line:col: error: msg`, the source line and a caret under byte
+ * `offset` of `src`, and counts the error. */
+void diag_error(const Source *src, uint32_t offset, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void diag_warning(const Source *src, uint32_t offset, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A `note:` line attached to the previous diagnostic. */
+void diag_note(const Source *src, uint32_t offset, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* An error with no source position (`asyncc: error: ...`). */
+void diag_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int diag_error_count(void);
+/* 1-based line and column of `offset` in `src`. */
+void diag_position(const Source *src, uint32_t offset, int *line, int *col);
+
+/* ======================================================================== */
+/* parse.c: tree-sitter syntax                                               */
+/* ======================================================================== */
+
+typedef struct AsyncFn AsyncFn;
+typedef struct Await Await;
+typedef struct Var Var;
+
+/* One `await(call)` inside an async function. */
+struct Await {
+    TSNode node;      /* the `await(...)` call_expression */
+    TSNode call;      /* its argument: the call creating the future */
+    TSNode anchor;    /* innermost enclosing statement */
+    char *callee;     /* name of the awaited async function */
+    bool boxed;       /* `await(ac_box(f(...)))`: frame on the arena, not embedded */
+    int state;        /* suspend state number (AC_STATE_FIRST + index) */
+    AsyncFn *target;  /* the callee when defined in this file, else NULL */
+    struct ExtFn *ext;/* the callee when declared elsewhere, else NULL */
+};
+
+/* A variable of an async function: a parameter or a local. */
+struct Var {
+    char *name;        /* as spelled in the source */
+    char *field;       /* frame field name when hoisted (unique in the frame) */
+    TSNode ident;      /* the declarator's identifier */
+    TSNode decl;       /* the declaration or parameter_declaration */
+    TSNode declarator; /* the (init_)declarator within decl */
+    TSNode scope;      /* the node whose extent is the variable's scope */
+    uint32_t live_from;/* byte offset where the variable's value starts to matter */
+    bool is_param;     /* a parameter of the async function */
+    bool is_static;    /* static or extern storage: never hoisted */
+    bool addr_taken;   /* `&v` appears, or v is an array */
+    bool hoisted;      /* lives in the frame */
+    StateSet live;     /* await states across which it is live (+0 for params) */
+    Vec refs;          /* TSNode* of every identifier referring to it */
+};
+
+/* An async function defined or declared in the translated file. */
+struct AsyncFn {
+    char *name;       /* function name */
+    TSNode node;      /* function_definition or declaration */
+    TSNode body;      /* compound_statement (definitions only) */
+    TSNode params;    /* parameter_list */
+    char *ret_type;   /* the T of async(T), as spelled */
+    bool ret_void;    /* T is void */
+    bool is_def;      /* has a body in this file */
+    bool is_static;   /* declared static */
+    Vec awaits;       /* Await*, in source order */
+    Vec vars;         /* Var*, parameters first, then locals in source order */
+    NodeMap refs;     /* identifier node -> Var* it resolves to */
+    bool has_goto;    /* the body contains goto (liveness is more conservative) */
+    int nstates;      /* AC_STATE_FIRST + number of awaits */
+    /* set by later passes */
+    struct Frame *frame; /* layout of the frame (layout.c) */
+    char *poll_text;     /* lowered poll function body (lower.c) */
+    Vec temps;           /* Temp* created by lowering (lower.c) */
+    int cycle_mark;      /* cycle detection state (liveness.c) */
+    uint64_t size;       /* frame size in bytes (layout.c) */
+    uint64_t align;      /* frame alignment (layout.c) */
+};
+
+typedef struct Unit {
+    Source src;       /* the input */
+    TSParser *parser; /* owns tree */
+    TSTree *tree;     /* syntax tree of src */
+    TSNode root;      /* translation_unit */
+    Vec fns;          /* AsyncFn*, in source order (definitions and prototypes) */
+    Vec stray_awaits; /* TSNode* of awaits outside any async function */
+    struct Sema *sema;/* semantic facts (sema.c) */
+} Unit;
+
+/* Parses src; returns false (after reporting) on syntax errors. */
+bool parse_unit(Unit *u);
+/* The source text of n, owned by the caller. */
+char *parse_text(const Unit *u, TSNode n);
+/* True if n is `await(...)`. */
+bool parse_is_await(const Unit *u, TSNode n);
+/* True if n is a call to the identifier `name`. */
+bool parse_is_call_to(const Unit *u, TSNode n, const char *name);
+/* True if the identifier or field node n spells `s`. */
+bool parse_eq(const Unit *u, TSNode n, const char *s);
+/* Finds the async function with this name (definition preferred), or NULL. */
+AsyncFn *parse_find_fn(const Unit *u, const char *name);
+/* True if n, a child of a declaration or parameter, is one of its declarators
+ * (tree-sitter 0.20's ts_node_field_name_for_child is unreliable, so this
+ * goes by node type). */
+bool parse_is_declarator(TSNode n);
+/* The identifier naming the variable declared by a declarator, or a null node. */
+TSNode parse_declarator_ident(TSNode declarator);
+
+/* ======================================================================== */
+/* sema.c: libclang semantics                                                */
+/* ======================================================================== */
+
+/* An async function known from a header (or declared in the file) that is
+ * not defined in this file. */
+typedef struct ExtFn {
+    char *name;       /* function name */
+    char *ret_type;   /* result type spelling */
+    bool ret_void;    /* result is void */
+    Vec param_types;  /* char* spellings of parameter types */
+    bool embeddable;  /* a complete struct NAME__frame is visible */
+    uint64_t size;    /* sizeof(struct NAME__frame) when embeddable */
+    uint64_t align;   /* its alignment */
+    bool from_file;   /* declared in the translated file itself */
+    int64_t ret_size; /* sizeof the result, -1 if void or unknown */
+    int64_t ret_align;/* alignof the result, -1 if void or unknown */
+} ExtFn;
+
+/* Type facts for a range of the source. */
+typedef struct TypeInfo {
+    char *spelling;   /* the type as clang spells it */
+    int64_t size;     /* sizeof, or -1 if unknown or incomplete */
+    int64_t align;    /* alignof, or -1 */
+    bool vla;         /* a variably modified type */
+} TypeInfo;
+
+typedef struct Sema Sema;
+
+/* Parses the sync reading with libclang. Returns NULL after reporting clang's
+ * errors. `args` are the user's -I/-D/-std flags. */
+Sema *sema_run(Unit *u, const char *const *args, int nargs, const char *include_dir);
+void sema_free(Sema *s);
+/* The async function `name` declared outside this file's definitions, or NULL. */
+ExtFn *sema_ext_fn(Sema *s, const char *name);
+/* Type of the expression or declaration spanning exactly [start, end), or NULL. */
+const TypeInfo *sema_type_at(Sema *s, uint32_t start, uint32_t end);
+/* Type of the variable whose name starts at byte `start`, or NULL. */
+const TypeInfo *sema_var_type(Sema *s, uint32_t start);
+
+/* ======================================================================== */
+/* liveness.c: scopes, name resolution, live-across-await sets, checks       */
+/* ======================================================================== */
+
+/* Resolves names and computes which variables live across which awaits for
+ * every async function of u; reports rejected constructs. Returns false on
+ * error. */
+bool liveness_run(Unit *u);
+/* For --emit=states: an array of fn->nstates sets, entry s holding the states
+ * (1 for returned) that can come next after resuming from s. Caller frees. */
+StateSet *flow_successors(Unit *u, AsyncFn *fn);
+
+/* ======================================================================== */
+/* lower.c: async function body -> poll function body                        */
+/* ======================================================================== */
+
+/* A temporary introduced by lowering (an await's value, a short-circuit
+ * result). Lives in the poll function unless live across a later await. */
+typedef struct Temp {
+    int id;         /* ac_tID */
+    char *type;     /* C type spelling */
+    StateSet live;  /* await states it is live across (empty: poll-local) */
+    int64_t size;   /* sizeof, -1 if unknown */
+    int64_t align;  /* alignof, -1 if unknown */
+    uint32_t from;  /* source byte where its storage starts being needed */
+    uint32_t to;    /* source byte where it stops (end of its statement) */
+} Temp;
+
+/* Lowers fn's body into fn->poll_text and fn->temps. */
+bool lower_fn(Unit *u, AsyncFn *fn);
+/* `type name` as a declaration, using __typeof__ for abstract types that
+ * cannot take a name on the right (function pointers, arrays). */
+char *lower_declare(const char *type, const char *name);
+
+/* ======================================================================== */
+/* layout.c: frame slots grouped by disjoint liveness                        */
+/* ======================================================================== */
+
+typedef enum SlotKind { SLOT_PARAM, SLOT_LOCAL, SLOT_TEMP, SLOT_AWAIT } SlotKind;
+
+typedef struct Slot {
+    SlotKind kind;    /* what it holds */
+    char *name;       /* field name */
+    char *decl;       /* field declaration text, without the trailing ';' */
+    const char *what; /* human description for --emit=states */
+    StateSet live;    /* states in which it holds a value */
+    int64_t size;     /* bytes */
+    int64_t align;    /* alignment */
+    int64_t offset;   /* offset in the frame (computed) */
+    int line;         /* source line it comes from */
+    uint32_t from;    /* source bytes [from, to) over which its storage is */
+    uint32_t to;      /* needed; slots with disjoint ranges may overlap */
+} Slot;
+
+/* Slots that share storage: pairwise disjoint live sets. */
+typedef struct SlotGroup {
+    Vec slots;     /* Slot* */
+    int64_t size;  /* max member size */
+    int64_t align; /* max member alignment */
+} SlotGroup;
+
+typedef struct Frame {
+    Vec slots;        /* Slot*, in creation order */
+    Vec groups;       /* SlotGroup*, in emission order */
+    const char *state_type; /* uint8_t, uint16_t or uint32_t */
+    int64_t size;     /* computed sizeof */
+    int64_t align;    /* computed alignof */
+    int64_t state_offset; /* offset of ac_state */
+} Frame;
+
+/* Groups fn's slots (parameters, hoisted locals, frame temporaries, awaited
+ * futures) and computes offsets; needs callees laid out first. */
+void layout_fn(Unit *u, AsyncFn *fn);
+
+/* ======================================================================== */
+/* emit.c: the output file and --emit=states                                */
+/* ======================================================================== */
+
+/* Writes the translated file to out (owned by caller). */
+void emit_unit(Unit *u, Buf *out);
+/* Writes the state-machine description of every async function. */
+void emit_states(Unit *u, Buf *out);
+
+#endif /* ASYNCC_COMPILER_H */

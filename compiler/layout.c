@@ -1,0 +1,294 @@
+/*
+ * layout.c: the frame of one async function.
+ *
+ * Input: an AsyncFn after liveness and lowering (hoisted variables, frame
+ * temporaries, awaits), its callees already laid out.
+ * Output: fn->frame: slots (parameters, hoisted locals, temporaries live
+ * across an await, one slot per await holding the awaited future) grouped so
+ * that slots whose storage is never needed at the same time share bytes (an
+ * anonymous union), as rustc overlaps the fields of different suspension
+ * variants; offsets and total size as the C compiler will lay them out.
+ * Overlap rule: each slot has the source range over which its storage is
+ * needed (a variable: from its declaration to its last reference, stretched
+ * over any enclosing loop inside its scope, or its whole scope if its address
+ * is taken or the function uses goto; an awaited future: the await itself; a
+ * temporary: from its await to the end of its statement). Slots with
+ * disjoint ranges are never needed together and may share storage.
+ * Groups are placed by decreasing alignment, the state field last, so padding
+ * stays small.
+ */
+#include "compiler.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool type_is(TSNode n, const char *t) { return strcmp(ts_node_type(n), t) == 0; }
+
+static bool node_within(TSNode inner, TSNode outer)
+{
+    return ts_node_start_byte(outer) <= ts_node_start_byte(inner) &&
+           ts_node_end_byte(inner) <= ts_node_end_byte(outer);
+}
+
+static bool is_statement(TSNode n)
+{
+    static const char *const types[] = {
+        "expression_statement", "declaration", "return_statement", "if_statement",
+        "while_statement", "do_statement", "for_statement", "switch_statement", NULL,
+    };
+    for (int i = 0; types[i]; i++)
+        if (type_is(n, types[i]))
+            return true;
+    return false;
+}
+
+static bool is_loop(TSNode n)
+{
+    return type_is(n, "while_statement") || type_is(n, "for_statement") ||
+           type_is(n, "do_statement");
+}
+
+/* Renders a variable's declarator as a field declarator named `field`. */
+static void field_declarator(Unit *u, Var *v, TSNode d, bool top, Buf *b)
+{
+    if (type_is(d, "identifier")) {
+        buf_puts(b, v->field);
+        return;
+    }
+    if (type_is(d, "array_declarator")) {
+        TSNode inner = ts_node_child_by_field_name(d, "declarator", 10);
+        if (type_is(inner, "identifier")) {
+            if (v->is_param) {
+                /* An array parameter is a pointer. */
+                buf_printf(b, "(*%s)", v->field);
+                return;
+            }
+            if (ts_node_is_null(ts_node_child_by_field_name(d, "size", 4))) {
+                /* `char s[] = "..."`: the size comes from the initializer. */
+                const TypeInfo *ti = sema_var_type(u->sema, ts_node_start_byte(v->ident));
+                const char *br = ti ? strchr(ti->spelling, '[') : NULL;
+                long n = br ? strtol(br + 1, NULL, 10) : 0;
+                buf_printf(b, "%s[%ld]", v->field, n);
+                return;
+            }
+        }
+    }
+    uint32_t pos = ts_node_start_byte(d);
+    for (uint32_t i = 0; i < ts_node_child_count(d); i++) {
+        TSNode c = ts_node_child(d, i);
+        buf_putn(b, u->src.text + pos, ts_node_start_byte(c) - pos);
+        pos = ts_node_end_byte(c);
+        if (top && type_is(d, "pointer_declarator") && type_is(c, "type_qualifier"))
+            continue; /* `int *const p`: the frame field itself is assignable */
+        if (ts_node_eq(c, ts_node_child_by_field_name(d, "declarator", 10)) ||
+            (type_is(d, "parenthesized_declarator") && ts_node_is_named(c)))
+            field_declarator(u, v, c, false, b);
+        else
+            buf_putn(b, u->src.text + ts_node_start_byte(c),
+                     ts_node_end_byte(c) - ts_node_start_byte(c));
+    }
+    buf_putn(b, u->src.text + pos, ts_node_end_byte(d) - pos);
+}
+
+/* The frame field declaration for a hoisted variable: its type as written,
+ * without storage class, and without a top-level const (the frame is
+ * assigned to when the variable is initialised). */
+static char *var_field_decl(Unit *u, Var *v)
+{
+    TSNode d = v->declarator;
+    if (type_is(d, "init_declarator"))
+        d = ts_node_child_by_field_name(d, "declarator", 10);
+    bool pointer = type_is(d, "pointer_declarator");
+    Buf b = {0};
+    for (uint32_t i = 0; i < ts_node_child_count(v->decl); i++) {
+        TSNode c = ts_node_child(v->decl, i);
+        if (parse_is_declarator(c))
+            break;
+        if (type_is(c, "storage_class_specifier") || type_is(c, "comment"))
+            continue;
+        if (type_is(c, "type_qualifier") && !pointer && parse_eq(u, c, "const"))
+            continue;
+        char *t = parse_text(u, c);
+        buf_printf(&b, "%s ", t);
+        free(t);
+    }
+    field_declarator(u, v, d, true, &b);
+    return buf_take(&b);
+}
+
+static void var_range(AsyncFn *fn, Var *v, uint32_t *from, uint32_t *to)
+{
+    uint32_t start = v->is_param ? 0 : ts_node_start_byte(v->decl);
+    uint32_t end = v->is_param ? ts_node_start_byte(fn->body) : v->live_from;
+    if (v->addr_taken || fn->has_goto) {
+        *from = start;
+        *to = ts_node_end_byte(v->scope);
+        return;
+    }
+    for (int i = 0; i < v->refs.len; i++) {
+        TSNode r = *(TSNode *)v->refs.items[i];
+        /* Lowering evaluates awaits before the rest of their statement, so
+         * a reference is needed until its whole statement is done. */
+        TSNode stmt = r;
+        while (!ts_node_is_null(ts_node_parent(stmt)) && !is_statement(stmt))
+            stmt = ts_node_parent(stmt);
+        if (ts_node_end_byte(stmt) > end)
+            end = ts_node_end_byte(stmt);
+        for (TSNode p = ts_node_parent(r); !ts_node_is_null(p); p = ts_node_parent(p)) {
+            if (!node_within(p, v->scope))
+                break;
+            if (is_loop(p) && ts_node_end_byte(p) > end)
+                end = ts_node_end_byte(p);
+        }
+    }
+    *from = start;
+    *to = end;
+}
+
+static Slot *add_slot(Frame *f, SlotKind kind, char *name, char *decl, int64_t size,
+                      int64_t align, int line)
+{
+    Slot *s = xcalloc(1, sizeof *s);
+    s->kind = kind;
+    s->name = name;
+    s->decl = decl;
+    s->size = size > 0 ? size : 8;
+    s->align = align > 0 ? align : 8;
+    s->line = line;
+    vec_push(&f->slots, s);
+    return s;
+}
+
+static int64_t align_up(int64_t x, int64_t a) { return (x + a - 1) / a * a; }
+
+void layout_fn(Unit *u, AsyncFn *fn)
+{
+    Frame *f = xcalloc(1, sizeof *f);
+    fn->frame = f;
+
+    for (int i = 0; i < fn->vars.len; i++) {
+        Var *v = fn->vars.items[i];
+        if (!v->hoisted)
+            continue;
+        const TypeInfo *ti = sema_var_type(u->sema, ts_node_start_byte(v->ident));
+        Slot *s = add_slot(f, v->is_param ? SLOT_PARAM : SLOT_LOCAL, xstrdup(v->field),
+                           var_field_decl(u, v), ti ? ti->size : -1, ti ? ti->align : -1,
+                           (int)ts_node_start_point(v->ident).row + 1);
+        s->what = v->is_param ? "parameter" : "local";
+        set_union(&s->live, &v->live);
+        var_range(fn, v, &s->from, &s->to);
+    }
+    for (int i = 0; i < fn->temps.len; i++) {
+        Temp *t = fn->temps.items[i];
+        if (set_empty(&t->live))
+            continue;
+        char *name = xasprintf("ac_t%d", t->id);
+        Slot *s = add_slot(f, SLOT_TEMP, name, lower_declare(t->type, name), t->size, t->align, 0);
+        s->what = "temporary";
+        set_union(&s->live, &t->live);
+        s->from = t->from;
+        s->to = t->to;
+    }
+    for (int i = 0; i < fn->awaits.len; i++) {
+        Await *aw = fn->awaits.items[i];
+        char *name = xasprintf("ac_aw%d", aw->state);
+        int line = (int)ts_node_start_point(aw->node).row + 1;
+        Slot *s;
+        if (!aw->boxed && aw->target) {
+            if (!aw->target->frame)
+                layout_fn(u, aw->target);
+            s = add_slot(f, SLOT_AWAIT, name, xasprintf("struct %s__frame %s", aw->callee, name),
+                         aw->target->frame->size, aw->target->frame->align, line);
+        } else if (!aw->boxed && aw->ext->embeddable) {
+            s = add_slot(f, SLOT_AWAIT, name, xasprintf("struct %s__frame %s", aw->callee, name),
+                         (int64_t)aw->ext->size, (int64_t)aw->ext->align, line);
+        } else {
+            s = add_slot(f, SLOT_AWAIT, name, xasprintf("void *%s", name), 8, 8, line);
+        }
+        s->what = "awaited future";
+        set_add(&s->live, aw->state);
+        s->from = ts_node_start_byte(aw->node);
+        s->to = ts_node_end_byte(aw->node);
+    }
+
+    /* Greedy grouping, largest slots first: a slot joins the first group
+     * none of whose members it overlaps in time. */
+    Vec order = {0};
+    for (int i = 0; i < f->slots.len; i++)
+        vec_push(&order, f->slots.items[i]);
+    for (int i = 1; i < order.len; i++)
+        for (int j = i; j > 0 && ((Slot *)order.items[j])->size > ((Slot *)order.items[j - 1])->size; j--) {
+            void *t = order.items[j];
+            order.items[j] = order.items[j - 1];
+            order.items[j - 1] = t;
+        }
+    for (int i = 0; i < order.len; i++) {
+        Slot *s = order.items[i];
+        SlotGroup *home = NULL;
+        for (int g = 0; g < f->groups.len && !home; g++) {
+            SlotGroup *grp = f->groups.items[g];
+            bool ok = true;
+            for (int k = 0; k < grp->slots.len && ok; k++) {
+                Slot *o = grp->slots.items[k];
+                ok = s->to <= o->from || o->to <= s->from;
+            }
+            if (ok)
+                home = grp;
+        }
+        if (!home) {
+            home = xcalloc(1, sizeof *home);
+            vec_push(&f->groups, home);
+        }
+        vec_push(&home->slots, s);
+        if (s->size > home->size)
+            home->size = s->size;
+        if (s->align > home->align)
+            home->align = s->align;
+    }
+    free(order.items);
+    /* Members of a group in creation order, groups by alignment (stable). */
+    for (int g = 0; g < f->groups.len; g++) {
+        SlotGroup *grp = f->groups.items[g];
+        for (int i = 1; i < grp->slots.len; i++)
+            for (int j = i; j > 0; j--) {
+                Slot *a = grp->slots.items[j - 1], *b = grp->slots.items[j];
+                int ia = 0, ib = 0;
+                for (int k = 0; k < f->slots.len; k++) {
+                    if (f->slots.items[k] == a)
+                        ia = k;
+                    if (f->slots.items[k] == b)
+                        ib = k;
+                }
+                if (ia < ib)
+                    break;
+                grp->slots.items[j - 1] = b;
+                grp->slots.items[j] = a;
+            }
+    }
+    for (int i = 1; i < f->groups.len; i++)
+        for (int j = i; j > 0 && ((SlotGroup *)f->groups.items[j])->align >
+                                     ((SlotGroup *)f->groups.items[j - 1])->align; j--) {
+            void *t = f->groups.items[j];
+            f->groups.items[j] = f->groups.items[j - 1];
+            f->groups.items[j - 1] = t;
+        }
+
+    int64_t state_size = fn->nstates <= 256 ? 1 : fn->nstates <= 65536 ? 2 : 4;
+    f->state_type = state_size == 1 ? "uint8_t" : state_size == 2 ? "uint16_t" : "uint32_t";
+    int64_t off = 0, align = state_size;
+    for (int g = 0; g < f->groups.len; g++) {
+        SlotGroup *grp = f->groups.items[g];
+        off = align_up(off, grp->align);
+        for (int k = 0; k < grp->slots.len; k++)
+            ((Slot *)grp->slots.items[k])->offset = off;
+        off += align_up(grp->size, grp->align);
+        if (grp->align > align)
+            align = grp->align;
+    }
+    off = align_up(off, state_size);
+    f->state_offset = off;
+    off += state_size;
+    f->size = align_up(off, align);
+    f->align = align;
+}

@@ -1,0 +1,718 @@
+/*
+ * liveness.c: scopes, name resolution and what lives across each await.
+ *
+ * Input: a parsed Unit with its Sema.
+ * Output, for every async function definition:
+ *  - each await resolved to its callee (same-file AsyncFn, or ExtFn declared
+ *    async elsewhere) and numbered with its suspend state (AC_STATE_FIRST + its
+ *    index in source order);
+ *  - every parameter and local as a Var, every identifier that refers to one
+ *    recorded in fn->refs (C's scoping: innermost declaration in scope wins, a
+ *    name is in scope from its declarator on);
+ *  - for each Var the set of await states across which its value may be
+ *    needed, and whether it is hoisted into the frame (parameters always are,
+ *    static and extern locals never are);
+ *  - the state transition relation used by --emit=states (flow_*).
+ * The liveness rule is deliberately conservative and textual: a variable is
+ * live across an await A in its scope when it is referred to at or after the
+ * start of A's statement, or A and a reference share a loop that lies within
+ * the variable's scope, or its address is taken (arrays count), or the
+ * function uses goto and the variable is referred to anywhere in its scope.
+ * Rejects: await outside an async function or of something not async; await
+ * in an unevaluated operand (sizeof, _Alignof, typeof); a variable-length
+ * array in scope of an await; alloca() memory held across an await;
+ * recursion cycles among same-file async functions (unless boxed).
+ */
+#include "compiler.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool node_within(TSNode inner, TSNode outer)
+{
+    return ts_node_start_byte(outer) <= ts_node_start_byte(inner) &&
+           ts_node_end_byte(inner) <= ts_node_end_byte(outer);
+}
+
+static bool type_is(TSNode n, const char *t) { return strcmp(ts_node_type(n), t) == 0; }
+
+static bool is_loop(TSNode n)
+{
+    return type_is(n, "while_statement") || type_is(n, "for_statement") ||
+           type_is(n, "do_statement");
+}
+
+/* ---- name resolution ---------------------------------------------------- */
+
+typedef struct Walk {
+    Unit *u;
+    AsyncFn *fn;
+    Vec visible; /* Var*, innermost last */
+    TSNode scope;/* current scope node */
+} Walk;
+
+static Var *new_var(Walk *w, TSNode ident, TSNode decl, TSNode declarator, bool is_param)
+{
+    Var *v = xcalloc(1, sizeof *v);
+    v->name = parse_text(w->u, ident);
+    v->ident = ident;
+    v->decl = decl;
+    v->declarator = declarator;
+    v->scope = w->scope;
+    v->is_param = is_param;
+    v->live_from = is_param ? ts_node_start_byte(w->fn->body) : ts_node_end_byte(declarator);
+    for (TSNode d = declarator; !ts_node_is_null(d) && !type_is(d, "identifier");) {
+        if (type_is(d, "array_declarator"))
+            v->addr_taken = true; /* an array decays to a pointer to itself */
+        TSNode inner = ts_node_child_by_field_name(d, "declarator", 10);
+        if (ts_node_is_null(inner) && ts_node_named_child_count(d) > 0)
+            inner = ts_node_named_child(d, 0);
+        d = inner;
+    }
+    for (uint32_t i = 0; i < ts_node_child_count(decl); i++) {
+        TSNode c = ts_node_child(decl, i);
+        if (type_is(c, "storage_class_specifier") &&
+            (parse_eq(w->u, c, "static") || parse_eq(w->u, c, "extern")))
+            v->is_static = true;
+    }
+    vec_push(&w->fn->vars, v);
+    vec_push(&w->visible, v);
+    return v;
+}
+
+static Var *resolve(Walk *w, TSNode ident)
+{
+    for (int i = w->visible.len - 1; i >= 0; i--) {
+        Var *v = w->visible.items[i];
+        if (parse_eq(w->u, ident, v->name))
+            return v;
+    }
+    return NULL;
+}
+
+static void walk(Walk *w, TSNode n);
+
+static void walk_children(Walk *w, TSNode n)
+{
+    uint32_t count = ts_node_child_count(n);
+    for (uint32_t i = 0; i < count; i++)
+        walk(w, ts_node_child(n, i));
+}
+
+/* The variable whose storage `&e` exposes (`&x`, `&x.f`, `&x[i]`), if any. */
+static void mark_address_taken(Walk *w, TSNode e)
+{
+    for (;;) {
+        if (type_is(e, "parenthesized_expression") && ts_node_named_child_count(e) > 0)
+            e = ts_node_named_child(e, 0);
+        else if (type_is(e, "field_expression") || type_is(e, "subscript_expression"))
+            e = ts_node_child_by_field_name(e, "argument", 8);
+        else
+            break;
+        if (ts_node_is_null(e))
+            return;
+    }
+    if (type_is(e, "identifier")) {
+        Var *v = resolve(w, e);
+        if (v)
+            v->addr_taken = true;
+    }
+}
+
+static void walk_declaration(Walk *w, TSNode n)
+{
+    uint32_t count = ts_node_child_count(n);
+    for (uint32_t i = 0; i < count; i++) {
+        TSNode c = ts_node_child(n, i);
+        if (!parse_is_declarator(c)) {
+            walk(w, c); /* specifiers: typeof(x), struct bodies, attributes */
+            continue;
+        }
+        TSNode d = c, value = {0};
+        if (type_is(c, "init_declarator")) {
+            d = ts_node_child_by_field_name(c, "declarator", 10);
+            value = ts_node_child_by_field_name(c, "value", 5);
+        }
+        TSNode ident = parse_declarator_ident(d);
+        if (!ts_node_is_null(ident)) {
+            /* Array sizes are evaluated before the name is in scope. */
+            walk_children(w, d);
+            Var *v = new_var(w, ident, n, c, false);
+            (void)v;
+        }
+        if (!ts_node_is_null(value))
+            walk(w, value);
+    }
+}
+
+static void walk(Walk *w, TSNode n)
+{
+    const char *t = ts_node_type(n);
+    if (!strcmp(t, "compound_statement") || !strcmp(t, "for_statement")) {
+        int mark = w->visible.len;
+        TSNode outer = w->scope;
+        w->scope = n;
+        walk_children(w, n);
+        w->scope = outer;
+        w->visible.len = mark;
+    } else if (!strcmp(t, "declaration")) {
+        walk_declaration(w, n);
+    } else if (!strcmp(t, "identifier")) {
+        Var *v = resolve(w, n);
+        if (v) {
+            TSNode *p = xmalloc(sizeof *p);
+            *p = n;
+            vec_push(&v->refs, p);
+            nodemap_put(&w->fn->refs, n, v);
+        }
+    } else if (!strcmp(t, "pointer_expression")) {
+        TSNode op = ts_node_child_by_field_name(n, "operator", 8);
+        if (!ts_node_is_null(op) && parse_eq(w->u, op, "&"))
+            mark_address_taken(w, ts_node_child_by_field_name(n, "argument", 8));
+        walk_children(w, n);
+    } else if (!strcmp(t, "goto_statement")) {
+        w->fn->has_goto = true;
+    } else if (!strcmp(t, "type_definition") || !strcmp(t, "field_identifier") ||
+               !strcmp(t, "statement_identifier") || !strcmp(t, "type_identifier")) {
+        /* no variable references */
+    } else {
+        walk_children(w, n);
+    }
+}
+
+static void resolve_names(Unit *u, AsyncFn *fn)
+{
+    Walk w = {.u = u, .fn = fn, .scope = fn->body};
+    for (uint32_t i = 0; i < ts_node_named_child_count(fn->params); i++) {
+        TSNode p = ts_node_named_child(fn->params, i);
+        if (!type_is(p, "parameter_declaration"))
+            continue;
+        TSNode d = ts_node_child_by_field_name(p, "declarator", 10);
+        TSNode ident = parse_declarator_ident(d);
+        if (ts_node_is_null(ident)) {
+            if (!ts_node_is_null(d) || !parse_eq(u, ts_node_child_by_field_name(p, "type", 4), "void"))
+                diag_error(&u->src, ts_node_start_byte(p),
+                           "parameters of async functions need names (they are stored in the frame)");
+            continue;
+        }
+        new_var(&w, ident, p, d, true);
+    }
+    walk(&w, fn->body);
+    free(w.visible.items);
+}
+
+/* ---- awaits --------------------------------------------------------------- */
+
+static bool resolve_awaits(Unit *u, AsyncFn *fn)
+{
+    bool ok = true;
+    for (int i = 0; i < fn->awaits.len; i++) {
+        Await *aw = fn->awaits.items[i];
+        aw->state = 3 + i;
+        AsyncFn *target = parse_find_fn(u, aw->callee);
+        if (target && target->is_def) {
+            aw->target = target;
+        } else if ((aw->ext = sema_ext_fn(u->sema, aw->callee)) == NULL) {
+            diag_error(&u->src, ts_node_start_byte(aw->call),
+                       "'%s' is not an async function; await() needs a future, from a function "
+                       "declared async(T)",
+                       aw->callee);
+            ok = false;
+        }
+        for (TSNode p = ts_node_parent(aw->node); !ts_node_is_null(p) && !ts_node_eq(p, fn->body);
+             p = ts_node_parent(p)) {
+            const char *t = ts_node_type(p);
+            if (!strcmp(t, "sizeof_expression") || !strcmp(t, "alignof_expression") ||
+                !strcmp(t, "offsetof_expression") || !strcmp(t, "generic_expression") ||
+                (!strcmp(t, "macro_type_specifier"))) {
+                diag_error(&u->src, ts_node_start_byte(aw->node),
+                           "await() in an operand that is never evaluated (%s)",
+                           !strcmp(t, "generic_expression") ? "_Generic" : "sizeof, _Alignof or typeof");
+                ok = false;
+                break;
+            }
+        }
+    }
+    fn->nstates = 3 + fn->awaits.len;
+    return ok;
+}
+
+/* ---- liveness ------------------------------------------------------------- */
+
+static uint32_t scope_end(Var *v) { return ts_node_end_byte(v->scope); }
+
+static bool live_at(AsyncFn *fn, Var *v, Await *aw)
+{
+    uint32_t at = ts_node_start_byte(aw->node);
+    if (at < v->live_from || at >= scope_end(v))
+        return false;
+    if (v->addr_taken)
+        return true;
+    uint32_t anchor = ts_node_start_byte(aw->anchor);
+    for (int i = 0; i < v->refs.len; i++) {
+        TSNode r = *(TSNode *)v->refs.items[i];
+        uint32_t rs = ts_node_start_byte(r);
+        if (fn->has_goto || rs >= anchor)
+            return true;
+    }
+    /* A loop around the await, inside the variable's scope, carries values
+     * from one iteration's references to the next iteration's await. */
+    for (TSNode p = ts_node_parent(aw->node); !ts_node_is_null(p); p = ts_node_parent(p)) {
+        if (!node_within(p, v->scope))
+            break; /* a loop around the declaration starts the variable anew */
+        if (!is_loop(p))
+            continue;
+        for (int i = 0; i < v->refs.len; i++)
+            if (node_within(*(TSNode *)v->refs.items[i], p))
+                return true;
+    }
+    return false;
+}
+
+static void compute_liveness(Unit *u, AsyncFn *fn)
+{
+    for (int i = 0; i < fn->vars.len; i++) {
+        Var *v = fn->vars.items[i];
+        if (v->is_static)
+            continue;
+        if (v->is_param)
+            set_add(&v->live, 0);
+        for (int j = 0; j < fn->awaits.len; j++) {
+            Await *aw = fn->awaits.items[j];
+            if (live_at(fn, v, aw))
+                set_add(&v->live, aw->state);
+        }
+        v->hoisted = v->is_param || !set_empty(&v->live);
+        if (!v->hoisted)
+            continue;
+        /* A field name unique in this frame: shadowed names get a suffix. */
+        char *name = xstrdup(v->name);
+        for (int n = 1;; n++) {
+            bool clash = false;
+            for (int k = 0; k < i && !clash; k++) {
+                Var *o = fn->vars.items[k];
+                clash = o->hoisted && o->field && strcmp(o->field, name) == 0;
+            }
+            if (!clash)
+                break;
+            free(name);
+            name = xasprintf("%s_%d", v->name, n);
+        }
+        v->field = name;
+    }
+    (void)u;
+}
+
+static void check_vla_alloca(Unit *u, AsyncFn *fn)
+{
+    for (int i = 0; i < fn->vars.len; i++) {
+        Var *v = fn->vars.items[i];
+        const TypeInfo *ti = sema_var_type(u->sema, ts_node_start_byte(v->ident));
+        if (!ti || !ti->vla)
+            continue;
+        for (int j = 0; j < fn->awaits.len; j++) {
+            Await *aw = fn->awaits.items[j];
+            uint32_t at = ts_node_start_byte(aw->node);
+            if (at >= v->live_from && at < scope_end(v)) {
+                diag_error(&u->src, ts_node_start_byte(v->ident),
+                           "variable-length array '%s' is in scope of an await; a suspended "
+                           "frame cannot hold it (give it a constant size or allocate it)",
+                           v->name);
+                diag_note(&u->src, at, "the await is here");
+                break;
+            }
+        }
+    }
+    /* alloca memory belongs to the poll call that made it: it is gone once
+     * the function suspends, so no variable holding it may live across. */
+    for (int i = 0; i < fn->vars.len; i++) {
+        Var *v = fn->vars.items[i];
+        if (!v->hoisted)
+            continue;
+        Vec stack = {0};
+        TSNode *root = xmalloc(sizeof *root);
+        *root = fn->body;
+        vec_push(&stack, root);
+        while (stack.len) {
+            TSNode *np = stack.items[--stack.len];
+            TSNode n = *np;
+            free(np);
+            if (parse_is_call_to(u, n, "alloca") || parse_is_call_to(u, n, "__builtin_alloca")) {
+                /* Which variable receives it? */
+                TSNode p = ts_node_parent(n);
+                while (!ts_node_is_null(p) && (type_is(p, "cast_expression") ||
+                                               type_is(p, "parenthesized_expression")))
+                    p = ts_node_parent(p);
+                TSNode target = {0};
+                if (!ts_node_is_null(p) && type_is(p, "init_declarator"))
+                    target = parse_declarator_ident(ts_node_child_by_field_name(p, "declarator", 10));
+                else if (!ts_node_is_null(p) && type_is(p, "assignment_expression"))
+                    target = ts_node_child_by_field_name(p, "left", 4);
+                if (!ts_node_is_null(target) && ts_node_start_byte(target) == ts_node_start_byte(v->ident) &&
+                    ts_node_end_byte(target) == ts_node_end_byte(v->ident)) {
+                    diag_error(&u->src, ts_node_start_byte(n),
+                               "alloca() memory held in '%s' across an await; it is freed when the "
+                               "function suspends (use malloc, or a fixed-size array)",
+                               v->name);
+                } else if (!ts_node_is_null(target) && type_is(target, "identifier") &&
+                           nodemap_get(&fn->refs, target) == v) {
+                    diag_error(&u->src, ts_node_start_byte(n),
+                               "alloca() memory held in '%s' across an await; it is freed when the "
+                               "function suspends (use malloc, or a fixed-size array)",
+                               v->name);
+                }
+            }
+            for (uint32_t k = 0; k < ts_node_child_count(n); k++) {
+                TSNode *c = xmalloc(sizeof *c);
+                *c = ts_node_child(n, k);
+                vec_push(&stack, c);
+            }
+        }
+        free(stack.items);
+    }
+}
+
+/* ---- recursion ------------------------------------------------------------ */
+
+static bool find_cycle(Unit *u, AsyncFn *fn, Vec *path)
+{
+    if (fn->cycle_mark == 2)
+        return false;
+    if (fn->cycle_mark == 1) {
+        /* path[0] is the root; path[i]->target is the function entered by
+         * the i-th await taken. The cycle starts where fn was entered. */
+        int entry = 0;
+        while (((Await *)path->items[entry])->target != fn)
+            entry++;
+        Buf b = {0};
+        buf_puts(&b, fn->name);
+        for (int i = entry + 1; i < path->len; i++)
+            buf_printf(&b, " -> %s", ((Await *)path->items[i])->callee);
+        Await *closing = path->items[path->len - 1];
+        diag_error(&u->src, ts_node_start_byte(closing->node),
+                   "recursive async functions: %s; a frame cannot contain itself (box the "
+                   "recursive await: await(ac_box(%s(...))))",
+                   b.data, closing->callee);
+        buf_free(&b);
+        return true;
+    }
+    fn->cycle_mark = 1;
+    for (int i = 0; i < fn->awaits.len; i++) {
+        Await *aw = fn->awaits.items[i];
+        if (!aw->target || aw->boxed)
+            continue;
+        vec_push(path, aw);
+        if (find_cycle(u, aw->target, path))
+            return true;
+        path->len--;
+    }
+    fn->cycle_mark = 2;
+    return false;
+}
+
+bool liveness_run(Unit *u)
+{
+    for (int i = 0; i < u->stray_awaits.len; i++) {
+        TSNode n = *(TSNode *)u->stray_awaits.items[i];
+        diag_error(&u->src, ts_node_start_byte(n),
+                   "await() outside an async function (declare the function async(T))");
+    }
+    if (diag_error_count())
+        return false;
+    for (int i = 0; i < u->fns.len; i++) {
+        AsyncFn *fn = u->fns.items[i];
+        if (!fn->is_def)
+            continue;
+        if (!resolve_awaits(u, fn))
+            continue;
+        resolve_names(u, fn);
+        compute_liveness(u, fn);
+        check_vla_alloca(u, fn);
+    }
+    if (diag_error_count())
+        return false;
+    for (int i = 0; i < u->fns.len; i++) {
+        AsyncFn *fn = u->fns.items[i];
+        if (!fn->is_def || fn->cycle_mark)
+            continue;
+        Vec path = {0};
+        Await root = {.target = fn, .callee = fn->name};
+        vec_push(&path, &root);
+        bool cyc = find_cycle(u, fn, &path);
+        free(path.items);
+        if (cyc)
+            return false;
+    }
+    return diag_error_count() == 0;
+}
+
+/* ---- transitions (for --emit=states) ---------------------------------------- */
+
+/*
+ * Which suspend states (or 1, returned) can follow each state: a walk over the
+ * body in the order lowering evaluates awaits, carrying the set of states the
+ * code at hand may have been resumed from. Loops and gotos are iterated until
+ * no new transition appears.
+ */
+typedef struct Flow {
+    Unit *u;
+    AsyncFn *fn;
+    StateSet *succ;  /* succ[s]: states reachable from s */
+    StateSet *brk;   /* where `break` carries its states */
+    StateSet *cont;  /* where `continue` carries its states */
+    Vec labels;      /* FlowLabel* */
+    bool changed;    /* a transition was added in this round */
+} Flow;
+
+typedef struct FlowLabel {
+    char *name;      /* label name */
+    StateSet in;     /* states arriving by goto */
+} FlowLabel;
+
+static void edges(Flow *F, const StateSet *from, int to)
+{
+    for (int w = 0; w < from->words; w++)
+        for (int b = 0; b < 64; b++)
+            if (from->bits[w] >> b & 1 && !set_has(&F->succ[w * 64 + b], to)) {
+                set_add(&F->succ[w * 64 + b], to);
+                F->changed = true;
+            }
+}
+
+static StateSet set_copy(const StateSet *s)
+{
+    StateSet r = {0};
+    set_union(&r, s);
+    return r;
+}
+
+static StateSet single(int s)
+{
+    StateSet r = {0};
+    set_add(&r, s);
+    return r;
+}
+
+static bool contains_await(Flow *F, TSNode n)
+{
+    for (int i = 0; i < F->fn->awaits.len; i++)
+        if (node_within(((Await *)F->fn->awaits.items[i])->node, n))
+            return true;
+    return false;
+}
+
+static Await *await_at(Flow *F, TSNode n)
+{
+    for (int i = 0; i < F->fn->awaits.len; i++) {
+        Await *aw = F->fn->awaits.items[i];
+        if (ts_node_eq(aw->node, n))
+            return aw;
+    }
+    return NULL;
+}
+
+static StateSet flow_expr(Flow *F, TSNode n, StateSet in)
+{
+    if (ts_node_is_null(n) || !contains_await(F, n))
+        return in;
+    Await *aw = await_at(F, n);
+    if (aw) {
+        StateSet s = flow_expr(F, ts_node_child_by_field_name(aw->call, "arguments", 9), in);
+        edges(F, &s, aw->state);
+        free(s.bits);
+        return single(aw->state);
+    }
+    if (type_is(n, "binary_expression")) {
+        TSNode op = ts_node_child_by_field_name(n, "operator", 8);
+        if (parse_eq(F->u, op, "&&") || parse_eq(F->u, op, "||")) {
+            StateSet l = flow_expr(F, ts_node_child_by_field_name(n, "left", 4), in);
+            StateSet r = flow_expr(F, ts_node_child_by_field_name(n, "right", 5), set_copy(&l));
+            set_union(&r, &l);
+            free(l.bits);
+            return r;
+        }
+    }
+    if (type_is(n, "conditional_expression")) {
+        StateSet c = flow_expr(F, ts_node_child_by_field_name(n, "condition", 9), in);
+        StateSet a = flow_expr(F, ts_node_child_by_field_name(n, "consequence", 11), set_copy(&c));
+        StateSet b = flow_expr(F, ts_node_child_by_field_name(n, "alternative", 11), c);
+        set_union(&a, &b);
+        free(b.bits);
+        return a;
+    }
+    for (uint32_t i = 0; i < ts_node_child_count(n); i++)
+        in = flow_expr(F, ts_node_child(n, i), in);
+    return in;
+}
+
+static FlowLabel *label(Flow *F, TSNode ident)
+{
+    for (int i = 0; i < F->labels.len; i++) {
+        FlowLabel *l = F->labels.items[i];
+        if (parse_eq(F->u, ident, l->name))
+            return l;
+    }
+    FlowLabel *l = xcalloc(1, sizeof *l);
+    l->name = parse_text(F->u, ident);
+    vec_push(&F->labels, l);
+    return l;
+}
+
+static StateSet flow_stmt(Flow *F, TSNode n, StateSet in);
+
+static StateSet flow_loop(Flow *F, TSNode cond, TSNode body, TSNode step, bool test_first,
+                          StateSet in)
+{
+    StateSet *ob = F->brk, *oc = F->cont;
+    StateSet brk = {0}, cont = {0}, head = set_copy(&in), exit = {0};
+    for (int round = 0; round < 3; round++) {
+        StateSet c = test_first ? flow_expr(F, cond, set_copy(&head)) : set_copy(&head);
+        F->brk = &brk;
+        F->cont = &cont;
+        StateSet out = flow_stmt(F, body, set_copy(&c));
+        set_union(&out, &cont);
+        if (!test_first) {
+            StateSet t = flow_expr(F, cond, out);
+            out = t;
+            set_union(&exit, &out);
+        } else {
+            set_union(&exit, &c);
+            out = flow_expr(F, step, out);
+        }
+        set_union(&head, &out);
+        free(c.bits);
+        free(out.bits);
+    }
+    F->brk = ob;
+    F->cont = oc;
+    if (test_first && ts_node_is_null(cond))
+        exit = (StateSet){0}; /* for (;;) leaves only by break */
+    set_union(&exit, &brk);
+    free(brk.bits);
+    free(cont.bits);
+    free(head.bits);
+    free(in.bits);
+    return exit;
+}
+
+static StateSet flow_stmt(Flow *F, TSNode n, StateSet in)
+{
+    if (ts_node_is_null(n))
+        return in;
+    const char *t = ts_node_type(n);
+    if (!strcmp(t, "return_statement")) {
+        StateSet s = ts_node_named_child_count(n) ? flow_expr(F, ts_node_named_child(n, 0), in) : in;
+        edges(F, &s, 1);
+        free(s.bits);
+        return (StateSet){0};
+    }
+    if (!strcmp(t, "break_statement")) {
+        if (F->brk)
+            set_union(F->brk, &in);
+        free(in.bits);
+        return (StateSet){0};
+    }
+    if (!strcmp(t, "continue_statement")) {
+        if (F->cont)
+            set_union(F->cont, &in);
+        free(in.bits);
+        return (StateSet){0};
+    }
+    if (!strcmp(t, "goto_statement")) {
+        FlowLabel *l = label(F, ts_node_child_by_field_name(n, "label", 5));
+        set_union(&l->in, &in);
+        free(in.bits);
+        return (StateSet){0};
+    }
+    if (!strcmp(t, "labeled_statement")) {
+        FlowLabel *l = label(F, ts_node_child_by_field_name(n, "label", 5));
+        set_union(&in, &l->in);
+        for (uint32_t i = 0; i < ts_node_named_child_count(n); i++) {
+            TSNode c = ts_node_named_child(n, i);
+            if (!type_is(c, "statement_identifier"))
+                in = flow_stmt(F, c, in);
+        }
+        return in;
+    }
+    if (!strcmp(t, "if_statement")) {
+        StateSet c = flow_expr(F, ts_node_child_by_field_name(n, "condition", 9), in);
+        StateSet a = flow_stmt(F, ts_node_child_by_field_name(n, "consequence", 11), set_copy(&c));
+        TSNode alt = ts_node_child_by_field_name(n, "alternative", 11);
+        StateSet b = ts_node_is_null(alt) ? c : flow_stmt(F, alt, c);
+        set_union(&a, &b);
+        free(b.bits);
+        return a;
+    }
+    if (!strcmp(t, "while_statement"))
+        return flow_loop(F, ts_node_child_by_field_name(n, "condition", 9),
+                         ts_node_child_by_field_name(n, "body", 4), (TSNode){0}, true, in);
+    if (!strcmp(t, "do_statement"))
+        return flow_loop(F, ts_node_child_by_field_name(n, "condition", 9),
+                         ts_node_child_by_field_name(n, "body", 4), (TSNode){0}, false, in);
+    if (!strcmp(t, "for_statement")) {
+        TSNode init = ts_node_child_by_field_name(n, "initializer", 11);
+        in = type_is(init.id ? init : n, "declaration") ? flow_stmt(F, init, in) : flow_expr(F, init, in);
+        return flow_loop(F, ts_node_child_by_field_name(n, "condition", 9),
+                         ts_node_child_by_field_name(n, "body", 4),
+                         ts_node_child_by_field_name(n, "update", 6), true, in);
+    }
+    if (!strcmp(t, "switch_statement")) {
+        StateSet c = flow_expr(F, ts_node_child_by_field_name(n, "condition", 9), in);
+        TSNode body = ts_node_child_by_field_name(n, "body", 4);
+        StateSet *ob = F->brk, brk = {0}, cur = {0};
+        F->brk = &brk;
+        bool has_default = false;
+        for (uint32_t i = 0; i < ts_node_named_child_count(body); i++) {
+            TSNode k = ts_node_named_child(body, i);
+            if (type_is(k, "case_statement")) {
+                set_union(&cur, &c);
+                if (ts_node_is_null(ts_node_child_by_field_name(k, "value", 5)))
+                    has_default = true;
+                for (uint32_t j = 0; j < ts_node_named_child_count(k); j++) {
+                    TSNode s = ts_node_named_child(k, j);
+                    if (ts_node_eq(s, ts_node_child_by_field_name(k, "value", 5)))
+                        continue;
+                    cur = flow_stmt(F, s, cur);
+                }
+            } else {
+                cur = flow_stmt(F, k, cur);
+            }
+        }
+        F->brk = ob;
+        set_union(&cur, &brk);
+        if (!has_default)
+            set_union(&cur, &c);
+        free(brk.bits);
+        free(c.bits);
+        return cur;
+    }
+    if (!strcmp(t, "expression_statement") || !strcmp(t, "declaration"))
+        return flow_expr(F, n, in);
+    /* compound statements, preprocessor blocks, case bodies: in order */
+    for (uint32_t i = 0; i < ts_node_named_child_count(n); i++)
+        in = flow_stmt(F, ts_node_named_child(n, i), in);
+    return in;
+}
+
+StateSet *flow_successors(Unit *u, AsyncFn *fn)
+{
+    Flow F = {.u = u, .fn = fn};
+    F.succ = xcalloc((size_t)fn->nstates, sizeof *F.succ);
+    for (int round = 0; round < 50; round++) {
+        F.changed = false;
+        StateSet end = flow_stmt(&F, fn->body, single(0));
+        edges(&F, &end, 1);
+        free(end.bits);
+        if (!F.changed && round > 0)
+            break;
+    }
+    for (int i = 0; i < F.labels.len; i++) {
+        FlowLabel *l = F.labels.items[i];
+        free(l->name);
+        free(l->in.bits);
+        free(l);
+    }
+    free(F.labels.items);
+    return F.succ;
+}

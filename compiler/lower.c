@@ -1,0 +1,816 @@
+/*
+ * lower.c: an async function's body becomes the body of its poll function.
+ *
+ * Input: an AsyncFn with resolved awaits and liveness (liveness.c).
+ * Output: fn->poll_text, the poll function's body: temporaries, a dispatch
+ * switch on ac_f->ac_state that jumps to the resume label of the await the
+ * frame is suspended at, then the user's statements with
+ *  - each await(f(args)) expanded in place into: construct f's future in its
+ *    frame slot, record the suspend state, `ac_resume_N:` label, poll it and
+ *    return AC_PENDING while it is pending, take its value into a temporary;
+ *  - awaits inside expressions hoisted into statements before the
+ *    expression, in evaluation order; `&&`, `||` and `?:` with an await in a
+ *    conditionally evaluated operand become if statements and `,` a statement
+ *    sequence, so short-circuiting and sequencing are kept; operands C leaves
+ *    unsequenced are evaluated after the awaits they stand beside;
+ *  - a loop whose condition or step awaits becomes `for (;;)` with the
+ *    condition as statements and `continue` as a goto to the step;
+ *  - variables that live across an await renamed to frame fields
+ *    (`ac_f->x`), their declarations turned into assignments;
+ *  - `return v` into writing *ac_out, marking the frame returned, AC_READY.
+ * Everything else (loops, switch, goto, labels, comments) is kept as written,
+ * because resuming by goto into the original structure is valid C as long
+ * as nothing that lives across the jump is a C local: that is what hoisting
+ * guarantees, and why a VLA in scope of an await is rejected earlier.
+ * Invariant: temporaries are written as placeholders (\1id\2) while lowering
+ * and become `ac_tN` (poll-local) or `ac_f->ac_tN` (live across a later
+ * await) once all their live states are known.
+ */
+#include "compiler.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct Lower {
+    Unit *u;
+    AsyncFn *fn;
+    Buf out;          /* poll body being written */
+    NodeMap touched;  /* nodes whose subtree needs more than a verbatim copy */
+    NodeMap has_await;/* nodes whose subtree contains an await */
+    NodeMap repl;     /* expression node -> its lowered text */
+    NodeMap awaits;   /* await node -> Await* */
+    Vec pending;      /* Temp* whose value is still to be used in this statement */
+    const char *cont; /* label `continue` must jump to, NULL for a plain continue */
+    int labels;       /* counter for ac_next_N labels */
+    int line;         /* source line the next output line corresponds to */
+    size_t synced;    /* out.len when `line` was last brought up to date */
+} Lower;
+
+static bool type_is(TSNode n, const char *t) { return strcmp(ts_node_type(n), t) == 0; }
+
+static bool touched(Lower *L, TSNode n) { return nodemap_get(&L->touched, n) != NULL; }
+static bool has_await(Lower *L, TSNode n) { return nodemap_get(&L->has_await, n) != NULL; }
+
+static void mark_up(Lower *L, NodeMap *m, TSNode n)
+{
+    for (; !ts_node_is_null(n); n = ts_node_parent(n)) {
+        if (nodemap_get(m, n))
+            return;
+        nodemap_put(m, n, (void *)1);
+        if (ts_node_eq(n, L->fn->body))
+            return;
+    }
+}
+
+static void mark_returns_and_continues(Lower *L, TSNode n)
+{
+    /* Iterative walk over the body. */
+    TSTreeCursor c = ts_tree_cursor_new(n);
+    for (;;) {
+        TSNode cur = ts_tree_cursor_current_node(&c);
+        if (type_is(cur, "return_statement") || type_is(cur, "continue_statement"))
+            mark_up(L, &L->touched, cur);
+        if (ts_tree_cursor_goto_first_child(&c))
+            continue;
+        while (!ts_tree_cursor_goto_next_sibling(&c))
+            if (!ts_tree_cursor_goto_parent(&c)) {
+                ts_tree_cursor_delete(&c);
+                return;
+            }
+    }
+}
+
+/* ---- output ---------------------------------------------------------------- */
+
+static void put(Lower *L, const char *s) { buf_puts(&L->out, s); }
+
+static int source_line(Lower *L, TSNode n)
+{
+    (void)L;
+    return (int)ts_node_start_point(n).row + 1;
+}
+
+/* Emits `#line` so that the next output line maps to source line `line`. */
+static void sync_line(Lower *L, int line)
+{
+    for (size_t i = L->synced; i < L->out.len; i++)
+        if (L->out.data[i] == '\n')
+            L->line++;
+    L->synced = L->out.len;
+    if (L->line == line)
+        return;
+    if (L->out.len && L->out.data[L->out.len - 1] != '\n')
+        put(L, "\n");
+    buf_printf(&L->out, "#line %d \"%s\"\n", line, L->u->src.path);
+    L->synced = L->out.len;
+    L->line = line;
+}
+
+/* Indentation of the source line holding n, reused for generated lines. */
+static char *indent_of(Lower *L, TSNode n)
+{
+    uint32_t s = ts_node_start_byte(n), b = s;
+    while (b > 0 && L->u->src.text[b - 1] != '\n')
+        b--;
+    uint32_t e = b;
+    while (e < s && (L->u->src.text[e] == ' ' || L->u->src.text[e] == '\t'))
+        e++;
+    return xstrndup(L->u->src.text + b, e - b);
+}
+
+/* ---- rendering ------------------------------------------------------------- */
+
+static void render_into(Lower *L, TSNode n, Buf *b)
+{
+    const char *r = nodemap_get(&L->repl, n);
+    if (r) {
+        buf_puts(b, r);
+        return;
+    }
+    uint32_t s = ts_node_start_byte(n), e = ts_node_end_byte(n);
+    if (!touched(L, n)) {
+        buf_putn(b, L->u->src.text + s, e - s);
+        return;
+    }
+    if (type_is(n, "identifier")) {
+        Var *v = nodemap_get(&L->fn->refs, n);
+        if (v && v->hoisted) {
+            buf_printf(b, "ac_f->%s", v->field);
+            return;
+        }
+    }
+    uint32_t pos = s;
+    for (uint32_t i = 0; i < ts_node_child_count(n); i++) {
+        TSNode c = ts_node_child(n, i);
+        buf_putn(b, L->u->src.text + pos, ts_node_start_byte(c) - pos);
+        render_into(L, c, b);
+        pos = ts_node_end_byte(c);
+    }
+    buf_putn(b, L->u->src.text + pos, e - pos);
+}
+
+static char *render(Lower *L, TSNode n)
+{
+    Buf b = {0};
+    render_into(L, n, &b);
+    return buf_take(&b);
+}
+
+/* ---- temporaries ------------------------------------------------------------ */
+
+static bool is_statement_type(TSNode n);
+
+/* A temporary for the value of node `at`; its storage is needed from `at`
+ * until its statement ends. */
+static Temp *new_temp(Lower *L, TSNode at, const char *type, int64_t size, int64_t align)
+{
+    Temp *t = xcalloc(1, sizeof *t);
+    t->from = ts_node_start_byte(at);
+    TSNode s = at;
+    while (!ts_node_is_null(ts_node_parent(s)) && !is_statement_type(s))
+        s = ts_node_parent(s);
+    t->to = ts_node_end_byte(s);
+    t->id = L->fn->temps.len + 1;
+    t->type = xstrdup(type);
+    t->size = size;
+    t->align = align;
+    vec_push(&L->fn->temps, t);
+    return t;
+}
+
+static char *temp_ref(Temp *t) { return xasprintf("\001%d\002", t->id); }
+
+/* ---- expressions ------------------------------------------------------------- */
+
+static char *lower_expr(Lower *L, TSNode n);
+
+static const char *callee_ret_type(Await *aw, bool *is_void, int64_t *size, int64_t *align,
+                                   Sema *sema)
+{
+    const char *type = aw->target ? aw->target->ret_type : aw->ext->ret_type;
+    *is_void = aw->target ? aw->target->ret_void : aw->ext->ret_void;
+    ExtFn *e = aw->ext ? aw->ext : sema_ext_fn(sema, aw->callee);
+    *size = e ? e->ret_size : -1;
+    *align = e ? e->ret_align : -1;
+    return type;
+}
+
+/* Expands one await; returns the expression standing for its value. */
+static char *lower_await(Lower *L, Await *aw)
+{
+    TSNode args = ts_node_child_by_field_name(aw->call, "arguments", 9);
+    Buf a = {0};
+    int nargs = 0;
+    for (uint32_t i = 0; i < ts_node_named_child_count(args); i++) {
+        TSNode arg = ts_node_named_child(args, i);
+        if (type_is(arg, "comment"))
+            continue;
+        char *s = lower_expr(L, arg);
+        buf_printf(&a, ", %s", s);
+        free(s);
+        nargs++;
+    }
+    const char *argtext = a.data ? a.data : "";
+
+    bool is_void;
+    int64_t size, align;
+    const char *type = callee_ret_type(aw, &is_void, &size, &align, L->u->sema);
+    Temp *t = is_void ? NULL : new_temp(L, aw->node, type, size, align);
+    char *out = t ? xasprintf("&%s", temp_ref(t)) : xstrdup("NULL");
+    const char *name = aw->callee;
+    int st = aw->state;
+    bool embed = !aw->boxed && (aw->target || aw->ext->embeddable);
+
+    /* Values computed earlier in this statement survive this suspension. */
+    for (int i = 0; i < L->pending.len; i++)
+        set_add(&((Temp *)L->pending.items[i])->live, st);
+
+    char *ind = indent_of(L, aw->node);
+    int line = source_line(L, aw->node);
+    sync_line(L, line);
+    if (embed) {
+        buf_printf(&L->out, "%s%s__init(&ac_f->ac_aw%d%s);\n", ind, name, st, argtext);
+        buf_printf(&L->out, "%sac_f->ac_state = %d;\n", ind, st);
+        buf_printf(&L->out, "ac_resume_%d:\n", st);
+        buf_printf(&L->out, "%sif (%s__poll(&ac_f->ac_aw%d, ac_cx, %s) == AC_PENDING)\n", ind, name,
+                   st, out);
+        buf_printf(&L->out, "%s    return AC_PENDING;\n", ind);
+    } else {
+        buf_printf(&L->out, "%sac_f->ac_aw%d = ac__frame_new(&%s__vt);\n", ind, st, name);
+        buf_printf(&L->out, "%s%s__init(ac_f->ac_aw%d%s);\n", ind, name, st, argtext);
+        buf_printf(&L->out, "%sac_f->ac_state = %d;\n", ind, st);
+        buf_printf(&L->out, "ac_resume_%d:\n", st);
+        buf_printf(&L->out, "%sif (%s__vt.poll(ac_f->ac_aw%d, ac_cx, %s) == AC_PENDING)\n", ind, name,
+                   st, out);
+        buf_printf(&L->out, "%s    return AC_PENDING;\n", ind);
+        buf_printf(&L->out, "%sac_frame_free(&%s__vt, ac_f->ac_aw%d);\n", ind, name, st);
+    }
+    (void)nargs;
+    free(ind);
+    free(out);
+    buf_free(&a);
+    if (!t)
+        return xstrdup("((void)0)");
+    vec_push(&L->pending, t);
+    return temp_ref(t);
+}
+
+static char *lower_expr(Lower *L, TSNode n)
+{
+    if (!has_await(L, n))
+        return render(L, n);
+    Await *aw = nodemap_get(&L->awaits, n);
+    if (aw)
+        return lower_await(L, aw);
+
+    char *ind = indent_of(L, n);
+    if (type_is(n, "binary_expression")) {
+        TSNode op = ts_node_child_by_field_name(n, "operator", 8);
+        TSNode left = ts_node_child_by_field_name(n, "left", 4);
+        TSNode right = ts_node_child_by_field_name(n, "right", 5);
+        bool and = parse_eq(L->u, op, "&&"), or = parse_eq(L->u, op, "||");
+        if ((and || or) && has_await(L, right)) {
+            char *l = lower_expr(L, left);
+            Temp *t = new_temp(L, n, "int", 4, 4);
+            char *tr = temp_ref(t);
+            buf_printf(&L->out, "%s%s = (%s) != 0;\n", ind, tr, l);
+            buf_printf(&L->out, "%sif (%s%s) {\n", ind, and ? "" : "!", tr);
+            int mark = L->pending.len;
+            char *r = lower_expr(L, right);
+            buf_printf(&L->out, "%s%s = (%s) != 0;\n%s}\n", ind, tr, r, ind);
+            L->pending.len = mark; /* the right operand's values are used up */
+            vec_push(&L->pending, t);
+            free(l);
+            free(r);
+            free(ind);
+            return tr;
+        }
+    } else if (type_is(n, "conditional_expression")) {
+        TSNode cond = ts_node_child_by_field_name(n, "condition", 9);
+        TSNode cons = ts_node_child_by_field_name(n, "consequence", 11);
+        TSNode alt = ts_node_child_by_field_name(n, "alternative", 11);
+        if (!ts_node_is_null(cons) && (has_await(L, cons) || has_await(L, alt))) {
+            const TypeInfo *ti =
+                sema_type_at(L->u->sema, ts_node_start_byte(n), ts_node_end_byte(n));
+            char *c = lower_expr(L, cond);
+            bool is_void = ti && strcmp(ti->spelling, "void") == 0;
+            Temp *t = NULL;
+            char *tr = NULL;
+            if (!is_void) {
+                const char *type = ti ? ti->spelling : NULL;
+                Await *inner = NULL;
+                if (!type) {
+                    /* No type from clang: use the type of an awaited arm. */
+                    for (int i = 0; i < L->fn->awaits.len && !inner; i++) {
+                        Await *w = L->fn->awaits.items[i];
+                        if (ts_node_eq(w->node, cons) || ts_node_eq(w->node, alt))
+                            inner = w;
+                    }
+                    bool v;
+                    int64_t s, al;
+                    type = inner ? callee_ret_type(inner, &v, &s, &al, L->u->sema) : "long";
+                }
+                t = new_temp(L, n, type, ti ? ti->size : -1, ti ? ti->align : -1);
+                tr = temp_ref(t);
+            }
+            buf_printf(&L->out, "%sif (%s) {\n", ind, c);
+            int mark = L->pending.len;
+            char *a = lower_expr(L, cons);
+            if (t)
+                buf_printf(&L->out, "%s%s = %s;\n", ind, tr, a);
+            else
+                buf_printf(&L->out, "%s%s;\n", ind, a);
+            buf_printf(&L->out, "%s} else {\n", ind);
+            L->pending.len = mark; /* each arm's values are used up in it */
+            char *b = lower_expr(L, alt);
+            if (t)
+                buf_printf(&L->out, "%s%s = %s;\n%s}\n", ind, tr, b, ind);
+            else
+                buf_printf(&L->out, "%s%s;\n%s}\n", ind, b, ind);
+            L->pending.len = mark;
+            if (t)
+                vec_push(&L->pending, t);
+            free(a);
+            free(b);
+            free(c);
+            free(ind);
+            return t ? tr : xstrdup("((void)0)");
+        }
+    } else if (type_is(n, "comma_expression")) {
+        TSNode left = ts_node_child_by_field_name(n, "left", 4);
+        TSNode right = ts_node_child_by_field_name(n, "right", 5);
+        char *l = lower_expr(L, left);
+        buf_printf(&L->out, "%s(void)(%s);\n", ind, l);
+        free(l);
+        free(ind);
+        return lower_expr(L, right);
+    }
+    free(ind);
+    /* Unsequenced (or left-to-right anyway): hoist awaited operands in order. */
+    for (uint32_t i = 0; i < ts_node_child_count(n); i++) {
+        TSNode c = ts_node_child(n, i);
+        if (has_await(L, c))
+            nodemap_put(&L->repl, c, lower_expr(L, c));
+    }
+    return render(L, n);
+}
+
+/* ---- statements --------------------------------------------------------------- */
+
+static void lower_stmt(Lower *L, TSNode n);
+
+static Var *var_of_ident(Lower *L, TSNode ident)
+{
+    for (int i = 0; i < L->fn->vars.len; i++) {
+        Var *v = L->fn->vars.items[i];
+        if (ts_node_eq(v->ident, ident))
+            return v;
+    }
+    return NULL;
+}
+
+static void emit_return(Lower *L, TSNode n, const char *value, const char *ind)
+{
+    if (value && !L->fn->ret_void)
+        buf_printf(&L->out, "%s{ *ac_out = %s; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }\n",
+                   ind, value);
+    else if (value)
+        buf_printf(&L->out, "%s{ (void)(%s); ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }\n",
+                   ind, value);
+    else
+        buf_printf(&L->out, "%s{ ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }\n", ind);
+    (void)n;
+}
+
+/* Text of the declaration's specifiers (everything before its first declarator). */
+static char *specifiers(Lower *L, TSNode decl)
+{
+    uint32_t s = ts_node_start_byte(decl), e = s;
+    for (uint32_t i = 0; i < ts_node_child_count(decl); i++) {
+        if (parse_is_declarator(ts_node_child(decl, i))) {
+            e = ts_node_start_byte(ts_node_child(decl, i));
+            break;
+        }
+    }
+    while (e > s && (L->u->src.text[e - 1] == ' ' || L->u->src.text[e - 1] == '\t' ||
+                     L->u->src.text[e - 1] == '\n'))
+        e--;
+    return xstrndup(L->u->src.text + s, e - s);
+}
+
+static void lower_declaration(Lower *L, TSNode n)
+{
+    char *ind = indent_of(L, n);
+    char *spec = NULL;
+    for (uint32_t i = 0; i < ts_node_child_count(n); i++) {
+        TSNode c = ts_node_child(n, i), d = c, value = {0};
+        if (!parse_is_declarator(c))
+            continue;
+        if (type_is(c, "init_declarator")) {
+            d = ts_node_child_by_field_name(c, "declarator", 10);
+            value = ts_node_child_by_field_name(c, "value", 5);
+        }
+        TSNode ident = parse_declarator_ident(d);
+        Var *v = ts_node_is_null(ident) ? NULL : var_of_ident(L, ident);
+        char *val = ts_node_is_null(value) ? NULL : lower_expr(L, value);
+        sync_line(L, source_line(L, c));
+        if (v && v->hoisted) {
+            if (!val)
+                continue;
+            if (type_is(value, "initializer_list") || type_is(d, "array_declarator")) {
+                /* Aggregates: initialise a C object the usual way, then copy. */
+                Buf dt = {0};
+                uint32_t ds = ts_node_start_byte(d), is = ts_node_start_byte(ident);
+                buf_putn(&dt, L->u->src.text + ds, is - ds);
+                buf_puts(&dt, "ac_init");
+                buf_putn(&dt, L->u->src.text + ts_node_end_byte(ident),
+                         ts_node_end_byte(d) - ts_node_end_byte(ident));
+                if (!spec)
+                    spec = specifiers(L, n);
+                buf_printf(&L->out, "%s{ %s %s = %s; __builtin_memcpy(&ac_f->%s, &ac_init, sizeof ac_f->%s); }\n",
+                           ind, spec, dt.data, val, v->field, v->field);
+                buf_free(&dt);
+            } else {
+                buf_printf(&L->out, "%sac_f->%s = %s;\n", ind, v->field, val);
+            }
+        } else {
+            if (!spec)
+                spec = specifiers(L, n);
+            char *dtext = render(L, d);
+            if (val)
+                buf_printf(&L->out, "%s%s %s = %s;\n", ind, spec, dtext, val);
+            else
+                buf_printf(&L->out, "%s%s %s;\n", ind, spec, dtext);
+            free(dtext);
+        }
+        free(val);
+    }
+    free(spec);
+    free(ind);
+}
+
+static const char *const stmt_types[] = {
+    "expression_statement", "declaration", "return_statement", "if_statement",
+    "while_statement", "do_statement", "for_statement", "switch_statement",
+    "compound_statement", "labeled_statement", "case_statement", "goto_statement",
+    "break_statement", "continue_statement", "preproc_if", "preproc_ifdef", "preproc_else",
+    "preproc_elif", "preproc_elifdef", "attributed_statement", "type_definition", NULL,
+};
+
+static bool is_statement_type(TSNode n)
+{
+    for (int i = 0; stmt_types[i]; i++)
+        if (type_is(n, stmt_types[i]))
+            return true;
+    return false;
+}
+
+/* Copies n's text, lowering statement children and rendering the rest. */
+static void lower_generic(Lower *L, TSNode n)
+{
+    uint32_t pos = ts_node_start_byte(n);
+    sync_line(L, source_line(L, n));
+    if (!L->out.len || L->out.data[L->out.len - 1] == '\n') {
+        char *ind = indent_of(L, n);
+        put(L, ind);
+        free(ind);
+    }
+    for (uint32_t i = 0; i < ts_node_child_count(n); i++) {
+        TSNode c = ts_node_child(n, i);
+        buf_putn(&L->out, L->u->src.text + pos, ts_node_start_byte(c) - pos);
+        if (touched(L, c) && is_statement_type(c)) {
+            lower_stmt(L, c);
+            /* lower_stmt ends with a newline; the source gap supplies its own. */
+            if (L->out.len && L->out.data[L->out.len - 1] == '\n') {
+                L->out.len--;
+                L->out.data[L->out.len] = 0;
+            }
+        } else {
+            render_into(L, c, &L->out);
+        }
+        pos = ts_node_end_byte(c);
+    }
+    buf_putn(&L->out, L->u->src.text + pos, ts_node_end_byte(n) - pos);
+    put(L, "\n");
+}
+
+static TSNode paren_inner(TSNode p)
+{
+    return ts_node_named_child_count(p) ? ts_node_named_child(p, 0) : p;
+}
+
+/* Every declarator of decl declares a hoisted variable with at most a scalar
+ * initializer: the declaration can become a comma expression of assignments. */
+static bool all_hoisted_scalars(Lower *L, TSNode decl)
+{
+    for (uint32_t i = 0; i < ts_node_child_count(decl); i++) {
+        TSNode c = ts_node_child(decl, i), d = c, value = {0};
+        if (!parse_is_declarator(c))
+            continue;
+        if (type_is(c, "init_declarator")) {
+            d = ts_node_child_by_field_name(c, "declarator", 10);
+            value = ts_node_child_by_field_name(c, "value", 5);
+        }
+        TSNode ident = parse_declarator_ident(d);
+        Var *v = ts_node_is_null(ident) ? NULL : var_of_ident(L, ident);
+        if (!v || !v->hoisted || type_is(d, "array_declarator") ||
+            (!ts_node_is_null(value) && type_is(value, "initializer_list")))
+            return false;
+    }
+    return true;
+}
+
+/* `int i = 0, j = n;` (all hoisted) as `ac_f->i = 0, ac_f->j = ac_f->n;`. */
+static void hoisted_init_text(Lower *L, TSNode decl, Buf *b)
+{
+    bool first = true;
+    for (uint32_t i = 0; i < ts_node_child_count(decl); i++) {
+        TSNode c = ts_node_child(decl, i);
+        if (!parse_is_declarator(c) || !type_is(c, "init_declarator"))
+            continue;
+        Var *v = var_of_ident(L, parse_declarator_ident(ts_node_child_by_field_name(c, "declarator", 10)));
+        buf_printf(b, "%sac_f->%s = ", first ? "" : ", ", v->field);
+        render_into(L, ts_node_child_by_field_name(c, "value", 5), b);
+        first = false;
+    }
+    buf_putc(b, ';');
+}
+
+/* A branch or loop body: braced, so that what lowering adds stays inside. */
+/* The statement header before it (`if (c)`, `else`, `while (c)`) is left
+ * open on its line, so a compound body's `{` continues it. */
+static void lower_block(Lower *L, TSNode s, const char *ind)
+{
+    if (type_is(s, "compound_statement")) {
+        put(L, " ");
+        lower_stmt(L, s);
+        return;
+    }
+    put(L, " {\n");
+    lower_stmt(L, s);
+    buf_printf(&L->out, "%s}\n", ind);
+}
+
+static void lower_body(Lower *L, TSNode body, const char *cont, const char *ind)
+{
+    const char *outer = L->cont;
+    L->cont = cont;
+    lower_block(L, body, ind);
+    L->cont = outer;
+}
+
+static void lower_stmt(Lower *L, TSNode n)
+{
+    if (!touched(L, n)) {
+        sync_line(L, source_line(L, n));
+        char *ind = indent_of(L, n);
+        put(L, ind);
+        render_into(L, n, &L->out);
+        put(L, "\n");
+        free(ind);
+        return;
+    }
+    int mark = L->pending.len;
+    char *ind = indent_of(L, n);
+    const char *t = ts_node_type(n);
+    sync_line(L, source_line(L, n));
+
+    if (!strcmp(t, "expression_statement")) {
+        TSNode e = ts_node_named_child(n, 0);
+        char *s = lower_expr(L, e);
+        if (nodemap_get(&L->awaits, e)) {
+            /* `await(f());` alone: its value is discarded. */
+            if (s[0] == '\001')
+                buf_printf(&L->out, "%s(void)%s;\n", ind, s);
+        } else {
+            buf_printf(&L->out, "%s%s;\n", ind, s);
+        }
+        free(s);
+    } else if (!strcmp(t, "declaration")) {
+        lower_declaration(L, n);
+    } else if (!strcmp(t, "return_statement")) {
+        TSNode e = ts_node_named_child_count(n) ? ts_node_named_child(n, 0) : (TSNode){0};
+        char *s = ts_node_is_null(e) ? NULL : lower_expr(L, e);
+        emit_return(L, n, s, ind);
+        free(s);
+    } else if (!strcmp(t, "continue_statement") && L->cont) {
+        buf_printf(&L->out, "%sgoto %s;\n", ind, L->cont);
+    } else if (!strcmp(t, "if_statement")) {
+        TSNode cond = paren_inner(ts_node_child_by_field_name(n, "condition", 9));
+        TSNode cons = ts_node_child_by_field_name(n, "consequence", 11);
+        TSNode alt = ts_node_child_by_field_name(n, "alternative", 11);
+        char *c = lower_expr(L, cond);
+        L->pending.len = mark;
+        buf_printf(&L->out, "%sif (%s)", ind, c);
+        lower_block(L, cons, ind);
+        if (!ts_node_is_null(alt)) {
+            TSNode s = ts_node_named_child(alt, 0);
+            for (uint32_t i = 0; i < ts_node_named_child_count(alt); i++)
+                if (!type_is(ts_node_named_child(alt, i), "comment"))
+                    s = ts_node_named_child(alt, i);
+            buf_printf(&L->out, "%selse", ind);
+            lower_block(L, s, ind);
+        }
+        free(c);
+    } else if (!strcmp(t, "while_statement")) {
+        TSNode cond = paren_inner(ts_node_child_by_field_name(n, "condition", 9));
+        TSNode body = ts_node_child_by_field_name(n, "body", 4);
+        if (has_await(L, cond)) {
+            buf_printf(&L->out, "%sfor (;;) {\n", ind);
+            char *c = lower_expr(L, cond);
+            L->pending.len = mark;
+            buf_printf(&L->out, "%sif (!(%s))\n%s    break;\n", ind, c, ind);
+            free(c);
+            put(L, ind);
+            lower_body(L, body, NULL, ind);
+            buf_printf(&L->out, "%s}\n", ind);
+        } else {
+            char *c = render(L, cond);
+            buf_printf(&L->out, "%swhile (%s)", ind, c);
+            free(c);
+            lower_body(L, body, NULL, ind);
+        }
+    } else if (!strcmp(t, "do_statement")) {
+        TSNode cond = paren_inner(ts_node_child_by_field_name(n, "condition", 9));
+        TSNode body = ts_node_child_by_field_name(n, "body", 4);
+        if (has_await(L, cond)) {
+            char *next = xasprintf("ac_next_%d", ++L->labels);
+            buf_printf(&L->out, "%sfor (;;) {\n%s", ind, ind);
+            lower_body(L, body, next, ind);
+            buf_printf(&L->out, "%s:;\n", next);
+            char *c = lower_expr(L, cond);
+            L->pending.len = mark;
+            buf_printf(&L->out, "%sif (!(%s))\n%s    break;\n%s}\n", ind, c, ind, ind);
+            free(c);
+            free(next);
+        } else {
+            buf_printf(&L->out, "%sdo", ind);
+            lower_body(L, body, NULL, ind);
+            char *c = render(L, cond);
+            buf_printf(&L->out, "%swhile (%s);\n", ind, c);
+            free(c);
+        }
+    } else if (!strcmp(t, "for_statement")) {
+        TSNode init = ts_node_child_by_field_name(n, "initializer", 11);
+        TSNode cond = ts_node_child_by_field_name(n, "condition", 9);
+        TSNode step = ts_node_child_by_field_name(n, "update", 6);
+        TSNode body = ts_node_child_by_field_name(n, "body", 4);
+        bool init_hoisted = !ts_node_is_null(init) && type_is(init, "declaration") &&
+                            touched(L, init) && !has_await(L, init) && all_hoisted_scalars(L, init);
+        bool rewrite = (!ts_node_is_null(init) && touched(L, init) && !init_hoisted) ||
+                       (!ts_node_is_null(cond) && has_await(L, cond)) ||
+                       (!ts_node_is_null(step) && has_await(L, step));
+        if (rewrite) {
+            char *next = xasprintf("ac_next_%d", ++L->labels);
+            buf_printf(&L->out, "%s{\n", ind);
+            if (!ts_node_is_null(init)) {
+                if (type_is(init, "declaration")) {
+                    lower_declaration(L, init);
+                } else {
+                    char *s = lower_expr(L, init);
+                    buf_printf(&L->out, "%s%s;\n", ind, s);
+                    free(s);
+                }
+                L->pending.len = mark;
+            }
+            buf_printf(&L->out, "%sfor (;;) {\n", ind);
+            if (!ts_node_is_null(cond)) {
+                char *c = lower_expr(L, cond);
+                L->pending.len = mark;
+                buf_printf(&L->out, "%sif (!(%s))\n%s    break;\n", ind, c, ind);
+                free(c);
+            }
+            put(L, ind);
+            lower_body(L, body, next, ind);
+            buf_printf(&L->out, "%s:;\n", next);
+            if (!ts_node_is_null(step)) {
+                char *s = lower_expr(L, step);
+                L->pending.len = mark;
+                buf_printf(&L->out, "%s%s;\n", ind, s);
+                free(s);
+            }
+            buf_printf(&L->out, "%s}\n%s}\n", ind, ind);
+            free(next);
+        } else {
+            /* Header as written (with renamed variables), body lowered. */
+            uint32_t hs = ts_node_start_byte(n);
+            Buf h = {0};
+            uint32_t pos = hs;
+            for (uint32_t i = 0; i < ts_node_child_count(n); i++) {
+                TSNode c = ts_node_child(n, i);
+                if (ts_node_eq(c, body))
+                    break;
+                buf_putn(&h, L->u->src.text + pos, ts_node_start_byte(c) - pos);
+                if (ts_node_eq(c, init) && init_hoisted)
+                    hoisted_init_text(L, c, &h);
+                else
+                    render_into(L, c, &h);
+                pos = ts_node_end_byte(c);
+            }
+            buf_printf(&L->out, "%s%s", ind, h.data);
+            buf_free(&h);
+            lower_body(L, body, NULL, ind);
+        }
+    } else if (!strcmp(t, "switch_statement")) {
+        TSNode cond = paren_inner(ts_node_child_by_field_name(n, "condition", 9));
+        TSNode body = ts_node_child_by_field_name(n, "body", 4);
+        char *c = lower_expr(L, cond);
+        L->pending.len = mark;
+        buf_printf(&L->out, "%sswitch (%s)", ind, c);
+        free(c);
+        lower_block(L, body, ind);
+    } else {
+        lower_generic(L, n);
+    }
+    L->pending.len = mark;
+    free(ind);
+}
+
+/* ---- the poll function ----------------------------------------------------------- */
+
+static void replace_temps(AsyncFn *fn, char *text, Buf *out)
+{
+    for (char *p = text; *p; p++) {
+        if (*p != '\001') {
+            buf_putc(out, *p);
+            continue;
+        }
+        int id = (int)strtol(p + 1, &p, 10);
+        Temp *t = fn->temps.items[id - 1];
+        buf_printf(out, set_empty(&t->live) ? "ac_t%d" : "ac_f->ac_t%d", id);
+    }
+}
+
+/* A declaration of `name` with type `type` (which may need typeof when it is
+ * a function pointer or array type written abstractly). */
+char *lower_declare(const char *type, const char *name)
+{
+    if (strpbrk(type, "([") != NULL)
+        return xasprintf("__typeof__(%s) %s", type, name);
+    size_t n = strlen(type);
+    return xasprintf("%s%s%s", type, n && type[n - 1] == '*' ? "" : " ", name);
+}
+
+bool lower_fn(Unit *u, AsyncFn *fn)
+{
+    Lower L = {.u = u, .fn = fn};
+    for (int i = 0; i < fn->awaits.len; i++) {
+        Await *aw = fn->awaits.items[i];
+        nodemap_put(&L.awaits, aw->node, aw);
+        mark_up(&L, &L.has_await, aw->node);
+        mark_up(&L, &L.touched, aw->node);
+    }
+    for (int i = 0; i < fn->vars.len; i++) {
+        Var *v = fn->vars.items[i];
+        if (!v->hoisted)
+            continue;
+        if (!v->is_param)
+            mark_up(&L, &L.touched, v->decl);
+        for (int j = 0; j < v->refs.len; j++)
+            mark_up(&L, &L.touched, *(TSNode *)v->refs.items[j]);
+    }
+    mark_returns_and_continues(&L, fn->body);
+
+    L.line = -1;
+    /* The body's statements, without its braces (the poll function has its own). */
+    for (uint32_t i = 0; i < ts_node_named_child_count(fn->body); i++)
+        lower_stmt(&L, ts_node_named_child(fn->body, i));
+
+    Buf poll = {0};
+    buf_puts(&poll, "{\n");
+    if (!fn->awaits.len)
+        buf_puts(&poll, "    (void)ac_cx;\n");
+    for (int i = 0; i < fn->temps.len; i++) {
+        Temp *t = fn->temps.items[i];
+        if (!set_empty(&t->live))
+            continue;
+        char *name = xasprintf("ac_t%d", t->id);
+        char *d = lower_declare(t->type, name);
+        buf_printf(&poll, "    %s;\n", d);
+        free(d);
+        free(name);
+    }
+    buf_puts(&poll, "    switch (ac_f->ac_state) {\n    case AC_STATE_UNRESUMED:\n        break;\n");
+    for (int i = 0; i < fn->awaits.len; i++) {
+        Await *aw = fn->awaits.items[i];
+        buf_printf(&poll, "    case %d:\n        goto ac_resume_%d;\n", aw->state, aw->state);
+    }
+    buf_printf(&poll, "    default:\n        ac__bad_resume(\"%s\", ac_f->ac_state);\n    }\n", fn->name);
+    replace_temps(fn, L.out.data ? L.out.data : "", &poll);
+    if (L.out.len && L.out.data[L.out.len - 1] != '\n')
+        buf_putc(&poll, '\n');
+    if (fn->ret_void)
+        buf_puts(&poll, "    ac_f->ac_state = AC_STATE_RETURNED;\n    return AC_READY;\n}\n");
+    else
+        buf_printf(&poll, "    ac__no_return(\"%s\");\n}\n", fn->name);
+    fn->poll_text = buf_take(&poll);
+
+    buf_free(&L.out);
+    nodemap_free(&L.touched);
+    nodemap_free(&L.has_await);
+    nodemap_free(&L.repl);
+    nodemap_free(&L.awaits);
+    free(L.pending.items);
+    return true;
+}

@@ -1,0 +1,326 @@
+/*
+ * main.c: the asyncc command line.
+ *
+ *   asyncc IN.ac -o OUT.c [-I DIR] [-D NAME[=V]] [-U NAME] [-std=STD]
+ *   asyncc --emit=states IN.ac [flags]
+ *   asyncc cc [C compiler options] FILES... -o PROG
+ *
+ * Runs the passes in order (sema, parse, liveness, lower, layout, emit) and
+ * writes the output only when all succeed: the file is written to a
+ * temporary name and renamed, so a failed translation leaves no output.
+ * `asyncc cc` translates each .ac file into a temporary directory, then runs
+ * $CC (default cc) with the generated files in their places, the runtime's
+ * include directory and library.
+ */
+#include "compiler.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef ASYNCC_VERSION
+#define ASYNCC_VERSION "0.1.0"
+#endif
+
+static const char usage[] =
+    "usage: asyncc IN.ac -o OUT.c [-I DIR] [-D NAME[=VALUE]] [-U NAME] [-std=STD]\n"
+    "       asyncc --emit=states IN.ac [-I DIR] [-D ...]\n"
+    "       asyncc cc [C compiler options] FILES... -o PROG\n"
+    "Translates the async dialect of C (async(T), await(e)) into C state machines.\n";
+
+/* Directory holding this executable, e.g. build/bin or PREFIX/bin. */
+static char *exe_dir(void)
+{
+    char path[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n <= 0)
+        return xstrdup(".");
+    path[n] = 0;
+    char *slash = strrchr(path, '/');
+    if (slash)
+        *slash = 0;
+    return xstrdup(path);
+}
+
+static bool exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+/* Where asyncc.h lives: $ASYNCC_INCLUDE, else next to the executable. */
+static char *include_dir(void)
+{
+    const char *env = getenv("ASYNCC_INCLUDE");
+    if (env && *env)
+        return xstrdup(env);
+    char *d = exe_dir();
+    const char *tries[] = {"%s/../include", "%s/../../runtime/include"};
+    for (size_t i = 0; i < sizeof tries / sizeof *tries; i++) {
+        char *dir = xasprintf(tries[i], d);
+        char *h = xasprintf("%s/asyncc.h", dir);
+        bool ok = exists(h);
+        free(h);
+        if (ok) {
+            free(d);
+            return dir;
+        }
+        free(dir);
+    }
+    free(d);
+    return xstrdup("/usr/local/include");
+}
+
+static char *library_path(void)
+{
+    const char *env = getenv("ASYNCC_LIB");
+    if (env && *env)
+        return xstrdup(env);
+    char *d = exe_dir();
+    char *p = xasprintf("%s/../lib/libasyncc.a", d);
+    free(d);
+    return p;
+}
+
+static char *read_file(const char *path, uint32_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        diag_fatal("cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    Buf b = {0};
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (b.len + n > (size_t)UINT32_MAX / 2) {
+            fclose(f);
+            diag_fatal("%s: file too large", path);
+            buf_free(&b);
+            return NULL;
+        }
+        buf_putn(&b, chunk, n);
+    }
+    bool err = ferror(f);
+    fclose(f);
+    if (err) {
+        diag_fatal("cannot read %s", path);
+        buf_free(&b);
+        return NULL;
+    }
+    *len = (uint32_t)b.len;
+    return b.data ? b.data : xstrdup("");
+}
+
+/* Runs every pass on `in`; on success returns the translation (or the
+ * state report when `states`). */
+static char *translate(const char *in, const char *const *cargs, int ncargs, bool states)
+{
+    Unit u = {0};
+    u.src.path = in;
+    char *text = read_file(in, &u.src.len);
+    if (!text)
+        return NULL;
+    u.src.text = text;
+    const char *nul = memchr(text, 0, u.src.len);
+    if (nul) {
+        diag_error(&u.src, (uint32_t)(nul - text), "file contains a NUL byte; not C source");
+        return NULL;
+    }
+    char *inc = include_dir();
+    u.sema = sema_run(&u, cargs, ncargs, inc);
+    free(inc);
+    if (!u.sema)
+        return NULL;
+    if (!parse_unit(&u) || !liveness_run(&u))
+        return NULL;
+    for (int i = 0; i < u.fns.len; i++) {
+        AsyncFn *fn = u.fns.items[i];
+        if (fn->is_def)
+            lower_fn(&u, fn);
+    }
+    for (int i = 0; i < u.fns.len; i++) {
+        AsyncFn *fn = u.fns.items[i];
+        if (fn->is_def && !fn->frame)
+            layout_fn(&u, fn);
+    }
+    if (diag_error_count())
+        return NULL;
+    Buf out = {0};
+    if (states)
+        emit_states(&u, &out);
+    else
+        emit_unit(&u, &out);
+    return buf_take(&out);
+}
+
+static bool write_atomically(const char *path, const char *text)
+{
+    char *tmp = xasprintf("%s.tmp%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        diag_fatal("cannot write %s: %s", path, strerror(errno));
+        free(tmp);
+        return false;
+    }
+    size_t n = strlen(text);
+    bool ok = fwrite(text, 1, n, f) == n;
+    ok = (fclose(f) == 0) && ok;
+    if (ok && rename(tmp, path) != 0)
+        ok = false;
+    if (!ok) {
+        unlink(tmp);
+        diag_fatal("cannot write %s: %s", path, strerror(errno));
+    }
+    free(tmp);
+    return ok;
+}
+
+/* Flags that reach libclang: -I -D -U -std= -include -isystem (joined or
+ * separate). Returns how many argv entries were consumed (0 if not one). */
+static int clang_flag(char **argv, int i, int argc, Vec *cargs)
+{
+    const char *a = argv[i];
+    const char *two[] = {"-I", "-D", "-U", "-include", "-isystem", "-iquote"};
+    for (size_t k = 0; k < sizeof two / sizeof *two; k++) {
+        if (strcmp(a, two[k]) == 0) {
+            if (i + 1 >= argc)
+                return 0;
+            vec_push(cargs, xasprintf("%s%s", a, argv[i + 1]));
+            return 2;
+        }
+    }
+    if (!strncmp(a, "-I", 2) || !strncmp(a, "-D", 2) || !strncmp(a, "-U", 2) ||
+        !strncmp(a, "-std=", 5)) {
+        vec_push(cargs, xstrdup(a));
+        return 1;
+    }
+    return 0;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static int run_cc(int argc, char **argv)
+{
+    Vec cargs = {0}, ccargs = {0};
+    const char *cc = getenv("CC");
+    if (!cc || !*cc)
+        cc = "cc";
+    char tmpl[] = "/tmp/asyncc-cc-XXXXXX";
+    char *dir = mkdtemp(tmpl);
+    if (!dir) {
+        diag_fatal("cannot create a temporary directory: %s", strerror(errno));
+        return 1;
+    }
+    for (int i = 2; i < argc; i++) {
+        int n = clang_flag(argv, i, argc, &cargs);
+        (void)n;
+        if (n == 2)
+            i++;
+    }
+    vec_push(&ccargs, (void *)cc);
+    int status = 0, nfile = 0;
+    Vec generated = {0};
+    for (int i = 2; i < argc && !status; i++) {
+        if (ends_with(argv[i], ".ac") && (i == 2 || strcmp(argv[i - 1], "-o") != 0)) {
+            char *text = translate(argv[i], (const char *const *)cargs.items, cargs.len, false);
+            if (!text) {
+                status = 1;
+                break;
+            }
+            const char *base = strrchr(argv[i], '/');
+            base = base ? base + 1 : argv[i];
+            char *out = xasprintf("%s/%d-%.*s.c", dir, nfile++, (int)(strlen(base) - 3), base);
+            if (!write_atomically(out, text))
+                status = 1;
+            free(text);
+            vec_push(&ccargs, out);
+            vec_push(&generated, out);
+        } else {
+            vec_push(&ccargs, argv[i]);
+        }
+    }
+    if (!status) {
+        char *inc = include_dir();
+        vec_push(&ccargs, xasprintf("-I%s", inc));
+        vec_push(&ccargs, library_path());
+        vec_push(&ccargs, "-pthread");
+        vec_push(&ccargs, NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            execvp(cc, (char *const *)ccargs.items);
+            fprintf(stderr, "asyncc: error: cannot run %s: %s\n", cc, strerror(errno));
+            _exit(127);
+        }
+        int ws = 0;
+        if (pid < 0 || waitpid(pid, &ws, 0) < 0)
+            status = 1;
+        else
+            status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 1;
+        free(inc);
+    }
+    for (int i = 0; i < generated.len; i++)
+        unlink(generated.items[i]);
+    rmdir(dir);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "cc") == 0)
+        return run_cc(argc, argv);
+
+    const char *in = NULL, *out = NULL;
+    bool states = false;
+    Vec cargs = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int n;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (!strcmp(a, "--version")) {
+            puts("asyncc " ASYNCC_VERSION);
+            return 0;
+        } else if (!strcmp(a, "--emit=states")) {
+            states = true;
+        } else if (!strcmp(a, "-o")) {
+            if (i + 1 >= argc) {
+                diag_fatal("-o needs a file name");
+                return 2;
+            }
+            out = argv[++i];
+        } else if ((n = clang_flag(argv, i, argc, &cargs)) > 0) {
+            i += n - 1;
+        } else if (a[0] == '-' && a[1]) {
+            diag_fatal("unknown option '%s'\n%s", a, usage);
+            return 2;
+        } else if (in) {
+            diag_fatal("more than one input file ('%s' and '%s')", in, a);
+            return 2;
+        } else {
+            in = a;
+        }
+    }
+    if (!in || (!out && !states)) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    char *text = translate(in, (const char *const *)cargs.items, cargs.len, states);
+    if (!text)
+        return 1;
+    if (states) {
+        fputs(text, stdout);
+        return 0;
+    }
+    return write_atomically(out, text) ? 0 : 1;
+}

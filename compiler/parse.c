@@ -1,0 +1,322 @@
+/*
+ * parse.c: syntax (tree-sitter).
+ *
+ * Input: the source bytes of one `.ac` file.
+ * Output: a Unit with the tree-sitter tree and, in source order, every async
+ * function the file defines or declares (`async(T) name(params) {...}` or
+ * `...;`), each with its awaits (`await(call)`) and the awaits that stand
+ * outside any async function.
+ * Invariants: the tree has no ERROR or MISSING node (else the file is
+ * rejected, pointing at the first bad node); every Await's `call` is a
+ * call_expression; awaits are in source order.
+ * Rejects: syntax the C grammar cannot parse, `await` with other than one
+ * argument or whose argument is not a call, async functions whose result
+ * type is not wholly inside `async(...)`.
+ *
+ * The dialect's constructs are found with the queries in grammar/async.scm,
+ * compiled into the binary. tree-sitter's C library does not evaluate query
+ * predicates, so the keyword captures are compared here.
+ */
+#include "compiler.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const TSLanguage *tree_sitter_c(void);
+
+/* grammar/async.scm, embedded at build time (the build runs from the top). */
+__asm__(".pushsection .rodata\n"
+        ".global asyncc_query_scm\n"
+        "asyncc_query_scm:\n"
+        ".incbin \"grammar/async.scm\"\n"
+        ".byte 0\n"
+        ".popsection\n");
+extern const char asyncc_query_scm[];
+
+char *parse_text(const Unit *u, TSNode n)
+{
+    uint32_t s = ts_node_start_byte(n), e = ts_node_end_byte(n);
+    return xstrndup(u->src.text + s, e - s);
+}
+
+bool parse_eq(const Unit *u, TSNode n, const char *s)
+{
+    uint32_t a = ts_node_start_byte(n), b = ts_node_end_byte(n);
+    size_t len = strlen(s);
+    return b - a == len && memcmp(u->src.text + a, s, len) == 0;
+}
+
+bool parse_is_call_to(const Unit *u, TSNode n, const char *name)
+{
+    if (ts_node_is_null(n) || strcmp(ts_node_type(n), "call_expression") != 0)
+        return false;
+    TSNode f = ts_node_child_by_field_name(n, "function", 8);
+    return !ts_node_is_null(f) && strcmp(ts_node_type(f), "identifier") == 0 &&
+           parse_eq(u, f, name);
+}
+
+bool parse_is_await(const Unit *u, TSNode n) { return parse_is_call_to(u, n, "await"); }
+
+AsyncFn *parse_find_fn(const Unit *u, const char *name)
+{
+    AsyncFn *found = NULL;
+    for (int i = 0; i < u->fns.len; i++) {
+        AsyncFn *fn = u->fns.items[i];
+        if (strcmp(fn->name, name) == 0 && (!found || fn->is_def))
+            found = fn;
+    }
+    return found;
+}
+
+bool parse_is_declarator(TSNode n)
+{
+    static const char *const types[] = {
+        "identifier", "init_declarator", "pointer_declarator", "array_declarator",
+        "function_declarator", "parenthesized_declarator", "attributed_declarator", NULL,
+    };
+    for (int i = 0; types[i]; i++)
+        if (strcmp(ts_node_type(n), types[i]) == 0)
+            return true;
+    return false;
+}
+
+TSNode parse_declarator_ident(TSNode d)
+{
+    while (!ts_node_is_null(d)) {
+        const char *t = ts_node_type(d);
+        if (strcmp(t, "identifier") == 0)
+            return d;
+        TSNode inner;
+        if (strcmp(t, "function_declarator") == 0) {
+            /* `f(int)` declares a function; `(*f)(int)` a pointer to one. */
+            inner = ts_node_child_by_field_name(d, "declarator", 10);
+            if (ts_node_is_null(inner) || strcmp(ts_node_type(inner), "identifier") == 0)
+                return (TSNode){0};
+            d = inner;
+            continue;
+        }
+        inner = ts_node_child_by_field_name(d, "declarator", 10);
+        if (ts_node_is_null(inner)) {
+            /* parenthesized_declarator has no field name for its child */
+            if (strcmp(t, "parenthesized_declarator") == 0 && ts_node_named_child_count(d) > 0)
+                inner = ts_node_named_child(d, 0);
+            else
+                return (TSNode){0};
+        }
+        d = inner;
+    }
+    return d;
+}
+
+/* The first ERROR or MISSING node in n's subtree (depth-first), or a null node.
+ * Iterative, so a deeply nested input cannot exhaust the stack. */
+static TSNode first_error(TSNode root)
+{
+    if (!ts_node_has_error(root))
+        return (TSNode){0};
+    TSTreeCursor c = ts_tree_cursor_new(root);
+    TSNode found = {0};
+    for (;;) {
+        TSNode n = ts_tree_cursor_current_node(&c);
+        if (strcmp(ts_node_type(n), "ERROR") == 0 || ts_node_is_missing(n)) {
+            found = n;
+            break;
+        }
+        if (ts_node_has_error(n) && ts_tree_cursor_goto_first_child(&c))
+            continue;
+        while (!ts_tree_cursor_goto_next_sibling(&c))
+            if (!ts_tree_cursor_goto_parent(&c))
+                goto done;
+    }
+done:
+    ts_tree_cursor_delete(&c);
+    return found;
+}
+
+static const char *const statement_types[] = {
+    "expression_statement", "declaration", "return_statement", "if_statement",
+    "while_statement", "do_statement", "for_statement", "switch_statement",
+    "compound_statement", "labeled_statement", "case_statement", "goto_statement",
+    NULL,
+};
+
+static bool is_statement(TSNode n)
+{
+    const char *t = ts_node_type(n);
+    for (int i = 0; statement_types[i]; i++)
+        if (strcmp(t, statement_types[i]) == 0)
+            return true;
+    return false;
+}
+
+static AsyncFn *fn_containing(Unit *u, uint32_t at)
+{
+    for (int i = 0; i < u->fns.len; i++) {
+        AsyncFn *fn = u->fns.items[i];
+        if (fn->is_def && ts_node_start_byte(fn->body) <= at && at < ts_node_end_byte(fn->body))
+            return fn;
+    }
+    return NULL;
+}
+
+static void add_fn(Unit *u, TSNode node, TSNode type, TSNode name, TSNode params, TSNode body,
+                   bool is_def)
+{
+    AsyncFn *fn = xcalloc(1, sizeof *fn);
+    fn->name = parse_text(u, name);
+    fn->node = node;
+    fn->params = params;
+    fn->body = body;
+    fn->is_def = is_def;
+    fn->ret_type = parse_text(u, type);
+    fn->ret_void = strcmp(fn->ret_type, "void") == 0;
+    for (uint32_t i = 0; i < ts_node_child_count(node); i++) {
+        TSNode c = ts_node_child(node, i);
+        if (strcmp(ts_node_type(c), "storage_class_specifier") == 0 && parse_eq(u, c, "static"))
+            fn->is_static = true;
+    }
+    vec_push(&u->fns, fn);
+}
+
+/* Checks the shape of `await(...)` and records it in its function. */
+static void add_await(Unit *u, TSNode call)
+{
+    uint32_t at = ts_node_start_byte(call);
+    AsyncFn *fn = fn_containing(u, at);
+    if (!fn) {
+        TSNode *p = xmalloc(sizeof *p);
+        *p = call;
+        vec_push(&u->stray_awaits, p);
+        return;
+    }
+    TSNode args = ts_node_child_by_field_name(call, "arguments", 9);
+    TSNode arg = {0};
+    int n = 0;
+    for (uint32_t i = 0; i < ts_node_named_child_count(args); i++) {
+        TSNode c = ts_node_named_child(args, i);
+        if (strcmp(ts_node_type(c), "comment") == 0)
+            continue;
+        arg = c;
+        n++;
+    }
+    if (n != 1) {
+        diag_error(&u->src, at, "await() takes exactly one argument, the future to await");
+        return;
+    }
+    Await *aw = xcalloc(1, sizeof *aw);
+    aw->node = call;
+    aw->call = arg;
+    if (parse_is_call_to(u, arg, "ac_box")) {
+        TSNode bargs = ts_node_child_by_field_name(arg, "arguments", 9);
+        aw->boxed = true;
+        aw->call = ts_node_named_child_count(bargs) == 1 ? ts_node_named_child(bargs, 0)
+                                                         : (TSNode){0};
+    }
+    TSNode f = ts_node_is_null(aw->call) ? aw->call
+                                         : ts_node_child_by_field_name(aw->call, "function", 8);
+    if (ts_node_is_null(aw->call) || strcmp(ts_node_type(aw->call), "call_expression") != 0 ||
+        strcmp(ts_node_type(f), "identifier") != 0) {
+        diag_error(&u->src, ts_node_start_byte(arg),
+                   "await() needs a call to an async function, as in await(f(x))");
+        free(aw);
+        return;
+    }
+    aw->callee = parse_text(u, f);
+    for (TSNode p = ts_node_parent(call); !ts_node_is_null(p); p = ts_node_parent(p))
+        if (is_statement(p)) {
+            aw->anchor = p;
+            break;
+        }
+    vec_push(&fn->awaits, aw);
+}
+
+bool parse_unit(Unit *u)
+{
+    u->parser = ts_parser_new();
+    ts_parser_set_language(u->parser, tree_sitter_c());
+    u->tree = ts_parser_parse_string(u->parser, NULL, u->src.text, u->src.len);
+    if (!u->tree) {
+        diag_fatal("%s: tree-sitter could not parse the file", u->src.path);
+        return false;
+    }
+    u->root = ts_tree_root_node(u->tree);
+    TSNode bad = first_error(u->root);
+    if (!ts_node_is_null(bad)) {
+        if (ts_node_is_missing(bad))
+            diag_error(&u->src, ts_node_start_byte(bad), "syntax error: expected '%s'",
+                       ts_node_type(bad));
+        else
+            diag_error(&u->src, ts_node_start_byte(bad), "syntax error");
+        return false;
+    }
+
+    uint32_t err_off = 0;
+    TSQueryError err_type = TSQueryErrorNone;
+    TSQuery *q = ts_query_new(tree_sitter_c(), asyncc_query_scm,
+                              (uint32_t)strlen(asyncc_query_scm), &err_off, &err_type);
+    if (!q) {
+        diag_fatal("grammar/async.scm: query error %d at byte %u", (int)err_type, err_off);
+        return false;
+    }
+    TSQueryCursor *qc = ts_query_cursor_new();
+
+    /* Pass 1: async functions. Pass 2: awaits, which need the functions. */
+    for (int pass = 0; pass < 2; pass++) {
+        ts_query_cursor_exec(qc, q, u->root);
+        TSQueryMatch m;
+        while (ts_query_cursor_next_match(qc, &m)) {
+            TSNode kw = {0}, type = {0}, name = {0}, params = {0}, body = {0}, node = {0};
+            bool is_def = false, is_await = false;
+            for (uint16_t i = 0; i < m.capture_count; i++) {
+                uint32_t len;
+                const char *cap = ts_query_capture_name_for_id(q, m.captures[i].index, &len);
+                TSNode n = m.captures[i].node;
+                if (!strcmp(cap, "async.kw") || !strcmp(cap, "await.kw"))
+                    kw = n;
+                else if (!strcmp(cap, "async.type"))
+                    type = n;
+                else if (!strcmp(cap, "async.name"))
+                    name = n;
+                else if (!strcmp(cap, "async.params"))
+                    params = n;
+                else if (!strcmp(cap, "async.body"))
+                    body = n;
+                else if (!strcmp(cap, "async.def"))
+                    node = n, is_def = true;
+                else if (!strcmp(cap, "async.decl"))
+                    node = n;
+                else if (!strcmp(cap, "await.call"))
+                    node = n, is_await = true;
+            }
+            if (is_await) {
+                if (pass == 1 && parse_eq(u, kw, "await"))
+                    add_await(u, node);
+            } else if (pass == 0 && parse_eq(u, kw, "async")) {
+                add_fn(u, node, type, name, params, body, is_def);
+            }
+        }
+    }
+    ts_query_cursor_delete(qc);
+    ts_query_delete(q);
+
+    /* A result type outside async(...) (`async(int) *f()`) is not matched by
+     * the queries; find such definitions so they are not silently ignored. */
+    for (uint32_t i = 0; i < ts_node_named_child_count(u->root); i++) {
+        TSNode c = ts_node_named_child(u->root, i);
+        const char *t = ts_node_type(c);
+        if (strcmp(t, "function_definition") && strcmp(t, "declaration"))
+            continue;
+        TSNode type = ts_node_child_by_field_name(c, "type", 4);
+        if (ts_node_is_null(type) || strcmp(ts_node_type(type), "macro_type_specifier"))
+            continue;
+        TSNode kw = ts_node_child_by_field_name(type, "name", 4);
+        TSNode d = ts_node_child_by_field_name(c, "declarator", 10);
+        if (parse_eq(u, kw, "async") && !ts_node_is_null(d) &&
+            strcmp(ts_node_type(d), "function_declarator") != 0 &&
+            strcmp(ts_node_type(d), "identifier") != 0)
+            diag_error(&u->src, ts_node_start_byte(d),
+                       "write the whole result type inside async(...), as in async(int *) f(void)");
+    }
+    return diag_error_count() == 0;
+}

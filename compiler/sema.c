@@ -1,0 +1,297 @@
+/*
+ * sema.c: semantics (libclang).
+ *
+ * Input: the source bytes and the user's -I/-D/-std flags. libclang parses the
+ * header's sync reading, in which `async(T)` is `T` carrying the attribute
+ * annotate("asyncc.async") and `await(e)` is `(e)`: ordinary C.
+ * Output: a Sema with
+ *  - every function declared async anywhere in the translation unit (headers
+ *    included), with its result and parameter types: how an await of a
+ *    function declared in another file is typed;
+ *  - which such functions expose a complete `struct NAME__frame` (their frame
+ *    can be embedded by value, as asyncc.h does for ac_yield);
+ *  - for the bodies of the file's async functions: the type (spelling, size,
+ *    alignment, variably-modified or not) of each variable by the byte offset
+ *    of its name, and of each conditional expression by its byte range.
+ * Rejects: anything clang reports as an error; those diagnostics are printed
+ * in asyncc's format and translation stops.
+ */
+#include "compiler.h"
+
+#include <clang-c/Index.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct RangeType {
+    uint32_t start, end; /* byte range in the main file */
+    TypeInfo info;       /* its type */
+} RangeType;
+
+struct Sema {
+    CXIndex index;          /* libclang index */
+    CXTranslationUnit tu;   /* the parsed sync reading */
+    Unit *unit;             /* the unit being translated */
+    Vec ext;                /* ExtFn* */
+    Vec frames;             /* FrameInfo*: complete struct NAME__frame types */
+    RangeType *ranges;      /* expression and variable types */
+    size_t nranges, cap;    /* used, allocated */
+    bool sorted;            /* ranges sorted by start */
+};
+
+typedef struct FrameInfo {
+    char *fn;        /* NAME of struct NAME__frame */
+    int64_t size;    /* sizeof */
+    int64_t align;   /* alignof */
+} FrameInfo;
+
+static char *take(CXString s)
+{
+    char *r = xstrdup(clang_getCString(s) ? clang_getCString(s) : "");
+    clang_disposeString(s);
+    return r;
+}
+
+static TypeInfo type_info(CXType t)
+{
+    TypeInfo ti;
+    ti.spelling = take(clang_getTypeSpelling(t));
+    long long sz = clang_Type_getSizeOf(t), al = clang_Type_getAlignOf(t);
+    ti.size = sz < 0 ? -1 : sz;
+    ti.align = al < 0 ? -1 : al;
+    ti.vla = clang_getCanonicalType(t).kind == CXType_VariableArray;
+    /* An array of VLAs, or a pointer is fine; only the object itself matters. */
+    return ti;
+}
+
+static void add_range(Sema *s, uint32_t start, uint32_t end, TypeInfo ti)
+{
+    if (s->nranges == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 256;
+        s->ranges = xrealloc(s->ranges, s->cap * sizeof *s->ranges);
+    }
+    s->ranges[s->nranges++] = (RangeType){start, end, ti};
+    s->sorted = false;
+}
+
+static bool offset_in_main(CXSourceLocation loc, uint32_t *off)
+{
+    CXFile f;
+    unsigned o;
+    clang_getSpellingLocation(loc, &f, NULL, NULL, &o);
+    if (!clang_Location_isFromMainFile(loc))
+        return false;
+    *off = o;
+    return true;
+}
+
+static bool is_async_decl(CXCursor c);
+
+static enum CXChildVisitResult find_annotate(CXCursor c, CXCursor parent, CXClientData data)
+{
+    (void)parent;
+    if (clang_getCursorKind(c) == CXCursor_AnnotateAttr) {
+        char *s = take(clang_getCursorSpelling(c));
+        if (strcmp(s, "asyncc.async") == 0)
+            *(bool *)data = true;
+        free(s);
+    }
+    return CXChildVisit_Continue;
+}
+
+static bool is_async_decl(CXCursor c)
+{
+    bool found = false;
+    clang_visitChildren(c, find_annotate, &found);
+    return found;
+}
+
+/* Records types inside an async function's body. */
+static enum CXChildVisitResult visit_body(CXCursor c, CXCursor parent, CXClientData data)
+{
+    (void)parent;
+    Sema *s = data;
+    enum CXCursorKind k = clang_getCursorKind(c);
+    if (k == CXCursor_VarDecl || k == CXCursor_ParmDecl) {
+        uint32_t off;
+        if (offset_in_main(clang_getCursorLocation(c), &off))
+            add_range(s, off, UINT32_MAX, type_info(clang_getCursorType(c)));
+    } else if (k == CXCursor_ConditionalOperator) {
+        CXSourceRange r = clang_getCursorExtent(c);
+        uint32_t a, b;
+        if (offset_in_main(clang_getRangeStart(r), &a) && offset_in_main(clang_getRangeEnd(r), &b))
+            add_range(s, a, b, type_info(clang_getCursorType(c)));
+    }
+    return CXChildVisit_Recurse;
+}
+
+static enum CXChildVisitResult visit_top(CXCursor c, CXCursor parent, CXClientData data)
+{
+    (void)parent;
+    Sema *s = data;
+    enum CXCursorKind k = clang_getCursorKind(c);
+    if (k == CXCursor_FunctionDecl && is_async_decl(c)) {
+        char *name = take(clang_getCursorSpelling(c));
+        bool in_main = clang_Location_isFromMainFile(clang_getCursorLocation(c));
+        if (!sema_ext_fn(s, name)) {
+            ExtFn *e = xcalloc(1, sizeof *e);
+            e->name = name;
+            CXType ft = clang_getCursorType(c);
+            CXType rt = clang_getResultType(ft);
+            e->ret_type = take(clang_getTypeSpelling(rt));
+            e->ret_void = rt.kind == CXType_Void;
+            long long sz = clang_Type_getSizeOf(rt), al = clang_Type_getAlignOf(rt);
+            e->ret_size = sz < 0 ? -1 : sz;
+            e->ret_align = al < 0 ? -1 : al;
+            int n = clang_getNumArgTypes(ft);
+            for (int i = 0; i < n; i++)
+                vec_push(&e->param_types, take(clang_getTypeSpelling(clang_getArgType(ft, (unsigned)i))));
+            e->from_file = in_main;
+            vec_push(&s->ext, e);
+        } else {
+            free(name);
+        }
+        if (in_main && clang_isCursorDefinition(c))
+            clang_visitChildren(c, visit_body, s);
+    } else if (k == CXCursor_StructDecl && clang_isCursorDefinition(c)) {
+        char *name = take(clang_getCursorSpelling(c));
+        size_t n = strlen(name);
+        if (n > 7 && strcmp(name + n - 7, "__frame") == 0) {
+            FrameInfo *fi = xcalloc(1, sizeof *fi);
+            fi->fn = xstrndup(name, n - 7);
+            CXType t = clang_getCursorType(c);
+            fi->size = clang_Type_getSizeOf(t);
+            fi->align = clang_Type_getAlignOf(t);
+            vec_push(&s->frames, fi);
+        }
+        free(name);
+    }
+    return CXChildVisit_Continue;
+}
+
+/* Prints one clang diagnostic in asyncc's format. */
+static void report(Sema *s, CXDiagnostic d)
+{
+    CXSourceLocation loc = clang_getDiagnosticLocation(d);
+    char *msg = take(clang_getDiagnosticSpelling(d));
+    uint32_t off;
+    if (offset_in_main(loc, &off)) {
+        diag_error(&s->unit->src, off, "%s", msg);
+    } else {
+        CXFile f;
+        unsigned line, col;
+        clang_getSpellingLocation(loc, &f, &line, &col, NULL);
+        char *path = f ? take(clang_getFileName(f)) : xstrdup(s->unit->src.path);
+        diag_fatal("%s:%u:%u: %s", path, line, col, msg);
+        free(path);
+    }
+    free(msg);
+}
+
+Sema *sema_run(Unit *u, const char *const *args, int nargs, const char *include_dir)
+{
+    Sema *s = xcalloc(1, sizeof *s);
+    s->unit = u;
+    s->index = clang_createIndex(0, 0);
+
+    Vec argv = {0};
+    vec_push(&argv, "-xc");
+    char *inc = xasprintf("-I%s", include_dir);
+    vec_push(&argv, inc);
+    for (int i = 0; i < nargs; i++)
+        vec_push(&argv, (void *)args[i]);
+
+    struct CXUnsavedFile unsaved = {u->src.path, u->src.text, u->src.len};
+    enum CXErrorCode rc = clang_parseTranslationUnit2(
+        s->index, u->src.path, (const char *const *)argv.items, argv.len, &unsaved, 1,
+        CXTranslationUnit_KeepGoing, &s->tu);
+    free(inc);
+    free(argv.items);
+    if (rc != CXError_Success || !s->tu) {
+        diag_fatal("%s: libclang could not parse the file (error %d)", u->src.path, (int)rc);
+        sema_free(s);
+        return NULL;
+    }
+
+    unsigned nd = clang_getNumDiagnostics(s->tu);
+    int errors = 0;
+    for (unsigned i = 0; i < nd && errors < 20; i++) {
+        CXDiagnostic d = clang_getDiagnostic(s->tu, i);
+        if (clang_getDiagnosticSeverity(d) >= CXDiagnostic_Error) {
+            report(s, d);
+            errors++;
+        }
+        clang_disposeDiagnostic(d);
+    }
+    if (errors) {
+        sema_free(s);
+        return NULL;
+    }
+    clang_visitChildren(clang_getTranslationUnitCursor(s->tu), visit_top, s);
+    for (int i = 0; i < s->ext.len; i++) {
+        ExtFn *e = s->ext.items[i];
+        for (int j = 0; j < s->frames.len; j++) {
+            FrameInfo *fi = s->frames.items[j];
+            if (strcmp(fi->fn, e->name) == 0 && fi->size > 0) {
+                e->embeddable = true;
+                e->size = (uint64_t)fi->size;
+                e->align = (uint64_t)fi->align;
+            }
+        }
+    }
+    return s;
+}
+
+void sema_free(Sema *s)
+{
+    if (!s)
+        return;
+    if (s->tu)
+        clang_disposeTranslationUnit(s->tu);
+    clang_disposeIndex(s->index);
+    free(s->ranges);
+    free(s);
+}
+
+ExtFn *sema_ext_fn(Sema *s, const char *name)
+{
+    for (int i = 0; i < s->ext.len; i++) {
+        ExtFn *e = s->ext.items[i];
+        if (strcmp(e->name, name) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+    const RangeType *x = a, *y = b;
+    if (x->start != y->start)
+        return x->start < y->start ? -1 : 1;
+    return x->end < y->end ? -1 : x->end > y->end;
+}
+
+static const TypeInfo *lookup(Sema *s, uint32_t start, uint32_t end)
+{
+    if (!s->sorted) {
+        qsort(s->ranges, s->nranges, sizeof *s->ranges, cmp_range);
+        s->sorted = true;
+    }
+    size_t lo = 0, hi = s->nranges;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (s->ranges[mid].start < start)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo; i < s->nranges && s->ranges[i].start == start; i++)
+        if (s->ranges[i].end == end)
+            return &s->ranges[i].info;
+    return NULL;
+}
+
+const TypeInfo *sema_type_at(Sema *s, uint32_t start, uint32_t end) { return lookup(s, start, end); }
+
+const TypeInfo *sema_var_type(Sema *s, uint32_t start) { return lookup(s, start, UINT32_MAX); }
+

@@ -1,0 +1,282 @@
+/*
+ * task.c: the task object, its state word, and the wakers that point at it.
+ *
+ * The state word and its invariants are documented in internal.h. Every change
+ * to it is one of the transition functions below: a compare-and-swap loop that
+ * computes the next word from the current one and returns an outcome telling
+ * the caller what it has become responsible for (polling, requeueing,
+ * scheduling, freeing). This is Tokio's runtime/task/state.rs, cut down to the
+ * bits this runtime uses, and it is what keeps wakers thread-safe without a
+ * lock: a wake from any thread is one CAS, and the NOTIFIED bit guarantees that
+ * a task sits in at most one run queue however many wakes race.
+ *
+ * Hot path: a future that wakes itself during its poll (ac_yield) costs one CAS
+ * here (RUNNING -> RUNNING|NOTIFIED) and no allocation, lock or system call.
+ */
+#include "internal.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Refuse counts this large: a leak of clones in a loop, better caught early. */
+#define MAX_REFS (SIZE_MAX >> (AC__TASK_REF_SHIFT + 1))
+
+static const ac_waker_vtable task_waker_vtable;
+
+static bool is_idle(size_t s) { return (s & (AC__TASK_RUNNING | AC__TASK_COMPLETE)) == 0; }
+
+static void overflow(void)
+{
+    fputs("asyncc: task reference count overflow (waker clones leaked?)\n", stderr);
+    abort();
+}
+
+/* Applies `next` if the word still equals *cur; on failure reloads *cur. */
+static bool cas(ac__task *task, size_t *cur, size_t next)
+{
+    return atomic_compare_exchange_weak_explicit(&task->state, cur, next, memory_order_acq_rel,
+                                                 memory_order_acquire);
+}
+
+ac__task *ac__task_new(ac__scheduler *sched, const ac_future_vt *vt, void *frame, void *out)
+{
+    ac__task *task = malloc(sizeof *task);
+    if (!task)
+        return NULL;
+    atomic_init(&task->state, AC__TASK_NOTIFIED | 2 * (size_t)AC__TASK_REF_ONE);
+    task->sched = sched;
+    task->queue_next = NULL;
+    task->vt = vt;
+    task->frame = frame;
+    task->out = out;
+    return task;
+}
+
+ac__run_outcome ac__task_transition_to_running(ac__task *task)
+{
+    size_t cur = atomic_load_explicit(&task->state, memory_order_acquire);
+    for (;;) {
+        if (!is_idle(cur) || !(cur & AC__TASK_NOTIFIED))
+            return AC__RUN_FAILED;
+        size_t next = (cur | AC__TASK_RUNNING) & ~(size_t)AC__TASK_NOTIFIED;
+        if (cas(task, &cur, next))
+            return (cur & AC__TASK_CANCELLED) ? AC__RUN_CANCELLED : AC__RUN_SUCCESS;
+    }
+}
+
+ac__idle_outcome ac__task_transition_to_idle(ac__task *task)
+{
+    size_t cur = atomic_load_explicit(&task->state, memory_order_acquire);
+    for (;;) {
+        /* Stay RUNNING: the caller still owns the future and tears it down. */
+        if (cur & AC__TASK_CANCELLED)
+            return AC__IDLE_CANCELLED;
+        /* NOTIFIED stays set when it is: the caller requeues the task, and
+         * the bit tells concurrent wakers that it is already queued. */
+        size_t next = cur & ~(size_t)AC__TASK_RUNNING;
+        if (cas(task, &cur, next))
+            return (cur & AC__TASK_NOTIFIED) ? AC__IDLE_OK_NOTIFIED : AC__IDLE_OK;
+    }
+}
+
+void ac__task_transition_to_complete(ac__task *task)
+{
+    size_t cur = atomic_load_explicit(&task->state, memory_order_acquire);
+    while (!cas(task, &cur, (cur & ~(size_t)AC__TASK_RUNNING) | AC__TASK_COMPLETE))
+        ;
+}
+
+bool ac__task_transition_to_shutdown(ac__task *task)
+{
+    size_t cur = atomic_load_explicit(&task->state, memory_order_acquire);
+    for (;;) {
+        if (cur & AC__TASK_COMPLETE)
+            return false;
+        bool claim = is_idle(cur);
+        size_t next = cur | AC__TASK_CANCELLED | (claim ? AC__TASK_RUNNING : 0);
+        if (cas(task, &cur, next))
+            return claim;
+    }
+}
+
+ac__notify_outcome ac__task_transition_to_notified_by_ref(ac__task *task)
+{
+    size_t cur = atomic_load_explicit(&task->state, memory_order_acquire);
+    for (;;) {
+        size_t next;
+        ac__notify_outcome outcome;
+        if (cur & (AC__TASK_COMPLETE | AC__TASK_NOTIFIED))
+            return AC__NOTIFY_DO_NOTHING; /* nothing to add; no write at all */
+        if (cur & AC__TASK_RUNNING) {
+            /* The poller requeues it when its poll ends (transition_to_idle). */
+            next = cur | AC__TASK_NOTIFIED;
+            outcome = AC__NOTIFY_DO_NOTHING;
+        } else {
+            /* Idle: we queue it, and the queue entry needs its own reference. */
+            if (ac__task_refs(cur) >= MAX_REFS)
+                overflow();
+            next = (cur | AC__TASK_NOTIFIED) + AC__TASK_REF_ONE;
+            outcome = AC__NOTIFY_SUBMIT;
+        }
+        if (cas(task, &cur, next))
+            return outcome;
+    }
+}
+
+ac__notify_outcome ac__task_transition_to_notified_by_val(ac__task *task)
+{
+    size_t cur = atomic_load_explicit(&task->state, memory_order_acquire);
+    for (;;) {
+        size_t next;
+        ac__notify_outcome outcome;
+        if (cur & AC__TASK_RUNNING) {
+            /* The poller holds a reference, so ours is not the last. */
+            next = (cur | AC__TASK_NOTIFIED) - AC__TASK_REF_ONE;
+            outcome = AC__NOTIFY_DO_NOTHING;
+        } else if (cur & (AC__TASK_COMPLETE | AC__TASK_NOTIFIED)) {
+            /* Complete, or already queued (the queue holds a reference, so an
+             * idle notified task can never be orphaned by this drop). */
+            next = cur - AC__TASK_REF_ONE;
+            outcome = ac__task_refs(next) == 0 ? AC__NOTIFY_DEALLOC : AC__NOTIFY_DO_NOTHING;
+        } else {
+            /* Idle: our reference becomes the queue entry's. */
+            next = cur | AC__TASK_NOTIFIED;
+            outcome = AC__NOTIFY_SUBMIT;
+        }
+        if (cas(task, &cur, next))
+            return outcome;
+    }
+}
+
+ac__notify_outcome ac__task_transition_to_notified_and_cancel(ac__task *task)
+{
+    size_t cur = atomic_load_explicit(&task->state, memory_order_acquire);
+    for (;;) {
+        size_t next;
+        ac__notify_outcome outcome = AC__NOTIFY_DO_NOTHING;
+        if (cur & (AC__TASK_COMPLETE | AC__TASK_CANCELLED))
+            return AC__NOTIFY_DO_NOTHING;
+        if (cur & (AC__TASK_RUNNING | AC__TASK_NOTIFIED)) {
+            /* The poller sees CANCELLED in transition_to_idle, or the queued
+             * task sees it in transition_to_running. */
+            next = cur | AC__TASK_NOTIFIED | AC__TASK_CANCELLED;
+        } else {
+            if (ac__task_refs(cur) >= MAX_REFS)
+                overflow();
+            next = (cur | AC__TASK_NOTIFIED | AC__TASK_CANCELLED) + AC__TASK_REF_ONE;
+            outcome = AC__NOTIFY_SUBMIT;
+        }
+        if (cas(task, &cur, next))
+            return outcome;
+    }
+}
+
+void ac__task_ref_inc(ac__task *task)
+{
+    /* Relaxed, as for any reference count: the caller already holds a
+     * reference, so the task cannot go away concurrently. */
+    size_t prev = atomic_fetch_add_explicit(&task->state, AC__TASK_REF_ONE, memory_order_relaxed);
+    if (ac__task_refs(prev) >= MAX_REFS)
+        overflow();
+}
+
+void ac__task_ref_dec(ac__task *task)
+{
+    size_t cur = atomic_load_explicit(&task->state, memory_order_acquire);
+    for (;;) {
+        /*
+         * Two references on an idle, un-notified task: ours and the owner's.
+         * Once ours is gone nothing can ever wake the task, and its owner may
+         * be asleep waiting for exactly that. The scheduler drops the
+         * reference under its own lock so that it cannot miss this (and so
+         * that it cannot free itself while we are still signalling it).
+         */
+        if (ac__task_refs(cur) == 2 && is_idle(cur) && !(cur & AC__TASK_NOTIFIED)) {
+            task->sched->release(task->sched, task);
+            return;
+        }
+        if (cas(task, &cur, cur - AC__TASK_REF_ONE)) {
+            if (ac__task_refs(cur) == 1)
+                free(task);
+            return;
+        }
+    }
+}
+
+void ac__task_ref_dec_unchecked(ac__task *task)
+{
+    size_t prev = atomic_fetch_sub_explicit(&task->state, AC__TASK_REF_ONE, memory_order_acq_rel);
+    if (ac__task_refs(prev) < 2) {
+        fputs("asyncc: internal error: unchecked release of a task's last reference\n", stderr);
+        abort();
+    }
+}
+
+void ac__task_wake_by_ref(ac__task *task)
+{
+    if (ac__task_transition_to_notified_by_ref(task) == AC__NOTIFY_SUBMIT)
+        task->sched->schedule(task->sched, task);
+}
+
+void ac__task_abort(ac__task *task)
+{
+    if (ac__task_transition_to_notified_and_cancel(task) == AC__NOTIFY_SUBMIT)
+        task->sched->schedule(task->sched, task);
+}
+
+/* ======================================================================== */
+/* Wakers: data is the task; each clone holds one reference.                 */
+/* ======================================================================== */
+
+static ac__task *as_task(const void *data) { return (ac__task *)(uintptr_t)data; }
+
+static ac_waker waker_clone(const void *data)
+{
+    ac__task_ref_inc(as_task(data));
+    return (ac_waker){&task_waker_vtable, data};
+}
+
+static void waker_wake(const void *data)
+{
+    ac__task *task = as_task(data);
+    switch (ac__task_transition_to_notified_by_val(task)) {
+    case AC__NOTIFY_SUBMIT:
+        task->sched->schedule(task->sched, task);
+        break;
+    case AC__NOTIFY_DEALLOC:
+        free(task);
+        break;
+    case AC__NOTIFY_DO_NOTHING:
+        break;
+    }
+}
+
+static void waker_wake_by_ref(const void *data) { ac__task_wake_by_ref(as_task(data)); }
+
+static void waker_drop(const void *data) { ac__task_ref_dec(as_task(data)); }
+
+static const ac_waker_vtable task_waker_vtable = {
+    waker_clone,
+    waker_wake,
+    waker_wake_by_ref,
+    waker_drop,
+};
+
+ac_waker ac__task_waker(ac__task *task) { return (ac_waker){&task_waker_vtable, task}; }
+
+/* ======================================================================== */
+/* The no-op waker                                                           */
+/* ======================================================================== */
+
+static const ac_waker_vtable noop_waker_vtable;
+
+static ac_waker noop_clone(const void *data) { return (ac_waker){&noop_waker_vtable, data}; }
+
+static void noop(const void *data) { (void)data; }
+
+static const ac_waker_vtable noop_waker_vtable = {noop_clone, noop, noop, noop};
+
+static const ac_waker noop_waker = {&noop_waker_vtable, NULL};
+
+const ac_waker *ac_waker_noop(void) { return &noop_waker; }
