@@ -93,6 +93,8 @@ void diag_note(const Source *src, uint32_t offset, const char *fmt, ...)
 /* An error with no source position (`asyncc: error: ...`). */
 void diag_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int diag_error_count(void);
+/* Sends this thread's diagnostics to `into` (NULL: back to stderr). */
+void diag_capture(Buf *into);
 /* 1-based line and column of `offset` in `src`. */
 void diag_position(const Source *src, uint32_t offset, int *line, int *col);
 
@@ -165,10 +167,19 @@ typedef struct Unit {
     Vec fns;          /* AsyncFn*, in source order (definitions and prototypes) */
     Vec stray_awaits; /* TSNode* of awaits outside any async function */
     struct Sema *sema;/* semantic facts (sema.c) */
+    NodeMap parents;  /* node -> TSNode* of its parent (ts_node_parent walks
+                         down from the root each call, too slow to use often) */
+    Vec parent_chunks;/* TSNode arrays holding the parents */
 } Unit;
 
 /* Parses src; returns false (after reporting) on syntax errors. */
 bool parse_unit(Unit *u);
+/* 1 if the queries of grammar/async.scm find the same async functions and
+ * awaits as parse_unit's walk, 0 if not, -1 if the query does not compile
+ * (used by the unit tests: the queries are the constructs' specification). */
+int parse_query_agrees(Unit *u);
+/* The parent of n (null at the root), from the map built by parse_unit. */
+TSNode parse_parent(const Unit *u, TSNode n);
 /* The source text of n, owned by the caller. */
 char *parse_text(const Unit *u, TSNode n);
 /* True if n is `await(...)`. */

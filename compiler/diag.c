@@ -11,7 +11,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static int errors;
+static _Atomic int errors;
+/* While set, this thread's diagnostics go here instead of stderr, so passes
+ * running on two threads still print in a fixed order. */
+static _Thread_local Buf *capture;
+
+void diag_capture(Buf *into) { capture = into; }
+
+static void out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void out(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (capture) {
+        char tmp[1024];
+        int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+        buf_putn(capture, tmp, n < (int)sizeof tmp ? (size_t)n : sizeof tmp - 1);
+    } else {
+        vfprintf(stderr, fmt, ap);
+    }
+    va_end(ap);
+}
 
 void diag_position(const Source *src, uint32_t offset, int *line, int *col)
 {
@@ -33,9 +53,9 @@ static void report(const Source *src, uint32_t offset, const char *kind, const c
 {
     int line, col;
     diag_position(src, offset, &line, &col);
-    fprintf(stderr, "%s:%d:%d: %s: ", src->path, line, col, kind);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    char msg[1024];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    out("%s:%d:%d: %s: %s\n", src->path, line, col, kind, msg);
 
     uint32_t bol = offset > src->len ? src->len : offset;
     while (bol > 0 && src->text[bol - 1] != '\n')
@@ -46,15 +66,17 @@ static void report(const Source *src, uint32_t offset, const char *kind, const c
     /* Quote at most 200 bytes so a huge line cannot flood the terminal; show
      * control bytes as '?' so binary input cannot garble it. */
     uint32_t shown = eol - bol > 200 ? 200 : eol - bol;
-    fputs("  ", stderr);
+    char quoted[256], caret[256];
+    uint32_t k = 0;
     for (uint32_t i = 0; i < shown; i++) {
         unsigned char c = (unsigned char)src->text[bol + i];
-        fputc(c == '\t' || c >= 0x20 ? c : '?', stderr);
+        quoted[i] = (char)(c == '\t' || c >= 0x20 ? c : '?');
+        if (i + 1 < (uint32_t)col)
+            caret[k++] = src->text[bol + i] == '\t' ? '\t' : ' ';
     }
-    fputs("\n  ", stderr);
-    for (uint32_t i = 0; i + 1 < (uint32_t)col && i < shown; i++)
-        fputc(src->text[bol + i] == '\t' ? '\t' : ' ', stderr);
-    fputs("^\n", stderr);
+    quoted[shown] = 0;
+    caret[k] = 0;
+    out("  %s\n  %s^\n", quoted, caret);
 }
 
 void diag_error(const Source *src, uint32_t offset, const char *fmt, ...)
@@ -84,12 +106,12 @@ void diag_note(const Source *src, uint32_t offset, const char *fmt, ...)
 
 void diag_fatal(const char *fmt, ...)
 {
+    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    fputs("asyncc: error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    out("asyncc: error: %s\n", msg);
     errors++;
 }
 

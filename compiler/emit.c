@@ -31,12 +31,8 @@ typedef struct Emit {
 
 static bool frame_emitted(Emit *e, AsyncFn *fn) { return nodemap_get(&e->done, fn->node) != NULL; }
 
-static int line_of(Unit *u, uint32_t off)
-{
-    int line, col;
-    diag_position(&u->src, off, &line, &col);
-    return line;
-}
+static int line_of(TSNode n) { return (int)ts_node_start_point(n).row + 1; }
+static int end_line_of(TSNode n) { return (int)ts_node_end_point(n).row + 1; }
 
 /* The parameter list's text without its parentheses, or "" for (void)/(). */
 static char *params_inner(Unit *u, AsyncFn *fn)
@@ -114,7 +110,7 @@ static void emit_frame(Emit *e, AsyncFn *fn)
     Unit *u = e->u;
     Buf *o = e->out;
     Frame *f = fn->frame;
-    buf_printf(o, "#line %d \"%s\"\n", line_of(u, ts_node_start_byte(fn->node)), u->src.path);
+    buf_printf(o, "#line %d \"%s\"\n", line_of(fn->node), u->src.path);
     buf_printf(o, "/* async(%s) %s: frame of its state machine (%lld bytes) */\n", fn->ret_type,
                fn->name, (long long)f->size);
     buf_printf(o, "struct %s__frame {\n", fn->name);
@@ -218,7 +214,7 @@ void emit_unit(Unit *u, Buf *out)
         if (s < pos)
             continue; /* nested declaration already inside emitted text */
         /* A prototype inside a function body is copied (its text is valid). */
-        if (!fn->is_def && !ts_node_eq(ts_node_parent(fn->node), u->root))
+        if (!fn->is_def && !ts_node_eq(parse_parent(u, fn->node), u->root))
             continue;
         buf_putn(out, u->src.text + pos, s - pos);
         if (buf_putc(out, '\n'), fn->is_def) {
@@ -233,7 +229,7 @@ void emit_unit(Unit *u, Buf *out)
                     emit_ext_decls(&e, x);
             }
         }
-        buf_printf(out, "#line %d \"%s\"\n", line_of(u, end), u->src.path);
+        buf_printf(out, "#line %d \"%s\"\n", end_line_of(fn->node), u->src.path);
         pos = end;
     }
     buf_putn(out, u->src.text + pos, u->src.len - pos);
@@ -266,7 +262,7 @@ void emit_states(Unit *u, Buf *o)
             continue;
         Frame *f = fn->frame;
         buf_printf(o, "async function %s -> %s  (%s:%d)\n", fn->name, fn->ret_type, u->src.path,
-                   line_of(u, ts_node_start_byte(fn->node)));
+                   line_of(fn->node));
         buf_puts(o, "  states:\n");
         StateSet *succ = flow_successors(u, fn);
         for (int s = 0; s < fn->nstates; s++) {
@@ -278,7 +274,7 @@ void emit_states(Unit *u, Buf *o)
                 Await *aw = fn->awaits.items[s - 3];
                 char *call = parse_text(u, ts_node_child_by_field_name(aw->call, "function", 8));
                 buf_printf(o, "    %-3d await %s%s() at line %d", s, aw->boxed ? "boxed " : "", call,
-                           line_of(u, ts_node_start_byte(aw->node)));
+                           line_of(aw->node));
                 free(call);
             }
             buf_puts(o, " -> ");

@@ -117,7 +117,7 @@ static char *var_field_decl(Unit *u, Var *v)
     return buf_take(&b);
 }
 
-static void var_range(AsyncFn *fn, Var *v, uint32_t *from, uint32_t *to)
+static void var_range(Unit *u, AsyncFn *fn, Var *v, uint32_t *from, uint32_t *to)
 {
     uint32_t start = v->is_param ? 0 : ts_node_start_byte(v->decl);
     uint32_t end = v->is_param ? ts_node_start_byte(fn->body) : v->live_from;
@@ -131,11 +131,11 @@ static void var_range(AsyncFn *fn, Var *v, uint32_t *from, uint32_t *to)
         /* Lowering evaluates awaits before the rest of their statement, so
          * a reference is needed until its whole statement is done. */
         TSNode stmt = r;
-        while (!ts_node_is_null(ts_node_parent(stmt)) && !is_statement(stmt))
-            stmt = ts_node_parent(stmt);
+        while (!ts_node_is_null(parse_parent(u, stmt)) && !is_statement(stmt))
+            stmt = parse_parent(u, stmt);
         if (ts_node_end_byte(stmt) > end)
             end = ts_node_end_byte(stmt);
-        for (TSNode p = ts_node_parent(r); !ts_node_is_null(p); p = ts_node_parent(p)) {
+        for (TSNode p = parse_parent(u, r); !ts_node_is_null(p); p = parse_parent(u, p)) {
             if (!node_within(p, v->scope))
                 break;
             if (is_loop(p) && ts_node_end_byte(p) > end)
@@ -177,7 +177,7 @@ void layout_fn(Unit *u, AsyncFn *fn)
                            (int)ts_node_start_point(v->ident).row + 1);
         s->what = v->is_param ? "parameter" : "local";
         set_union(&s->live, &v->live);
-        var_range(fn, v, &s->from, &s->to);
+        var_range(u, fn, v, &s->from, &s->to);
     }
     for (int i = 0; i < fn->temps.len; i++) {
         Temp *t = fn->temps.items[i];

@@ -220,8 +220,8 @@ static bool resolve_awaits(Unit *u, AsyncFn *fn)
                        aw->callee);
             ok = false;
         }
-        for (TSNode p = ts_node_parent(aw->node); !ts_node_is_null(p) && !ts_node_eq(p, fn->body);
-             p = ts_node_parent(p)) {
+        for (TSNode p = parse_parent(u, aw->node); !ts_node_is_null(p) && !ts_node_eq(p, fn->body);
+             p = parse_parent(u, p)) {
             const char *t = ts_node_type(p);
             if (!strcmp(t, "sizeof_expression") || !strcmp(t, "alignof_expression") ||
                 !strcmp(t, "offsetof_expression") || !strcmp(t, "generic_expression") ||
@@ -242,7 +242,7 @@ static bool resolve_awaits(Unit *u, AsyncFn *fn)
 
 static uint32_t scope_end(Var *v) { return ts_node_end_byte(v->scope); }
 
-static bool live_at(AsyncFn *fn, Var *v, Await *aw)
+static bool live_at(Unit *u, AsyncFn *fn, Var *v, Await *aw)
 {
     uint32_t at = ts_node_start_byte(aw->node);
     if (at < v->live_from || at >= scope_end(v))
@@ -258,7 +258,7 @@ static bool live_at(AsyncFn *fn, Var *v, Await *aw)
     }
     /* A loop around the await, inside the variable's scope, carries values
      * from one iteration's references to the next iteration's await. */
-    for (TSNode p = ts_node_parent(aw->node); !ts_node_is_null(p); p = ts_node_parent(p)) {
+    for (TSNode p = parse_parent(u, aw->node); !ts_node_is_null(p); p = parse_parent(u, p)) {
         if (!node_within(p, v->scope))
             break; /* a loop around the declaration starts the variable anew */
         if (!is_loop(p))
@@ -280,7 +280,7 @@ static void compute_liveness(Unit *u, AsyncFn *fn)
             set_add(&v->live, 0);
         for (int j = 0; j < fn->awaits.len; j++) {
             Await *aw = fn->awaits.items[j];
-            if (live_at(fn, v, aw))
+            if (live_at(u, fn, v, aw))
                 set_add(&v->live, aw->state);
         }
         v->hoisted = v->is_param || !set_empty(&v->live);
@@ -326,51 +326,37 @@ static void check_vla_alloca(Unit *u, AsyncFn *fn)
     }
     /* alloca memory belongs to the poll call that made it: it is gone once
      * the function suspends, so no variable holding it may live across. */
-    for (int i = 0; i < fn->vars.len; i++) {
-        Var *v = fn->vars.items[i];
-        if (!v->hoisted)
-            continue;
-        Vec stack = {0};
-        TSNode *root = xmalloc(sizeof *root);
-        *root = fn->body;
-        vec_push(&stack, root);
-        while (stack.len) {
-            TSNode *np = stack.items[--stack.len];
-            TSNode n = *np;
-            free(np);
-            if (parse_is_call_to(u, n, "alloca") || parse_is_call_to(u, n, "__builtin_alloca")) {
-                /* Which variable receives it? */
-                TSNode p = ts_node_parent(n);
-                while (!ts_node_is_null(p) && (type_is(p, "cast_expression") ||
-                                               type_is(p, "parenthesized_expression")))
-                    p = ts_node_parent(p);
-                TSNode target = {0};
-                if (!ts_node_is_null(p) && type_is(p, "init_declarator"))
-                    target = parse_declarator_ident(ts_node_child_by_field_name(p, "declarator", 10));
-                else if (!ts_node_is_null(p) && type_is(p, "assignment_expression"))
-                    target = ts_node_child_by_field_name(p, "left", 4);
-                if (!ts_node_is_null(target) && ts_node_start_byte(target) == ts_node_start_byte(v->ident) &&
-                    ts_node_end_byte(target) == ts_node_end_byte(v->ident)) {
-                    diag_error(&u->src, ts_node_start_byte(n),
-                               "alloca() memory held in '%s' across an await; it is freed when the "
-                               "function suspends (use malloc, or a fixed-size array)",
-                               v->name);
-                } else if (!ts_node_is_null(target) && type_is(target, "identifier") &&
-                           nodemap_get(&fn->refs, target) == v) {
-                    diag_error(&u->src, ts_node_start_byte(n),
-                               "alloca() memory held in '%s' across an await; it is freed when the "
-                               "function suspends (use malloc, or a fixed-size array)",
-                               v->name);
-                }
+    TSTreeCursor c = ts_tree_cursor_new(fn->body);
+    for (;;) {
+        TSNode n = ts_tree_cursor_current_node(&c);
+        if (parse_is_call_to(u, n, "alloca") || parse_is_call_to(u, n, "__builtin_alloca")) {
+            TSNode p = parse_parent(u, n);
+            while (!ts_node_is_null(p) &&
+                   (type_is(p, "cast_expression") || type_is(p, "parenthesized_expression")))
+                p = parse_parent(u, p);
+            Var *v = NULL;
+            if (!ts_node_is_null(p) && type_is(p, "init_declarator")) {
+                TSNode id = parse_declarator_ident(ts_node_child_by_field_name(p, "declarator", 10));
+                for (int i = 0; i < fn->vars.len && !ts_node_is_null(id); i++)
+                    if (ts_node_eq(((Var *)fn->vars.items[i])->ident, id))
+                        v = fn->vars.items[i];
+            } else if (!ts_node_is_null(p) && type_is(p, "assignment_expression")) {
+                v = nodemap_get(&fn->refs, ts_node_child_by_field_name(p, "left", 4));
             }
-            for (uint32_t k = 0; k < ts_node_child_count(n); k++) {
-                TSNode *c = xmalloc(sizeof *c);
-                *c = ts_node_child(n, k);
-                vec_push(&stack, c);
-            }
+            if (v && v->hoisted)
+                diag_error(&u->src, ts_node_start_byte(n),
+                           "alloca() memory held in '%s' across an await; it is freed when the "
+                           "function suspends (use malloc, or a fixed-size array)",
+                           v->name);
         }
-        free(stack.items);
+        if (ts_tree_cursor_goto_first_child(&c))
+            continue;
+        while (!ts_tree_cursor_goto_next_sibling(&c))
+            if (!ts_tree_cursor_goto_parent(&c))
+                goto done;
     }
+done:
+    ts_tree_cursor_delete(&c);
 }
 
 /* ---- recursion ------------------------------------------------------------ */

@@ -54,7 +54,7 @@ static bool has_await(Lower *L, TSNode n) { return nodemap_get(&L->has_await, n)
 
 static void mark_up(Lower *L, NodeMap *m, TSNode n)
 {
-    for (; !ts_node_is_null(n); n = ts_node_parent(n)) {
+    for (; !ts_node_is_null(n); n = parse_parent(L->u, n)) {
         if (nodemap_get(m, n))
             return;
         nodemap_put(m, n, (void *)1);
@@ -168,8 +168,8 @@ static Temp *new_temp(Lower *L, TSNode at, const char *type, int64_t size, int64
     Temp *t = xcalloc(1, sizeof *t);
     t->from = ts_node_start_byte(at);
     TSNode s = at;
-    while (!ts_node_is_null(ts_node_parent(s)) && !is_statement_type(s))
-        s = ts_node_parent(s);
+    while (!ts_node_is_null(parse_parent(L->u, s)) && !is_statement_type(s))
+        s = parse_parent(L->u, s);
     t->to = ts_node_end_byte(s);
     t->id = L->fn->temps.len + 1;
     t->type = xstrdup(type);

@@ -21,6 +21,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <pthread.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef ASYNCC_VERSION
@@ -117,6 +119,41 @@ static char *read_file(const char *path, uint32_t *len)
     return b.data ? b.data : xstrdup("");
 }
 
+/* With ASYNCC_TIME set, each pass's wall time goes to stderr. */
+static void phase(const char *name)
+{
+    static struct timespec last;
+    static int on = -1;
+    if (on < 0)
+        on = getenv("ASYNCC_TIME") != NULL;
+    if (!on)
+        return;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (name)
+        fprintf(stderr, "asyncc: %-8s %7.2f ms\n", name,
+                (double)(now.tv_sec - last.tv_sec) * 1e3 + (double)(now.tv_nsec - last.tv_nsec) / 1e6);
+    last = now;
+}
+
+typedef struct SemaJob {
+    Unit *u;                /* the unit (sema reads only src) */
+    const char *const *args;/* user's -I/-D flags */
+    int nargs;              /* how many */
+    char *inc;              /* the runtime include directory */
+    Sema *sema;             /* result, NULL on error */
+    Buf diags;              /* diagnostics it printed */
+} SemaJob;
+
+static void *sema_thread(void *arg)
+{
+    SemaJob *job = arg;
+    diag_capture(&job->diags);
+    job->sema = sema_run(job->u, job->args, job->nargs, job->inc);
+    diag_capture(NULL);
+    return NULL;
+}
+
 /* Runs every pass on `in`; on success returns the translation (or the
  * state report when `states`). */
 static char *translate(const char *in, const char *const *cargs, int ncargs, bool states)
@@ -132,23 +169,49 @@ static char *translate(const char *in, const char *const *cargs, int ncargs, boo
         diag_error(&u.src, (uint32_t)(nul - text), "file contains a NUL byte; not C source");
         return NULL;
     }
-    char *inc = include_dir();
-    u.sema = sema_run(&u, cargs, ncargs, inc);
-    free(inc);
+    /* libclang and tree-sitter read the same bytes independently: run them
+     * on two threads. Diagnostics are held back and printed in pipeline
+     * order, clang's first; syntax errors only matter if clang had none. */
+    SemaJob job = {.u = &u, .args = cargs, .nargs = ncargs, .inc = include_dir()};
+    phase(NULL);
+    pthread_t th;
+    bool threaded = pthread_create(&th, NULL, sema_thread, &job) == 0;
+    if (!threaded)
+        sema_thread(&job);
+    Buf parse_diags = {0};
+    diag_capture(&parse_diags);
+    bool parsed = parse_unit(&u);
+    diag_capture(NULL);
+    if (threaded)
+        pthread_join(th, NULL);
+    free(job.inc);
+    phase("sema+parse");
+    if (job.diags.len)
+        fputs(job.diags.data, stderr);
+    u.sema = job.sema;
     if (!u.sema)
         return NULL;
-    if (!parse_unit(&u) || !liveness_run(&u))
+    if (parse_diags.len)
+        fputs(parse_diags.data, stderr);
+    buf_free(&parse_diags);
+    buf_free(&job.diags);
+    if (!parsed)
         return NULL;
+    if (!liveness_run(&u))
+        return NULL;
+    phase("liveness");
     for (int i = 0; i < u.fns.len; i++) {
         AsyncFn *fn = u.fns.items[i];
         if (fn->is_def)
             lower_fn(&u, fn);
     }
+    phase("lower");
     for (int i = 0; i < u.fns.len; i++) {
         AsyncFn *fn = u.fns.items[i];
         if (fn->is_def && !fn->frame)
             layout_fn(&u, fn);
     }
+    phase("layout");
     if (diag_error_count())
         return NULL;
     Buf out = {0};
@@ -156,6 +219,7 @@ static char *translate(const char *in, const char *const *cargs, int ncargs, boo
         emit_states(&u, &out);
     else
         emit_unit(&u, &out);
+    phase("emit");
     return buf_take(&out);
 }
 

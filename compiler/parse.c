@@ -109,6 +109,12 @@ TSNode parse_declarator_ident(TSNode d)
     return d;
 }
 
+TSNode parse_parent(const Unit *u, TSNode n)
+{
+    TSNode *p = nodemap_get(&u->parents, n);
+    return p ? *p : (TSNode){0};
+}
+
 /* The first ERROR or MISSING node in n's subtree (depth-first), or a null node.
  * Iterative, so a deeply nested input cannot exhaust the stack. */
 static TSNode first_error(TSNode root)
@@ -223,7 +229,7 @@ static void add_await(Unit *u, TSNode call)
         return;
     }
     aw->callee = parse_text(u, f);
-    for (TSNode p = ts_node_parent(call); !ts_node_is_null(p); p = ts_node_parent(p))
+    for (TSNode p = parse_parent(u, call); !ts_node_is_null(p); p = parse_parent(u, p))
         if (is_statement(p)) {
             aw->anchor = p;
             break;
@@ -251,72 +257,111 @@ bool parse_unit(Unit *u)
         return false;
     }
 
+    /* One walk records each named node's parent and finds the shapes of
+     * grammar/async.scm by hand: running the queries costs more than the
+     * rest of the translation (parse_query_agrees checks, in the unit
+     * tests, that both find the same). */
+    enum { CHUNK = 4096 };
+    TSNode *chunk = NULL;
+    int used = CHUNK;
+    Vec stack = {0}; /* TSNode* of the named ancestors, innermost last */
+    Vec depth = {0}; /* for each cursor level: stack.len before it */
+    Vec calls = {0};
+    TSTreeCursor c = ts_tree_cursor_new(u->root);
+    for (;;) {
+        TSNode n = ts_tree_cursor_current_node(&c);
+        const char *t = ts_node_type(n);
+        bool named = ts_node_is_named(n);
+        if (named && stack.len)
+            nodemap_put(&u->parents, n, stack.items[stack.len - 1]);
+        if (!strcmp(t, "function_definition") || !strcmp(t, "declaration")) {
+            TSNode type = ts_node_child_by_field_name(n, "type", 4);
+            TSNode d = ts_node_child_by_field_name(n, "declarator", 10);
+            if (!ts_node_is_null(type) && !strcmp(ts_node_type(type), "macro_type_specifier") &&
+                parse_eq(u, ts_node_child_by_field_name(type, "name", 4), "async") &&
+                !ts_node_is_null(d) && !strcmp(ts_node_type(d), "function_declarator")) {
+                TSNode name = ts_node_child_by_field_name(d, "declarator", 10);
+                TSNode params = ts_node_child_by_field_name(d, "parameters", 10);
+                TSNode body = ts_node_child_by_field_name(n, "body", 4);
+                TSNode ttype = ts_node_child_by_field_name(type, "type", 4);
+                bool def = !strcmp(t, "function_definition");
+                if (!strcmp(ts_node_type(name), "identifier") && (!def || !ts_node_is_null(body)))
+                    add_fn(u, n, ttype, name, params, body, def);
+            } else if (!ts_node_is_null(type) && !strcmp(ts_node_type(type), "macro_type_specifier") &&
+                       parse_eq(u, ts_node_child_by_field_name(type, "name", 4), "async") &&
+                       !ts_node_is_null(d) && strcmp(ts_node_type(d), "identifier") != 0 &&
+                       strcmp(ts_node_type(d), "init_declarator") != 0) {
+                diag_error(&u->src, ts_node_start_byte(d),
+                           "write the whole result type inside async(...), as in async(int *) f(void)");
+            }
+        } else if (!strcmp(t, "call_expression") && parse_is_await(u, n)) {
+            TSNode *p = xmalloc(sizeof *p);
+            *p = n;
+            vec_push(&calls, p);
+        }
+        if (ts_tree_cursor_goto_first_child(&c)) {
+            vec_push(&depth, (void *)(intptr_t)stack.len);
+            if (named) {
+                if (used == CHUNK) {
+                    chunk = xmalloc(CHUNK * sizeof *chunk);
+                    vec_push(&u->parent_chunks, chunk);
+                    used = 0;
+                }
+                chunk[used] = n;
+                vec_push(&stack, &chunk[used++]);
+            }
+            continue;
+        }
+        while (!ts_tree_cursor_goto_next_sibling(&c)) {
+            if (!ts_tree_cursor_goto_parent(&c))
+                goto walked;
+            stack.len = (int)(intptr_t)depth.items[--depth.len];
+        }
+    }
+walked:
+    ts_tree_cursor_delete(&c);
+    free(stack.items);
+    free(depth.items);
+    for (int i = 0; i < calls.len; i++) {
+        add_await(u, *(TSNode *)calls.items[i]);
+        free(calls.items[i]);
+    }
+    free(calls.items);
+    return diag_error_count() == 0;
+}
+
+int parse_query_agrees(Unit *u)
+{
     uint32_t err_off = 0;
     TSQueryError err_type = TSQueryErrorNone;
     TSQuery *q = ts_query_new(tree_sitter_c(), asyncc_query_scm,
                               (uint32_t)strlen(asyncc_query_scm), &err_off, &err_type);
-    if (!q) {
-        diag_fatal("grammar/async.scm: query error %d at byte %u", (int)err_type, err_off);
-        return false;
-    }
+    if (!q)
+        return -1;
     TSQueryCursor *qc = ts_query_cursor_new();
-
-    /* Pass 1: async functions. Pass 2: awaits, which need the functions. */
-    for (int pass = 0; pass < 2; pass++) {
-        ts_query_cursor_exec(qc, q, u->root);
-        TSQueryMatch m;
-        while (ts_query_cursor_next_match(qc, &m)) {
-            TSNode kw = {0}, type = {0}, name = {0}, params = {0}, body = {0}, node = {0};
-            bool is_def = false, is_await = false;
-            for (uint16_t i = 0; i < m.capture_count; i++) {
-                uint32_t len;
-                const char *cap = ts_query_capture_name_for_id(q, m.captures[i].index, &len);
-                TSNode n = m.captures[i].node;
-                if (!strcmp(cap, "async.kw") || !strcmp(cap, "await.kw"))
-                    kw = n;
-                else if (!strcmp(cap, "async.type"))
-                    type = n;
-                else if (!strcmp(cap, "async.name"))
-                    name = n;
-                else if (!strcmp(cap, "async.params"))
-                    params = n;
-                else if (!strcmp(cap, "async.body"))
-                    body = n;
-                else if (!strcmp(cap, "async.def"))
-                    node = n, is_def = true;
-                else if (!strcmp(cap, "async.decl"))
-                    node = n;
-                else if (!strcmp(cap, "await.call"))
-                    node = n, is_await = true;
-            }
-            if (is_await) {
-                if (pass == 1 && parse_eq(u, kw, "await"))
-                    add_await(u, node);
-            } else if (pass == 0 && parse_eq(u, kw, "async")) {
-                add_fn(u, node, type, name, params, body, is_def);
-            }
+    int fns = 0, awaits = 0;
+    ts_query_cursor_exec(qc, q, u->root);
+    TSQueryMatch m;
+    while (ts_query_cursor_next_match(qc, &m)) {
+        TSNode kw = {0};
+        bool is_await = false;
+        for (uint16_t i = 0; i < m.capture_count; i++) {
+            uint32_t len;
+            const char *cap = ts_query_capture_name_for_id(q, m.captures[i].index, &len);
+            if (!strcmp(cap, "async.kw") || !strcmp(cap, "await.kw"))
+                kw = m.captures[i].node;
+            if (!strcmp(cap, "await.call"))
+                is_await = true;
         }
+        if (is_await && parse_eq(u, kw, "await"))
+            awaits++;
+        else if (!is_await && parse_eq(u, kw, "async"))
+            fns++;
     }
     ts_query_cursor_delete(qc);
     ts_query_delete(q);
-
-    /* A result type outside async(...) (`async(int) *f()`) is not matched by
-     * the queries; find such definitions so they are not silently ignored. */
-    for (uint32_t i = 0; i < ts_node_named_child_count(u->root); i++) {
-        TSNode c = ts_node_named_child(u->root, i);
-        const char *t = ts_node_type(c);
-        if (strcmp(t, "function_definition") && strcmp(t, "declaration"))
-            continue;
-        TSNode type = ts_node_child_by_field_name(c, "type", 4);
-        if (ts_node_is_null(type) || strcmp(ts_node_type(type), "macro_type_specifier"))
-            continue;
-        TSNode kw = ts_node_child_by_field_name(type, "name", 4);
-        TSNode d = ts_node_child_by_field_name(c, "declarator", 10);
-        if (parse_eq(u, kw, "async") && !ts_node_is_null(d) &&
-            strcmp(ts_node_type(d), "function_declarator") != 0 &&
-            strcmp(ts_node_type(d), "identifier") != 0)
-            diag_error(&u->src, ts_node_start_byte(d),
-                       "write the whole result type inside async(...), as in async(int *) f(void)");
-    }
-    return diag_error_count() == 0;
+    int mine = u->stray_awaits.len;
+    for (int i = 0; i < u->fns.len; i++)
+        mine += ((AsyncFn *)u->fns.items[i])->awaits.len;
+    return fns == u->fns.len && awaits == mine;
 }
