@@ -478,8 +478,18 @@ static void lower_generic(Lower *L, TSNode n)
     }
     for (uint32_t i = 0; i < ts_node_child_count(n); i++) {
         TSNode c = ts_node_child(n, i);
-        buf_putn(&L->out, L->u->src.text + pos, ts_node_start_byte(c) - pos);
-        if (touched(L, c) && is_statement_type(c)) {
+        uint32_t gap = ts_node_start_byte(c) - pos;
+        bool lower = touched(L, c) && is_statement_type(c);
+        if (lower) {
+            /* lower_stmt indents its own lines: keep the gap's line breaks
+             * (they keep output lines in step with the source), not the
+             * indentation after the last one. */
+            while (gap > 0 && (L->u->src.text[pos + gap - 1] == ' ' ||
+                               L->u->src.text[pos + gap - 1] == '\t'))
+                gap--;
+        }
+        buf_putn(&L->out, L->u->src.text + pos, gap);
+        if (lower) {
             lower_stmt(L, c);
             /* lower_stmt ends with a newline; the source gap supplies its own. */
             if (L->out.len && L->out.data[L->out.len - 1] == '\n') {
@@ -543,7 +553,8 @@ static void hoisted_init_text(Lower *L, TSNode decl, Buf *b)
 static void lower_block(Lower *L, TSNode s, const char *ind)
 {
     if (type_is(s, "compound_statement")) {
-        put(L, " ");
+        if (L->out.len && L->out.data[L->out.len - 1] != '\n')
+            put(L, " ");
         lower_stmt(L, s);
         return;
     }
@@ -622,7 +633,6 @@ static void lower_stmt(Lower *L, TSNode n)
             L->pending.len = mark;
             buf_printf(&L->out, "%sif (!(%s))\n%s    break;\n", ind, c, ind);
             free(c);
-            put(L, ind);
             lower_body(L, body, NULL, ind);
             buf_printf(&L->out, "%s}\n", ind);
         } else {
@@ -636,7 +646,7 @@ static void lower_stmt(Lower *L, TSNode n)
         TSNode body = ts_node_child_by_field_name(n, "body", 4);
         if (has_await(L, cond)) {
             char *next = xasprintf("ac_next_%d", ++L->labels);
-            buf_printf(&L->out, "%sfor (;;) {\n%s", ind, ind);
+            buf_printf(&L->out, "%sfor (;;) {\n", ind);
             lower_body(L, body, next, ind);
             buf_printf(&L->out, "%s:;\n", next);
             char *c = lower_expr(L, cond);
@@ -681,7 +691,6 @@ static void lower_stmt(Lower *L, TSNode n)
                 buf_printf(&L->out, "%sif (!(%s))\n%s    break;\n", ind, c, ind);
                 free(c);
             }
-            put(L, ind);
             lower_body(L, body, next, ind);
             buf_printf(&L->out, "%s:;\n", next);
             if (!ts_node_is_null(step)) {

@@ -144,6 +144,11 @@ _Noreturn void ac__no_return(const char *fn);
  * when memory is exhausted or vt->align is not a power of two. The caller owns
  * it and returns it with ac_frame_free, with the same vt, on any thread. */
 void *ac_frame_alloc(const ac_future_vt *vt);
+/* ac_frame_alloc for generated code (awaits across files, ac_box): a poll
+ * function has no way to report allocation failure, so, like Rust's
+ * allocation of a boxed future, this ends the process with a message naming
+ * the future when memory is exhausted. Never returns NULL. */
+void *ac__frame_new(const ac_future_vt *vt);
 /* Returns storage from ac_frame_alloc(vt) to the arena (the calling thread's
  * cache, or the system). NULL is ignored. Does not drop the frame. */
 void ac_frame_free(const ac_future_vt *vt, void *frame);
@@ -202,6 +207,10 @@ extern const ac_future_vt ac_yield__vt;
 #define async(T) T
 #endif
 #define await(e) (e)
+/* await(ac_box(f(x))): f's frame lives in the frame arena instead of inside
+ * the awaiting frame, which is what lets async functions recurse (Rust's
+ * Box::pin). Read sequentially, it is just the call. */
+#define ac_box(e) (e)
 
 /* Runtime futures, read sequentially. */
 /* async(void) marks it, for libclang, as an awaitable runtime future. */

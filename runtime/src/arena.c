@@ -23,6 +23,7 @@
 #include "internal.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #define GRAIN 16                         /* size class step, bytes */
@@ -131,4 +132,15 @@ void ac_frame_free(const ac_future_vt *vt, void *frame)
     b->next = tc->free[c];
     tc->free[c] = b;
     tc->count[c]++;
+}
+
+void *ac__frame_new(const ac_future_vt *vt)
+{
+    void *frame = ac_frame_alloc(vt);
+    if (!frame) {
+        fprintf(stderr, "asyncc: out of memory for the frame of '%s' (%zu bytes)\n",
+                vt->name ? vt->name : "?", vt->size);
+        abort();
+    }
+    return frame;
 }
