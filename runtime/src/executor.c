@@ -22,10 +22,12 @@
  * returns AC_EDEADLK. The last clone's drop reaches the executor through the
  * release hook under the mutex, so a sleeping executor learns of it.
  *
- * Hot path (a future that wakes itself and returns pending): CAS to NOTIFIED
- * in the wake, CAS to idle, push and pop on the local queue, CAS to running.
- * No allocation, lock or system call; the inject queue is looked at through a
- * relaxed atomic flag.
+ * Hot path (a future that wakes itself and returns pending, like ac_yield):
+ * the wake only sets a thread-local flag (ac__task_poll) and, while no other
+ * task is runnable, the task is polled again at once: no allocation, lock,
+ * system call or atomic read-modify-write per round. With other tasks
+ * runnable it goes to the back of the local queue (three CASes: wake, idle,
+ * running). The inject queue is looked at through a relaxed atomic flag.
  */
 #include "internal.h"
 
@@ -193,15 +195,29 @@ static run_result run(executor *ex, ac__task *task)
         break;
     }
 
-    ac_waker waker = ac__task_waker(task);
-    ac_context cx = {&waker};
-    if (task->vt->poll(task->frame, &cx, task->out) == AC_READY) {
-        ac__task_transition_to_complete(task);
-        /* The frame is in RETURNED state, so this only honours the ABI rule
-         * that every frame is dropped; it is harmless and cheap. */
-        task->vt->drop(task->frame);
-        ac__task_ref_dec(task);
-        return RAN_COMPLETE;
+    for (;;) {
+        bool self_woken;
+        if (ac__task_poll(task, &self_woken) == AC_READY) {
+            ac__task_transition_to_complete(task);
+            /* The frame is in RETURNED state, so this only honours the ABI
+             * rule that every frame is dropped; it is harmless and cheap. */
+            task->vt->drop(task->frame);
+            ac__task_ref_dec(task);
+            return RAN_COMPLETE;
+        }
+        if (!self_woken)
+            break;
+        /* The future woke itself (ac_yield): poll it again at once, which
+         * touches no shared state, while no other task waits for this
+         * thread and no abort is pending. Otherwise record the wake, so
+         * that transition_to_idle requeues the task behind the others or
+         * reports the abort. Both checks are plain loads: a late view only
+         * costs a round. */
+        if (ex->local.head || atomic_load_explicit(&ex->has_inject, memory_order_relaxed) ||
+            (atomic_load_explicit(&task->state, memory_order_relaxed) & AC__TASK_CANCELLED)) {
+            ac__task_transition_to_notified_by_ref(task);
+            break;
+        }
     }
 
     switch (ac__task_transition_to_idle(task)) {

@@ -3,7 +3,8 @@
  * runtime's own unit tests). Nothing here is ABI: generated code and user
  * programs only see asyncc.h.
  *
- * Sections: tasks (task.c); schedulers (executor.c); program entry (executor.c).
+ * Sections: tasks and the interface a scheduler gives them (task.c); program
+ * entry (executor.c).
  */
 #ifndef ASYNCC_INTERNAL_H
 #define ASYNCC_INTERNAL_H
@@ -139,6 +140,17 @@ void ac__task_ref_dec(ac__task *task);
 /* Drops a reference that is not the last one, without the orphan check;
  * only for ac__scheduler.release implementations. */
 void ac__task_ref_dec_unchecked(ac__task *task);
+
+/*
+ * Polls the future of a task the caller has claimed (transition_to_running)
+ * once, with the task's waker in the context. A wake by reference of this
+ * task from this thread during the poll (a future rescheduling itself, like
+ * ac_yield) is not recorded in the state word but reported in *self_woken;
+ * the caller must then poll again or record it with
+ * ac__task_transition_to_notified_by_ref before transition_to_idle. Every
+ * other wake is recorded in the state word as usual.
+ */
+ac_poll_t ac__task_poll(ac__task *task, bool *self_woken);
 
 /* Wakes the task as a waker would (schedules it if idle), without consuming a
  * reference; the caller must hold one. */

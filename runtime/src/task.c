@@ -10,8 +10,12 @@
  * lock: a wake from any thread is one CAS, and the NOTIFIED bit guarantees that
  * a task sits in at most one run queue however many wakes race.
  *
- * Hot path: a future that wakes itself during its poll (ac_yield) costs one CAS
- * here (RUNNING -> RUNNING|NOTIFIED) and no allocation, lock or system call.
+ * Hot path: when a future wakes its own task by reference during its poll
+ * (ac_yield), the wake runs on the polling thread, which looks at the task
+ * again as soon as the poll returns. So ac__task_poll records such a wake in
+ * a thread-local flag instead of the shared word, and a yield round costs no
+ * atomic read-modify-write at all. Any other wake (from another thread, of
+ * another task, or by value) is one CAS.
  */
 #include "internal.h"
 
@@ -23,6 +27,11 @@
 #define MAX_REFS (SIZE_MAX >> (AC__TASK_REF_SHIFT + 1))
 
 static const ac_waker_vtable task_waker_vtable;
+
+/* The task whose future this thread is polling (NULL outside polls), and
+ * whether that future woke its own task by reference during the poll. */
+static _Thread_local ac__task *polled;
+static _Thread_local bool polled_woken;
 
 static bool is_idle(size_t s) { return (s & (AC__TASK_RUNNING | AC__TASK_COMPLETE)) == 0; }
 
@@ -213,8 +222,32 @@ void ac__task_ref_dec_unchecked(ac__task *task)
     }
 }
 
+ac_poll_t ac__task_poll(ac__task *task, bool *self_woken)
+{
+    /* Save the outer poll's: ac_block_on may be called from inside a poll. */
+    ac__task *outer = polled;
+    bool outer_woken = polled_woken;
+    polled = task;
+    polled_woken = false;
+
+    ac_waker waker = {&task_waker_vtable, task};
+    ac_context cx = {&waker};
+    ac_poll_t r = task->vt->poll(task->frame, &cx, task->out);
+
+    *self_woken = polled_woken;
+    polled = outer;
+    polled_woken = outer_woken;
+    return r;
+}
+
 void ac__task_wake_by_ref(ac__task *task)
 {
+    /* The poller of this task is this thread, and it looks at the flag when
+     * the poll returns: nothing else needs to know. */
+    if (task == polled) {
+        polled_woken = true;
+        return;
+    }
     if (ac__task_transition_to_notified_by_ref(task) == AC__NOTIFY_SUBMIT)
         task->sched->schedule(task->sched, task);
 }

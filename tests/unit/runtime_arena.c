@@ -10,9 +10,12 @@
 #include <check.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* A vtable that only describes a frame's shape; the arena reads no more. */
 static ac_future_vt shape(size_t size, size_t align)
@@ -150,6 +153,44 @@ START_TEST(arena_cache_per_class_is_bounded)
 }
 END_TEST
 
+START_TEST(frame_new_returns_an_aligned_frame)
+{
+    ac_future_vt vt = shape(48, 32);
+    void *p = ac__frame_new(&vt);
+    ck_assert_uint_eq((uintptr_t)p % 32, 0);
+    ac_frame_free(&vt, p);
+}
+END_TEST
+
+START_TEST(frame_new_aborts_naming_the_future_when_memory_is_exhausted)
+{
+    /* In a child of our own, so the message can be read and so that the
+     * test also works without Check's fork mode. */
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    ck_assert_int_ne(pid, -1);
+    if (pid == 0) {
+        dup2(fds[1], STDERR_FILENO);
+        ac_future_vt vt = shape((size_t)1 << 62, 8);
+        ac__frame_new(&vt);
+        _exit(0); /* not reached */
+    }
+    close(fds[1]);
+    char buf[256];
+    size_t len = 0;
+    ssize_t n;
+    while (len < sizeof buf - 1 && (n = read(fds[0], buf + len, sizeof buf - 1 - len)) > 0)
+        len += (size_t)n;
+    buf[len] = '\0';
+    close(fds[0]);
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+    ck_assert_str_eq(buf, "asyncc: out of memory for the frame of 'shape' (4611686018427387904 bytes)\n");
+}
+END_TEST
+
 static void *alloc_some(void *arg)
 {
     ac_future_vt vt = shape(64, 8);
@@ -219,6 +260,8 @@ static Suite *arena_suite(void)
     tcase_add_test(tc, arena_rejects_alignment_not_a_power_of_two);
     tcase_add_test(tc, arena_returns_null_when_memory_is_exhausted);
     tcase_add_test(tc, arena_free_of_null_is_ignored);
+    tcase_add_test(tc, frame_new_returns_an_aligned_frame);
+    tcase_add_test(tc, frame_new_aborts_naming_the_future_when_memory_is_exhausted);
     tcase_add_test(tc, arena_cache_per_class_is_bounded);
     tcase_add_test(tc, arena_frames_can_be_freed_on_another_thread);
     tcase_add_test(tc, arena_cache_of_exited_thread_is_released);

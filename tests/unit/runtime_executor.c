@@ -44,6 +44,7 @@ typedef enum mode {
     STASH_AND_FINISH, /* keep a clone in `stash` and finish at once */
     ABORT_REMOTE,     /* a thread aborts the task through a clone */
     ABORT_SELF,       /* the poll aborts its own task, then returns pending */
+    YIELD_FOREVER_ABORTED, /* wake_by_ref + pending forever; a thread aborts it */
 } mode;
 
 typedef struct probe_frame {
@@ -141,6 +142,11 @@ static ac_poll_t probe_poll(void *frame, ac_context *cx, void *out)
         return AC_PENDING;
     case ABORT_SELF:
         ac__task_abort((ac__task *)(uintptr_t)cx->waker->data);
+        return AC_PENDING;
+    case YIELD_FOREVER_ABORTED:
+        if (first)
+            start_helper(f, cx, abort_later);
+        ac_waker_wake_by_ref(cx->waker);
         return AC_PENDING;
     }
     f->ac_state = AC_STATE_RETURNED;
@@ -468,6 +474,75 @@ START_TEST(block_on_inside_a_poll_runs_the_inner_future)
 }
 END_TEST
 
+/*
+ * An outer future that, in its first poll, runs an inner future with a
+ * nested ac_block_on and returns pending, relying on a wake that happens
+ * around the nested run: either it wakes itself before the nested call, or
+ * the inner future wakes the outer task's waker. Either wake must survive
+ * the nested executor and make the outer poll again.
+ */
+typedef struct waking_inner_frame {
+    unsigned ac_state;         /* 0 unresumed, 1 returned */
+    const ac_waker *outer;     /* the outer poll's borrowed waker */
+} waking_inner_frame;
+
+static ac_poll_t waking_inner_poll(void *frame, ac_context *cx, void *out)
+{
+    waking_inner_frame *f = frame;
+    (void)cx, (void)out;
+    ac_waker_wake_by_ref(f->outer);
+    f->ac_state = AC_STATE_RETURNED;
+    return AC_READY;
+}
+
+static const ac_future_vt waking_inner_vt = {
+    sizeof(waking_inner_frame), _Alignof(waking_inner_frame), 0, waking_inner_poll, outer_drop,
+    "waking_inner",
+};
+
+typedef struct nest_frame {
+    unsigned ac_state; /* 0 unresumed, 1 returned, 3 after the nested run */
+    bool inner_wakes;  /* the inner future wakes us, rather than we ourselves */
+    int polls;         /* times polled */
+} nest_frame;
+
+static ac_poll_t nest_poll(void *frame, ac_context *cx, void *out)
+{
+    nest_frame *f = frame;
+    (void)out;
+    f->polls++;
+    if (f->ac_state == AC_STATE_FIRST) {
+        f->ac_state = AC_STATE_RETURNED;
+        return AC_READY;
+    }
+    if (!f->inner_wakes)
+        ac_waker_wake_by_ref(cx->waker);
+    waking_inner_frame inner = {0, f->inner_wakes ? cx->waker : ac_waker_noop()};
+    ck_assert_int_eq(ac_block_on(&waking_inner_vt, &inner, NULL), 0);
+    f->ac_state = AC_STATE_FIRST;
+    return AC_PENDING;
+}
+
+static const ac_future_vt nest_vt = {
+    sizeof(nest_frame), _Alignof(nest_frame), 0, nest_poll, outer_drop, "nest",
+};
+
+START_TEST(self_wake_before_nested_block_on_is_kept)
+{
+    nest_frame f = {0, false, 0};
+    ck_assert_int_eq(ac_block_on(&nest_vt, &f, NULL), 0);
+    ck_assert_int_eq(f.polls, 2);
+}
+END_TEST
+
+START_TEST(wake_of_outer_task_from_nested_block_on_is_kept)
+{
+    nest_frame f = {0, true, 0};
+    ck_assert_int_eq(ac_block_on(&nest_vt, &f, NULL), 0);
+    ck_assert_int_eq(f.polls, 2);
+}
+END_TEST
+
 START_TEST(abort_from_other_thread_cancels_and_drops_frame)
 {
     probe_frame f = probe(ABORT_REMOTE);
@@ -486,6 +561,19 @@ START_TEST(abort_during_poll_cancels_when_the_poll_ends)
     int out = -1;
     ck_assert_int_eq(ac_block_on(&probe_vt, &f, &out), AC_ECANCELED);
     ck_assert_int_eq(f.polls, 1);
+    ck_assert_int_eq(f.drops, 1);
+}
+END_TEST
+
+START_TEST(abort_of_future_that_keeps_waking_itself_is_not_starved)
+{
+    /* Self-wakes are repolled without touching the state word; the abort
+     * must still be seen. */
+    probe_frame f = probe(YIELD_FOREVER_ABORTED);
+    int out = -1;
+    ck_assert_int_eq(ac_block_on(&probe_vt, &f, &out), AC_ECANCELED);
+    join_helper(&f);
+    ck_assert_int_ge(f.polls, 1);
     ck_assert_int_eq(f.drops, 1);
 }
 END_TEST
@@ -524,8 +612,11 @@ static Suite *executor_suite(void)
     tc = tcase_create("nesting_and_cancellation");
     tcase_set_timeout(tc, 10);
     tcase_add_test(tc, block_on_inside_a_poll_runs_the_inner_future);
+    tcase_add_test(tc, self_wake_before_nested_block_on_is_kept);
+    tcase_add_test(tc, wake_of_outer_task_from_nested_block_on_is_kept);
     tcase_add_test(tc, abort_from_other_thread_cancels_and_drops_frame);
     tcase_add_test(tc, abort_during_poll_cancels_when_the_poll_ends);
+    tcase_add_test(tc, abort_of_future_that_keeps_waking_itself_is_not_starved);
     suite_add_tcase(s, tc);
     return s;
 }

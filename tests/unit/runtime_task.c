@@ -332,6 +332,113 @@ START_TEST(concurrent_wakes_schedule_an_idle_task_once)
 }
 END_TEST
 
+/* A future whose poll runs `on_poll` with its context. */
+static void (*on_poll)(ac_context *cx);
+static ac__task *other; /* a second task for on_poll to wake */
+
+static ac_poll_t hook_poll(void *frame, ac_context *cx, void *out)
+{
+    (void)frame, (void)out;
+    on_poll(cx);
+    return AC_PENDING;
+}
+
+static const ac_future_vt hook_vt = {1, 1, 0, hook_poll, never_drop, "hook"};
+
+static void wake_self_twice(ac_context *cx)
+{
+    ac_waker_wake_by_ref(cx->waker);
+    ac_waker_wake_by_ref(cx->waker);
+}
+
+static void wake_self_by_value(ac_context *cx) { ac_waker_wake(ac_waker_clone(cx->waker)); }
+
+static void *wake_from_thread(void *arg)
+{
+    ac_waker_wake_by_ref((ac_waker *)arg);
+    return NULL;
+}
+
+static void wake_self_from_other_thread(ac_context *cx)
+{
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, wake_from_thread, (void *)cx->waker), 0);
+    pthread_join(th, NULL);
+}
+
+static void wake_other_task(ac_context *cx)
+{
+    (void)cx;
+    ac__task_wake_by_ref(other);
+}
+
+/* Polls a fresh task once with `fn` as its body; returns the task, still
+ * RUNNING, and the self-woken flag in *woken. */
+static ac__task *poll_once(void (*fn)(ac_context *), bool *woken)
+{
+    rec = (recorder){.base = {record_schedule, record_release}};
+    on_poll = fn;
+    ac__task *t = ac__task_new(&rec.base, &hook_vt, &never_frame, NULL);
+    ck_assert_int_eq(ac__task_transition_to_running(t), AC__RUN_SUCCESS);
+    ck_assert_int_eq(ac__task_poll(t, woken), AC_PENDING);
+    return t;
+}
+
+START_TEST(self_wake_during_poll_is_reported_not_recorded)
+{
+    bool woken = false;
+    ac__task *t = poll_once(wake_self_twice, &woken);
+    ck_assert(woken);
+    ck_assert(!has(t, AC__TASK_NOTIFIED));
+    /* The caller records it when it will not poll again at once. */
+    ac__task_transition_to_notified_by_ref(t);
+    ck_assert_int_eq(ac__task_transition_to_idle(t), AC__IDLE_OK_NOTIFIED);
+    finish(t);
+}
+END_TEST
+
+START_TEST(self_wake_by_value_is_recorded)
+{
+    bool woken = true;
+    ac__task *t = poll_once(wake_self_by_value, &woken);
+    ck_assert(!woken);
+    ck_assert(has(t, AC__TASK_NOTIFIED));
+    ck_assert_uint_eq(refs(t), 2);
+    ck_assert_int_eq(ac__task_transition_to_idle(t), AC__IDLE_OK_NOTIFIED);
+    finish(t);
+}
+END_TEST
+
+START_TEST(wake_from_other_thread_during_poll_is_recorded)
+{
+    bool woken = true;
+    ac__task *t = poll_once(wake_self_from_other_thread, &woken);
+    ck_assert(!woken);
+    ck_assert(has(t, AC__TASK_NOTIFIED));
+    ck_assert_int_eq(ac__task_transition_to_idle(t), AC__IDLE_OK_NOTIFIED);
+    finish(t);
+}
+END_TEST
+
+START_TEST(wake_of_another_task_during_poll_schedules_it)
+{
+    ac_waker ws[1];
+    other = idle_task(ws, 1);
+    bool woken = true;
+    ac__task *t = poll_once(wake_other_task, &woken); /* (both use `rec`) */
+    ck_assert(!woken);
+    ck_assert(!has(t, AC__TASK_NOTIFIED));
+    ck_assert(has(other, AC__TASK_NOTIFIED));
+    ck_assert_int_eq(atomic_load(&rec.scheduled), 1);
+    ck_assert_int_eq(ac__task_transition_to_idle(t), AC__IDLE_OK);
+    ac__task_ref_dec(t);
+    ck_assert_int_eq(ac__task_transition_to_shutdown(t), true);
+    finish(t);
+    ac_waker_drop(ws[0]);
+    finish(other);
+}
+END_TEST
+
 START_TEST(noop_waker_does_nothing)
 {
     const ac_waker *w = ac_waker_noop();
@@ -361,6 +468,14 @@ static Suite *task_suite(void)
     tcase_add_test(tc, abort_after_complete_does_nothing);
     tcase_add_test(tc, shutdown_of_running_task_only_marks_it_cancelled);
     tcase_add_test(tc, noop_waker_does_nothing);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("polling");
+    tcase_set_timeout(tc, 10);
+    tcase_add_test(tc, self_wake_during_poll_is_reported_not_recorded);
+    tcase_add_test(tc, self_wake_by_value_is_recorded);
+    tcase_add_test(tc, wake_from_other_thread_during_poll_is_recorded);
+    tcase_add_test(tc, wake_of_another_task_during_poll_schedules_it);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("references");
