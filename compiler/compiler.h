@@ -170,6 +170,7 @@ typedef struct Unit {
     NodeMap parents;  /* node -> TSNode* of its parent (ts_node_parent walks
                          down from the root each call, too slow to use often) */
     Vec parent_chunks;/* TSNode arrays holding the parents */
+    NodeMap stmt_of;  /* memo for parse_statement_of: node -> TSNode* */
 } Unit;
 
 /* Parses src; returns false (after reporting) on syntax errors. */
@@ -180,6 +181,11 @@ bool parse_unit(Unit *u);
 int parse_query_agrees(Unit *u);
 /* The parent of n (null at the root), from the map built by parse_unit. */
 TSNode parse_parent(const Unit *u, TSNode n);
+/* The innermost statement (or declaration) containing expression node n, or
+ * n itself if it is one; memoized, so it stays linear on deep expressions. */
+TSNode parse_statement_of(Unit *u, TSNode n);
+/* True if n is a statement node (expression_statement, declaration, if...). */
+bool parse_is_statement(TSNode n);
 /* The source text of n, owned by the caller. */
 char *parse_text(const Unit *u, TSNode n);
 /* True if n is `await(...)`. */
@@ -232,8 +238,8 @@ Sema *sema_run(Unit *u, const char *const *args, int nargs, const char *include_
 void sema_free(Sema *s);
 /* The async function `name` declared outside this file's definitions, or NULL. */
 ExtFn *sema_ext_fn(Sema *s, const char *name);
-/* Type of the expression or declaration spanning exactly [start, end), or NULL. */
-const TypeInfo *sema_type_at(Sema *s, uint32_t start, uint32_t end);
+/* Type of the conditional expression (?:) starting at byte `start`, or NULL. */
+const TypeInfo *sema_cond_type(Sema *s, uint32_t start);
 /* Type of the variable whose name starts at byte `start`, or NULL. */
 const TypeInfo *sema_var_type(Sema *s, uint32_t start);
 
@@ -245,6 +251,8 @@ const TypeInfo *sema_var_type(Sema *s, uint32_t start);
  * every async function of u; reports rejected constructs. Returns false on
  * error. */
 bool liveness_run(Unit *u);
+/* Reports every await outside an async function; returns how many. */
+int liveness_report_strays(Unit *u);
 /* For --emit=states: an array of fn->nstates sets, entry s holding the states
  * (1 for returned) that can come next after resuming from s. Caller frees. */
 StateSet *flow_successors(Unit *u, AsyncFn *fn);

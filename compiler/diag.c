@@ -63,8 +63,14 @@ static void report(const Source *src, uint32_t offset, const char *kind, const c
     uint32_t eol = bol;
     while (eol < src->len && src->text[eol] != '\n')
         eol++;
-    /* Quote at most 200 bytes so a huge line cannot flood the terminal; show
-     * control bytes as '?' so binary input cannot garble it. */
+    /* Quote at most 200 bytes around the column so a huge line cannot flood
+     * the terminal; show control bytes as '?' so binary input cannot garble
+     * it. */
+    uint32_t at = bol + (uint32_t)col - 1;
+    if (at - bol > 150) {
+        bol = at - 100;
+        col = 101;
+    }
     uint32_t shown = eol - bol > 200 ? 200 : eol - bol;
     char quoted[256], caret[256];
     uint32_t k = 0;

@@ -31,18 +31,6 @@ static bool node_within(TSNode inner, TSNode outer)
            ts_node_end_byte(inner) <= ts_node_end_byte(outer);
 }
 
-static bool is_statement(TSNode n)
-{
-    static const char *const types[] = {
-        "expression_statement", "declaration", "return_statement", "if_statement",
-        "while_statement", "do_statement", "for_statement", "switch_statement", NULL,
-    };
-    for (int i = 0; types[i]; i++)
-        if (type_is(n, types[i]))
-            return true;
-    return false;
-}
-
 static bool is_loop(TSNode n)
 {
     return type_is(n, "while_statement") || type_is(n, "for_statement") ||
@@ -130,12 +118,10 @@ static void var_range(Unit *u, AsyncFn *fn, Var *v, uint32_t *from, uint32_t *to
         TSNode r = *(TSNode *)v->refs.items[i];
         /* Lowering evaluates awaits before the rest of their statement, so
          * a reference is needed until its whole statement is done. */
-        TSNode stmt = r;
-        while (!ts_node_is_null(parse_parent(u, stmt)) && !is_statement(stmt))
-            stmt = parse_parent(u, stmt);
+        TSNode stmt = parse_statement_of(u, r);
         if (ts_node_end_byte(stmt) > end)
             end = ts_node_end_byte(stmt);
-        for (TSNode p = parse_parent(u, r); !ts_node_is_null(p); p = parse_parent(u, p)) {
+        for (TSNode p = stmt; !ts_node_is_null(p); p = parse_parent(u, p)) {
             if (!node_within(p, v->scope))
                 break;
             if (is_loop(p) && ts_node_end_byte(p) > end)

@@ -120,6 +120,19 @@ static void mark_address_taken(Walk *w, TSNode e)
     }
 }
 
+static void walk_except(Walk *w, TSNode n, TSNode skip)
+{
+    if (ts_node_eq(n, skip))
+        return;
+    if (type_is(n, "identifier")) {
+        walk(w, n);
+        return;
+    }
+    uint32_t count = ts_node_child_count(n);
+    for (uint32_t i = 0; i < count; i++)
+        walk_except(w, ts_node_child(n, i), skip);
+}
+
 static void walk_declaration(Walk *w, TSNode n)
 {
     uint32_t count = ts_node_child_count(n);
@@ -136,8 +149,10 @@ static void walk_declaration(Walk *w, TSNode n)
         }
         TSNode ident = parse_declarator_ident(d);
         if (!ts_node_is_null(ident)) {
-            /* Array sizes are evaluated before the name is in scope. */
-            walk_children(w, d);
+            /* Array sizes are evaluated before the name is in scope; the
+             * name itself is the new variable, not a reference to an outer
+             * one it shadows. */
+            walk_except(w, d, ident);
             Var *v = new_var(w, ident, n, c, false);
             (void)v;
         }
@@ -397,14 +412,19 @@ static bool find_cycle(Unit *u, AsyncFn *fn, Vec *path)
     return false;
 }
 
-bool liveness_run(Unit *u)
+int liveness_report_strays(Unit *u)
 {
     for (int i = 0; i < u->stray_awaits.len; i++) {
         TSNode n = *(TSNode *)u->stray_awaits.items[i];
         diag_error(&u->src, ts_node_start_byte(n),
                    "await() outside an async function (declare the function async(T))");
     }
-    if (diag_error_count())
+    return u->stray_awaits.len;
+}
+
+bool liveness_run(Unit *u)
+{
+    if (liveness_report_strays(u))
         return false;
     for (int i = 0; i < u->fns.len; i++) {
         AsyncFn *fn = u->fns.items[i];

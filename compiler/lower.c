@@ -110,9 +110,8 @@ static void sync_line(Lower *L, int line)
 /* Indentation of the source line holding n, reused for generated lines. */
 static char *indent_of(Lower *L, TSNode n)
 {
-    uint32_t s = ts_node_start_byte(n), b = s;
-    while (b > 0 && L->u->src.text[b - 1] != '\n')
-        b--;
+    uint32_t s = ts_node_start_byte(n);
+    uint32_t b = s - ts_node_start_point(n).column; /* tree-sitter counts bytes */
     uint32_t e = b;
     while (e < s && (L->u->src.text[e] == ' ' || L->u->src.text[e] == '\t'))
         e++;
@@ -167,10 +166,7 @@ static Temp *new_temp(Lower *L, TSNode at, const char *type, int64_t size, int64
 {
     Temp *t = xcalloc(1, sizeof *t);
     t->from = ts_node_start_byte(at);
-    TSNode s = at;
-    while (!ts_node_is_null(parse_parent(L->u, s)) && !is_statement_type(s))
-        s = parse_parent(L->u, s);
-    t->to = ts_node_end_byte(s);
+    t->to = ts_node_end_byte(parse_statement_of(L->u, at));
     t->id = L->fn->temps.len + 1;
     t->type = xstrdup(type);
     t->size = size;
@@ -184,6 +180,7 @@ static char *temp_ref(Temp *t) { return xasprintf("\001%d\002", t->id); }
 /* ---- expressions ------------------------------------------------------------- */
 
 static char *lower_expr(Lower *L, TSNode n);
+static void hoist(Lower *L, TSNode n);
 
 static const char *callee_ret_type(Await *aw, bool *is_void, int64_t *size, int64_t *align,
                                    Sema *sema)
@@ -256,10 +253,11 @@ static char *lower_await(Lower *L, Await *aw)
     return temp_ref(t);
 }
 
-static char *lower_expr(Lower *L, TSNode n)
+/* Lowers an await, or an operator whose operands must stay sequenced
+ * (&&, ||, ?:, comma) around an await, into statements; returns the text
+ * standing for its value, or NULL if n is none of these. */
+static char *lower_special(Lower *L, TSNode n)
 {
-    if (!has_await(L, n))
-        return render(L, n);
     Await *aw = nodemap_get(&L->awaits, n);
     if (aw)
         return lower_await(L, aw);
@@ -291,25 +289,19 @@ static char *lower_expr(Lower *L, TSNode n)
         TSNode cons = ts_node_child_by_field_name(n, "consequence", 11);
         TSNode alt = ts_node_child_by_field_name(n, "alternative", 11);
         if (!ts_node_is_null(cons) && (has_await(L, cons) || has_await(L, alt))) {
-            const TypeInfo *ti =
-                sema_type_at(L->u->sema, ts_node_start_byte(n), ts_node_end_byte(n));
+            const TypeInfo *ti = sema_cond_type(L->u->sema, ts_node_start_byte(n));
             char *c = lower_expr(L, cond);
             bool is_void = ti && strcmp(ti->spelling, "void") == 0;
             Temp *t = NULL;
             char *tr = NULL;
             if (!is_void) {
                 const char *type = ti ? ti->spelling : NULL;
-                Await *inner = NULL;
                 if (!type) {
-                    /* No type from clang: use the type of an awaited arm. */
-                    for (int i = 0; i < L->fn->awaits.len && !inner; i++) {
-                        Await *w = L->fn->awaits.items[i];
-                        if (ts_node_eq(w->node, cons) || ts_node_eq(w->node, alt))
-                            inner = w;
-                    }
-                    bool v;
-                    int64_t s, al;
-                    type = inner ? callee_ret_type(inner, &v, &s, &al, L->u->sema) : "long";
+                    /* Not expected: clang types every conditional. */
+                    diag_error(&L->u->src, ts_node_start_byte(n),
+                               "cannot tell the type of this conditional expression; assign "
+                               "its arms to a variable first");
+                    type = "int";
                 }
                 t = new_temp(L, n, type, ti ? ti->size : -1, ti ? ti->align : -1);
                 tr = temp_ref(t);
@@ -347,12 +339,35 @@ static char *lower_expr(Lower *L, TSNode n)
         return lower_expr(L, right);
     }
     free(ind);
-    /* Unsequenced (or left-to-right anyway): hoist awaited operands in order. */
-    for (uint32_t i = 0; i < ts_node_child_count(n); i++) {
-        TSNode c = ts_node_child(n, i);
-        if (has_await(L, c))
-            nodemap_put(&L->repl, c, lower_expr(L, c));
+    return NULL;
+}
+
+/* Emits the statements n's awaits need, in evaluation order, recording in
+ * L->repl the text that stands for each lowered part. Operands that C leaves
+ * unsequenced are hoisted left to right; the rest of n is evaluated after,
+ * when the caller renders it (each node is rendered once: no quadratic
+ * copying of long expressions). */
+static void hoist(Lower *L, TSNode n)
+{
+    if (!has_await(L, n))
+        return;
+    char *s = lower_special(L, n);
+    if (s) {
+        nodemap_put(&L->repl, n, s);
+        return;
     }
+    TSTreeCursor c = ts_tree_cursor_new(n);
+    if (ts_tree_cursor_goto_first_child(&c)) {
+        do
+            hoist(L, ts_tree_cursor_current_node(&c));
+        while (ts_tree_cursor_goto_next_sibling(&c));
+    }
+    ts_tree_cursor_delete(&c);
+}
+
+static char *lower_expr(Lower *L, TSNode n)
+{
+    hoist(L, n);
     return render(L, n);
 }
 

@@ -186,6 +186,13 @@ static char *translate(const char *in, const char *const *cargs, int ncargs, boo
         pthread_join(th, NULL);
     free(job.inc);
     phase("sema+parse");
+    /* An await outside an async function is the root cause of whatever
+     * clang says about it (at file scope: "not a compile-time constant"). */
+    if (parsed && liveness_report_strays(&u)) {
+        buf_free(&parse_diags);
+        buf_free(&job.diags);
+        return NULL;
+    }
     if (job.diags.len)
         fputs(job.diags.data, stderr);
     u.sema = job.sema;

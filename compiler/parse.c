@@ -109,6 +109,35 @@ TSNode parse_declarator_ident(TSNode d)
     return d;
 }
 
+TSNode parse_statement_of(Unit *u, TSNode n)
+{
+    Vec path = {0};
+    TSNode found = n;
+    for (TSNode p = n; !ts_node_is_null(p); p = parse_parent(u, p)) {
+        TSNode *memo = nodemap_get(&u->stmt_of, p);
+        if (memo) {
+            found = *memo;
+            break;
+        }
+        if (parse_is_statement(p)) {
+            found = p;
+            break;
+        }
+        TSNode *slot = xmalloc(sizeof *slot);
+        *slot = p;
+        vec_push(&path, slot);
+        found = p;
+    }
+    for (int i = 0; i < path.len; i++) {
+        TSNode *slot = path.items[i];
+        TSNode key = *slot;
+        *slot = found;
+        nodemap_put(&u->stmt_of, key, slot);
+    }
+    free(path.items);
+    return found;
+}
+
 TSNode parse_parent(const Unit *u, TSNode n)
 {
     TSNode *p = nodemap_get(&u->parents, n);
@@ -147,7 +176,7 @@ static const char *const statement_types[] = {
     NULL,
 };
 
-static bool is_statement(TSNode n)
+bool parse_is_statement(TSNode n)
 {
     const char *t = ts_node_type(n);
     for (int i = 0; statement_types[i]; i++)
@@ -230,7 +259,7 @@ static void add_await(Unit *u, TSNode call)
     }
     aw->callee = parse_text(u, f);
     for (TSNode p = parse_parent(u, call); !ts_node_is_null(p); p = parse_parent(u, p))
-        if (is_statement(p)) {
+        if (parse_is_statement(p)) {
             aw->anchor = p;
             break;
         }

@@ -23,6 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* `end` of conditional-expression entries; UINT32_MAX marks variables. */
+#define COND_KEY (UINT32_MAX - 1)
+
 typedef struct RangeType {
     uint32_t start, end; /* byte range in the main file */
     TypeInfo info;       /* its type */
@@ -37,6 +40,7 @@ struct Sema {
     RangeType *ranges;      /* expression and variable types */
     size_t nranges, cap;    /* used, allocated */
     bool sorted;            /* ranges sorted by start */
+    CXFile main_file;       /* the translated file, in tu */
 };
 
 typedef struct FrameInfo {
@@ -74,12 +78,15 @@ static void add_range(Sema *s, uint32_t start, uint32_t end, TypeInfo ti)
     s->sorted = false;
 }
 
-static bool offset_in_main(CXSourceLocation loc, uint32_t *off)
+/* The byte offset in the translated file of `loc`: where a macro argument
+ * was written, or where a macro was expanded (await(...) is a macro in the
+ * sync reading, so much of an async body is macro arguments). */
+static bool offset_in_main(Sema *s, CXSourceLocation loc, uint32_t *off)
 {
     CXFile f;
     unsigned o;
-    clang_getSpellingLocation(loc, &f, NULL, NULL, &o);
-    if (!clang_Location_isFromMainFile(loc))
+    clang_getFileLocation(loc, &f, NULL, NULL, &o);
+    if (!f || !s->main_file || !clang_File_isEqual(f, s->main_file))
         return false;
     *off = o;
     return true;
@@ -114,13 +121,16 @@ static enum CXChildVisitResult visit_body(CXCursor c, CXCursor parent, CXClientD
     enum CXCursorKind k = clang_getCursorKind(c);
     if (k == CXCursor_VarDecl || k == CXCursor_ParmDecl) {
         uint32_t off;
-        if (offset_in_main(clang_getCursorLocation(c), &off))
+        if (offset_in_main(s, clang_getCursorLocation(c), &off))
             add_range(s, off, UINT32_MAX, type_info(clang_getCursorType(c)));
     } else if (k == CXCursor_ConditionalOperator) {
+        /* Keyed by where it starts: its end may lie inside an await()
+         * macro expansion, which has no offset in the file. No two
+         * conditionals start at the same byte. */
         CXSourceRange r = clang_getCursorExtent(c);
-        uint32_t a, b;
-        if (offset_in_main(clang_getRangeStart(r), &a) && offset_in_main(clang_getRangeEnd(r), &b))
-            add_range(s, a, b, type_info(clang_getCursorType(c)));
+        uint32_t a;
+        if (offset_in_main(s, clang_getRangeStart(r), &a))
+            add_range(s, a, COND_KEY, type_info(clang_getCursorType(c)));
     }
     return CXChildVisit_Recurse;
 }
@@ -175,7 +185,7 @@ static void report(Sema *s, CXDiagnostic d)
     CXSourceLocation loc = clang_getDiagnosticLocation(d);
     char *msg = take(clang_getDiagnosticSpelling(d));
     uint32_t off;
-    if (offset_in_main(loc, &off)) {
+    if (offset_in_main(s, loc, &off)) {
         diag_error(&s->unit->src, off, "%s", msg);
     } else {
         CXFile f;
@@ -213,6 +223,7 @@ Sema *sema_run(Unit *u, const char *const *args, int nargs, const char *include_
         return NULL;
     }
 
+    s->main_file = clang_getFile(s->tu, u->src.path);
     unsigned nd = clang_getNumDiagnostics(s->tu);
     int errors = 0;
     for (unsigned i = 0; i < nd && errors < 20; i++) {
@@ -276,6 +287,10 @@ static const TypeInfo *lookup(Sema *s, uint32_t start, uint32_t end)
     if (!s->sorted) {
         qsort(s->ranges, s->nranges, sizeof *s->ranges, cmp_range);
         s->sorted = true;
+        if (getenv("ASYNCC_DEBUG_SEMA"))
+            for (size_t i = 0; i < s->nranges; i++)
+                fprintf(stderr, "sema: [%u,%u) %s\n", s->ranges[i].start, s->ranges[i].end,
+                        s->ranges[i].info.spelling);
     }
     size_t lo = 0, hi = s->nranges;
     while (lo < hi) {
@@ -291,7 +306,7 @@ static const TypeInfo *lookup(Sema *s, uint32_t start, uint32_t end)
     return NULL;
 }
 
-const TypeInfo *sema_type_at(Sema *s, uint32_t start, uint32_t end) { return lookup(s, start, end); }
+const TypeInfo *sema_cond_type(Sema *s, uint32_t start) { return lookup(s, start, COND_KEY); }
 
 const TypeInfo *sema_var_type(Sema *s, uint32_t start) { return lookup(s, start, UINT32_MAX); }
 
