@@ -179,7 +179,6 @@ typedef struct {
     int ntemps;               /* comma temporaries t0.. used */
     int nlabels;              /* labels L0.. used */
     int ncounters;            /* loop counters used */
-    int nstatics;             /* static locals used */
     int stmts_left;           /* statements still to generate */
 } Ctx;
 
@@ -227,16 +226,14 @@ static int shadowed(const Ctx *c, int v)
     return 0;
 }
 
-/* Picks a random visible variable of the given kind, writable if asked;
- * returns NULL if there is none. Names in `exclude` (may be NULL) are skipped. */
-static const Var *pick_var(const Ctx *c, VarKind kind, int writable, const char *exclude)
+/* Picks a random visible variable of the given kind, writable (and so a
+ * possible pointer target) if asked; returns NULL if there is none. */
+static const Var *pick_var(const Ctx *c, VarKind kind, int writable)
 {
     int cand[MAX_VARS], n = 0;
     for (int i = 0; i < c->nvars; i++) {
         const Var *v = &c->vars[i];
         if (v->kind != kind || v->hidden || (writable && (v->readonly || v->noaddr)) || shadowed(c, i))
-            continue;
-        if (exclude && strcmp(v->name, exclude) == 0)
             continue;
         cand[n++] = i;
     }
@@ -323,19 +320,19 @@ static void gen_pointer(Ctx *c, Buf *b)
         const Var *v;
         switch (rnd(4)) {
         case 0:
-            if ((v = pick_var(c, V_U, 1, NULL))) {
+            if ((v = pick_var(c, V_U, 1))) {
                 bput(b, "&%s", v->name);
                 return;
             }
             break;
         case 1:
-            if ((v = pick_var(c, V_ARR, 1, NULL))) {
+            if ((v = pick_var(c, V_ARR, 1))) {
                 bput(b, "&%s[%u]", v->name, rnd((unsigned)v->len));
                 return;
             }
             break;
         case 2:
-            if ((v = pick_var(c, V_S, 1, NULL))) {
+            if ((v = pick_var(c, V_S, 1))) {
                 if (chance(50))
                     bput(b, "&%s.a", v->name);
                 else
@@ -344,7 +341,7 @@ static void gen_pointer(Ctx *c, Buf *b)
             }
             break;
         default:
-            if ((v = pick_var(c, V_PTR, 0, NULL))) {
+            if ((v = pick_var(c, V_PTR, 0))) {
                 bput(b, "%s", v->name);
                 return;
             }
@@ -386,7 +383,7 @@ static void gen_leaf(Ctx *c, Buf *b)
     case 1:
         break;
     case 2:
-        if ((v = pick_var(c, V_S, 0, NULL))) {
+        if ((v = pick_var(c, V_S, 0))) {
             if (chance(50))
                 bput(b, "%s.%c", v->name, chance(50) ? 'a' : 'b');
             else
@@ -395,19 +392,19 @@ static void gen_leaf(Ctx *c, Buf *b)
         }
         break;
     case 3:
-        if ((v = pick_var(c, V_ARR, 0, NULL))) {
+        if ((v = pick_var(c, V_ARR, 0))) {
             bput(b, "%s[%u]", v->name, rnd((unsigned)v->len));
             return;
         }
         break;
     case 4:
-        if ((v = pick_var(c, V_PTR, 0, NULL))) {
+        if ((v = pick_var(c, V_PTR, 0))) {
             bput(b, "*%s", v->name);
             return;
         }
         break;
     default:
-        if ((v = pick_var(c, V_U, 0, NULL))) {
+        if ((v = pick_var(c, V_U, 0))) {
             bput(b, "%s", v->name);
             return;
         }
@@ -569,7 +566,7 @@ static int gen_expr(Ctx *c, Buf *b, int depth, int allow_eff)
         return gen_expr(c, b, depth - 1, allow_eff);
     default: {
         /* An array element with a computed index. */
-        const Var *v = pick_var(c, V_ARR, 0, NULL);
+        const Var *v = pick_var(c, V_ARR, 0);
         if (!v) {
             gen_leaf(c, b);
             return 0;
@@ -629,7 +626,7 @@ static int gen_sexpr(Ctx *c, Buf *b, int depth, int allow_eff)
         break;
     case 2:
     case 3:
-        if ((v = pick_var(c, V_S, 0, NULL))) {
+        if ((v = pick_var(c, V_S, 0))) {
             bput(b, "%s", v->name);
             return 0;
         }
@@ -750,7 +747,7 @@ static void gen_assign(Ctx *c, Buf *b, int level)
     indent(b, level);
     switch (rnd(5)) {
     case 0:
-        if ((v = pick_var(c, V_ARR, 1, NULL))) {
+        if ((v = pick_var(c, V_ARR, 1))) {
             /* Index and value are unsequenced: one effect at most. */
             int left = chance(40);
             bput(b, "%s[(", v->name);
@@ -762,7 +759,7 @@ static void gen_assign(Ctx *c, Buf *b, int level)
         }
         break;
     case 1:
-        if ((v = pick_var(c, V_S, 1, NULL))) {
+        if ((v = pick_var(c, V_S, 1))) {
             if (chance(25)) {
                 bput(b, "%s = ", v->name);
                 gen_sexpr(c, b, edepth(c), 1);
@@ -778,7 +775,7 @@ static void gen_assign(Ctx *c, Buf *b, int level)
         }
         break;
     case 2:
-        if ((v = pick_var(c, V_PTR, 0, NULL))) {
+        if ((v = pick_var(c, V_PTR, 0))) {
             bput(b, "*%s %s ", v->name, op);
             gen_expr(c, b, edepth(c), 1);
             bput(b, ";\n");
@@ -788,7 +785,7 @@ static void gen_assign(Ctx *c, Buf *b, int level)
     default:
         break;
     }
-    v = pick_var(c, V_U, 1, NULL);
+    v = pick_var(c, V_U, 1);
     bput(b, "%s %s ", v ? v->name : "w", op);
     gen_expr(c, b, edepth(c), 1);
     bput(b, ";\n");
@@ -808,7 +805,7 @@ static void gen_call_stmt(Ctx *c, Buf *b, int level)
     /* Not for a callee that writes through a pointer: in `x += await(f(&x))`
      * the read of x and the callee's write are indeterminately sequenced. */
     if (fns[j].ret == RET_U && !fns[j].has_ptr && chance(40)) {
-        const Var *v = pick_var(c, V_U, 1, NULL);
+        const Var *v = pick_var(c, V_U, 1);
         bput(b, "%s %s ", v ? v->name : "w", chance(50) ? "=" : "+=");
     }
     bput(b, "await(f%d(", j);
@@ -1090,7 +1087,7 @@ static void gen_stmt(Ctx *c, Buf *b, int level)
             gen_expr(c, b, edepth(c), 1);
             bput(b, ");\n");
         } else if (k < 53) {
-            const Var *v = pick_var(c, V_U, 1, NULL);
+            const Var *v = pick_var(c, V_U, 1);
             if (!v)
                 continue;
             indent(b, level);
