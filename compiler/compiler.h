@@ -93,6 +93,17 @@ void diag_note(const Source *src, uint32_t offset, const char *fmt, ...)
 /* An error with no source position (`asyncc: error: ...`). */
 void diag_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int diag_error_count(void);
+/* -Werror: warnings are reported and counted as errors. */
+extern bool diag_werror;
+/* True if a comment `asyncc: allow(KIND)` (or `allow(all)`) on the line of
+ * `offset` or the line before silences diagnostics of that kind there. */
+bool diag_allowed(const Source *src, uint32_t offset, const char *kind);
+/* A safety-net diagnostic of `kind` (the name `asyncc: allow(...)` takes):
+ * unless silenced, prints a warning (an error if `error` or -Werror) with
+ * the kind in brackets and a one-line `hint:`. Returns true if it counted as
+ * an error. */
+bool diag_check(const Source *src, uint32_t offset, bool error, const char *kind,
+                const char *hint, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 /* Sends this thread's diagnostics to `into` (NULL: back to stderr). */
 void diag_capture(Buf *into);
 /* 1-based line and column of `offset` in `src`. */
@@ -171,6 +182,7 @@ typedef struct Unit {
                          down from the root each call, too slow to use often) */
     Vec parent_chunks;/* TSNode arrays holding the parents */
     NodeMap stmt_of;  /* memo for parse_statement_of: node -> TSNode* */
+    char *line_path;  /* src.path escaped for a #line string literal */
 } Unit;
 
 /* Parses src; returns false (after reporting) on syntax errors. */
@@ -225,6 +237,7 @@ typedef struct ExtFn {
 /* Type facts for a range of the source. */
 typedef struct TypeInfo {
     char *spelling;   /* the type as clang spells it */
+    char *canonical;  /* the same with typedefs and typeof resolved */
     int64_t size;     /* sizeof, or -1 if unknown or incomplete */
     int64_t align;    /* alignof, or -1 */
     bool vla;         /* a variably modified type */
@@ -240,6 +253,8 @@ void sema_free(Sema *s);
 ExtFn *sema_ext_fn(Sema *s, const char *name);
 /* Type of the conditional expression (?:) starting at byte `start`, or NULL. */
 const TypeInfo *sema_cond_type(Sema *s, uint32_t start);
+/* True if `name` is declared ac_blocks(T) (annotate("asyncc.blocking")). */
+bool sema_is_blocking(Sema *s, const char *name);
 /* Type of the variable whose name starts at byte `start`, or NULL. */
 const TypeInfo *sema_var_type(Sema *s, uint32_t start);
 
@@ -256,6 +271,14 @@ int liveness_report_strays(Unit *u);
 /* For --emit=states: an array of fn->nstates sets, entry s holding the states
  * (1 for returned) that can come next after resuming from s. Caller frees. */
 StateSet *flow_successors(Unit *u, AsyncFn *fn);
+
+/* ======================================================================== */
+/* check.c: the safety net (unawaited futures, blocking calls, locks held    */
+/* across awaits, spawned futures borrowing locals)                          */
+/* ======================================================================== */
+
+/* Reports the safety-net diagnostics; false if any counted as an error. */
+bool check_run(Unit *u);
 
 /* ======================================================================== */
 /* lower.c: async function body -> poll function body                        */

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static _Atomic int errors;
 /* While set, this thread's diagnostics go here instead of stderr, so passes
@@ -24,9 +25,14 @@ static void out(const char *fmt, ...)
     va_list ap;
     va_start(ap, fmt);
     if (capture) {
-        char tmp[1024];
-        int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-        buf_putn(capture, tmp, n < (int)sizeof tmp ? (size_t)n : sizeof tmp - 1);
+        va_list ap2;
+        va_copy(ap2, ap);
+        int n = vsnprintf(NULL, 0, fmt, ap2);
+        va_end(ap2);
+        char *tmp = xmalloc((size_t)n + 1);
+        vsnprintf(tmp, (size_t)n + 1, fmt, ap);
+        buf_putn(capture, tmp, (size_t)n);
+        free(tmp);
     } else {
         vfprintf(stderr, fmt, ap);
     }
@@ -108,6 +114,68 @@ void diag_note(const Source *src, uint32_t offset, const char *fmt, ...)
     va_start(ap, fmt);
     report(src, offset, "note", fmt, ap);
     va_end(ap);
+}
+
+bool diag_werror;
+
+/* The source line holding `offset`, as [*b, *e). */
+static void line_span(const Source *src, uint32_t offset, uint32_t *b, uint32_t *e)
+{
+    uint32_t bol = offset > src->len ? src->len : offset;
+    while (bol > 0 && src->text[bol - 1] != '\n')
+        bol--;
+    uint32_t eol = bol;
+    while (eol < src->len && src->text[eol] != '\n')
+        eol++;
+    *b = bol;
+    *e = eol;
+}
+
+static bool line_allows(const Source *src, uint32_t b, uint32_t e, const char *kind)
+{
+    char want[64], all[] = "asyncc: allow(all)";
+    snprintf(want, sizeof want, "asyncc: allow(%s)", kind);
+    size_t wn = strlen(want), an = strlen(all);
+    for (uint32_t i = b; i < e; i++) {
+        if (e - i >= wn && memcmp(src->text + i, want, wn) == 0)
+            return true;
+        if (e - i >= an && memcmp(src->text + i, all, an) == 0)
+            return true;
+    }
+    return false;
+}
+
+bool diag_allowed(const Source *src, uint32_t offset, const char *kind)
+{
+    uint32_t b, e;
+    line_span(src, offset, &b, &e);
+    if (line_allows(src, b, e, kind))
+        return true;
+    if (b == 0)
+        return false;
+    uint32_t pb, pe;
+    line_span(src, b - 1, &pb, &pe);
+    return line_allows(src, pb, pe, kind);
+}
+
+bool diag_check(const Source *src, uint32_t offset, bool error, const char *kind,
+                const char *hint, const char *fmt, ...)
+{
+    if (diag_allowed(src, offset, kind))
+        return false;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    bool as_error = error || diag_werror;
+    if (as_error)
+        diag_error(src, offset, "%s [%s%s]", msg, kind, error ? "" : ", -Werror");
+    else
+        diag_warning(src, offset, "%s [%s]", msg, kind);
+    if (hint)
+        out("  hint: %s\n", hint);
+    return as_error;
 }
 
 void diag_fatal(const char *fmt, ...)

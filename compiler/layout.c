@@ -84,6 +84,18 @@ static void field_declarator(Unit *u, Var *v, TSNode d, bool top, Buf *b)
  * assigned to when the variable is initialised). */
 static char *var_field_decl(Unit *u, Var *v)
 {
+    /* typeof(local) and __auto_type name nothing at file scope: use the type
+     * clang worked out. */
+    TSNode type = ts_node_child_by_field_name(v->decl, "type", 4);
+    bool inferred = !ts_node_is_null(type) &&
+                    ((type_is(type, "macro_type_specifier") &&
+                      (parse_eq(u, ts_node_child_by_field_name(type, "name", 4), "typeof") ||
+                       parse_eq(u, ts_node_child_by_field_name(type, "name", 4), "__typeof__") ||
+                       parse_eq(u, ts_node_child_by_field_name(type, "name", 4), "__typeof"))) ||
+                     (type_is(type, "type_identifier") && parse_eq(u, type, "__auto_type")));
+    const TypeInfo *ti = inferred ? sema_var_type(u->sema, ts_node_start_byte(v->ident)) : NULL;
+    if (ti)
+        return lower_declare(ti->canonical, v->field);
     TSNode d = v->declarator;
     if (type_is(d, "init_declarator"))
         d = ts_node_child_by_field_name(d, "declarator", 10);
@@ -158,8 +170,24 @@ void layout_fn(Unit *u, AsyncFn *fn)
         if (!v->hoisted)
             continue;
         const TypeInfo *ti = sema_var_type(u->sema, ts_node_start_byte(v->ident));
+        int64_t size = ti ? ti->size : -1, align = ti ? ti->align : -1;
+        if (v->is_param && ti && strchr(ti->spelling, '['))
+            size = align = (int64_t)sizeof(void *); /* an array parameter is a pointer */
+        for (uint32_t k = 0; k < ts_node_child_count(v->decl); k++) {
+            /* _Alignas(N) in the declaration raises the field's alignment. */
+            TSNode q = ts_node_child(v->decl, k);
+            if (type_is(q, "type_qualifier") && ts_node_named_child_count(q) &&
+                type_is(ts_node_named_child(q, 0), "alignas_qualifier")) {
+                char *t = parse_text(u, ts_node_named_child(q, 0));
+                const char *open = strchr(t, '(');
+                long n = open ? strtol(open + 1, NULL, 0) : 0;
+                if (n > align)
+                    align = n;
+                free(t);
+            }
+        }
         Slot *s = add_slot(f, v->is_param ? SLOT_PARAM : SLOT_LOCAL, xstrdup(v->field),
-                           var_field_decl(u, v), ti ? ti->size : -1, ti ? ti->align : -1,
+                           var_field_decl(u, v), size, align,
                            (int)ts_node_start_point(v->ident).row + 1);
         s->what = v->is_param ? "parameter" : "local";
         set_union(&s->live, &v->live);
@@ -268,7 +296,8 @@ void layout_fn(Unit *u, AsyncFn *fn)
         off = align_up(off, grp->align);
         for (int k = 0; k < grp->slots.len; k++)
             ((Slot *)grp->slots.items[k])->offset = off;
-        off += align_up(grp->size, grp->align);
+        /* A union's size is rounded up to its alignment; a lone field's is not. */
+        off += grp->slots.len > 1 ? align_up(grp->size, grp->align) : grp->size;
         if (grp->align > align)
             align = grp->align;
     }

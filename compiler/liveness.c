@@ -241,9 +241,14 @@ static bool resolve_awaits(Unit *u, AsyncFn *fn)
             if (!strcmp(t, "sizeof_expression") || !strcmp(t, "alignof_expression") ||
                 !strcmp(t, "offsetof_expression") || !strcmp(t, "generic_expression") ||
                 (!strcmp(t, "macro_type_specifier"))) {
-                diag_error(&u->src, ts_node_start_byte(aw->node),
-                           "await() in an operand that is never evaluated (%s)",
-                           !strcmp(t, "generic_expression") ? "_Generic" : "sizeof, _Alignof or typeof");
+                if (!strcmp(t, "generic_expression"))
+                    diag_error(&u->src, ts_node_start_byte(aw->node),
+                               "await() inside _Generic is not supported: only the selected "
+                               "association is evaluated (await before the _Generic)");
+                else
+                    diag_error(&u->src, ts_node_start_byte(aw->node),
+                               "await() in an operand that is never evaluated (sizeof, _Alignof "
+                               "or typeof)");
                 ok = false;
                 break;
             }
@@ -374,6 +379,81 @@ done:
     ts_tree_cursor_delete(&c);
 }
 
+/* A frame is declared at file scope, so a variable it holds cannot have a
+ * type declared inside the function. */
+static bool local_type(Unit *u, AsyncFn *fn, TSNode type)
+{
+    const char *t = ts_node_type(type);
+    bool tagged = !strcmp(t, "struct_specifier") || !strcmp(t, "union_specifier") ||
+                  !strcmp(t, "enum_specifier");
+    if (tagged && ts_node_named_child_count(type) > 0 &&
+        !ts_node_is_null(ts_node_child_by_field_name(type, "body", 4)))
+        return true; /* defined right here, in the declaration */
+    TSNode name = tagged ? ts_node_child_by_field_name(type, "name", 4)
+                         : (!strcmp(t, "type_identifier") ? type : (TSNode){0});
+    if (ts_node_is_null(name))
+        return false;
+    /* Is that name (typedef or tag) declared in the body before the use? */
+    TSTreeCursor c = ts_tree_cursor_new(fn->body);
+    bool found = false;
+    for (;;) {
+        TSNode n = ts_tree_cursor_current_node(&c);
+        if (ts_node_start_byte(n) >= ts_node_start_byte(type))
+            break;
+        const char *nt = ts_node_type(n);
+        if (!strcmp(t, "type_identifier") && !strcmp(nt, "type_definition")) {
+            TSNode d = ts_node_child_by_field_name(n, "declarator", 10);
+            while (!ts_node_is_null(d) && strcmp(ts_node_type(d), "type_identifier") != 0)
+                d = ts_node_child_by_field_name(d, "declarator", 10);
+            if (!ts_node_is_null(d) && ts_node_end_byte(d) - ts_node_start_byte(d) ==
+                                           ts_node_end_byte(name) - ts_node_start_byte(name) &&
+                !memcmp(u->src.text + ts_node_start_byte(d), u->src.text + ts_node_start_byte(name),
+                        ts_node_end_byte(name) - ts_node_start_byte(name)))
+                found = true;
+        } else if (tagged && !strcmp(nt, t) &&
+                   !ts_node_is_null(ts_node_child_by_field_name(n, "body", 4))) {
+            TSNode nn = ts_node_child_by_field_name(n, "name", 4);
+            if (!ts_node_is_null(nn) && ts_node_end_byte(nn) - ts_node_start_byte(nn) ==
+                                            ts_node_end_byte(name) - ts_node_start_byte(name) &&
+                !memcmp(u->src.text + ts_node_start_byte(nn), u->src.text + ts_node_start_byte(name),
+                        ts_node_end_byte(name) - ts_node_start_byte(name)))
+                found = true;
+        }
+        if (found)
+            break;
+        if (ts_tree_cursor_goto_first_child(&c))
+            continue;
+        bool more = false;
+        while (!(more = ts_tree_cursor_goto_next_sibling(&c)))
+            if (!ts_tree_cursor_goto_parent(&c))
+                break;
+        if (!more)
+            break;
+    }
+    ts_tree_cursor_delete(&c);
+    return found;
+}
+
+static void check_frame_types(Unit *u, AsyncFn *fn)
+{
+    for (int i = 0; i < fn->vars.len; i++) {
+        Var *v = fn->vars.items[i];
+        if (!v->hoisted || v->is_param)
+            continue;
+        TSNode type = ts_node_child_by_field_name(v->decl, "type", 4);
+        if (!ts_node_is_null(type) && local_type(u, fn, type))
+            diag_error(&u->src, ts_node_start_byte(v->ident),
+                       "'%s' lives across an await, so it is stored in the frame, which is "
+                       "declared outside the function; its type is declared inside it (move the "
+                       "type to file scope)",
+                       v->name);
+        if (strncmp(v->name, "ac_", 3) == 0)
+            diag_error(&u->src, ts_node_start_byte(v->ident),
+                       "names starting with 'ac_' are reserved for generated code in async "
+                       "functions");
+    }
+}
+
 /* ---- recursion ------------------------------------------------------------ */
 
 static bool find_cycle(Unit *u, AsyncFn *fn, Vec *path)
@@ -435,6 +515,14 @@ bool liveness_run(Unit *u)
         resolve_names(u, fn);
         compute_liveness(u, fn);
         check_vla_alloca(u, fn);
+        check_frame_types(u, fn);
+        for (int j = 0; j < fn->vars.len; j++) {
+            Var *v = fn->vars.items[j];
+            if ((v->is_param || !v->hoisted) && strncmp(v->name, "ac_", 3) == 0)
+                diag_error(&u->src, ts_node_start_byte(v->ident),
+                           "names starting with 'ac_' are reserved for generated code in async "
+                           "functions");
+        }
     }
     if (diag_error_count())
         return false;

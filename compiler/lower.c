@@ -102,7 +102,7 @@ static void sync_line(Lower *L, int line)
         return;
     if (L->out.len && L->out.data[L->out.len - 1] != '\n')
         put(L, "\n");
-    buf_printf(&L->out, "#line %d \"%s\"\n", line, L->u->src.path);
+    buf_printf(&L->out, "#line %d \"%s\"\n", line, L->u->line_path);
     L->synced = L->out.len;
     L->line = line;
 }
@@ -605,6 +605,7 @@ static void lower_stmt(Lower *L, TSNode n)
     if (!strcmp(t, "expression_statement")) {
         TSNode e = ts_node_named_child(n, 0);
         char *s = lower_expr(L, e);
+        sync_line(L, source_line(L, n)); /* after the awaits' expansions */
         if (nodemap_get(&L->awaits, e)) {
             /* `await(f());` alone: its value is discarded. */
             if (s[0] == '\001')
@@ -618,6 +619,7 @@ static void lower_stmt(Lower *L, TSNode n)
     } else if (!strcmp(t, "return_statement")) {
         TSNode e = ts_node_named_child_count(n) ? ts_node_named_child(n, 0) : (TSNode){0};
         char *s = ts_node_is_null(e) ? NULL : lower_expr(L, e);
+        sync_line(L, source_line(L, n));
         emit_return(L, n, s, ind);
         free(s);
     } else if (!strcmp(t, "continue_statement") && L->cont) {
@@ -798,8 +800,19 @@ bool lower_fn(Unit *u, AsyncFn *fn)
 
     L.line = -1;
     /* The body's statements, without its braces (the poll function has its own). */
-    for (uint32_t i = 0; i < ts_node_named_child_count(fn->body); i++)
-        lower_stmt(&L, ts_node_named_child(fn->body, i));
+    uint32_t nchild = ts_node_child_count(fn->body);
+    for (uint32_t i = 1; i + 1 < nchild; i++) {
+        TSNode c = ts_node_child(fn->body, i);
+        if (ts_node_is_named(c)) {
+            lower_stmt(&L, c);
+        } else {
+            /* `;` after a tag-only declaration such as `enum e { A };` */
+            if (L.out.len && L.out.data[L.out.len - 1] == '\n')
+                L.out.data[--L.out.len] = 0;
+            render_into(&L, c, &L.out);
+            put(&L, "\n");
+        }
+    }
 
     Buf poll = {0};
     buf_puts(&poll, "{\n");

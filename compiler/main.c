@@ -30,7 +30,7 @@
 #endif
 
 static const char usage[] =
-    "usage: asyncc IN.ac -o OUT.c [-I DIR] [-D NAME[=VALUE]] [-U NAME] [-std=STD]\n"
+    "usage: asyncc IN.ac -o OUT.c [-I DIR] [-D NAME[=VALUE]] [-U NAME] [-std=STD] [-Werror]\n"
     "       asyncc --emit=states IN.ac [-I DIR] [-D ...]\n"
     "       asyncc cc [C compiler options] FILES... -o PROG\n"
     "Translates the async dialect of C (async(T), await(e)) into C state machines.\n";
@@ -160,6 +160,7 @@ static char *translate(const char *in, const char *const *cargs, int ncargs, boo
 {
     Unit u = {0};
     u.src.path = in;
+
     char *text = read_file(in, &u.src.len);
     if (!text)
         return NULL;
@@ -207,6 +208,9 @@ static char *translate(const char *in, const char *const *cargs, int ncargs, boo
     if (!liveness_run(&u))
         return NULL;
     phase("liveness");
+    if (!check_run(&u))
+        return NULL;
+    phase("check");
     for (int i = 0; i < u.fns.len; i++) {
         AsyncFn *fn = u.fns.items[i];
         if (fn->is_def)
@@ -293,6 +297,8 @@ static int run_cc(int argc, char **argv)
         return 1;
     }
     for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "-Werror"))
+            diag_werror = true;
         int n = clang_flag(argv, i, argc, &cargs);
         (void)n;
         if (n == 2)
@@ -314,6 +320,12 @@ static int run_cc(int argc, char **argv)
             if (!write_atomically(out, text))
                 status = 1;
             free(text);
+            /* The generated file lives in a temporary directory: keep the
+             * source's own directory first for its #include "..." */
+            char *dirname = xstrdup(argv[i]);
+            char *slash = strrchr(dirname, '/');
+            vec_push(&ccargs, "-iquote");
+            vec_push(&ccargs, slash ? (*slash = 0, dirname) : ".");
             vec_push(&ccargs, out);
             vec_push(&generated, out);
         } else {
@@ -362,6 +374,8 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--version")) {
             puts("asyncc " ASYNCC_VERSION);
             return 0;
+        } else if (!strcmp(a, "-Werror")) {
+            diag_werror = true;
         } else if (!strcmp(a, "--emit=states")) {
             states = true;
         } else if (!strcmp(a, "-o")) {

@@ -268,6 +268,13 @@ static void add_await(Unit *u, TSNode call)
 
 bool parse_unit(Unit *u)
 {
+    Buf lp = {0};
+    for (const char *p = u->src.path; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            buf_putc(&lp, '\\');
+        buf_putc(&lp, *p);
+    }
+    u->line_path = buf_take(&lp);
     u->parser = ts_parser_new();
     ts_parser_set_language(u->parser, tree_sitter_c());
     u->tree = ts_parser_parse_string(u->parser, NULL, u->src.text, u->src.len);
@@ -314,7 +321,21 @@ bool parse_unit(Unit *u)
                 TSNode body = ts_node_child_by_field_name(n, "body", 4);
                 TSNode ttype = ts_node_child_by_field_name(type, "type", 4);
                 bool def = !strcmp(t, "function_definition");
-                if (!strcmp(ts_node_type(name), "identifier") && (!def || !ts_node_is_null(body)))
+                int ndecl = 0;
+                for (uint32_t i = 0; i < ts_node_child_count(n); i++)
+                    ndecl += parse_is_declarator(ts_node_child(n, i));
+                bool variadic = false;
+                for (uint32_t i = 0; i < ts_node_named_child_count(params); i++)
+                    variadic |= !strcmp(ts_node_type(ts_node_named_child(params, i)),
+                                        "variadic_parameter");
+                if (ndecl > 1)
+                    diag_error(&u->src, ts_node_start_byte(n),
+                               "declare one async function per declaration");
+                else if (variadic)
+                    diag_error(&u->src, ts_node_start_byte(params),
+                               "async functions cannot be variadic: the frame stores each "
+                               "parameter, and '...' has no type to store");
+                else if (!strcmp(ts_node_type(name), "identifier") && (!def || !ts_node_is_null(body)))
                     add_fn(u, n, ttype, name, params, body, def);
             } else if (!ts_node_is_null(type) && !strcmp(ts_node_type(type), "macro_type_specifier") &&
                        parse_eq(u, ts_node_child_by_field_name(type, "name", 4), "async") &&

@@ -37,6 +37,7 @@ struct Sema {
     Unit *unit;             /* the unit being translated */
     Vec ext;                /* ExtFn* */
     Vec frames;             /* FrameInfo*: complete struct NAME__frame types */
+    Vec blocking;           /* char*: functions declared ac_blocks(T) */
     RangeType *ranges;      /* expression and variable types */
     size_t nranges, cap;    /* used, allocated */
     bool sorted;            /* ranges sorted by start */
@@ -60,6 +61,7 @@ static TypeInfo type_info(CXType t)
 {
     TypeInfo ti;
     ti.spelling = take(clang_getTypeSpelling(t));
+    ti.canonical = take(clang_getTypeSpelling(clang_getCanonicalType(t)));
     long long sz = clang_Type_getSizeOf(t), al = clang_Type_getAlignOf(t);
     ti.size = sz < 0 ? -1 : sz;
     ti.align = al < 0 ? -1 : al;
@@ -92,33 +94,55 @@ static bool offset_in_main(Sema *s, CXSourceLocation loc, uint32_t *off)
     return true;
 }
 
-static bool is_async_decl(CXCursor c);
+bool sema_is_blocking(Sema *s, const char *name)
+{
+    for (int i = 0; i < s->blocking.len; i++)
+        if (strcmp(s->blocking.items[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* Records types inside an async function's body. */
+typedef struct Annotations {
+    bool async;    /* annotate("asyncc.async") */
+    bool blocking; /* annotate("asyncc.blocking") */
+} Annotations;
 
 static enum CXChildVisitResult find_annotate(CXCursor c, CXCursor parent, CXClientData data)
 {
     (void)parent;
+    Annotations *a = data;
     if (clang_getCursorKind(c) == CXCursor_AnnotateAttr) {
         char *s = take(clang_getCursorSpelling(c));
         if (strcmp(s, "asyncc.async") == 0)
-            *(bool *)data = true;
+            a->async = true;
+        else if (strcmp(s, "asyncc.blocking") == 0)
+            a->blocking = true;
         free(s);
     }
     return CXChildVisit_Continue;
 }
 
-static bool is_async_decl(CXCursor c)
+static Annotations annotations(CXCursor c)
 {
-    bool found = false;
-    clang_visitChildren(c, find_annotate, &found);
-    return found;
+    Annotations a = {0};
+    clang_visitChildren(c, find_annotate, &a);
+    return a;
 }
 
-/* Records types inside an async function's body. */
+static void record_async(Sema *s, CXCursor c);
+
 static enum CXChildVisitResult visit_body(CXCursor c, CXCursor parent, CXClientData data)
 {
     (void)parent;
     Sema *s = data;
     enum CXCursorKind k = clang_getCursorKind(c);
+    if (k == CXCursor_FunctionDecl) {
+        /* A prototype inside a body: `async(int) g(void);` */
+        if (annotations(c).async)
+            record_async(s, c);
+        return CXChildVisit_Continue;
+    }
     if (k == CXCursor_VarDecl || k == CXCursor_ParmDecl) {
         uint32_t off;
         if (offset_in_main(s, clang_getCursorLocation(c), &off))
@@ -135,12 +159,8 @@ static enum CXChildVisitResult visit_body(CXCursor c, CXCursor parent, CXClientD
     return CXChildVisit_Recurse;
 }
 
-static enum CXChildVisitResult visit_top(CXCursor c, CXCursor parent, CXClientData data)
+static void record_async(Sema *s, CXCursor c)
 {
-    (void)parent;
-    Sema *s = data;
-    enum CXCursorKind k = clang_getCursorKind(c);
-    if (k == CXCursor_FunctionDecl && is_async_decl(c)) {
         char *name = take(clang_getCursorSpelling(c));
         bool in_main = clang_Location_isFromMainFile(clang_getCursorLocation(c));
         if (!sema_ext_fn(s, name)) {
@@ -161,6 +181,24 @@ static enum CXChildVisitResult visit_top(CXCursor c, CXCursor parent, CXClientDa
         } else {
             free(name);
         }
+}
+
+static enum CXChildVisitResult visit_top(CXCursor c, CXCursor parent, CXClientData data)
+{
+    (void)parent;
+    Sema *s = data;
+    enum CXCursorKind k = clang_getCursorKind(c);
+    Annotations an = k == CXCursor_FunctionDecl ? annotations(c) : (Annotations){0};
+    if (an.blocking) {
+        char *name = take(clang_getCursorSpelling(c));
+        if (sema_is_blocking(s, name))
+            free(name);
+        else
+            vec_push(&s->blocking, name);
+    }
+    if (k == CXCursor_FunctionDecl && an.async) {
+        bool in_main = clang_Location_isFromMainFile(clang_getCursorLocation(c));
+        record_async(s, c);
         if (in_main && clang_isCursorDefinition(c))
             clang_visitChildren(c, visit_body, s);
     } else if (k == CXCursor_StructDecl && clang_isCursorDefinition(c)) {

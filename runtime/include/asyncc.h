@@ -207,6 +207,15 @@ extern const ac_future_vt ac_yield__vt;
 #define async(T) T
 #endif
 #define await(e) (e)
+/* ac_blocks(T) f(params); declares f, returning T, as blocking: asyncc
+ * warns when an async function calls it (as it does for sleep or read),
+ * suggesting the blocking pool. Written like async(T) so every C parser,
+ * tree-sitter included, reads it as a type. */
+#if defined(__clang__)
+#define ac_blocks(T) __attribute__((annotate("asyncc.blocking"))) T
+#else
+#define ac_blocks(T) T
+#endif
 /* await(ac_box(f(x))): f's frame lives in the frame arena instead of inside
  * the awaiting frame, which is what lets async functions recurse (Rust's
  * Box::pin). Read sequentially, it is just the call. */
@@ -232,6 +241,7 @@ __attribute__((weak)) int main(int argc, char **argv)
  * example in a header's declaration) declares or calls nothing async. */
 #if defined(ASYNCC_LOWERED)
 #define async(T) T
+#define ac_blocks(T) T
 #endif
 
 #ifdef __cplusplus

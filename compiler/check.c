@@ -1,0 +1,597 @@
+/*
+ * check.c: the safety net — async mistakes Rust rejects, caught in C.
+ *
+ * Input: a Unit after liveness (names resolved, awaits numbered).
+ * Output: diagnostics, each with a kind that `asyncc: allow(KIND)` in a
+ * comment on the line (or the line before) silences, and a one-line hint:
+ *  - unawaited (warning): an async function called outside await(),
+ *    ac_box() or ac_spawn(): the future is created and dropped, its body
+ *    never runs. Used as a value it is an error: a future is not a T.
+ *  - blocking (warning): a call in an async function that blocks the worker
+ *    thread (documented list in docs/diagnostics.md, extended by
+ *    declaring a function `ac_blocks(T) name(params);`).
+ *  - lock-across-await (error): a pthread mutex, rwlock or spinlock held
+ *    at an await on some path: another task on the same worker that takes
+ *    the lock deadlocks it, and a task resumed on another worker unlocks
+ *    from the wrong thread (Rust rejects both through Send).
+ *  - spawn-borrow (error): a future passed to ac_spawn captures the address
+ *    of a local, or a pointer parameter whose pointee may not outlive the
+ *    spawning frame (Rust's 'static rule for spawned tasks).
+ * Recursion cycles and await outside async functions are rejected by
+ * liveness.c. With -Werror, warnings count as errors.
+ */
+#include "compiler.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool type_is(TSNode n, const char *t) { return strcmp(ts_node_type(n), t) == 0; }
+
+/* Calls that take a future (a call to an async function) as an argument. */
+static const char *const future_takers[] = {"await", "ac_box", "ac_spawn", "ac_joinset_spawn",
+                                            "ac_timeout", NULL};
+
+static bool is_async_name(Unit *u, TSNode ident)
+{
+    char *name = parse_text(u, ident);
+    bool yes = parse_find_fn(u, name) != NULL || sema_ext_fn(u->sema, name) != NULL;
+    free(name);
+    return yes;
+}
+
+static TSNode callee_ident(TSNode call)
+{
+    TSNode f = ts_node_child_by_field_name(call, "function", 8);
+    return !ts_node_is_null(f) && type_is(f, "identifier") ? f : (TSNode){0};
+}
+
+/* The call_expression whose argument list directly holds n, if any. */
+static TSNode call_taking(Unit *u, TSNode n)
+{
+    TSNode p = parse_parent(u, n);
+    if (ts_node_is_null(p) || !type_is(p, "argument_list"))
+        return (TSNode){0};
+    return parse_parent(u, p);
+}
+
+static bool taken_as_future(Unit *u, TSNode call)
+{
+    TSNode outer = call_taking(u, call);
+    if (ts_node_is_null(outer))
+        return false;
+    for (int i = 0; future_takers[i]; i++)
+        if (parse_is_call_to(u, outer, future_takers[i]))
+            return true;
+    return false;
+}
+
+/* ---- unawaited futures ------------------------------------------------------ */
+
+static void check_unawaited(Unit *u, TSNode call)
+{
+    TSNode f = callee_ident(call);
+    if (ts_node_is_null(f) || !is_async_name(u, f) || taken_as_future(u, call))
+        return;
+    char *name = parse_text(u, f);
+    TSNode p = parse_parent(u, call);
+    bool statement = !ts_node_is_null(p) && type_is(p, "expression_statement");
+    char *hint = xasprintf("await it, await(%s(...)), or run it as a task, ac_spawn(%s(...))", name,
+                           name);
+    if (statement)
+        diag_check(&u->src, ts_node_start_byte(call), false, "unawaited", hint,
+                   "the future of '%s' is never awaited; futures do nothing unless awaited", name);
+    else
+        diag_check(&u->src, ts_node_start_byte(call), true, "unawaited", hint,
+                   "the value of '%s(...)' is a future, not its result; await it", name);
+    free(hint);
+    free(name);
+}
+
+/* ---- blocking calls ----------------------------------------------------------- */
+
+typedef struct Blocking {
+    const char *name; /* function */
+    const char *hint; /* what to do instead */
+} Blocking;
+
+static const char pool[] = "run it on the blocking pool: await(ac_blocking(fn, arg))";
+static const Blocking blocking[] = {
+    {"sleep", "suspend instead: await(ac_sleep(ms))"},
+    {"usleep", "suspend instead: await(ac_sleep(ms))"},
+    {"nanosleep", "suspend instead: await(ac_sleep(ms))"},
+    {"clock_nanosleep", "suspend instead: await(ac_sleep(ms))"},
+    {"read", pool}, {"write", pool}, {"pread", pool}, {"pwrite", pool}, {"readv", pool},
+    {"writev", pool}, {"recv", pool}, {"send", pool}, {"recvfrom", pool}, {"sendto", pool},
+    {"recvmsg", pool}, {"sendmsg", pool}, {"accept", pool}, {"accept4", pool},
+    {"connect", pool}, {"fread", pool}, {"fgets", pool}, {"fgetc", pool}, {"getc", pool},
+    {"getchar", pool}, {"getline", pool}, {"getdelim", pool}, {"scanf", pool},
+    {"fscanf", pool}, {"gets", pool}, {"fopen", pool}, {"fflush", pool}, {"fsync", pool},
+    {"fdatasync", pool}, {"flock", pool}, {"lockf", pool}, {"system", pool}, {"popen", pool},
+    {"pclose", pool}, {"wait", pool}, {"waitpid", pool}, {"waitid", pool},
+    {"pthread_join", pool}, {"pthread_cond_wait", pool}, {"pthread_cond_timedwait", pool},
+    {"sem_wait", pool}, {"sem_timedwait", pool}, {"getaddrinfo", pool},
+    {"gethostbyname", pool}, {"getnameinfo", pool}, {"poll", pool}, {"ppoll", pool},
+    {"select", pool}, {"pselect", pool}, {"epoll_wait", pool}, {"msgrcv", pool},
+    {"msgsnd", pool}, {"mq_receive", pool}, {"mq_send", pool}, {"sigwait", pool},
+    {"pause", pool},
+    {NULL, NULL},
+};
+
+/* recv/send with MSG_DONTWAIT in their flags do not block. */
+static bool dontwait(Unit *u, TSNode call)
+{
+    TSNode args = ts_node_child_by_field_name(call, "arguments", 9);
+    char *t = parse_text(u, args);
+    bool yes = strstr(t, "MSG_DONTWAIT") != NULL;
+    free(t);
+    return yes;
+}
+
+static void check_blocking(Unit *u, TSNode call)
+{
+    TSNode f = callee_ident(call);
+    if (ts_node_is_null(f))
+        return;
+    char *name = parse_text(u, f);
+    const char *hint = NULL;
+    for (int i = 0; blocking[i].name && !hint; i++)
+        if (strcmp(blocking[i].name, name) == 0)
+            hint = blocking[i].hint;
+    if (!hint && sema_is_blocking(u->sema, name))
+        hint = pool;
+    if (hint && !(hint == pool && dontwait(u, call)))
+        diag_check(&u->src, ts_node_start_byte(call), false, "blocking", hint,
+                   "'%s' blocks the worker thread, and every task on it, inside an async "
+                   "function",
+                   name);
+    free(name);
+}
+
+/* ---- spawned futures must own what they point to ------------------------------- */
+
+static void check_spawn_arg(Unit *u, AsyncFn *fn, TSNode spawn, TSNode arg)
+{
+    /* Walk the argument for &local, local arrays and pointer parameters. */
+    TSTreeCursor c = ts_tree_cursor_new(arg);
+    for (;;) {
+        TSNode n = ts_tree_cursor_current_node(&c);
+        Var *v = NULL;
+        const char *why = NULL;
+        if (type_is(n, "pointer_expression") &&
+            parse_eq(u, ts_node_child_by_field_name(n, "operator", 8), "&")) {
+            TSNode e = ts_node_child_by_field_name(n, "argument", 8);
+            while (!ts_node_is_null(e) && (type_is(e, "field_expression") ||
+                                           type_is(e, "subscript_expression") ||
+                                           type_is(e, "parenthesized_expression")))
+                e = type_is(e, "parenthesized_expression") ? ts_node_named_child(e, 0)
+                                                           : ts_node_child_by_field_name(e, "argument", 8);
+            if (!ts_node_is_null(e) && type_is(e, "identifier") && fn &&
+                (v = nodemap_get(&fn->refs, e)) != NULL && !v->is_static)
+                why = "the address of";
+        } else if (type_is(n, "identifier") && fn && (v = nodemap_get(&fn->refs, n)) != NULL &&
+                   !v->is_static) {
+            const TypeInfo *ti = sema_var_type(u->sema, ts_node_start_byte(v->ident));
+            const char *sp = ti ? ti->spelling : "";
+            if (!v->is_param && strchr(sp, '[') && !strchr(sp, '*'))
+                why = "the array";
+            else if (v->is_param && strchr(sp, '*'))
+                why = "the pointer parameter";
+        }
+        if (why) {
+            char *hint = xasprintf("pass ownership instead: copy '%s' into memory the task frees "
+                                   "(malloc), or pass it by value",
+                                   v->name);
+            diag_check(&u->src, ts_node_start_byte(n), true, "spawn-borrow", hint,
+                       "a spawned task may outlive this frame, but its future captures %s "
+                       "'%s'",
+                       why, v->name);
+            free(hint);
+        }
+        if (ts_tree_cursor_goto_first_child(&c))
+            continue;
+        while (!ts_tree_cursor_goto_next_sibling(&c))
+            if (!ts_tree_cursor_goto_parent(&c))
+                goto done;
+    }
+done:
+    ts_tree_cursor_delete(&c);
+    (void)spawn;
+}
+
+static void check_spawn(Unit *u, AsyncFn *fn, TSNode call)
+{
+    bool spawn = parse_is_call_to(u, call, "ac_spawn");
+    bool set_spawn = parse_is_call_to(u, call, "ac_joinset_spawn");
+    if (!spawn && !set_spawn)
+        return;
+    TSNode args = ts_node_child_by_field_name(call, "arguments", 9);
+    uint32_t n = ts_node_named_child_count(args);
+    if (n == 0)
+        return;
+    TSNode fut = ts_node_named_child(args, n - 1);
+    if (!type_is(fut, "call_expression"))
+        return;
+    TSNode fargs = ts_node_child_by_field_name(fut, "arguments", 9);
+    for (uint32_t i = 0; i < ts_node_named_child_count(fargs); i++)
+        check_spawn_arg(u, fn, call, ts_node_named_child(fargs, i));
+}
+
+/* ---- locks held across an await ------------------------------------------------ */
+
+/* The set of lock expressions held, as normalised text (`&m` -> `m`). */
+typedef struct Held {
+    Vec keys; /* char* */
+} Held;
+
+typedef struct LockWalk {
+    Unit *u;
+    AsyncFn *fn;
+    Held *brk, *cont;  /* held sets reaching break / continue */
+    Vec labels;        /* LockLabel* */
+    NodeMap reported;  /* await nodes already reported */
+    bool changed;      /* a label's set grew this round */
+} LockWalk;
+
+typedef struct LockLabel {
+    char *name;   /* label */
+    Held in;      /* held sets arriving by goto */
+} LockLabel;
+
+static bool held_has(const Held *h, const char *k)
+{
+    for (int i = 0; i < h->keys.len; i++)
+        if (strcmp(h->keys.items[i], k) == 0)
+            return true;
+    return false;
+}
+
+static bool held_add(Held *h, const char *k)
+{
+    if (held_has(h, k))
+        return false;
+    vec_push(&h->keys, xstrdup(k));
+    return true;
+}
+
+static void held_remove(Held *h, const char *k)
+{
+    for (int i = 0; i < h->keys.len; i++)
+        if (strcmp(h->keys.items[i], k) == 0) {
+            free(h->keys.items[i]);
+            h->keys.items[i] = h->keys.items[--h->keys.len];
+            return;
+        }
+}
+
+static bool held_union(Held *into, const Held *from)
+{
+    bool grew = false;
+    for (int i = 0; i < from->keys.len; i++)
+        grew |= held_add(into, from->keys.items[i]);
+    return grew;
+}
+
+static Held held_copy(const Held *h)
+{
+    Held c = {0};
+    held_union(&c, h);
+    return c;
+}
+
+static void held_free(Held *h)
+{
+    for (int i = 0; i < h->keys.len; i++)
+        free(h->keys.items[i]);
+    free(h->keys.items);
+    *h = (Held){0};
+}
+
+static const char *const lock_fns[] = {"pthread_mutex_lock", "pthread_mutex_trylock",
+                                       "pthread_mutex_timedlock", "pthread_rwlock_rdlock",
+                                       "pthread_rwlock_wrlock", "pthread_rwlock_tryrdlock",
+                                       "pthread_rwlock_trywrlock", "pthread_spin_lock",
+                                       "pthread_spin_trylock", NULL};
+static const char *const unlock_fns[] = {"pthread_mutex_unlock", "pthread_rwlock_unlock",
+                                         "pthread_spin_unlock", NULL};
+
+/* `&m`, `& m`, `(&m)` all name lock `m`. */
+static char *lock_key(Unit *u, TSNode call)
+{
+    TSNode args = ts_node_child_by_field_name(call, "arguments", 9);
+    if (ts_node_named_child_count(args) == 0)
+        return NULL;
+    char *t = parse_text(u, ts_node_named_child(args, 0));
+    char *k = xmalloc(strlen(t) + 1), *o = k;
+    for (char *p = t; *p; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '(' && *p != ')' && *p != '&')
+            *o++ = *p;
+    *o = 0;
+    free(t);
+    return k;
+}
+
+static bool call_in(Unit *u, TSNode call, const char *const *names)
+{
+    for (int i = 0; names[i]; i++)
+        if (parse_is_call_to(u, call, names[i]))
+            return true;
+    return false;
+}
+
+static void lk_expr(LockWalk *W, TSNode n, Held *h);
+
+static void lk_children(LockWalk *W, TSNode n, Held *h)
+{
+    TSTreeCursor c = ts_tree_cursor_new(n);
+    if (ts_tree_cursor_goto_first_child(&c)) {
+        do
+            lk_expr(W, ts_tree_cursor_current_node(&c), h);
+        while (ts_tree_cursor_goto_next_sibling(&c));
+    }
+    ts_tree_cursor_delete(&c);
+}
+
+static void report_await(LockWalk *W, TSNode aw, const Held *h)
+{
+    if (nodemap_get(&W->reported, aw))
+        return;
+    nodemap_put(&W->reported, aw, (void *)1);
+    char *hint = xasprintf("unlock '%s' before the await, or use an async lock that is held "
+                           "across awaits safely",
+                           (char *)h->keys.items[0]);
+    diag_check(&W->u->src, ts_node_start_byte(aw), true, "lock-across-await", hint,
+               "'%s' is locked across this await: another task on this worker that takes it "
+               "deadlocks, and the task may resume on a different thread to unlock it",
+               (char *)h->keys.items[0]);
+    free(hint);
+}
+
+static void lk_expr(LockWalk *W, TSNode n, Held *h)
+{
+    if (ts_node_is_null(n))
+        return;
+    if (type_is(n, "call_expression")) {
+        lk_children(W, n, h); /* arguments first */
+        if (parse_is_await(W->u, n)) {
+            if (h->keys.len)
+                report_await(W, n, h);
+        } else if (call_in(W->u, n, lock_fns) || call_in(W->u, n, unlock_fns)) {
+            char *k = lock_key(W->u, n);
+            if (k && call_in(W->u, n, lock_fns))
+                held_add(h, k);
+            else if (k)
+                held_remove(h, k);
+            free(k);
+        }
+        return;
+    }
+    if (type_is(n, "binary_expression")) {
+        TSNode op = ts_node_child_by_field_name(n, "operator", 8);
+        if (parse_eq(W->u, op, "&&") || parse_eq(W->u, op, "||")) {
+            lk_expr(W, ts_node_child_by_field_name(n, "left", 4), h);
+            Held r = held_copy(h);
+            lk_expr(W, ts_node_child_by_field_name(n, "right", 5), &r);
+            held_union(h, &r);
+            held_free(&r);
+            return;
+        }
+    }
+    if (type_is(n, "conditional_expression")) {
+        lk_expr(W, ts_node_child_by_field_name(n, "condition", 9), h);
+        Held a = held_copy(h);
+        lk_expr(W, ts_node_child_by_field_name(n, "consequence", 11), &a);
+        lk_expr(W, ts_node_child_by_field_name(n, "alternative", 11), h);
+        held_union(h, &a);
+        held_free(&a);
+        return;
+    }
+    lk_children(W, n, h);
+}
+
+static LockLabel *lk_label(LockWalk *W, TSNode ident)
+{
+    for (int i = 0; i < W->labels.len; i++) {
+        LockLabel *l = W->labels.items[i];
+        if (parse_eq(W->u, ident, l->name))
+            return l;
+    }
+    LockLabel *l = xcalloc(1, sizeof *l);
+    l->name = parse_text(W->u, ident);
+    vec_push(&W->labels, l);
+    return l;
+}
+
+static void lk_stmt(LockWalk *W, TSNode n, Held *h);
+
+static void lk_loop(LockWalk *W, TSNode cond, TSNode body, TSNode step, bool test_first, Held *h)
+{
+    Held *ob = W->brk, *oc = W->cont;
+    Held brk = {0}, cont = {0};
+    for (int round = 0; round < 3; round++) {
+        if (test_first)
+            lk_expr(W, cond, h);
+        W->brk = &brk;
+        W->cont = &cont;
+        Held in = held_copy(h);
+        lk_stmt(W, body, &in);
+        held_union(&in, &cont);
+        if (!test_first)
+            lk_expr(W, cond, &in);
+        else
+            lk_expr(W, step, &in);
+        held_union(h, &in);
+        held_free(&in);
+    }
+    W->brk = ob;
+    W->cont = oc;
+    held_union(h, &brk);
+    held_free(&brk);
+    held_free(&cont);
+}
+
+static void lk_stmt(LockWalk *W, TSNode n, Held *h)
+{
+    if (ts_node_is_null(n))
+        return;
+    const char *t = ts_node_type(n);
+    if (!strcmp(t, "return_statement")) {
+        lk_children(W, n, h);
+        held_free(h);
+        return;
+    }
+    if (!strcmp(t, "break_statement") || !strcmp(t, "continue_statement")) {
+        Held *to = t[0] == 'b' ? W->brk : W->cont;
+        if (to)
+            held_union(to, h);
+        held_free(h);
+        return;
+    }
+    if (!strcmp(t, "goto_statement")) {
+        LockLabel *l = lk_label(W, ts_node_child_by_field_name(n, "label", 5));
+        W->changed |= held_union(&l->in, h);
+        held_free(h);
+        return;
+    }
+    if (!strcmp(t, "labeled_statement")) {
+        LockLabel *l = lk_label(W, ts_node_child_by_field_name(n, "label", 5));
+        held_union(h, &l->in);
+        for (uint32_t i = 0; i < ts_node_named_child_count(n); i++) {
+            TSNode c = ts_node_named_child(n, i);
+            if (!type_is(c, "statement_identifier"))
+                lk_stmt(W, c, h);
+        }
+        return;
+    }
+    if (!strcmp(t, "if_statement")) {
+        lk_expr(W, ts_node_child_by_field_name(n, "condition", 9), h);
+        Held a = held_copy(h);
+        lk_stmt(W, ts_node_child_by_field_name(n, "consequence", 11), &a);
+        TSNode alt = ts_node_child_by_field_name(n, "alternative", 11);
+        if (!ts_node_is_null(alt))
+            lk_stmt(W, alt, h);
+        held_union(h, &a);
+        held_free(&a);
+        return;
+    }
+    if (!strcmp(t, "while_statement")) {
+        lk_loop(W, ts_node_child_by_field_name(n, "condition", 9),
+                ts_node_child_by_field_name(n, "body", 4), (TSNode){0}, true, h);
+        return;
+    }
+    if (!strcmp(t, "do_statement")) {
+        lk_loop(W, ts_node_child_by_field_name(n, "condition", 9),
+                ts_node_child_by_field_name(n, "body", 4), (TSNode){0}, false, h);
+        return;
+    }
+    if (!strcmp(t, "for_statement")) {
+        TSNode init = ts_node_child_by_field_name(n, "initializer", 11);
+        if (!ts_node_is_null(init))
+            lk_expr(W, init, h);
+        lk_loop(W, ts_node_child_by_field_name(n, "condition", 9),
+                ts_node_child_by_field_name(n, "body", 4),
+                ts_node_child_by_field_name(n, "update", 6), true, h);
+        return;
+    }
+    if (!strcmp(t, "switch_statement")) {
+        lk_expr(W, ts_node_child_by_field_name(n, "condition", 9), h);
+        Held *ob = W->brk, brk = {0}, entry = held_copy(h), cur = {0};
+        W->brk = &brk;
+        TSNode body = ts_node_child_by_field_name(n, "body", 4);
+        for (uint32_t i = 0; i < ts_node_named_child_count(body); i++) {
+            TSNode k = ts_node_named_child(body, i);
+            if (type_is(k, "case_statement")) {
+                held_union(&cur, &entry);
+                TSNode value = ts_node_child_by_field_name(k, "value", 5);
+                for (uint32_t j = 0; j < ts_node_named_child_count(k); j++) {
+                    TSNode s = ts_node_named_child(k, j);
+                    if (!ts_node_eq(s, value))
+                        lk_stmt(W, s, &cur);
+                }
+            } else {
+                lk_stmt(W, k, &cur);
+            }
+        }
+        W->brk = ob;
+        held_union(h, &cur);
+        held_union(h, &brk);
+        held_free(&brk);
+        held_free(&cur);
+        held_free(&entry);
+        return;
+    }
+    if (!strcmp(t, "expression_statement") || !strcmp(t, "declaration")) {
+        lk_expr(W, n, h);
+        return;
+    }
+    for (uint32_t i = 0; i < ts_node_named_child_count(n); i++)
+        lk_stmt(W, ts_node_named_child(n, i), h);
+}
+
+static void check_locks(Unit *u, AsyncFn *fn)
+{
+    LockWalk W = {.u = u, .fn = fn};
+    for (int round = 0; round < 10; round++) {
+        W.changed = false;
+        Held h = {0};
+        lk_stmt(&W, fn->body, &h);
+        held_free(&h);
+        if (!W.changed)
+            break;
+    }
+    for (int i = 0; i < W.labels.len; i++) {
+        LockLabel *l = W.labels.items[i];
+        free(l->name);
+        held_free(&l->in);
+        free(l);
+    }
+    free(W.labels.items);
+    nodemap_free(&W.reported);
+}
+
+/* ---- driver -------------------------------------------------------------------- */
+
+static AsyncFn *fn_at(Unit *u, uint32_t at)
+{
+    for (int i = 0; i < u->fns.len; i++) {
+        AsyncFn *fn = u->fns.items[i];
+        if (fn->is_def && ts_node_start_byte(fn->body) <= at && at < ts_node_end_byte(fn->body))
+            return fn;
+    }
+    return NULL;
+}
+
+bool check_run(Unit *u)
+{
+    int before = diag_error_count();
+    TSTreeCursor c = ts_tree_cursor_new(u->root);
+    AsyncFn *fn = NULL;
+    uint32_t fn_end = 0;
+    for (;;) {
+        TSNode n = ts_tree_cursor_current_node(&c);
+        if (type_is(n, "call_expression")) {
+            uint32_t at = ts_node_start_byte(n);
+            if (!fn || at >= fn_end) {
+                fn = fn_at(u, at);
+                fn_end = fn ? ts_node_end_byte(fn->body) : 0;
+            }
+            check_unawaited(u, n);
+            check_spawn(u, fn, n);
+            if (fn)
+                check_blocking(u, n);
+        }
+        if (ts_tree_cursor_goto_first_child(&c))
+            continue;
+        while (!ts_tree_cursor_goto_next_sibling(&c))
+            if (!ts_tree_cursor_goto_parent(&c))
+                goto walked;
+    }
+walked:
+    ts_tree_cursor_delete(&c);
+    for (int i = 0; i < u->fns.len; i++) {
+        AsyncFn *f = u->fns.items[i];
+        if (f->is_def && f->awaits.len)
+            check_locks(u, f);
+    }
+    return diag_error_count() == before;
+}
