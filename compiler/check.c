@@ -17,6 +17,8 @@
  *  - spawn-borrow (error): a future passed to ac_spawn captures the address
  *    of a local, or a pointer parameter whose pointee may not outlive the
  *    spawning frame (Rust's 'static rule for spawned tasks).
+ *  - handle-type (error): a task's handle declared ac_handle(U) for a
+ *    future that yields T != U.
  * Recursion cycles and await outside async functions are rejected by
  * liveness.c. With -Werror, warnings count as errors.
  */
@@ -215,6 +217,40 @@ static void check_spawn(Unit *u, AsyncFn *fn, TSNode call)
     TSNode fargs = ts_node_child_by_field_name(fut, "arguments", 9);
     for (uint32_t i = 0; i < ts_node_named_child_count(fargs); i++)
         check_spawn_arg(u, fn, call, ts_node_named_child(fargs, i));
+}
+
+/* ---- typed handles -------------------------------------------------------------- */
+
+/* `ac_handle(long) h = ac_spawn(f())` where f yields int: joining would read
+ * a long out of an int slot. C only warns about the pointer conversion; it
+ * is an error here, as in Rust. */
+static void check_handle_type(Unit *u, AsyncFn *fn, Spawn *sp)
+{
+    TSNode p = parse_parent(u, sp->node), target = {0};
+    if (ts_node_is_null(p))
+        return;
+    if (type_is(p, "init_declarator"))
+        target = parse_declarator_ident(ts_node_child_by_field_name(p, "declarator", 10));
+    else if (type_is(p, "assignment_expression") &&
+             parse_eq(u, ts_node_child_by_field_name(p, "operator", 8), "="))
+        target = ts_node_child_by_field_name(p, "left", 4);
+    if (ts_node_is_null(target) || !type_is(target, "identifier"))
+        return;
+    Var *v = nodemap_get(&fn->refs, target);
+    for (int i = 0; !v && i < fn->vars.len; i++)
+        if (ts_node_eq(((Var *)fn->vars.items[i])->ident, target))
+            v = fn->vars.items[i];
+    const TypeInfo *hv = v ? sema_var_type(u->sema, ts_node_start_byte(v->ident)) : NULL;
+    const TypeInfo *out = sema_expr_type(u->sema, ts_node_start_byte(sp->call));
+    if (!hv || !out || strchr(out->canonical, '('))
+        return;
+    char *want = xasprintf("%s *", out->canonical);
+    if (strcmp(hv->canonical, want) != 0)
+        diag_check(&u->src, ts_node_start_byte(sp->node), true, "handle-type",
+                   "declare the handle ac_handle(T) with the T the spawned function yields",
+                   "the task yields '%s', but its handle '%s' has type '%s'", out->spelling,
+                   v->name, hv->spelling);
+    free(want);
 }
 
 /* ---- locks held across an await ------------------------------------------------ */
@@ -592,6 +628,8 @@ walked:
         AsyncFn *f = u->fns.items[i];
         if (f->is_def && f->awaits.len)
             check_locks(u, f);
+        for (int j = 0; f->is_def && j < f->spawns.len; j++)
+            check_handle_type(u, f, f->spawns.items[j]);
     }
     return diag_error_count() == before;
 }

@@ -129,6 +129,15 @@ struct Await {
     struct ExtFn *ext;/* the callee when declared elsewhere, else NULL */
 };
 
+/* One `ac_spawn(call)`: the call's future becomes a task. */
+typedef struct Spawn {
+    TSNode node;      /* the ac_spawn(...) call_expression */
+    TSNode call;      /* its argument: the call creating the future */
+    char *callee;     /* name of the spawned async function */
+    AsyncFn *target;  /* the callee when defined in this file, else NULL */
+    struct ExtFn *ext;/* the callee when declared elsewhere, else NULL */
+} Spawn;
+
 /* A variable of an async function: a parameter or a local. */
 struct Var {
     char *name;        /* as spelled in the source */
@@ -157,6 +166,7 @@ struct AsyncFn {
     bool is_def;      /* has a body in this file */
     bool is_static;   /* declared static */
     Vec awaits;       /* Await*, in source order */
+    Vec spawns;       /* Spawn*, in source order */
     Vec vars;         /* Var*, parameters first, then locals in source order */
     NodeMap refs;     /* identifier node -> Var* it resolves to */
     bool has_goto;    /* the body contains goto (liveness is more conservative) */
@@ -177,6 +187,7 @@ typedef struct Unit {
     TSNode root;      /* translation_unit */
     Vec fns;          /* AsyncFn*, in source order (definitions and prototypes) */
     Vec stray_awaits; /* TSNode* of awaits outside any async function */
+    Vec spawn_calls;  /* TSNode* of every ac_spawn(...) call */
     struct Sema *sema;/* semantic facts (sema.c) */
     NodeMap parents;  /* node -> TSNode* of its parent (ts_node_parent walks
                          down from the root each call, too slow to use often) */
@@ -251,8 +262,13 @@ Sema *sema_run(Unit *u, const char *const *args, int nargs, const char *include_
 void sema_free(Sema *s);
 /* The async function `name` declared outside this file's definitions, or NULL. */
 ExtFn *sema_ext_fn(Sema *s, const char *name);
+/* Type of the outermost expression starting at byte `start`, or NULL. */
+const TypeInfo *sema_expr_type(Sema *s, uint32_t start);
 /* Type of the conditional expression (?:) starting at byte `start`, or NULL. */
 const TypeInfo *sema_cond_type(Sema *s, uint32_t start);
+/* sizeof and alignof a complete `struct NAME__frame` in the translation
+ * unit; false if there is none. */
+bool sema_frame(Sema *s, const char *name, int64_t *size, int64_t *align);
 /* True if `name` is declared ac_blocks(T) (annotate("asyncc.blocking")). */
 bool sema_is_blocking(Sema *s, const char *name);
 /* Type of the variable whose name starts at byte `start`, or NULL. */

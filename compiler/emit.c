@@ -84,8 +84,15 @@ static void emit_callees(Emit *e, AsyncFn *fn)
         Await *aw = fn->awaits.items[i];
         if (aw->target)
             emit_frame(e, aw->target);
-        else if (aw->boxed || !aw->ext->embeddable)
+        else if ((aw->boxed || !aw->ext->embeddable) && strcmp(aw->callee, "ac_join") != 0)
             emit_ext_decls(e, aw->ext);
+    }
+    for (int i = 0; i < fn->spawns.len; i++) {
+        Spawn *sp = fn->spawns.items[i];
+        if (sp->target)
+            emit_frame(e, sp->target);
+        else if (!sp->ext->embeddable)
+            emit_ext_decls(e, sp->ext);
     }
 }
 

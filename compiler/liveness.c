@@ -219,14 +219,88 @@ static void resolve_names(Unit *u, AsyncFn *fn)
 
 /* ---- awaits --------------------------------------------------------------- */
 
-static bool resolve_awaits(Unit *u, AsyncFn *fn)
+/* The future ac_join(handle, err) yields the handle's pointee: its type is
+ * known only from clang's type of the handle expression. */
+static ExtFn *join_future(Unit *u, Await *aw)
+{
+    TSNode args = ts_node_child_by_field_name(aw->call, "arguments", 9);
+    if (ts_node_named_child_count(args) != 2) {
+        diag_error(&u->src, ts_node_start_byte(aw->call),
+                   "ac_join() takes the handle and an int * for the error (or NULL)");
+        return NULL;
+    }
+    TSNode h = ts_node_named_child(args, 0);
+    const TypeInfo *ti = sema_expr_type(u->sema, ts_node_start_byte(h));
+    size_t n = ti ? strlen(ti->spelling) : 0;
+    if (!ti || n < 2 || ti->spelling[n - 1] != '*') {
+        diag_error(&u->src, ts_node_start_byte(h),
+                   "ac_join() needs a task handle, declared ac_handle(T) and set by ac_spawn()");
+        return NULL;
+    }
+    ExtFn *e = xcalloc(1, sizeof *e);
+    e->name = xstrdup("ac_join");
+    /* Only the last '*' is the handle's: `int **` yields `int *`. */
+    n--;
+    while (n > 0 && ti->spelling[n - 1] == ' ')
+        n--;
+    e->ret_type = xstrndup(ti->spelling, n);
+    e->ret_void = strcmp(e->ret_type, "void") == 0;
+    e->ret_size = e->ret_align = -1;
+    int64_t size, align;
+    e->embeddable = sema_frame(u->sema, "ac_join", &size, &align);
+    e->size = e->embeddable ? (uint64_t)size : 0;
+    e->align = e->embeddable ? (uint64_t)align : 0;
+    return e;
+}
+
+static bool resolve_spawns(Unit *u, AsyncFn *fn)
 {
     bool ok = true;
+    for (int i = 0; i < u->spawn_calls.len; i++) {
+        TSNode n = *(TSNode *)u->spawn_calls.items[i];
+        if (ts_node_start_byte(n) < ts_node_start_byte(fn->body) ||
+            ts_node_end_byte(n) > ts_node_end_byte(fn->body))
+            continue;
+        TSNode args = ts_node_child_by_field_name(n, "arguments", 9);
+        TSNode call = ts_node_named_child_count(args) == 1 ? ts_node_named_child(args, 0) : (TSNode){0};
+        TSNode f = ts_node_is_null(call) || !type_is(call, "call_expression")
+                       ? (TSNode){0}
+                       : ts_node_child_by_field_name(call, "function", 8);
+        if (ts_node_is_null(f) || !type_is(f, "identifier")) {
+            diag_error(&u->src, ts_node_start_byte(n),
+                       "ac_spawn() needs a call to an async function, as in ac_spawn(f(x))");
+            ok = false;
+            continue;
+        }
+        Spawn *sp = xcalloc(1, sizeof *sp);
+        sp->node = n;
+        sp->call = call;
+        sp->callee = parse_text(u, f);
+        AsyncFn *target = parse_find_fn(u, sp->callee);
+        if (target && target->is_def) {
+            sp->target = target;
+        } else if ((sp->ext = sema_ext_fn(u->sema, sp->callee)) == NULL) {
+            diag_error(&u->src, ts_node_start_byte(call),
+                       "'%s' is not an async function; ac_spawn() needs a future", sp->callee);
+            ok = false;
+            continue;
+        }
+        vec_push(&fn->spawns, sp);
+    }
+    return ok;
+}
+
+static bool resolve_awaits(Unit *u, AsyncFn *fn)
+{
+    bool ok = resolve_spawns(u, fn);
     for (int i = 0; i < fn->awaits.len; i++) {
         Await *aw = fn->awaits.items[i];
         aw->state = 3 + i;
         AsyncFn *target = parse_find_fn(u, aw->callee);
-        if (target && target->is_def) {
+        if (!strcmp(aw->callee, "ac_join")) {
+            aw->ext = join_future(u, aw);
+            ok &= aw->ext != NULL;
+        } else if (target && target->is_def) {
             aw->target = target;
         } else if ((aw->ext = sema_ext_fn(u->sema, aw->callee)) == NULL) {
             diag_error(&u->src, ts_node_start_byte(aw->call),
@@ -499,7 +573,23 @@ int liveness_report_strays(Unit *u)
         diag_error(&u->src, ts_node_start_byte(n),
                    "await() outside an async function (declare the function async(T))");
     }
-    return u->stray_awaits.len;
+    int spawns = 0;
+    for (int i = 0; i < u->spawn_calls.len; i++) {
+        TSNode n = *(TSNode *)u->spawn_calls.items[i];
+        bool inside = false;
+        for (int j = 0; j < u->fns.len && !inside; j++) {
+            AsyncFn *fn = u->fns.items[j];
+            inside = fn->is_def && ts_node_start_byte(fn->body) <= ts_node_start_byte(n) &&
+                     ts_node_end_byte(n) <= ts_node_end_byte(fn->body);
+        }
+        if (!inside) {
+            diag_error(&u->src, ts_node_start_byte(n),
+                       "ac_spawn() outside an async function: spawn from async code (enter it "
+                       "with ac_runtime_block_on or async_main)");
+            spawns++;
+        }
+    }
+    return u->stray_awaits.len + spawns;
 }
 
 bool liveness_run(Unit *u)

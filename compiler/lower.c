@@ -40,6 +40,7 @@ typedef struct Lower {
     NodeMap has_await;/* nodes whose subtree contains an await */
     NodeMap repl;     /* expression node -> its lowered text */
     NodeMap awaits;   /* await node -> Await* */
+    NodeMap spawns;   /* ac_spawn node -> Spawn* */
     Vec pending;      /* Temp* whose value is still to be used in this statement */
     const char *cont; /* label `continue` must jump to, NULL for a plain continue */
     int labels;       /* counter for ac_next_N labels */
@@ -120,11 +121,40 @@ static char *indent_of(Lower *L, TSNode n)
 
 /* ---- rendering ------------------------------------------------------------- */
 
+static void render_into(Lower *L, TSNode n, Buf *b);
+
+/* ac_spawn(f(args)): a task allocation holding f's frame, initialised, then
+ * scheduled; the handle points at the task's output slot, typed T *. */
+static void render_spawn(Lower *L, Spawn *sp, Buf *b)
+{
+    const char *ret = sp->target ? sp->target->ret_type : sp->ext->ret_type;
+    bool is_void = sp->target ? sp->target->ret_void : sp->ext->ret_void;
+    buf_printf(b, "({ void *ac_sp = ac__task_frame_new(&%s__vt); %s__init(ac_sp", sp->callee,
+               sp->callee);
+    TSNode args = ts_node_child_by_field_name(sp->call, "arguments", 9);
+    for (uint32_t i = 0; i < ts_node_named_child_count(args); i++) {
+        TSNode a = ts_node_named_child(args, i);
+        if (type_is(a, "comment"))
+            continue;
+        buf_puts(b, ", ");
+        render_into(L, a, b);
+    }
+    if (is_void)
+        buf_puts(b, "); (void *)ac__spawn(ac_sp); })");
+    else
+        buf_printf(b, "); (__typeof__(%s) *)ac__spawn(ac_sp); })", ret);
+}
+
 static void render_into(Lower *L, TSNode n, Buf *b)
 {
     const char *r = nodemap_get(&L->repl, n);
     if (r) {
         buf_puts(b, r);
+        return;
+    }
+    Spawn *sp = nodemap_get(&L->spawns, n);
+    if (sp) {
+        render_spawn(L, sp, b);
         return;
     }
     uint32_t s = ts_node_start_byte(n), e = ts_node_end_byte(n);
@@ -787,6 +817,11 @@ bool lower_fn(Unit *u, AsyncFn *fn)
         mark_up(&L, &L.has_await, aw->node);
         mark_up(&L, &L.touched, aw->node);
     }
+    for (int i = 0; i < fn->spawns.len; i++) {
+        Spawn *sp = fn->spawns.items[i];
+        nodemap_put(&L.spawns, sp->node, sp);
+        mark_up(&L, &L.touched, sp->node);
+    }
     for (int i = 0; i < fn->vars.len; i++) {
         Var *v = fn->vars.items[i];
         if (!v->hoisted)
@@ -848,6 +883,7 @@ bool lower_fn(Unit *u, AsyncFn *fn)
     nodemap_free(&L.has_await);
     nodemap_free(&L.repl);
     nodemap_free(&L.awaits);
+    nodemap_free(&L.spawns);
     free(L.pending.items);
     return true;
 }

@@ -348,6 +348,10 @@ bool parse_unit(Unit *u)
             TSNode *p = xmalloc(sizeof *p);
             *p = n;
             vec_push(&calls, p);
+        } else if (!strcmp(t, "call_expression") && parse_is_call_to(u, n, "ac_spawn")) {
+            TSNode *p = xmalloc(sizeof *p);
+            *p = n;
+            vec_push(&u->spawn_calls, p);
         }
         if (ts_tree_cursor_goto_first_child(&c)) {
             vec_push(&depth, (void *)(intptr_t)stack.len);

@@ -26,9 +26,15 @@
 /* `end` of conditional-expression entries; UINT32_MAX marks variables. */
 #define COND_KEY (UINT32_MAX - 1)
 
+/* `end` of expression entries: the outermost expression starting there. */
+#define EXPR_KEY (UINT32_MAX - 2)
+
 typedef struct RangeType {
-    uint32_t start, end; /* byte range in the main file */
-    TypeInfo info;       /* its type */
+    uint32_t start, end; /* where it starts in the main file; a *_KEY kind */
+    uint32_t seq;        /* visiting order: outer expressions come first */
+    bool have_info;      /* info computed (lazily: most are never asked) */
+    CXType type;         /* its type */
+    TypeInfo info;       /* its type, described */
 } RangeType;
 
 struct Sema {
@@ -70,13 +76,15 @@ static TypeInfo type_info(CXType t)
     return ti;
 }
 
-static void add_range(Sema *s, uint32_t start, uint32_t end, TypeInfo ti)
+static void add_range(Sema *s, uint32_t start, uint32_t end, CXType t)
 {
     if (s->nranges == s->cap) {
         s->cap = s->cap ? s->cap * 2 : 256;
         s->ranges = xrealloc(s->ranges, s->cap * sizeof *s->ranges);
     }
-    s->ranges[s->nranges++] = (RangeType){start, end, ti};
+    s->ranges[s->nranges] = (RangeType){.start = start, .end = end, .seq = (uint32_t)s->nranges,
+                                        .type = t};
+    s->nranges++;
     s->sorted = false;
 }
 
@@ -146,7 +154,7 @@ static enum CXChildVisitResult visit_body(CXCursor c, CXCursor parent, CXClientD
     if (k == CXCursor_VarDecl || k == CXCursor_ParmDecl) {
         uint32_t off;
         if (offset_in_main(s, clang_getCursorLocation(c), &off))
-            add_range(s, off, UINT32_MAX, type_info(clang_getCursorType(c)));
+            add_range(s, off, UINT32_MAX, clang_getCursorType(c));
     } else if (k == CXCursor_ConditionalOperator) {
         /* Keyed by where it starts: its end may lie inside an await()
          * macro expansion, which has no offset in the file. No two
@@ -154,7 +162,13 @@ static enum CXChildVisitResult visit_body(CXCursor c, CXCursor parent, CXClientD
         CXSourceRange r = clang_getCursorExtent(c);
         uint32_t a;
         if (offset_in_main(s, clang_getRangeStart(r), &a))
-            add_range(s, a, COND_KEY, type_info(clang_getCursorType(c)));
+            add_range(s, a, COND_KEY, clang_getCursorType(c));
+    }
+    if (clang_isExpression(k)) {
+        CXSourceRange r = clang_getCursorExtent(c);
+        uint32_t a;
+        if (offset_in_main(s, clang_getRangeStart(r), &a))
+            add_range(s, a, EXPR_KEY, clang_getCursorType(c));
     }
     return CXChildVisit_Recurse;
 }
@@ -302,6 +316,19 @@ void sema_free(Sema *s)
     free(s);
 }
 
+bool sema_frame(Sema *s, const char *name, int64_t *size, int64_t *align)
+{
+    for (int i = 0; i < s->frames.len; i++) {
+        FrameInfo *fi = s->frames.items[i];
+        if (strcmp(fi->fn, name) == 0 && fi->size > 0) {
+            *size = fi->size;
+            *align = fi->align;
+            return true;
+        }
+    }
+    return false;
+}
+
 ExtFn *sema_ext_fn(Sema *s, const char *name)
 {
     for (int i = 0; i < s->ext.len; i++) {
@@ -317,7 +344,9 @@ static int cmp_range(const void *a, const void *b)
     const RangeType *x = a, *y = b;
     if (x->start != y->start)
         return x->start < y->start ? -1 : 1;
-    return x->end < y->end ? -1 : x->end > y->end;
+    if (x->end != y->end)
+        return x->end < y->end ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
 static const TypeInfo *lookup(Sema *s, uint32_t start, uint32_t end)
@@ -325,10 +354,7 @@ static const TypeInfo *lookup(Sema *s, uint32_t start, uint32_t end)
     if (!s->sorted) {
         qsort(s->ranges, s->nranges, sizeof *s->ranges, cmp_range);
         s->sorted = true;
-        if (getenv("ASYNCC_DEBUG_SEMA"))
-            for (size_t i = 0; i < s->nranges; i++)
-                fprintf(stderr, "sema: [%u,%u) %s\n", s->ranges[i].start, s->ranges[i].end,
-                        s->ranges[i].info.spelling);
+
     }
     size_t lo = 0, hi = s->nranges;
     while (lo < hi) {
@@ -338,13 +364,22 @@ static const TypeInfo *lookup(Sema *s, uint32_t start, uint32_t end)
         else
             hi = mid;
     }
-    for (size_t i = lo; i < s->nranges && s->ranges[i].start == start; i++)
-        if (s->ranges[i].end == end)
-            return &s->ranges[i].info;
+    for (size_t i = lo; i < s->nranges && s->ranges[i].start == start; i++) {
+        RangeType *r = &s->ranges[i];
+        if (r->end != end)
+            continue;
+        if (!r->have_info) {
+            r->info = type_info(r->type);
+            r->have_info = true;
+        }
+        return &r->info;
+    }
     return NULL;
 }
 
 const TypeInfo *sema_cond_type(Sema *s, uint32_t start) { return lookup(s, start, COND_KEY); }
+
+const TypeInfo *sema_expr_type(Sema *s, uint32_t start) { return lookup(s, start, EXPR_KEY); }
 
 const TypeInfo *sema_var_type(Sema *s, uint32_t start) { return lookup(s, start, UINT32_MAX); }
 

@@ -221,6 +221,44 @@ extern const ac_future_vt ac_yield__vt;
  * Box::pin). Read sequentially, it is just the call. */
 #define ac_box(e) (e)
 
+/* Tasks, read sequentially (GNU C: statement expressions, typeof,
+ * __builtin_choose_expr). ac_spawn(f(x)) runs the future to completion at
+ * once and keeps its result in a heap box, which the handle points to;
+ * ac_join returns the result (nothing to wait for) and frees the box. The
+ * translator gives the same expressions their concurrent meaning. */
+#include <stdlib.h>
+#define ac_handle(T) T *
+#define AC__IS_VOID(e) __builtin_types_compatible_p(__typeof__(e), void)
+#define AC__VALUE(e) __builtin_choose_expr(AC__IS_VOID(e), ((e), (char)0), (e))
+#define ac_spawn(e)                                                            \
+    ({                                                                         \
+        __typeof__(AC__VALUE(e)) *ac__h = malloc(sizeof *ac__h);               \
+        if (!ac__h)                                                            \
+            abort();                                                           \
+        *ac__h = AC__VALUE(e);                                                 \
+        (__typeof__(__builtin_choose_expr(AC__IS_VOID(e), (void *)0, ac__h)))ac__h; \
+    })
+static inline void ac__sync_join(void *box, int *err)
+{
+    if (err)
+        *err = 0;
+    free(box);
+}
+#define AC__PTR_IS_VOID(h) __builtin_types_compatible_p(__typeof__(h), void *)
+#define AC__RESULT_T(h)                                                        \
+    __typeof__(*(__typeof__(__builtin_choose_expr(AC__PTR_IS_VOID(h), (char *)0, (h))))0)
+#define ac_join(h, errp)                                                       \
+    __builtin_choose_expr(AC__PTR_IS_VOID(h), ac__sync_join((void *)(h), (errp)), ({ \
+        AC__RESULT_T(h) *ac__jp = (AC__RESULT_T(h) *)(h);                      \
+        AC__RESULT_T(h) ac__jv = *ac__jp;                                      \
+        ac__sync_join(ac__jp, (errp));                                         \
+        ac__jv;                                                                \
+    }))
+/* A sequentially run task has finished before anyone can abort it. */
+static inline int ac_handle_abort(void *h) { (void)h; return 0; }
+static inline int ac_handle_is_finished(void *h) { (void)h; return 1; }
+static inline void ac_handle_detach(void *h) { free(h); }
+
 /* Runtime futures, read sequentially. */
 /* async(void) marks it, for libclang, as an awaitable runtime future. */
 static inline async(void) ac_yield(void) {}
@@ -242,6 +280,9 @@ __attribute__((weak)) int main(int argc, char **argv)
 #if defined(ASYNCC_LOWERED)
 #define async(T) T
 #define ac_blocks(T) T
+/* A JoinHandle of a task whose future yields T: it points at the task's
+ * output slot, so the handle's type carries T. */
+#define ac_handle(T) T *
 #endif
 
 #ifdef __cplusplus
