@@ -31,8 +31,8 @@
 static bool type_is(TSNode n, const char *t) { return strcmp(ts_node_type(n), t) == 0; }
 
 /* Calls that take a future (a call to an async function) as an argument. */
-static const char *const future_takers[] = {"await", "ac_box", "ac_spawn", "ac_joinset_spawn",
-                                            "ac_timeout", NULL};
+static const char *const future_takers[] = {"await",   "ac_box",     "ac_spawn", "ac_joinset_spawn",
+                                            "ac_timeout", "ac_all", "ac_try_all", NULL};
 
 static bool is_async_name(Unit *u, TSNode ident)
 {

@@ -127,6 +127,9 @@ struct Await {
     int state;        /* suspend state number (AC_STATE_FIRST + index) */
     AsyncFn *target;  /* the callee when defined in this file, else NULL */
     struct ExtFn *ext;/* the callee when declared elsewhere, else NULL */
+    int join;         /* 0; 1 for await(ac_all(...)); 2 for await(ac_try_all(...)) */
+    Vec arms;         /* for joins: Await* of each future, in order */
+    Vec outs;         /* for joins: TSNode* of each arm's output pointer */
 };
 
 /* One `ac_spawn(call)`: the call's future becomes a task. */
@@ -314,6 +317,8 @@ typedef struct Temp {
 
 /* Lowers fn's body into fn->poll_text and fn->temps. */
 bool lower_fn(Unit *u, AsyncFn *fn);
+/* C statements that drop the future of `arm` held in frame slot `slot`. */
+char *lower_drop_arm(Await *arm, const char *slot);
 /* `type name` as a declaration, using __typeof__ for abstract types that
  * cannot take a name on the right (function pointers, arrays). */
 char *lower_declare(const char *type, const char *name);

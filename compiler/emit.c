@@ -81,7 +81,17 @@ static void emit_ext_decls(Emit *e, ExtFn *x)
 static void emit_callees(Emit *e, AsyncFn *fn)
 {
     for (int i = 0; i < fn->awaits.len; i++) {
-        Await *aw = fn->awaits.items[i];
+        Await *outer = fn->awaits.items[i];
+        for (int j = 0; j < outer->arms.len; j++) {
+            Await *arm = outer->arms.items[j];
+            if (arm->target)
+                emit_frame(e, arm->target);
+            else if (arm->boxed || !arm->ext->embeddable)
+                emit_ext_decls(e, arm->ext);
+        }
+        if (outer->join)
+            continue;
+        Await *aw = outer;
         if (aw->target)
             emit_frame(e, aw->target);
         else if ((aw->boxed || !aw->ext->embeddable) && strcmp(aw->callee, "ac_join") != 0)
@@ -186,8 +196,20 @@ static void emit_function(Emit *e, AsyncFn *fn)
     buf_puts(o, "    switch (ac_f->ac_state) {\n");
     for (int i = 0; i < fn->awaits.len; i++) {
         Await *aw = fn->awaits.items[i];
-        bool embed = !aw->boxed && (aw->target || aw->ext->embeddable);
         buf_printf(o, "    case %d:\n", aw->state);
+        for (int j = 0; j < aw->arms.len; j++) {
+            char *slot = xasprintf("ac_aw%d_%d", aw->state, j);
+            char *drop = lower_drop_arm(aw->arms.items[j], slot);
+            buf_printf(o, "        if (!(ac_f->ac_done%d & %uu))\n            %s\n", aw->state, 1u << j,
+                       drop);
+            free(drop);
+            free(slot);
+        }
+        if (aw->join) {
+            buf_puts(o, "        break;\n");
+            continue;
+        }
+        bool embed = !aw->boxed && (aw->target || aw->ext->embeddable);
         if (embed) {
             buf_printf(o, "        %s__drop(&ac_f->ac_aw%d);\n", aw->callee, aw->state);
         } else {
@@ -307,10 +329,17 @@ void emit_states(Unit *u, Buf *o)
                 buf_printf(o, "    %-3d unresumed", 0);
             } else {
                 Await *aw = fn->awaits.items[s - 3];
-                char *call = parse_text(u, ts_node_child_by_field_name(aw->call, "function", 8));
-                buf_printf(o, "    %-3d await %s%s() at line %d", s, aw->boxed ? "boxed " : "", call,
-                           line_of(aw->node));
-                free(call);
+                if (aw->join) {
+                    buf_printf(o, "    %-3d await %s(", s, aw->callee);
+                    for (int j = 0; j < aw->arms.len; j++)
+                        buf_printf(o, "%s%s()", j ? ", " : "", ((Await *)aw->arms.items[j])->callee);
+                    buf_printf(o, ") at line %d", line_of(aw->node));
+                } else {
+                    char *call = parse_text(u, ts_node_child_by_field_name(aw->call, "function", 8));
+                    buf_printf(o, "    %-3d await %s%s() at line %d", s, aw->boxed ? "boxed " : "", call,
+                               line_of(aw->node));
+                    free(call);
+                }
             }
             buf_puts(o, " -> ");
             bool first = true;

@@ -160,6 +160,45 @@ static Slot *add_slot(Frame *f, SlotKind kind, char *name, char *decl, int64_t s
 
 static int64_t align_up(int64_t x, int64_t a) { return (x + a - 1) / a * a; }
 
+/* A join holds every future at once, an output pointer for each and the
+ * bits of the ones that are done; all are needed during the join only. */
+static void layout_join(Unit *u, Frame *f, Await *aw)
+{
+    int line = (int)ts_node_start_point(aw->node).row + 1;
+    for (int i = 0; i < aw->arms.len; i++) {
+        Await *arm = aw->arms.items[i];
+        char *name = xasprintf("ac_aw%d_%d", aw->state, i);
+        Slot *s;
+        if (!arm->boxed && arm->target) {
+            if (!arm->target->frame)
+                layout_fn(u, arm->target);
+            s = add_slot(f, SLOT_AWAIT, name, xasprintf("struct %s__frame %s", arm->callee, name),
+                         arm->target->frame->size, arm->target->frame->align, line);
+        } else if (!arm->boxed && arm->ext->embeddable) {
+            s = add_slot(f, SLOT_AWAIT, name, xasprintf("struct %s__frame %s", arm->callee, name),
+                         (int64_t)arm->ext->size, (int64_t)arm->ext->align, line);
+        } else {
+            s = add_slot(f, SLOT_AWAIT, name, xasprintf("void *%s", name), 8, 8, line);
+        }
+        s->what = "joined future";
+        char *out = xasprintf("ac_out%d_%d", aw->state, i);
+        Slot *o = add_slot(f, SLOT_TEMP, out, xasprintf("void *%s", out), 8, 8, line);
+        o->what = "output pointer";
+        Slot *both[] = {s, o};
+        for (int k = 0; k < 2; k++) {
+            set_add(&both[k]->live, aw->state);
+            both[k]->from = ts_node_start_byte(aw->node);
+            both[k]->to = ts_node_end_byte(aw->node);
+        }
+    }
+    char *done = xasprintf("ac_done%d", aw->state);
+    Slot *d = add_slot(f, SLOT_TEMP, done, xasprintf("uint32_t %s", done), 4, 4, line);
+    d->what = "futures done";
+    set_add(&d->live, aw->state);
+    d->from = ts_node_start_byte(aw->node);
+    d->to = ts_node_end_byte(aw->node);
+}
+
 void layout_fn(Unit *u, AsyncFn *fn)
 {
     Frame *f = xcalloc(1, sizeof *f);
@@ -206,6 +245,10 @@ void layout_fn(Unit *u, AsyncFn *fn)
     }
     for (int i = 0; i < fn->awaits.len; i++) {
         Await *aw = fn->awaits.items[i];
+        if (aw->join) {
+            layout_join(u, f, aw);
+            continue;
+        }
         char *name = xasprintf("ac_aw%d", aw->state);
         int line = (int)ts_node_start_point(aw->node).row + 1;
         Slot *s;

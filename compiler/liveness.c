@@ -290,25 +290,21 @@ static bool resolve_spawns(Unit *u, AsyncFn *fn)
     return ok;
 }
 
+static bool resolve_one(Unit *u, Await *aw);
+
 static bool resolve_awaits(Unit *u, AsyncFn *fn)
 {
     bool ok = resolve_spawns(u, fn);
     for (int i = 0; i < fn->awaits.len; i++) {
         Await *aw = fn->awaits.items[i];
         aw->state = 3 + i;
-        AsyncFn *target = parse_find_fn(u, aw->callee);
-        if (!strcmp(aw->callee, "ac_join")) {
-            aw->ext = join_future(u, aw);
-            ok &= aw->ext != NULL;
-        } else if (target && target->is_def) {
-            aw->target = target;
-        } else if ((aw->ext = sema_ext_fn(u->sema, aw->callee)) == NULL) {
-            diag_error(&u->src, ts_node_start_byte(aw->call),
-                       "'%s' is not an async function; await() needs a future, from a function "
-                       "declared async(T)",
-                       aw->callee);
-            ok = false;
+        for (int j = 0; j < aw->arms.len; j++) {
+            Await *arm = aw->arms.items[j];
+            arm->state = aw->state;
+            ok &= resolve_one(u, arm);
         }
+        if (!aw->join)
+            ok &= resolve_one(u, aw);
         for (TSNode p = parse_parent(u, aw->node); !ts_node_is_null(p) && !ts_node_eq(p, fn->body);
              p = parse_parent(u, p)) {
             const char *t = ts_node_type(p);
@@ -331,6 +327,28 @@ static bool resolve_awaits(Unit *u, AsyncFn *fn)
     fn->nstates = 3 + fn->awaits.len;
     return ok;
 }
+
+/* Finds what an await (or one future of a join) awaits. */
+static bool resolve_one(Unit *u, Await *aw)
+{
+    AsyncFn *target = parse_find_fn(u, aw->callee);
+    if (!strcmp(aw->callee, "ac_join")) {
+        aw->ext = join_future(u, aw);
+        return aw->ext != NULL;
+    }
+    if (target && target->is_def) {
+        aw->target = target;
+        return true;
+    }
+    if ((aw->ext = sema_ext_fn(u->sema, aw->callee)) != NULL)
+        return true;
+    diag_error(&u->src, ts_node_start_byte(aw->call),
+               "'%s' is not an async function; await() needs a future, from a function "
+               "declared async(T)",
+               aw->callee);
+    return false;
+}
+
 
 /* ---- liveness ------------------------------------------------------------- */
 
@@ -554,13 +572,17 @@ static bool find_cycle(Unit *u, AsyncFn *fn, Vec *path)
     }
     fn->cycle_mark = 1;
     for (int i = 0; i < fn->awaits.len; i++) {
-        Await *aw = fn->awaits.items[i];
-        if (!aw->target || aw->boxed)
-            continue;
-        vec_push(path, aw);
-        if (find_cycle(u, aw->target, path))
-            return true;
-        path->len--;
+        Await *outer = fn->awaits.items[i];
+        int n = outer->join ? outer->arms.len : 1;
+        for (int j = 0; j < n; j++) {
+            Await *aw = outer->join ? outer->arms.items[j] : outer;
+            if (!aw->target || aw->boxed)
+                continue;
+            vec_push(path, aw);
+            if (find_cycle(u, aw->target, path))
+                return true;
+            path->len--;
+        }
     }
     fn->cycle_mark = 2;
     return false;

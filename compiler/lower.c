@@ -223,9 +223,112 @@ static const char *callee_ret_type(Await *aw, bool *is_void, int64_t *size, int6
     return type;
 }
 
+/* The code that drops the future of one arm of a join (or of an await). */
+char *lower_drop_arm(Await *arm, const char *slot)
+{
+    bool embed = !arm->boxed && (arm->target || arm->ext->embeddable);
+    if (embed)
+        return xasprintf("%s__drop(&ac_f->%s);", arm->callee, slot);
+    return xasprintf("%s__vt.drop(ac_f->%s); ac_frame_free(&%s__vt, ac_f->%s);", arm->callee, slot,
+                     arm->callee, slot);
+}
+
+/* await(ac_all(&a, f(x), &b, g(y))): every future is constructed, then all
+ * are polled in turn at one suspend state until each is ready (a bit per
+ * future records which), so they run concurrently within this task. With
+ * ac_try_all, each future yields an int and the first negative one ends the
+ * join: the others are dropped (cancelled) and it is the await's value;
+ * otherwise the value is 0. */
+static char *lower_join(Lower *L, Await *aw)
+{
+    int st = aw->state, n = aw->arms.len;
+    char **outs = xcalloc((size_t)n, sizeof *outs), **args = xcalloc((size_t)n, sizeof *args);
+    for (int i = 0; i < n; i++) {
+        Await *arm = aw->arms.items[i];
+        outs[i] = lower_expr(L, *(TSNode *)aw->outs.items[i]);
+        Buf a = {0};
+        TSNode cargs = ts_node_child_by_field_name(arm->call, "arguments", 9);
+        for (uint32_t k = 0; k < ts_node_named_child_count(cargs); k++) {
+            TSNode x = ts_node_named_child(cargs, k);
+            if (type_is(x, "comment"))
+                continue;
+            char *s = lower_expr(L, x);
+            buf_printf(&a, ", %s", s);
+            free(s);
+        }
+        args[i] = a.data ? buf_take(&a) : xstrdup("");
+    }
+    for (int i = 0; i < L->pending.len; i++)
+        set_add(&((Temp *)L->pending.items[i])->live, st);
+    Temp *t = aw->join == 2 ? new_temp(L, aw->node, "int", 4, 4) : NULL;
+    char *tr = t ? temp_ref(t) : NULL;
+    char *ind = indent_of(L, aw->node);
+    sync_line(L, source_line(L, aw->node));
+    unsigned all = n == 32 ? 0xffffffffu : (1u << n) - 1;
+    for (int i = 0; i < n; i++) {
+        Await *arm = aw->arms.items[i];
+        bool embed = !arm->boxed && (arm->target || arm->ext->embeddable);
+        if (embed)
+            buf_printf(&L->out, "%s%s__init(&ac_f->ac_aw%d_%d%s);\n", ind, arm->callee, st, i, args[i]);
+        else
+            buf_printf(&L->out, "%sac_f->ac_aw%d_%d = ac__frame_new(&%s__vt);\n%s%s__init(ac_f->ac_aw%d_%d%s);\n",
+                       ind, st, i, arm->callee, ind, arm->callee, st, i, args[i]);
+        buf_printf(&L->out, "%sac_f->ac_out%d_%d = %s;\n", ind, st, i, outs[i]);
+    }
+    buf_printf(&L->out, "%sac_f->ac_done%d = 0;\n%sac_f->ac_state = %d;\nac_resume_%d:\n", ind, st,
+               ind, st, st);
+    for (int i = 0; i < n; i++) {
+        Await *arm = aw->arms.items[i];
+        bool embed = !arm->boxed && (arm->target || arm->ext->embeddable);
+        char *poll = embed ? xasprintf("%s__poll(&ac_f->ac_aw%d_%d, ac_cx, ac_f->ac_out%d_%d)",
+                                       arm->callee, st, i, st, i)
+                           : xasprintf("%s__vt.poll(ac_f->ac_aw%d_%d, ac_cx, ac_f->ac_out%d_%d)",
+                                       arm->callee, st, i, st, i);
+        buf_printf(&L->out, "%sif (!(ac_f->ac_done%d & %uu) && %s == AC_READY) {\n", ind, st, 1u << i,
+                   poll);
+        buf_printf(&L->out, "%s    ac_f->ac_done%d |= %uu;\n", ind, st, 1u << i);
+        if (!embed)
+            buf_printf(&L->out, "%s    ac_frame_free(&%s__vt, ac_f->ac_aw%d_%d);\n", ind,
+                       arm->callee, st, i);
+        if (t) {
+            buf_printf(&L->out, "%s    if (*(int *)ac_f->ac_out%d_%d < 0) {\n", ind, st, i);
+            buf_printf(&L->out, "%s        %s = *(int *)ac_f->ac_out%d_%d;\n", ind, tr, st, i);
+            for (int j = 0; j < n; j++) {
+                if (j == i)
+                    continue;
+                char *slot = xasprintf("ac_aw%d_%d", st, j);
+                char *drop = lower_drop_arm(aw->arms.items[j], slot);
+                buf_printf(&L->out, "%s        if (!(ac_f->ac_done%d & %uu))\n%s            %s\n", ind,
+                           st, 1u << j, ind, drop);
+                free(drop);
+                free(slot);
+            }
+            buf_printf(&L->out, "%s        goto ac_joined_%d;\n%s    }\n", ind, st, ind);
+        }
+        buf_printf(&L->out, "%s}\n", ind);
+        free(poll);
+    }
+    buf_printf(&L->out, "%sif (ac_f->ac_done%d != %uu)\n%s    return AC_PENDING;\n", ind, st, all, ind);
+    if (t)
+        buf_printf(&L->out, "%s%s = 0;\nac_joined_%d:;\n", ind, tr, st);
+    for (int i = 0; i < n; i++) {
+        free(outs[i]);
+        free(args[i]);
+    }
+    free(outs);
+    free(args);
+    free(ind);
+    if (!t)
+        return xstrdup("((void)0)");
+    vec_push(&L->pending, t);
+    return tr;
+}
+
 /* Expands one await; returns the expression standing for its value. */
 static char *lower_await(Lower *L, Await *aw)
 {
+    if (aw->join)
+        return lower_join(L, aw);
     TSNode args = ts_node_child_by_field_name(aw->call, "arguments", 9);
     Buf a = {0};
     int nargs = 0;

@@ -242,6 +242,62 @@ static void add_await(Unit *u, TSNode call)
     Await *aw = xcalloc(1, sizeof *aw);
     aw->node = call;
     aw->call = arg;
+    if (parse_is_call_to(u, arg, "ac_all") || parse_is_call_to(u, arg, "ac_try_all")) {
+        /* await(ac_all(&a, f(x), &b, g(y))): the futures run concurrently in
+         * this task; each result goes through its pointer. */
+        aw->join = parse_is_call_to(u, arg, "ac_all") ? 1 : 2;
+        aw->callee = xstrdup(aw->join == 1 ? "ac_all" : "ac_try_all");
+        TSNode jargs = ts_node_child_by_field_name(arg, "arguments", 9);
+        uint32_t n = ts_node_named_child_count(jargs);
+        bool ok = n >= 2 && n % 2 == 0 && n <= 64;
+        for (uint32_t i = 0; ok && i < n; i += 2) {
+            TSNode out = ts_node_named_child(jargs, i), fut = ts_node_named_child(jargs, i + 1);
+            Await *arm = xcalloc(1, sizeof *arm);
+            arm->node = fut;
+            arm->call = fut;
+            if (parse_is_call_to(u, fut, "ac_box")) {
+                TSNode bargs = ts_node_child_by_field_name(fut, "arguments", 9);
+                arm->boxed = true;
+                arm->call = ts_node_named_child_count(bargs) == 1 ? ts_node_named_child(bargs, 0)
+                                                                 : (TSNode){0};
+            }
+            TSNode f = ts_node_is_null(arm->call) || strcmp(ts_node_type(arm->call), "call_expression")
+                           ? (TSNode){0}
+                           : ts_node_child_by_field_name(arm->call, "function", 8);
+            if (ts_node_is_null(f) || strcmp(ts_node_type(f), "identifier") != 0) {
+                diag_error(&u->src, ts_node_start_byte(fut),
+                           "%s() takes pairs of an output pointer and a call to an async function",
+                           aw->callee);
+                free(arm);
+                ok = false;
+                break;
+            }
+            arm->callee = parse_text(u, f);
+            arm->anchor = aw->anchor;
+            TSNode *o = xmalloc(sizeof *o);
+            *o = out;
+            vec_push(&aw->outs, o);
+            vec_push(&aw->arms, arm);
+        }
+        if (!ok) {
+            if (n < 2 || n % 2 || n > 64)
+                diag_error(&u->src, ts_node_start_byte(arg),
+                           "%s() takes 1 to 32 pairs: an output pointer (NULL for a void "
+                           "future), then the future",
+                           aw->callee);
+            free(aw);
+            return;
+        }
+        for (TSNode p = parse_parent(u, call); !ts_node_is_null(p); p = parse_parent(u, p))
+            if (parse_is_statement(p)) {
+                aw->anchor = p;
+                break;
+            }
+        for (int i = 0; i < aw->arms.len; i++)
+            ((Await *)aw->arms.items[i])->anchor = aw->anchor;
+        vec_push(&fn->awaits, aw);
+        return;
+    }
     if (parse_is_call_to(u, arg, "ac_box")) {
         TSNode bargs = ts_node_child_by_field_name(arg, "arguments", 9);
         aw->boxed = true;

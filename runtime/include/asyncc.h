@@ -259,6 +259,45 @@ static inline int ac_handle_abort(void *h) { (void)h; return 0; }
 static inline int ac_handle_is_finished(void *h) { (void)h; return 1; }
 static inline void ac_handle_detach(void *h) { free(h); }
 
+/* Joins, read sequentially: await(ac_all(&a, f(x), &b, g(y))) runs the
+ * futures one after another, storing each result through its pointer (NULL
+ * for a void future); ac_try_all stops at the first negative int result and
+ * yields it (0 if none). Up to 8 pairs in this reading. */
+#define AC__STORE(p, e)                                                        \
+    __builtin_choose_expr(AC__IS_VOID(e), (void)(e),                           \
+                          (void)(*(__typeof__(AC__VALUE(e)) *)(p) = AC__VALUE(e)))
+#define AC__NARGS(...) AC__NARGS_(__VA_ARGS__, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1)
+#define AC__NARGS_(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, _13, _14, _15, _16, N, ...) N
+#define AC__CAT(a, b) AC__CAT_(a, b)
+#define AC__CAT_(a, b) a##b
+#define AC__ALL_2(p, e) AC__STORE(p, e)
+#define AC__ALL_4(p, e, ...) AC__STORE(p, e), AC__ALL_2(__VA_ARGS__)
+#define AC__ALL_6(p, e, ...) AC__STORE(p, e), AC__ALL_4(__VA_ARGS__)
+#define AC__ALL_8(p, e, ...) AC__STORE(p, e), AC__ALL_6(__VA_ARGS__)
+#define AC__ALL_10(p, e, ...) AC__STORE(p, e), AC__ALL_8(__VA_ARGS__)
+#define AC__ALL_12(p, e, ...) AC__STORE(p, e), AC__ALL_10(__VA_ARGS__)
+#define AC__ALL_14(p, e, ...) AC__STORE(p, e), AC__ALL_12(__VA_ARGS__)
+#define AC__ALL_16(p, e, ...) AC__STORE(p, e), AC__ALL_14(__VA_ARGS__)
+#define ac_all(...) (AC__CAT(AC__ALL_, AC__NARGS(__VA_ARGS__))(__VA_ARGS__), (void)0)
+#define AC__TRY_2(p, e)                                                        \
+    if (!ac__r) {                                                              \
+        AC__STORE(p, e);                                                       \
+        if (*(int *)(p) < 0)                                                   \
+            ac__r = *(int *)(p);                                               \
+    }
+#define AC__TRY_4(p, e, ...) AC__TRY_2(p, e) AC__TRY_2(__VA_ARGS__)
+#define AC__TRY_6(p, e, ...) AC__TRY_2(p, e) AC__TRY_4(__VA_ARGS__)
+#define AC__TRY_8(p, e, ...) AC__TRY_2(p, e) AC__TRY_6(__VA_ARGS__)
+#define AC__TRY_10(p, e, ...) AC__TRY_2(p, e) AC__TRY_8(__VA_ARGS__)
+#define AC__TRY_12(p, e, ...) AC__TRY_2(p, e) AC__TRY_10(__VA_ARGS__)
+#define AC__TRY_14(p, e, ...) AC__TRY_2(p, e) AC__TRY_12(__VA_ARGS__)
+#define AC__TRY_16(p, e, ...) AC__TRY_2(p, e) AC__TRY_14(__VA_ARGS__)
+#define ac_try_all(...)                                                        \
+    ({                                                                         \
+        int ac__r = 0;                                                         \
+        AC__CAT(AC__TRY_, AC__NARGS(__VA_ARGS__))(__VA_ARGS__) ac__r;          \
+    })
+
 /* Runtime futures, read sequentially. */
 /* async(void) marks it, for libclang, as an awaitable runtime future. */
 static inline async(void) ac_yield(void) {}
