@@ -77,6 +77,13 @@ static void check_unawaited(Unit *u, TSNode call)
         return;
     char *name = parse_text(u, f);
     TSNode p = parse_parent(u, call);
+    if (!ts_node_is_null(p) && type_is(p, "cast_expression")) {
+        /* (void)f(x); discards the value explicitly: still a statement */
+        char *cast = parse_text(u, ts_node_child_by_field_name(p, "type", 4));
+        if (strcmp(cast, "void") == 0)
+            p = parse_parent(u, p);
+        free(cast);
+    }
     bool statement = !ts_node_is_null(p) && type_is(p, "expression_statement");
     char *hint = xasprintf("await it, await(%s(...)), or run it as a task, ac_spawn(%s(...))", name,
                            name);
@@ -175,9 +182,17 @@ static void check_spawn_arg(Unit *u, AsyncFn *fn, TSNode spawn, TSNode arg)
                    !v->is_static) {
             const TypeInfo *ti = sema_var_type(u->sema, ts_node_start_byte(v->ident));
             const char *sp = ti ? ti->spelling : "";
-            if (!v->is_param && strchr(sp, '[') && !strchr(sp, '*'))
+            /* `arr[i]` and `s.f` read a value; only the bare name decays to a
+             * pointer into the frame. */
+            TSNode p = parse_parent(u, n);
+            bool read = !ts_node_is_null(p) &&
+                        ((type_is(p, "subscript_expression") || type_is(p, "field_expression")) &&
+                         ts_node_eq(ts_node_child_by_field_name(p, "argument", 8), n));
+            if (read)
+                ;
+            else if (!v->is_param && strchr(sp, '[') && !strchr(sp, '*'))
                 why = "the array";
-            else if (v->is_param && strchr(sp, '*'))
+            else if (v->is_param && (strchr(sp, '*') || strchr(sp, '[')))
                 why = "the pointer parameter";
         }
         if (why) {

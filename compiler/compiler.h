@@ -127,7 +127,8 @@ struct Await {
     int state;        /* suspend state number (AC_STATE_FIRST + index) */
     AsyncFn *target;  /* the callee when defined in this file, else NULL */
     struct ExtFn *ext;/* the callee when declared elsewhere, else NULL */
-    int join;         /* 0; 1 for await(ac_all(...)); 2 for await(ac_try_all(...)) */
+    int join;         /* 0; 1 await(ac_all(...)); 2 ac_try_all(...); 3 ac_timeout(...) */
+    TSNode limit;     /* for ac_timeout: the milliseconds expression */
     Vec arms;         /* for joins: Await* of each future, in order */
     Vec outs;         /* for joins: TSNode* of each arm's output pointer */
 };

@@ -205,6 +205,8 @@ static void emit_function(Emit *e, AsyncFn *fn)
             free(drop);
             free(slot);
         }
+        if (aw->join == 3)
+            buf_printf(o, "        ac_deadline__drop(&ac_f->ac_dl%d);\n", aw->state);
         if (aw->join) {
             buf_puts(o, "        break;\n");
             continue;

@@ -191,6 +191,18 @@ static void layout_join(Unit *u, Frame *f, Await *aw)
             both[k]->to = ts_node_end_byte(aw->node);
         }
     }
+    if (aw->join == 3) {
+        /* the deadline raced against the future */
+        int64_t size = 64, align = 8;
+        sema_frame(u->sema, "ac_deadline", &size, &align);
+        char *dl = xasprintf("ac_dl%d", aw->state);
+        Slot *s = add_slot(f, SLOT_AWAIT, dl, xasprintf("struct ac_deadline__frame %s", dl), size,
+                           align, line);
+        s->what = "deadline";
+        set_add(&s->live, aw->state);
+        s->from = ts_node_start_byte(aw->node);
+        s->to = ts_node_end_byte(aw->node);
+    }
     char *done = xasprintf("ac_done%d", aw->state);
     Slot *d = add_slot(f, SLOT_TEMP, done, xasprintf("uint32_t %s", done), 4, 4, line);
     d->what = "futures done";

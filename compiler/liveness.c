@@ -188,6 +188,14 @@ static void walk(Walk *w, TSNode n)
         walk_children(w, n);
     } else if (!strcmp(t, "goto_statement")) {
         w->fn->has_goto = true;
+    } else if (!strcmp(t, "labeled_statement")) {
+        TSNode label = ts_node_child_by_field_name(n, "label", 5);
+        if (!ts_node_is_null(label) && ts_node_end_byte(label) - ts_node_start_byte(label) > 3 &&
+            !memcmp(w->u->src.text + ts_node_start_byte(label), "ac_", 3))
+            diag_error(&w->u->src, ts_node_start_byte(label),
+                       "names starting with 'ac_' are reserved for generated code in async "
+                       "functions");
+        walk_children(w, n);
     } else if (!strcmp(t, "type_definition") || !strcmp(t, "field_identifier") ||
                !strcmp(t, "statement_identifier") || !strcmp(t, "type_identifier")) {
         /* no variable references */
@@ -565,7 +573,7 @@ static bool find_cycle(Unit *u, AsyncFn *fn, Vec *path)
         Await *closing = path->items[path->len - 1];
         diag_error(&u->src, ts_node_start_byte(closing->node),
                    "recursive async functions: %s; a frame cannot contain itself (box the "
-                   "recursive await: await(ac_box(%s(...))))",
+                   "recursive awaits: await(ac_box(%s(...))))",
                    b.data, closing->callee);
         buf_free(&b);
         return true;

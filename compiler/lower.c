@@ -239,8 +239,12 @@ char *lower_drop_arm(Await *arm, const char *slot)
  * ac_try_all, each future yields an int and the first negative one ends the
  * join: the others are dropped (cancelled) and it is the await's value;
  * otherwise the value is 0. */
+static char *lower_timeout(Lower *L, Await *aw);
+
 static char *lower_join(Lower *L, Await *aw)
 {
+    if (aw->join == 3)
+        return lower_timeout(L, aw);
     int st = aw->state, n = aw->arms.len;
     char **outs = xcalloc((size_t)n, sizeof *outs), **args = xcalloc((size_t)n, sizeof *args);
     for (int i = 0; i < n; i++) {
@@ -320,6 +324,67 @@ static char *lower_join(Lower *L, Await *aw)
     free(ind);
     if (!t)
         return xstrdup("((void)0)");
+    vec_push(&L->pending, t);
+    return tr;
+}
+
+/* await(ac_timeout(ms, f(x), &out)): f's future raced against a deadline
+ * (the runtime's ac_deadline future); if the deadline passes first the
+ * future is dropped (cancelled) and the value is AC_ETIMEDOUT, else 0. */
+static char *lower_timeout(Lower *L, Await *aw)
+{
+    int st = aw->state;
+    Await *arm = aw->arms.items[0];
+    char *limit = lower_expr(L, aw->limit);
+    char *out = lower_expr(L, *(TSNode *)aw->outs.items[0]);
+    Buf a = {0};
+    TSNode cargs = ts_node_child_by_field_name(arm->call, "arguments", 9);
+    for (uint32_t k = 0; k < ts_node_named_child_count(cargs); k++) {
+        TSNode x = ts_node_named_child(cargs, k);
+        if (type_is(x, "comment"))
+            continue;
+        char *s = lower_expr(L, x);
+        buf_printf(&a, ", %s", s);
+        free(s);
+    }
+    for (int i = 0; i < L->pending.len; i++)
+        set_add(&((Temp *)L->pending.items[i])->live, st);
+    Temp *t = new_temp(L, aw->node, "int", 4, 4);
+    char *tr = temp_ref(t);
+    char *ind = indent_of(L, aw->node);
+    sync_line(L, source_line(L, aw->node));
+    bool embed = !arm->boxed && (arm->target || arm->ext->embeddable);
+    const char *args = a.data ? a.data : "";
+    if (embed)
+        buf_printf(&L->out, "%s%s__init(&ac_f->ac_aw%d_0%s);\n", ind, arm->callee, st, args);
+    else
+        buf_printf(&L->out, "%sac_f->ac_aw%d_0 = ac__frame_new(&%s__vt);\n%s%s__init(ac_f->ac_aw%d_0%s);\n",
+                   ind, st, arm->callee, ind, arm->callee, st, args);
+    buf_printf(&L->out, "%sac_f->ac_out%d_0 = %s;\n", ind, st, out);
+    buf_printf(&L->out, "%sac_deadline__init(&ac_f->ac_dl%d, %s);\n", ind, st, limit);
+    buf_printf(&L->out, "%sac_f->ac_done%d = 0;\n%sac_f->ac_state = %d;\nac_resume_%d:\n", ind, st,
+               ind, st, st);
+    char *poll = embed ? xasprintf("%s__poll(&ac_f->ac_aw%d_0, ac_cx, ac_f->ac_out%d_0)", arm->callee, st, st)
+                       : xasprintf("%s__vt.poll(ac_f->ac_aw%d_0, ac_cx, ac_f->ac_out%d_0)", arm->callee, st, st);
+    char *slot = xasprintf("ac_aw%d_0", st);
+    char *drop = lower_drop_arm(arm, slot);
+    buf_printf(&L->out, "%sif (%s == AC_READY) {\n", ind, poll);
+    buf_printf(&L->out, "%s    ac_f->ac_done%d = 1u;\n", ind, st);
+    if (!embed)
+        buf_printf(&L->out, "%s    ac_frame_free(&%s__vt, ac_f->ac_aw%d_0);\n", ind, arm->callee, st);
+    buf_printf(&L->out, "%s    %s = 0;\n", ind, tr);
+    buf_printf(&L->out, "%s} else if (ac_deadline__expired(&ac_f->ac_dl%d, ac_cx)) {\n", ind, st);
+    buf_printf(&L->out, "%s    %s\n%s    ac_f->ac_done%d = 1u;\n", ind, drop, ind, st);
+    buf_printf(&L->out, "%s    %s = AC_ETIMEDOUT;\n", ind, tr);
+    buf_printf(&L->out, "%s} else {\n%s    return AC_PENDING;\n%s}\n", ind, ind, ind);
+    buf_printf(&L->out, "%sac_deadline__drop(&ac_f->ac_dl%d);\n", ind, st);
+    free(poll);
+    free(slot);
+    free(drop);
+    free(limit);
+    free(out);
+    free(ind);
+    buf_free(&a);
     vec_push(&L->pending, t);
     return tr;
 }

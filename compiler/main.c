@@ -236,6 +236,18 @@ static char *translate(const char *in, const char *const *cargs, int ncargs, boo
 
 static bool write_atomically(const char *path, const char *text)
 {
+    /* A device or FIFO (-o /dev/null, -o /dev/stdout) is written in place:
+     * renaming over it would replace it with a regular file. */
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        FILE *f = fopen(path, "wb");
+        size_t n = strlen(text);
+        bool ok = f && fwrite(text, 1, n, f) == n;
+        ok = f && fclose(f) == 0 && ok;
+        if (!ok)
+            diag_fatal("cannot write %s: %s", path, strerror(errno));
+        return ok;
+    }
     char *tmp = xasprintf("%s.tmp%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "wb");
     if (!f) {

@@ -242,16 +242,21 @@ static void add_await(Unit *u, TSNode call)
     Await *aw = xcalloc(1, sizeof *aw);
     aw->node = call;
     aw->call = arg;
-    if (parse_is_call_to(u, arg, "ac_all") || parse_is_call_to(u, arg, "ac_try_all")) {
+    bool timeout = parse_is_call_to(u, arg, "ac_timeout");
+    if (parse_is_call_to(u, arg, "ac_all") || parse_is_call_to(u, arg, "ac_try_all") || timeout) {
         /* await(ac_all(&a, f(x), &b, g(y))): the futures run concurrently in
-         * this task; each result goes through its pointer. */
-        aw->join = parse_is_call_to(u, arg, "ac_all") ? 1 : 2;
-        aw->callee = xstrdup(aw->join == 1 ? "ac_all" : "ac_try_all");
+         * this task; each result goes through its pointer. ac_timeout(ms,
+         * f(x), &out) is a join of one future with a deadline. */
+        aw->join = timeout ? 3 : parse_is_call_to(u, arg, "ac_all") ? 1 : 2;
+        aw->callee = xstrdup(timeout ? "ac_timeout" : aw->join == 1 ? "ac_all" : "ac_try_all");
         TSNode jargs = ts_node_child_by_field_name(arg, "arguments", 9);
         uint32_t n = ts_node_named_child_count(jargs);
-        bool ok = n >= 2 && n % 2 == 0 && n <= 64;
-        for (uint32_t i = 0; ok && i < n; i += 2) {
-            TSNode out = ts_node_named_child(jargs, i), fut = ts_node_named_child(jargs, i + 1);
+        bool ok = timeout ? n == 3 : n >= 2 && n % 2 == 0 && n <= 64;
+        if (timeout && ok)
+            aw->limit = ts_node_named_child(jargs, 0);
+        for (uint32_t i = timeout ? 1 : 0; ok && i < n; i += 2) {
+            TSNode out = ts_node_named_child(jargs, timeout ? i + 1 : i);
+            TSNode fut = ts_node_named_child(jargs, timeout ? i : i + 1);
             Await *arm = xcalloc(1, sizeof *arm);
             arm->node = fut;
             arm->call = fut;
@@ -280,7 +285,11 @@ static void add_await(Unit *u, TSNode call)
             vec_push(&aw->arms, arm);
         }
         if (!ok) {
-            if (n < 2 || n % 2 || n > 64)
+            if (timeout && n != 3)
+                diag_error(&u->src, ts_node_start_byte(arg),
+                           "ac_timeout() takes the milliseconds, the future and an output "
+                           "pointer (NULL for a void future)");
+            else if (!timeout && (n < 2 || n % 2 || n > 64))
                 diag_error(&u->src, ts_node_start_byte(arg),
                            "%s() takes 1 to 32 pairs: an output pointer (NULL for a void "
                            "future), then the future",
