@@ -288,5 +288,26 @@ $(BUILD)/tests/%: tests/gen/%.c $(TS_OBJ) | need-build
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $(DEPFLAGS) -I$(TS_SRC) $< $(TS_OBJ) -ltree-sitter -o $@
 
+# ---------------------------------------------------------------------------
+# ThreadSanitizer: 'make check-tsan' builds the runtime and its unit tests
+# with clang -fsanitize=thread -O1 -g into $(TSAN_BUILD) (the rules above,
+# run again with CC, CFLAGS and BUILD set for it) and runs those tests. A
+# data race ends the test process with TSAN's report and counts as a failure;
+# allocations too large to satisfy return NULL, as the OOM tests expect.
+# ---------------------------------------------------------------------------
+
+TSAN_CC      = clang
+TSAN_CFLAGS  = $(CFLAGS) -fsanitize=thread -O1 -g
+TSAN_BUILD   = $(BUILD)/tsan
+TSAN_BINS    = $(patsubst tests/unit/%.c,$(TSAN_BUILD)/tests/%,$(wildcard tests/unit/runtime_*.c))
+TSAN_OPTIONS = halt_on_error=1 exitcode=66 second_deadlock_stack=1 allocator_may_return_null=1
+
+.PHONY: check-tsan
+check-tsan: need-build need-test
+	@$(MAKE) --no-print-directory -k $(TESTS_J) CC='$(TSAN_CC)' CFLAGS='$(TSAN_CFLAGS)' \
+	    BUILD='$(TSAN_BUILD)' $(TSAN_BINS) || $(NOT_BUILT)
+	@TSAN_OPTIONS='$(TSAN_OPTIONS)' BUILD='$(abspath $(TSAN_BUILD))' \
+	    bash scripts/run-checks.sh $(TSAN_BINS)
+
 # Header dependencies recorded by -MMD -MP.
 -include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/tests/*.d)

@@ -7,7 +7,8 @@
 #
 # Groups (what each kind of make target needs):
 #   build    C compiler, libtree-sitter-dev, libclang-dev, tree-sitter-c from npm
-#   test     pkg-config and check (the unit-test framework)
+#   test     pkg-config and check (the unit-test framework); clang and its
+#            ThreadSanitizer runtime (libclang-rt-14-dev), for make check-tsan
 #   runners  valgrind (used by the tests/run-*.sh runners)
 #
 # Every dependency comes from a Debian package, except the tree-sitter C grammar,
@@ -101,6 +102,11 @@ check_test() {
         has_header check.h || missing_apt check "check.h"
     elif ! pkg-config --exists check; then
         missing_apt check "check.pc"
+    fi
+    if ! command -v clang >/dev/null 2>&1; then
+        missing_apt clang "clang, for make check-tsan"
+    elif [ ! -e "$(clang --print-runtime-dir 2>/dev/null)/libclang_rt.tsan-$(uname -m).a" ]; then
+        missing_apt libclang-rt-14-dev "clang's ThreadSanitizer runtime, for make check-tsan"
     fi
 }
 

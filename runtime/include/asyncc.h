@@ -13,8 +13,10 @@
  *  - The lowered reading (ASYNCC_LOWERED defined, as asyncc's output does): the
  *    Future ABI below, used by generated state machines and by the executor.
  *
- * Sections: error codes; the Future ABI (poll, context, waker); the executor;
- * runtime futures; frame arena; sync reading.
+ * Sections: error codes; the Future ABI (poll, context, waker, cooperative
+ * budget); the executor; runtimes (builder, block_on); tasks (spawn, handles,
+ * join, panic); runtime futures; time; blocking work; frame arena; sync
+ * reading.
  */
 #ifndef ASYNCC_H
 #define ASYNCC_H
@@ -59,6 +61,92 @@ struct ac_yield__frame {
     uint8_t state; /* 0 not yet yielded, 1 yielded (next poll is ready) */
 };
 
+/* The frame of an await of a JoinHandle (ac_join__init/__poll/__drop, in the
+ * lowered reading): embedded by value in the awaiting frame. */
+struct ac_join__frame {
+    void *handle;  /* the JoinHandle being awaited; NULL once consumed */
+    int *err;      /* receives 0 or the join error; NULL: a failed task panics the awaiter */
+    uint8_t state; /* 0 unresumed, 1 returned, 3 waiting for the task */
+};
+
+/* ------------------------------------------------------------------------ */
+/* Frames of the time and blocking futures (docs/runtime-abi.md, "Time" and  */
+/* "Blocking work"). Their fields belong to the runtime.                     */
+/* ------------------------------------------------------------------------ */
+
+/* Missed-tick policies of ac_interval_new (Tokio's MissedTickBehavior). A
+ * tick is missed when it completes more than 5 ms after its scheduled time. */
+enum {
+    AC_TICK_BURST = 0, /* keep the schedule: missed ticks complete at once, one per await */
+    AC_TICK_DELAY = 1, /* restart the schedule: the next tick is one period after now */
+    AC_TICK_SKIP = 2   /* drop missed ticks: the next tick is the next one of the schedule after now */
+};
+
+typedef struct ac_interval ac_interval;               /* a periodic timer (ac_interval_new) */
+typedef struct ac_blocking_handle ac_blocking_handle; /* a running blocking call */
+
+/* The node by which a pending timer is linked into the runtime's timer wheel.
+ * It lives inside the frame of each timer future, so a timer costs no
+ * allocation and cancelling it is an unlink. */
+typedef struct ac__timer {
+    struct ac__timer *next;   /* next in its wheel slot or expired list (circular) */
+    struct ac__timer *prev;   /* previous in that list */
+    uint64_t when;            /* deadline on the runtime clock, in ms */
+    const void *waker_vtable; /* registered waker (an ac_waker) while linked: vtable */
+    const void *waker_data;   /* ... and data */
+    uint8_t state;            /* idle, in a slot, expired, fired; read atomically */
+    uint8_t level;            /* wheel level of its slot, while in a slot */
+    uint8_t slot;             /* slot within that level */
+} ac__timer;
+
+struct ac_sleep__frame {
+    ac__timer timer; /* deadline and wheel link */
+    uint8_t state;   /* AC_STATE_UNRESUMED, _RETURNED, or AC_STATE_FIRST: waiting */
+};
+
+struct ac_sleep_until__frame {
+    ac__timer timer; /* deadline and wheel link */
+    uint8_t state;   /* as in ac_sleep__frame */
+};
+
+struct ac_interval_tick__frame {
+    ac__timer timer;        /* the tick's scheduled time and wheel link */
+    struct ac_interval *iv; /* the interval that this tick advances */
+    uint8_t state;          /* as in ac_sleep__frame */
+};
+
+struct ac_deadline__frame {
+    ac__timer timer; /* deadline and wheel link */
+    uint64_t start;  /* runtime clock at init, ms */
+    uint8_t state;   /* armed, expired or dropped */
+};
+
+struct ac_blocking__frame {
+    void *(*fn)(void *);            /* the blocking function */
+    void *arg;                      /* its argument */
+    struct ac_blocking_handle *job; /* the submitted call, after the first poll */
+    uint8_t state;                  /* AC_STATE_UNRESUMED, _RETURNED, or AC_STATE_FIRST: running */
+};
+
+struct ac_blocking_join__frame {
+    struct ac_blocking_handle *h; /* the awaited call; released when ready or dropped */
+    uint8_t state;                /* AC_STATE_UNRESUMED, _RETURNED, or AC_STATE_FIRST: waiting */
+};
+
+/* When the tick after one scheduled at `scheduled` and completed at `now` is
+ * due, under a missed-tick policy (shared by both readings). On time means
+ * at most 5 ms late, as in Tokio, so that ordinary timer latency does not
+ * count as a missed tick. */
+static inline uint64_t ac__interval_next(uint64_t scheduled, uint64_t now, uint64_t period,
+                                         int policy)
+{
+    if (policy == AC_TICK_BURST || now <= scheduled + 5)
+        return scheduled + period;
+    if (policy == AC_TICK_DELAY)
+        return now + period;
+    return now + period - (now - scheduled) % period; /* AC_TICK_SKIP */
+}
+
 #if defined(ASYNCC_LOWERED) || defined(ASYNCC_RUNTIME_INTERNAL)
 
 /* ======================================================================== */
@@ -92,9 +180,12 @@ struct ac_waker {
     const void *data;              /* task (or other) pointer owned per vtable */
 };
 
-/* Passed to every poll. The waker is borrowed for the duration of the poll. */
+/* Passed to every poll. The waker is borrowed for the duration of the poll.
+ * A future that makes a context for a child (a combinator with a waker of
+ * its own) copies every field and replaces only `waker`. */
 typedef struct ac_context {
     const ac_waker *waker; /* wakes the task that is polling */
+    unsigned *budget;      /* the task's cooperative budget (ac_coop_consume); NULL: unlimited */
 } ac_context;
 
 /*
@@ -122,6 +213,34 @@ static inline void ac_waker_wake(ac_waker w) { w.vtable->wake(w.data); }
 static inline void ac_waker_wake_by_ref(const ac_waker *w) { w->vtable->wake_by_ref(w->data); }
 /* Releases a waker reference without waking. */
 static inline void ac_waker_drop(ac_waker w) { w.vtable->drop(w.data); }
+
+/*
+ * Cooperative budget (Tokio's coop). Each time a task is polled it gets a
+ * budget of units (ac_runtime_config.coop_budget, 128 by default), shared by
+ * everything that poll runs. A runtime future that is about to return READY
+ * without having waited (a join of a finished task, a channel with a message
+ * ready) first calls ac_coop_consume:
+ *
+ *     if (!ac_coop_consume(cx)) {
+ *         ac_waker_wake_by_ref(cx->waker);
+ *         return AC_PENDING;   // state unchanged: the next poll retries
+ *     }
+ *
+ * It returns 1 and uses one unit while budget remains, and 0 once it is
+ * exhausted; the future must then wake its own task and return pending, so
+ * that a task that always finds its futures ready still goes back to the
+ * scheduler and cannot starve the others. A context without a budget
+ * (cx->budget NULL, as in `ac_context cx = {&waker}`) never runs out.
+ */
+static inline int ac_coop_consume(ac_context *cx)
+{
+    if (!cx->budget)
+        return 1;
+    if (*cx->budget == 0)
+        return 0;
+    --*cx->budget;
+    return 1;
+}
 
 /* Returns a waker that does nothing when woken, cloned or dropped, for polling
  * a future by hand (tests, or a caller that re-polls unconditionally). The
@@ -175,6 +294,160 @@ void ac_frame_free(const ac_future_vt *vt, void *frame);
 int ac_block_on(const ac_future_vt *vt, void *frame, void *out);
 
 /* ======================================================================== */
+/* Runtimes (sched.c; docs/runtime-abi.md, "Runtimes")                       */
+/* ======================================================================== */
+
+/* A runtime: the scheduler that runs spawned tasks (worker threads, run
+ * queues), entered from plain C with ac_runtime_block_on. Opaque. */
+typedef struct ac_runtime ac_runtime;
+
+/* Runtime flavours. */
+enum {
+    AC_RUNTIME_MULTI_THREAD = 0,  /* work-stealing worker threads (default) */
+    AC_RUNTIME_CURRENT_THREAD = 1 /* every task runs on the thread inside block_on */
+};
+
+/* How to build a runtime. Start from ac_runtime_config_init's defaults. */
+typedef struct ac_runtime_config {
+    int flavor;                      /* AC_RUNTIME_MULTI_THREAD (0, default) or AC_RUNTIME_CURRENT_THREAD */
+    unsigned workers;                /* worker threads (multi-thread); 0: one per core */
+    const char *thread_name;         /* name of worker threads; NULL: "asyncc-worker" */
+    size_t thread_stack_size;        /* worker stack bytes; 0: the system default */
+    unsigned max_blocking_threads;   /* blocking pool size limit (512) */
+    unsigned blocking_keep_alive_ms; /* idle blocking threads exit after this (10000) */
+    unsigned coop_budget;            /* units per task poll, see ac_coop_consume (128) */
+    int start_paused;                /* non-zero: the clock starts paused (timer tests) */
+} ac_runtime_config;
+
+/* Fills *c with the defaults shown above. */
+void ac_runtime_config_init(ac_runtime_config *c);
+
+/*
+ * Builds a runtime from *c (NULL: the defaults) and stores it in *out; a
+ * multi-thread runtime's workers are running (and idle) when this returns.
+ * The caller owns the runtime and frees it with ac_runtime_free. Returns 0,
+ * or AC_EINVAL (out NULL, unknown flavor, coop_budget 0, more than 1024
+ * workers, a stack size the system refuses), AC_ENOMEM, or AC_EAGAIN (a
+ * worker thread could not be started); *out is untouched on failure.
+ */
+int ac_runtime_new(const ac_runtime_config *c, ac_runtime **out);
+
+/*
+ * Runs the future in `frame` (initialised, of type vt) to completion on the
+ * calling thread and writes its output to `out` (NULL for a void future),
+ * with rt as the current runtime, so that the future and everything it
+ * spawns run on rt: on a multi-thread runtime the workers run spawned tasks
+ * while this thread drives the given future; on a current-thread runtime
+ * this thread runs them all, and only while some block_on is running. The
+ * caller keeps the frame memory; its contents are dropped before returning.
+ * Returns what ac_block_on returns (0, AC_EDEADLK, AC_EINVAL, AC_ENOMEM,
+ * AC_ECANCELED, AC_EPANIC), and AC_EBUSY when rt is a current-thread runtime
+ * that is already inside a block_on.
+ */
+int ac_runtime_block_on(ac_runtime *rt, const ac_future_vt *vt, void *frame, void *out);
+
+/*
+ * Shuts the runtime down and frees it: worker threads stop (a poll in
+ * progress finishes first) and are joined, then every task that has not
+ * completed is cancelled and its drop function runs (on the calling thread;
+ * a spawn from such a drop is cancelled at once), the handles that were
+ * never joined or detached are released, and all the runtime's memory is
+ * freed. Must not be called from inside the runtime (a task or block_on of
+ * rt), nor while another thread may still wake rt's tasks. NULL is ignored.
+ */
+void ac_runtime_free(ac_runtime *rt);
+
+/* The runtime of the calling thread: the one whose task or block_on it is
+ * running, or NULL. Not owned by the caller. */
+ac_runtime *ac_runtime_current(void);
+
+/* ======================================================================== */
+/* Tasks: spawn, JoinHandles, join, panic (sched.c, task.c)                  */
+/* ======================================================================== */
+
+/*
+ * A spawned task is one allocation: a header, an output slot of vt->out_size
+ * bytes (16-aligned) and the future's frame. Generated code spawns
+ * `NAME(args)` as
+ *
+ *     void *fr = ac__task_frame_new(&NAME__vt);
+ *     NAME__init(fr, args);
+ *     T *h = ac__spawn(fr);
+ *
+ * ac__task_frame_new returns the frame (never NULL: out of memory ends the
+ * process with a message naming the future, like ac__frame_new); the memory
+ * belongs to the task, and ac__spawn must follow.
+ */
+void *ac__task_frame_new(const ac_future_vt *vt);
+
+/*
+ * Schedules the task whose frame came from ac__task_frame_new (and was
+ * initialised) on the current runtime, and returns its JoinHandle: a pointer
+ * to the task's output slot, typed T * by the translator for a future of
+ * output T. The slot is written when the task completes; read it only through
+ * a join. Ends the process with "ac_spawn called outside a runtime" when the
+ * thread has no current runtime. On a runtime that is shutting down the task
+ * is cancelled at once (its join reports AC_ECANCELED).
+ *
+ * The handle holds the task's memory: every handle must be consumed exactly
+ * once, by awaiting it (ac_join) or by ac_handle_detach. C has no destructor
+ * to drop a handle for you: a handle that is never joined or detached keeps
+ * the task's memory until the runtime is freed. Handles are invalid after
+ * their runtime is freed.
+ */
+void *ac__spawn(void *frame);
+
+/* Requests cancellation (Tokio's JoinHandle::abort): a task that has not
+ * completed is torn down instead of being polled again, at its next
+ * suspension; its drop function runs and its join reports AC_ECANCELED. A task
+ * whose poll returns ready first completes normally. Does not consume the
+ * handle. Returns 0, or AC_EINVAL for a NULL handle. */
+int ac_handle_abort(void *h);
+
+/* Returns 1 when the task has completed (with output, cancelled or panicked),
+ * 0 otherwise (also for NULL). Does not consume the handle. */
+int ac_handle_is_finished(void *h);
+
+/* Drops the handle without waiting (Tokio drops a JoinHandle): the task keeps
+ * running, its output is discarded, its memory is freed when it completes.
+ * Consumes the handle. NULL is ignored. */
+void ac_handle_detach(void *h);
+
+/*
+ * await(h) on a JoinHandle, as an embeddable future (struct ac_join__frame,
+ * visible in both readings). ac_join__init takes over the handle (joining
+ * consumes it) and `err` (may be NULL). The poll is ready when the task has
+ * completed: it copies the task's output (vt->out_size bytes) to `out` (NULL
+ * discards it) and sets *err to 0; a task that was aborted or panicked gives
+ * *err = AC_ECANCELED or AC_EPANIC and a zero-filled *out instead, or, when
+ * err is NULL, makes the awaiting task panic (like Rust's unwrap). A ready
+ * join uses one unit of the cooperative budget. Dropping an unfinished join
+ * detaches the handle. ac_join__vt wraps the same functions for type-erased
+ * use (out_size 0: its `out` must hold the awaited task's output).
+ */
+static inline void ac_join__init(struct ac_join__frame *f, void *h, int *err)
+{
+    f->handle = h;
+    f->err = err;
+    f->state = AC_STATE_UNRESUMED;
+}
+ac_poll_t ac_join__poll(struct ac_join__frame *f, ac_context *cx, void *out);
+void ac_join__drop(struct ac_join__frame *f);
+extern const ac_future_vt ac_join__vt;
+
+/*
+ * Panics the current task (Rust's panic!): prints "asyncc: task panicked:
+ * <message>" (printf-style) to stderr and abandons the poll in progress with
+ * a longjmp: the task is never polled again, its drop function runs, and its
+ * join reports AC_EPANIC (ac_runtime_block_on and ac_block_on return
+ * AC_EPANIC for their own future). The process and the other tasks go on. C
+ * has no unwinding: locks the poll held stay held, and memory it allocated
+ * without recording it in the frame leaks. Outside any task's poll it prints
+ * "asyncc: panicked outside a task: <message>" and aborts.
+ */
+_Noreturn void ac_panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ======================================================================== */
 /* Runtime futures                                                           */
 /* ======================================================================== */
 
@@ -194,6 +467,126 @@ static inline ac_poll_t ac_yield__poll(struct ac_yield__frame *f, ac_context *cx
 }
 static inline void ac_yield__drop(struct ac_yield__frame *f) { (void)f; }
 extern const ac_future_vt ac_yield__vt;
+
+/* ======================================================================== */
+/* Time (clock.c, timer.c; docs/runtime-abi.md, "Time")                      */
+/* ======================================================================== */
+
+/*
+ * The runtime clock: monotonic milliseconds since the first use of the clock
+ * in this process. Every deadline below is a value of this clock. It can be
+ * paused (Tokio's time::pause / start_paused): then it only moves by
+ * ac_time_advance, or, when the executor has nothing to run and no blocking
+ * call is in flight, by jumping to the next timer's deadline (auto-advance).
+ * The clock is process-wide; these functions may be called from any thread.
+ */
+uint64_t ac_now_ms(void);
+/* Freezes the clock at its current value. Pausing a paused clock does nothing. */
+void ac_time_pause(void);
+/* Lets a paused clock run again, from the value it was paused at. */
+void ac_time_resume(void);
+/* Moves the clock forward by ms (paused or not) and wakes, on the calling
+ * thread, every timer that is due at the new time. */
+void ac_time_advance(uint64_t ms);
+
+/* await(ac_sleep(ms)): completes ms milliseconds after the future was
+ * created (never earlier; 0 completes at the first poll). A pending sleep
+ * holds one timer; dropping it unregisters the timer. */
+void ac_sleep__init(struct ac_sleep__frame *f, uint64_t ms);
+ac_poll_t ac_sleep__poll(struct ac_sleep__frame *f, ac_context *cx, void *out);
+void ac_sleep__drop(struct ac_sleep__frame *f);
+extern const ac_future_vt ac_sleep__vt;
+
+/* await(ac_sleep_until(deadline_ms)): completes once ac_now_ms() >= deadline_ms. */
+void ac_sleep_until__init(struct ac_sleep_until__frame *f, uint64_t deadline_ms);
+ac_poll_t ac_sleep_until__poll(struct ac_sleep_until__frame *f, ac_context *cx, void *out);
+void ac_sleep_until__drop(struct ac_sleep_until__frame *f);
+extern const ac_future_vt ac_sleep_until__vt;
+
+/*
+ * A periodic timer (tokio::time::interval). Returns a new interval whose
+ * first tick is due now and then every period_ms, with a missed-tick policy
+ * AC_TICK_*; the caller owns it and frees it with ac_interval_free. Returns
+ * NULL when period_ms is 0, the policy is unknown, or memory is exhausted.
+ * One task at a time awaits its ticks.
+ */
+ac_interval *ac_interval_new(uint64_t period_ms, int missed_tick_policy);
+/* Frees an interval (NULL is ignored). No tick of it may be pending. */
+void ac_interval_free(ac_interval *iv);
+/* await(ac_interval_tick(iv)): completes at the next tick and yields its
+ * scheduled time (ms). Dropping a pending tick leaves the interval as it was. */
+void ac_interval_tick__init(struct ac_interval_tick__frame *f, ac_interval *iv);
+ac_poll_t ac_interval_tick__poll(struct ac_interval_tick__frame *f, ac_context *cx, uint64_t *out);
+void ac_interval_tick__drop(struct ac_interval_tick__frame *f);
+extern const ac_future_vt ac_interval_tick__vt;
+
+/*
+ * The runtime half of await(ac_timeout(ms, f(x), &out)): a deadline that
+ * generated code races against the inner future (docs/runtime-abi.md shows
+ * the lowering). init starts the deadline ms from now; expired returns 1 once
+ * it has passed and otherwise 0, having registered (or refreshed) the waker
+ * of cx to be woken then; elapsed_ms is the time since init; drop unregisters
+ * the timer (needed on every exit, also when the inner future won).
+ */
+void ac_deadline__init(struct ac_deadline__frame *f, uint64_t ms);
+int ac_deadline__expired(struct ac_deadline__frame *f, ac_context *cx);
+uint64_t ac_deadline__elapsed_ms(const struct ac_deadline__frame *f);
+void ac_deadline__drop(struct ac_deadline__frame *f);
+
+/* ======================================================================== */
+/* Blocking work (blocking.c; docs/runtime-abi.md, "Blocking work")          */
+/* ======================================================================== */
+
+/*
+ * await(ac_blocking(fn, arg)) yields fn(arg), run on a thread of the blocking
+ * pool so that the awaiting task's worker stays free (tokio::task::
+ * spawn_blocking). fn is submitted at the first poll; the task is woken from
+ * the pool thread when it returns. Dropping the future while fn runs
+ * detaches the call: fn still finishes, and its result is discarded (so a
+ * result that owns memory leaks). If the call cannot be submitted (no memory
+ * or no thread), fn runs on the polling thread instead.
+ */
+void ac_blocking__init(struct ac_blocking__frame *f, void *(*fn)(void *), void *arg);
+ac_poll_t ac_blocking__poll(struct ac_blocking__frame *f, ac_context *cx, void **out);
+void ac_blocking__drop(struct ac_blocking__frame *f);
+extern const ac_future_vt ac_blocking__vt;
+
+/*
+ * Starts fn(arg) on the blocking pool now and returns its handle, which the
+ * caller awaits once with ac_blocking_join (or gives up with
+ * ac_blocking_detach). Returns NULL, without calling fn, when memory is
+ * exhausted. If the pool has no thread and none can be created, fn runs on
+ * the calling thread before this returns.
+ */
+ac_blocking_handle *ac_spawn_blocking(void *(*fn)(void *), void *arg);
+/*
+ * Like ac_spawn_blocking, but fn runs on a new thread of its own, outside the
+ * pool: for work that blocks for a long time or forever (a loop reading a
+ * device), which would otherwise hold a pool thread and keep a paused clock
+ * from auto-advancing. The thread ends when fn returns. Returns NULL, without
+ * calling fn, when memory is exhausted or the thread cannot be created.
+ */
+ac_blocking_handle *ac_spawn_thread(void *(*fn)(void *), void *arg);
+/* await(ac_blocking_join(h)) yields the result of the call behind h and
+ * releases h. Dropping the future before then detaches the call. A NULL h
+ * yields NULL at once. */
+void ac_blocking_join__init(struct ac_blocking_join__frame *f, ac_blocking_handle *h);
+ac_poll_t ac_blocking_join__poll(struct ac_blocking_join__frame *f, ac_context *cx, void **out);
+void ac_blocking_join__drop(struct ac_blocking_join__frame *f);
+extern const ac_future_vt ac_blocking_join__vt;
+/* Gives up a handle that will not be joined: the call finishes on its own and
+ * its result is discarded. NULL is ignored. */
+void ac_blocking_detach(ac_blocking_handle *h);
+
+/*
+ * Sets the pool's maximum number of threads (default 512; calls beyond it
+ * wait in a queue) and how long an idle pool thread lives before it exits
+ * (default 10000 ms). Takes effect for the threads' next wait. Returns 0, or
+ * AC_EINVAL when max_threads is 0.
+ */
+int ac_blocking_pool_configure(unsigned max_threads, unsigned keep_alive_ms);
+/* The number of pool threads alive now, busy or idle (not ac_spawn_thread's). */
+unsigned ac_blocking_pool_threads(void);
 
 #else /* !ASYNCC_LOWERED: the sync reading */
 
@@ -259,6 +652,10 @@ static inline int ac_handle_abort(void *h) { (void)h; return 0; }
 static inline int ac_handle_is_finished(void *h) { (void)h; return 1; }
 static inline void ac_handle_detach(void *h) { free(h); }
 
+/* await(ac_timeout(ms, f(x), &out)), read sequentially: nothing runs
+ * concurrently, so the future always finishes first; the value is 0. */
+#define ac_timeout(ms, e, p) ((void)(ms), AC__STORE(p, e), 0)
+
 /* Joins, read sequentially: await(ac_all(&a, f(x), &b, g(y))) runs the
  * futures one after another, storing each result through its pointer (NULL
  * for a void future); ac_try_all stops at the first negative int result and
@@ -301,6 +698,171 @@ static inline void ac_handle_detach(void *h) { free(h); }
 /* Runtime futures, read sequentially. */
 /* async(void) marks it, for libclang, as an awaitable runtime future. */
 static inline async(void) ac_yield(void) {}
+
+/* Time, read sequentially. Each translation unit has its own emulation of
+ * the runtime clock: ms since its first use, paused and advanced like the
+ * real one. ac_sleep really sleeps, except on a paused clock, which it
+ * advances instead: a sequential program is idle while it sleeps, so this is
+ * the runtime's auto-advance, and the output matches asyncc's build. */
+#include <stdlib.h>
+#include <time.h>
+#if !defined(CLOCK_MONOTONIC)
+#include <threads.h> /* strict ISO C, without POSIX: thrd_sleep */
+#endif
+
+struct ac__sync_clock {
+    int started;    /* origin is set */
+    int paused;     /* ac_time_pause called and not resumed */
+    uint64_t origin; /* real ns at the first use */
+    int64_t offset; /* clock = real - origin + offset, while running (ns) */
+    uint64_t frozen; /* the clock while paused (ns) */
+};
+
+static inline struct ac__sync_clock *ac__sync_clock(void)
+{
+    static struct ac__sync_clock c;
+    return &c;
+}
+
+static inline uint64_t ac__sync_real_ns(void)
+{
+    struct timespec ts;
+#if defined(CLOCK_MONOTONIC)
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+#else
+    timespec_get(&ts, TIME_UTC);
+#endif
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline uint64_t ac__sync_now_ns(void)
+{
+    struct ac__sync_clock *c = ac__sync_clock();
+    uint64_t real = ac__sync_real_ns();
+    if (!c->started) {
+        c->started = 1;
+        c->origin = real;
+    }
+    if (c->paused)
+        return c->frozen;
+    return real - c->origin + (uint64_t)c->offset;
+}
+
+/* Sleeps (or, paused, advances the clock) until the clock reads deadline_ns. */
+static inline void ac__sync_sleep_until_ns(uint64_t deadline_ns)
+{
+    struct ac__sync_clock *c = ac__sync_clock();
+    for (;;) {
+        uint64_t now = ac__sync_now_ns();
+        if (now >= deadline_ns)
+            return;
+        if (c->paused) {
+            c->frozen = deadline_ns;
+            return;
+        }
+        uint64_t ns = deadline_ns - now;
+        struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+#if defined(CLOCK_MONOTONIC)
+        nanosleep(&ts, NULL); /* an interrupted sleep goes round again */
+#else
+        thrd_sleep(&ts, NULL);
+#endif
+    }
+}
+
+static inline uint64_t ac_now_ms(void) { return ac__sync_now_ns() / 1000000u; }
+static inline void ac_time_pause(void)
+{
+    struct ac__sync_clock *c = ac__sync_clock();
+    if (!c->paused) {
+        /* On a whole ms, rounded up, as the runtime's clock does. */
+        c->frozen = (ac__sync_now_ns() + 999999u) / 1000000u * 1000000u;
+        c->paused = 1;
+    }
+}
+static inline void ac_time_resume(void)
+{
+    struct ac__sync_clock *c = ac__sync_clock();
+    if (c->paused) {
+        c->paused = 0;
+        c->offset = 0;
+        c->offset = (int64_t)(c->frozen - ac__sync_now_ns());
+    }
+}
+static inline void ac_time_advance(uint64_t ms)
+{
+    struct ac__sync_clock *c = ac__sync_clock();
+    ac__sync_now_ns(); /* sets the origin */
+    if (c->paused)
+        c->frozen += ms * 1000000u;
+    else
+        c->offset += (int64_t)(ms * 1000000u);
+}
+static inline async(void) ac_sleep(uint64_t ms)
+{
+    ac__sync_sleep_until_ns(ac__sync_now_ns() + ms * 1000000u);
+}
+static inline async(void) ac_sleep_until(uint64_t deadline_ms)
+{
+    ac__sync_sleep_until_ns(deadline_ms * 1000000u);
+}
+
+struct ac_interval {
+    uint64_t next;   /* the next tick's scheduled time (ms) */
+    uint64_t period; /* ms between ticks */
+    int policy;      /* AC_TICK_* */
+};
+static inline ac_interval *ac_interval_new(uint64_t period_ms, int missed_tick_policy)
+{
+    if (period_ms == 0 || missed_tick_policy < AC_TICK_BURST || missed_tick_policy > AC_TICK_SKIP)
+        return NULL;
+    ac_interval *iv = (ac_interval *)malloc(sizeof *iv);
+    if (!iv)
+        return NULL;
+    iv->next = ac_now_ms();
+    iv->period = period_ms;
+    iv->policy = missed_tick_policy;
+    return iv;
+}
+static inline void ac_interval_free(ac_interval *iv) { free(iv); }
+static inline async(uint64_t) ac_interval_tick(ac_interval *iv)
+{
+    uint64_t when = iv->next;
+    ac__sync_sleep_until_ns(when * 1000000u);
+    iv->next = ac__interval_next(when, ac_now_ms(), iv->period, iv->policy);
+    return when;
+}
+
+/* Blocking work, read sequentially: the call runs where it is made (at the
+ * await, or for ac_spawn_blocking and ac_spawn_thread at the spawn). */
+struct ac_blocking_handle {
+    void *result; /* what the call returned */
+};
+static inline async(void *) ac_blocking(void *(*fn)(void *), void *arg) { return fn(arg); }
+static inline ac_blocking_handle *ac_spawn_blocking(void *(*fn)(void *), void *arg)
+{
+    ac_blocking_handle *h = (ac_blocking_handle *)malloc(sizeof *h);
+    if (h)
+        h->result = fn(arg);
+    return h;
+}
+static inline ac_blocking_handle *ac_spawn_thread(void *(*fn)(void *), void *arg)
+{
+    return ac_spawn_blocking(fn, arg);
+}
+static inline async(void *) ac_blocking_join(ac_blocking_handle *h)
+{
+    void *result = h ? h->result : NULL;
+    free(h);
+    return result;
+}
+static inline void ac_blocking_detach(ac_blocking_handle *h) { free(h); }
+static inline int ac_blocking_pool_configure(unsigned max_threads, unsigned keep_alive_ms)
+{
+    (void)keep_alive_ms;
+    return max_threads ? 0 : AC_EINVAL;
+}
+static inline unsigned ac_blocking_pool_threads(void) { return 0; }
 
 #ifndef ASYNCC_NO_MAIN
 /* The sync build's entry point: run async_main sequentially. A program with

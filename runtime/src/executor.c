@@ -1,14 +1,15 @@
 /*
- * executor.c: the current-thread executor behind ac_block_on, and the body of
- * the program entry point (ac__run_main).
+ * executor.c: the current-thread executor behind ac_block_on (and behind the
+ * block_on of a multi-thread runtime, whose calling thread drives only its
+ * own future), and the body of the program entry point (ac__run_main).
  *
  * Shape (Tokio's current_thread scheduler): the executor owns a local run
  * queue that only its thread touches, an inject queue that other threads push
  * woken tasks into under a mutex, and a condition variable it sleeps on when
  * both are empty. ac_block_on wraps its future in a root task (task.c), queues
- * it, and runs tasks from the queues until the root completes. A scheduler
- * with spawned tasks adds tasks to the same queues; a multi-thread one
- * replaces this file and keeps task.c and the waker ABI.
+ * it, and runs tasks from the queues until the root completes. Only the root
+ * is ever in these queues: tasks it spawns belong to the thread's runtime
+ * (sched.c), whose workers run them.
  *
  * Why wakes are never lost: a waker marks the task NOTIFIED (one CAS) and, if
  * the task was idle, pushes it to a queue; only tasks popped from a queue are
@@ -46,6 +47,8 @@ typedef struct queue {
 
 typedef struct executor {
     ac__scheduler base;     /* hooks that tasks call; first, so tasks can point here */
+    ac_runtime *rt;         /* runtime to report idleness to, or NULL */
+    unsigned coop;          /* cooperative budget per poll */
     queue local;            /* runnable tasks; touched only by the executor thread */
     unsigned tick;          /* tasks polled so far, paces inject checks */
     pthread_mutex_t mu;     /* guards inject and parked */
@@ -53,13 +56,15 @@ typedef struct executor {
     queue inject;           /* tasks woken from other threads */
     atomic_bool has_inject; /* hint that inject is non-empty, read without mu */
     bool parked;            /* the executor thread is waiting on cv */
+    bool idle;              /* counted idle for rt (guarded by mu); a waker makes it busy */
 } executor;
 
 /* What running one task from the queue came to. */
 typedef enum run_result {
     RAN_PENDING,  /* still pending (requeued if it was woken meanwhile) */
     RAN_COMPLETE, /* returned READY, output written, frame dropped */
-    RAN_CANCELLED /* torn down after an abort, frame dropped */
+    RAN_CANCELLED, /* torn down after an abort, frame dropped */
+    RAN_PANICKED  /* the poll called ac_panic; frame dropped */
 } run_result;
 
 /* The executor running on this thread, if any: wakes from its own thread go
@@ -108,6 +113,12 @@ static void schedule(ac__scheduler *sched, ac__task *task)
     pthread_mutex_lock(&ex->mu);
     push(&ex->inject, task);
     atomic_store_explicit(&ex->has_inject, true, memory_order_relaxed);
+    if (ex->idle) {
+        /* Busy from now on, not from when it wakes up: a paused clock must
+         * not jump while the woken thread is on its way. */
+        ex->idle = false;
+        ac__runtime_thread_busy(ex->rt);
+    }
     if (ex->parked)
         pthread_cond_signal(&ex->cv);
     pthread_mutex_unlock(&ex->mu);
@@ -154,6 +165,10 @@ static bool wait_for_work(executor *ex, ac__task *root)
 {
     bool woken = true;
     pthread_mutex_lock(&ex->mu);
+    if (ex->rt && !ex->inject.head) {
+        ex->idle = true;
+        ac__runtime_thread_idle(ex->rt);
+    }
     for (;;) {
         if (ex->inject.head) {
             splice(&ex->local, &ex->inject);
@@ -164,9 +179,37 @@ static bool wait_for_work(executor *ex, ac__task *root)
             woken = false;
             break;
         }
+        /* Time (timer.c): outside any runtime no worker drives the timers,
+         * so this thread does, Tokio current_thread style: it sleeps at most
+         * until the next timer is due, then wakes the due ones (their wakes
+         * land in the local queue); with a paused clock it jumps the clock to
+         * the next timer instead, since nothing here can run before it. */
+        int64_t timeout = -1;
+        if (!ex->rt && !ac_runtime_current()) {
+            pthread_mutex_unlock(&ex->mu); /* fire_due takes other locks */
+            timeout = ac__time_park_timeout(true);
+            if (timeout == 0)
+                ac__time_fire_due();
+            pthread_mutex_lock(&ex->mu);
+            if (timeout == 0) {
+                if (ex->local.head)
+                    break;
+                continue;
+            }
+            /* A remote wake or release while mu was free saw parked false
+             * and signalled nobody: look again before sleeping. */
+            if (ex->inject.head || orphaned(root))
+                continue;
+        }
         ex->parked = true;
-        pthread_cond_wait(&ex->cv, &ex->mu);
+        ac__cond_wait_until(&ex->cv, &ex->mu,
+                            timeout < 0 ? UINT64_MAX
+                                        : ac__clock_real_ns() + (uint64_t)timeout * 1000000u);
         ex->parked = false;
+    }
+    if (ex->idle) {
+        ex->idle = false;
+        ac__runtime_thread_busy(ex->rt);
     }
     pthread_mutex_unlock(&ex->mu);
     return woken;
@@ -197,13 +240,21 @@ static run_result run(executor *ex, ac__task *task)
 
     for (;;) {
         bool self_woken;
-        if (ac__task_poll(task, &self_woken) == AC_READY) {
+        unsigned budget = ex->coop;
+        ac_poll_t r = ac__task_poll_budget(task, &self_woken, &budget);
+        ac__spawn_flush(); /* what the poll spawned starts now */
+        if (r == AC_READY) {
             ac__task_transition_to_complete(task);
             /* The frame is in RETURNED state, so this only honours the ABI
              * rule that every frame is dropped; it is harmless and cheap. */
             task->vt->drop(task->frame);
             ac__task_ref_dec(task);
             return RAN_COMPLETE;
+        }
+        if (r == AC__POLL_PANICKED) {
+            tear_down(task); /* never polled again */
+            ac__task_ref_dec(task);
+            return RAN_PANICKED;
         }
         if (!self_woken)
             break;
@@ -235,7 +286,8 @@ static run_result run(executor *ex, ac__task *task)
     return RAN_PENDING;
 }
 
-/* Runs tasks until the root finishes. Returns 0, AC_ECANCELED, or AC_EDEADLK. */
+/* Runs tasks until the root finishes. Returns 0, AC_ECANCELED, AC_EPANIC or
+ * AC_EDEADLK. */
 static int run_until_complete(executor *ex, ac__task *root)
 {
     for (;;) {
@@ -251,11 +303,16 @@ static int run_until_complete(executor *ex, ac__task *root)
         }
         run_result r = run(ex, task);
         if (task == root && r != RAN_PENDING)
-            return r == RAN_COMPLETE ? 0 : AC_ECANCELED;
+            return r == RAN_COMPLETE ? 0 : r == RAN_PANICKED ? AC_EPANIC : AC_ECANCELED;
     }
 }
 
 int ac_block_on(const ac_future_vt *vt, void *frame, void *out)
+{
+    return ac__block_on_root(NULL, vt, frame, out);
+}
+
+int ac__block_on_root(ac_runtime *rt, const ac_future_vt *vt, void *frame, void *out)
 {
     if (!vt || !vt->poll || !vt->drop || !frame)
         return AC_EINVAL;
@@ -264,13 +321,19 @@ int ac_block_on(const ac_future_vt *vt, void *frame, void *out)
         return AC_EINVAL;
     }
 
-    executor ex = {.base = {schedule, release}};
+    /* Spawns from the root go to the runtime's shared queue, not to a worker
+     * this thread may be (its queue would wait for us). */
+    ac__thread_ctx ctx = ac__thread_ctx_enter(rt ? rt : ac_runtime_current());
+    executor ex = {.base = {schedule, release}, .rt = rt, .coop = ac__coop_budget_current()};
     atomic_init(&ex.has_inject, false);
     ac__task *root = ac__task_new(&ex.base, vt, frame, out);
     if (!root) {
         vt->drop(frame);
+        ac__thread_ctx_restore(ctx);
         return AC_ENOMEM;
     }
+    if (rt)
+        ac__runtime_thread_busy(rt);
     pthread_mutex_init(&ex.mu, NULL);
     pthread_cond_init(&ex.cv, NULL);
 
@@ -279,6 +342,9 @@ int ac_block_on(const ac_future_vt *vt, void *frame, void *out)
     push(&ex.local, root); /* the notified reference from ac__task_new */
     int err = run_until_complete(&ex, root);
     current = outer;
+    if (rt)
+        ac__runtime_thread_idle(rt);
+    ac__thread_ctx_restore(ctx);
 
     /* The root is complete, so wakers still held elsewhere will neither
      * schedule it nor call release: ex may go. The last one frees the task. */
@@ -301,14 +367,23 @@ int ac__run_main(const ac_future_vt *vt, void (*init)(void *frame, int argc, cha
                 vt->out_size);
         return 1;
     }
+    ac_runtime *rt;
+    int err = ac_runtime_new(NULL, &rt); /* the default multi-thread runtime */
+    if (err) {
+        fprintf(stderr, "asyncc: async_main: %s\n", ac_strerror(err));
+        return 1;
+    }
     void *frame = ac_frame_alloc(vt);
     if (!frame) {
+        ac_runtime_free(rt);
         fprintf(stderr, "asyncc: async_main: %s\n", ac_strerror(AC_ENOMEM));
         return 1;
     }
     init(frame, argc, argv);
-    int err = ac_block_on(vt, frame, vt->out_size ? &result : NULL);
+    err = ac_runtime_block_on(rt, vt, frame, vt->out_size ? &result : NULL);
     ac_frame_free(vt, frame);
+    /* Tasks still running when async_main returns are cancelled (Tokio). */
+    ac_runtime_free(rt);
     if (err) {
         fprintf(stderr, "asyncc: async_main: %s\n", ac_strerror(err));
         return 1;

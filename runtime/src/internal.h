@@ -4,7 +4,9 @@
  * programs only see asyncc.h.
  *
  * Sections: tasks and the interface a scheduler gives them (task.c); program
- * entry (executor.c).
+ * entry (executor.c); runtimes: the scheduler and the interface drivers use
+ * (sched.c); time: clock (clock.c), wheel and driver (timer.c); blocking work
+ * (blocking.c).
  */
 #ifndef ASYNCC_INTERNAL_H
 #define ASYNCC_INTERNAL_H
@@ -14,9 +16,11 @@
 #endif
 #include "../include/asyncc.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* ======================================================================== */
 /* Tasks (task.c)                                                            */
@@ -36,13 +40,18 @@
  *                     a RUNNING one is requeued when the poll ends.
  *   bit 3  CANCELLED  abort was requested; the next poll is replaced by
  *                     teardown.
- *   bits 4-5          reserved for JoinHandle interest and join waker.
+ *   bit 4  JOIN_INTEREST  a JoinHandle exists (spawned tasks): it will read
+ *                     the output, and holds a reference.
+ *   bit 5  JOIN_WAKER the join_waker field holds the waker of the task that
+ *                     awaits the handle, and belongs to the task side; while
+ *                     clear it belongs to the handle side (Tokio's rules).
  *   bits 6..          reference count.
  *
  * References: the owner (the scheduler that created the task) holds one until
  * the task is complete; every queue entry holds one ("the notified
- * reference", which the poll consumes); every waker clone holds one. The waker
- * that a poll receives in its context is borrowed and holds none.
+ * reference", which the poll consumes); every waker clone holds one; a
+ * JoinHandle holds one. The waker that a poll receives in its context is
+ * borrowed and holds none.
  *
  * The word changes only through the ac__task_transition_* functions and the
  * reference functions below, each one compare-and-swap loop whose outcome tells
@@ -53,6 +62,8 @@ enum {
     AC__TASK_COMPLETE = 1u << 1,
     AC__TASK_NOTIFIED = 1u << 2,
     AC__TASK_CANCELLED = 1u << 3,
+    AC__TASK_JOIN_INTEREST = 1u << 4,
+    AC__TASK_JOIN_WAKER = 1u << 5,
     AC__TASK_REF_SHIFT = 6,
     AC__TASK_REF_ONE = 1u << AC__TASK_REF_SHIFT
 };
@@ -76,14 +87,38 @@ struct ac__scheduler {
     void (*release)(ac__scheduler *sched, ac__task *task);
 };
 
+/* What kind of task: how it completes and who frees what. */
+enum {
+    AC__TASK_ROOT = 0,   /* a block_on's future: frame and out belong to the caller */
+    AC__TASK_SPAWNED = 1 /* ac__spawn: frame and output slot are part of the task's memory */
+};
+
 struct ac__task {
     _Atomic size_t state;   /* the word described above */
     ac__scheduler *sched;   /* owner; valid while the task is not COMPLETE */
     ac__task *queue_next;   /* run queue link, owned by the queue that holds the task */
     const ac_future_vt *vt; /* the future's type */
-    void *frame;            /* the future's frame (not owned by the task) */
+    void *frame;            /* the future's frame (a root's is not owned by the task) */
     void *out;              /* where READY output is written; NULL for void */
+    /* Spawned tasks only. */
+    ac_waker join_waker;    /* the joiner's waker (see JOIN_WAKER); vtable NULL: none */
+    ac__task *owned_prev;   /* the runtime's list of its tasks, guarded by the list's lock */
+    ac__task *owned_next;   /* next in that list */
+    uint16_t shard;         /* which of the runtime's lists */
+    bool listed;            /* in that list (guarded by its lock) */
+    uint8_t kind;           /* AC__TASK_ROOT or AC__TASK_SPAWNED */
+    int outcome;            /* 0, AC_ECANCELED or AC_EPANIC; written before COMPLETE is set */
 };
+
+/* Bytes from a spawned task's header to its output slot (the JoinHandle). */
+#define AC__TASK_HEADER ((sizeof(ac__task) + 15) & ~(size_t)15)
+
+/* The task of a JoinHandle. */
+static inline ac__task *ac__task_of_handle(void *h) { return (ac__task *)((char *)h - AC__TASK_HEADER); }
+/* The JoinHandle (output slot) of a spawned task. */
+static inline void *ac__task_handle(ac__task *task) { return (char *)task + AC__TASK_HEADER; }
+/* The spawned task whose frame came from ac__task_frame_new. */
+static inline ac__task *ac__task_of_frame(void *frame) { return ((ac__task **)frame)[-1]; }
 
 /* Outcome of ac__task_transition_to_running. */
 typedef enum ac__run_outcome {
@@ -118,8 +153,10 @@ ac__task *ac__task_new(ac__scheduler *sched, const ac_future_vt *vt, void *frame
 ac__run_outcome ac__task_transition_to_running(ac__task *task);
 /* RUNNING -> idle, after a poll returned PENDING. */
 ac__idle_outcome ac__task_transition_to_idle(ac__task *task);
-/* RUNNING -> COMPLETE, after a poll returned READY or the future was torn down. */
-void ac__task_transition_to_complete(ac__task *task);
+/* RUNNING -> COMPLETE, after a poll returned READY or the future was torn
+ * down. Returns the word before, whose JOIN_INTEREST and JOIN_WAKER tell the
+ * caller whether to wake a joiner (the slot is then the caller's to read). */
+size_t ac__task_transition_to_complete(ac__task *task);
 /* Marks the task CANCELLED and, if it is idle, claims it (sets RUNNING) so the
  * caller can tear it down: returns true then. Returns false when it is running
  * elsewhere (that thread sees CANCELLED) or already complete. */
@@ -132,6 +169,26 @@ ac__notify_outcome ac__task_transition_to_notified_by_val(ac__task *task);
  * so that an idle task is queued and torn down by its scheduler. */
 ac__notify_outcome ac__task_transition_to_notified_and_cancel(ac__task *task);
 
+/* The fast completion of a spawned task: RUNNING -> COMPLETE and drop n
+ * references in one step, when a JoinHandle exists (it keeps the task) and
+ * no joiner waits (nothing to wake). Returns false, changing nothing,
+ * otherwise. */
+bool ac__task_transition_to_complete_and_drop(ac__task *task, size_t n);
+/* JoinHandle side: sets JOIN_WAKER after storing join_waker, handing the slot
+ * to the task side. Returns false, changing nothing, if the task completed. */
+bool ac__task_set_join_waker(ac__task *task);
+/* JoinHandle side: clears JOIN_WAKER to take the slot back (to replace the
+ * waker). Returns false, changing nothing, if the task completed. */
+bool ac__task_unset_join_waker(ac__task *task);
+/* Task side, after waking the joiner on completion: clears JOIN_WAKER and
+ * returns the word before; without JOIN_INTEREST in it the handle is gone
+ * and the caller drops the waker. */
+size_t ac__task_unset_join_waker_after_complete(ac__task *task);
+/* The JoinHandle is dropped: clears JOIN_INTEREST and, if the task has not
+ * completed, JOIN_WAKER (the slot returns to the handle side, which drops
+ * the waker in it). Returns the word before. */
+size_t ac__task_transition_to_join_handle_dropped(ac__task *task);
+
 /* Takes a reference. Aborts the process if the count would overflow. */
 void ac__task_ref_inc(ac__task *task);
 /* Drops a reference: frees the task when it was the last one, and calls
@@ -140,6 +197,11 @@ void ac__task_ref_dec(ac__task *task);
 /* Drops a reference that is not the last one, without the orphan check;
  * only for ac__scheduler.release implementations. */
 void ac__task_ref_dec_unchecked(ac__task *task);
+/* Drops n references of a COMPLETE task (no orphan check is needed): frees
+ * it when they were the last. */
+void ac__task_ref_dec_complete(ac__task *task, size_t n);
+/* Frees a task's memory (header, and a spawned task's slot and frame). */
+void ac__task_dealloc(ac__task *task);
 
 /*
  * Polls the future of a task the caller has claimed (transition_to_running)
@@ -151,6 +213,14 @@ void ac__task_ref_dec_unchecked(ac__task *task);
  * other wake is recorded in the state word as usual.
  */
 ac_poll_t ac__task_poll(ac__task *task, bool *self_woken);
+/* ac__task_poll's third outcome: the poll called ac_panic, which abandoned
+ * it; the caller drops the frame and never polls the task again. */
+#define AC__POLL_PANICKED ((ac_poll_t)2)
+/* ac__task_poll with the context's cooperative budget at *budget (shared by
+ * the polls of one scheduler turn), and catching ac_panic: returns AC_READY,
+ * AC_PENDING or AC__POLL_PANICKED. ac__task_poll is this with a fresh budget
+ * of ac__coop_budget_current() units. */
+ac_poll_t ac__task_poll_budget(ac__task *task, bool *self_woken, unsigned *budget);
 
 /* Wakes the task as a waker would (schedules it if idle), without consuming a
  * reference; the caller must hold one. */
@@ -175,12 +245,215 @@ static inline size_t ac__task_refs(size_t state) { return state >> AC__TASK_REF_
 /* ======================================================================== */
 
 /*
- * What main.c's main() does, separate so it can be tested: allocates a frame
- * for vt, calls init(frame, argc, argv), runs it with ac_block_on, frees the
- * frame and returns the future's int output (0 for a void future). On any
- * failure prints "asyncc: async_main: <reason>" to stderr and returns 1.
+ * What main.c's main() does, separate so it can be tested: builds the default
+ * (multi-thread) runtime, allocates a frame for vt, calls init(frame, argc,
+ * argv), runs it with ac_runtime_block_on, frees the frame and the runtime
+ * (cancelling tasks still running) and returns the future's int output (0
+ * for a void future). On any failure prints "asyncc: async_main: <reason>"
+ * to stderr and returns 1.
  */
 int ac__run_main(const ac_future_vt *vt, void (*init)(void *frame, int argc, char **argv),
                  int argc, char **argv);
+
+/* ======================================================================== */
+/* Runtimes (sched.c)                                                        */
+/* ======================================================================== */
+
+/*
+ * The time driver's hooks. A runtime calls them from one thread at a time
+ * (the worker that holds the driver, Tokio-style): a worker about to park
+ * with nothing to run takes the driver if no other worker has it, sleeps at
+ * most next_deadline_ms() real milliseconds (-1: until woken), then calls
+ * fire_due(), whose wakes queue the timers' tasks on that worker. Busy
+ * workers also call fire_due every 61 scheduler ticks when next_deadline_ms
+ * says 0, so that timers fire while every worker is busy. A current-thread
+ * runtime does the same on the thread inside block_on.
+ */
+typedef struct ac__driver {
+    int64_t (*next_deadline_ms)(void *ctx); /* ms until the earliest deadline; 0: due; -1: none */
+    void (*fire_due)(void *ctx);            /* wakes expired timers */
+    void *ctx;                              /* passed to both */
+} ac__driver;
+
+/* Installs the driver (NULL removes it); rt keeps the pointer, so *d must
+ * outlive rt. ac_runtime_new installs ac__time_driver when the program links
+ * timer.c. */
+void ac__runtime_set_driver(ac_runtime *rt, const ac__driver *d);
+/* Makes the thread parked with the driver recompute its timeout (or, when
+ * none is parked with it, wakes an idle worker): for a timer registered
+ * earlier than the earliest one so far, or work arriving from a thread
+ * outside the runtime. Any thread; cheap when nobody sleeps. */
+void ac__runtime_unpark_one(ac_runtime *rt);
+/* Whether every thread of the runtime is idle: all workers parked and no
+ * block_on thread running a poll, so that nothing can happen before a timer
+ * fires (a paused clock may then jump to the next deadline). When the last
+ * thread goes idle the runtime wakes the thread parked with the driver so
+ * that it asks again. */
+int ac__runtime_all_idle(ac_runtime *rt);
+
+/* The configuration a runtime was built with (defaults resolved). */
+const ac_runtime_config *ac__runtime_config(ac_runtime *rt);
+
+/* The calling thread's runtime context: saved and restored around a
+ * block_on, which makes the thread a non-worker thread of `rt`. */
+typedef struct ac__thread_ctx {
+    ac_runtime *rt;      /* ac_runtime_current() */
+    void *worker;        /* the worker or current-thread core this thread drives, or NULL */
+} ac__thread_ctx;
+/* Sets (rt, no worker) as the thread's context and returns the previous one. */
+ac__thread_ctx ac__thread_ctx_enter(ac_runtime *rt);
+void ac__thread_ctx_restore(ac__thread_ctx prev);
+/* Publishes the spawns this thread has batched (sched.c: a thread outside
+ * the workers publishes its spawns in batches); executor.c calls it after
+ * every poll. Cheap when there are none. */
+void ac__spawn_flush(void);
+/* The coop budget per poll of the current runtime, or 128 without one. */
+unsigned ac__coop_budget_current(void);
+/* A block_on thread of rt (executor.c) starts or stops being idle, for
+ * ac__runtime_all_idle. */
+void ac__runtime_thread_idle(ac_runtime *rt);
+void ac__runtime_thread_busy(ac_runtime *rt);
+
+/*
+ * ac_block_on's engine (executor.c), for a multi-thread runtime's block_on:
+ * runs the root future on this thread with rt as its runtime context (NULL:
+ * keep the thread's runtime, as ac_block_on does) and counts the thread's
+ * idleness for rt.
+ */
+int ac__block_on_root(ac_runtime *rt, const ac_future_vt *vt, void *frame, void *out);
+
+/* ======================================================================== */
+/* Time: the runtime clock (clock.c)                                         */
+/* ======================================================================== */
+
+/* The runtime clock in ns (ac_now_ms() * 1e6 plus the sub-ms part); honours
+ * pause. */
+uint64_t ac__clock_now_ns(void);
+/* The real monotonic clock (CLOCK_MONOTONIC) in ns, for waits on real time. */
+uint64_t ac__clock_real_ns(void);
+/* Whether the clock is paused. */
+bool ac__clock_paused(void);
+/* Whether a paused clock may jump to the next timer when the executor is
+ * idle: paused, and no blocking call in flight (Tokio's inhibit). */
+bool ac__clock_can_auto_advance(void);
+/* Auto-advance: moves a paused clock forward to ms if it is behind. */
+void ac__clock_advance_to_ms(uint64_t ms);
+/* Counts a blocking call in flight (inhibit) or finished (allow). */
+void ac__clock_inhibit_auto_advance(void);
+void ac__clock_allow_auto_advance(void);
+/*
+ * Waits on cv (mu held, as pthread_cond_wait) until signalled or until the
+ * real monotonic clock reads deadline_ns (UINT64_MAX: no deadline). Returns
+ * true when the deadline has passed. Spurious returns are possible.
+ */
+bool ac__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t deadline_ns);
+
+/* ======================================================================== */
+/* Time: the timer wheel and the time driver (timer.c)                       */
+/* ======================================================================== */
+
+/*
+ * A hierarchical timing wheel at millisecond resolution (Tokio's
+ * time/wheel): level L has 64 slots of 64^L ms each, so 6 levels cover 2^36
+ * ms (795 days); later deadlines wait in the top level and are looked at
+ * once per rotation. A timer goes to the level at which its deadline and
+ * the wheel's time first differ, into the slot of its deadline there; when
+ * the wheel reaches a slot of level L > 0, the slot's timers move down
+ * (cascade), and at level 0 they expire. Insertion, cancellation and
+ * expiry are O(1); finding the next expiration is O(levels) with one
+ * 64-bit occupancy word per level.
+ *
+ * Timers are the ac__timer nodes inside timer futures' frames, linked into
+ * circular lists: a slot's list, or the expired list where timers wait to be
+ * woken. Everything, nodes included, is guarded by mu, except node->state,
+ * which is also read without it (atomically) by the future that owns the
+ * node: FIRED is stored last, once the wheel no longer touches the node.
+ */
+enum {
+    AC__TIMER_IDLE = 0,    /* not linked */
+    AC__TIMER_SLOT = 1,    /* in levels[level].slots[slot] */
+    AC__TIMER_EXPIRED = 2, /* in the expired list, its waker not yet woken */
+    AC__TIMER_FIRED = 3    /* unlinked by expiry; its waker was taken to be woken */
+};
+
+#define AC__WHEEL_LEVELS 6
+#define AC__WHEEL_SLOTS 64
+
+typedef struct ac__wheel {
+    pthread_mutex_t mu;   /* guards the wheel and the linked nodes */
+    uint64_t elapsed;     /* everything due at or before this time has expired */
+    uint64_t next_wake;   /* earliest expiry a parked thread waits for; UINT64_MAX: none */
+    size_t count;         /* timers linked (in a slot or expired) */
+    ac__timer *expired;   /* expired timers, deadline order, to be woken */
+    struct {
+        uint64_t occupied;                 /* bit s set: slots[s] is not empty */
+        ac__timer *slots[AC__WHEEL_SLOTS]; /* circular lists of timers */
+    } levels[AC__WHEEL_LEVELS];
+} ac__wheel;
+
+/* Outcome of ac__wheel_insert. */
+typedef enum ac__insert_outcome {
+    AC__INSERT_LINKED,      /* linked; will be woken when due */
+    AC__INSERT_LINKED_EARLY,/* linked, and earlier than a parked thread's wake-up: unpark it */
+    AC__INSERT_DUE          /* already due (when <= elapsed): not linked, waker not cloned */
+} ac__insert_outcome;
+
+/* Initialises an empty wheel whose time is now (ms). */
+void ac__wheel_init(ac__wheel *w, uint64_t now);
+/* Destroys an empty wheel (aborts if a timer is still linked). */
+void ac__wheel_destroy(ac__wheel *w);
+/*
+ * Links the unlinked node t to expire at `when`, keeping a clone of waker.
+ * `now` is the caller's current time, which an empty wheel catches up with
+ * (so a fresh burst of timers lands in low levels).
+ */
+ac__insert_outcome ac__wheel_insert(ac__wheel *w, ac__timer *t, uint64_t when, uint64_t now,
+                                    const ac_waker *waker);
+/* Unlinks t if it is linked and releases its waker; returns whether it was.
+ * On a fired or idle node it does nothing. Afterwards t is IDLE or FIRED. */
+bool ac__wheel_cancel(ac__wheel *w, ac__timer *t);
+/*
+ * For a re-poll of the future that owns the linked-or-fired node t: returns
+ * true if t has fired (nothing left linked). Otherwise makes waker the one
+ * woken, replacing a clone of another task's waker, and returns false.
+ */
+bool ac__wheel_refresh(ac__wheel *w, ac__timer *t, const ac_waker *waker);
+/* The time at which the wheel next has work (the start of the next occupied
+ * slot; a timer at level > 0 may only cascade then), or UINT64_MAX if no
+ * timer is linked. Expired timers not yet woken make it `elapsed`. */
+uint64_t ac__wheel_next_expiration(ac__wheel *w);
+/*
+ * Advances the wheel to `now` (no effect if it is already there): every
+ * timer due at or before now is unlinked and its waker woken, on the
+ * calling thread, in deadline order (ties: in insertion order). Wakers are
+ * woken outside the lock, in batches. Returns the number of timers woken.
+ */
+size_t ac__wheel_advance(ac__wheel *w, uint64_t now);
+/* Timers linked now. */
+size_t ac__wheel_count(ac__wheel *w);
+
+/* The process's wheel, which the timer futures use. */
+ac__wheel *ac__time_wheel(void);
+/*
+ * For a thread that is about to park: how many real ms it may sleep before
+ * calling ac__time_fire_due (rounded up; -1: no timer, sleep until woken; 0:
+ * call it now). `idle` says that nothing in the executor can run, so that a
+ * paused clock may auto-advance: it then jumps to the next expiration and 0
+ * is returned. With a paused clock that may not advance, -1.
+ */
+int64_t ac__time_park_timeout(bool idle);
+/* Wakes every timer due at the runtime clock's current time. */
+void ac__time_fire_due(void);
+/* The time driver for a runtime: ac__runtime_set_driver(rt, &ac__time_driver). */
+extern const ac__driver ac__time_driver;
+
+/* ======================================================================== */
+/* Blocking work (blocking.c)                                                */
+/* ======================================================================== */
+
+/* Waits for the pool's idle threads to exit and joins every thread that has
+ * exited (the atexit handler, callable from tests). Threads still running a
+ * call are left alone. */
+void ac__blocking_pool_shutdown(void);
 
 #endif /* ASYNCC_INTERNAL_H */

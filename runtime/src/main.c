@@ -4,8 +4,10 @@
  * defines no main() of its own.
  *
  * It runs `async(int) async_main(int argc, char **argv)` (or an async(void)
- * one) to completion on the current thread and exits with its value; the
- * work is in ac__run_main (executor.c), where it can be unit-tested.
+ * one) to completion on a default multi-thread runtime (the calling thread
+ * drives async_main, worker threads run what it spawns) and exits with its
+ * value; the work is in ac__run_main (executor.c), where it can be
+ * unit-tested.
  */
 #include "internal.h"
 

@@ -16,9 +16,24 @@
  * a thread-local flag instead of the shared word, and a yield round costs no
  * atomic read-modify-write at all. Any other wake (from another thread, of
  * another task, or by value) is one CAS.
+ *
+ * Spawned tasks (ac__task_frame_new) are one allocation: the header, the
+ * output slot that the JoinHandle points to, a back pointer to the header,
+ * and the frame:
+ *
+ *     task -> [ac__task, padded to 16][output slot][pad][ac__task *][frame]
+ *              handle = task + AC__TASK_HEADER        frame - 8 -> task
+ *
+ * Panics: ac__task_poll_budget sets a jump buffer around the future's poll;
+ * ac_panic prints its message and jumps back there, so the poll is abandoned
+ * and the caller tears the task down. The jump buffer and the "task being
+ * polled" are saved and restored around each poll, since ac_block_on may run
+ * inside a poll.
  */
 #include "internal.h"
 
+#include <setjmp.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +47,8 @@ static const ac_waker_vtable task_waker_vtable;
  * whether that future woke its own task by reference during the poll. */
 static _Thread_local ac__task *polled;
 static _Thread_local bool polled_woken;
+/* Where ac_panic jumps: the poll in progress on this thread, or NULL. */
+static _Thread_local sigjmp_buf *panic_target;
 
 static bool is_idle(size_t s) { return (s & (AC__TASK_RUNNING | AC__TASK_COMPLETE)) == 0; }
 
@@ -59,8 +76,61 @@ ac__task *ac__task_new(ac__scheduler *sched, const ac_future_vt *vt, void *frame
     task->vt = vt;
     task->frame = frame;
     task->out = out;
+    task->join_waker = (ac_waker){NULL, NULL};
+    task->owned_prev = task->owned_next = NULL;
+    task->shard = 0;
+    task->listed = false;
+    task->kind = AC__TASK_ROOT;
+    task->outcome = 0;
     return task;
 }
+
+static size_t round_up(size_t n, size_t align) { return (n + align - 1) & ~(align - 1); }
+
+void *ac__task_frame_new(const ac_future_vt *vt)
+{
+    const char *name = vt->name ? vt->name : "<unknown>";
+    size_t align = vt->align ? vt->align : 1;
+    if (align & (align - 1)) {
+        fprintf(stderr, "asyncc: cannot spawn '%s': alignment %zu is not a power of two\n", name,
+                align);
+        abort();
+    }
+    if (align < _Alignof(ac__task *))
+        align = _Alignof(ac__task *);
+    /* The back pointer sits right before the frame, after the output slot. */
+    size_t frame_at = round_up(AC__TASK_HEADER + vt->out_size + sizeof(ac__task *), align);
+    size_t total = frame_at + vt->size;
+    void *block = NULL;
+    if (vt->out_size < SIZE_MAX / 4 && vt->size < SIZE_MAX / 4) {
+        if (align <= _Alignof(max_align_t))
+            block = malloc(total);
+        else if (posix_memalign(&block, align, total) != 0)
+            block = NULL;
+    }
+    if (!block) {
+        fprintf(stderr, "asyncc: out of memory spawning a task for '%s' (%zu bytes)\n", name, total);
+        abort();
+    }
+    ac__task *task = block;
+    char *frame = (char *)block + frame_at;
+    atomic_init(&task->state, 0); /* set by ac__spawn */
+    task->sched = NULL;
+    task->queue_next = NULL;
+    task->vt = vt;
+    task->frame = frame;
+    task->out = vt->out_size ? ac__task_handle(task) : NULL;
+    task->join_waker = (ac_waker){NULL, NULL};
+    task->owned_prev = task->owned_next = NULL;
+    task->shard = 0;
+    task->listed = false;
+    task->kind = AC__TASK_SPAWNED;
+    task->outcome = 0;
+    ((ac__task **)frame)[-1] = task;
+    return frame;
+}
+
+void ac__task_dealloc(ac__task *task) { free(task); }
 
 ac__run_outcome ac__task_transition_to_running(ac__task *task)
 {
@@ -89,11 +159,67 @@ ac__idle_outcome ac__task_transition_to_idle(ac__task *task)
     }
 }
 
-void ac__task_transition_to_complete(ac__task *task)
+size_t ac__task_transition_to_complete(ac__task *task)
 {
     size_t cur = atomic_load_explicit(&task->state, memory_order_acquire);
     while (!cas(task, &cur, (cur & ~(size_t)AC__TASK_RUNNING) | AC__TASK_COMPLETE))
         ;
+    return cur;
+}
+
+bool ac__task_transition_to_complete_and_drop(ac__task *task, size_t n)
+{
+    size_t cur = atomic_load_explicit(&task->state, memory_order_acquire);
+    for (;;) {
+        if ((cur & AC__TASK_JOIN_WAKER) || !(cur & AC__TASK_JOIN_INTEREST))
+            return false;
+        size_t next = ((cur & ~(size_t)AC__TASK_RUNNING) | AC__TASK_COMPLETE) - n * AC__TASK_REF_ONE;
+        if (cas(task, &cur, next))
+            return true;
+    }
+}
+
+bool ac__task_set_join_waker(ac__task *task)
+{
+    size_t cur = atomic_load_explicit(&task->state, memory_order_acquire);
+    for (;;) {
+        if (cur & AC__TASK_COMPLETE)
+            return false;
+        if (cas(task, &cur, cur | AC__TASK_JOIN_WAKER))
+            return true;
+    }
+}
+
+bool ac__task_unset_join_waker(ac__task *task)
+{
+    size_t cur = atomic_load_explicit(&task->state, memory_order_acquire);
+    for (;;) {
+        if (cur & AC__TASK_COMPLETE)
+            return false;
+        if (cas(task, &cur, cur & ~(size_t)AC__TASK_JOIN_WAKER))
+            return true;
+    }
+}
+
+size_t ac__task_unset_join_waker_after_complete(ac__task *task)
+{
+    return atomic_fetch_and_explicit(&task->state, ~(size_t)AC__TASK_JOIN_WAKER,
+                                     memory_order_acq_rel);
+}
+
+size_t ac__task_transition_to_join_handle_dropped(ac__task *task)
+{
+    size_t cur = atomic_load_explicit(&task->state, memory_order_acquire);
+    for (;;) {
+        size_t next = cur & ~(size_t)AC__TASK_JOIN_INTEREST;
+        /* Not complete: the slot comes back to us, and we empty it. Complete:
+         * a completer that still has JOIN_WAKER set will see that the
+         * interest is gone and drop the waker itself. */
+        if (!(cur & AC__TASK_COMPLETE))
+            next &= ~(size_t)AC__TASK_JOIN_WAKER;
+        if (cas(task, &cur, next))
+            return cur;
+    }
 }
 
 bool ac__task_transition_to_shutdown(ac__task *task)
@@ -207,10 +333,17 @@ void ac__task_ref_dec(ac__task *task)
         }
         if (cas(task, &cur, cur - AC__TASK_REF_ONE)) {
             if (ac__task_refs(cur) == 1)
-                free(task);
+                ac__task_dealloc(task);
             return;
         }
     }
+}
+
+void ac__task_ref_dec_complete(ac__task *task, size_t n)
+{
+    size_t prev = atomic_fetch_sub_explicit(&task->state, n * AC__TASK_REF_ONE, memory_order_acq_rel);
+    if (ac__task_refs(prev) == n)
+        ac__task_dealloc(task);
 }
 
 void ac__task_ref_dec_unchecked(ac__task *task)
@@ -222,22 +355,52 @@ void ac__task_ref_dec_unchecked(ac__task *task)
     }
 }
 
-ac_poll_t ac__task_poll(ac__task *task, bool *self_woken)
+ac_poll_t ac__task_poll_budget(ac__task *task, bool *self_woken, unsigned *budget)
 {
     /* Save the outer poll's: ac_block_on may be called from inside a poll. */
     ac__task *outer = polled;
     bool outer_woken = polled_woken;
+    sigjmp_buf *outer_target = panic_target;
+    sigjmp_buf target;
     polled = task;
     polled_woken = false;
 
     ac_waker waker = {&task_waker_vtable, task};
-    ac_context cx = {&waker};
-    ac_poll_t r = task->vt->poll(task->frame, &cx, task->out);
+    ac_context cx = {&waker, budget};
+    ac_poll_t r;
+    if (sigsetjmp(target, 0) == 0) {
+        panic_target = &target;
+        r = task->vt->poll(task->frame, &cx, task->out);
+    } else {
+        r = AC__POLL_PANICKED; /* ac_panic jumped here out of the poll */
+    }
 
     *self_woken = polled_woken;
     polled = outer;
     polled_woken = outer_woken;
+    panic_target = outer_target;
     return r;
+}
+
+ac_poll_t ac__task_poll(ac__task *task, bool *self_woken)
+{
+    unsigned budget = ac__coop_budget_current();
+    return ac__task_poll_budget(task, self_woken, &budget);
+}
+
+_Noreturn void ac_panic(const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt ? fmt : "(null)", ap);
+    va_end(ap);
+    if (!panic_target) {
+        fprintf(stderr, "asyncc: panicked outside a task: %s\n", msg);
+        abort();
+    }
+    fprintf(stderr, "asyncc: task panicked: %s\n", msg);
+    siglongjmp(*panic_target, 1);
 }
 
 void ac__task_wake_by_ref(ac__task *task)
@@ -278,7 +441,7 @@ static void waker_wake(const void *data)
         task->sched->schedule(task->sched, task);
         break;
     case AC__NOTIFY_DEALLOC:
-        free(task);
+        ac__task_dealloc(task);
         break;
     case AC__NOTIFY_DO_NOTHING:
         break;

@@ -664,7 +664,7 @@ START_TEST(direct_recursion_is_reported_with_its_path)
     ck_assert(!a->ok);
     ck_assert_str_eq(a->diags.data,
                      "t.ac:4:16: error: recursive async functions: count -> count; a frame "
-                     "cannot contain itself (box the recursive await: await(ac_box(count(...))))\n"
+                     "cannot contain itself (box the recursive awaits: await(ac_box(count(...))))\n"
                      "      return n ? await(count(n - 1)) + 1 : 0;\n"
                      "                 ^\n");
 }

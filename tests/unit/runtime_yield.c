@@ -34,7 +34,7 @@ START_TEST(yield_is_pending_once_then_ready)
 {
     counts n = {0};
     ac_waker w = {&counting_vtable, &n};
-    ac_context cx = {&w};
+    ac_context cx = {.waker = &w};
     struct ac_yield__frame f;
     ac_yield__init(&f);
     ck_assert_int_eq(ac_yield__poll(&f, &cx, NULL), AC_PENDING);
@@ -59,7 +59,7 @@ START_TEST(yield_through_vtable_is_pending_once_then_ready)
 {
     struct ac_yield__frame f;
     ac_yield__init(&f);
-    ac_context cx = {ac_waker_noop()};
+    ac_context cx = {.waker = ac_waker_noop()};
     ck_assert_int_eq(ac_yield__vt.poll(&f, &cx, NULL), AC_PENDING);
     ck_assert_int_eq(ac_yield__vt.poll(&f, &cx, NULL), AC_READY);
     ac_yield__vt.drop(&f);
@@ -204,7 +204,7 @@ START_TEST(chain_polled_by_hand_is_pending_once_per_yield)
     level9__init(&f, 3);
     counts n = {0};
     ac_waker w = {&counting_vtable, &n};
-    ac_context cx = {&w};
+    ac_context cx = {.waker = &w};
     int out = 0, pendings = 0;
     while (level9__poll(&f, &cx, &out) == AC_PENDING)
         pendings++;
@@ -218,7 +218,7 @@ START_TEST(dropping_suspended_chain_releases_it)
 {
     struct level9__frame f;
     level9__init(&f, 5);
-    ac_context cx = {ac_waker_noop()};
+    ac_context cx = {.waker = ac_waker_noop()};
     int out = 0;
     ck_assert_int_eq(level9__poll(&f, &cx, &out), AC_PENDING);
     level9__drop(&f);
@@ -231,7 +231,7 @@ START_TEST(resuming_a_returned_chain_traps)
 {
     struct level9__frame f;
     level9__init(&f, 0);
-    ac_context cx = {ac_waker_noop()};
+    ac_context cx = {.waker = ac_waker_noop()};
     int out = 0;
     ck_assert_int_eq(level9__poll(&f, &cx, &out), AC_READY);
     /* The message itself is checked in runtime_panic.c; keep the log quiet. */

@@ -1,0 +1,1745 @@
+/*
+ * sched.c: runtimes. The multi-thread work-stealing scheduler, the
+ * current-thread one, spawned tasks, JoinHandles and join.
+ *
+ * Multi-thread (Tokio's runtime/scheduler/multi_thread). Each worker thread
+ * owns:
+ *  - a local run queue: a ring of LOCAL_CAP task pointers. Only the owner
+ *    pushes (at the tail) and pops (at the head); other workers steal half
+ *    of it from the head. The head word packs two indexes, `steal` and
+ *    `real`: a stealer first claims [real, real + n) by moving `real` on,
+ *    copies the tasks, then moves `steal` up to `real`; while the two differ
+ *    no other stealer starts and the owner does not overwrite the slots. A
+ *    push onto a full ring moves half of it to the global inject queue.
+ *  - a LIFO slot: a task woken (or spawned) by the task running on this
+ *    worker goes there and runs next, before the ring, so that a message
+ *    passed to a waiting task is handled while it is hot in the cache. It is
+ *    not stealable. Two tasks that keep waking each other would hold the
+ *    slot forever, so after MAX_LIFO_POLLS consecutive LIFO runs the slot is
+ *    disabled until the worker's turn ends and wakes go to the ring's tail.
+ * Shared by all: the inject queue (a mutex-guarded list) that receives tasks
+ * woken or spawned outside the workers and ring overflow; workers look at it
+ * every GLOBAL_INTERVAL ticks and whenever their ring is empty, taking a
+ * fair share into their ring.
+ *
+ * A worker that has nothing runs the search: unless half the workers are
+ * already searching, it steals from the other workers, starting at a random
+ * one, then looks at the inject queue; if that finds nothing it parks on its
+ * own condition variable (no spinning). A state word counts unparked and
+ * searching workers, and a list under a mutex holds the parked ones. Whoever
+ * makes work available that another worker could take (a ring push, an
+ * inject push) wakes one parked worker, unless some worker is searching
+ * already: a searcher will find the work, and the last searcher to give up
+ * looks at every queue once more after it has counted itself out (with a
+ * sequentially consistent read-modify-write on each side, so either it sees
+ * the work or the pusher sees it parked). A woken worker searches; when it
+ * finds work and was the last searcher, it wakes another. This is Tokio's
+ * idle.rs protocol.
+ *
+ * Time: one worker at a time holds the driver (ac__driver, internal.h). A
+ * worker about to park takes it if it is free, sleeps at most until the next
+ * deadline, then fires due timers; every EVENT_INTERVAL ticks a busy worker
+ * also fires timers that are due. `busy` counts the threads that are not
+ * idle (workers not parked, block_on threads not sleeping), for a paused
+ * clock's auto-advance; when it drops to zero the driver's thread is woken
+ * to look again.
+ *
+ * Current-thread: the thread inside ac_runtime_block_on runs everything: a
+ * FIFO local queue that only it touches, the same inject queue for wakes
+ * from other threads, and a parker; there is no LIFO slot and no stealing.
+ * Its root future is a task of its own (sched = ct_root), whose release hook
+ * tells a sleeping block_on that the root can never be woken (AC_EDEADLK),
+ * as in executor.c. A multi-thread block_on runs its root with executor.c's
+ * engine (ac__block_on_root) on the calling thread.
+ *
+ * Tasks. A spawned task (ac__spawn) is one allocation (task.c) holding its
+ * output slot, which is the JoinHandle. References: the runtime (owner) until
+ * it completes, the handle until it is joined or detached, queue entries and
+ * waker clones. Every task that has not completed, or whose handle still
+ * exists, is in one of the runtime's lists (shards, by a per-thread counter)
+ * so that ac_runtime_free can cancel it; whoever makes "complete and no
+ * handle" true (completion or the handle's drop, each a CAS that sees the
+ * other) removes it. The join protocol (JOIN_INTEREST, JOIN_WAKER) is Tokio's
+ * task/harness.rs: the handle side owns the join_waker slot while JOIN_WAKER
+ * is clear, the task side while it is set.
+ *
+ * Shutdown (ac_runtime_free): workers stop and are joined; then, on the
+ * calling thread, queued tasks and listed tasks that have not completed are
+ * torn down (their drop runs, their joins report AC_ECANCELED), repeatedly,
+ * since a drop may wake or spawn; only then are the handles nobody consumed
+ * dropped, as a drop may still have used one.
+ */
+#define _GNU_SOURCE /* pthread_setname_np */
+#include "internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOCAL_CAP 256              /* tasks in a worker's ring (power of two) */
+#define LOCAL_MASK (LOCAL_CAP - 1)
+#define MAX_LIFO_POLLS 3           /* consecutive LIFO runs before the slot is disabled */
+#define GLOBAL_INTERVAL 61         /* ticks between looks at the inject queue (Tokio) */
+#define EVENT_INTERVAL 61          /* ticks between looks at the time driver (Tokio) */
+#define CT_INJECT_INTERVAL 31      /* current-thread: polls between inject looks */
+#define MAX_WORKERS 1024           /* the idle word has 16 bits per count */
+#define SHARDS_PER_WORKER 4        /* task lists per worker, to spread their locks */
+#define DEFAULT_COOP_BUDGET 128
+#define SPAWN_BATCH 32             /* spawns a non-worker thread publishes at once */
+#define CACHE_LINE 64
+
+/* Linked only when the program uses timers or blocking work. */
+#pragma weak ac__time_driver
+#pragma weak ac_time_pause
+#pragma weak ac_blocking_pool_configure
+
+/* ======================================================================== */
+/* Data                                                                      */
+/* ======================================================================== */
+
+/* A thread's sleeping place (Tokio's park.rs): the state word makes an
+ * unpark before the park, or between the check and the wait, count. */
+enum { PARK_EMPTY, PARK_PARKED, PARK_NOTIFIED };
+
+typedef struct parker {
+    _Atomic int state;  /* PARK_*: PARKED only while waiting on cv, under mu */
+    pthread_mutex_t mu; /* guards the wait */
+    pthread_cond_t cv;  /* on CLOCK_MONOTONIC */
+} parker;
+
+/* A worker's ring; the head packs (steal << 32) | real. */
+typedef struct local_queue {
+    _Atomic uint64_t head;                 /* next to pop (real) and stealers' claim (steal) */
+    _Atomic uint32_t tail;                 /* next free slot; written by the owner only */
+    _Atomic(ac__task *) buf[LOCAL_CAP];    /* the slots; synchronised by head and tail */
+} local_queue;
+
+typedef struct worker {
+    local_queue q;           /* this worker's ring; other workers steal from it */
+    ac_runtime *rt;          /* the runtime */
+    unsigned index;          /* in rt->workers */
+    ac__task *lifo;          /* the LIFO slot; owner only */
+    bool lifo_enabled;       /* wakes may use the slot (off after MAX_LIFO_POLLS in a row) */
+    bool searching;          /* counted as searching in rt->idle */
+    bool in_park;            /* running the driver while parked: wakes are not announced */
+    uint32_t tick;           /* scheduler turns, paces inject and driver looks */
+    uint32_t rng;            /* xorshift state, picks the first victim */
+    parker park;             /* where it sleeps */
+    pthread_t thread;        /* its thread */
+} __attribute__((aligned(CACHE_LINE))) worker;
+
+/* An intrusive FIFO through ac__task.queue_next. */
+typedef struct fifo {
+    ac__task *head; /* next out; NULL when empty */
+    ac__task *tail; /* last in; meaningless when empty */
+} fifo;
+
+/* The current-thread runtime's one core, driven by block_on's thread. */
+typedef struct ct_core {
+    fifo local;            /* runnable tasks; touched only by the driving thread */
+    parker park;           /* the driving thread sleeps here */
+    unsigned tick;         /* polls, paces inject and driver looks */
+    _Atomic bool driving;  /* a block_on is running this core */
+} ct_core;
+
+/* One list of the runtime's tasks. */
+typedef struct shard {
+    pthread_mutex_t mu; /* guards head and the tasks' owned links and listed flags */
+    ac__task *head;     /* doubly linked through owned_prev/owned_next */
+} __attribute__((aligned(CACHE_LINE))) shard;
+
+struct ac_runtime {
+    ac__scheduler base;        /* hooks of spawned tasks; first, tasks point here */
+    ac__scheduler ct_root;     /* hooks of a current-thread block_on's root task */
+    ac_runtime_config config;  /* as built, defaults resolved */
+    char thread_name[16];      /* worker thread name (15 characters and NUL) */
+    unsigned coop;             /* budget per turn */
+    unsigned nworkers;         /* multi-thread: worker threads; current-thread: 0 */
+    _Atomic bool closed;       /* ac_runtime_free began: new spawns are cancelled at once */
+    _Atomic bool shutdown;     /* workers must return */
+
+    /* Inject queue. */
+    pthread_mutex_t inject_mu; /* guards inject_head/tail */
+    ac__task *inject_head;     /* tasks from outside the workers, and overflow */
+    ac__task *inject_tail;     /* last of them */
+    _Atomic size_t inject_len; /* their number, also read without the lock */
+
+    /* Multi-thread. */
+    worker *workers;           /* nworkers of them */
+    pthread_mutex_t idle_mu;   /* guards sleepers and changes of the parked set */
+    _Atomic uint32_t idle;     /* (unparked << 16) | searching */
+    unsigned *sleepers;        /* indexes of parked workers */
+    unsigned nsleepers;        /* their number */
+    unsigned started;          /* threads started, to join */
+
+    /* Current-thread. */
+    ct_core ct;
+
+    /* Time driver. */
+    _Atomic(const ac__driver *) driver; /* installed driver (not owned), or NULL */
+    _Atomic bool driver_taken;         /* a thread holds the driver */
+    _Atomic(parker *) driver_parker;   /* the thread parked with it, or NULL */
+    _Atomic int busy;                  /* threads not idle (see ac__runtime_all_idle) */
+
+    /* Task lists. */
+    shard *shards;             /* shard_mask + 1 of them */
+    unsigned shard_mask;       /* shard count - 1 (a power of two) */
+};
+
+/* What running one task from a queue came to. */
+typedef enum run_result {
+    RAN_PENDING,   /* still pending (requeued if it was woken meanwhile) */
+    RAN_COMPLETE,  /* returned READY */
+    RAN_CANCELLED, /* torn down after an abort */
+    RAN_PANICKED   /* called ac_panic; torn down */
+} run_result;
+
+/* The runtime this thread works for, and its worker (multi-thread) or core
+ * (current-thread, while driving); a block_on thread of a multi-thread
+ * runtime has rt and no core. */
+static _Thread_local ac_runtime *tls_rt;
+static _Thread_local void *tls_core;
+/* Picks this thread's next task list. */
+static _Thread_local unsigned tls_spawn_seq;
+/* Spawns of a thread outside rt's workers, not yet in the inject queue. */
+static _Thread_local struct {
+    ac_runtime *rt;     /* their runtime */
+    ac__task *first;    /* oldest, linked through queue_next */
+    ac__task *last;     /* newest */
+    unsigned n;         /* how many */
+} tls_spawns;
+static _Atomic unsigned spawn_seq_seed;
+
+static bool is_mt(const ac_runtime *rt) { return rt->config.flavor == AC_RUNTIME_MULTI_THREAD; }
+static void busy_inc(ac_runtime *rt);
+
+/* ======================================================================== */
+/* Parker                                                                    */
+/* ======================================================================== */
+
+static int parker_init(parker *p)
+{
+    atomic_init(&p->state, PARK_EMPTY);
+    pthread_condattr_t attr;
+    if (pthread_condattr_init(&attr) != 0)
+        return AC_ENOMEM;
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    int rc = pthread_cond_init(&p->cv, &attr);
+    pthread_condattr_destroy(&attr);
+    if (rc != 0)
+        return AC_ENOMEM;
+    if (pthread_mutex_init(&p->mu, NULL) != 0) {
+        pthread_cond_destroy(&p->cv);
+        return AC_ENOMEM;
+    }
+    return 0;
+}
+
+static void parker_destroy(parker *p)
+{
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+}
+
+/* The CLOCK_MONOTONIC time ms from now. */
+static struct timespec deadline_in(int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+/* Sleeps until unparked or for timeout_ms (< 0: no limit); returns at once
+ * if an unpark came since the last park. Spurious returns are possible. */
+static void parker_park(parker *p, int64_t timeout_ms)
+{
+    int expected = PARK_NOTIFIED;
+    if (atomic_compare_exchange_strong(&p->state, &expected, PARK_EMPTY) || timeout_ms == 0)
+        return;
+    struct timespec deadline = {0, 0};
+    if (timeout_ms > 0)
+        deadline = deadline_in(timeout_ms);
+    pthread_mutex_lock(&p->mu);
+    expected = PARK_EMPTY;
+    if (!atomic_compare_exchange_strong(&p->state, &expected, PARK_PARKED)) {
+        atomic_store(&p->state, PARK_EMPTY); /* notified meanwhile: consume it */
+        pthread_mutex_unlock(&p->mu);
+        return;
+    }
+    for (;;) {
+        int rc = timeout_ms > 0 ? pthread_cond_timedwait(&p->cv, &p->mu, &deadline)
+                                : pthread_cond_wait(&p->cv, &p->mu);
+        expected = PARK_NOTIFIED;
+        if (atomic_compare_exchange_strong(&p->state, &expected, PARK_EMPTY))
+            break;
+        if (rc == ETIMEDOUT) {
+            atomic_store(&p->state, PARK_EMPTY);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Wakes the parker's thread, now or at its next park. Any thread. */
+static void parker_unpark(parker *p)
+{
+    if (atomic_exchange(&p->state, PARK_NOTIFIED) == PARK_PARKED) {
+        /* Taking the lock orders us after its check: it is waiting now. */
+        pthread_mutex_lock(&p->mu);
+        pthread_mutex_unlock(&p->mu);
+        pthread_cond_signal(&p->cv);
+    }
+}
+
+/* ======================================================================== */
+/* Queues                                                                    */
+/* ======================================================================== */
+
+static void fifo_push(fifo *q, ac__task *task)
+{
+    task->queue_next = NULL;
+    if (q->head)
+        q->tail->queue_next = task;
+    else
+        q->head = task;
+    q->tail = task;
+}
+
+static ac__task *fifo_pop(fifo *q)
+{
+    ac__task *task = q->head;
+    if (task)
+        q->head = task->queue_next;
+    return task;
+}
+
+/* Appends the list first..last (n tasks) to the inject queue. */
+static void inject_push_list(ac_runtime *rt, ac__task *first, ac__task *last, size_t n)
+{
+    last->queue_next = NULL;
+    pthread_mutex_lock(&rt->inject_mu);
+    if (rt->inject_head)
+        rt->inject_tail->queue_next = first;
+    else
+        rt->inject_head = first;
+    rt->inject_tail = last;
+    atomic_fetch_add(&rt->inject_len, n); /* seq_cst: pairs with the idle protocol */
+    pthread_mutex_unlock(&rt->inject_mu);
+}
+
+static size_t inject_len(ac_runtime *rt)
+{
+    return atomic_load_explicit(&rt->inject_len, memory_order_relaxed);
+}
+
+/* Takes up to max tasks from the inject queue as a list; *n gets the count. */
+static ac__task *inject_pop(ac_runtime *rt, size_t max, size_t *n)
+{
+    *n = 0;
+    if (!inject_len(rt) || max == 0)
+        return NULL;
+    pthread_mutex_lock(&rt->inject_mu);
+    ac__task *first = rt->inject_head, *last = NULL, *t = first;
+    size_t got = 0;
+    while (t && got < max) {
+        last = t;
+        t = t->queue_next;
+        got++;
+    }
+    if (got) {
+        rt->inject_head = t;
+        last->queue_next = NULL;
+        atomic_fetch_sub_explicit(&rt->inject_len, got, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&rt->inject_mu);
+    *n = got;
+    return got ? first : NULL;
+}
+
+static uint64_t pack(uint32_t steal, uint32_t real) { return ((uint64_t)steal << 32) | real; }
+static uint32_t head_steal(uint64_t h) { return (uint32_t)(h >> 32); }
+static uint32_t head_real(uint64_t h) { return (uint32_t)h; }
+
+/* Tasks in a ring (exact for its owner, a snapshot for others). */
+static uint32_t lq_len(local_queue *q)
+{
+    uint64_t head = atomic_load_explicit(&q->head, memory_order_acquire);
+    uint32_t tail = atomic_load_explicit(&q->tail, memory_order_acquire);
+    return tail - head_real(head);
+}
+
+/* Full ring, no stealer: moves its older half and `task` to the inject
+ * queue. Returns false if a stealer got in first (the caller retries). */
+static bool lq_push_overflow(worker *w, ac__task *task, uint32_t head)
+{
+    local_queue *q = &w->q;
+    const uint32_t n = LOCAL_CAP / 2;
+    uint64_t expected = pack(head, head);
+    if (!atomic_compare_exchange_strong_explicit(&q->head, &expected, pack(head + n, head + n),
+                                                 memory_order_acq_rel, memory_order_acquire))
+        return false;
+    ac__task *first = atomic_load_explicit(&q->buf[head & LOCAL_MASK], memory_order_relaxed);
+    ac__task *last = first;
+    for (uint32_t i = 1; i < n; i++) {
+        ac__task *t = atomic_load_explicit(&q->buf[(head + i) & LOCAL_MASK], memory_order_relaxed);
+        last->queue_next = t;
+        last = t;
+    }
+    last->queue_next = task;
+    inject_push_list(w->rt, first, task, n + 1);
+    return true;
+}
+
+/* Owner: appends a task (its notified reference) to the ring. */
+static void lq_push_back(worker *w, ac__task *task)
+{
+    local_queue *q = &w->q;
+    for (;;) {
+        uint64_t head = atomic_load_explicit(&q->head, memory_order_acquire);
+        uint32_t steal = head_steal(head), real = head_real(head);
+        uint32_t tail = atomic_load_explicit(&q->tail, memory_order_relaxed);
+        if (tail - steal < LOCAL_CAP) {
+            atomic_store_explicit(&q->buf[tail & LOCAL_MASK], task, memory_order_relaxed);
+            atomic_store_explicit(&q->tail, tail + 1, memory_order_release);
+            return;
+        }
+        if (steal != real) {
+            /* A stealer is about to make room; do not wait for it. */
+            inject_push_list(w->rt, task, task, 1);
+            return;
+        }
+        if (lq_push_overflow(w, task, real))
+            return;
+    }
+}
+
+/* Owner: takes the oldest task of the ring. */
+static ac__task *lq_pop(worker *w)
+{
+    local_queue *q = &w->q;
+    uint64_t head = atomic_load_explicit(&q->head, memory_order_acquire);
+    for (;;) {
+        uint32_t steal = head_steal(head), real = head_real(head);
+        uint32_t tail = atomic_load_explicit(&q->tail, memory_order_relaxed);
+        if (real == tail)
+            return NULL;
+        /* With no stealer at work, steal follows real. */
+        uint64_t next = steal == real ? pack(real + 1, real + 1) : pack(steal, real + 1);
+        if (atomic_compare_exchange_weak_explicit(&q->head, &head, next, memory_order_acq_rel,
+                                                  memory_order_acquire))
+            return atomic_load_explicit(&q->buf[real & LOCAL_MASK], memory_order_relaxed);
+    }
+}
+
+/* Moves half of src's ring (rounded up) into dst's slots from dst_tail on,
+ * without publishing them; returns how many. */
+static uint32_t lq_steal_half(local_queue *src, local_queue *dst, uint32_t dst_tail)
+{
+    uint64_t prev = atomic_load_explicit(&src->head, memory_order_acquire);
+    uint64_t next;
+    uint32_t n;
+    for (;;) {
+        uint32_t steal = head_steal(prev), real = head_real(prev);
+        if (steal != real)
+            return 0; /* another stealer is at work */
+        uint32_t tail = atomic_load_explicit(&src->tail, memory_order_acquire);
+        n = tail - real;
+        n -= n / 2;
+        if (n == 0)
+            return 0;
+        next = pack(steal, real + n); /* claim [real, real + n) */
+        if (atomic_compare_exchange_weak_explicit(&src->head, &prev, next, memory_order_acq_rel,
+                                                  memory_order_acquire))
+            break;
+    }
+    uint32_t from = head_steal(next);
+    for (uint32_t i = 0; i < n; i++) {
+        ac__task *t = atomic_load_explicit(&src->buf[(from + i) & LOCAL_MASK], memory_order_relaxed);
+        atomic_store_explicit(&dst->buf[(dst_tail + i) & LOCAL_MASK], t, memory_order_relaxed);
+    }
+    /* Release the claim: steal catches up with real (which the owner may
+     * have moved on meanwhile). */
+    prev = next;
+    for (;;) {
+        uint32_t real = head_real(prev);
+        if (atomic_compare_exchange_weak_explicit(&src->head, &prev, pack(real, real),
+                                                  memory_order_acq_rel, memory_order_acquire))
+            return n;
+    }
+}
+
+/* Steals half of src's ring into dst's (dst is the caller's); returns one of
+ * the stolen tasks to run now, or NULL. */
+static ac__task *lq_steal_into(worker *src, worker *dst)
+{
+    local_queue *dq = &dst->q;
+    uint32_t dst_tail = atomic_load_explicit(&dq->tail, memory_order_relaxed);
+    uint64_t dst_head = atomic_load_explicit(&dq->head, memory_order_acquire);
+    if (dst_tail - head_steal(dst_head) > LOCAL_CAP / 2)
+        return NULL; /* no room for half a ring */
+    uint32_t n = lq_steal_half(&src->q, dq, dst_tail);
+    if (n == 0)
+        return NULL;
+    n--;
+    ac__task *ret = atomic_load_explicit(&dq->buf[(dst_tail + n) & LOCAL_MASK], memory_order_relaxed);
+    if (n)
+        atomic_store_explicit(&dq->tail, dst_tail + n, memory_order_release);
+    return ret;
+}
+
+/* ======================================================================== */
+/* Idle workers (Tokio's idle.rs)                                            */
+/* ======================================================================== */
+
+#define IDLE_UNPARKED_ONE (1u << 16)
+#define IDLE_SEARCHING_MASK 0xffffu
+
+static uint32_t idle_searching(uint32_t s) { return s & IDLE_SEARCHING_MASK; }
+static uint32_t idle_unparked(uint32_t s) { return s >> 16; }
+
+/* Whether a push should wake a worker: none searching, some parked. The
+ * read-modify-write orders it after the caller's push. */
+static bool should_wake_one(ac_runtime *rt)
+{
+    uint32_t s = atomic_fetch_add(&rt->idle, 0);
+    return idle_searching(s) == 0 && idle_unparked(s) < rt->nworkers;
+}
+
+/* Wakes a parked worker, as a searcher, if no worker is searching. */
+static void notify_parked(ac_runtime *rt)
+{
+    if (!should_wake_one(rt))
+        return;
+    pthread_mutex_lock(&rt->idle_mu);
+    int idx = -1;
+    if (should_wake_one(rt) && rt->nsleepers > 0) {
+        atomic_fetch_add(&rt->idle, IDLE_UNPARKED_ONE | 1u);
+        idx = (int)rt->sleepers[--rt->nsleepers];
+        busy_inc(rt); /* on its behalf: it has work from now on */
+    }
+    pthread_mutex_unlock(&rt->idle_mu);
+    if (idx >= 0)
+        parker_unpark(&rt->workers[idx].park);
+}
+
+static bool idle_to_searching(ac_runtime *rt)
+{
+    uint32_t s = atomic_load(&rt->idle);
+    if (2 * idle_searching(s) >= rt->nworkers)
+        return false;
+    atomic_fetch_add(&rt->idle, 1u);
+    return true;
+}
+
+/* Returns true if the caller was the last searcher. */
+static bool idle_from_searching(ac_runtime *rt)
+{
+    return idle_searching(atomic_fetch_sub(&rt->idle, 1u)) == 1;
+}
+
+/* Counts the worker out and lists it as parked; returns true if it was the
+ * last searcher. */
+static bool idle_to_parked(ac_runtime *rt, unsigned index, bool searching)
+{
+    pthread_mutex_lock(&rt->idle_mu);
+    uint32_t prev = atomic_fetch_sub(&rt->idle, IDLE_UNPARKED_ONE | (searching ? 1u : 0u));
+    rt->sleepers[rt->nsleepers++] = index;
+    pthread_mutex_unlock(&rt->idle_mu);
+    return searching && idle_searching(prev) == 1;
+}
+
+/* Takes the worker off the parked list if it is on it (it woke up on its
+ * own, with work); returns whether it was. */
+static bool idle_unpark_self(ac_runtime *rt, unsigned index)
+{
+    bool found = false;
+    pthread_mutex_lock(&rt->idle_mu);
+    for (unsigned i = 0; i < rt->nsleepers; i++) {
+        if (rt->sleepers[i] == index) {
+            rt->sleepers[i] = rt->sleepers[--rt->nsleepers];
+            atomic_fetch_add(&rt->idle, IDLE_UNPARKED_ONE);
+            found = true;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&rt->idle_mu);
+    return found;
+}
+
+static bool idle_is_parked(ac_runtime *rt, unsigned index)
+{
+    bool found = false;
+    pthread_mutex_lock(&rt->idle_mu);
+    for (unsigned i = 0; i < rt->nsleepers && !found; i++)
+        found = rt->sleepers[i] == index;
+    pthread_mutex_unlock(&rt->idle_mu);
+    return found;
+}
+
+/* The last searcher is parking: if work appeared meanwhile, wake someone. */
+static void notify_if_work_pending(ac_runtime *rt)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        if (lq_len(&rt->workers[i].q) != 0) {
+            notify_parked(rt);
+            return;
+        }
+    }
+    if (atomic_load(&rt->inject_len))
+        notify_parked(rt);
+}
+
+/* ======================================================================== */
+/* Busy threads and the driver                                               */
+/* ======================================================================== */
+
+/* A thread of rt stops being idle. */
+static void busy_inc(ac_runtime *rt) { atomic_fetch_add(&rt->busy, 1); }
+
+/* A thread of rt becomes idle; the last one makes the driver's thread look
+ * again (a paused clock may now jump). `self` is the caller's parker. */
+static void busy_dec(ac_runtime *rt, parker *self)
+{
+    if (atomic_fetch_sub(&rt->busy, 1) == 1) {
+        parker *p = atomic_load(&rt->driver_parker);
+        if (p && p != self)
+            parker_unpark(p);
+    }
+}
+
+/* Takes the driver if one is installed and no other thread has it. */
+static const ac__driver *driver_take(ac_runtime *rt)
+{
+    if (!atomic_load_explicit(&rt->driver, memory_order_acquire))
+        return NULL;
+    bool expected = false;
+    if (!atomic_compare_exchange_strong(&rt->driver_taken, &expected, true))
+        return NULL;
+    const ac__driver *d = atomic_load(&rt->driver);
+    if (!d)
+        atomic_store(&rt->driver_taken, false);
+    return d;
+}
+
+static void driver_give_back(ac_runtime *rt) { atomic_store(&rt->driver_taken, false); }
+
+/* Fires due timers if the driver is free (busy threads, now and then). */
+static void driver_maintenance(ac_runtime *rt)
+{
+    const ac__driver *d = driver_take(rt);
+    if (!d)
+        return;
+    if (d->next_deadline_ms(d->ctx) == 0)
+        d->fire_due(d->ctx);
+    driver_give_back(rt);
+}
+
+void ac__runtime_set_driver(ac_runtime *rt, const ac__driver *d)
+{
+    atomic_store_explicit(&rt->driver, d, memory_order_release);
+    ac__runtime_unpark_one(rt);
+}
+
+void ac__runtime_unpark_one(ac_runtime *rt)
+{
+    parker *p = atomic_load(&rt->driver_parker);
+    if (p)
+        parker_unpark(p);
+    else if (is_mt(rt))
+        notify_parked(rt);
+    else
+        parker_unpark(&rt->ct.park);
+}
+
+int ac__runtime_all_idle(ac_runtime *rt) { return atomic_load(&rt->busy) == 0; }
+
+void ac__runtime_thread_idle(ac_runtime *rt) { busy_dec(rt, NULL); }
+
+void ac__runtime_thread_busy(ac_runtime *rt) { busy_inc(rt); }
+
+const ac_runtime_config *ac__runtime_config(ac_runtime *rt) { return &rt->config; }
+
+/* ======================================================================== */
+/* Thread context                                                            */
+/* ======================================================================== */
+
+ac_runtime *ac_runtime_current(void) { return tls_rt; }
+
+ac__thread_ctx ac__thread_ctx_enter(ac_runtime *rt)
+{
+    ac__thread_ctx prev = {tls_rt, tls_core};
+    tls_rt = rt;
+    tls_core = NULL;
+    return prev;
+}
+
+void ac__thread_ctx_restore(ac__thread_ctx prev)
+{
+    tls_rt = prev.rt;
+    tls_core = prev.worker;
+}
+
+unsigned ac__coop_budget_current(void) { return tls_rt ? tls_rt->coop : DEFAULT_COOP_BUDGET; }
+
+/* ======================================================================== */
+/* Scheduling                                                                */
+/* ======================================================================== */
+
+/* A task woken or spawned by the task running on worker w. */
+static void schedule_local(worker *w, ac__task *task)
+{
+    bool announce;
+    if (w->in_park || !w->lifo_enabled) {
+        lq_push_back(w, task);
+        announce = !w->in_park; /* the driver's wakes are announced after the park */
+    } else {
+        ac__task *prev = w->lifo;
+        w->lifo = task;
+        announce = prev != NULL;
+        if (prev)
+            lq_push_back(w, prev);
+    }
+    if (announce)
+        notify_parked(w->rt);
+}
+
+static void schedule_remote(ac_runtime *rt, ac__task *task)
+{
+    inject_push_list(rt, task, task, 1);
+    if (is_mt(rt))
+        notify_parked(rt);
+    else
+        parker_unpark(&rt->ct.park);
+}
+
+/* Publishes this thread's batched spawns. */
+static void flush_spawns(void)
+{
+    ac_runtime *rt = tls_spawns.rt;
+    inject_push_list(rt, tls_spawns.first, tls_spawns.last, tls_spawns.n);
+    tls_spawns.n = 0;
+    if (is_mt(rt))
+        notify_parked(rt);
+    else
+        parker_unpark(&rt->ct.park);
+}
+
+void ac__spawn_flush(void)
+{
+    if (tls_spawns.n)
+        flush_spawns();
+}
+
+/*
+ * A spawn from a thread that is not one of rt's workers (the thread in a
+ * multi-thread block_on) joins a batch that goes to the inject queue as a
+ * whole: one lock and at most one wake-up per SPAWN_BATCH spawns, instead of
+ * workers that take one task each, run dry and are woken again for the
+ * next. The batch is published when it is full, when the thread's poll
+ * returns, and before the thread looks at a handle, so a spawned task waits
+ * at most until the spawning poll ends.
+ */
+static void spawn_remote(ac_runtime *rt, ac__task *task)
+{
+    if (tls_spawns.n && tls_spawns.rt != rt)
+        flush_spawns();
+    task->queue_next = NULL;
+    if (tls_spawns.n)
+        tls_spawns.last->queue_next = task;
+    else
+        tls_spawns.first = task;
+    tls_spawns.last = task;
+    tls_spawns.rt = rt;
+    if (++tls_spawns.n == SPAWN_BATCH)
+        flush_spawns();
+}
+
+static void schedule_on(ac_runtime *rt, ac__task *task)
+{
+    if (tls_rt == rt && tls_core) {
+        if (is_mt(rt))
+            schedule_local(tls_core, task);
+        else
+            fifo_push(&rt->ct.local, task);
+        return;
+    }
+    schedule_remote(rt, task);
+}
+
+/* ac__scheduler.schedule of spawned tasks: takes the notified reference. */
+static void schedule(ac__scheduler *sched, ac__task *task)
+{
+    schedule_on((ac_runtime *)sched, task);
+}
+
+/* ac__scheduler.release of spawned tasks: nobody waits for an orphaned
+ * spawned task (it stays listed until the runtime is freed). */
+static void release(ac__scheduler *sched, ac__task *task)
+{
+    (void)sched;
+    ac__task_ref_dec_unchecked(task);
+}
+
+static ac_runtime *rt_of_ct_root(ac__scheduler *sched)
+{
+    return (ac_runtime *)((char *)sched - offsetof(ac_runtime, ct_root));
+}
+
+static void ct_root_schedule(ac__scheduler *sched, ac__task *task)
+{
+    schedule_on(rt_of_ct_root(sched), task);
+}
+
+/* The root can no longer be woken: drop the reference under the core's lock
+ * and wake it, so that a sleeping block_on sees it (and cannot return, and
+ * let the runtime be freed, before we are done). */
+static void ct_root_release(ac__scheduler *sched, ac__task *task)
+{
+    parker *p = &rt_of_ct_root(sched)->ct.park;
+    pthread_mutex_lock(&p->mu);
+    ac__task_ref_dec_unchecked(task);
+    if (atomic_exchange(&p->state, PARK_NOTIFIED) == PARK_PARKED)
+        pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* ======================================================================== */
+/* Task lists                                                                */
+/* ======================================================================== */
+
+static void list_insert(ac_runtime *rt, ac__task *task)
+{
+    if (tls_spawn_seq == 0)
+        tls_spawn_seq = atomic_fetch_add(&spawn_seq_seed, 7919u) | 1u;
+    unsigned i = tls_spawn_seq++ & rt->shard_mask;
+    shard *sh = &rt->shards[i];
+    task->shard = (uint16_t)i;
+    pthread_mutex_lock(&sh->mu);
+    task->owned_prev = NULL;
+    task->owned_next = sh->head;
+    if (sh->head)
+        sh->head->owned_prev = task;
+    sh->head = task;
+    task->listed = true;
+    pthread_mutex_unlock(&sh->mu);
+}
+
+static void unlink_locked(shard *sh, ac__task *task)
+{
+    if (task->owned_prev)
+        task->owned_prev->owned_next = task->owned_next;
+    else
+        sh->head = task->owned_next;
+    if (task->owned_next)
+        task->owned_next->owned_prev = task->owned_prev;
+    task->owned_prev = task->owned_next = NULL;
+    task->listed = false;
+}
+
+/* The task is complete and has no handle: it leaves the lists. */
+static void unlist(ac_runtime *rt, ac__task *task)
+{
+    shard *sh = &rt->shards[task->shard];
+    pthread_mutex_lock(&sh->mu);
+    if (task->listed)
+        unlink_locked(sh, task);
+    pthread_mutex_unlock(&sh->mu);
+}
+
+/* ======================================================================== */
+/* Running tasks                                                             */
+/* ======================================================================== */
+
+/*
+ * Completes a task the caller owns (RUNNING) whose frame has been dropped:
+ * records the outcome, wakes the joiner, leaves the lists if no handle
+ * remains, and drops `refs` references (a spawned task's owner reference and
+ * the caller's notified one if it has one; a root's notified one).
+ */
+static void finish(ac_runtime *rt, ac__task *task, int outcome, size_t refs)
+{
+    task->outcome = outcome;
+    /* The common case: a handle exists and nobody is waiting on it yet. */
+    if (task->kind == AC__TASK_SPAWNED && ac__task_transition_to_complete_and_drop(task, refs))
+        return;
+    size_t prev = ac__task_transition_to_complete(task);
+    if (task->kind == AC__TASK_SPAWNED) {
+        if (prev & AC__TASK_JOIN_INTEREST) {
+            if (prev & AC__TASK_JOIN_WAKER) {
+                ac_waker_wake_by_ref(&task->join_waker);
+                /* The handle may have gone while we woke: then the waker is ours. */
+                if (!(ac__task_unset_join_waker_after_complete(task) & AC__TASK_JOIN_INTEREST)) {
+                    ac_waker_drop(task->join_waker);
+                    task->join_waker.vtable = NULL;
+                }
+            }
+        } else {
+            unlist(rt, task);
+        }
+    }
+    ac__task_ref_dec_complete(task, refs);
+}
+
+/* Drops a claimed task's future and completes it as cancelled. */
+static void cancel(ac_runtime *rt, ac__task *task, size_t refs)
+{
+    task->vt->drop(task->frame);
+    finish(rt, task, AC_ECANCELED, refs);
+}
+
+/* Whether something else waits for this thread's attention. */
+static bool other_work(ac_runtime *rt)
+{
+    if (inject_len(rt) || atomic_load_explicit(&rt->shutdown, memory_order_relaxed))
+        return true;
+    if (is_mt(rt)) {
+        worker *w = tls_core;
+        return w->lifo || lq_len(&w->q) != 0;
+    }
+    return rt->ct.local.head != NULL;
+}
+
+/* A task that woke itself goes to the back of this thread's queue. */
+static void requeue(ac_runtime *rt, ac__task *task)
+{
+    if (is_mt(rt)) {
+        lq_push_back(tls_core, task);
+        notify_parked(rt);
+    } else {
+        fifo_push(&rt->ct.local, task);
+    }
+}
+
+/*
+ * Runs one task popped from this thread's queues (consuming the queue's
+ * reference) with the turn's cooperative budget. A future that wakes itself
+ * is polled again at once while nothing else is runnable (ac_yield's cheap
+ * path, as in executor.c), else requeued behind the others.
+ */
+static run_result run_task(ac_runtime *rt, ac__task *task, unsigned *budget)
+{
+    size_t refs = task->kind == AC__TASK_ROOT ? 1 : 2;
+    switch (ac__task_transition_to_running(task)) {
+    case AC__RUN_FAILED:
+        ac__task_ref_dec(task);
+        return RAN_PENDING;
+    case AC__RUN_CANCELLED:
+        cancel(rt, task, refs);
+        return RAN_CANCELLED;
+    case AC__RUN_SUCCESS:
+        break;
+    }
+    for (;;) {
+        bool self_woken;
+        ac_poll_t r = ac__task_poll_budget(task, &self_woken, budget);
+        if (r == AC_READY) {
+            task->vt->drop(task->frame); /* RETURNED: only honours the ABI */
+            finish(rt, task, 0, refs);
+            return RAN_COMPLETE;
+        }
+        if (r == AC__POLL_PANICKED) {
+            task->vt->drop(task->frame);
+            finish(rt, task, AC_EPANIC, refs);
+            return RAN_PANICKED;
+        }
+        if (!self_woken)
+            break;
+        if (other_work(rt) ||
+            (atomic_load_explicit(&task->state, memory_order_relaxed) & AC__TASK_CANCELLED)) {
+            ac__task_transition_to_notified_by_ref(task);
+            break;
+        }
+        *budget = rt->coop;
+    }
+    switch (ac__task_transition_to_idle(task)) {
+    case AC__IDLE_OK:
+        ac__task_ref_dec(task);
+        return RAN_PENDING;
+    case AC__IDLE_OK_NOTIFIED:
+        requeue(rt, task); /* our reference becomes the queue entry's */
+        return RAN_PENDING;
+    case AC__IDLE_CANCELLED:
+        cancel(rt, task, refs);
+        return RAN_CANCELLED;
+    }
+    return RAN_PENDING;
+}
+
+/* ======================================================================== */
+/* Multi-thread workers                                                      */
+/* ======================================================================== */
+
+/* A fair share of the inject queue into the ring; returns one to run. */
+static ac__task *take_remote_batch(worker *w)
+{
+    ac_runtime *rt = w->rt;
+    size_t len = inject_len(rt);
+    if (!len)
+        return NULL;
+    size_t room = LOCAL_CAP - lq_len(&w->q);
+    size_t want = len / rt->nworkers + 1;
+    if (want > room)
+        want = room;
+    if (want > LOCAL_CAP / 2)
+        want = LOCAL_CAP / 2;
+    size_t n;
+    ac__task *first = inject_pop(rt, want ? want : 1, &n);
+    if (!first)
+        return NULL;
+    for (ac__task *t = first->queue_next, *next; t; t = next) {
+        next = t->queue_next;
+        lq_push_back(w, t);
+    }
+    return first;
+}
+
+static ac__task *next_task(worker *w)
+{
+    if (w->tick % GLOBAL_INTERVAL == 0) {
+        size_t n;
+        ac__task *t = inject_pop(w->rt, 1, &n);
+        if (t)
+            return t;
+    }
+    ac__task *t = lq_pop(w);
+    return t ? t : take_remote_batch(w);
+}
+
+static uint32_t next_random(worker *w)
+{
+    uint32_t x = w->rng;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return w->rng = x;
+}
+
+static ac__task *steal_work(worker *w)
+{
+    ac_runtime *rt = w->rt;
+    if (!w->searching) {
+        if (!idle_to_searching(rt))
+            return NULL;
+        w->searching = true;
+    }
+    unsigned n = rt->nworkers;
+    unsigned start = next_random(w) % n;
+    for (unsigned i = 0; i < n; i++) {
+        unsigned victim = (start + i) % n;
+        if (victim == w->index)
+            continue;
+        ac__task *t = lq_steal_into(&rt->workers[victim], w);
+        if (t)
+            return t;
+    }
+    return take_remote_batch(w);
+}
+
+/* Runs a task, then whatever it put in the LIFO slot, within one budget. */
+static void run_turn(worker *w, ac__task *task)
+{
+    ac_runtime *rt = w->rt;
+    if (w->searching) {
+        w->searching = false;
+        if (idle_from_searching(rt))
+            notify_parked(rt); /* keep one searcher going while there is work */
+    }
+    unsigned budget = rt->coop;
+    unsigned lifo_polls = 0;
+    for (;;) {
+        run_task(rt, task, &budget);
+        task = w->lifo;
+        if (!task) {
+            w->lifo_enabled = true;
+            return;
+        }
+        w->lifo = NULL;
+        if (budget == 0 || atomic_load_explicit(&rt->shutdown, memory_order_relaxed)) {
+            lq_push_back(w, task);
+            return;
+        }
+        if (++lifo_polls >= MAX_LIFO_POLLS)
+            w->lifo_enabled = false; /* a ping-pong pair must not starve the rest */
+    }
+}
+
+/* Sleeps once: with the driver (timed, then firing timers) if it is free. */
+static void park_timeout(worker *w)
+{
+    ac_runtime *rt = w->rt;
+    const ac__driver *d = driver_take(rt);
+    if (d) {
+        atomic_store(&rt->driver_parker, &w->park);
+        int64_t timeout = d->next_deadline_ms(d->ctx);
+        if (timeout != 0)
+            parker_park(&w->park, timeout);
+        atomic_store(&rt->driver_parker, NULL);
+        w->in_park = true;
+        d->fire_due(d->ctx);
+        w->in_park = false;
+        driver_give_back(rt);
+    } else {
+        parker_park(&w->park, -1);
+    }
+    /* Timers may have queued several tasks here: let another worker help. */
+    if (!w->searching && (w->lifo ? 1 : 0) + lq_len(&w->q) > 1)
+        notify_parked(rt);
+}
+
+/* After a wake-up: whether to run (true) or park again. A worker that
+ * notify_parked took off the parked list was counted busy by it. */
+static bool leave_park(worker *w)
+{
+    ac_runtime *rt = w->rt;
+    if (w->lifo || lq_len(&w->q) != 0) {
+        bool self = idle_unpark_self(rt, w->index);
+        if (self)
+            busy_inc(rt);
+        w->searching = !self;
+        return true;
+    }
+    if (idle_is_parked(rt, w->index))
+        return false; /* spurious, or the driver's wake-up */
+    w->searching = true; /* notify_parked counted us as a searcher */
+    return true;
+}
+
+static void park(worker *w)
+{
+    ac_runtime *rt = w->rt;
+    if (w->lifo || lq_len(&w->q) != 0)
+        return;
+    bool last = idle_to_parked(rt, w->index, w->searching);
+    w->searching = false;
+    if (last)
+        notify_if_work_pending(rt);
+    busy_dec(rt, &w->park);
+    while (!atomic_load(&rt->shutdown)) {
+        park_timeout(w);
+        if (leave_park(w))
+            break;
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    ac_runtime *rt = w->rt;
+    tls_rt = rt;
+    tls_core = w;
+    pthread_setname_np(pthread_self(), rt->thread_name);
+    while (!atomic_load_explicit(&rt->shutdown, memory_order_acquire)) {
+        w->tick++;
+        if (w->tick % EVENT_INTERVAL == 0)
+            driver_maintenance(rt);
+        ac__task *task = next_task(w);
+        if (!task)
+            task = steal_work(w);
+        if (task)
+            run_turn(w, task);
+        else
+            park(w);
+    }
+    tls_rt = NULL;
+    tls_core = NULL;
+    return NULL;
+}
+
+/* ======================================================================== */
+/* Current-thread core                                                       */
+/* ======================================================================== */
+
+static ac__task *ct_next(ac_runtime *rt)
+{
+    ct_core *c = &rt->ct;
+    if ((!c->local.head || c->tick % CT_INJECT_INTERVAL == 0) && inject_len(rt)) {
+        size_t n;
+        ac__task *list = inject_pop(rt, SIZE_MAX, &n);
+        for (ac__task *t = list, *next; t; t = next) {
+            next = t->queue_next;
+            fifo_push(&c->local, t);
+        }
+    }
+    return fifo_pop(&c->local);
+}
+
+/* Whether the root can never run again: not queued or about to be, and no
+ * reference but the owner's (no waker clone exists). */
+static bool orphaned(ac__task *root)
+{
+    size_t s = ac__task_state(root);
+    return !(s & (AC__TASK_NOTIFIED | AC__TASK_RUNNING | AC__TASK_COMPLETE)) &&
+           ac__task_refs(s) == 1;
+}
+
+/* Nothing to run: sleeps until a wake, a timer, or the root is orphaned
+ * (returns false). Holds the driver while asleep, as a parked worker does. */
+static bool ct_park(ac_runtime *rt, ac__task *root)
+{
+    parker *p = &rt->ct.park;
+    const ac__driver *d = driver_take(rt);
+    int64_t timeout = -1;
+    busy_dec(rt, p);
+    if (d) {
+        atomic_store(&rt->driver_parker, p);
+        timeout = d->next_deadline_ms(d->ctx);
+    }
+    struct timespec deadline = {0, 0};
+    if (timeout > 0)
+        deadline = deadline_in(timeout);
+    bool alive = true;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        int expected = PARK_NOTIFIED;
+        if (atomic_compare_exchange_strong(&p->state, &expected, PARK_EMPTY))
+            break;
+        if (atomic_load(&rt->inject_len))
+            break;
+        if (orphaned(root)) {
+            alive = false;
+            break;
+        }
+        if (timeout == 0)
+            break;
+        expected = PARK_EMPTY;
+        if (!atomic_compare_exchange_strong(&p->state, &expected, PARK_PARKED))
+            continue; /* notified meanwhile */
+        int rc = timeout > 0 ? pthread_cond_timedwait(&p->cv, &p->mu, &deadline)
+                             : pthread_cond_wait(&p->cv, &p->mu);
+        expected = PARK_PARKED;
+        atomic_compare_exchange_strong(&p->state, &expected, PARK_EMPTY);
+        if (rc == ETIMEDOUT)
+            break;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (d) {
+        atomic_store(&rt->driver_parker, NULL);
+        if (alive)
+            d->fire_due(d->ctx);
+        driver_give_back(rt);
+    }
+    busy_inc(rt);
+    return alive;
+}
+
+static int ct_block_on(ac_runtime *rt, const ac_future_vt *vt, void *frame, void *out)
+{
+    ct_core *c = &rt->ct;
+    bool expected = false;
+    if (!atomic_compare_exchange_strong(&c->driving, &expected, true)) {
+        vt->drop(frame);
+        return AC_EBUSY;
+    }
+    ac__task *root = ac__task_new(&rt->ct_root, vt, frame, out);
+    if (!root) {
+        vt->drop(frame);
+        atomic_store(&c->driving, false);
+        return AC_ENOMEM;
+    }
+    ac__thread_ctx prev = {tls_rt, tls_core};
+    tls_rt = rt;
+    tls_core = c;
+    busy_inc(rt);
+    fifo_push(&c->local, root); /* the notified reference from ac__task_new */
+
+    int err;
+    for (;;) {
+        ac__task *task = ct_next(rt);
+        if (!task) {
+            if (ct_park(rt, root))
+                continue;
+            /* Orphaned: nobody else holds a reference; tear it down. */
+            if (ac__task_transition_to_shutdown(root)) {
+                root->vt->drop(root->frame);
+                ac__task_transition_to_complete(root);
+            }
+            err = AC_EDEADLK;
+            break;
+        }
+        if (++c->tick % EVENT_INTERVAL == 0)
+            driver_maintenance(rt);
+        unsigned budget = rt->coop;
+        run_result r = run_task(rt, task, &budget);
+        if (task == root && r != RAN_PENDING) {
+            err = r == RAN_COMPLETE ? 0 : r == RAN_PANICKED ? AC_EPANIC : AC_ECANCELED;
+            break;
+        }
+    }
+
+    busy_dec(rt, NULL);
+    tls_rt = prev.rt;
+    tls_core = prev.worker;
+    /* The root is complete: its wakers no longer reach the runtime. */
+    ac__task_ref_dec(root);
+    atomic_store(&c->driving, false);
+    return err;
+}
+
+/* ======================================================================== */
+/* Runtime: build, block_on, free                                            */
+/* ======================================================================== */
+
+void ac_runtime_config_init(ac_runtime_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->flavor = AC_RUNTIME_MULTI_THREAD;
+    c->max_blocking_threads = 512;
+    c->blocking_keep_alive_ms = 10000;
+    c->coop_budget = DEFAULT_COOP_BUDGET;
+}
+
+static void stop_workers(ac_runtime *rt)
+{
+    atomic_store(&rt->shutdown, true);
+    for (unsigned i = 0; i < rt->started; i++)
+        parker_unpark(&rt->workers[i].park);
+    for (unsigned i = 0; i < rt->started; i++)
+        pthread_join(rt->workers[i].thread, NULL);
+    rt->started = 0;
+}
+
+/* Frees what ac_runtime_new built; the first `parkers` workers' parkers and
+ * `shards` shards were initialised. */
+static void destroy(ac_runtime *rt, unsigned parkers, unsigned shards)
+{
+    for (unsigned i = 0; i < parkers; i++)
+        parker_destroy(&rt->workers[i].park);
+    for (unsigned i = 0; i < shards; i++)
+        pthread_mutex_destroy(&rt->shards[i].mu);
+    free(rt->workers);
+    free(rt->shards);
+    free(rt->sleepers);
+    pthread_mutex_destroy(&rt->inject_mu);
+    pthread_mutex_destroy(&rt->idle_mu);
+    parker_destroy(&rt->ct.park);
+    free(rt);
+}
+
+static int start_workers(ac_runtime *rt)
+{
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) != 0)
+        return AC_ENOMEM;
+    if (rt->config.thread_stack_size &&
+        pthread_attr_setstacksize(&attr, rt->config.thread_stack_size) != 0) {
+        pthread_attr_destroy(&attr);
+        return AC_EINVAL;
+    }
+    int err = 0;
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        if (pthread_create(&rt->workers[i].thread, &attr, worker_main, &rt->workers[i]) != 0) {
+            err = AC_EAGAIN;
+            break;
+        }
+        rt->started++;
+    }
+    pthread_attr_destroy(&attr);
+    return err;
+}
+
+int ac_runtime_new(const ac_runtime_config *cfg, ac_runtime **out)
+{
+    ac_runtime_config c;
+    if (cfg)
+        c = *cfg;
+    else
+        ac_runtime_config_init(&c);
+    if (!out || (c.flavor != AC_RUNTIME_MULTI_THREAD && c.flavor != AC_RUNTIME_CURRENT_THREAD) ||
+        c.coop_budget == 0 || c.workers > MAX_WORKERS || c.max_blocking_threads == 0)
+        return AC_EINVAL;
+    if (c.flavor == AC_RUNTIME_MULTI_THREAD && c.workers == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        c.workers = n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : (unsigned)n;
+    }
+
+    ac_runtime *rt = calloc(1, sizeof *rt);
+    if (!rt)
+        return AC_ENOMEM;
+    rt->base = (ac__scheduler){schedule, release};
+    rt->ct_root = (ac__scheduler){ct_root_schedule, ct_root_release};
+    snprintf(rt->thread_name, sizeof rt->thread_name, "%s",
+             c.thread_name ? c.thread_name : "asyncc-worker");
+    c.thread_name = NULL; /* the caller's string need not outlive this call */
+    rt->config = c;
+    rt->coop = c.coop_budget;
+    rt->nworkers = c.flavor == AC_RUNTIME_MULTI_THREAD ? c.workers : 0;
+    atomic_init(&rt->closed, false);
+    atomic_init(&rt->shutdown, false);
+    atomic_init(&rt->inject_len, 0);
+    atomic_init(&rt->idle, 0);
+    atomic_init(&rt->driver, NULL);
+    atomic_init(&rt->driver_taken, false);
+    atomic_init(&rt->driver_parker, NULL);
+    atomic_init(&rt->busy, (int)rt->nworkers);
+    atomic_init(&rt->ct.driving, false);
+    pthread_mutex_init(&rt->inject_mu, NULL);
+    pthread_mutex_init(&rt->idle_mu, NULL);
+    if (parker_init(&rt->ct.park) != 0) {
+        pthread_mutex_destroy(&rt->inject_mu);
+        pthread_mutex_destroy(&rt->idle_mu);
+        free(rt);
+        return AC_ENOMEM;
+    }
+
+    unsigned nshards = 1;
+    while (nshards < SHARDS_PER_WORKER * (rt->nworkers ? rt->nworkers : 1))
+        nshards <<= 1;
+    rt->shard_mask = nshards - 1;
+    rt->shards = aligned_alloc(CACHE_LINE, nshards * sizeof(shard));
+    if (rt->nworkers) {
+        rt->workers = aligned_alloc(CACHE_LINE, rt->nworkers * sizeof(worker));
+        rt->sleepers = calloc(rt->nworkers, sizeof *rt->sleepers);
+    }
+    if (!rt->shards || (rt->nworkers && (!rt->workers || !rt->sleepers))) {
+        destroy(rt, 0, 0);
+        return AC_ENOMEM;
+    }
+    for (unsigned i = 0; i < nshards; i++) {
+        pthread_mutex_init(&rt->shards[i].mu, NULL);
+        rt->shards[i].head = NULL;
+    }
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        worker *w = &rt->workers[i];
+        memset(w, 0, sizeof *w);
+        atomic_init(&w->q.head, 0);
+        atomic_init(&w->q.tail, 0);
+        w->rt = rt;
+        w->index = i;
+        w->lifo_enabled = true;
+        w->rng = 2654435761u * (i + 1) | 1u;
+        if (parker_init(&w->park) != 0) {
+            destroy(rt, i, nshards);
+            return AC_ENOMEM;
+        }
+    }
+    atomic_store(&rt->idle, rt->nworkers << 16); /* all unparked, none searching */
+
+    if (&ac__time_driver)
+        ac__runtime_set_driver(rt, &ac__time_driver);
+    if (ac_blocking_pool_configure)
+        ac_blocking_pool_configure(c.max_blocking_threads, c.blocking_keep_alive_ms);
+    if (c.start_paused && ac_time_pause)
+        ac_time_pause();
+
+    int err = start_workers(rt);
+    if (err) {
+        stop_workers(rt);
+        destroy(rt, rt->nworkers, nshards);
+        return err;
+    }
+    *out = rt;
+    return 0;
+}
+
+int ac_runtime_block_on(ac_runtime *rt, const ac_future_vt *vt, void *frame, void *out)
+{
+    if (!rt || !vt || !vt->poll || !vt->drop || !frame)
+        return AC_EINVAL;
+    if (!out && vt->out_size) {
+        vt->drop(frame);
+        return AC_EINVAL;
+    }
+    if (!is_mt(rt))
+        return ct_block_on(rt, vt, frame, out);
+    return ac__block_on_root(rt, vt, frame, out);
+}
+
+/* Pops any queued task (the runtime's threads are stopped). */
+static ac__task *pop_any(ac_runtime *rt)
+{
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        worker *w = &rt->workers[i];
+        ac__task *t = w->lifo;
+        if (t) {
+            w->lifo = NULL;
+            return t;
+        }
+        if ((t = lq_pop(w)))
+            return t;
+    }
+    ac__task *t = fifo_pop(&rt->ct.local);
+    if (t)
+        return t;
+    size_t n;
+    return inject_pop(rt, 1, &n);
+}
+
+/* Cancels every queued task; returns whether there was any. */
+static bool drain_queues(ac_runtime *rt)
+{
+    bool any = false;
+    ac__task *t;
+    while ((t = pop_any(rt))) {
+        any = true;
+        if (ac__task_transition_to_running(t) == AC__RUN_FAILED)
+            ac__task_ref_dec(t);
+        else
+            cancel(rt, t, 2);
+    }
+    return any;
+}
+
+/* Cancels every listed task that has not completed; returns whether there
+ * was any. The tasks are collected under the list's lock (each with a
+ * reference of ours) and torn down outside it, since drops run user code. */
+static bool cancel_listed(ac_runtime *rt)
+{
+    bool any = false;
+    size_t cap = 0;
+    ac__task **found = NULL;
+    for (unsigned i = 0; i <= rt->shard_mask; i++) {
+        shard *sh = &rt->shards[i];
+        size_t n = 0;
+        pthread_mutex_lock(&sh->mu);
+        for (ac__task *t = sh->head; t; t = t->owned_next) {
+            if (ac__task_state(t) & AC__TASK_COMPLETE)
+                continue;
+            if (n == cap) {
+                size_t ncap = cap ? 2 * cap : 64;
+                ac__task **grown = realloc(found, ncap * sizeof *found);
+                if (!grown)
+                    break; /* the next round takes the rest */
+                found = grown;
+                cap = ncap;
+            }
+            ac__task_ref_inc(t);
+            found[n++] = t;
+        }
+        pthread_mutex_unlock(&sh->mu);
+        for (size_t k = 0; k < n; k++) {
+            ac__task *t = found[k];
+            if (ac__task_transition_to_shutdown(t))
+                cancel(rt, t, 1); /* the owner's reference; we keep ours */
+            ac__task_ref_dec(t);
+        }
+        any |= n > 0;
+    }
+    free(found);
+    return any;
+}
+
+/* Every task has completed: drops the handles nobody joined or detached. */
+static void release_handles(ac_runtime *rt)
+{
+    for (unsigned i = 0; i <= rt->shard_mask; i++) {
+        shard *sh = &rt->shards[i];
+        for (;;) {
+            pthread_mutex_lock(&sh->mu);
+            ac__task *t = sh->head;
+            if (t)
+                unlink_locked(sh, t);
+            pthread_mutex_unlock(&sh->mu);
+            if (!t)
+                break;
+            if (ac__task_state(t) & AC__TASK_JOIN_INTEREST)
+                ac_handle_detach(ac__task_handle(t));
+        }
+    }
+}
+
+void ac_runtime_free(ac_runtime *rt)
+{
+    if (!rt)
+        return;
+    if (tls_rt == rt) {
+        fputs("asyncc: ac_runtime_free called from inside its own runtime\n", stderr);
+        abort();
+    }
+    atomic_store(&rt->closed, true);
+    stop_workers(rt);
+
+    ac__thread_ctx prev = ac__thread_ctx_enter(rt);
+    bool more;
+    do {
+        more = drain_queues(rt);
+        more |= cancel_listed(rt);
+    } while (more);
+    release_handles(rt);
+    drain_queues(rt);
+    ac__thread_ctx_restore(prev);
+
+    destroy(rt, rt->nworkers, rt->shard_mask + 1);
+}
+
+/* ======================================================================== */
+/* Spawn and JoinHandles                                                     */
+/* ======================================================================== */
+
+void *ac__spawn(void *frame)
+{
+    ac_runtime *rt = tls_rt;
+    if (!rt) {
+        fputs("asyncc: ac_spawn called outside a runtime\n", stderr);
+        abort();
+    }
+    ac__task *task = ac__task_of_frame(frame);
+    task->sched = &rt->base;
+    if (atomic_load_explicit(&rt->closed, memory_order_acquire)) {
+        /* Shutting down: the task is cancelled before it starts. */
+        atomic_store_explicit(&task->state,
+                              AC__TASK_COMPLETE | AC__TASK_JOIN_INTEREST | AC__TASK_REF_ONE,
+                              memory_order_relaxed);
+        task->vt->drop(frame);
+        task->outcome = AC_ECANCELED;
+        return ac__task_handle(task);
+    }
+    /* References: the runtime's, the handle's, and the queue entry's. */
+    atomic_store_explicit(&task->state,
+                          AC__TASK_NOTIFIED | AC__TASK_JOIN_INTEREST | 3 * (size_t)AC__TASK_REF_ONE,
+                          memory_order_relaxed);
+    list_insert(rt, task);
+    if (tls_rt == rt && tls_core)
+        schedule_on(rt, task);
+    else
+        spawn_remote(rt, task);
+    return ac__task_handle(task);
+}
+
+int ac_handle_abort(void *h)
+{
+    ac__spawn_flush();
+    if (!h)
+        return AC_EINVAL;
+    ac__task_abort(ac__task_of_handle(h));
+    return 0;
+}
+
+int ac_handle_is_finished(void *h)
+{
+    ac__spawn_flush();
+    return h && (ac__task_state(ac__task_of_handle(h)) & AC__TASK_COMPLETE) ? 1 : 0;
+}
+
+void ac_handle_detach(void *h)
+{
+    ac__spawn_flush();
+    if (!h)
+        return;
+    ac__task *task = ac__task_of_handle(h);
+    size_t state = ac__task_state(task);
+    if ((state & AC__TASK_COMPLETE) && !(state & AC__TASK_JOIN_WAKER)) {
+        /* Complete, and the completer is done with the join_waker slot, which
+         * stays ours: release the slot, the lists, and then our reference
+         * together with our interest in one step. */
+        if (task->join_waker.vtable) {
+            ac_waker_drop(task->join_waker);
+            task->join_waker.vtable = NULL;
+        }
+        unlist((ac_runtime *)task->sched, task);
+        size_t prev = atomic_fetch_sub_explicit(&task->state, AC__TASK_JOIN_INTEREST + AC__TASK_REF_ONE,
+                                                memory_order_acq_rel);
+        if (ac__task_refs(prev) == 1)
+            ac__task_dealloc(task);
+        return;
+    }
+    size_t prev = ac__task_transition_to_join_handle_dropped(task);
+    bool complete = prev & AC__TASK_COMPLETE;
+    /* The join_waker slot is ours unless the completing side still has it. */
+    if ((!complete || !(prev & AC__TASK_JOIN_WAKER)) && task->join_waker.vtable) {
+        ac_waker_drop(task->join_waker);
+        task->join_waker.vtable = NULL;
+    }
+    if (complete)
+        unlist((ac_runtime *)task->sched, task);
+    ac__task_ref_dec(task);
+}
+
+/* Leaves w as the waker to wake when the task completes. Returns true if it
+ * has completed (the output is readable), false if w will be woken. */
+static bool join_register(ac__task *task, size_t state, const ac_waker *w)
+{
+    if (!(state & AC__TASK_JOIN_WAKER)) {
+        /* The slot is ours (and empty). */
+        task->join_waker = ac_waker_clone(w);
+        if (ac__task_set_join_waker(task))
+            return false;
+    } else {
+        ac_waker *kept = &task->join_waker;
+        if (kept->data == w->data && kept->vtable == w->vtable)
+            return false;
+        /* Another waker (the join moved to another task): take the slot
+         * back, replace it, hand it over again. */
+        if (!ac__task_unset_join_waker(task))
+            return true;
+        ac_waker_drop(*kept);
+        *kept = ac_waker_clone(w);
+        if (ac__task_set_join_waker(task))
+            return false;
+    }
+    /* Completed meanwhile; the slot stayed ours. */
+    ac_waker_drop(task->join_waker);
+    task->join_waker.vtable = NULL;
+    return true;
+}
+
+ac_poll_t ac_join__poll(struct ac_join__frame *f, ac_context *cx, void *out)
+{
+    ac__spawn_flush();
+    if (!f->handle)
+        ac__bad_resume("ac_join", f->state);
+    ac__task *task = ac__task_of_handle(f->handle);
+    size_t state = ac__task_state(task);
+    if (!(state & AC__TASK_COMPLETE) && !join_register(task, state, cx->waker)) {
+        f->state = AC_STATE_FIRST;
+        return AC_PENDING;
+    }
+    if (!ac_coop_consume(cx)) {
+        ac_waker_wake_by_ref(cx->waker);
+        f->state = AC_STATE_FIRST;
+        return AC_PENDING;
+    }
+    int outcome = task->outcome;
+    size_t size = task->vt->out_size;
+    const char *name = task->vt->name ? task->vt->name : "<unknown>";
+    if (out && size) {
+        if (outcome == 0)
+            memcpy(out, f->handle, size);
+        else
+            memset(out, 0, size);
+    }
+    ac_handle_detach(f->handle); /* consumed */
+    f->handle = NULL;
+    f->state = AC_STATE_RETURNED;
+    if (f->err)
+        *f->err = outcome;
+    else if (outcome)
+        ac_panic("joined task '%s' %s", name,
+                 outcome == AC_ECANCELED ? "was cancelled" : "panicked");
+    return AC_READY;
+}
+
+void ac_join__drop(struct ac_join__frame *f)
+{
+    if (f->handle)
+        ac_handle_detach(f->handle); /* an unfinished join detaches */
+    f->handle = NULL;
+    f->state = AC_STATE_RETURNED;
+}
+
+static ac_poll_t join_vpoll(void *frame, ac_context *cx, void *out)
+{
+    return ac_join__poll(frame, cx, out);
+}
+
+static void join_vdrop(void *frame) { ac_join__drop(frame); }
+
+const ac_future_vt ac_join__vt = {
+    .size = sizeof(struct ac_join__frame),
+    .align = _Alignof(struct ac_join__frame),
+    .out_size = 0,
+    .poll = join_vpoll,
+    .drop = join_vdrop,
+    .name = "ac_join",
+};

@@ -1,0 +1,662 @@
+/*
+ * timer.c: the timer wheel, the time driver, and the time futures (ac_sleep,
+ * ac_sleep_until, ac_interval_tick, and the deadline behind ac_timeout).
+ *
+ * The wheel (internal.h describes it) is Tokio's time/wheel: 6 levels of 64
+ * slots at 1 ms resolution, an occupancy word per level, and cascading of a
+ * higher-level slot's timers into lower levels when the wheel's time reaches
+ * it. Timers are the ac__timer nodes that the futures embed in their frames:
+ * registering one links the node, cancelling unlinks it, and nothing is
+ * allocated for either. One mutex guards a wheel; wakers are woken outside
+ * it, in batches, so a wake that takes an executor's lock never nests in
+ * ours.
+ *
+ * Node life: a future sets `when` and links the node (IDLE -> SLOT), keeping
+ * a clone of its waker in it. When the wheel reaches `when`, the node moves
+ * to the expired list (EXPIRED); whoever advances the wheel then takes the
+ * waker out, stores FIRED (the last write to the node) and wakes it. The
+ * owning future reads the state without the lock: FIRED means the wheel
+ * will never touch the node again, so the frame may complete or be freed.
+ * Dropping a linked node unlinks it and releases the waker (back to IDLE).
+ *
+ * The time driver: one wheel for the process (ac__time_wheel) on the
+ * runtime clock (clock.c). A thread about to park asks
+ * ac__time_park_timeout how long it may sleep and calls ac__time_fire_due
+ * when it wakes; with a paused clock and an idle executor the clock jumps to
+ * the next expiration instead (auto-advance). ac_block_on outside any
+ * runtime does this in its park (executor.c); runtimes (sched.c) get the
+ * same two calls as an ac__driver (ac__time_driver). A timer registered
+ * earlier than the wake-up the driver's thread is waiting for unparks it
+ * (ac__runtime_unpark_one on the registering thread's runtime).
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#define SLOT_BITS 6
+#define SLOT_MASK ((uint64_t)AC__WHEEL_SLOTS - 1)
+/* Deadlines at least this far after the wheel's time share the top level. */
+#define MAX_DURATION ((uint64_t)1 << (SLOT_BITS * AC__WHEEL_LEVELS))
+/* Wakers taken out per lock hold while advancing. */
+#define BATCH 32
+/* Timer futures treat later deadlines as this far away (30 years, Tokio's
+ * far_future), so that a paused clock auto-advancing to a sleep "forever"
+ * takes a few laps of the top level, not 2^28. */
+#define FAR_FUTURE_MS ((uint64_t)30 * 365 * 24 * 3600 * 1000)
+
+/* ======================================================================== */
+/* Nodes and lists                                                           */
+/* ======================================================================== */
+
+static uint8_t load_state(const ac__timer *t) { return __atomic_load_n(&t->state, __ATOMIC_ACQUIRE); }
+static void store_state(ac__timer *t, uint8_t s) { __atomic_store_n(&t->state, s, __ATOMIC_RELEASE); }
+
+static ac_waker node_waker(const ac__timer *t)
+{
+    return (ac_waker){(const ac_waker_vtable *)t->waker_vtable, t->waker_data};
+}
+
+static void set_node_waker(ac__timer *t, ac_waker w)
+{
+    t->waker_vtable = w.vtable;
+    t->waker_data = w.data;
+}
+
+/* Appends t to the circular list at *head. */
+static void list_push(ac__timer **head, ac__timer *t)
+{
+    ac__timer *h = *head;
+    if (!h) {
+        t->next = t->prev = t;
+        *head = t;
+        return;
+    }
+    t->prev = h->prev;
+    t->next = h;
+    h->prev->next = t;
+    h->prev = t;
+}
+
+static void list_remove(ac__timer **head, ac__timer *t)
+{
+    if (t->next == t) {
+        *head = NULL;
+    } else {
+        t->prev->next = t->next;
+        t->next->prev = t->prev;
+        if (*head == t)
+            *head = t->next;
+    }
+    t->next = t->prev = NULL;
+}
+
+static ac__timer *list_pop(ac__timer **head)
+{
+    ac__timer *t = *head;
+    if (t)
+        list_remove(head, t);
+    return t;
+}
+
+/* ======================================================================== */
+/* The wheel                                                                 */
+/* ======================================================================== */
+
+/* A slot due for processing. */
+typedef struct expiration {
+    unsigned level, slot; /* which slot */
+    uint64_t deadline;    /* the wheel's time when it is processed: the slot's start */
+} expiration;
+
+/* The level at which a timer due at `when` goes, when the wheel is at
+ * `elapsed`: the 6-bit group in which the two first differ. */
+static unsigned level_for(uint64_t elapsed, uint64_t when)
+{
+    uint64_t masked = (elapsed ^ when) | SLOT_MASK;
+    if (masked >= MAX_DURATION)
+        masked = MAX_DURATION - 1;
+    unsigned significant = 63u - (unsigned)__builtin_clzll(masked);
+    return significant / SLOT_BITS;
+}
+
+static void link_slot(ac__wheel *w, ac__timer *t)
+{
+    unsigned level = level_for(w->elapsed, t->when);
+    unsigned slot = (unsigned)((t->when >> (level * SLOT_BITS)) & SLOT_MASK);
+    t->level = (uint8_t)level;
+    t->slot = (uint8_t)slot;
+    list_push(&w->levels[level].slots[slot], t);
+    w->levels[level].occupied |= (uint64_t)1 << slot;
+    store_state(t, AC__TIMER_SLOT);
+}
+
+/* Unlinks a node in state SLOT or EXPIRED (the caller sets the new state). */
+static void unlink_node(ac__wheel *w, ac__timer *t)
+{
+    if (load_state(t) == AC__TIMER_EXPIRED) {
+        list_remove(&w->expired, t);
+    } else {
+        ac__timer **slot = &w->levels[t->level].slots[t->slot];
+        list_remove(slot, t);
+        if (!*slot)
+            w->levels[t->level].occupied &= ~((uint64_t)1 << t->slot);
+    }
+    w->count--;
+}
+
+/* The next slot to process, the earliest first: levels are searched from 0
+ * because a timer at level L is due before the start of the wheel's next
+ * level-(L+1) slot, so lower levels always expire first. */
+static bool next_expiration(const ac__wheel *w, expiration *e)
+{
+    for (unsigned level = 0; level < AC__WHEEL_LEVELS; level++) {
+        uint64_t occupied = w->levels[level].occupied;
+        if (!occupied)
+            continue;
+        unsigned shift = level * SLOT_BITS;
+        uint64_t slot_range = (uint64_t)1 << shift;
+        uint64_t level_range = slot_range << SLOT_BITS;
+        /* Search from the slot after the current one, round to the current
+         * one last. Only the top level can hold timers at or behind the
+         * current slot: its slots form a ring that also holds deadlines more
+         * than a rotation away, and those are due a lap later. (Searching
+         * from the current slot, as Tokio's formula does, would let such a
+         * timer hide earlier ones in the slots after it.) */
+        unsigned first = (unsigned)(((w->elapsed >> shift) + 1) & SLOT_MASK);
+        uint64_t rotated = first ? (occupied >> first) | (occupied << (64 - first)) : occupied;
+        unsigned slot = ((unsigned)__builtin_ctzll(rotated) + first) & (unsigned)SLOT_MASK;
+        uint64_t deadline = (w->elapsed & ~(level_range - 1)) + slot * slot_range;
+        if (deadline <= w->elapsed)
+            deadline += level_range;
+        e->level = level;
+        e->slot = slot;
+        e->deadline = deadline;
+        return true;
+    }
+    return false;
+}
+
+/* Processes a slot: its timers that are due expire, the others cascade to
+ * the level their deadline now needs. The whole list is taken first, since a
+ * timer more than a rotation away goes back into the same slot. */
+static void process(ac__wheel *w, const expiration *e)
+{
+    ac__timer *list = w->levels[e->level].slots[e->slot];
+    w->levels[e->level].slots[e->slot] = NULL;
+    w->levels[e->level].occupied &= ~((uint64_t)1 << e->slot);
+    w->elapsed = e->deadline;
+    ac__timer *t;
+    while ((t = list_pop(&list))) {
+        if (t->when <= e->deadline) {
+            list_push(&w->expired, t);
+            store_state(t, AC__TIMER_EXPIRED);
+        } else {
+            link_slot(w, t);
+        }
+    }
+}
+
+void ac__wheel_init(ac__wheel *w, uint64_t now)
+{
+    *w = (ac__wheel){.elapsed = now, .next_wake = UINT64_MAX};
+    pthread_mutex_init(&w->mu, NULL);
+}
+
+void ac__wheel_destroy(ac__wheel *w)
+{
+    if (w->count) {
+        fprintf(stderr, "asyncc: timer wheel destroyed with %zu timers linked\n", w->count);
+        abort();
+    }
+    pthread_mutex_destroy(&w->mu);
+}
+
+ac__insert_outcome ac__wheel_insert(ac__wheel *w, ac__timer *t, uint64_t when, uint64_t now,
+                                    const ac_waker *waker)
+{
+    pthread_mutex_lock(&w->mu);
+    if (w->count == 0 && now > w->elapsed)
+        w->elapsed = now; /* nothing to expire in between: catch up */
+    if (when <= w->elapsed) {
+        pthread_mutex_unlock(&w->mu);
+        return AC__INSERT_DUE;
+    }
+    t->when = when;
+    set_node_waker(t, ac_waker_clone(waker)); /* a CAS on the task, no lock */
+    link_slot(w, t);
+    w->count++;
+    ac__insert_outcome r = AC__INSERT_LINKED;
+    if (when < w->next_wake) {
+        w->next_wake = when; /* one unpark until the parked thread recomputes */
+        r = AC__INSERT_LINKED_EARLY;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return r;
+}
+
+bool ac__wheel_cancel(ac__wheel *w, ac__timer *t)
+{
+    /* IDLE and FIRED are final for everyone but the owner, who is calling. */
+    uint8_t s = load_state(t);
+    if (s == AC__TIMER_IDLE || s == AC__TIMER_FIRED)
+        return false;
+    bool linked = false;
+    ac_waker old;
+    pthread_mutex_lock(&w->mu);
+    s = load_state(t);
+    if (s == AC__TIMER_SLOT || s == AC__TIMER_EXPIRED) {
+        unlink_node(w, t);
+        old = node_waker(t);
+        store_state(t, AC__TIMER_IDLE);
+        linked = true;
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (linked)
+        ac_waker_drop(old); /* may take an executor's lock: not under ours */
+    return linked;
+}
+
+bool ac__wheel_refresh(ac__wheel *w, ac__timer *t, const ac_waker *waker)
+{
+    uint8_t s = load_state(t);
+    if (s == AC__TIMER_FIRED || s == AC__TIMER_IDLE)
+        return true;
+    /* Only the owner (this poll) writes the waker fields: no lock to compare. */
+    if (t->waker_data == waker->data && t->waker_vtable == waker->vtable)
+        return false;
+    bool replaced = false;
+    ac_waker old;
+    pthread_mutex_lock(&w->mu);
+    s = load_state(t);
+    if (s == AC__TIMER_SLOT || s == AC__TIMER_EXPIRED) {
+        old = node_waker(t);
+        set_node_waker(t, ac_waker_clone(waker));
+        replaced = true;
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (replaced)
+        ac_waker_drop(old);
+    return !replaced;
+}
+
+uint64_t ac__wheel_next_expiration(ac__wheel *w)
+{
+    pthread_mutex_lock(&w->mu);
+    expiration e;
+    uint64_t r = w->expired ? w->elapsed : next_expiration(w, &e) ? e.deadline : UINT64_MAX;
+    pthread_mutex_unlock(&w->mu);
+    return r;
+}
+
+static void wake_all(ac_waker *batch, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        ac_waker_wake(batch[i]);
+}
+
+size_t ac__wheel_advance(ac__wheel *w, uint64_t now)
+{
+    ac_waker batch[BATCH];
+    size_t n = 0, woken = 0;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        ac__timer *t = list_pop(&w->expired);
+        if (t) {
+            batch[n++] = node_waker(t);
+            w->count--;
+            store_state(t, AC__TIMER_FIRED); /* the last touch of the node */
+            if (n == BATCH) {
+                pthread_mutex_unlock(&w->mu);
+                wake_all(batch, n);
+                woken += n;
+                n = 0;
+                pthread_mutex_lock(&w->mu);
+            }
+            continue;
+        }
+        /* All expired timers are woken before the next slot is processed,
+         * which keeps the wakes in deadline order. */
+        expiration e;
+        if (!next_expiration(w, &e) || e.deadline > now)
+            break;
+        process(w, &e);
+    }
+    if (now > w->elapsed)
+        w->elapsed = now;
+    pthread_mutex_unlock(&w->mu);
+    wake_all(batch, n);
+    return woken + n;
+}
+
+size_t ac__wheel_count(ac__wheel *w)
+{
+    pthread_mutex_lock(&w->mu);
+    size_t n = w->count;
+    pthread_mutex_unlock(&w->mu);
+    return n;
+}
+
+/* ======================================================================== */
+/* The time driver                                                           */
+/* ======================================================================== */
+
+/* The process's wheel. Its time starts at 0, where the runtime clock does. */
+static ac__wheel wheel = {.mu = PTHREAD_MUTEX_INITIALIZER, .next_wake = UINT64_MAX};
+
+ac__wheel *ac__time_wheel(void) { return &wheel; }
+
+int64_t ac__time_park_timeout(bool idle)
+{
+    pthread_mutex_lock(&wheel.mu);
+    expiration e;
+    uint64_t next = wheel.expired ? wheel.elapsed : next_expiration(&wheel, &e) ? e.deadline : UINT64_MAX;
+    if (next == UINT64_MAX) {
+        wheel.next_wake = UINT64_MAX;
+        pthread_mutex_unlock(&wheel.mu);
+        return -1;
+    }
+    if (ac__clock_paused()) {
+        /* Real time does not move a paused clock: sleeping on it is
+         * pointless. Idle, it jumps to the next expiration; otherwise it
+         * waits for a wake (or an ac_time_advance). */
+        wheel.next_wake = UINT64_MAX;
+        pthread_mutex_unlock(&wheel.mu);
+        if (!idle || !ac__clock_can_auto_advance())
+            return -1;
+        ac__clock_advance_to_ms(next);
+        return 0;
+    }
+    uint64_t now = ac__clock_now_ns();
+    int64_t timeout = 0;
+    if (next > now / 1000000u + (uint64_t)INT32_MAX)
+        timeout = INT32_MAX; /* far away: wake up once in a while anyway */
+    else if (next * 1000000u > now)
+        timeout = (int64_t)((next * 1000000u - now + 999999u) / 1000000u);
+    wheel.next_wake = timeout ? next : UINT64_MAX;
+    pthread_mutex_unlock(&wheel.mu);
+    return timeout;
+}
+
+void ac__time_fire_due(void) { ac__wheel_advance(&wheel, ac_now_ms()); }
+
+static int64_t driver_next_deadline(void *ctx)
+{
+    (void)ctx;
+    bool idle = false;
+    if (ac__clock_paused()) {
+        ac_runtime *rt = ac_runtime_current(); /* the parking worker's */
+        idle = rt && ac__runtime_all_idle(rt);
+    }
+    return ac__time_park_timeout(idle);
+}
+
+static void driver_fire_due(void *ctx)
+{
+    (void)ctx;
+    ac__time_fire_due();
+}
+
+const ac__driver ac__time_driver = {driver_next_deadline, driver_fire_due, NULL};
+
+/* A timer was registered earlier than the parked worker's wake-up. */
+static void unpark_driver(void)
+{
+    ac_runtime *rt = ac_runtime_current();
+    if (rt)
+        ac__runtime_unpark_one(rt);
+}
+
+/* ======================================================================== */
+/* Timer futures                                                             */
+/* ======================================================================== */
+
+/* The deadline ms from now on the runtime clock, rounded up so that the
+ * timer never completes early; saturates. */
+static uint64_t deadline_after(uint64_t ms)
+{
+    uint64_t now = ac__clock_now_ns();
+    uint64_t whole = now / 1000000u, part = now % 1000000u;
+    if (ms >= UINT64_MAX - whole - 1)
+        return UINT64_MAX;
+    return whole + ms + (part ? 1 : 0);
+}
+
+/* Starts the idle node t, whose `when` is set, for the waker: returns true,
+ * with nothing registered, when it is already due. */
+static bool timer_start(ac__timer *t, const ac_waker *waker)
+{
+    uint64_t now = ac_now_ms();
+    if (t->when <= now)
+        return true;
+    if (t->when - now > FAR_FUTURE_MS)
+        t->when = now + FAR_FUTURE_MS;
+    switch (ac__wheel_insert(&wheel, t, t->when, now, waker)) {
+    case AC__INSERT_DUE:
+        return true;
+    case AC__INSERT_LINKED_EARLY:
+        unpark_driver();
+        return false;
+    case AC__INSERT_LINKED:
+        break;
+    }
+    return false;
+}
+
+/* A later poll of a started node: returns true, with nothing registered,
+ * once it has fired or its deadline has passed (an executor that is never
+ * idle may not have fired it yet: this keeps such a timer on time). */
+static bool timer_poll(ac__timer *t, const ac_waker *waker)
+{
+    if (ac__wheel_refresh(&wheel, t, waker))
+        return true;
+    if (t->when <= ac_now_ms()) {
+        ac__wheel_cancel(&wheel, t);
+        return true;
+    }
+    return false;
+}
+
+static void timer_stop(ac__timer *t) { ac__wheel_cancel(&wheel, t); }
+
+static void timer_init(ac__timer *t, uint64_t when)
+{
+    t->next = t->prev = NULL;
+    t->when = when;
+    t->waker_vtable = t->waker_data = NULL;
+    t->state = AC__TIMER_IDLE;
+    t->level = t->slot = 0;
+}
+
+/* ---- ac_sleep, ac_sleep_until ------------------------------------------- */
+
+/* Shared poll: both frames are a node and a state. */
+static ac_poll_t sleep_poll(ac__timer *t, uint8_t *state, ac_context *cx, const char *name)
+{
+    switch (*state) {
+    case AC_STATE_UNRESUMED:
+        if (!timer_start(t, cx->waker)) {
+            *state = AC_STATE_FIRST;
+            return AC_PENDING;
+        }
+        /* Ready without waiting (sleep(0), a late interval): spend budget,
+         * so that a loop of such awaits still lets other tasks run. */
+        if (!ac_coop_consume(cx)) {
+            ac_waker_wake_by_ref(cx->waker);
+            return AC_PENDING; /* nothing registered; the next poll retries */
+        }
+        break;
+    case AC_STATE_FIRST:
+        if (!timer_poll(t, cx->waker))
+            return AC_PENDING;
+        break;
+    default:
+        ac__bad_resume(name, *state);
+    }
+    *state = AC_STATE_RETURNED;
+    return AC_READY;
+}
+
+void ac_sleep__init(struct ac_sleep__frame *f, uint64_t ms)
+{
+    timer_init(&f->timer, ms == 0 ? ac_now_ms() : deadline_after(ms));
+    f->state = AC_STATE_UNRESUMED;
+}
+
+ac_poll_t ac_sleep__poll(struct ac_sleep__frame *f, ac_context *cx, void *out)
+{
+    (void)out;
+    return sleep_poll(&f->timer, &f->state, cx, "ac_sleep");
+}
+
+void ac_sleep__drop(struct ac_sleep__frame *f)
+{
+    if (f->state == AC_STATE_FIRST)
+        timer_stop(&f->timer);
+    f->state = AC_STATE_RETURNED;
+}
+
+static ac_poll_t sleep_vpoll(void *f, ac_context *cx, void *out) { return ac_sleep__poll(f, cx, out); }
+static void sleep_vdrop(void *f) { ac_sleep__drop(f); }
+
+const ac_future_vt ac_sleep__vt = {
+    sizeof(struct ac_sleep__frame), _Alignof(struct ac_sleep__frame), 0,
+    sleep_vpoll, sleep_vdrop, "ac_sleep",
+};
+
+void ac_sleep_until__init(struct ac_sleep_until__frame *f, uint64_t deadline_ms)
+{
+    timer_init(&f->timer, deadline_ms);
+    f->state = AC_STATE_UNRESUMED;
+}
+
+ac_poll_t ac_sleep_until__poll(struct ac_sleep_until__frame *f, ac_context *cx, void *out)
+{
+    (void)out;
+    return sleep_poll(&f->timer, &f->state, cx, "ac_sleep_until");
+}
+
+void ac_sleep_until__drop(struct ac_sleep_until__frame *f)
+{
+    if (f->state == AC_STATE_FIRST)
+        timer_stop(&f->timer);
+    f->state = AC_STATE_RETURNED;
+}
+
+static ac_poll_t sleep_until_vpoll(void *f, ac_context *cx, void *out)
+{
+    return ac_sleep_until__poll(f, cx, out);
+}
+static void sleep_until_vdrop(void *f) { ac_sleep_until__drop(f); }
+
+const ac_future_vt ac_sleep_until__vt = {
+    sizeof(struct ac_sleep_until__frame), _Alignof(struct ac_sleep_until__frame), 0,
+    sleep_until_vpoll, sleep_until_vdrop, "ac_sleep_until",
+};
+
+/* ---- ac_interval -------------------------------------------------------- */
+
+struct ac_interval {
+    uint64_t next;   /* the next tick's scheduled time (ms) */
+    uint64_t period; /* ms between ticks */
+    int policy;      /* AC_TICK_* */
+};
+
+ac_interval *ac_interval_new(uint64_t period_ms, int missed_tick_policy)
+{
+    if (period_ms == 0 || missed_tick_policy < AC_TICK_BURST || missed_tick_policy > AC_TICK_SKIP)
+        return NULL;
+    ac_interval *iv = malloc(sizeof *iv);
+    if (!iv)
+        return NULL;
+    iv->next = ac_now_ms();
+    iv->period = period_ms;
+    iv->policy = missed_tick_policy;
+    return iv;
+}
+
+void ac_interval_free(ac_interval *iv) { free(iv); }
+
+void ac_interval_tick__init(struct ac_interval_tick__frame *f, ac_interval *iv)
+{
+    timer_init(&f->timer, 0);
+    f->iv = iv;
+    f->state = AC_STATE_UNRESUMED;
+}
+
+ac_poll_t ac_interval_tick__poll(struct ac_interval_tick__frame *f, ac_context *cx, uint64_t *out)
+{
+    /* The tick is only taken from the interval when it completes, so a
+     * dropped tick future leaves the schedule as it was. */
+    if (f->state == AC_STATE_UNRESUMED)
+        f->timer.when = f->iv->next;
+    if (sleep_poll(&f->timer, &f->state, cx, "ac_interval_tick") == AC_PENDING)
+        return AC_PENDING;
+    ac_interval *iv = f->iv;
+    iv->next = ac__interval_next(f->timer.when, ac_now_ms(), iv->period, iv->policy);
+    *out = f->timer.when;
+    return AC_READY;
+}
+
+void ac_interval_tick__drop(struct ac_interval_tick__frame *f)
+{
+    if (f->state == AC_STATE_FIRST)
+        timer_stop(&f->timer);
+    f->state = AC_STATE_RETURNED;
+}
+
+static ac_poll_t interval_tick_vpoll(void *f, ac_context *cx, void *out)
+{
+    return ac_interval_tick__poll(f, cx, out);
+}
+static void interval_tick_vdrop(void *f) { ac_interval_tick__drop(f); }
+
+const ac_future_vt ac_interval_tick__vt = {
+    sizeof(struct ac_interval_tick__frame), _Alignof(struct ac_interval_tick__frame),
+    sizeof(uint64_t), interval_tick_vpoll, interval_tick_vdrop, "ac_interval_tick",
+};
+
+/* ---- The deadline of ac_timeout ----------------------------------------- */
+
+/* States: AC_STATE_UNRESUMED (armed, not registered), AC_STATE_FIRST
+ * (registered), AC_STATE_RETURNED (expired, or dropped). */
+
+void ac_deadline__init(struct ac_deadline__frame *f, uint64_t ms)
+{
+    f->start = ac_now_ms();
+    timer_init(&f->timer, ms == 0 ? f->start : deadline_after(ms));
+    f->state = AC_STATE_UNRESUMED;
+}
+
+int ac_deadline__expired(struct ac_deadline__frame *f, ac_context *cx)
+{
+    switch (f->state) {
+    case AC_STATE_UNRESUMED:
+        if (!timer_start(&f->timer, cx->waker)) {
+            f->state = AC_STATE_FIRST;
+            return 0;
+        }
+        break;
+    case AC_STATE_FIRST:
+        if (!timer_poll(&f->timer, cx->waker))
+            return 0;
+        break;
+    default:
+        break;
+    }
+    f->state = AC_STATE_RETURNED;
+    return 1;
+}
+
+uint64_t ac_deadline__elapsed_ms(const struct ac_deadline__frame *f)
+{
+    uint64_t now = ac_now_ms();
+    return now > f->start ? now - f->start : 0;
+}
+
+void ac_deadline__drop(struct ac_deadline__frame *f)
+{
+    if (f->state == AC_STATE_FIRST)
+        timer_stop(&f->timer);
+    f->state = AC_STATE_RETURNED;
+}

@@ -1,0 +1,1163 @@
+/*
+ * runtime_sched.c: runtimes and their schedulers (sched.c): the builder,
+ * block_on on both flavours, many tasks on two workers, work stealing, the
+ * bounded LIFO slot, the cooperative budget, wakes from foreign threads,
+ * shutdown, the driver hooks, and a million spawned tasks.
+ *
+ * Futures are lowered by hand (docs/runtime-abi.md). A root `script` runs a
+ * test's body, a switch on `step`, with an embedded join frame. Nothing here
+ * asserts a timing: where a test waits for another thread, it waits for an
+ * event, with a generous bound that only a hang would reach.
+ */
+#define _GNU_SOURCE /* pthread_getname_np */
+#define ASYNCC_RUNTIME_INTERNAL 1
+#include <asyncc.h>
+
+#include "../../runtime/src/internal.h"
+
+#include <check.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ------------------------------------------------------------------------ */
+/* Helpers and futures                                                      */
+/* ------------------------------------------------------------------------ */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+typedef struct counters {
+    atomic_int polls;   /* polls of the futures sharing these counters */
+    atomic_int drops;   /* their drops */
+    atomic_int done;    /* those that returned ready */
+    atomic_long yields; /* pending polls */
+} counters;
+
+static counters cnt; /* each test runs in its own process */
+
+/* async(int) value(int v, int yields, counters *c): yields, then returns v. */
+typedef struct value_frame {
+    unsigned ac_state; /* 0 unresumed, 1 returned, 3 yielding */
+    int v;             /* parameter */
+    int yields;        /* parameter: yields left */
+    counters *c;       /* parameter */
+} value_frame;
+
+static void value__init(void *frame, int v, int yields, counters *c)
+{
+    value_frame *f = frame;
+    f->ac_state = AC_STATE_UNRESUMED;
+    f->v = v;
+    f->yields = yields;
+    f->c = c;
+}
+
+static ac_poll_t value_poll(void *frame, ac_context *cx, void *out)
+{
+    value_frame *f = frame;
+    if (f->ac_state == AC_STATE_RETURNED)
+        ac__bad_resume("value", f->ac_state);
+    f->ac_state = AC_STATE_FIRST;
+    if (f->yields-- > 0) {
+        ac_waker_wake_by_ref(cx->waker);
+        return AC_PENDING;
+    }
+    f->ac_state = AC_STATE_RETURNED;
+    *(int *)out = f->v;
+    return AC_READY;
+}
+
+/* The same, counting (the stress test leaves the counters out). */
+static ac_poll_t counted_poll(void *frame, ac_context *cx, void *out)
+{
+    value_frame *f = frame;
+    atomic_fetch_add(&f->c->polls, 1);
+    ac_poll_t r = value_poll(frame, cx, out);
+    if (r == AC_READY)
+        atomic_fetch_add(&f->c->done, 1);
+    else
+        atomic_fetch_add(&f->c->yields, 1);
+    return r;
+}
+
+static void value_drop(void *frame) { ((value_frame *)frame)->ac_state = AC_STATE_RETURNED; }
+
+static void counted_drop(void *frame)
+{
+    value_frame *f = frame;
+    atomic_fetch_add(&f->c->drops, 1);
+    f->ac_state = AC_STATE_RETURNED;
+}
+
+static const ac_future_vt value_vt = {
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), value_poll, value_drop, "value",
+};
+static const ac_future_vt counted_vt = {
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), counted_poll, counted_drop, "counted",
+};
+
+static int *spawn_vt(const ac_future_vt *vt, int v, int yields, counters *c)
+{
+    void *fr = ac__task_frame_new(vt);
+    value__init(fr, v, yields, c);
+    return ac__spawn(fr);
+}
+
+/* async(void) never(counters *c): pending forever; with keep, it keeps a
+ * waker clone in *keep (released by its drop), else none. */
+typedef struct never_frame {
+    unsigned ac_state; /* 0 unresumed, 1 returned, 3 waiting */
+    counters *c;       /* parameter */
+    ac_waker kept;     /* the clone, when keeping */
+    bool keep;         /* parameter */
+} never_frame;
+
+static ac_poll_t never_poll(void *frame, ac_context *cx, void *out)
+{
+    never_frame *f = frame;
+    (void)out;
+    atomic_fetch_add(&f->c->polls, 1);
+    if (f->keep && f->ac_state != AC_STATE_FIRST)
+        f->kept = ac_waker_clone(cx->waker);
+    f->ac_state = AC_STATE_FIRST;
+    return AC_PENDING;
+}
+
+static void never_drop(void *frame)
+{
+    never_frame *f = frame;
+    atomic_fetch_add(&f->c->drops, 1);
+    if (f->keep && f->ac_state == AC_STATE_FIRST)
+        ac_waker_drop(f->kept);
+    f->ac_state = AC_STATE_RETURNED;
+}
+
+static const ac_future_vt never_vt = {
+    sizeof(never_frame), _Alignof(never_frame), 0, never_poll, never_drop, "never",
+};
+
+static void *spawn_never(bool keep, counters *c)
+{
+    never_frame *f = ac__task_frame_new(&never_vt);
+    memset(f, 0, sizeof *f);
+    f->c = c;
+    f->keep = keep;
+    return ac__spawn(f);
+}
+
+/* Root futures: the body is the test's code. */
+typedef struct script script;
+typedef ac_poll_t (*body_fn)(script *s, ac_context *cx, int *out);
+
+struct script {
+    unsigned ac_state;          /* 0 unresumed, 1 returned, 3 running */
+    body_fn body;               /* the test's code */
+    int step;                   /* where the body resumes */
+    struct ac_join__frame join; /* an await of a handle; handle NULL when idle */
+    int err;                    /* the join's error */
+    int value;                  /* the join's output */
+    long i;                     /* a loop counter */
+    long sum;                   /* an accumulator */
+    void *p;                    /* test data */
+};
+
+static ac_poll_t script_poll(void *frame, ac_context *cx, void *out)
+{
+    script *s = frame;
+    s->ac_state = AC_STATE_FIRST;
+    ac_poll_t r = s->body(s, cx, out);
+    if (r == AC_READY)
+        s->ac_state = AC_STATE_RETURNED;
+    return r;
+}
+
+static void script_drop(void *frame)
+{
+    script *s = frame;
+    if (s->join.handle)
+        ac_join__drop(&s->join);
+    s->ac_state = AC_STATE_RETURNED;
+}
+
+static const ac_future_vt script_vt = {
+    sizeof(script), _Alignof(script), sizeof(int), script_poll, script_drop, "script",
+};
+
+static ac_runtime *new_runtime(int flavor, unsigned workers)
+{
+    ac_runtime_config c;
+    ac_runtime_config_init(&c);
+    c.flavor = flavor;
+    c.workers = workers;
+    ac_runtime *rt = NULL;
+    ck_assert_int_eq(ac_runtime_new(&c, &rt), 0);
+    ck_assert_ptr_nonnull(rt);
+    return rt;
+}
+
+static int block_on_script(ac_runtime *rt, body_fn body, script *s, void *p, int *out)
+{
+    memset(s, 0, sizeof *s);
+    s->body = body;
+    s->p = p;
+    return ac_runtime_block_on(rt, &script_vt, s, out);
+}
+
+static int run_script(int flavor, unsigned workers, body_fn body, script *s, void *p, int *out)
+{
+    ac_runtime *rt = new_runtime(flavor, workers);
+    int err = block_on_script(rt, body, s, p, out);
+    ac_runtime_free(rt);
+    return err;
+}
+
+/* Waits (yielding the task) until *flag is at least n. */
+#define AWAIT_AT_LEAST(flag, n)                                                \
+    do {                                                                       \
+        if (atomic_load(flag) < (n)) {                                         \
+            ac_waker_wake_by_ref(cx->waker);                                   \
+            return AC_PENDING;                                                 \
+        }                                                                      \
+    } while (0)
+
+/* ------------------------------------------------------------------------ */
+/* Builder and block_on                                                     */
+/* ------------------------------------------------------------------------ */
+
+START_TEST(config_init_sets_the_documented_defaults)
+{
+    ac_runtime_config c;
+    memset(&c, 0xab, sizeof c);
+    ac_runtime_config_init(&c);
+    ck_assert_int_eq(c.flavor, AC_RUNTIME_MULTI_THREAD);
+    ck_assert_uint_eq(c.workers, 0);
+    ck_assert_ptr_null(c.thread_name);
+    ck_assert_uint_eq(c.thread_stack_size, 0);
+    ck_assert_uint_eq(c.max_blocking_threads, 512);
+    ck_assert_uint_eq(c.blocking_keep_alive_ms, 10000);
+    ck_assert_uint_eq(c.coop_budget, 128);
+    ck_assert_int_eq(c.start_paused, 0);
+}
+END_TEST
+
+START_TEST(runtime_new_rejects_invalid_configurations)
+{
+    ac_runtime *rt = NULL;
+    ac_runtime_config c;
+    ck_assert_int_eq(ac_runtime_new(NULL, NULL), AC_EINVAL);
+    ac_runtime_config_init(&c);
+    c.flavor = 7;
+    ck_assert_int_eq(ac_runtime_new(&c, &rt), AC_EINVAL);
+    ac_runtime_config_init(&c);
+    c.coop_budget = 0;
+    ck_assert_int_eq(ac_runtime_new(&c, &rt), AC_EINVAL);
+    ac_runtime_config_init(&c);
+    c.workers = 5000;
+    ck_assert_int_eq(ac_runtime_new(&c, &rt), AC_EINVAL);
+    ac_runtime_config_init(&c);
+    c.max_blocking_threads = 0;
+    ck_assert_int_eq(ac_runtime_new(&c, &rt), AC_EINVAL);
+    ac_runtime_config_init(&c);
+    c.thread_stack_size = 1; /* below PTHREAD_STACK_MIN */
+    ck_assert_int_eq(ac_runtime_new(&c, &rt), AC_EINVAL);
+    ck_assert_ptr_null(rt);
+    /* Defaults: one worker per core; freeing an idle runtime is fine. */
+    ck_assert_int_eq(ac_runtime_new(NULL, &rt), 0);
+    ac_runtime_free(rt);
+    ac_runtime_free(NULL);
+}
+END_TEST
+
+static ac_poll_t current_body(script *s, ac_context *cx, int *out)
+{
+    ck_assert_ptr_eq(ac_runtime_current(), s->p);
+    switch (s->step) {
+    case 0:
+        s->step = 1;
+        ac_waker_wake_by_ref(cx->waker);
+        return AC_PENDING;
+    case 1:
+        *out = 42;
+        return AC_READY;
+    }
+    ac__bad_resume("script", (unsigned)s->step);
+}
+
+START_TEST(block_on_runs_the_future_with_the_runtime_current_on_both_flavours)
+{
+    for (int flavor = 0; flavor <= 1; flavor++) {
+        ac_runtime *rt = new_runtime(flavor, 2);
+        for (int round = 0; round < 3; round++) { /* a runtime can be entered again */
+            script s;
+            int out = 0;
+            ck_assert_int_eq(block_on_script(rt, current_body, &s, rt, &out), 0);
+            ck_assert_int_eq(out, 42);
+            ck_assert_ptr_null(ac_runtime_current());
+        }
+        ac_runtime_free(rt);
+    }
+}
+END_TEST
+
+START_TEST(block_on_reports_a_future_nothing_can_wake_on_both_flavours)
+{
+    for (int flavor = 0; flavor <= 1; flavor++) {
+        ac_runtime *rt = new_runtime(flavor, 2);
+        never_frame f;
+        memset(&f, 0, sizeof f);
+        f.c = &cnt;
+        ck_assert_int_eq(ac_runtime_block_on(rt, &never_vt, &f, NULL), AC_EDEADLK);
+        ck_assert_int_eq(ac_runtime_block_on(rt, &never_vt, NULL, NULL), AC_EINVAL);
+        ck_assert_int_eq(ac_runtime_block_on(NULL, &never_vt, &f, NULL), AC_EINVAL);
+        ac_runtime_free(rt);
+    }
+    ck_assert_int_eq(atomic_load(&cnt.drops), 2);
+}
+END_TEST
+
+static ac_runtime *nested_rt;
+static int nested_result;
+
+static ac_poll_t nested_poll(void *frame, ac_context *cx, void *out)
+{
+    value_frame *f = frame;
+    (void)cx;
+    value_frame inner;
+    value__init(&inner, 1, 0, &cnt);
+    int v = 0;
+    nested_result = ac_runtime_block_on(nested_rt, &value_vt, &inner, &v);
+    f->ac_state = AC_STATE_RETURNED;
+    *(int *)out = 0;
+    return AC_READY;
+}
+
+static const ac_future_vt nested_vt = {
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), nested_poll, value_drop, "nested",
+};
+
+static ac_poll_t nested_body(script *s, ac_context *cx, int *out)
+{
+    switch (s->step) {
+    case 0: {
+        void *fr = ac__task_frame_new(&nested_vt);
+        value__init(fr, 0, 0, &cnt);
+        ac_join__init(&s->join, ac__spawn(fr), &s->err);
+        s->step = 1;
+    }
+        /* fallthrough */
+    case 1:
+        if (ac_join__poll(&s->join, cx, &s->value) == AC_PENDING)
+            return AC_PENDING;
+        *out = 0;
+        return AC_READY;
+    }
+    ac__bad_resume("script", (unsigned)s->step);
+}
+
+START_TEST(block_on_of_a_current_thread_runtime_already_running_is_busy)
+{
+    nested_rt = new_runtime(AC_RUNTIME_CURRENT_THREAD, 0);
+    script s;
+    int out = -1;
+    ck_assert_int_eq(block_on_script(nested_rt, nested_body, &s, NULL, &out), 0);
+    ck_assert_int_eq(nested_result, AC_EBUSY);
+    ac_runtime_free(nested_rt);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* Many tasks, stealing, LIFO, coop                                         */
+/* ------------------------------------------------------------------------ */
+
+static ac_poll_t hundred_body(script *s, ac_context *cx, int *out)
+{
+    int **hs = s->p;
+    switch (s->step) {
+    case 0:
+        for (int i = 0; i < 100; i++)
+            hs[i] = spawn_vt(&counted_vt, i, 100, &cnt);
+        s->step = 1;
+        for (s->i = 0; s->i < 100; s->i++) {
+            ac_join__init(&s->join, hs[s->i], &s->err);
+            /* fallthrough */
+    case 1:
+            if (ac_join__poll(&s->join, cx, &s->value) == AC_PENDING)
+                return AC_PENDING;
+            ck_assert_int_eq(s->err, 0);
+            s->sum += s->value;
+        }
+        *out = (int)s->sum;
+        return AC_READY;
+    }
+    ac__bad_resume("script", (unsigned)s->step);
+}
+
+START_TEST(hundred_tasks_yielding_a_hundred_times_all_complete_on_two_workers)
+{
+    int *hs[100];
+    script s;
+    int out = 0;
+    ck_assert_int_eq(run_script(AC_RUNTIME_MULTI_THREAD, 2, hundred_body, &s, hs, &out), 0);
+    ck_assert_int_eq(out, 99 * 100 / 2);
+    ck_assert_int_eq(atomic_load(&cnt.polls), 100 * 101);
+    ck_assert_int_eq(atomic_load(&cnt.done), 100);
+    ck_assert_int_eq(atomic_load(&cnt.drops), 100);
+}
+END_TEST
+
+/* Worker threads carry the configured name. */
+static char seen_name[32];
+
+static ac_poll_t name_poll(void *frame, ac_context *cx, void *out)
+{
+    (void)frame, (void)cx;
+    pthread_getname_np(pthread_self(), seen_name, sizeof seen_name);
+    *(int *)out = 0;
+    return AC_READY;
+}
+
+static const ac_future_vt name_vt = {
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), name_poll, value_drop, "name",
+};
+
+static ac_poll_t name_body(script *s, ac_context *cx, int *out)
+{
+    switch (s->step) {
+    case 0:
+        ac_join__init(&s->join, spawn_vt(&name_vt, 0, 0, &cnt), &s->err);
+        s->step = 1;
+        /* fallthrough */
+    case 1:
+        if (ac_join__poll(&s->join, cx, &s->value) == AC_PENDING)
+            return AC_PENDING;
+        *out = 0;
+        return AC_READY;
+    }
+    ac__bad_resume("script", (unsigned)s->step);
+}
+
+START_TEST(worker_threads_carry_the_configured_name)
+{
+    ac_runtime_config c;
+    ac_runtime_config_init(&c);
+    c.workers = 1;
+    c.thread_stack_size = 1 << 20;
+    char name[] = "sched-test-worker-long";
+    c.thread_name = name;
+    ac_runtime *rt;
+    ck_assert_int_eq(ac_runtime_new(&c, &rt), 0);
+    memset(name, 0, sizeof name); /* the runtime keeps its own copy */
+    script s;
+    int out = -1;
+    ck_assert_int_eq(block_on_script(rt, name_body, &s, NULL, &out), 0);
+    ck_assert_str_eq(seen_name, "sched-test-work"); /* 15 characters */
+    ac_runtime_free(rt);
+    ck_assert_int_eq(run_script(AC_RUNTIME_MULTI_THREAD, 1, name_body, &s, NULL, &out), 0);
+    ck_assert_str_eq(seen_name, "asyncc-worker");
+}
+END_TEST
+
+/*
+ * Stealing: a spawner task spawns 100 short tasks, then a spinner, on its
+ * own worker: the short ones wait in that worker's ring and the spinner
+ * takes the LIFO slot, then spins without yielding until all of them have
+ * completed (at most 10 s). Only the other worker, stealing from the ring,
+ * can complete them.
+ */
+static atomic_int spinner_saw_all;
+
+static ac_poll_t spinner_poll(void *frame, ac_context *cx, void *out)
+{
+    value_frame *f = frame;
+    (void)cx;
+    double until = now_s() + 10;
+    while (atomic_load(&cnt.done) < 100 && now_s() < until)
+        ;
+    atomic_store(&spinner_saw_all, atomic_load(&cnt.done) == 100);
+    f->ac_state = AC_STATE_RETURNED;
+    *(int *)out = 0;
+    return AC_READY;
+}
+
+static const ac_future_vt spinner_vt = {
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), spinner_poll, value_drop, "spinner",
+};
+
+static ac_poll_t spawner_poll(void *frame, ac_context *cx, void *out)
+{
+    value_frame *f = frame;
+    (void)cx;
+    for (int i = 0; i < 100; i++)
+        ac_handle_detach(spawn_vt(&counted_vt, i, 3, &cnt));
+    ac_handle_detach(spawn_vt(&spinner_vt, 0, 0, &cnt));
+    f->ac_state = AC_STATE_RETURNED;
+    *(int *)out = 0;
+    return AC_READY;
+}
+
+static const ac_future_vt spawner_vt = {
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), spawner_poll, value_drop, "spawner",
+};
+
+static ac_poll_t steal_body(script *s, ac_context *cx, int *out)
+{
+    switch (s->step) {
+    case 0:
+        ac_handle_detach(spawn_vt(&spawner_vt, 0, 0, &cnt));
+        s->step = 1;
+        /* fallthrough */
+    case 1:
+        if (!atomic_load(&spinner_saw_all) && atomic_load(&cnt.done) < 100) {
+            sched_yield();
+            ac_waker_wake_by_ref(cx->waker);
+            return AC_PENDING;
+        }
+        *out = 0;
+        return AC_READY;
+    }
+    ac__bad_resume("script", (unsigned)s->step);
+}
+
+START_TEST(a_worker_blocked_in_a_long_poll_does_not_stop_the_others)
+{
+    ac_runtime *rt = new_runtime(AC_RUNTIME_MULTI_THREAD, 2);
+    script s;
+    int out = -1;
+    ck_assert_int_eq(block_on_script(rt, steal_body, &s, NULL, &out), 0);
+    ac_runtime_free(rt); /* joins the workers: the spinner has finished */
+    ck_assert_int_eq(atomic_load(&spinner_saw_all), 1);
+}
+END_TEST
+
+/*
+ * LIFO: on one worker, A and B wake each other forever, each wake putting
+ * the other in the LIFO slot. A task C spawned from outside must still run:
+ * C ends the game.
+ */
+typedef struct game {
+    ac_waker a, b;        /* each player's waker, once it has played */
+    bool has_a, has_b;    /* which are set (the worker is the only player) */
+    atomic_long rounds;   /* wakes passed */
+    atomic_int over;      /* set by C */
+} game;
+
+static game the_game;
+
+static ac_poll_t player_poll(void *frame, ac_context *cx, void *out)
+{
+    value_frame *f = frame; /* v: 0 is A, 1 is B */
+    (void)out;
+    game *g = &the_game;
+    if (atomic_load(&g->over)) {
+        f->ac_state = AC_STATE_RETURNED;
+        return AC_READY;
+    }
+    ac_waker *mine = f->v ? &g->b : &g->a, *theirs = f->v ? &g->a : &g->b;
+    bool *has_mine = f->v ? &g->has_b : &g->has_a, *has_theirs = f->v ? &g->has_a : &g->has_b;
+    if (*has_mine)
+        ac_waker_drop(*mine);
+    *mine = ac_waker_clone(cx->waker);
+    *has_mine = true;
+    if (*has_theirs) {
+        *has_theirs = false;
+        atomic_fetch_add(&g->rounds, 1);
+        ac_waker_wake(*theirs);
+    }
+    f->ac_state = AC_STATE_FIRST;
+    return AC_PENDING;
+}
+
+static void player_drop(void *frame) { ((value_frame *)frame)->ac_state = AC_STATE_RETURNED; }
+
+static const ac_future_vt player_vt = {
+    sizeof(value_frame), _Alignof(value_frame), 0, player_poll, player_drop, "player",
+};
+
+static ac_poll_t ender_poll(void *frame, ac_context *cx, void *out)
+{
+    (void)frame, (void)cx, (void)out;
+    atomic_store(&the_game.over, 1);
+    return AC_READY;
+}
+
+static const ac_future_vt ender_vt = {
+    sizeof(value_frame), _Alignof(value_frame), 0, ender_poll, player_drop, "ender",
+};
+
+static ac_poll_t lifo_body(script *s, ac_context *cx, int *out)
+{
+    switch (s->step) {
+    case 0:
+        ac_handle_detach(spawn_vt(&player_vt, 0, 0, &cnt));
+        ac_handle_detach(spawn_vt(&player_vt, 1, 0, &cnt));
+        s->step = 1;
+        /* fallthrough */
+    case 1:
+        if (atomic_load(&the_game.rounds) < 1000) {
+            sched_yield();
+            ac_waker_wake_by_ref(cx->waker);
+            return AC_PENDING;
+        }
+        s->sum = atomic_load(&the_game.rounds);
+        ac_join__init(&s->join, spawn_vt(&ender_vt, 0, 0, &cnt), &s->err);
+        s->step = 2;
+        /* fallthrough */
+    case 2:
+        if (ac_join__poll(&s->join, cx, NULL) == AC_PENDING)
+            return AC_PENDING;
+        *out = (int)(atomic_load(&the_game.rounds) - s->sum);
+        return AC_READY;
+    }
+    ac__bad_resume("script", (unsigned)s->step);
+}
+
+START_TEST(a_ping_pong_pair_in_the_lifo_slot_cannot_starve_a_third_task)
+{
+    ac_runtime *rt = new_runtime(AC_RUNTIME_MULTI_THREAD, 1);
+    script s;
+    int rounds_before_c = -1;
+    ck_assert_int_eq(block_on_script(rt, lifo_body, &s, NULL, &rounds_before_c), 0);
+    ac_runtime_free(rt); /* the players' wakers are given back when they are cancelled */
+    /* C waited behind a bounded number of rounds (the inject queue is looked
+     * at every 61 turns of at most 3 LIFO polls each). */
+    ck_assert_int_lt(rounds_before_c, 100000);
+}
+END_TEST
+
+/* A task that always finds its work ready: only the budget makes it yield. */
+static atomic_int stop_busy;
+static atomic_int busy_first_run; /* units spent before the first exhaustion */
+
+static ac_poll_t busy_poll(void *frame, ac_context *cx, void *out)
+{
+    value_frame *f = frame;
+    int spent = 0;
+    while (!atomic_load(&stop_busy)) {
+        if (!ac_coop_consume(cx)) {
+            if (atomic_load(&busy_first_run) == 0)
+                atomic_store(&busy_first_run, spent);
+            atomic_fetch_add(&cnt.yields, 1);
+            ac_waker_wake_by_ref(cx->waker);
+            return AC_PENDING;
+        }
+        spent++;
+    }
+    f->ac_state = AC_STATE_RETURNED;
+    *(int *)out = 0;
+    return AC_READY;
+}
+
+static const ac_future_vt busy_vt = {
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), busy_poll, value_drop, "busy",
+};
+
+static ac_poll_t stopper_poll(void *frame, ac_context *cx, void *out)
+{
+    (void)frame, (void)cx;
+    atomic_store(&stop_busy, 1);
+    *(int *)out = 0;
+    return AC_READY;
+}
+
+static const ac_future_vt stopper_vt = {
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), stopper_poll, value_drop, "stopper",
+};
+
+static ac_poll_t coop_body(script *s, ac_context *cx, int *out)
+{
+    switch (s->step) {
+    case 0:
+        ac_join__init(&s->join, spawn_vt(&busy_vt, 0, 0, &cnt), &s->err);
+        ac_handle_detach(spawn_vt(&stopper_vt, 0, 0, &cnt)); /* queued behind busy */
+        s->step = 1;
+        /* fallthrough */
+    case 1:
+        if (ac_join__poll(&s->join, cx, &s->value) == AC_PENDING)
+            return AC_PENDING;
+        *out = 0;
+        return AC_READY;
+    }
+    ac__bad_resume("script", (unsigned)s->step);
+}
+
+START_TEST(the_coop_budget_makes_a_task_that_never_waits_yield)
+{
+    ac_runtime_config c;
+    ac_runtime_config_init(&c);
+    c.flavor = AC_RUNTIME_CURRENT_THREAD;
+    c.coop_budget = 10;
+    ac_runtime *rt;
+    ck_assert_int_eq(ac_runtime_new(&c, &rt), 0);
+    script s;
+    int out = -1;
+    ck_assert_int_eq(block_on_script(rt, coop_body, &s, NULL, &out), 0);
+    ac_runtime_free(rt);
+    ck_assert_int_eq(atomic_load(&busy_first_run), 10);
+    ck_assert_int_ge(atomic_load(&cnt.yields), 1);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* Wakes from foreign threads                                               */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Four threads outside the runtime each play ping-pong with one task: on
+ * every poll the task hands a waker clone to its thread, which wakes it at
+ * once, racing with the workers' way to sleep. 25,000 rounds each: 100,000
+ * wakes, and a lost one would hang the test.
+ */
+enum { FOREIGN = 4, FOREIGN_ROUNDS = 25000 };
+
+typedef struct mailbox {
+    pthread_mutex_t mu; /* guards the fields below */
+    pthread_cond_t cv;  /* signalled when full or done changes */
+    ac_waker waker;     /* the clone handed over */
+    bool full;          /* waker holds a clone not yet taken */
+    bool done;          /* no more clones will come */
+    long woken;         /* wakes sent */
+} mailbox;
+
+static mailbox boxes[FOREIGN];
+
+static void *foreign_main(void *arg)
+{
+    mailbox *box = arg;
+    pthread_mutex_lock(&box->mu);
+    for (;;) {
+        while (!box->full && !box->done)
+            pthread_cond_wait(&box->cv, &box->mu);
+        if (!box->full)
+            break;
+        ac_waker w = box->waker;
+        box->full = false;
+        box->woken++;
+        pthread_mutex_unlock(&box->mu);
+        if (box->woken % 2)
+            ac_waker_wake(w);
+        else {
+            ac_waker_wake_by_ref(&w);
+            ac_waker_drop(w);
+        }
+        pthread_mutex_lock(&box->mu);
+    }
+    pthread_mutex_unlock(&box->mu);
+    return NULL;
+}
+
+static ac_poll_t pinger_poll(void *frame, ac_context *cx, void *out)
+{
+    value_frame *f = frame; /* v: the mailbox; yields: rounds left */
+    mailbox *box = &boxes[f->v];
+    if (f->yields-- == 0) {
+        pthread_mutex_lock(&box->mu);
+        box->done = true;
+        pthread_cond_signal(&box->cv);
+        pthread_mutex_unlock(&box->mu);
+        f->ac_state = AC_STATE_RETURNED;
+        *(int *)out = 0;
+        return AC_READY;
+    }
+    pthread_mutex_lock(&box->mu);
+    ck_assert(!box->full);
+    box->waker = ac_waker_clone(cx->waker);
+    box->full = true;
+    pthread_cond_signal(&box->cv);
+    pthread_mutex_unlock(&box->mu);
+    f->ac_state = AC_STATE_FIRST;
+    return AC_PENDING;
+}
+
+static const ac_future_vt pinger_vt = {
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), pinger_poll, value_drop, "pinger",
+};
+
+static ac_poll_t foreign_body(script *s, ac_context *cx, int *out)
+{
+    int **hs = s->p;
+    switch (s->step) {
+    case 0:
+        for (int i = 0; i < FOREIGN; i++)
+            hs[i] = spawn_vt(&pinger_vt, i, FOREIGN_ROUNDS, &cnt);
+        s->step = 1;
+        for (s->i = 0; s->i < FOREIGN; s->i++) {
+            ac_join__init(&s->join, hs[s->i], &s->err);
+            /* fallthrough */
+    case 1:
+            if (ac_join__poll(&s->join, cx, &s->value) == AC_PENDING)
+                return AC_PENDING;
+        }
+        *out = 0;
+        return AC_READY;
+    }
+    ac__bad_resume("script", (unsigned)s->step);
+}
+
+START_TEST(wakes_from_foreign_threads_are_not_lost)
+{
+    for (int flavor = 0; flavor <= 1; flavor++) {
+        pthread_t th[FOREIGN];
+        for (int i = 0; i < FOREIGN; i++) {
+            boxes[i] = (mailbox){.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+            ck_assert_int_eq(pthread_create(&th[i], NULL, foreign_main, &boxes[i]), 0);
+        }
+        int *hs[FOREIGN];
+        script s;
+        int out = -1;
+        ck_assert_int_eq(run_script(flavor, 2, foreign_body, &s, hs, &out), 0);
+        long total = 0;
+        for (int i = 0; i < FOREIGN; i++) {
+            pthread_join(th[i], NULL);
+            total += boxes[i].woken;
+        }
+        ck_assert_int_eq(total, FOREIGN * FOREIGN_ROUNDS);
+    }
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* Shutdown                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* async(void) spawn_in_drop(): pending forever; its drop spawns a task
+ * (cancelled at once: the runtime is shutting down) and detaches it. */
+static atomic_int drop_spawn_err = 1;
+
+static void spawn_in_drop_drop(void *frame)
+{
+    never_drop(frame);
+    never_frame *f = frame;
+    int *h = spawn_vt(&counted_vt, 1, 0, f->c);
+    struct ac_join__frame j;
+    int err = 1, v = -1;
+    ac_join__init(&j, h, &err);
+    ac_context cx = {.waker = ac_waker_noop()};
+    /* Cancelled already: ready at once. (No ck_assert here: see below.) */
+    atomic_store(&drop_spawn_err, ac_join__poll(&j, &cx, &v) == AC_READY ? err : 1);
+}
+
+static const ac_future_vt spawn_in_drop_vt = {
+    sizeof(never_frame), _Alignof(never_frame), 0, never_poll, spawn_in_drop_drop, "spawn_in_drop",
+};
+
+/* Leaves the runtime with tasks in every state, then returns. */
+static ac_poll_t leave_tasks_body(script *s, ac_context *cx, int *out)
+{
+    switch (s->step) {
+    case 0:
+        ac_handle_detach(spawn_never(true, &cnt));  /* waiting, waker kept, detached */
+        (void)spawn_never(false, &cnt);             /* orphaned, handle never consumed */
+        (void)spawn_vt(&counted_vt, 5, 0, &cnt);    /* completes; handle never consumed */
+        ac_handle_detach(spawn_vt(&counted_vt, 6, 1000000000, &cnt)); /* yields forever */
+        {
+            never_frame *f = ac__task_frame_new(&spawn_in_drop_vt);
+            memset(f, 0, sizeof *f);
+            f->c = &cnt;
+            ac_handle_detach(ac__spawn(f));
+        }
+        s->step = 1;
+        /* fallthrough */
+    case 1:
+        AWAIT_AT_LEAST(&cnt.polls, 6); /* each has run at least once */
+        (void)spawn_vt(&counted_vt, 7, 0, &cnt); /* queued, never polled */
+        *out = 0;
+        return AC_READY;
+    }
+    ac__bad_resume("script", (unsigned)s->step);
+}
+
+START_TEST(shutdown_cancels_remaining_tasks_and_runs_their_drops)
+{
+    for (int flavor = 0; flavor <= 1; flavor++) {
+        memset(&cnt, 0, sizeof cnt);
+        atomic_store(&drop_spawn_err, 1);
+        ac_runtime *rt = new_runtime(flavor, 2);
+        script s;
+        int out = -1;
+        ck_assert_int_eq(block_on_script(rt, leave_tasks_body, &s, NULL, &out), 0);
+        ac_runtime_free(rt);
+        /* Six futures and the one spawned by a drop: one drop each (the
+         * completed one at completion, the unpolled one without a poll). */
+        ck_assert_int_eq(atomic_load(&cnt.drops), 7);
+        ck_assert_int_eq(atomic_load(&drop_spawn_err), AC_ECANCELED);
+    }
+}
+END_TEST
+
+START_TEST(shutdown_frees_the_memory_of_every_task)
+{
+    /* The current-thread runtime allocates everything on this thread, so
+     * glibc's main-arena statistics see it all. They count the blocks that
+     * glibc keeps cached for reuse as in use, so the first rounds settle
+     * that cache; then a round must give back exactly what it took. */
+    for (int round = 0; round < 24; round++) {
+        /* No ck_assert in between: Check allocates for its own bookkeeping. */
+        ac_runtime_config c;
+        ac_runtime_config_init(&c);
+        c.flavor = AC_RUNTIME_CURRENT_THREAD;
+        ac_runtime *rt = NULL;
+        script s;
+        int out = -1;
+        struct mallinfo2 before = mallinfo2();
+        int made = ac_runtime_new(&c, &rt);
+        int ran = made ? made : block_on_script(rt, leave_tasks_body, &s, NULL, &out);
+        ac_runtime_free(rt);
+        struct mallinfo2 after = mallinfo2();
+        ck_assert_int_eq(made, 0);
+        ck_assert_int_eq(ran, 0);
+        if (round >= 20)
+            ck_assert_uint_eq(after.uordblks, before.uordblks);
+    }
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* The driver hooks                                                         */
+/* ------------------------------------------------------------------------ */
+
+/* A stand-in for the time driver: one timer, armed by a future. */
+typedef struct fake_driver {
+    pthread_mutex_t mu;   /* guards the fields below */
+    double deadline;      /* when the armed timer is due (now_s clock) */
+    bool armed;           /* a waker waits for fire_due */
+    ac_waker waker;       /* that waker */
+    atomic_int asked;     /* next_deadline_ms calls */
+    atomic_int fired;     /* fire_due calls that woke the waker */
+    atomic_int idle_seen; /* next_deadline_ms calls that saw ac__runtime_all_idle */
+} fake_driver;
+
+static fake_driver fake = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static int64_t fake_next(void *ctx)
+{
+    fake_driver *d = ctx;
+    atomic_fetch_add(&d->asked, 1);
+    ac_runtime *rt = ac_runtime_current();
+    ck_assert_ptr_nonnull(rt);
+    if (ac__runtime_all_idle(rt))
+        atomic_fetch_add(&d->idle_seen, 1);
+    pthread_mutex_lock(&d->mu);
+    int64_t r = -1;
+    if (d->armed) {
+        double left = d->deadline - now_s();
+        r = left <= 0 ? 0 : (int64_t)(left * 1000) + 1;
+    }
+    pthread_mutex_unlock(&d->mu);
+    return r;
+}
+
+static void fake_fire(void *ctx)
+{
+    fake_driver *d = ctx;
+    pthread_mutex_lock(&d->mu);
+    bool wake = d->armed && now_s() >= d->deadline;
+    ac_waker w = d->waker;
+    if (wake)
+        d->armed = false;
+    pthread_mutex_unlock(&d->mu);
+    if (wake) {
+        atomic_fetch_add(&d->fired, 1);
+        ac_waker_wake(w);
+    }
+}
+
+static const ac__driver fake_hooks = {fake_next, fake_fire, &fake};
+
+/* async(int) fake_sleep(int ms): arms the fake timer, ready once fired. */
+static ac_poll_t fake_sleep_poll(void *frame, ac_context *cx, void *out)
+{
+    value_frame *f = frame;
+    if (f->ac_state == AC_STATE_FIRST) {
+        pthread_mutex_lock(&fake.mu);
+        bool armed = fake.armed;
+        pthread_mutex_unlock(&fake.mu);
+        if (!armed) {
+            f->ac_state = AC_STATE_RETURNED;
+            *(int *)out = 1;
+            return AC_READY;
+        }
+        return AC_PENDING;
+    }
+    pthread_mutex_lock(&fake.mu);
+    fake.deadline = now_s() + f->v / 1000.0;
+    fake.waker = ac_waker_clone(cx->waker);
+    fake.armed = true;
+    pthread_mutex_unlock(&fake.mu);
+    f->ac_state = AC_STATE_FIRST;
+    ac__runtime_unpark_one(ac_runtime_current()); /* an earlier deadline */
+    return AC_PENDING;
+}
+
+static const ac_future_vt fake_sleep_vt = {
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), fake_sleep_poll, value_drop,
+    "fake_sleep",
+};
+
+static ac_poll_t sleep_body(script *s, ac_context *cx, int *out)
+{
+    switch (s->step) {
+    case 0:
+        ac_join__init(&s->join, spawn_vt(&fake_sleep_vt, 20, 0, &cnt), &s->err);
+        s->step = 1;
+        /* fallthrough */
+    case 1:
+        if (ac_join__poll(&s->join, cx, &s->value) == AC_PENDING)
+            return AC_PENDING;
+        *out = s->value;
+        return AC_READY;
+    }
+    ac__bad_resume("script", (unsigned)s->step);
+}
+
+START_TEST(a_parked_thread_holding_the_driver_wakes_for_its_deadline_and_fires)
+{
+    for (int flavor = 0; flavor <= 1; flavor++) {
+        atomic_store(&fake.fired, 0);
+        ac_runtime *rt = new_runtime(flavor, 2);
+        ac__runtime_set_driver(rt, &fake_hooks);
+        script s;
+        int out = -1;
+        /* Nothing but the driver can wake the sleeping task. */
+        ck_assert_int_eq(block_on_script(rt, sleep_body, &s, NULL, &out), 0);
+        ck_assert_int_eq(out, 1);
+        ck_assert_int_eq(atomic_load(&fake.fired), 1);
+        ac__runtime_set_driver(rt, NULL);
+        ac_runtime_free(rt);
+    }
+}
+END_TEST
+
+START_TEST(an_idle_runtime_says_so_to_its_driver)
+{
+    atomic_store(&fake.idle_seen, 0);
+    ac_runtime *rt = new_runtime(AC_RUNTIME_MULTI_THREAD, 2);
+    ac__runtime_set_driver(rt, &fake_hooks);
+    /* Both workers go to sleep; the last one wakes the driver's holder,
+     * which asks again and sees an idle runtime. */
+    double until = now_s() + 10;
+    while (atomic_load(&fake.idle_seen) == 0 && now_s() < until)
+        sched_yield();
+    ck_assert_int_ge(atomic_load(&fake.idle_seen), 1);
+    ck_assert_int_eq(ac__runtime_all_idle(rt), 1);
+    /* unpark_one makes the holder ask again. */
+    int asked = atomic_load(&fake.asked);
+    ac__runtime_unpark_one(rt);
+    until = now_s() + 10;
+    while (atomic_load(&fake.asked) == asked && now_s() < until)
+        sched_yield();
+    ck_assert_int_gt(atomic_load(&fake.asked), asked);
+    ac__runtime_set_driver(rt, NULL);
+    ac_runtime_free(rt);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* Stress                                                                   */
+/* ------------------------------------------------------------------------ */
+
+enum { MILLION = 1000000 };
+
+static ac_poll_t million_body(script *s, ac_context *cx, int *out)
+{
+    int **hs = s->p;
+    switch (s->step) {
+    case 0:
+        for (int i = 0; i < MILLION; i++)
+            hs[i] = spawn_vt(&value_vt, i & 0xffff, 0, &cnt);
+        s->step = 1;
+        for (s->i = 0; s->i < MILLION; s->i++) {
+            ac_join__init(&s->join, hs[s->i], &s->err);
+            /* fallthrough */
+    case 1:
+            if (ac_join__poll(&s->join, cx, &s->value) == AC_PENDING)
+                return AC_PENDING;
+            if (s->err || s->value != (int)(s->i & 0xffff))
+                return *out = -1, AC_READY;
+            s->sum += s->value;
+        }
+        *out = 0;
+        return AC_READY;
+    }
+    ac__bad_resume("script", (unsigned)s->step);
+}
+
+START_TEST(a_million_spawned_tasks_are_all_joined)
+{
+    int **hs = malloc(MILLION * sizeof *hs);
+    ck_assert_ptr_nonnull(hs);
+    script s;
+    int out = -1;
+    double t0 = now_s();
+    ck_assert_int_eq(run_script(AC_RUNTIME_MULTI_THREAD, 2, million_body, &s, hs, &out), 0);
+    double t = now_s() - t0;
+    ck_assert_int_eq(out, 0);
+    long expect = (long)(MILLION / 65536) * (65535L * 65536 / 2);
+    for (long i = (long)(MILLION / 65536) * 65536; i < MILLION; i++)
+        expect += i & 0xffff;
+    ck_assert_int_eq(s.sum, expect);
+    free(hs);
+    /* Information only: tests never assert timings. */
+    printf("spawn+join of 1,000,000 tasks on 2 workers: %.0f ns/task\n", t * 1e9 / MILLION);
+}
+END_TEST
+
+static Suite *sched_suite(void)
+{
+    Suite *s = suite_create("runtime_sched");
+
+    TCase *tc = tcase_create("runtime");
+    tcase_set_timeout(tc, 20);
+    tcase_add_test(tc, config_init_sets_the_documented_defaults);
+    tcase_add_test(tc, runtime_new_rejects_invalid_configurations);
+    tcase_add_test(tc, block_on_runs_the_future_with_the_runtime_current_on_both_flavours);
+    tcase_add_test(tc, block_on_reports_a_future_nothing_can_wake_on_both_flavours);
+    tcase_add_test(tc, block_on_of_a_current_thread_runtime_already_running_is_busy);
+    tcase_add_test(tc, worker_threads_carry_the_configured_name);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("scheduling");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, hundred_tasks_yielding_a_hundred_times_all_complete_on_two_workers);
+    tcase_add_test(tc, a_worker_blocked_in_a_long_poll_does_not_stop_the_others);
+    tcase_add_test(tc, a_ping_pong_pair_in_the_lifo_slot_cannot_starve_a_third_task);
+    tcase_add_test(tc, the_coop_budget_makes_a_task_that_never_waits_yield);
+    tcase_add_test(tc, wakes_from_foreign_threads_are_not_lost);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("shutdown");
+    tcase_set_timeout(tc, 20);
+    tcase_add_test(tc, shutdown_cancels_remaining_tasks_and_runs_their_drops);
+    tcase_add_test(tc, shutdown_frees_the_memory_of_every_task);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("driver");
+    tcase_set_timeout(tc, 20);
+    tcase_add_test(tc, a_parked_thread_holding_the_driver_wakes_for_its_deadline_and_fires);
+    tcase_add_test(tc, an_idle_runtime_says_so_to_its_driver);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("stress");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, a_million_spawned_tasks_are_all_joined);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(sched_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,1237 @@
+/*
+ * runtime_timer.c: the timer wheel (driven directly with a virtual time), the
+ * runtime clock and its pause, the time futures (ac_sleep, ac_sleep_until,
+ * ac_interval_tick, the deadline behind ac_timeout), and the time driver
+ * under ac_block_on and under a runtime (sched.c).
+ *
+ * No test sleeps to prove timing: the wheel tests pass their own `now`, the
+ * future tests pause the runtime clock and move it with ac_time_advance
+ * (which wakes due timers on the calling thread) or let ac_block_on
+ * auto-advance it. Futures are polled by hand with probe wakers that count
+ * what is done with them and log the order of wakes.
+ */
+#define ASYNCC_RUNTIME_INTERNAL 1
+#include <asyncc.h>
+
+#include "../../runtime/src/internal.h"
+
+#include <check.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------ */
+/* Probe wakers                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* What a test knows about one timer: its waker's data. */
+typedef struct probe {
+    uint64_t when;           /* the deadline the test gave it */
+    uint64_t fired_at;       /* virtual time of its wake (wheel tests) */
+    atomic_int clones;       /* waker clones made */
+    atomic_int wakes;        /* wakes by value (each releases a clone) */
+    atomic_int wakes_by_ref; /* wakes by reference */
+    atomic_int drops;        /* clones released without a wake */
+} probe;
+
+/* Wakes in order, for the ordering tests (wakes happen on the test thread). */
+static probe **wake_log;
+static size_t wake_log_len, wake_log_cap;
+/* The virtual time the current wheel advance goes to, stamped on wakes. */
+static uint64_t virtual_now;
+
+static void log_wake(probe *p)
+{
+    p->fired_at = virtual_now;
+    if (wake_log_len == wake_log_cap) {
+        wake_log_cap = wake_log_cap ? 2 * wake_log_cap : 1024;
+        wake_log = realloc(wake_log, wake_log_cap * sizeof *wake_log);
+        ck_assert_ptr_nonnull(wake_log);
+    }
+    wake_log[wake_log_len++] = p;
+}
+
+static void reset_wake_log(void)
+{
+    free(wake_log);
+    wake_log = NULL;
+    wake_log_len = wake_log_cap = 0;
+}
+
+static const ac_waker_vtable probe_vtable;
+
+static ac_waker probe_clone(const void *d)
+{
+    atomic_fetch_add(&((probe *)d)->clones, 1);
+    return (ac_waker){&probe_vtable, d};
+}
+static void probe_wake(const void *d)
+{
+    atomic_fetch_add(&((probe *)d)->wakes, 1);
+    log_wake((probe *)d);
+}
+static void probe_wake_by_ref(const void *d) { atomic_fetch_add(&((probe *)d)->wakes_by_ref, 1); }
+static void probe_drop(const void *d) { atomic_fetch_add(&((probe *)d)->drops, 1); }
+
+static const ac_waker_vtable probe_vtable = {probe_clone, probe_wake, probe_wake_by_ref, probe_drop};
+
+static ac_waker probe_waker(probe *p) { return (ac_waker){&probe_vtable, p}; }
+
+/* Clones of the probe's waker not yet given back. */
+static int outstanding(probe *p) { return p->clones - p->wakes - p->drops; }
+
+/* A thread-safe waker that only counts wakes, for the concurrency test. */
+static atomic_long counted_wakes;
+static const ac_waker_vtable count_vtable;
+static ac_waker count_clone(const void *d) { return (ac_waker){&count_vtable, d}; }
+static void count_wake(const void *d)
+{
+    (void)d;
+    atomic_fetch_add(&counted_wakes, 1);
+}
+static void count_nothing(const void *d) { (void)d; }
+static const ac_waker_vtable count_vtable = {count_clone, count_wake, count_wake, count_nothing};
+
+/* Deterministic random numbers (xorshift), so failures reproduce. */
+static uint64_t rng_state = 88172645463325252ull;
+static uint64_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+/* Advances a test wheel to t, stamping wakes with t. */
+static size_t advance(ac__wheel *w, uint64_t t)
+{
+    virtual_now = t;
+    return ac__wheel_advance(w, t);
+}
+
+static uint8_t timer_state(const ac__timer *t) { return __atomic_load_n(&t->state, __ATOMIC_ACQUIRE); }
+
+/* ------------------------------------------------------------------------ */
+/* The wheel                                                                 */
+/* ------------------------------------------------------------------------ */
+
+START_TEST(wheel_places_timers_at_every_level_and_fires_each_exactly_on_time)
+{
+    ac__wheel w;
+    ac__wheel_init(&w, 0);
+    /* The level is the 6-bit group in which deadline and wheel time first
+     * differ; beyond 2^36 ms everything shares the top level. */
+    const uint64_t when[] = {1, 64, 4096, 1ull << 18, 1ull << 24, 1ull << 30, 1ull << 40};
+    const unsigned level[] = {0, 1, 2, 3, 4, 5, 5};
+    enum { N = sizeof when / sizeof when[0] };
+    ac__timer t[N];
+    probe p[N];
+    memset(t, 0, sizeof t);
+    memset(p, 0, sizeof p);
+    for (int i = 0; i < N; i++) {
+        ac_waker wk = probe_waker(&p[i]);
+        ck_assert_int_ne(ac__wheel_insert(&w, &t[i], when[i], 0, &wk), AC__INSERT_DUE);
+        ck_assert_uint_eq(t[i].level, level[i]);
+        ck_assert_uint_eq(timer_state(&t[i]), AC__TIMER_SLOT);
+    }
+    ck_assert_uint_eq(ac__wheel_count(&w), N);
+    for (int i = 0; i < N; i++) {
+        ck_assert_uint_eq(advance(&w, when[i] - 1), 0); /* not a ms early */
+        ck_assert_int_eq(p[i].wakes, 0);
+        ck_assert_uint_eq(advance(&w, when[i]), 1);
+        ck_assert_int_eq(p[i].wakes, 1);
+        ck_assert_uint_eq(p[i].fired_at, when[i]);
+        ck_assert_uint_eq(timer_state(&t[i]), AC__TIMER_FIRED);
+        ck_assert_int_eq(outstanding(&p[i]), 0);
+    }
+    ck_assert_uint_eq(ac__wheel_count(&w), 0);
+    ck_assert_uint_eq(ac__wheel_next_expiration(&w), UINT64_MAX);
+    ac__wheel_destroy(&w);
+    reset_wake_log();
+}
+END_TEST
+
+START_TEST(wheel_cascades_a_timer_down_level_by_level)
+{
+    ac__wheel w;
+    ac__wheel_init(&w, 0);
+    ac__timer t = {0};
+    probe p = {0};
+    ac_waker wk = probe_waker(&p);
+    const uint64_t when = 4096 + 3 * 64 + 5; /* level 2, slot 1 */
+    ac__wheel_insert(&w, &t, when, 0, &wk);
+    ck_assert_uint_eq(t.level, 2);
+    ck_assert_uint_eq(t.slot, 1);
+    /* The wheel next has work at the start of that slot, not at `when`. */
+    ck_assert_uint_eq(ac__wheel_next_expiration(&w), 4096);
+
+    ck_assert_uint_eq(advance(&w, 4096), 0); /* cascades to level 1 */
+    ck_assert_uint_eq(t.level, 1);
+    ck_assert_uint_eq(t.slot, 3);
+    ck_assert_uint_eq(ac__wheel_next_expiration(&w), 4096 + 3 * 64);
+
+    ck_assert_uint_eq(advance(&w, 4096 + 3 * 64), 0); /* to level 0 */
+    ck_assert_uint_eq(t.level, 0);
+    ck_assert_uint_eq(t.slot, 5);
+    ck_assert_uint_eq(ac__wheel_next_expiration(&w), when);
+
+    ck_assert_uint_eq(advance(&w, when - 1), 0);
+    ck_assert_uint_eq(advance(&w, when), 1);
+    ck_assert_uint_eq(p.fired_at, when);
+    ac__wheel_destroy(&w);
+    reset_wake_log();
+}
+END_TEST
+
+START_TEST(wheel_timer_beyond_the_top_level_laps_until_due)
+{
+    ac__wheel w;
+    ac__wheel_init(&w, 1000);
+    ac__timer t = {0};
+    probe p = {0};
+    ac_waker wk = probe_waker(&p);
+    const uint64_t when = 1000 + (1ull << 36) * 3 + 12345;
+    ac__wheel_insert(&w, &t, when, 1000, &wk);
+    ck_assert_uint_eq(t.level, AC__WHEEL_LEVELS - 1);
+    ck_assert_uint_eq(advance(&w, when - 1), 0);
+    ck_assert_uint_eq(ac__wheel_count(&w), 1);
+    ck_assert_uint_eq(advance(&w, when), 1);
+    ck_assert_uint_eq(p.fired_at, when);
+    ac__wheel_destroy(&w);
+    reset_wake_log();
+}
+END_TEST
+
+START_TEST(wheel_timer_a_lap_away_does_not_hide_an_earlier_top_level_timer)
+{
+    /* Both at level 5: `far` wraps into the wheel's current top-level slot,
+     * `near` sits in the next one and is due first. */
+    ac__wheel w;
+    ac__wheel_init(&w, 5);
+    ac__timer far = {0}, near = {0};
+    probe pf = {0}, pn = {0};
+    ac_waker wf = probe_waker(&pf), wn = probe_waker(&pn);
+    ac__wheel_insert(&w, &far, (1ull << 36) + 7, 5, &wf);
+    ac__wheel_insert(&w, &near, 1ull << 30, 5, &wn);
+    ck_assert_uint_eq(far.level, 5);
+    ck_assert_uint_eq(far.slot, 0);
+    ck_assert_uint_eq(near.slot, 1);
+    ck_assert_uint_eq(ac__wheel_next_expiration(&w), 1ull << 30);
+    ck_assert_uint_eq(advance(&w, 1ull << 30), 1);
+    ck_assert_int_eq(pn.wakes, 1);
+    ck_assert_uint_eq(advance(&w, (1ull << 36) + 6), 0);
+    ck_assert_uint_eq(advance(&w, (1ull << 36) + 7), 1);
+    ck_assert_int_eq(pf.wakes, 1);
+    ac__wheel_destroy(&w);
+    reset_wake_log();
+}
+END_TEST
+
+START_TEST(wheel_refuses_a_timer_that_is_already_due)
+{
+    ac__wheel w;
+    ac__wheel_init(&w, 500);
+    ac__timer t = {0};
+    probe p = {0};
+    ac_waker wk = probe_waker(&p);
+    ck_assert_int_eq(ac__wheel_insert(&w, &t, 500, 500, &wk), AC__INSERT_DUE);
+    ck_assert_int_eq(ac__wheel_insert(&w, &t, 3, 500, &wk), AC__INSERT_DUE);
+    ck_assert_int_eq(p.clones, 0); /* nothing kept */
+    ck_assert_uint_eq(timer_state(&t), AC__TIMER_IDLE);
+    ck_assert_uint_eq(ac__wheel_count(&w), 0);
+    ac__wheel_destroy(&w);
+}
+END_TEST
+
+START_TEST(wheel_fires_timers_in_deadline_order_then_insertion_order)
+{
+    enum { N = 5000 };
+    ac__wheel w;
+    ac__wheel_init(&w, 0);
+    ac__timer *t = calloc(N, sizeof *t);
+    probe *p = calloc(N, sizeof *p);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_ptr_nonnull(p);
+    for (int i = 0; i < N; i++) {
+        /* Deadlines across three levels, with many ties. */
+        p[i].when = 1 + rnd() % 20000;
+        ac_waker wk = probe_waker(&p[i]);
+        ac__wheel_insert(&w, &t[i], p[i].when, 0, &wk);
+    }
+    ck_assert_uint_eq(advance(&w, 20000), N); /* one jump over all of them */
+    ck_assert_uint_eq(wake_log_len, N);
+    for (size_t i = 1; i < wake_log_len; i++) {
+        ck_assert_uint_le(wake_log[i - 1]->when, wake_log[i]->when);
+        if (wake_log[i - 1]->when == wake_log[i]->when)
+            ck_assert((uintptr_t)wake_log[i - 1] < (uintptr_t)wake_log[i]); /* p[] is insertion order */
+    }
+    ac__wheel_destroy(&w);
+    free(t);
+    free(p);
+    reset_wake_log();
+}
+END_TEST
+
+START_TEST(wheel_cancel_unlinks_the_timer_and_releases_its_waker)
+{
+    ac__wheel w;
+    ac__wheel_init(&w, 0);
+    ac__timer t[3] = {{0}};
+    probe p[3] = {{0}};
+    for (int i = 0; i < 3; i++) {
+        ac_waker wk = probe_waker(&p[i]);
+        ac__wheel_insert(&w, &t[i], 10, 0, &wk); /* one slot */
+    }
+    ck_assert(ac__wheel_cancel(&w, &t[1]));
+    ck_assert_uint_eq(timer_state(&t[1]), AC__TIMER_IDLE);
+    ck_assert_int_eq(p[1].drops, 1);
+    ck_assert_int_eq(outstanding(&p[1]), 0);
+    ck_assert(!ac__wheel_cancel(&w, &t[1])); /* twice: nothing to do */
+    ck_assert_uint_eq(ac__wheel_count(&w), 2);
+
+    ck_assert_uint_eq(advance(&w, 10), 2);
+    ck_assert_int_eq(p[0].wakes, 1);
+    ck_assert_int_eq(p[1].wakes, 0);
+    ck_assert_int_eq(p[2].wakes, 1);
+    /* Cancelling a fired timer does nothing: its waker went to the wake. */
+    ck_assert(!ac__wheel_cancel(&w, &t[0]));
+    ck_assert_int_eq(p[0].drops, 0);
+    ck_assert_uint_eq(ac__wheel_next_expiration(&w), UINT64_MAX);
+    ac__wheel_destroy(&w);
+    reset_wake_log();
+}
+END_TEST
+
+START_TEST(wheel_cancel_of_the_last_timer_in_a_slot_clears_the_slot)
+{
+    ac__wheel w;
+    ac__wheel_init(&w, 0);
+    ac__timer a = {0}, b = {0};
+    probe p = {0};
+    ac_waker wk = probe_waker(&p);
+    ac__wheel_insert(&w, &a, 7, 0, &wk);
+    ac__wheel_insert(&w, &b, 9000, 0, &wk);
+    ck_assert_uint_eq(ac__wheel_next_expiration(&w), 7);
+    ac__wheel_cancel(&w, &a);
+    ck_assert_uint_eq(w.levels[0].occupied, 0);
+    ck_assert_uint_eq(ac__wheel_next_expiration(&w), 8192); /* b's level-2 slot */
+    ac__wheel_cancel(&w, &b);
+    ck_assert_uint_eq(ac__wheel_next_expiration(&w), UINT64_MAX);
+    ck_assert_int_eq(outstanding(&p), 0);
+    ac__wheel_destroy(&w);
+}
+END_TEST
+
+START_TEST(wheel_refresh_replaces_the_waker_of_another_task)
+{
+    ac__wheel w;
+    ac__wheel_init(&w, 0);
+    ac__timer t = {0};
+    probe first = {0}, second = {0};
+    ac_waker a = probe_waker(&first), b = probe_waker(&second);
+    ac__wheel_insert(&w, &t, 5, 0, &a);
+    ck_assert(!ac__wheel_refresh(&w, &t, &a)); /* same waker: kept as it is */
+    ck_assert_int_eq(first.clones, 1);
+    ck_assert(!ac__wheel_refresh(&w, &t, &b));
+    ck_assert_int_eq(first.drops, 1);
+    ck_assert_int_eq(second.clones, 1);
+    advance(&w, 5);
+    ck_assert_int_eq(first.wakes, 0);
+    ck_assert_int_eq(second.wakes, 1);
+    ck_assert(ac__wheel_refresh(&w, &t, &b)); /* fired */
+    ac__wheel_destroy(&w);
+    reset_wake_log();
+}
+END_TEST
+
+START_TEST(wheel_holds_a_million_pending_timers_and_cancelling_them_returns_all_memory)
+{
+    enum { N = 1000000 };
+    struct mallinfo2 before = mallinfo2();
+    ac__wheel *w = malloc(sizeof *w);
+    ac__timer *t = calloc(N, sizeof *t);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_ptr_nonnull(t);
+    ac__wheel_init(w, 0);
+    ac_waker wk = {&count_vtable, NULL};
+    for (int i = 0; i < N; i++)
+        ac__wheel_insert(w, &t[i], 1 + rnd() % (1ull << 32), 0, &wk);
+    ck_assert_uint_eq(ac__wheel_count(w), N);
+    /* A timer is its node: the wheel allocated nothing for them. */
+    ck_assert_uint_le(mallinfo2().uordblks, before.uordblks + sizeof *w + N * sizeof *t + 4096);
+    for (int i = N - 1; i >= 0; i -= 2) /* cancel in an order unlike insertion */
+        ck_assert(ac__wheel_cancel(w, &t[i]));
+    for (int i = 0; i < N; i += 2)
+        ck_assert(ac__wheel_cancel(w, &t[i]));
+    ck_assert_uint_eq(ac__wheel_count(w), 0);
+    ck_assert_uint_eq(ac__wheel_next_expiration(w), UINT64_MAX);
+    for (int l = 0; l < AC__WHEEL_LEVELS; l++)
+        ck_assert_uint_eq(w->levels[l].occupied, 0);
+    ac__wheel_destroy(w);
+    free(t);
+    free(w);
+    ck_assert_uint_eq(mallinfo2().uordblks, before.uordblks);
+}
+END_TEST
+
+START_TEST(wheel_fires_100000_random_timers_each_on_its_millisecond_in_order)
+{
+    enum { N = 100000 };
+    ac__wheel w;
+    ac__wheel_init(&w, 0);
+    ac__timer *t = calloc(N, sizeof *t);
+    probe *p = calloc(N, sizeof *p);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_ptr_nonnull(p);
+    for (int i = 0; i < N; i++) {
+        p[i].when = 1 + rnd() % 100; /* 0-100 ms from now (0: due, refused) */
+        ac_waker wk = probe_waker(&p[i]);
+        ac__wheel_insert(&w, &t[i], p[i].when, 0, &wk);
+    }
+    size_t fired = 0;
+    for (uint64_t now = 1; now <= 101; now++) /* the virtual clock ticks */
+        fired += advance(&w, now);
+    ck_assert_uint_eq(fired, N);
+    ck_assert_uint_eq(wake_log_len, N);
+    for (int i = 0; i < N; i++)
+        ck_assert_uint_eq(p[i].fired_at, p[i].when);
+    for (size_t i = 1; i < wake_log_len; i++)
+        ck_assert_uint_le(wake_log[i - 1]->when, wake_log[i]->when);
+    ck_assert_uint_eq(ac__wheel_count(&w), 0);
+    ac__wheel_destroy(&w);
+    free(t);
+    free(p);
+    reset_wake_log();
+}
+END_TEST
+
+/* Registration from several threads while another advances the wheel. */
+typedef struct inserter {
+    ac__wheel *w;     /* the shared wheel */
+    ac__timer *t;     /* this thread's timers */
+    int n;            /* how many */
+    atomic_ulong *now;/* the advancing thread's time */
+} inserter;
+
+static void *insert_many(void *arg)
+{
+    inserter *in = arg;
+    ac_waker wk = {&count_vtable, NULL};
+    uint64_t seed = (uintptr_t)in->t;
+    for (int i = 0; i < in->n; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t now = atomic_load(in->now);
+        if (ac__wheel_insert(in->w, &in->t[i], now + 1 + (seed >> 33) % 300, now, &wk) ==
+            AC__INSERT_DUE)
+            atomic_fetch_add(&counted_wakes, 1); /* counts as fired at once */
+        if (i % 3 == 0 && ac__wheel_cancel(in->w, &in->t[i]))
+            atomic_fetch_add(&counted_wakes, 1); /* counts as fired: it will not be */
+    }
+    return NULL;
+}
+
+START_TEST(wheel_registration_from_many_threads_while_advancing_fires_each_timer_once)
+{
+    enum { THREADS = 4, PER = 20000 };
+    ac__wheel w;
+    ac__wheel_init(&w, 0);
+    atomic_ulong now = 0;
+    atomic_store(&counted_wakes, 0);
+    ac__timer *t = calloc((size_t)THREADS * PER, sizeof *t);
+    ck_assert_ptr_nonnull(t);
+    pthread_t th[THREADS];
+    inserter in[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        in[i] = (inserter){&w, t + (size_t)i * PER, PER, &now};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, insert_many, &in[i]), 0);
+    }
+    /* Advance while they insert, then until everything has fired. */
+    while (atomic_load(&counted_wakes) < THREADS * PER) {
+        uint64_t n = atomic_load(&now) + 1;
+        ac__wheel_advance(&w, n);
+        atomic_store(&now, n);
+        if (n > 100000000)
+            ck_abort_msg("timers did not all fire");
+    }
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(th[i], NULL);
+    ck_assert_int_eq(atomic_load(&counted_wakes), THREADS * PER);
+    ck_assert_uint_eq(ac__wheel_count(&w), 0);
+    ac__wheel_destroy(&w);
+    free(t);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* The runtime clock                                                         */
+/* ------------------------------------------------------------------------ */
+
+START_TEST(paused_clock_stands_still_and_moves_only_by_advance)
+{
+    ac_time_resume();
+    while (ac__clock_now_ns() % 1000000u == 0) /* be inside a ms */
+        ;
+    ac_time_pause();
+    /* Frozen on a whole ms, so that paused durations are exact. */
+    ck_assert_uint_eq(ac__clock_now_ns() % 1000000u, 0);
+    uint64_t t0 = ac_now_ms();
+    ck_assert_uint_eq(ac_now_ms(), t0);
+    ac_time_advance(250);
+    ck_assert_uint_eq(ac_now_ms(), t0 + 250);
+    ac_time_pause(); /* again: no effect */
+    ck_assert_uint_eq(ac_now_ms(), t0 + 250);
+}
+END_TEST
+
+START_TEST(resumed_clock_continues_from_the_paused_value)
+{
+    ac_time_pause();
+    uint64_t t0 = ac_now_ms();
+    ac_time_advance(100000); /* far ahead of the real clock */
+    ac_time_resume();
+    uint64_t t1 = ac_now_ms();
+    ck_assert_uint_ge(t1, t0 + 100000);
+    ck_assert_uint_lt(t1, t0 + 100000 + 60000); /* runs on from there, not from real time */
+    ck_assert_uint_ge(ac_now_ms(), t1);         /* and never goes back */
+}
+END_TEST
+
+START_TEST(advance_moves_a_running_clock_forward)
+{
+    ac_time_resume();
+    uint64_t t0 = ac_now_ms();
+    ac_time_advance(5000);
+    ck_assert_uint_ge(ac_now_ms(), t0 + 5000);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* Sleep                                                                     */
+/* ------------------------------------------------------------------------ */
+
+static size_t global_timers(void) { return ac__wheel_count(ac__time_wheel()); }
+
+START_TEST(sleep_is_pending_until_the_clock_reaches_its_deadline)
+{
+    ac_time_pause();
+    probe p = {0};
+    ac_waker wk = probe_waker(&p);
+    ac_context cx = {.waker = &wk};
+    struct ac_sleep__frame f;
+    ac_sleep__init(&f, 100);
+    ck_assert_int_eq(ac_sleep__poll(&f, &cx, NULL), AC_PENDING);
+    ck_assert_uint_eq(global_timers(), 1);
+    ac_time_advance(99);
+    ck_assert_int_eq(p.wakes, 0);
+    ck_assert_int_eq(ac_sleep__poll(&f, &cx, NULL), AC_PENDING); /* a spurious poll */
+    ac_time_advance(1);
+    ck_assert_int_eq(p.wakes, 1); /* woken by the advance */
+    ck_assert_int_eq(ac_sleep__poll(&f, &cx, NULL), AC_READY);
+    ck_assert_uint_eq(f.state, AC_STATE_RETURNED);
+    ck_assert_uint_eq(global_timers(), 0);
+    ck_assert_int_eq(outstanding(&p), 0);
+    ac_sleep__drop(&f); /* harmless after ready */
+    reset_wake_log();
+}
+END_TEST
+
+START_TEST(sleep_of_zero_is_ready_at_the_first_poll)
+{
+    ac_time_pause();
+    probe p = {0};
+    ac_waker wk = probe_waker(&p);
+    ac_context cx = {.waker = &wk};
+    struct ac_sleep__frame f;
+    ac_sleep__init(&f, 0);
+    ck_assert_int_eq(ac_sleep__poll(&f, &cx, NULL), AC_READY);
+    ck_assert_int_eq(p.clones, 0);
+}
+END_TEST
+
+START_TEST(sleep_ready_at_once_spends_coop_budget)
+{
+    ac_time_pause();
+    probe p = {0};
+    ac_waker wk = probe_waker(&p);
+    unsigned budget = 0; /* exhausted */
+    ac_context cx = {.waker = &wk, .budget = &budget};
+    struct ac_sleep__frame f;
+    ac_sleep__init(&f, 0);
+    ck_assert_int_eq(ac_sleep__poll(&f, &cx, NULL), AC_PENDING);
+    ck_assert_int_eq(p.wakes_by_ref, 1); /* asks to be polled again */
+    budget = 1;
+    ck_assert_int_eq(ac_sleep__poll(&f, &cx, NULL), AC_READY);
+    ck_assert_uint_eq(budget, 0);
+}
+END_TEST
+
+START_TEST(dropping_a_pending_sleep_unregisters_its_timer)
+{
+    ac_time_pause();
+    probe p = {0};
+    ac_waker wk = probe_waker(&p);
+    ac_context cx = {.waker = &wk};
+    struct ac_sleep__frame f;
+    ac_sleep__init(&f, 30);
+    ck_assert_int_eq(ac_sleep__poll(&f, &cx, NULL), AC_PENDING);
+    ck_assert_uint_eq(global_timers(), 1);
+    ac_sleep__drop(&f);
+    ck_assert_uint_eq(global_timers(), 0);
+    ck_assert_int_eq(outstanding(&p), 0); /* the clone went back */
+    ac_time_advance(1000);
+    ck_assert_int_eq(p.wakes, 0);
+}
+END_TEST
+
+START_TEST(sleep_repolled_by_another_task_wakes_that_task)
+{
+    ac_time_pause();
+    probe a = {0}, b = {0};
+    ac_waker wa = probe_waker(&a), wb = probe_waker(&b);
+    ac_context cxa = {.waker = &wa}, cxb = {.waker = &wb};
+    struct ac_sleep__frame f;
+    ac_sleep__init(&f, 10);
+    ck_assert_int_eq(ac_sleep__poll(&f, &cxa, NULL), AC_PENDING);
+    ck_assert_int_eq(ac_sleep__poll(&f, &cxb, NULL), AC_PENDING);
+    ck_assert_int_eq(outstanding(&a), 0);
+    ac_time_advance(10);
+    ck_assert_int_eq(a.wakes, 0);
+    ck_assert_int_eq(b.wakes, 1);
+    ck_assert_int_eq(ac_sleep__poll(&f, &cxb, NULL), AC_READY);
+    reset_wake_log();
+}
+END_TEST
+
+START_TEST(sleep_polled_after_its_deadline_completes_even_if_not_yet_fired)
+{
+    /* An executor that never parks may not have fired the timer yet; the
+     * sleep notices its deadline by itself and unregisters. */
+    ac_time_pause();
+    probe p = {0};
+    ac_waker wk = probe_waker(&p);
+    ac_context cx = {.waker = &wk};
+    struct ac_sleep__frame f;
+    ac_sleep__init(&f, 10);
+    ck_assert_int_eq(ac_sleep__poll(&f, &cx, NULL), AC_PENDING);
+    ac__clock_advance_to_ms(ac_now_ms() + 10); /* moves the clock, fires nothing */
+    ck_assert_int_eq(ac_sleep__poll(&f, &cx, NULL), AC_READY);
+    ck_assert_uint_eq(global_timers(), 0);
+    ck_assert_int_eq(outstanding(&p), 0);
+    ck_assert_int_eq(p.wakes, 0);
+}
+END_TEST
+
+START_TEST(sleep_until_completes_when_the_clock_reaches_the_deadline)
+{
+    ac_time_pause();
+    probe p = {0};
+    ac_waker wk = probe_waker(&p);
+    ac_context cx = {.waker = &wk};
+    uint64_t deadline = ac_now_ms() + 42;
+    struct ac_sleep_until__frame f;
+    ac_sleep_until__init(&f, deadline);
+    ck_assert_int_eq(ac_sleep_until__poll(&f, &cx, NULL), AC_PENDING);
+    ac_time_advance(41);
+    ck_assert_int_eq(ac_sleep_until__poll(&f, &cx, NULL), AC_PENDING);
+    ac_time_advance(1);
+    ck_assert_int_eq(p.wakes, 1);
+    ck_assert_int_eq(ac_sleep_until__poll(&f, &cx, NULL), AC_READY);
+    ck_assert_uint_eq(ac_now_ms(), deadline);
+
+    ac_sleep_until__init(&f, deadline - 1); /* in the past */
+    ck_assert_int_eq(ac_sleep_until__poll(&f, &cx, NULL), AC_READY);
+    reset_wake_log();
+}
+END_TEST
+
+START_TEST(sleep_forever_stays_pending_and_drops_cleanly)
+{
+    ac_time_pause();
+    probe p = {0};
+    ac_waker wk = probe_waker(&p);
+    ac_context cx = {.waker = &wk};
+    struct ac_sleep_until__frame f;
+    ac_sleep_until__init(&f, UINT64_MAX);
+    ck_assert_int_eq(ac_sleep_until__poll(&f, &cx, NULL), AC_PENDING);
+    ac_time_advance(1000ull * 3600 * 24 * 365); /* a year */
+    ck_assert_int_eq(ac_sleep_until__poll(&f, &cx, NULL), AC_PENDING);
+    ac_sleep_until__drop(&f);
+    ck_assert_uint_eq(global_timers(), 0);
+    ck_assert_int_eq(outstanding(&p), 0);
+}
+END_TEST
+
+START_TEST(sleep_vtables_describe_their_frames)
+{
+    ck_assert_uint_eq(ac_sleep__vt.size, sizeof(struct ac_sleep__frame));
+    ck_assert_uint_eq(ac_sleep__vt.out_size, 0);
+    ck_assert_str_eq(ac_sleep__vt.name, "ac_sleep");
+    ck_assert_uint_eq(ac_sleep_until__vt.size, sizeof(struct ac_sleep_until__frame));
+    ck_assert_uint_eq(ac_interval_tick__vt.out_size, sizeof(uint64_t));
+    /* Per timer: the frame and nothing else. */
+    ck_assert_uint_le(sizeof(struct ac_sleep__frame), 56);
+}
+END_TEST
+
+START_TEST(sleep_resumed_after_completion_traps)
+{
+    ac_time_pause();
+    ac_context cx = {.waker = ac_waker_noop()};
+    struct ac_sleep__frame f;
+    ac_sleep__init(&f, 0);
+    ck_assert_int_eq(ac_sleep__poll(&f, &cx, NULL), AC_READY);
+    ck_assert_ptr_nonnull(freopen("/dev/null", "w", stderr));
+    ac_sleep__poll(&f, &cx, NULL); /* raises SIGABRT */
+}
+END_TEST
+
+START_TEST(sleeps_100000_random_fire_in_deadline_order_on_the_virtual_clock)
+{
+    enum { N = 100000 };
+    ac_time_pause();
+    uint64_t t0 = ac_now_ms();
+    struct ac_sleep__frame *f = calloc(N, sizeof *f);
+    probe *p = calloc(N, sizeof *p);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_ptr_nonnull(p);
+    for (int i = 0; i < N; i++) {
+        uint64_t ms = rnd() % 101; /* 0-100 ms */
+        p[i].when = t0 + ms;
+        ac_sleep__init(&f[i], ms);
+        ac_waker wk = probe_waker(&p[i]);
+        ac_context cx = {.waker = &wk};
+        ac_poll_t r = ac_sleep__poll(&f[i], &cx, NULL);
+        ck_assert_int_eq(r, ms == 0 ? AC_READY : AC_PENDING);
+    }
+    for (int ms = 1; ms <= 100; ms++) {
+        virtual_now = t0 + ms;
+        ac_time_advance(1);
+    }
+    for (int i = 0; i < N; i++) {
+        if (p[i].when == t0)
+            continue;
+        ck_assert_int_eq(p[i].wakes, 1);
+        ck_assert_uint_eq(p[i].fired_at, p[i].when);
+        ac_waker wk = probe_waker(&p[i]);
+        ac_context cx = {.waker = &wk};
+        ck_assert_int_eq(ac_sleep__poll(&f[i], &cx, NULL), AC_READY);
+    }
+    for (size_t i = 1; i < wake_log_len; i++)
+        ck_assert_uint_le(wake_log[i - 1]->when, wake_log[i]->when);
+    ck_assert_uint_eq(global_timers(), 0);
+    free(f);
+    free(p);
+    reset_wake_log();
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* Interval                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Polls a new tick future once with the probe's waker. */
+static ac_poll_t tick_once(struct ac_interval_tick__frame *f, ac_interval *iv, probe *p,
+                           uint64_t *out)
+{
+    ac_interval_tick__init(f, iv);
+    ac_waker wk = probe_waker(p);
+    ac_context cx = {.waker = &wk};
+    return ac_interval_tick__poll(f, &cx, out);
+}
+
+static ac_poll_t tick_again(struct ac_interval_tick__frame *f, probe *p, uint64_t *out)
+{
+    ac_waker wk = probe_waker(p);
+    ac_context cx = {.waker = &wk};
+    return ac_interval_tick__poll(f, &cx, out);
+}
+
+START_TEST(interval_first_tick_is_immediate_then_one_per_period)
+{
+    ac_time_pause();
+    uint64_t t0 = ac_now_ms();
+    ac_interval *iv = ac_interval_new(10, AC_TICK_BURST);
+    ck_assert_ptr_nonnull(iv);
+    probe p = {0};
+    struct ac_interval_tick__frame f;
+    uint64_t at = 0;
+    ck_assert_int_eq(tick_once(&f, iv, &p, &at), AC_READY);
+    ck_assert_uint_eq(at, t0);
+    for (int k = 1; k <= 3; k++) {
+        ck_assert_int_eq(tick_once(&f, iv, &p, &at), AC_PENDING);
+        ac_time_advance(9);
+        ck_assert_int_eq(tick_again(&f, &p, &at), AC_PENDING);
+        ac_time_advance(1);
+        ck_assert_int_eq(tick_again(&f, &p, &at), AC_READY);
+        ck_assert_uint_eq(at, t0 + 10 * (uint64_t)k);
+    }
+    ac_interval_free(iv);
+    reset_wake_log();
+}
+END_TEST
+
+START_TEST(interval_burst_completes_missed_ticks_at_once_to_catch_up)
+{
+    ac_time_pause();
+    uint64_t t0 = ac_now_ms();
+    ac_interval *iv = ac_interval_new(10, AC_TICK_BURST);
+    probe p = {0};
+    struct ac_interval_tick__frame f;
+    uint64_t at;
+    tick_once(&f, iv, &p, &at); /* t0 */
+    ac_time_advance(35);        /* ticks at 10, 20, 30 missed */
+    for (uint64_t k = 1; k <= 3; k++) {
+        ck_assert_int_eq(tick_once(&f, iv, &p, &at), AC_READY);
+        ck_assert_uint_eq(at, t0 + 10 * k);
+    }
+    ck_assert_int_eq(tick_once(&f, iv, &p, &at), AC_PENDING); /* 40: the schedule is kept */
+    ac_time_advance(5);
+    ck_assert_int_eq(tick_again(&f, &p, &at), AC_READY);
+    ck_assert_uint_eq(at, t0 + 40);
+    ac_interval_free(iv);
+    reset_wake_log();
+}
+END_TEST
+
+START_TEST(interval_delay_restarts_the_schedule_from_a_late_tick)
+{
+    ac_time_pause();
+    uint64_t t0 = ac_now_ms();
+    ac_interval *iv = ac_interval_new(10, AC_TICK_DELAY);
+    probe p = {0};
+    struct ac_interval_tick__frame f;
+    uint64_t at;
+    tick_once(&f, iv, &p, &at);
+    ac_time_advance(35);
+    ck_assert_int_eq(tick_once(&f, iv, &p, &at), AC_READY);
+    ck_assert_uint_eq(at, t0 + 10); /* the missed tick, late */
+    ck_assert_int_eq(tick_once(&f, iv, &p, &at), AC_PENDING);
+    ac_time_advance(9);
+    ck_assert_int_eq(tick_again(&f, &p, &at), AC_PENDING);
+    ac_time_advance(1);
+    ck_assert_int_eq(tick_again(&f, &p, &at), AC_READY);
+    ck_assert_uint_eq(at, t0 + 45); /* a period after it completed */
+    ac_interval_free(iv);
+    reset_wake_log();
+}
+END_TEST
+
+START_TEST(interval_skip_drops_missed_ticks_and_keeps_the_phase)
+{
+    ac_time_pause();
+    uint64_t t0 = ac_now_ms();
+    ac_interval *iv = ac_interval_new(10, AC_TICK_SKIP);
+    probe p = {0};
+    struct ac_interval_tick__frame f;
+    uint64_t at;
+    tick_once(&f, iv, &p, &at);
+    ac_time_advance(35);
+    ck_assert_int_eq(tick_once(&f, iv, &p, &at), AC_READY);
+    ck_assert_uint_eq(at, t0 + 10);
+    ck_assert_int_eq(tick_once(&f, iv, &p, &at), AC_PENDING);
+    ac_time_advance(5);
+    ck_assert_int_eq(tick_again(&f, &p, &at), AC_READY);
+    ck_assert_uint_eq(at, t0 + 40); /* 20 and 30 skipped, on the original grid */
+    ac_interval_free(iv);
+    reset_wake_log();
+}
+END_TEST
+
+START_TEST(interval_tick_late_by_at_most_5_ms_is_not_missed)
+{
+    ck_assert_uint_eq(ac__interval_next(100, 105, 10, AC_TICK_DELAY), 110);
+    ck_assert_uint_eq(ac__interval_next(100, 106, 10, AC_TICK_DELAY), 116);
+    ck_assert_uint_eq(ac__interval_next(100, 105, 10, AC_TICK_SKIP), 110);
+    ck_assert_uint_eq(ac__interval_next(100, 131, 10, AC_TICK_SKIP), 140);
+    ck_assert_uint_eq(ac__interval_next(100, 131, 10, AC_TICK_BURST), 110);
+}
+END_TEST
+
+START_TEST(interval_tick_dropped_while_pending_leaves_the_schedule_unchanged)
+{
+    ac_time_pause();
+    uint64_t t0 = ac_now_ms();
+    ac_interval *iv = ac_interval_new(10, AC_TICK_BURST);
+    probe p = {0};
+    struct ac_interval_tick__frame f;
+    uint64_t at;
+    tick_once(&f, iv, &p, &at);
+    ck_assert_int_eq(tick_once(&f, iv, &p, &at), AC_PENDING);
+    ac_interval_tick__drop(&f);
+    ck_assert_uint_eq(global_timers(), 0);
+    ck_assert_int_eq(outstanding(&p), 0);
+    ac_time_advance(10);
+    ck_assert_int_eq(tick_once(&f, iv, &p, &at), AC_READY);
+    ck_assert_uint_eq(at, t0 + 10);
+    ac_interval_free(iv);
+}
+END_TEST
+
+START_TEST(interval_new_rejects_a_zero_period_and_unknown_policies)
+{
+    ck_assert_ptr_null(ac_interval_new(0, AC_TICK_BURST));
+    ck_assert_ptr_null(ac_interval_new(10, -1));
+    ck_assert_ptr_null(ac_interval_new(10, 3));
+    ac_interval_free(NULL);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* Deadline, and ac_timeout lowered by hand as docs/runtime-abi.md shows     */
+/* ------------------------------------------------------------------------ */
+
+START_TEST(deadline_expires_once_its_time_has_passed)
+{
+    ac_time_pause();
+    probe p = {0};
+    ac_waker wk = probe_waker(&p);
+    ac_context cx = {.waker = &wk};
+    struct ac_deadline__frame d;
+    ac_deadline__init(&d, 50);
+    ck_assert_int_eq(ac_deadline__expired(&d, &cx), 0);
+    ck_assert_uint_eq(global_timers(), 1);
+    ac_time_advance(20);
+    ck_assert_uint_eq(ac_deadline__elapsed_ms(&d), 20);
+    ck_assert_int_eq(ac_deadline__expired(&d, &cx), 0);
+    ac_time_advance(30);
+    ck_assert_int_eq(p.wakes, 1);
+    ck_assert_int_eq(ac_deadline__expired(&d, &cx), 1);
+    ck_assert_int_eq(ac_deadline__expired(&d, &cx), 1); /* stays expired */
+    ck_assert_uint_eq(ac_deadline__elapsed_ms(&d), 50);
+    ck_assert_uint_eq(global_timers(), 0);
+    ac_deadline__drop(&d);
+    reset_wake_log();
+}
+END_TEST
+
+START_TEST(deadline_dropped_before_expiry_unregisters_its_timer)
+{
+    ac_time_pause();
+    probe p = {0};
+    ac_waker wk = probe_waker(&p);
+    ac_context cx = {.waker = &wk};
+    struct ac_deadline__frame d;
+    ac_deadline__init(&d, 50);
+    ck_assert_int_eq(ac_deadline__expired(&d, &cx), 0);
+    ac_deadline__drop(&d);
+    ck_assert_uint_eq(global_timers(), 0);
+    ck_assert_int_eq(outstanding(&p), 0);
+}
+END_TEST
+
+/*
+ * async(int) sleep_within(uint64_t inner_ms, uint64_t limit_ms, uint64_t *elapsed)
+ * {
+ *     return await(ac_timeout(limit_ms, ac_sleep(inner_ms), NULL));
+ * }
+ * lowered as docs/runtime-abi.md ("Time", ac_timeout) describes.
+ */
+struct sleep_within__frame {
+    uint64_t inner_ms, limit_ms;       /* parameters */
+    uint64_t *elapsed;                 /* parameter: receives the deadline's elapsed time */
+    struct ac_deadline__frame ac_dl3;  /* the deadline of the await in state 3 */
+    struct ac_sleep__frame ac_aw3;     /* the inner future of that await */
+    unsigned drops;                    /* test probe: times the inner sleep was dropped */
+    uint8_t ac_state;
+};
+
+static void sleep_within__init(void *frame, uint64_t inner_ms, uint64_t limit_ms, uint64_t *elapsed)
+{
+    struct sleep_within__frame *f = frame;
+    f->inner_ms = inner_ms;
+    f->limit_ms = limit_ms;
+    f->elapsed = elapsed;
+    f->drops = 0;
+    f->ac_state = AC_STATE_UNRESUMED;
+}
+
+static ac_poll_t sleep_within__poll(struct sleep_within__frame *ac_f, ac_context *ac_cx, int *ac_out)
+{
+    int ac_t0;
+    switch (ac_f->ac_state) {
+    case AC_STATE_UNRESUMED:
+        break;
+    case AC_STATE_FIRST:
+        goto ac_resume_3;
+    default:
+        ac__bad_resume("sleep_within", ac_f->ac_state);
+    }
+    ac_deadline__init(&ac_f->ac_dl3, ac_f->limit_ms);
+    ac_sleep__init(&ac_f->ac_aw3, ac_f->inner_ms);
+    ac_f->ac_state = AC_STATE_FIRST;
+ac_resume_3:
+    if (ac_sleep__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_READY) {
+        ac_deadline__drop(&ac_f->ac_dl3);
+        ac_t0 = 0;
+    } else if (ac_deadline__expired(&ac_f->ac_dl3, ac_cx)) {
+        *ac_f->elapsed = ac_deadline__elapsed_ms(&ac_f->ac_dl3);
+        ac_sleep__drop(&ac_f->ac_aw3);
+        ac_f->drops++;
+        ac_deadline__drop(&ac_f->ac_dl3);
+        ac_t0 = AC_ETIMEDOUT;
+    } else {
+        return AC_PENDING;
+    }
+    *ac_out = ac_t0;
+    ac_f->ac_state = AC_STATE_RETURNED;
+    return AC_READY;
+}
+
+static void sleep_within__drop(struct sleep_within__frame *ac_f)
+{
+    if (ac_f->ac_state == AC_STATE_FIRST) {
+        ac_sleep__drop(&ac_f->ac_aw3);
+        ac_deadline__drop(&ac_f->ac_dl3);
+    }
+    ac_f->ac_state = AC_STATE_RETURNED;
+}
+
+static ac_poll_t sleep_within_vpoll(void *f, ac_context *cx, void *out)
+{
+    return sleep_within__poll(f, cx, out);
+}
+static void sleep_within_vdrop(void *f) { sleep_within__drop(f); }
+static const ac_future_vt sleep_within__vt = {
+    sizeof(struct sleep_within__frame), _Alignof(struct sleep_within__frame), sizeof(int),
+    sleep_within_vpoll, sleep_within_vdrop, "sleep_within",
+};
+
+START_TEST(timeout_returns_the_inner_result_when_it_finishes_first)
+{
+    ac_time_pause();
+    probe p = {0};
+    ac_waker wk = probe_waker(&p);
+    ac_context cx = {.waker = &wk};
+    struct sleep_within__frame f;
+    uint64_t elapsed = 0;
+    int out = -1;
+    sleep_within__init(&f, 30, 100, &elapsed);
+    ck_assert_int_eq(sleep_within__poll(&f, &cx, &out), AC_PENDING);
+    ck_assert_uint_eq(global_timers(), 2);
+    ac_time_advance(30);
+    ck_assert_int_eq(sleep_within__poll(&f, &cx, &out), AC_READY);
+    ck_assert_int_eq(out, 0);
+    ck_assert_uint_eq(global_timers(), 0); /* the deadline was unregistered too */
+    ck_assert_int_eq(outstanding(&p), 0);
+    reset_wake_log();
+}
+END_TEST
+
+START_TEST(timeout_cancels_the_inner_future_and_reports_elapsed)
+{
+    ac_time_pause();
+    probe p = {0};
+    ac_waker wk = probe_waker(&p);
+    ac_context cx = {.waker = &wk};
+    struct sleep_within__frame f;
+    uint64_t elapsed = 0;
+    int out = -1;
+    sleep_within__init(&f, 500, 100, &elapsed);
+    ck_assert_int_eq(sleep_within__poll(&f, &cx, &out), AC_PENDING);
+    ac_time_advance(100);
+    ck_assert_int_eq(sleep_within__poll(&f, &cx, &out), AC_READY);
+    ck_assert_int_eq(out, AC_ETIMEDOUT);
+    ck_assert_uint_eq(elapsed, 100);
+    ck_assert_uint_eq(f.drops, 1);
+    ck_assert_uint_eq(global_timers(), 0); /* the inner sleep's timer is gone */
+    ck_assert_int_eq(outstanding(&p), 0);
+    reset_wake_log();
+}
+END_TEST
+
+START_TEST(dropping_a_pending_timeout_unregisters_both_timers)
+{
+    ac_time_pause();
+    ac_context cx = {.waker = ac_waker_noop()};
+    struct sleep_within__frame f;
+    uint64_t elapsed = 0;
+    int out;
+    sleep_within__init(&f, 500, 100, &elapsed);
+    ck_assert_int_eq(sleep_within__poll(&f, &cx, &out), AC_PENDING);
+    sleep_within__drop(&f);
+    ck_assert_uint_eq(global_timers(), 0);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* The driver under ac_block_on                                              */
+/* ------------------------------------------------------------------------ */
+
+START_TEST(block_on_with_paused_clock_auto_advances_to_the_timeout)
+{
+    ac_time_pause();
+    uint64_t t0 = ac_now_ms();
+    struct sleep_within__frame f;
+    uint64_t elapsed = 0;
+    int out = -1;
+    sleep_within__init(&f, 3600 * 1000, 250, &elapsed); /* an hour, within 250 ms */
+    ck_assert_int_eq(ac_block_on(&sleep_within__vt, &f, &out), 0);
+    ck_assert_int_eq(out, AC_ETIMEDOUT);
+    ck_assert_uint_eq(elapsed, 250);
+    ck_assert_uint_eq(ac_now_ms(), t0 + 250); /* jumped exactly there */
+    ck_assert_uint_eq(global_timers(), 0);
+}
+END_TEST
+
+START_TEST(block_on_with_paused_clock_auto_advances_through_a_long_sleep)
+{
+    ac_time_pause();
+    uint64_t t0 = ac_now_ms();
+    struct ac_sleep__frame f;
+    ac_sleep__init(&f, 10ull * 24 * 3600 * 1000); /* ten days: level 5 of the wheel */
+    ck_assert_int_eq(ac_block_on(&ac_sleep__vt, &f, NULL), 0);
+    ck_assert_uint_eq(ac_now_ms(), t0 + 10ull * 24 * 3600 * 1000);
+}
+END_TEST
+
+START_TEST(block_on_sleep_on_the_real_clock_parks_until_the_deadline)
+{
+    ac_time_resume();
+    uint64_t t0 = ac_now_ms();
+    struct sleep_within__frame f;
+    uint64_t elapsed = 0;
+    int out = -1;
+    sleep_within__init(&f, 20, 10000, &elapsed);
+    ck_assert_int_eq(ac_block_on(&sleep_within__vt, &f, &out), 0);
+    ck_assert_int_eq(out, 0);
+    ck_assert_uint_ge(ac_now_ms(), t0 + 20); /* never early */
+    ck_assert_uint_eq(global_timers(), 0);
+}
+END_TEST
+
+/* The same through a runtime (sched.c), which gets the driver as
+ * ac__time_driver: its workers (multi-thread) or its block_on thread
+ * (current-thread) park with it. */
+static ac_runtime *new_runtime(int flavor, int start_paused)
+{
+    ac_runtime_config c;
+    ac_runtime_config_init(&c);
+    c.flavor = flavor;
+    c.workers = 2;
+    c.start_paused = start_paused;
+    ac_runtime *rt = NULL;
+    ck_assert_int_eq(ac_runtime_new(&c, &rt), 0);
+    return rt;
+}
+
+START_TEST(current_thread_runtime_started_paused_auto_advances_to_the_timeout)
+{
+    ac_runtime *rt = new_runtime(AC_RUNTIME_CURRENT_THREAD, 1);
+    uint64_t t0 = ac_now_ms();
+    struct sleep_within__frame f;
+    uint64_t elapsed = 0;
+    int out = -1;
+    sleep_within__init(&f, 3600 * 1000, 250, &elapsed);
+    ck_assert_int_eq(ac_runtime_block_on(rt, &sleep_within__vt, &f, &out), 0);
+    ck_assert_int_eq(out, AC_ETIMEDOUT);
+    ck_assert_uint_eq(elapsed, 250);
+    ck_assert_uint_eq(ac_now_ms(), t0 + 250);
+    ck_assert_uint_eq(global_timers(), 0);
+    ac_runtime_free(rt);
+}
+END_TEST
+
+START_TEST(multi_thread_runtime_fires_a_timer_on_the_real_clock)
+{
+    ac_time_resume();
+    ac_runtime *rt = new_runtime(AC_RUNTIME_MULTI_THREAD, 0);
+    uint64_t t0 = ac_now_ms();
+    struct sleep_within__frame f;
+    uint64_t elapsed = 0;
+    int out = -1;
+    sleep_within__init(&f, 20, 10000, &elapsed);
+    ck_assert_int_eq(ac_runtime_block_on(rt, &sleep_within__vt, &f, &out), 0);
+    ck_assert_int_eq(out, 0);
+    ck_assert_uint_ge(ac_now_ms(), t0 + 20);
+    ck_assert_uint_eq(global_timers(), 0);
+    ac_runtime_free(rt);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+
+static Suite *timer_suite(void)
+{
+    Suite *s = suite_create("runtime_timer");
+
+    TCase *wheel = tcase_create("wheel");
+    tcase_set_timeout(wheel, 60);
+    tcase_add_test(wheel, wheel_places_timers_at_every_level_and_fires_each_exactly_on_time);
+    tcase_add_test(wheel, wheel_cascades_a_timer_down_level_by_level);
+    tcase_add_test(wheel, wheel_timer_beyond_the_top_level_laps_until_due);
+    tcase_add_test(wheel, wheel_timer_a_lap_away_does_not_hide_an_earlier_top_level_timer);
+    tcase_add_test(wheel, wheel_refuses_a_timer_that_is_already_due);
+    tcase_add_test(wheel, wheel_fires_timers_in_deadline_order_then_insertion_order);
+    tcase_add_test(wheel, wheel_cancel_unlinks_the_timer_and_releases_its_waker);
+    tcase_add_test(wheel, wheel_cancel_of_the_last_timer_in_a_slot_clears_the_slot);
+    tcase_add_test(wheel, wheel_refresh_replaces_the_waker_of_another_task);
+    tcase_add_test(wheel, wheel_holds_a_million_pending_timers_and_cancelling_them_returns_all_memory);
+    tcase_add_test(wheel, wheel_fires_100000_random_timers_each_on_its_millisecond_in_order);
+    tcase_add_test(wheel, wheel_registration_from_many_threads_while_advancing_fires_each_timer_once);
+    suite_add_tcase(s, wheel);
+
+    TCase *clock = tcase_create("clock");
+    tcase_set_timeout(clock, 30);
+    tcase_add_test(clock, paused_clock_stands_still_and_moves_only_by_advance);
+    tcase_add_test(clock, resumed_clock_continues_from_the_paused_value);
+    tcase_add_test(clock, advance_moves_a_running_clock_forward);
+    suite_add_tcase(s, clock);
+
+    TCase *sleep = tcase_create("sleep");
+    tcase_set_timeout(sleep, 60);
+    tcase_add_test(sleep, sleep_is_pending_until_the_clock_reaches_its_deadline);
+    tcase_add_test(sleep, sleep_of_zero_is_ready_at_the_first_poll);
+    tcase_add_test(sleep, sleep_ready_at_once_spends_coop_budget);
+    tcase_add_test(sleep, dropping_a_pending_sleep_unregisters_its_timer);
+    tcase_add_test(sleep, sleep_repolled_by_another_task_wakes_that_task);
+    tcase_add_test(sleep, sleep_polled_after_its_deadline_completes_even_if_not_yet_fired);
+    tcase_add_test(sleep, sleep_until_completes_when_the_clock_reaches_the_deadline);
+    tcase_add_test(sleep, sleep_forever_stays_pending_and_drops_cleanly);
+    tcase_add_test(sleep, sleep_vtables_describe_their_frames);
+    tcase_add_test_raise_signal(sleep, sleep_resumed_after_completion_traps, SIGABRT);
+    tcase_add_test(sleep, sleeps_100000_random_fire_in_deadline_order_on_the_virtual_clock);
+    suite_add_tcase(s, sleep);
+
+    TCase *interval = tcase_create("interval");
+    tcase_set_timeout(interval, 30);
+    tcase_add_test(interval, interval_first_tick_is_immediate_then_one_per_period);
+    tcase_add_test(interval, interval_burst_completes_missed_ticks_at_once_to_catch_up);
+    tcase_add_test(interval, interval_delay_restarts_the_schedule_from_a_late_tick);
+    tcase_add_test(interval, interval_skip_drops_missed_ticks_and_keeps_the_phase);
+    tcase_add_test(interval, interval_tick_late_by_at_most_5_ms_is_not_missed);
+    tcase_add_test(interval, interval_tick_dropped_while_pending_leaves_the_schedule_unchanged);
+    tcase_add_test(interval, interval_new_rejects_a_zero_period_and_unknown_policies);
+    suite_add_tcase(s, interval);
+
+    TCase *deadline = tcase_create("deadline");
+    tcase_set_timeout(deadline, 30);
+    tcase_add_test(deadline, deadline_expires_once_its_time_has_passed);
+    tcase_add_test(deadline, deadline_dropped_before_expiry_unregisters_its_timer);
+    tcase_add_test(deadline, timeout_returns_the_inner_result_when_it_finishes_first);
+    tcase_add_test(deadline, timeout_cancels_the_inner_future_and_reports_elapsed);
+    tcase_add_test(deadline, dropping_a_pending_timeout_unregisters_both_timers);
+    suite_add_tcase(s, deadline);
+
+    TCase *driver = tcase_create("driver");
+    tcase_set_timeout(driver, 30);
+    tcase_add_test(driver, block_on_with_paused_clock_auto_advances_to_the_timeout);
+    tcase_add_test(driver, block_on_with_paused_clock_auto_advances_through_a_long_sleep);
+    tcase_add_test(driver, block_on_sleep_on_the_real_clock_parks_until_the_deadline);
+    tcase_add_test(driver, current_thread_runtime_started_paused_auto_advances_to_the_timeout);
+    tcase_add_test(driver, multi_thread_runtime_fires_a_timer_on_the_real_clock);
+    suite_add_tcase(s, driver);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(timer_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
