@@ -74,9 +74,9 @@ TOOL_BINS    := $(addprefix $(BUILD)/tests/,$(basename $(notdir \
                   $(wildcard tests/tools/*.c tests/gen/*.c))))
 
 # Test runner scripts, in the order 'make check' runs them.
-RUNNER_NAMES := syntax golden diff random errors robust multifile diagnostics
+RUNNER_NAMES := syntax golden diff random errors robust multifile diagnostics programs
 RUNNERS      := $(wildcard $(RUNNER_NAMES:%=tests/run-%.sh))
-BLESS_RUNNERS := $(wildcard tests/run-golden.sh tests/run-errors.sh tests/run-diagnostics.sh)
+BLESS_RUNNERS := $(wildcard tests/run-golden.sh tests/run-errors.sh tests/run-diagnostics.sh tests/run-programs.sh)
 
 # The environment every runner and the benchmarks get.
 RUN_ENV = ASYNCC=$(abspath $(ASYNCC)) BUILD=$(abspath $(BUILD)) CC='$(CC)'

@@ -239,8 +239,26 @@ static void check_spawn(Unit *u, AsyncFn *fn, TSNode call)
 /* `ac_handle(long) h = ac_spawn(f())` where f yields int: joining would read
  * a long out of an int slot. C only warns about the pointer conversion; it
  * is an error here, as in Rust. */
+static void check_set_type(Unit *u, Spawn *sp)
+{
+    const TypeInfo *set = sema_expr_type(u->sema, ts_node_start_byte(sp->set));
+    const TypeInfo *out = sema_expr_type(u->sema, ts_node_start_byte(sp->call));
+    if (!set || !out || strchr(out->canonical, '('))
+        return;
+    char *want = xasprintf("%s *", out->canonical);
+    if (strcmp(set->canonical, want) != 0 && strcmp(set->canonical, "void *") != 0)
+        diag_check(&u->src, ts_node_start_byte(sp->node), true, "handle-type",
+                   "declare the set ac_joinset(T) with the T its tasks yield",
+                   "the task yields '%s', but the set has type '%s'", out->spelling, set->spelling);
+    free(want);
+}
+
 static void check_handle_type(Unit *u, AsyncFn *fn, Spawn *sp)
 {
+    if (!ts_node_is_null(sp->set)) {
+        check_set_type(u, sp);
+        return;
+    }
     TSNode p = parse_parent(u, sp->node), target = {0};
     if (ts_node_is_null(p))
         return;

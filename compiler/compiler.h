@@ -140,6 +140,7 @@ typedef struct Spawn {
     char *callee;     /* name of the spawned async function */
     AsyncFn *target;  /* the callee when defined in this file, else NULL */
     struct ExtFn *ext;/* the callee when declared elsewhere, else NULL */
+    TSNode set;       /* ac_joinset_spawn(set, call): the set; null for ac_spawn */
 } Spawn;
 
 /* A variable of an async function: a parameter or a local. */

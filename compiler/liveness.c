@@ -270,19 +270,26 @@ static bool resolve_spawns(Unit *u, AsyncFn *fn)
             ts_node_end_byte(n) > ts_node_end_byte(fn->body))
             continue;
         TSNode args = ts_node_child_by_field_name(n, "arguments", 9);
-        TSNode call = ts_node_named_child_count(args) == 1 ? ts_node_named_child(args, 0) : (TSNode){0};
+        bool in_set = parse_is_call_to(u, n, "ac_joinset_spawn");
+        uint32_t want = in_set ? 2 : 1;
+        TSNode call = ts_node_named_child_count(args) == want ? ts_node_named_child(args, want - 1)
+                                                             : (TSNode){0};
         TSNode f = ts_node_is_null(call) || !type_is(call, "call_expression")
                        ? (TSNode){0}
                        : ts_node_child_by_field_name(call, "function", 8);
         if (ts_node_is_null(f) || !type_is(f, "identifier")) {
             diag_error(&u->src, ts_node_start_byte(n),
-                       "ac_spawn() needs a call to an async function, as in ac_spawn(f(x))");
+                       in_set ? "ac_joinset_spawn() takes the set and a call to an async function, "
+                                "as in ac_joinset_spawn(set, f(x))"
+                              : "ac_spawn() needs a call to an async function, as in ac_spawn(f(x))");
             ok = false;
             continue;
         }
         Spawn *sp = xcalloc(1, sizeof *sp);
         sp->node = n;
         sp->call = call;
+        if (in_set)
+            sp->set = ts_node_named_child(args, 0);
         sp->callee = parse_text(u, f);
         AsyncFn *target = parse_find_fn(u, sp->callee);
         if (target && target->is_def) {
@@ -614,8 +621,9 @@ int liveness_report_strays(Unit *u)
         }
         if (!inside) {
             diag_error(&u->src, ts_node_start_byte(n),
-                       "ac_spawn() outside an async function: spawn from async code (enter it "
-                       "with ac_runtime_block_on or async_main)");
+                       "%s() outside an async function: spawn from async code (enter it "
+                       "with ac_runtime_block_on or async_main)",
+                       parse_is_call_to(u, n, "ac_spawn") ? "ac_spawn" : "ac_joinset_spawn");
             spawns++;
         }
     }

@@ -139,10 +139,15 @@ static void render_spawn(Lower *L, Spawn *sp, Buf *b)
         buf_puts(b, ", ");
         render_into(L, a, b);
     }
-    if (is_void)
+    if (!ts_node_is_null(sp->set)) {
+        buf_puts(b, "); ac__joinset_spawn(");
+        render_into(L, sp->set, b);
+        buf_puts(b, ", ac_sp); })");
+    } else if (is_void) {
         buf_puts(b, "); (void *)ac__spawn(ac_sp); })");
-    else
+    } else {
         buf_printf(b, "); (__typeof__(%s) *)ac__spawn(ac_sp); })", ret);
+    }
 }
 
 static void render_into(Lower *L, TSNode n, Buf *b)

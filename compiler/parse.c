@@ -413,7 +413,8 @@ bool parse_unit(Unit *u)
             TSNode *p = xmalloc(sizeof *p);
             *p = n;
             vec_push(&calls, p);
-        } else if (!strcmp(t, "call_expression") && parse_is_call_to(u, n, "ac_spawn")) {
+        } else if (!strcmp(t, "call_expression") && (parse_is_call_to(u, n, "ac_spawn") ||
+                                                      parse_is_call_to(u, n, "ac_joinset_spawn"))) {
             TSNode *p = xmalloc(sizeof *p);
             *p = n;
             vec_push(&u->spawn_calls, p);

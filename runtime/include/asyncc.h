@@ -51,8 +51,26 @@ enum {
 #undef AC__ERR_ENUM
 };
 
-/* Returns a static string describing `err` (0 or an AC_E* code); never NULL. */
+/* Returns a static string describing `err` (0 or an AC_E* code); never NULL.
+ * (The sync reading, which links no library, has its own inline copy.) */
+#if defined(ASYNCC_LOWERED) || defined(ASYNCC_RUNTIME_INTERNAL)
 const char *ac_strerror(int err);
+#else
+static inline const char *ac_strerror(int err)
+{
+    switch (err) {
+    case 0:
+        return "success";
+#define AC__ERR_CASE(name, value, text)                                        \
+    case value:                                                                \
+        return text;
+        AC_ERRNO_MAP(AC__ERR_CASE)
+#undef AC__ERR_CASE
+    default:
+        return "unknown error";
+    }
+}
+#endif
 
 /* Frames of runtime futures. They are visible in both readings: a complete
  * `struct NAME__frame` is how the translator knows it may embed NAME's frame
@@ -647,6 +665,20 @@ static inline void ac__sync_join(void *box, int *err)
         ac__sync_join(ac__jp, (errp));                                         \
         ac__jv;                                                                \
     }))
+/* A panic read sequentially has no task to end: it ends the program. */
+#include <stdarg.h>
+#include <stdio.h>
+__attribute__((format(printf, 1, 2))) static inline _Noreturn void ac_panic(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("asyncc: panicked: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    abort();
+}
+
 /* A sequentially run task has finished before anyone can abort it. */
 static inline int ac_handle_abort(void *h) { (void)h; return 0; }
 static inline int ac_handle_is_finished(void *h) { (void)h; return 1; }
