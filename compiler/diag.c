@@ -131,16 +131,19 @@ static void line_span(const Source *src, uint32_t offset, uint32_t *b, uint32_t 
     *e = eol;
 }
 
+/* A comment `asyncc: allow(KIND)` or a line `#pragma asyncc allow(KIND)`. */
 static bool line_allows(const Source *src, uint32_t b, uint32_t e, const char *kind)
 {
-    char want[64], all[] = "asyncc: allow(all)";
-    snprintf(want, sizeof want, "asyncc: allow(%s)", kind);
-    size_t wn = strlen(want), an = strlen(all);
-    for (uint32_t i = b; i < e; i++) {
-        if (e - i >= wn && memcmp(src->text + i, want, wn) == 0)
-            return true;
-        if (e - i >= an && memcmp(src->text + i, all, an) == 0)
-            return true;
+    const char *forms[] = {"asyncc: allow(%s)", "asyncc allow(%s)"};
+    for (int f = 0; f < 2; f++) {
+        for (int k = 0; k < 2; k++) {
+            char want[64];
+            snprintf(want, sizeof want, forms[f], k ? "all" : kind);
+            size_t wn = strlen(want);
+            for (uint32_t i = b; i < e; i++)
+                if (e - i >= wn && memcmp(src->text + i, want, wn) == 0)
+                    return true;
+        }
     }
     return false;
 }

@@ -292,6 +292,22 @@ void emit_unit(Unit *u, Buf *out)
         pos = end;
     }
     buf_putn(out, u->src.text + pos, u->src.len - pos);
+    /* `#pragma asyncc allow(...)` is for asyncc only: the C compiler would
+     * warn about an unknown pragma, so it becomes a comment. */
+    if (strstr(out->data, "#pragma asyncc")) {
+        Buf b = {0};
+        for (size_t i = 0; i < out->len; i++) {
+            size_t j = i;
+            while (j > 0 && (out->data[j - 1] == ' ' || out->data[j - 1] == '\t'))
+                j--;
+            if (i + 14 <= out->len && memcmp(out->data + i, "#pragma asyncc", 14) == 0 &&
+                (j == 0 || out->data[j - 1] == '\n'))
+                buf_puts(&b, "// ");
+            buf_putc(&b, out->data[i]);
+        }
+        buf_free(out);
+        *out = b;
+    }
     nodemap_free(&e.done);
     free(e.ext_done.items);
 }
