@@ -9,6 +9,8 @@
 #           $BUILD/lib/libasyncc.a and everything built here goes to $BUILD/bench
 #   CC      C compiler for hand-written C and translated output (default cc)
 #   CLANG   the clang that translate_ratio compares against (default clang)
+#   CARGO   the cargo that builds the Tokio peer (default /usr/bin/cargo, Debian's,
+#           else cargo on PATH); RUSTC its rustc (default the rustc beside it)
 #
 # Prints one `bench NAME VALUE UNIT` line per figure and `#` comment lines.
 # Never asserts on figures. A part that cannot be built or run prints
@@ -28,6 +30,9 @@ OUT=$BUILD/bench
 TIMEOUT=120    # seconds any one benchmark process may take
 CHAIN_RUNS=3   # interleaved process runs per yield-chain program
 TRANSLATE_RUNS=5
+TASK_RUNS=3    # interleaved process runs per side of spawn_join and yield_chain_mt
+TIMER_RUNS=5   # interleaved process runs per side of timers_100k
+REGISTRY=/usr/share/cargo/registry # Debian's Rust crates (librust-*-dev)
 
 status=0
 
@@ -68,6 +73,23 @@ figure() {
 # minimum VALUE...: the smallest of the numbers given.
 minimum() {
     printf '%s\n' "$@" | sort -g | head -n 1
+}
+
+# median VALUE...: the middle one of the numbers given (the lower middle one
+# of an even count).
+median() {
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
+
+# append ARRAY NAME FILE: appends to ARRAY the value of every
+# `rep NAME VALUE UNIT` line in FILE (the task benchmarks print one per
+# repetition).
+append() {
+    local -n arr=$1
+    local v
+    for v in $(awk -v name="$2" '$1 == "rep" && $2 == name { print $3 }' "$3"); do
+        arr+=("$v")
+    done
 }
 
 mkdir -p "$OUT" || {
@@ -217,5 +239,135 @@ elif [ $have_asyncc = 1 ]; then
         fi
     fi
 fi
+
+# ------------------------------------------------------------------------
+# Tasks (issue 3): spawn_join, yield_chain_mt and timers_100k on asyncc's
+# default multi-thread runtime, beside the same programs on Tokio
+# (bench/peers/tokio, built offline from Debian's librust-tokio-dev when it
+# is installed). Every program prints one `rep NAME VALUE UNIT` line per
+# timed repetition; the processes run alternately, asyncc then Tokio, and
+# each timing figure is the best (minimum) of all repetitions of its side,
+# with the median in a comment. timers_100k times one run per process (the
+# RSS is the process's peak), and its RSS figure is the median of the
+# processes.
+# ------------------------------------------------------------------------
+
+echo "# tasks: $(nproc) cores; asyncc and tokio each on their default multi-thread runtime (one worker per core)"
+declare -A task_ok=()
+for p in spawn_join yield_chain_mt timers_100k; do
+    task_ok[$p]=0
+    if [ $have_asyncc = 1 ] && [ $have_lib = 1 ]; then
+        build "$p" "$ASYNCC" cc -O2 -I"$INC" "$ROOT/bench/$p.ac" -o "$OUT/$p" && task_ok[$p]=1
+    fi
+done
+
+# The Tokio peer. The crate is copied into $OUT/tokio_peer, so that Cargo.lock
+# and target/ never land in the source tree, and built with a CARGO_HOME of
+# its own whose only source is Debian's registry directory, offline.
+tokio_ok=0
+tokio_dir=$OUT/tokio_peer
+if [ -z "${CARGO:-}" ]; then
+    if [ -x /usr/bin/cargo ]; then CARGO=/usr/bin/cargo; else CARGO=cargo; fi
+fi
+if [ -z "${RUSTC:-}" ]; then
+    RUSTC=$(dirname "$(command -v "$CARGO" 2>/dev/null || echo /x)")/rustc
+    [ -x "$RUSTC" ] || RUSTC=rustc
+fi
+if ! compgen -G "$REGISTRY/tokio-1.*" >/dev/null; then
+    echo "# tokio: skipped: no tokio crate in $REGISTRY" \
+        "(apt-get install librust-tokio-dev cargo, to measure it beside asyncc)"
+elif ! command -v "$CARGO" >/dev/null 2>&1; then
+    echo "# tokio: skipped: $CARGO not found (apt-get install cargo)"
+else
+    rm -rf "$tokio_dir/src"
+    mkdir -p "$tokio_dir/cargo-home"
+    cp -Rp "$ROOT/bench/peers/tokio" "$tokio_dir/src"
+    printf '%s\n' '[source.crates-io]' 'replace-with = "debian"' '[source.debian]' \
+        "directory = \"$REGISTRY\"" '[net]' 'offline = true' >"$tokio_dir/cargo-home/config.toml"
+    if build tokio_peer env CARGO_HOME="$tokio_dir/cargo-home" RUSTC="$RUSTC" "$CARGO" build \
+        --release --offline --manifest-path "$tokio_dir/src/Cargo.toml" \
+        --target-dir "$tokio_dir/target"; then
+        tokio_ok=1
+        tokio_version=$(awk '$0 == "name = \"tokio\"" { getline; gsub(/[^0-9.]/, ""); print; exit }' \
+            "$tokio_dir/src/Cargo.lock")
+        echo "# tokio: ${tokio_version:-?} from $REGISTRY, built offline (release profile) by" \
+            "$("$CARGO" --version 2>/dev/null), $("$RUSTC" --version 2>/dev/null)"
+    fi
+fi
+TOKIO=$tokio_dir/target/release/tokio_peer
+
+# task_run OKVAR ARRAY NAME LOG CMD...: runs CMD once, as `run LOG CMD...`, and
+# appends the values of its `rep NAME` lines to ARRAY. If it fails or prints
+# none, prints an error and sets the variable OKVAR to 0; nothing runs while
+# OKVAR is not 1.
+task_run() {
+    local -n okref=$1
+    local arr=$2 name=$3 log=$4 rc
+    shift 4
+    [ "$okref" = 1 ] || return 0
+    run "$log" "$@"
+    rc=$?
+    if [ $rc != 0 ] || ! grep -q "^rep $name " "$OUT/$log.out"; then
+        error "$log: exit status $rc, no figure (see $OUT/$log.out)"
+        okref=0
+        return 0
+    fi
+    append "$arr" "$name" "$OUT/$log.out"
+}
+
+# task_report NAME UNIT FORMAT STAT ASYNCC_OK ARRAY_ASYNCC ARRAY_TOKIO: prints
+# one figure: STAT (minimum or median) of each side that ran, as NAME and
+# NAME_tokio, the ratio asyncc / tokio when both did, and a comment with the
+# medians.
+task_report() {
+    local name=$1 unit=$2 fmt=$3 stat=$4 a_ok=$5
+    local -n a_vals=$6 t_vals=$7
+    local a='' t='' notes=''
+    if [ "$a_ok" = 1 ] && [ ${#a_vals[@]} -gt 0 ]; then
+        a=$($stat "${a_vals[@]}")
+        printf "bench %s $fmt %s\n" "$name" "$a" "$unit"
+        notes="asyncc median $(median "${a_vals[@]}") of ${#a_vals[@]}"
+    fi
+    if [ $tokio_ok = 1 ] && [ ${#t_vals[@]} -gt 0 ]; then
+        t=$($stat "${t_vals[@]}")
+        printf "bench %s_tokio $fmt %s\n" "$name" "$t" "$unit"
+        notes="${notes:+$notes, }tokio median $(median "${t_vals[@]}") of ${#t_vals[@]}"
+    fi
+    if [ -n "$a" ] && [ -n "$t" ]; then
+        awk -v a="$a" -v t="$t" -v n="$name" 'BEGIN {
+            if (t > 0) printf "bench %s_ratio %.2f x\n", n, a / t
+            else printf "# error: %s_tokio measured 0\n", n
+        }'
+    fi
+    [ -n "$notes" ] && echo "# $name $unit: $notes"
+}
+
+sj_asyncc=() sj_tokio=() ym_asyncc=() ym_tokio=()
+tw_asyncc=() tw_tokio=() tr_asyncc=() tr_tokio=()
+for ((r = 0; r < TASK_RUNS; r++)); do
+    task_run 'task_ok[spawn_join]' sj_asyncc spawn_join spawn_join "$OUT/spawn_join"
+    task_run tokio_ok sj_tokio spawn_join_tokio spawn_join_tokio "$TOKIO" spawn_join
+done
+for ((r = 0; r < TASK_RUNS; r++)); do
+    task_run 'task_ok[yield_chain_mt]' ym_asyncc yield_chain_mt yield_chain_mt \
+        "$OUT/yield_chain_mt"
+    task_run tokio_ok ym_tokio yield_chain_mt_tokio yield_chain_mt_tokio "$TOKIO" yield_chain_mt
+done
+for ((r = 0; r < TIMER_RUNS; r++)); do
+    task_run 'task_ok[timers_100k]' tw_asyncc timers_100k_wall timers_100k "$OUT/timers_100k"
+    [ "${task_ok[timers_100k]}" = 1 ] && append tr_asyncc timers_100k_rss "$OUT/timers_100k.out"
+    task_run tokio_ok tw_tokio timers_100k_wall_tokio timers_100k_tokio "$TOKIO" timers
+    [ $tokio_ok = 1 ] && append tr_tokio timers_100k_rss_tokio "$OUT/timers_100k_tokio.out"
+done
+
+task_report spawn_join ns/task %.1f minimum "${task_ok[spawn_join]}" sj_asyncc sj_tokio
+echo "# spawn_join target: ratio <= 0.6, and below go 1.19's 155 ns/task" \
+    "(issue 3, where tokio 1.24 measured 255 ns/task)"
+task_report yield_chain_mt ns/round %.2f minimum "${task_ok[yield_chain_mt]}" ym_asyncc ym_tokio
+echo "# yield_chain_mt: no target (issue 3: tokio 1.24 measured 161 ns/round)"
+task_report timers_100k_wall ms %.1f minimum "${task_ok[timers_100k]}" tw_asyncc tw_tokio
+task_report timers_100k_rss KiB %d median "${task_ok[timers_100k]}" tr_asyncc tr_tokio
+echo "# timers_100k targets: wall <= 110 ms, rss below tokio's" \
+    "(issue 3: tokio 1.24 measured 189 ms and 141 MB)"
 
 exit $status

@@ -161,10 +161,20 @@ static void check_blocking(Unit *u, TSNode call)
 
 static void check_spawn_arg(Unit *u, AsyncFn *fn, TSNode spawn, TSNode arg)
 {
-    /* Walk the argument for &local, local arrays and pointer parameters. */
+    /* Walk the argument for &local, local arrays and pointer parameters;
+     * not into calls of plain functions, whose arguments are used up before
+     * the task starts (`f(next(&seed))` captures next's result, not &seed). */
     TSTreeCursor c = ts_tree_cursor_new(arg);
     for (;;) {
         TSNode n = ts_tree_cursor_current_node(&c);
+        if (type_is(n, "call_expression")) {
+            if (ts_node_eq(n, arg))
+                break;
+            while (!ts_tree_cursor_goto_next_sibling(&c))
+                if (!ts_tree_cursor_goto_parent(&c))
+                    goto done;
+            continue;
+        }
         Var *v = NULL;
         const char *why = NULL;
         if (type_is(n, "pointer_expression") &&

@@ -38,7 +38,7 @@ static bool is_loop(TSNode n)
 }
 
 /* Renders a variable's declarator as a field declarator named `field`. */
-static void field_declarator(Unit *u, Var *v, TSNode d, bool top, Buf *b)
+static void field_declarator(Unit *u, Var *v, TSNode d, Buf *b)
 {
     if (type_is(d, "identifier")) {
         buf_puts(b, v->field);
@@ -67,11 +67,13 @@ static void field_declarator(Unit *u, Var *v, TSNode d, bool top, Buf *b)
         TSNode c = ts_node_child(d, i);
         buf_putn(b, u->src.text + pos, ts_node_start_byte(c) - pos);
         pos = ts_node_end_byte(c);
-        if (top && type_is(d, "pointer_declarator") && type_is(c, "type_qualifier"))
-            continue; /* `int *const p`: the frame field itself is assignable */
+        if (type_is(d, "pointer_declarator") && type_is(c, "type_qualifier") &&
+            type_is(ts_node_child_by_field_name(d, "declarator", 10), "identifier"))
+            continue; /* `int *const p`: the frame field itself is assignable (a
+                         qualifier next to the name is the variable's own) */
         if (ts_node_eq(c, ts_node_child_by_field_name(d, "declarator", 10)) ||
             (type_is(d, "parenthesized_declarator") && ts_node_is_named(c)))
-            field_declarator(u, v, c, false, b);
+            field_declarator(u, v, c, b);
         else
             buf_putn(b, u->src.text + ts_node_start_byte(c),
                      ts_node_end_byte(c) - ts_node_start_byte(c));
@@ -99,7 +101,10 @@ static char *var_field_decl(Unit *u, Var *v)
     TSNode d = v->declarator;
     if (type_is(d, "init_declarator"))
         d = ts_node_child_by_field_name(d, "declarator", 10);
-    bool pointer = type_is(d, "pointer_declarator");
+    /* A const in the specifiers qualifies the variable itself only when no
+     * pointer (or array parameter, which is one) stands between. */
+    bool pointer = type_is(d, "pointer_declarator") ||
+                   (v->is_param && type_is(d, "array_declarator"));
     Buf b = {0};
     for (uint32_t i = 0; i < ts_node_child_count(v->decl); i++) {
         TSNode c = ts_node_child(v->decl, i);
@@ -113,7 +118,7 @@ static char *var_field_decl(Unit *u, Var *v)
         buf_printf(&b, "%s ", t);
         free(t);
     }
-    field_declarator(u, v, d, true, &b);
+    field_declarator(u, v, d, &b);
     return buf_take(&b);
 }
 

@@ -93,6 +93,22 @@ static Var *resolve(Walk *w, TSNode ident)
 
 static void walk(Walk *w, TSNode n);
 
+/* `ac_handle(int) *p = ...;` is a declaration to C but tree-sitter (like any
+ * parser without the macro's definition) reads a multiplication; the
+ * variable would go unseen, so this is rejected with the typedef fix. */
+static bool misparsed_declaration(Unit *u, TSNode stmt)
+{
+    TSNode e = ts_node_named_child_count(stmt) ? ts_node_named_child(stmt, 0) : (TSNode){0};
+    if (!ts_node_is_null(e) && type_is(e, "assignment_expression"))
+        e = ts_node_child_by_field_name(e, "left", 4);
+    if (ts_node_is_null(e) || !type_is(e, "binary_expression") ||
+        !parse_eq(u, ts_node_child_by_field_name(e, "operator", 8), "*"))
+        return false;
+    TSNode l = ts_node_child_by_field_name(e, "left", 4);
+    return parse_is_call_to(u, l, "ac_handle") || parse_is_call_to(u, l, "ac_joinset") ||
+           parse_is_call_to(u, l, "async");
+}
+
 static void walk_children(Walk *w, TSNode n)
 {
     uint32_t count = ts_node_child_count(n);
@@ -186,6 +202,11 @@ static void walk(Walk *w, TSNode n)
         if (!ts_node_is_null(op) && parse_eq(w->u, op, "&"))
             mark_address_taken(w, ts_node_child_by_field_name(n, "argument", 8));
         walk_children(w, n);
+    } else if (!strcmp(t, "expression_statement") && misparsed_declaration(w->u, n)) {
+        diag_error(&w->u->src, ts_node_start_byte(n),
+                   "C parsers read 'macro(T) *name' as a multiplication: declare the pointer "
+                   "through a typedef (typedef ac_handle(int) int_handle; int_handle *name)");
+        walk_children(w, n);
     } else if (!strcmp(t, "goto_statement")) {
         w->fn->has_goto = true;
     } else if (!strcmp(t, "labeled_statement")) {
@@ -239,8 +260,9 @@ static ExtFn *join_future(Unit *u, Await *aw)
     }
     TSNode h = ts_node_named_child(args, 0);
     const TypeInfo *ti = sema_expr_type(u->sema, ts_node_start_byte(h));
-    size_t n = ti ? strlen(ti->spelling) : 0;
-    if (!ti || n < 2 || ti->spelling[n - 1] != '*') {
+    /* canonical: a typedef of a handle type is still a pointer */
+    size_t n = ti ? strlen(ti->canonical) : 0;
+    if (!ti || n < 2 || ti->canonical[n - 1] != '*') {
         diag_error(&u->src, ts_node_start_byte(h),
                    "ac_join() needs a task handle, declared ac_handle(T) and set by ac_spawn()");
         return NULL;
@@ -249,9 +271,9 @@ static ExtFn *join_future(Unit *u, Await *aw)
     e->name = xstrdup("ac_join");
     /* Only the last '*' is the handle's: `int **` yields `int *`. */
     n--;
-    while (n > 0 && ti->spelling[n - 1] == ' ')
+    while (n > 0 && ti->canonical[n - 1] == ' ')
         n--;
-    e->ret_type = xstrndup(ti->spelling, n);
+    e->ret_type = xstrndup(ti->canonical, n);
     e->ret_void = strcmp(e->ret_type, "void") == 0;
     e->ret_size = e->ret_align = -1;
     int64_t size, align;

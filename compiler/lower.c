@@ -43,6 +43,7 @@ typedef struct Lower {
     NodeMap spawns;   /* ac_spawn node -> Spawn* */
     Vec pending;      /* Temp* whose value is still to be used in this statement */
     const char *cont; /* label `continue` must jump to, NULL for a plain continue */
+    bool cont_used;   /* a continue jumped to `cont` (else its label is not emitted) */
     int labels;       /* counter for ac_next_N labels */
     int line;         /* source line the next output line corresponds to */
     size_t synced;    /* out.len when `line` was last brought up to date */
@@ -781,12 +782,19 @@ static void lower_block(Lower *L, TSNode s, const char *ind)
     buf_printf(&L->out, "%s}\n", ind);
 }
 
-static void lower_body(Lower *L, TSNode body, const char *cont, const char *ind)
+/* Lowers a loop body whose continue jumps to label `cont` (NULL: a plain
+ * continue); returns whether any continue used the label. */
+static bool lower_body(Lower *L, TSNode body, const char *cont, const char *ind)
 {
     const char *outer = L->cont;
+    bool outer_used = L->cont_used;
     L->cont = cont;
+    L->cont_used = false;
     lower_block(L, body, ind);
+    bool used = L->cont_used;
     L->cont = outer;
+    L->cont_used = outer_used;
+    return used;
 }
 
 static void lower_stmt(Lower *L, TSNode n)
@@ -827,6 +835,7 @@ static void lower_stmt(Lower *L, TSNode n)
         free(s);
     } else if (!strcmp(t, "continue_statement") && L->cont) {
         buf_printf(&L->out, "%sgoto %s;\n", ind, L->cont);
+        L->cont_used = true;
     } else if (!strcmp(t, "if_statement")) {
         TSNode cond = paren_inner(ts_node_child_by_field_name(n, "condition", 9));
         TSNode cons = ts_node_child_by_field_name(n, "consequence", 11);
@@ -867,8 +876,8 @@ static void lower_stmt(Lower *L, TSNode n)
         if (has_await(L, cond)) {
             char *next = xasprintf("ac_next_%d", ++L->labels);
             buf_printf(&L->out, "%sfor (;;) {\n", ind);
-            lower_body(L, body, next, ind);
-            buf_printf(&L->out, "%s:;\n", next);
+            if (lower_body(L, body, next, ind))
+                buf_printf(&L->out, "%s:;\n", next);
             char *c = lower_expr(L, cond);
             L->pending.len = mark;
             buf_printf(&L->out, "%sif (!(%s))\n%s    break;\n%s}\n", ind, c, ind, ind);
@@ -911,8 +920,8 @@ static void lower_stmt(Lower *L, TSNode n)
                 buf_printf(&L->out, "%sif (!(%s))\n%s    break;\n", ind, c, ind);
                 free(c);
             }
-            lower_body(L, body, next, ind);
-            buf_printf(&L->out, "%s:;\n", next);
+            if (lower_body(L, body, next, ind))
+                buf_printf(&L->out, "%s:;\n", next);
             if (!ts_node_is_null(step)) {
                 char *s = lower_expr(L, step);
                 L->pending.len = mark;
@@ -1026,6 +1035,8 @@ bool lower_fn(Unit *u, AsyncFn *fn)
     buf_puts(&poll, "{\n");
     if (!fn->awaits.len)
         buf_puts(&poll, "    (void)ac_cx;\n");
+    if (fn->ret_void)
+        buf_puts(&poll, "    (void)ac_out;\n");
     for (int i = 0; i < fn->temps.len; i++) {
         Temp *t = fn->temps.items[i];
         if (!set_empty(&t->live))

@@ -72,7 +72,8 @@ golden_case() {
         fail "$ac: $base.expected.stdout is missing (make bless writes it from the sync build)"
         return 1
     fi
-    if ! "$ASYNCC" cc "$ac" -o "$t/prog" > "$t/cc.log" 2>&1; then
+    # Generated code must compile warning-free under the usual strict flags.
+    if ! "$ASYNCC" cc -Wall -Wextra -Werror "$ac" -o "$t/prog" > "$t/cc.log" 2>&1; then
         fail "$ac: asyncc cc $ac -o PROG failed"
         show "$t/cc.log"
         return 1

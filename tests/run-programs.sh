@@ -12,7 +12,7 @@ programs_case() {
     local ac=$1 base=${1%.ac} t=$CASE_TMP status=0
     local name
     name=$(basename "$base")
-    if ! "$ASYNCC" cc "$ac" -o "$t/$name" > "$t/build.log" 2>&1; then
+    if ! "$ASYNCC" cc -Wall -Wextra -Werror "$ac" -o "$t/$name" > "$t/build.log" 2>&1; then
         fail "$ac: asyncc cc failed"
         show "$t/build.log"
         return 1

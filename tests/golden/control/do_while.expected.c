@@ -278,7 +278,6 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
         printf("  body i=%d\n", ac_f->i);
         ac_f->i++;
     }
-ac_next_1:;
 #line 33 "tests/golden/control/do_while.ac"
     check__init(&ac_f->ac_aw3, "i < 3", ac_f->i < 3);
     ac_f->ac_state = 3;
@@ -303,7 +302,6 @@ ac_resume_4:
         ac_f->i = ac_t2;
         printf("  body i=%d\n", ac_f->i);
     }
-ac_next_2:;
 #line 40 "tests/golden/control/do_while.ac"
     check__init(&ac_f->ac_aw5, "i < 3", ac_f->i < 3);
     ac_f->ac_state = 5;
@@ -362,7 +360,6 @@ ac_resume_8:
         }
         printf("  body i=%d\n", ac_f->i);
     }
-ac_next_4:;
 #line 61 "tests/golden/control/do_while.ac"
     check__init(&ac_f->ac_aw9, "i < 100", ac_f->i < 100);
     ac_f->ac_state = 9;
@@ -438,7 +435,6 @@ ac_resume_13:
             {
                 ac_f->v -= 5;
             }
-ac_next_6:;
 #line 89 "tests/golden/control/do_while.ac"
             val__init(&ac_f->ac_aw14, ac_f->v);
             ac_f->ac_state = 14;

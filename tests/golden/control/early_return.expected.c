@@ -400,6 +400,7 @@ static void visit__init(void *ac_frame, int depth)
 #line 67 "tests/golden/control/early_return.ac"
 static ac_poll_t visit__poll(struct visit__frame *ac_f, ac_context *ac_cx, void *ac_out)
 {
+    (void)ac_out;
     switch (ac_f->ac_state) {
     case AC_STATE_UNRESUMED:
         break;

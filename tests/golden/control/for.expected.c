@@ -325,7 +325,6 @@ ac_resume_3:
 #line 33 "tests/golden/control/for.ac"
         printf("  body i=%d\n", ac_f->i);
     }
-ac_next_1:;
     ac_f->i++;
     }
     }
@@ -349,7 +348,6 @@ ac_resume_4:
 #line 37 "tests/golden/control/for.ac"
         printf("  body j=%d k=%d\n", j, k);
     }
-ac_next_2:;
     j++;
     }
     }
@@ -370,7 +368,6 @@ ac_resume_5:
 #line 41 "tests/golden/control/for.ac"
         printf("  body i=%d\n", ac_f->i);
     }
-ac_next_3:;
     ac_f->i++;
     }
     }
@@ -385,7 +382,6 @@ ac_next_3:;
 #line 45 "tests/golden/control/for.ac"
         printf("  body i=%d\n", ac_f->i);
     }
-ac_next_4:;
 #line 44 "tests/golden/control/for.ac"
     val__init(&ac_f->ac_aw6, "step to", ac_f->i + 4);
     ac_f->ac_state = 6;
@@ -413,7 +409,6 @@ ac_resume_7:
 #line 50 "tests/golden/control/for.ac"
         ac_f->sum += ac_t5;
     }
-ac_next_5:;
     ac_f->i++;
     }
     }
@@ -450,7 +445,6 @@ ac_resume_11:
 #line 56 "tests/golden/control/for.ac"
         printf("  body j=%d\n", ac_f->j);
     }
-ac_next_6:;
 #line 54 "tests/golden/control/for.ac"
     val__init(&ac_f->ac_aw10, "step by", 1);
     ac_f->ac_state = 10;
@@ -515,7 +509,6 @@ ac_resume_15:
             break;
         }
     }
-ac_next_8:;
     ac_f->i++;
     }
     }
@@ -581,7 +574,6 @@ ac_next_10:;
         }
         printf("\n");
     }
-ac_next_9:;
     ac_f->a++;
     }
     }
@@ -626,7 +618,6 @@ ac_resume_22:
 #line 100 "tests/golden/control/for.ac"
         ;
     }
-ac_next_11:;
     (void)(ac_f->sum += ac_f->i);
 #line 99 "tests/golden/control/for.ac"
     val__init(&ac_f->ac_aw23, "", ac_f->i + 7);

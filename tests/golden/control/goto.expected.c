@@ -116,6 +116,7 @@ static void say__init(void *ac_frame, const char *what, int n)
 #line 15 "tests/golden/control/goto.ac"
 static ac_poll_t say__poll(struct say__frame *ac_f, ac_context *ac_cx, void *ac_out)
 {
+    (void)ac_out;
     switch (ac_f->ac_state) {
     case AC_STATE_UNRESUMED:
         break;
@@ -349,12 +350,10 @@ ac_resume_3:
                 goto found;
             }
         }
-ac_next_2:;
         ac_f->c++;
         }
         }
     }
-ac_next_1:;
     ac_f->r++;
     }
     }

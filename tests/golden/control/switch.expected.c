@@ -118,6 +118,7 @@ static void say__init(void *ac_frame, const char *what, int n)
 #line 17 "tests/golden/control/switch.ac"
 static ac_poll_t say__poll(struct say__frame *ac_f, ac_context *ac_cx, void *ac_out)
 {
+    (void)ac_out;
     switch (ac_f->ac_state) {
     case AC_STATE_UNRESUMED:
         break;

@@ -119,6 +119,7 @@ static void mark__init(void *ac_frame, int v)
 #line 20 "tests/golden/expr/comma.ac"
 static ac_poll_t mark__poll(struct mark__frame *ac_f, ac_context *ac_cx, void *ac_out)
 {
+    (void)ac_out;
     switch (ac_f->ac_state) {
     case AC_STATE_UNRESUMED:
         break;
@@ -482,7 +483,6 @@ ac_resume_9:
 #line 60 "tests/golden/expr/comma.ac"
         ac_f->r += ac_f->j;
     }
-ac_next_1:;
     (void)(ac_f->i++);
 #line 59 "tests/golden/expr/comma.ac"
     step__init(&ac_f->ac_aw10, ac_f->j - 1);

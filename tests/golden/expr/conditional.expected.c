@@ -207,6 +207,7 @@ static void say__init(void *ac_frame, const char *what)
 #line 29 "tests/golden/expr/conditional.ac"
 static ac_poll_t say__poll(struct say__frame *ac_f, ac_context *ac_cx, void *ac_out)
 {
+    (void)ac_out;
     switch (ac_f->ac_state) {
     case AC_STATE_UNRESUMED:
         break;

@@ -228,7 +228,7 @@ static const ac_future_vt mix__vt __attribute__((unused)) = {
 #line 32 "tests/golden/func/params.ac"
 /* sum_array: frame of its state machine (32 bytes; asyncc --emit=states) */
 struct sum_array__frame {
-    int (*a); /* parameter, line 32; live in states 0 3 */
+    const int (*a); /* parameter, line 32; live in states 0 3 */
     struct val__frame ac_aw3; /* awaited future, line 36; live in states 3 */
     int n; /* parameter, line 32; live in states 0 3 */
     int s; /* local, line 34; live in states 3 */
@@ -582,7 +582,7 @@ static const ac_future_vt dead_params__vt __attribute__((unused)) = {
 #line 69 "tests/golden/func/params.ac"
 /* pick: frame of its state machine (24 bytes; asyncc --emit=states) */
 struct pick__frame {
-    const char * *names; /* parameter, line 69; live in states 0 3 */
+    const char *const *names; /* parameter, line 69; live in states 0 3 */
     int n; /* parameter, line 69; live in states 0 3 */
     int i; /* parameter, line 69; live in states 0 3 */
     struct ac_yield__frame ac_aw3; /* awaited future, line 71; live in states 3 */

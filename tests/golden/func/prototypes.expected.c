@@ -433,6 +433,7 @@ static void report__init(void *ac_frame, const char *what, int value)
 #line 45 "tests/golden/func/prototypes.ac"
 static ac_poll_t report__poll(struct report__frame *ac_f, ac_context *ac_cx, void *ac_out)
 {
+    (void)ac_out;
     switch (ac_f->ac_state) {
     case AC_STATE_UNRESUMED:
         break;

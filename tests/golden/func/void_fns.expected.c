@@ -43,6 +43,7 @@ static void emit__init(void *ac_frame, char c)
 #line 19 "tests/golden/func/void_fns.ac"
 static ac_poll_t emit__poll(struct emit__frame *ac_f, ac_context *ac_cx, void *ac_out)
 {
+    (void)ac_out;
     switch (ac_f->ac_state) {
     case AC_STATE_UNRESUMED:
         break;
@@ -122,6 +123,7 @@ static void emit_word__init(void *ac_frame, const char *w)
 #line 25 "tests/golden/func/void_fns.ac"
 static ac_poll_t emit_word__poll(struct emit_word__frame *ac_f, ac_context *ac_cx, void *ac_out)
 {
+    (void)ac_out;
     switch (ac_f->ac_state) {
     case AC_STATE_UNRESUMED:
         break;
@@ -210,6 +212,7 @@ static void digits_until_zero__init(void *ac_frame, unsigned n)
 #line 34 "tests/golden/func/void_fns.ac"
 static ac_poll_t digits_until_zero__poll(struct digits_until_zero__frame *ac_f, ac_context *ac_cx, void *ac_out)
 {
+    (void)ac_out;
     switch (ac_f->ac_state) {
     case AC_STATE_UNRESUMED:
         break;
@@ -323,6 +326,7 @@ static void divide__init(void *ac_frame, int a, int b, int *quot, int *rem)
 #line 51 "tests/golden/func/void_fns.ac"
 static ac_poll_t divide__poll(struct divide__frame *ac_f, ac_context *ac_cx, void *ac_out)
 {
+    (void)ac_out;
     switch (ac_f->ac_state) {
     case AC_STATE_UNRESUMED:
         break;
@@ -417,6 +421,7 @@ static void nothing__init(void *ac_frame)
 static ac_poll_t nothing__poll(struct nothing__frame *ac_f, ac_context *ac_cx, void *ac_out)
 {
     (void)ac_cx;
+    (void)ac_out;
     switch (ac_f->ac_state) {
     case AC_STATE_UNRESUMED:
         break;
@@ -480,6 +485,7 @@ static void only_yield__init(void *ac_frame)
 #line 67 "tests/golden/func/void_fns.ac"
 static ac_poll_t only_yield__poll(struct only_yield__frame *ac_f, ac_context *ac_cx, void *ac_out)
 {
+    (void)ac_out;
     switch (ac_f->ac_state) {
     case AC_STATE_UNRESUMED:
         break;
@@ -561,6 +567,7 @@ static void sentence__init(void *ac_frame)
 #line 72 "tests/golden/func/void_fns.ac"
 static ac_poll_t sentence__poll(struct sentence__frame *ac_f, ac_context *ac_cx, void *ac_out)
 {
+    (void)ac_out;
     switch (ac_f->ac_state) {
     case AC_STATE_UNRESUMED:
         break;

@@ -202,6 +202,7 @@ static void note__init(void *ac_frame, const char *s)
 #line 25 "tests/golden/join/all_and_try_all.ac"
 static ac_poll_t note__poll(struct note__frame *ac_f, ac_context *ac_cx, void *ac_out)
 {
+    (void)ac_out;
     switch (ac_f->ac_state) {
     case AC_STATE_UNRESUMED:
         break;

@@ -547,7 +547,6 @@ ac_resume_13:
         }
         printf(" outer i=%d x=%d\n", ac_f->i_1, ac_f->x_4);
     }
-ac_next_1:;
     ac_f->i_1++;
     }
     }

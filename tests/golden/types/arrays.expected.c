@@ -301,6 +301,7 @@ static void sort__init(void *ac_frame, int *a, int n)
 #line 41 "tests/golden/types/arrays.ac"
 static ac_poll_t sort__poll(struct sort__frame *ac_f, ac_context *ac_cx, void *ac_out)
 {
+    (void)ac_out;
     int ac_t1;
     int ac_t2;
     switch (ac_f->ac_state) {

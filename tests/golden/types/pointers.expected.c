@@ -230,6 +230,7 @@ static void record__init(void *ac_frame, struct counter *c, int hit)
 #line 37 "tests/golden/types/pointers.ac"
 static ac_poll_t record__poll(struct record__frame *ac_f, ac_context *ac_cx, void *ac_out)
 {
+    (void)ac_out;
     switch (ac_f->ac_state) {
     case AC_STATE_UNRESUMED:
         break;
