@@ -15,8 +15,8 @@
  *
  * Sections: error codes; the Future ABI (poll, context, waker, cooperative
  * budget); the executor; runtimes (builder, block_on); tasks (spawn, handles,
- * join, panic); runtime futures; time; blocking work; frame arena; sync
- * reading.
+ * join, panic); JoinSet; runtime futures; time; blocking work; frame arena;
+ * sync reading.
  */
 #ifndef ASYNCC_H
 #define ASYNCC_H
@@ -85,6 +85,16 @@ struct ac_join__frame {
     void *handle;  /* the JoinHandle being awaited; NULL once consumed */
     int *err;      /* receives 0 or the join error; NULL: a failed task panics the awaiter */
     uint8_t state; /* 0 unresumed, 1 returned, 3 waiting for the task */
+};
+
+/* The frame of await(ac_joinset_next(set, out, err)) (ac_joinset_next__init/
+ * __poll/__drop in the lowered reading; a plain function in the sync
+ * reading): embedded by value in the awaiting frame. */
+struct ac_joinset_next__frame {
+    void *set;     /* the JoinSet (struct ac_joinset *) */
+    void *out;     /* receives the task's output; NULL: discarded */
+    int *err;      /* receives 0 or the join error; NULL: a failed task panics the awaiter */
+    uint8_t state; /* 0 unresumed, 1 returned, 3 waiting for a task to complete */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -466,6 +476,84 @@ extern const ac_future_vt ac_join__vt;
 _Noreturn void ac_panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ======================================================================== */
+/* JoinSet (joinset.c; docs/runtime-abi.md, "JoinSet")                       */
+/* ======================================================================== */
+
+/*
+ * A JoinSet (tokio::task::JoinSet) owns a collection of spawned tasks and
+ * hands their outputs back in completion order. Declared `ac_joinset(T) set
+ * = ac_joinset_new();`: ac_joinset(T) is `T *`, so the translator can check
+ * that what ac_joinset_spawn(set, f(x)) spawns yields T. The object behind
+ * the pointer is an opaque struct ac_joinset.
+ *
+ * The set's own calls (spawn, next, len, abort_all, free) are made by one
+ * task or thread at a time, its owner (Rust's &mut JoinSet); its tasks
+ * complete on any thread. A set must be freed before its runtime, and must
+ * outlive every ac_joinset_next future on it.
+ */
+struct ac_joinset;
+
+/* Returns a new empty set, owned by the caller, who frees it with
+ * ac_joinset_free. Never NULL: out of memory ends the process. */
+void *ac_joinset_new(void);
+
+/*
+ * For generated code: ac_joinset_spawn(set, NAME(args)) is
+ *
+ *     void *fr = ac__task_frame_new(&NAME__vt);
+ *     NAME__init(fr, args);
+ *     ac__joinset_spawn(set, fr);
+ *
+ * which spawns the task on the current runtime (as ac__spawn, whose rules
+ * apply) and adds it to the set, which owns its JoinHandle. Out of memory
+ * ends the process.
+ */
+void ac__joinset_spawn(void *set, void *frame);
+
+/* The number of tasks in the set: spawned into it and not yet returned by
+ * ac_joinset_next (finished or not). 0 for NULL. */
+size_t ac_joinset_len(void *set);
+
+/* Aborts every task in the set (ac_handle_abort on each). They stay in the
+ * set: ac_joinset_next returns each of them with AC_ECANCELED, except a task
+ * that completed first, which returns its output as usual (Tokio's
+ * abort_all). NULL is ignored. */
+void ac_joinset_abort_all(void *set);
+
+/* Drops the set (Tokio drops a JoinSet): aborts the tasks still in it and
+ * gives up their handles, so each is torn down (its drop function runs, on
+ * a worker) at its next suspension and its output is discarded; frees the
+ * set. Memory still shared with running tasks is freed when they finish. A
+ * pending ac_joinset_next future on the set must be dropped first. NULL is
+ * ignored. */
+void ac_joinset_free(void *set);
+
+/*
+ * await(ac_joinset_next(set, out, err)) yields 1 when a task of the set has
+ * completed, having removed it from the set: its output (vt->out_size bytes)
+ * is copied to `out` (NULL discards it; NULL for void tasks) and *err (err
+ * may be NULL) is set to 0, or for an aborted or panicked task to
+ * AC_ECANCELED or AC_EPANIC with *out zero-filled; with err NULL such a task
+ * makes the awaiting task panic instead, as ac_join does. It yields 0, at
+ * once, when the set is empty. Tasks are returned in the order they
+ * completed. While no task has completed the future is pending, and the
+ * completion of one wakes it. A ready result spends one unit of the
+ * cooperative budget. Dropping a pending next removes nothing from the set.
+ * ac_joinset_next__vt wraps the same functions for type-erased use.
+ */
+static inline void ac_joinset_next__init(struct ac_joinset_next__frame *f, void *set, void *out,
+                                         int *err)
+{
+    f->set = set;
+    f->out = out;
+    f->err = err;
+    f->state = AC_STATE_UNRESUMED;
+}
+ac_poll_t ac_joinset_next__poll(struct ac_joinset_next__frame *f, ac_context *cx, int *out);
+void ac_joinset_next__drop(struct ac_joinset_next__frame *f);
+extern const ac_future_vt ac_joinset_next__vt;
+
+/* ======================================================================== */
 /* Runtime futures                                                           */
 /* ======================================================================== */
 
@@ -683,6 +771,95 @@ __attribute__((format(printf, 1, 2))) static inline _Noreturn void ac_panic(cons
 static inline int ac_handle_abort(void *h) { (void)h; return 0; }
 static inline int ac_handle_is_finished(void *h) { (void)h; return 1; }
 static inline void ac_handle_detach(void *h) { free(h); }
+
+/* JoinSet, read sequentially. ac_joinset_spawn(set, f(x)) runs the future
+ * to completion at once (as ac_spawn does) and appends a box holding its
+ * result to the set's FIFO queue, so tasks "complete" in spawn order;
+ * ac_joinset_next takes the oldest box, copies its result to out (NULL
+ * discards it) and frees it. Nothing is cancelled or panics: *err is always
+ * 0, and ac_joinset_abort_all does nothing, since every task has finished
+ * (an abort after completion keeps the output, as in Tokio). */
+#include <string.h>
+#define ac_joinset(T) T *
+struct ac__sync_joinset_box {
+    struct ac__sync_joinset_box *next; /* the next younger result */
+    size_t size;                       /* bytes of value; 0 for a void task */
+    unsigned char value[];             /* the result */
+};
+struct ac_joinset {
+    struct ac__sync_joinset_box *head; /* the oldest result, returned next */
+    struct ac__sync_joinset_box *tail; /* the youngest */
+    size_t len;                        /* results queued */
+};
+static inline void *ac_joinset_new(void)
+{
+    struct ac_joinset *s = (struct ac_joinset *)calloc(1, sizeof *s);
+    if (!s)
+        abort();
+    return s;
+}
+static inline void ac__sync_joinset_push(void *set, const void *value, size_t size)
+{
+    struct ac_joinset *s = (struct ac_joinset *)set;
+    struct ac__sync_joinset_box *b =
+        (struct ac__sync_joinset_box *)malloc(sizeof *b + size);
+    if (!b)
+        abort();
+    b->next = NULL;
+    b->size = size;
+    if (size)
+        memcpy(b->value, value, size);
+    if (s->tail)
+        s->tail->next = b;
+    else
+        s->head = b;
+    s->tail = b;
+    s->len++;
+}
+/* The pointer initialisation makes a future whose output is not the set's T
+ * a warning (an error with -Werror), as for ac_handle(T); ac_joinset(void)
+ * takes any future and keeps nothing of a void one. */
+#define ac_joinset_spawn(set, e)                                               \
+    ({                                                                         \
+        __typeof__(AC__VALUE(e)) ac__jsv = AC__VALUE(e);                       \
+        __typeof__(set) ac__jst = &ac__jsv;                                    \
+        (void)ac__jst;                                                         \
+        ac__sync_joinset_push((set), &ac__jsv, AC__IS_VOID(e) ? 0 : sizeof ac__jsv); \
+    })
+static inline async(int) ac_joinset_next(void *set, void *out, int *err)
+{
+    struct ac_joinset *s = (struct ac_joinset *)set;
+    struct ac__sync_joinset_box *b = s ? s->head : NULL;
+    if (!b)
+        return 0;
+    s->head = b->next;
+    if (!s->head)
+        s->tail = NULL;
+    s->len--;
+    if (out && b->size)
+        memcpy(out, b->value, b->size);
+    if (err)
+        *err = 0;
+    free(b);
+    return 1;
+}
+static inline size_t ac_joinset_len(void *set)
+{
+    return set ? ((struct ac_joinset *)set)->len : 0;
+}
+static inline void ac_joinset_abort_all(void *set) { (void)set; }
+static inline void ac_joinset_free(void *set)
+{
+    struct ac_joinset *s = (struct ac_joinset *)set;
+    if (!s)
+        return;
+    while (s->head) {
+        struct ac__sync_joinset_box *b = s->head;
+        s->head = b->next;
+        free(b);
+    }
+    free(s);
+}
 
 /* await(ac_timeout(ms, f(x), &out)), read sequentially: nothing runs
  * concurrently, so the future always finishes first; the value is 0. */
@@ -916,6 +1093,8 @@ __attribute__((weak)) int main(int argc, char **argv)
 /* A JoinHandle of a task whose future yields T: it points at the task's
  * output slot, so the handle's type carries T. */
 #define ac_handle(T) T *
+/* A JoinSet of tasks whose futures yield T (struct ac_joinset behind it). */
+#define ac_joinset(T) T *
 #endif
 
 #ifdef __cplusplus
