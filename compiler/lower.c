@@ -589,6 +589,21 @@ static Var *var_of_ident(Lower *L, TSNode ident)
     return NULL;
 }
 
+/* For declarator child c of a declaration: its declarator proper (*d), its
+ * initializer (*value, or a null node) and the variable it declares (NULL
+ * for a function declarator). */
+static Var *declared_var(Lower *L, TSNode c, TSNode *d, TSNode *value)
+{
+    *d = c;
+    *value = (TSNode){0};
+    if (type_is(c, "init_declarator")) {
+        *d = ts_node_child_by_field_name(c, "declarator", 10);
+        *value = ts_node_child_by_field_name(c, "value", 5);
+    }
+    TSNode ident = parse_declarator_ident(*d);
+    return ts_node_is_null(ident) ? NULL : var_of_ident(L, ident);
+}
+
 static void emit_return(Lower *L, TSNode n, const char *value, const char *ind)
 {
     if (value && !L->fn->ret_void)
@@ -623,15 +638,10 @@ static void lower_declaration(Lower *L, TSNode n)
     char *ind = indent_of(L, n);
     char *spec = NULL;
     for (uint32_t i = 0; i < ts_node_child_count(n); i++) {
-        TSNode c = ts_node_child(n, i), d = c, value = {0};
+        TSNode c = ts_node_child(n, i), d, value;
         if (!parse_is_declarator(c))
             continue;
-        if (type_is(c, "init_declarator")) {
-            d = ts_node_child_by_field_name(c, "declarator", 10);
-            value = ts_node_child_by_field_name(c, "value", 5);
-        }
-        TSNode ident = parse_declarator_ident(d);
-        Var *v = ts_node_is_null(ident) ? NULL : var_of_ident(L, ident);
+        Var *v = declared_var(L, c, &d, &value);
         char *val = ts_node_is_null(value) ? NULL : lower_expr(L, value);
         sync_line(L, source_line(L, c));
         if (v && v->hoisted) {
@@ -640,11 +650,11 @@ static void lower_declaration(Lower *L, TSNode n)
             if (type_is(value, "initializer_list") || type_is(d, "array_declarator")) {
                 /* Aggregates: initialise a C object the usual way, then copy. */
                 Buf dt = {0};
-                uint32_t ds = ts_node_start_byte(d), is = ts_node_start_byte(ident);
+                uint32_t ds = ts_node_start_byte(d), is = ts_node_start_byte(v->ident);
                 buf_putn(&dt, L->u->src.text + ds, is - ds);
                 buf_puts(&dt, "ac_init");
-                buf_putn(&dt, L->u->src.text + ts_node_end_byte(ident),
-                         ts_node_end_byte(d) - ts_node_end_byte(ident));
+                buf_putn(&dt, L->u->src.text + ts_node_end_byte(v->ident),
+                         ts_node_end_byte(d) - ts_node_end_byte(v->ident));
                 if (!spec)
                     spec = specifiers(L, n);
                 buf_printf(&L->out, "%s{ %s %s = %s; __builtin_memcpy(&ac_f->%s, &ac_init, sizeof ac_f->%s); }\n",
@@ -734,15 +744,10 @@ static TSNode paren_inner(TSNode p)
 static bool all_hoisted_scalars(Lower *L, TSNode decl)
 {
     for (uint32_t i = 0; i < ts_node_child_count(decl); i++) {
-        TSNode c = ts_node_child(decl, i), d = c, value = {0};
+        TSNode c = ts_node_child(decl, i), d, value;
         if (!parse_is_declarator(c))
             continue;
-        if (type_is(c, "init_declarator")) {
-            d = ts_node_child_by_field_name(c, "declarator", 10);
-            value = ts_node_child_by_field_name(c, "value", 5);
-        }
-        TSNode ident = parse_declarator_ident(d);
-        Var *v = ts_node_is_null(ident) ? NULL : var_of_ident(L, ident);
+        Var *v = declared_var(L, c, &d, &value);
         if (!v || !v->hoisted || type_is(d, "array_declarator") ||
             (!ts_node_is_null(value) && type_is(value, "initializer_list")))
             return false;
