@@ -380,6 +380,17 @@ int ac_blocking_pool_configure(unsigned max_threads, unsigned keep_alive_ms)
     return 0;
 }
 
+/* Pool threads waiting for work (tests use it: a thread that has just
+ * published a result is not idle yet, so a call made right after a join
+ * may legitimately start a new thread). */
+unsigned ac__blocking_pool_idle(void)
+{
+    pthread_mutex_lock(&pool.mu);
+    unsigned n = pool.idle;
+    pthread_mutex_unlock(&pool.mu);
+    return n;
+}
+
 unsigned ac_blocking_pool_threads(void)
 {
     pthread_mutex_lock(&pool.mu);

@@ -456,4 +456,7 @@ extern const ac__driver ac__time_driver;
  * call are left alone. */
 void ac__blocking_pool_shutdown(void);
 
+/* Blocking pool threads idle right now (blocking.c; for tests). */
+unsigned ac__blocking_pool_idle(void);
+
 #endif /* ASYNCC_INTERNAL_H */

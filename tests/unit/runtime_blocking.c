@@ -160,6 +160,7 @@ static void setup(void)
 }
 
 static bool pool_is_empty(void) { return ac_blocking_pool_threads() == 0; }
+static bool one_idle(void) { return ac__blocking_pool_idle() == 1; }
 static bool clock_may_advance(void) { return ac__clock_can_auto_advance(); }
 
 /* ------------------------------------------------------------------------ */
@@ -364,6 +365,8 @@ START_TEST(pool_reuses_an_idle_thread_within_the_keep_alive)
     ck_assert_int_eq(ac_blocking_pool_configure(512, 60000), 0);
     join(ac_spawn_blocking(whoami, NULL));
     pthread_t first = ran_on;
+    /* The thread publishes the result before it goes back to waiting. */
+    ck_assert(eventually(one_idle));
     join(ac_spawn_blocking(whoami, NULL));
     ck_assert(pthread_equal(first, ran_on));
     ck_assert_uint_eq(ac_blocking_pool_threads(), 1);
