@@ -93,22 +93,36 @@ enum {
     AC__TASK_SPAWNED = 1 /* ac__spawn: frame and output slot are part of the task's memory */
 };
 
+/* ac__task.slab_class of memory that is not a small slot of a slab (slab.c). */
+enum {
+    AC__SLAB_LARGE = 254, /* a slab chunk of its own (big or over-aligned task) */
+    AC__SLAB_NONE = 255   /* malloc: a root (ac__task_new), or a frame made outside a runtime */
+};
+
+/*
+ * One cache line. The fields from chunk_off on belong to the memory
+ * allocator (slab.c) and stay valid while the slot is free; a free slot
+ * reuses the words after `state` as links.
+ */
 struct ac__task {
     _Atomic size_t state;   /* the word described above */
     ac__scheduler *sched;   /* owner; valid while the task is not COMPLETE */
     ac__task *queue_next;   /* run queue link, owned by the queue that holds the task */
     const ac_future_vt *vt; /* the future's type */
     void *frame;            /* the future's frame (a root's is not owned by the task) */
-    void *out;              /* where READY output is written; NULL for void */
-    /* Spawned tasks only. */
-    ac_waker join_waker;    /* the joiner's waker (see JOIN_WAKER); vtable NULL: none */
-    ac__task *owned_prev;   /* the runtime's list of its tasks, guarded by the list's lock */
-    ac__task *owned_next;   /* next in that list */
-    uint16_t shard;         /* which of the runtime's lists */
-    bool listed;            /* in that list (guarded by its lock) */
+    ac_waker join_waker;    /* spawned: the joiner's waker (see JOIN_WAKER); vtable NULL: none */
+    uint32_t chunk_off;     /* bytes from the slab chunk holding the task to the task */
     uint8_t kind;           /* AC__TASK_ROOT or AC__TASK_SPAWNED */
-    int outcome;            /* 0, AC_ECANCELED or AC_EPANIC; written before COMPLETE is set */
+    int8_t outcome;         /* 0, AC_ECANCELED or AC_EPANIC; written before COMPLETE is set */
+    uint8_t slab_class;     /* size class in the slab, or AC__SLAB_LARGE / AC__SLAB_NONE */
 };
+
+/* A root task: where its READY output goes (spawned tasks write to their
+ * output slot, the JoinHandle). */
+typedef struct ac__root_task {
+    ac__task task; /* first */
+    void *out;     /* the caller's output, NULL for void */
+} ac__root_task;
 
 /* Bytes from a spawned task's header to its output slot (the JoinHandle). */
 #define AC__TASK_HEADER ((sizeof(ac__task) + 15) & ~(size_t)15)
@@ -119,6 +133,21 @@ static inline ac__task *ac__task_of_handle(void *h) { return (ac__task *)((char 
 static inline void *ac__task_handle(ac__task *task) { return (char *)task + AC__TASK_HEADER; }
 /* The spawned task whose frame came from ac__task_frame_new. */
 static inline ac__task *ac__task_of_frame(void *frame) { return ((ac__task **)frame)[-1]; }
+/* Starts loading the task's first two cache lines (its header, then its
+ * output slot and, for small futures, its frame) for writing, ahead of a
+ * run or a reuse: with many tasks in flight each one is cold otherwise. */
+static inline void ac__task_prefetch(const void *task)
+{
+    __builtin_prefetch(task, 1);
+    __builtin_prefetch((const char *)task + 64, 1);
+}
+/* Where the task's READY output is written: NULL for a void future. */
+static inline void *ac__task_out(ac__task *task)
+{
+    if (task->kind == AC__TASK_ROOT)
+        return ((ac__root_task *)task)->out;
+    return task->vt->out_size ? ac__task_handle(task) : NULL;
+}
 
 /* Outcome of ac__task_transition_to_running. */
 typedef enum ac__run_outcome {
@@ -200,7 +229,8 @@ void ac__task_ref_dec_unchecked(ac__task *task);
 /* Drops n references of a COMPLETE task (no orphan check is needed): frees
  * it when they were the last. */
 void ac__task_ref_dec_complete(ac__task *task, size_t n);
-/* Frees a task's memory (header, and a spawned task's slot and frame). */
+/* Frees a task's memory: a spawned task's slot goes back to its slab, a
+ * root (or a frame made outside a runtime) to free(). */
 void ac__task_dealloc(ac__task *task);
 
 /*
@@ -239,6 +269,52 @@ static inline size_t ac__task_state(ac__task *task)
 }
 /* Reference count in a state snapshot. */
 static inline size_t ac__task_refs(size_t state) { return state >> AC__TASK_REF_SHIFT; }
+
+/* ======================================================================== */
+/* Task memory (slab.c)                                                      */
+/* ======================================================================== */
+
+/*
+ * A runtime's spawned tasks live in its slab: chunks carved into slots by
+ * size class, recycled through per-thread heaps (free lists that only their
+ * thread touches) and the slab's central lists (under its lock). Walking
+ * the chunks finds every task, which is how shutdown finds the tasks it
+ * must cancel. See slab.c.
+ */
+typedef struct ac__slab ac__slab;
+typedef struct ac__slab_heap ac__slab_heap;
+
+/* A new, empty slab, or NULL when memory is exhausted. */
+ac__slab *ac__slab_new(void);
+/* Frees every chunk without a live task and the heaps; the slab itself goes
+ * with the last chunk that still holds a task (referenced from outside the
+ * runtime), when that task is freed. No heap of the slab may be in use. */
+void ac__slab_close(ac__slab *s);
+/* A heap of the slab for the calling thread's exclusive use, until it is
+ * released; NULL when memory is exhausted. */
+ac__slab_heap *ac__slab_heap_claim(ac__slab *s);
+/* Gives a claimed heap back (its free slots go to the slab). NULL: nothing. */
+void ac__slab_heap_release(ac__slab_heap *h);
+/* The calling thread's heap (NULL: none), and setting it; frees on this
+ * thread of tasks of that heap's slab go to it. */
+ac__slab_heap *ac__slab_heap_current(void);
+void ac__slab_heap_set(ac__slab_heap *h);
+/* The slab of the calling thread's heap (NULL: none), for a quick check. */
+extern _Thread_local ac__slab *ac__tls_heap_slab;
+/* Memory for a spawned task of `size` bytes (header included) aligned to
+ * `align`, from the caller's heap h; chunk_off and slab_class are set, the
+ * rest is the caller's to fill. NULL when memory is exhausted. */
+ac__task *ac__slab_alloc(ac__slab_heap *h, size_t size, size_t align);
+/* Frees a task's memory (slab_class is not AC__SLAB_NONE), on any thread. */
+void ac__slab_free(ac__task *task);
+/* Calls fn for every spawned task of the slab, under the slab's lock: fn
+ * must not allocate or free tasks. The runtime's threads must be stopped. */
+void ac__slab_each(ac__slab *s, void (*fn)(ac__task *task, void *arg), void *arg);
+
+/* The calling thread's heap for spawning on the current runtime (sched.c):
+ * claims one if the thread has none for it. NULL outside a runtime or when
+ * memory is exhausted. */
+ac__slab_heap *ac__runtime_heap(void);
 
 /* ======================================================================== */
 /* Program entry (executor.c)                                                */
@@ -299,6 +375,8 @@ const ac_runtime_config *ac__runtime_config(ac_runtime *rt);
 typedef struct ac__thread_ctx {
     ac_runtime *rt;      /* ac_runtime_current() */
     void *worker;        /* the worker or current-thread core this thread drives, or NULL */
+    ac__slab_heap *heap; /* the thread's task heap (slab.c) */
+    void *spawner;       /* the ring its spawns go to (sched.c), or NULL */
 } ac__thread_ctx;
 /* Sets (rt, no worker) as the thread's context and returns the previous one. */
 ac__thread_ctx ac__thread_ctx_enter(ac_runtime *rt);

@@ -17,18 +17,25 @@
  *    not stealable. Two tasks that keep waking each other would hold the
  *    slot forever, so after MAX_LIFO_POLLS consecutive LIFO runs the slot is
  *    disabled until the worker's turn ends and wakes go to the ring's tail.
- * Shared by all: the inject queue (a mutex-guarded list) that receives tasks
- * woken or spawned outside the workers and ring overflow; workers look at it
- * every GLOBAL_INTERVAL ticks and whenever their ring is empty, taking a
- * fair share into their ring.
+ * Shared by all: the inject queue (under a mutex) that receives tasks woken
+ * outside the workers, as a list, and ring overflow, as arrays of half a
+ * ring (segments, which a worker takes by copying pointers); workers look at
+ * it every GLOBAL_INTERVAL ticks and whenever their ring is empty, taking a
+ * fair share into their ring. And the spawner rings: a thread outside the workers that
+ * spawns (the thread in block_on) pushes its spawns to a ring of its own,
+ * like a worker's but never popped by its owner, from which workers steal
+ * (as much as half a ring of theirs holds) when their ring and the inject
+ * queue are empty, and every GLOBAL_INTERVAL ticks (taking turns with the
+ * inject queue). Pushing costs the spawning thread no lock, and a worker
+ * takes a run of tasks by copying pointers, not by walking a list.
  *
  * A worker that has nothing runs the search: unless half the workers are
  * already searching, it steals from the other workers, starting at a random
- * one, then looks at the inject queue; if that finds nothing it parks on its
- * own condition variable (no spinning). A state word counts unparked and
- * searching workers, and a list under a mutex holds the parked ones. Whoever
- * makes work available that another worker could take (a ring push, an
- * inject push) wakes one parked worker, unless some worker is searching
+ * one, then from the spawner rings, then looks at the inject queue; if that
+ * finds nothing it parks on its own condition variable (no spinning). A
+ * state word counts unparked and searching workers, and a list under a mutex
+ * holds the parked ones. Whoever makes work available that another worker
+ * could take (a ring push, an inject push) wakes one parked worker, unless some worker is searching
  * already: a searcher will find the work, and the last searcher to give up
  * looks at every queue once more after it has counted itself out (with a
  * sequentially consistent read-modify-write on each side, so either it sees
@@ -55,17 +62,19 @@
  * Tasks. A spawned task (ac__spawn) is one allocation (task.c) holding its
  * output slot, which is the JoinHandle. References: the runtime (owner) until
  * it completes, the handle until it is joined or detached, queue entries and
- * waker clones. Every task that has not completed, or whose handle still
- * exists, is in one of the runtime's lists (shards, by a per-thread counter)
- * so that ac_runtime_free can cancel it; whoever makes "complete and no
- * handle" true (completion or the handle's drop, each a CAS that sees the
- * other) removes it. The join protocol (JOIN_INTEREST, JOIN_WAKER) is Tokio's
- * task/harness.rs: the handle side owns the join_waker slot while JOIN_WAKER
- * is clear, the task side while it is set.
+ * waker clones. Its memory comes from the runtime's slab (slab.c), through
+ * the heap of the spawning thread: each worker has one, and any other thread
+ * claims one when it first spawns inside the runtime and gives it back when
+ * it leaves (ac__thread_ctx_restore). The slab is also how ac_runtime_free
+ * finds every task that has not completed or whose handle still exists: it
+ * walks the slab's chunks, so spawn, completion and join keep no list. The
+ * join protocol (JOIN_INTEREST, JOIN_WAKER) is Tokio's task/harness.rs: the
+ * handle side owns the join_waker slot while JOIN_WAKER is clear, the task
+ * side while it is set.
  *
  * Shutdown (ac_runtime_free): workers stop and are joined; then, on the
- * calling thread, queued tasks and listed tasks that have not completed are
- * torn down (their drop runs, their joins report AC_ECANCELED), repeatedly,
+ * calling thread, queued tasks and the slab's tasks that have not completed
+ * are torn down (their drop runs, their joins report AC_ECANCELED), repeatedly,
  * since a drop may wake or spawn; only then are the handles nobody consumed
  * dropped, as a drop may still have used one.
  */
@@ -88,9 +97,9 @@
 #define EVENT_INTERVAL 61          /* ticks between looks at the time driver (Tokio) */
 #define CT_INJECT_INTERVAL 31      /* current-thread: polls between inject looks */
 #define MAX_WORKERS 1024           /* the idle word has 16 bits per count */
-#define SHARDS_PER_WORKER 4        /* task lists per worker, to spread their locks */
 #define DEFAULT_COOP_BUDGET 128
-#define SPAWN_BATCH 32             /* spawns a non-worker thread publishes at once */
+#define SPAWN_BATCH 32             /* spawns a non-worker thread announces at once */
+#define MAX_SPAWNERS 16            /* rings for threads outside the workers that spawn */
 #define CACHE_LINE 64
 
 /* Linked only when the program uses timers or blocking work. */
@@ -113,10 +122,17 @@ typedef struct parker {
 } parker;
 
 /* A worker's ring; the head packs (steal << 32) | real. */
+/* The head, which stealers write, and the tail, which the owner writes, are
+ * on cache lines of their own, so that a thread that keeps pushing (a
+ * spawner) and the workers that keep stealing from it do not take each
+ * other's line on every operation. */
 typedef struct local_queue {
     _Atomic uint64_t head;                 /* next to pop (real) and stealers' claim (steal) */
-    _Atomic uint32_t tail;                 /* next free slot; written by the owner only */
-    _Atomic(ac__task *) buf[LOCAL_CAP];    /* the slots; synchronised by head and tail */
+    _Alignas(CACHE_LINE) _Atomic uint32_t tail; /* next free slot; written by the owner only */
+    uint32_t steal_seen;                   /* owner only: a steal index read from head; the
+                                            * real one is never behind it */
+    _Alignas(CACHE_LINE) _Atomic(ac__task *) buf[LOCAL_CAP]; /* the slots; synchronised by
+                                            * head and tail */
 } local_queue;
 
 typedef struct worker {
@@ -133,6 +149,28 @@ typedef struct worker {
     pthread_t thread;        /* its thread */
 } __attribute__((aligned(CACHE_LINE))) worker;
 
+/* The ring of a thread outside the workers that spawns on a multi-thread
+ * runtime (a block_on thread): only that thread pushes, workers steal from
+ * it as from each other. Claimed for as long as the thread is in the
+ * runtime's context; never freed before the runtime, since a stealer may
+ * still look at one that was given back. */
+typedef struct spawner {
+    local_queue q;             /* its spawns; workers steal them */
+    ac_runtime *rt;            /* the runtime */
+    bool claimed;              /* a thread owns it (under rt->spawners_mu) */
+    unsigned unannounced;      /* pushes since the last notify_parked (owner only) */
+} __attribute__((aligned(CACHE_LINE))) spawner;
+
+/* Half a ring that overflowed, moved to the inject queue as an array: a
+ * worker takes from it by copying pointers, where a list would have it
+ * follow one cache miss after another with the inject lock held. */
+typedef struct inject_seg {
+    struct inject_seg *next;       /* the next segment of the inject queue */
+    uint32_t first;                /* t[first..n) are still queued */
+    uint32_t n;                    /* tasks put in t */
+    ac__task *t[LOCAL_CAP / 2 + 1]; /* the tasks, oldest first */
+} inject_seg;
+
 /* An intrusive FIFO through ac__task.queue_next. */
 typedef struct fifo {
     ac__task *head; /* next out; NULL when empty */
@@ -147,12 +185,6 @@ typedef struct ct_core {
     _Atomic bool driving;  /* a block_on is running this core */
 } ct_core;
 
-/* One list of the runtime's tasks. */
-typedef struct shard {
-    pthread_mutex_t mu; /* guards head and the tasks' owned links and listed flags */
-    ac__task *head;     /* doubly linked through owned_prev/owned_next */
-} __attribute__((aligned(CACHE_LINE))) shard;
-
 struct ac_runtime {
     ac__scheduler base;        /* hooks of spawned tasks; first, tasks point here */
     ac__scheduler ct_root;     /* hooks of a current-thread block_on's root task */
@@ -164,10 +196,13 @@ struct ac_runtime {
     _Atomic bool shutdown;     /* workers must return */
 
     /* Inject queue. */
-    pthread_mutex_t inject_mu; /* guards inject_head/tail */
-    ac__task *inject_head;     /* tasks from outside the workers, and overflow */
+    pthread_mutex_t inject_mu; /* guards inject_head/tail and the segments */
+    ac__task *inject_head;     /* tasks from outside the workers */
     ac__task *inject_tail;     /* last of them */
-    _Atomic size_t inject_len; /* their number, also read without the lock */
+    inject_seg *seg_head;      /* ring overflow, oldest first */
+    inject_seg *seg_tail;      /* newest */
+    _Atomic bool has_segs;     /* seg_head is set (a hint outside the lock) */
+    _Atomic size_t inject_len; /* tasks in both, also read without the lock */
 
     /* Multi-thread. */
     worker *workers;           /* nworkers of them */
@@ -176,6 +211,11 @@ struct ac_runtime {
     unsigned *sleepers;        /* indexes of parked workers */
     unsigned nsleepers;        /* their number */
     unsigned started;          /* threads started, to join */
+
+    /* Threads outside the workers that spawn (multi-thread). */
+    pthread_mutex_t spawners_mu;           /* guards claiming and creating them */
+    _Atomic(spawner *) spawners[MAX_SPAWNERS]; /* the first nspawners are set */
+    _Atomic unsigned nspawners;            /* how many exist */
 
     /* Current-thread. */
     ct_core ct;
@@ -186,9 +226,8 @@ struct ac_runtime {
     _Atomic(parker *) driver_parker;   /* the thread parked with it, or NULL */
     _Atomic int busy;                  /* threads not idle (see ac__runtime_all_idle) */
 
-    /* Task lists. */
-    shard *shards;             /* shard_mask + 1 of them */
-    unsigned shard_mask;       /* shard count - 1 (a power of two) */
+    /* Task memory. */
+    ac__slab *slab;            /* where spawned tasks live; shutdown walks it */
 };
 
 /* What running one task from a queue came to. */
@@ -204,8 +243,6 @@ typedef enum run_result {
  * runtime has rt and no core. */
 static _Thread_local ac_runtime *tls_rt;
 static _Thread_local void *tls_core;
-/* Picks this thread's next task list. */
-static _Thread_local unsigned tls_spawn_seq;
 /* Spawns of a thread outside rt's workers, not yet in the inject queue. */
 static _Thread_local struct {
     ac_runtime *rt;     /* their runtime */
@@ -213,10 +250,13 @@ static _Thread_local struct {
     ac__task *last;     /* newest */
     unsigned n;         /* how many */
 } tls_spawns;
-static _Atomic unsigned spawn_seq_seed;
+
+/* The spawner ring this thread pushes to (multi-thread runtimes), or NULL. */
+static _Thread_local spawner *tls_spawner;
 
 static bool is_mt(const ac_runtime *rt) { return rt->config.flavor == AC_RUNTIME_MULTI_THREAD; }
 static void busy_inc(ac_runtime *rt);
+static void spawner_release(spawner *sp);
 
 /* ======================================================================== */
 /* Parker                                                                    */
@@ -319,8 +359,11 @@ static void fifo_push(fifo *q, ac__task *task)
 static ac__task *fifo_pop(fifo *q)
 {
     ac__task *task = q->head;
-    if (task)
+    if (task) {
         q->head = task->queue_next;
+        if (q->head)
+            ac__task_prefetch(q->head); /* the next to run */
+    }
     return task;
 }
 
@@ -343,12 +386,51 @@ static size_t inject_len(ac_runtime *rt)
     return atomic_load_explicit(&rt->inject_len, memory_order_relaxed);
 }
 
-/* Takes up to max tasks from the inject queue as a list; *n gets the count. */
+/* Appends a segment to the inject queue. */
+static void inject_push_seg(ac_runtime *rt, inject_seg *seg)
+{
+    seg->next = NULL;
+    pthread_mutex_lock(&rt->inject_mu);
+    if (rt->seg_head)
+        rt->seg_tail->next = seg;
+    else
+        rt->seg_head = seg;
+    rt->seg_tail = seg;
+    atomic_store_explicit(&rt->has_segs, true, memory_order_relaxed);
+    atomic_fetch_add(&rt->inject_len, seg->n - seg->first); /* as inject_push_list */
+    pthread_mutex_unlock(&rt->inject_mu);
+}
+
+/* Copies up to max tasks of the oldest segment to out; returns how many, and
+ * in *done the segment if that emptied it (the caller frees it). Under the
+ * inject lock. */
+static size_t seg_take_locked(ac_runtime *rt, size_t max, ac__task **out, inject_seg **done)
+{
+    inject_seg *seg = rt->seg_head;
+    size_t got = seg->n - seg->first;
+    if (got > max)
+        got = max;
+    memcpy(out, &seg->t[seg->first], got * sizeof *out);
+    seg->first += (uint32_t)got;
+    if (seg->first == seg->n) {
+        rt->seg_head = seg->next;
+        if (!rt->seg_head)
+            atomic_store_explicit(&rt->has_segs, false, memory_order_relaxed);
+        *done = seg;
+    }
+    return got;
+}
+
+/* Takes up to max tasks from the inject queue as a list; *n gets the count.
+ * Single tasks (remote wakes) go first, then ring overflow. */
 static ac__task *inject_pop(ac_runtime *rt, size_t max, size_t *n)
 {
     *n = 0;
     if (!inject_len(rt) || max == 0)
         return NULL;
+    ac__task *got_seg[LOCAL_CAP / 2 + 1];
+    inject_seg *done = NULL;
+    size_t from_seg = 0;
     pthread_mutex_lock(&rt->inject_mu);
     ac__task *first = rt->inject_head, *last = NULL, *t = first;
     size_t got = 0;
@@ -360,9 +442,19 @@ static ac__task *inject_pop(ac_runtime *rt, size_t max, size_t *n)
     if (got) {
         rt->inject_head = t;
         last->queue_next = NULL;
-        atomic_fetch_sub_explicit(&rt->inject_len, got, memory_order_relaxed);
+    } else if (rt->seg_head) {
+        from_seg = seg_take_locked(rt, max, got_seg, &done);
+        got = from_seg;
     }
+    if (got)
+        atomic_fetch_sub_explicit(&rt->inject_len, got, memory_order_relaxed);
     pthread_mutex_unlock(&rt->inject_mu);
+    free(done);
+    if (from_seg) {
+        for (size_t i = 0; i < from_seg; i++)
+            got_seg[i]->queue_next = i + 1 < from_seg ? got_seg[i + 1] : NULL;
+        first = got_seg[0];
+    }
     *n = got;
     return got ? first : NULL;
 }
@@ -381,14 +473,23 @@ static uint32_t lq_len(local_queue *q)
 
 /* Full ring, no stealer: moves its older half and `task` to the inject
  * queue. Returns false if a stealer got in first (the caller retries). */
-static bool lq_push_overflow(worker *w, ac__task *task, uint32_t head)
+static bool lq_push_overflow(local_queue *q, ac_runtime *rt, ac__task *task, uint32_t head)
 {
-    local_queue *q = &w->q;
     const uint32_t n = LOCAL_CAP / 2;
     uint64_t expected = pack(head, head);
     if (!atomic_compare_exchange_strong_explicit(&q->head, &expected, pack(head + n, head + n),
                                                  memory_order_acq_rel, memory_order_acquire))
         return false;
+    inject_seg *seg = malloc(sizeof *seg);
+    if (seg) {
+        for (uint32_t i = 0; i < n; i++)
+            seg->t[i] = atomic_load_explicit(&q->buf[(head + i) & LOCAL_MASK], memory_order_relaxed);
+        seg->t[n] = task;
+        seg->first = 0;
+        seg->n = n + 1;
+        inject_push_seg(rt, seg);
+        return true;
+    }
     ac__task *first = atomic_load_explicit(&q->buf[head & LOCAL_MASK], memory_order_relaxed);
     ac__task *last = first;
     for (uint32_t i = 1; i < n; i++) {
@@ -397,18 +498,26 @@ static bool lq_push_overflow(worker *w, ac__task *task, uint32_t head)
         last = t;
     }
     last->queue_next = task;
-    inject_push_list(w->rt, first, task, n + 1);
+    inject_push_list(rt, first, task, n + 1);
     return true;
 }
 
-/* Owner: appends a task (its notified reference) to the ring. */
-static void lq_push_back(worker *w, ac__task *task)
+/* Owner: appends a task (its notified reference) to the ring q of rt. */
+static void lq_push(local_queue *q, ac_runtime *rt, ac__task *task)
 {
-    local_queue *q = &w->q;
+    /* Room below the last steal index seen means room now (stealers only
+     * move it on), without reading the head's line. */
+    uint32_t tail = atomic_load_explicit(&q->tail, memory_order_relaxed);
+    if (tail - q->steal_seen < LOCAL_CAP) {
+        atomic_store_explicit(&q->buf[tail & LOCAL_MASK], task, memory_order_relaxed);
+        atomic_store_explicit(&q->tail, tail + 1, memory_order_release);
+        return;
+    }
     for (;;) {
         uint64_t head = atomic_load_explicit(&q->head, memory_order_acquire);
         uint32_t steal = head_steal(head), real = head_real(head);
-        uint32_t tail = atomic_load_explicit(&q->tail, memory_order_relaxed);
+        tail = atomic_load_explicit(&q->tail, memory_order_relaxed);
+        q->steal_seen = steal;
         if (tail - steal < LOCAL_CAP) {
             atomic_store_explicit(&q->buf[tail & LOCAL_MASK], task, memory_order_relaxed);
             atomic_store_explicit(&q->tail, tail + 1, memory_order_release);
@@ -416,18 +525,19 @@ static void lq_push_back(worker *w, ac__task *task)
         }
         if (steal != real) {
             /* A stealer is about to make room; do not wait for it. */
-            inject_push_list(w->rt, task, task, 1);
+            inject_push_list(rt, task, task, 1);
             return;
         }
-        if (lq_push_overflow(w, task, real))
+        if (lq_push_overflow(q, rt, task, real))
             return;
     }
 }
 
+static void lq_push_back(worker *w, ac__task *task) { lq_push(&w->q, w->rt, task); }
+
 /* Owner: takes the oldest task of the ring. */
-static ac__task *lq_pop(worker *w)
+static ac__task *lq_pop_q(local_queue *q)
 {
-    local_queue *q = &w->q;
     uint64_t head = atomic_load_explicit(&q->head, memory_order_acquire);
     for (;;) {
         uint32_t steal = head_steal(head), real = head_real(head);
@@ -437,14 +547,20 @@ static ac__task *lq_pop(worker *w)
         /* With no stealer at work, steal follows real. */
         uint64_t next = steal == real ? pack(real + 1, real + 1) : pack(steal, real + 1);
         if (atomic_compare_exchange_weak_explicit(&q->head, &head, next, memory_order_acq_rel,
-                                                  memory_order_acquire))
+                                                  memory_order_acquire)) {
+            if (real + 1 != tail) /* the next to run */
+                ac__task_prefetch(atomic_load_explicit(&q->buf[(real + 1) & LOCAL_MASK],
+                                                       memory_order_relaxed));
             return atomic_load_explicit(&q->buf[real & LOCAL_MASK], memory_order_relaxed);
+        }
     }
 }
 
+static ac__task *lq_pop(worker *w) { return lq_pop_q(&w->q); }
+
 /* Moves half of src's ring (rounded up) into dst's slots from dst_tail on,
  * without publishing them; returns how many. */
-static uint32_t lq_steal_half(local_queue *src, local_queue *dst, uint32_t dst_tail)
+static uint32_t lq_steal_half(local_queue *src, local_queue *dst, uint32_t dst_tail, bool all)
 {
     uint64_t prev = atomic_load_explicit(&src->head, memory_order_acquire);
     uint64_t next;
@@ -455,7 +571,7 @@ static uint32_t lq_steal_half(local_queue *src, local_queue *dst, uint32_t dst_t
             return 0; /* another stealer is at work */
         uint32_t tail = atomic_load_explicit(&src->tail, memory_order_acquire);
         n = tail - real;
-        n -= n / 2;
+        n = all ? (n > LOCAL_CAP / 2 ? LOCAL_CAP / 2 : n) : n - n / 2;
         if (n == 0)
             return 0;
         next = pack(steal, real + n); /* claim [real, real + n) */
@@ -479,16 +595,17 @@ static uint32_t lq_steal_half(local_queue *src, local_queue *dst, uint32_t dst_t
     }
 }
 
-/* Steals half of src's ring into dst's (dst is the caller's); returns one of
- * the stolen tasks to run now, or NULL. */
-static ac__task *lq_steal_into(worker *src, worker *dst)
+/* Steals half of src's ring into dst's (dst is the caller's), or as much as
+ * fits in half a ring if `all` (src is a spawner's, which never runs its
+ * tasks); returns one of the stolen tasks to run now, or NULL. */
+static ac__task *lq_steal_into(local_queue *src, worker *dst, bool all)
 {
     local_queue *dq = &dst->q;
     uint32_t dst_tail = atomic_load_explicit(&dq->tail, memory_order_relaxed);
     uint64_t dst_head = atomic_load_explicit(&dq->head, memory_order_acquire);
     if (dst_tail - head_steal(dst_head) > LOCAL_CAP / 2)
         return NULL; /* no room for half a ring */
-    uint32_t n = lq_steal_half(&src->q, dq, dst_tail);
+    uint32_t n = lq_steal_half(src, dq, dst_tail, all);
     if (n == 0)
         return NULL;
     n--;
@@ -597,6 +714,13 @@ static void notify_if_work_pending(ac_runtime *rt)
             return;
         }
     }
+    unsigned n = atomic_load(&rt->nspawners);
+    for (unsigned i = 0; i < n; i++) {
+        if (lq_len(&atomic_load(&rt->spawners[i])->q) != 0) {
+            notify_parked(rt);
+            return;
+        }
+    }
     if (atomic_load(&rt->inject_len))
         notify_parked(rt);
 }
@@ -679,7 +803,7 @@ ac_runtime *ac_runtime_current(void) { return tls_rt; }
 
 ac__thread_ctx ac__thread_ctx_enter(ac_runtime *rt)
 {
-    ac__thread_ctx prev = {tls_rt, tls_core};
+    ac__thread_ctx prev = {tls_rt, tls_core, ac__slab_heap_current(), tls_spawner};
     tls_rt = rt;
     tls_core = NULL;
     return prev;
@@ -687,8 +811,36 @@ ac__thread_ctx ac__thread_ctx_enter(ac_runtime *rt)
 
 void ac__thread_ctx_restore(ac__thread_ctx prev)
 {
+    /* A heap claimed inside the context (ac__runtime_heap) is given back. */
+    ac__slab_heap *heap = ac__slab_heap_current();
+    if (heap != prev.heap) {
+        ac__slab_heap_release(heap);
+        ac__slab_heap_set(prev.heap);
+    }
+    /* So is a spawner ring. */
+    if (tls_spawner != prev.spawner) {
+        if (tls_spawner)
+            spawner_release(tls_spawner);
+        tls_spawner = prev.spawner;
+    }
     tls_rt = prev.rt;
     tls_core = prev.worker;
+}
+
+ac__slab_heap *ac__runtime_heap(void)
+{
+    ac_runtime *rt = tls_rt;
+    if (!rt)
+        return NULL;
+    if (ac__tls_heap_slab == rt->slab)
+        return ac__slab_heap_current();
+    /* The first spawn of this thread in this context (a block_on thread):
+     * the context's end gives the heap back. A heap of another runtime
+     * (this thread's outer context) is put back then too. */
+    ac__slab_heap *heap = ac__slab_heap_claim(rt->slab);
+    if (heap)
+        ac__slab_heap_set(heap);
+    return heap;
 }
 
 unsigned ac__coop_budget_current(void) { return tls_rt ? tls_rt->coop : DEFAULT_COOP_BUDGET; }
@@ -724,7 +876,7 @@ static void schedule_remote(ac_runtime *rt, ac__task *task)
         parker_unpark(&rt->ct.park);
 }
 
-/* Publishes this thread's batched spawns. */
+/* Publishes this thread's batched spawns (current-thread runtimes). */
 static void flush_spawns(void)
 {
     ac_runtime *rt = tls_spawns.rt;
@@ -736,23 +888,101 @@ static void flush_spawns(void)
         parker_unpark(&rt->ct.park);
 }
 
+/* Wakes a worker, if none is awake to look, for the spawns in sp's ring. */
+static void announce(spawner *sp)
+{
+    sp->unannounced = 0;
+    notify_parked(sp->rt);
+}
+
 void ac__spawn_flush(void)
 {
     if (tls_spawns.n)
         flush_spawns();
+    if (tls_spawner && tls_spawner->unannounced)
+        announce(tls_spawner);
+}
+
+/* This thread's spawner ring for rt (claimed at its first spawn in the
+ * context, given back when the context ends), or NULL if all are taken. */
+static spawner *spawner_get(ac_runtime *rt)
+{
+    spawner *sp = tls_spawner;
+    if (sp && sp->rt == rt)
+        return sp;
+    sp = NULL;
+    pthread_mutex_lock(&rt->spawners_mu);
+    unsigned n = atomic_load_explicit(&rt->nspawners, memory_order_relaxed);
+    for (unsigned i = 0; i < n && !sp; i++) {
+        spawner *s = atomic_load_explicit(&rt->spawners[i], memory_order_relaxed);
+        if (!s->claimed)
+            sp = s;
+    }
+    if (!sp && n < MAX_SPAWNERS && (sp = aligned_alloc(CACHE_LINE, sizeof *sp))) {
+        memset(sp, 0, sizeof *sp);
+        atomic_init(&sp->q.head, 0);
+        atomic_init(&sp->q.tail, 0);
+        sp->rt = rt;
+        atomic_store_explicit(&rt->spawners[n], sp, memory_order_release);
+        atomic_store_explicit(&rt->nspawners, n + 1, memory_order_release);
+    }
+    if (sp)
+        sp->claimed = true;
+    pthread_mutex_unlock(&rt->spawners_mu);
+    if (sp) {
+        if (tls_spawner && tls_spawner->unannounced)
+            announce(tls_spawner); /* the outer context's, kept until it resumes */
+        tls_spawner = sp;
+    }
+    return sp;
+}
+
+/* Gives back a spawner ring whose thread leaves the runtime's context: what
+ * the workers have not taken moves to the inject queue. */
+static void spawner_release(spawner *sp)
+{
+    ac_runtime *rt = sp->rt;
+    ac__task *first = NULL, *last = NULL, *t;
+    size_t n = 0;
+    while ((t = lq_pop_q(&sp->q))) {
+        t->queue_next = NULL;
+        if (last)
+            last->queue_next = t;
+        else
+            first = t;
+        last = t;
+        n++;
+    }
+    if (n)
+        inject_push_list(rt, first, last, n);
+    if (n || sp->unannounced)
+        notify_parked(rt);
+    sp->unannounced = 0;
+    pthread_mutex_lock(&rt->spawners_mu);
+    sp->claimed = false;
+    pthread_mutex_unlock(&rt->spawners_mu);
 }
 
 /*
  * A spawn from a thread that is not one of rt's workers (the thread in a
- * multi-thread block_on) joins a batch that goes to the inject queue as a
- * whole: one lock and at most one wake-up per SPAWN_BATCH spawns, instead of
- * workers that take one task each, run dry and are woken again for the
- * next. The batch is published when it is full, when the thread's poll
- * returns, and before the thread looks at a handle, so a spawned task waits
- * at most until the spawning poll ends.
+ * multi-thread block_on) goes to that thread's spawner ring, where workers
+ * steal it (the whole ring at a time, up to half a ring of theirs). Waking a
+ * parked worker costs a system call, so the thread announces its spawns once
+ * per SPAWN_BATCH, when its poll returns, and before it looks at a handle:
+ * a spawned task waits at most until the spawning poll ends for a worker to
+ * be woken, and no longer than that if one is awake. A current-thread
+ * runtime's spawns from another thread join a batch that goes to the inject
+ * queue as a whole, published at the same points.
  */
 static void spawn_remote(ac_runtime *rt, ac__task *task)
 {
+    spawner *sp;
+    if (is_mt(rt) && (sp = spawner_get(rt))) {
+        lq_push(&sp->q, rt, task);
+        if (++sp->unannounced == SPAWN_BATCH)
+            announce(sp);
+        return;
+    }
     if (tls_spawns.n && tls_spawns.rt != rt)
         flush_spawns();
     task->queue_next = NULL;
@@ -816,87 +1046,39 @@ static void ct_root_release(ac__scheduler *sched, ac__task *task)
 }
 
 /* ======================================================================== */
-/* Task lists                                                                */
-/* ======================================================================== */
-
-static void list_insert(ac_runtime *rt, ac__task *task)
-{
-    if (tls_spawn_seq == 0)
-        tls_spawn_seq = atomic_fetch_add(&spawn_seq_seed, 7919u) | 1u;
-    unsigned i = tls_spawn_seq++ & rt->shard_mask;
-    shard *sh = &rt->shards[i];
-    task->shard = (uint16_t)i;
-    pthread_mutex_lock(&sh->mu);
-    task->owned_prev = NULL;
-    task->owned_next = sh->head;
-    if (sh->head)
-        sh->head->owned_prev = task;
-    sh->head = task;
-    task->listed = true;
-    pthread_mutex_unlock(&sh->mu);
-}
-
-static void unlink_locked(shard *sh, ac__task *task)
-{
-    if (task->owned_prev)
-        task->owned_prev->owned_next = task->owned_next;
-    else
-        sh->head = task->owned_next;
-    if (task->owned_next)
-        task->owned_next->owned_prev = task->owned_prev;
-    task->owned_prev = task->owned_next = NULL;
-    task->listed = false;
-}
-
-/* The task is complete and has no handle: it leaves the lists. */
-static void unlist(ac_runtime *rt, ac__task *task)
-{
-    shard *sh = &rt->shards[task->shard];
-    pthread_mutex_lock(&sh->mu);
-    if (task->listed)
-        unlink_locked(sh, task);
-    pthread_mutex_unlock(&sh->mu);
-}
-
-/* ======================================================================== */
 /* Running tasks                                                             */
 /* ======================================================================== */
 
 /*
  * Completes a task the caller owns (RUNNING) whose frame has been dropped:
- * records the outcome, wakes the joiner, leaves the lists if no handle
- * remains, and drops `refs` references (a spawned task's owner reference and
- * the caller's notified one if it has one; a root's notified one).
+ * records the outcome, wakes the joiner, and drops `refs` references (a
+ * spawned task's owner reference and the caller's notified one if it has
+ * one; a root's notified one).
  */
-static void finish(ac_runtime *rt, ac__task *task, int outcome, size_t refs)
+static void finish(ac__task *task, int outcome, size_t refs)
 {
-    task->outcome = outcome;
+    task->outcome = (int8_t)outcome;
     /* The common case: a handle exists and nobody is waiting on it yet. */
     if (task->kind == AC__TASK_SPAWNED && ac__task_transition_to_complete_and_drop(task, refs))
         return;
     size_t prev = ac__task_transition_to_complete(task);
-    if (task->kind == AC__TASK_SPAWNED) {
-        if (prev & AC__TASK_JOIN_INTEREST) {
-            if (prev & AC__TASK_JOIN_WAKER) {
-                ac_waker_wake_by_ref(&task->join_waker);
-                /* The handle may have gone while we woke: then the waker is ours. */
-                if (!(ac__task_unset_join_waker_after_complete(task) & AC__TASK_JOIN_INTEREST)) {
-                    ac_waker_drop(task->join_waker);
-                    task->join_waker.vtable = NULL;
-                }
-            }
-        } else {
-            unlist(rt, task);
+    if (task->kind == AC__TASK_SPAWNED && (prev & AC__TASK_JOIN_INTEREST) &&
+        (prev & AC__TASK_JOIN_WAKER)) {
+        ac_waker_wake_by_ref(&task->join_waker);
+        /* The handle may have gone while we woke: then the waker is ours. */
+        if (!(ac__task_unset_join_waker_after_complete(task) & AC__TASK_JOIN_INTEREST)) {
+            ac_waker_drop(task->join_waker);
+            task->join_waker.vtable = NULL;
         }
     }
     ac__task_ref_dec_complete(task, refs);
 }
 
 /* Drops a claimed task's future and completes it as cancelled. */
-static void cancel(ac_runtime *rt, ac__task *task, size_t refs)
+static void cancel(ac__task *task, size_t refs)
 {
     task->vt->drop(task->frame);
-    finish(rt, task, AC_ECANCELED, refs);
+    finish(task, AC_ECANCELED, refs);
 }
 
 /* Whether something else waits for this thread's attention. */
@@ -936,7 +1118,7 @@ static run_result run_task(ac_runtime *rt, ac__task *task, unsigned *budget)
         ac__task_ref_dec(task);
         return RAN_PENDING;
     case AC__RUN_CANCELLED:
-        cancel(rt, task, refs);
+        cancel(task, refs);
         return RAN_CANCELLED;
     case AC__RUN_SUCCESS:
         break;
@@ -946,12 +1128,12 @@ static run_result run_task(ac_runtime *rt, ac__task *task, unsigned *budget)
         ac_poll_t r = ac__task_poll_budget(task, &self_woken, budget);
         if (r == AC_READY) {
             task->vt->drop(task->frame); /* RETURNED: only honours the ABI */
-            finish(rt, task, 0, refs);
+            finish(task, 0, refs);
             return RAN_COMPLETE;
         }
         if (r == AC__POLL_PANICKED) {
             task->vt->drop(task->frame);
-            finish(rt, task, AC_EPANIC, refs);
+            finish(task, AC_EPANIC, refs);
             return RAN_PANICKED;
         }
         if (!self_woken)
@@ -971,7 +1153,7 @@ static run_result run_task(ac_runtime *rt, ac__task *task, unsigned *budget)
         requeue(rt, task); /* our reference becomes the queue entry's */
         return RAN_PENDING;
     case AC__IDLE_CANCELLED:
-        cancel(rt, task, refs);
+        cancel(task, refs);
         return RAN_CANCELLED;
     }
     return RAN_PENDING;
@@ -994,8 +1176,28 @@ static ac__task *take_remote_batch(worker *w)
         want = room;
     if (want > LOCAL_CAP / 2)
         want = LOCAL_CAP / 2;
+    if (want == 0)
+        want = 1;
+    /* Ring overflow first: copying pointers is cheap under the lock. */
+    if (atomic_load_explicit(&rt->has_segs, memory_order_relaxed)) {
+        ac__task *got[LOCAL_CAP / 2];
+        inject_seg *done = NULL;
+        size_t n = 0;
+        pthread_mutex_lock(&rt->inject_mu);
+        if (rt->seg_head) {
+            n = seg_take_locked(rt, want, got, &done);
+            atomic_fetch_sub_explicit(&rt->inject_len, n, memory_order_relaxed);
+        }
+        pthread_mutex_unlock(&rt->inject_mu);
+        free(done);
+        if (n) {
+            for (size_t i = 1; i < n; i++)
+                lq_push_back(w, got[i]);
+            return got[0];
+        }
+    }
     size_t n;
-    ac__task *first = inject_pop(rt, want ? want : 1, &n);
+    ac__task *first = inject_pop(rt, want, &n);
     if (!first)
         return NULL;
     for (ac__task *t = first->queue_next, *next; t; t = next) {
@@ -1005,16 +1207,42 @@ static ac__task *take_remote_batch(worker *w)
     return first;
 }
 
+/* Takes the tasks that threads outside the workers spawned, from their
+ * rings; returns one to run. */
+static ac__task *take_spawned(worker *w)
+{
+    ac_runtime *rt = w->rt;
+    unsigned n = atomic_load_explicit(&rt->nspawners, memory_order_acquire);
+    for (unsigned i = 0; i < n; i++) {
+        spawner *sp = atomic_load_explicit(&rt->spawners[i], memory_order_acquire);
+        if (lq_len(&sp->q) == 0)
+            continue;
+        ac__task *t = lq_steal_into(&sp->q, w, true);
+        if (t)
+            return t;
+    }
+    return NULL;
+}
+
 static ac__task *next_task(worker *w)
 {
     if (w->tick % GLOBAL_INTERVAL == 0) {
+        /* Fairness for tasks from outside: the inject queue and the
+         * spawners' rings take turns at going first. */
+        bool spawned_first = (w->tick / GLOBAL_INTERVAL) & 1;
         size_t n;
-        ac__task *t = inject_pop(w->rt, 1, &n);
+        ac__task *t = spawned_first ? take_spawned(w) : NULL;
+        if (!t)
+            t = inject_pop(w->rt, 1, &n);
+        if (!t && !spawned_first)
+            t = take_spawned(w);
         if (t)
             return t;
     }
     ac__task *t = lq_pop(w);
-    return t ? t : take_remote_batch(w);
+    if (!t)
+        t = take_remote_batch(w);
+    return t ? t : take_spawned(w);
 }
 
 static uint32_t next_random(worker *w)
@@ -1040,11 +1268,12 @@ static ac__task *steal_work(worker *w)
         unsigned victim = (start + i) % n;
         if (victim == w->index)
             continue;
-        ac__task *t = lq_steal_into(&rt->workers[victim], w);
+        ac__task *t = lq_steal_into(&rt->workers[victim].q, w, false);
         if (t)
             return t;
     }
-    return take_remote_batch(w);
+    ac__task *t = take_spawned(w);
+    return t ? t : take_remote_batch(w);
 }
 
 /* Runs a task, then whatever it put in the LIFO slot, within one budget. */
@@ -1139,6 +1368,7 @@ static void *worker_main(void *arg)
     ac_runtime *rt = w->rt;
     tls_rt = rt;
     tls_core = w;
+    ac__slab_heap_set(ac__slab_heap_claim(rt->slab)); /* NULL: claimed at the first spawn */
     pthread_setname_np(pthread_self(), rt->thread_name);
     while (!atomic_load_explicit(&rt->shutdown, memory_order_acquire)) {
         w->tick++;
@@ -1152,6 +1382,8 @@ static void *worker_main(void *arg)
         else
             park(w);
     }
+    ac__slab_heap_release(ac__slab_heap_current());
+    ac__slab_heap_set(NULL);
     tls_rt = NULL;
     tls_core = NULL;
     return NULL;
@@ -1248,7 +1480,7 @@ static int ct_block_on(ac_runtime *rt, const ac_future_vt *vt, void *frame, void
         atomic_store(&c->driving, false);
         return AC_ENOMEM;
     }
-    ac__thread_ctx prev = {tls_rt, tls_core};
+    ac__thread_ctx prev = {tls_rt, tls_core, ac__slab_heap_current(), tls_spawner};
     tls_rt = rt;
     tls_core = c;
     busy_inc(rt);
@@ -1279,8 +1511,7 @@ static int ct_block_on(ac_runtime *rt, const ac_future_vt *vt, void *frame, void
     }
 
     busy_dec(rt, NULL);
-    tls_rt = prev.rt;
-    tls_core = prev.worker;
+    ac__thread_ctx_restore(prev);
     /* The root is complete: its wakers no longer reach the runtime. */
     ac__task_ref_dec(root);
     atomic_store(&c->driving, false);
@@ -1310,16 +1541,18 @@ static void stop_workers(ac_runtime *rt)
     rt->started = 0;
 }
 
-/* Frees what ac_runtime_new built; the first `parkers` workers' parkers and
- * `shards` shards were initialised. */
-static void destroy(ac_runtime *rt, unsigned parkers, unsigned shards)
+/* Frees what ac_runtime_new built; the first `parkers` workers' parkers
+ * were initialised. */
+static void destroy(ac_runtime *rt, unsigned parkers)
 {
     for (unsigned i = 0; i < parkers; i++)
         parker_destroy(&rt->workers[i].park);
-    for (unsigned i = 0; i < shards; i++)
-        pthread_mutex_destroy(&rt->shards[i].mu);
+    ac__slab_close(rt->slab);
+    unsigned ns = atomic_load(&rt->nspawners);
+    for (unsigned i = 0; i < ns; i++)
+        free(atomic_load(&rt->spawners[i]));
+    pthread_mutex_destroy(&rt->spawners_mu);
     free(rt->workers);
-    free(rt->shards);
     free(rt->sleepers);
     pthread_mutex_destroy(&rt->inject_mu);
     pthread_mutex_destroy(&rt->idle_mu);
@@ -1378,37 +1611,33 @@ int ac_runtime_new(const ac_runtime_config *cfg, ac_runtime **out)
     atomic_init(&rt->closed, false);
     atomic_init(&rt->shutdown, false);
     atomic_init(&rt->inject_len, 0);
+    atomic_init(&rt->has_segs, false);
     atomic_init(&rt->idle, 0);
     atomic_init(&rt->driver, NULL);
     atomic_init(&rt->driver_taken, false);
     atomic_init(&rt->driver_parker, NULL);
     atomic_init(&rt->busy, (int)rt->nworkers);
     atomic_init(&rt->ct.driving, false);
+    atomic_init(&rt->nspawners, 0);
     pthread_mutex_init(&rt->inject_mu, NULL);
     pthread_mutex_init(&rt->idle_mu, NULL);
+    pthread_mutex_init(&rt->spawners_mu, NULL);
     if (parker_init(&rt->ct.park) != 0) {
         pthread_mutex_destroy(&rt->inject_mu);
         pthread_mutex_destroy(&rt->idle_mu);
+        pthread_mutex_destroy(&rt->spawners_mu);
         free(rt);
         return AC_ENOMEM;
     }
 
-    unsigned nshards = 1;
-    while (nshards < SHARDS_PER_WORKER * (rt->nworkers ? rt->nworkers : 1))
-        nshards <<= 1;
-    rt->shard_mask = nshards - 1;
-    rt->shards = aligned_alloc(CACHE_LINE, nshards * sizeof(shard));
+    rt->slab = ac__slab_new();
     if (rt->nworkers) {
         rt->workers = aligned_alloc(CACHE_LINE, rt->nworkers * sizeof(worker));
         rt->sleepers = calloc(rt->nworkers, sizeof *rt->sleepers);
     }
-    if (!rt->shards || (rt->nworkers && (!rt->workers || !rt->sleepers))) {
-        destroy(rt, 0, 0);
+    if (!rt->slab || (rt->nworkers && (!rt->workers || !rt->sleepers))) {
+        destroy(rt, 0);
         return AC_ENOMEM;
-    }
-    for (unsigned i = 0; i < nshards; i++) {
-        pthread_mutex_init(&rt->shards[i].mu, NULL);
-        rt->shards[i].head = NULL;
     }
     for (unsigned i = 0; i < rt->nworkers; i++) {
         worker *w = &rt->workers[i];
@@ -1420,7 +1649,7 @@ int ac_runtime_new(const ac_runtime_config *cfg, ac_runtime **out)
         w->lifo_enabled = true;
         w->rng = 2654435761u * (i + 1) | 1u;
         if (parker_init(&w->park) != 0) {
-            destroy(rt, i, nshards);
+            destroy(rt, i);
             return AC_ENOMEM;
         }
     }
@@ -1436,7 +1665,7 @@ int ac_runtime_new(const ac_runtime_config *cfg, ac_runtime **out)
     int err = start_workers(rt);
     if (err) {
         stop_workers(rt);
-        destroy(rt, rt->nworkers, nshards);
+        destroy(rt, rt->nworkers);
         return err;
     }
     *out = rt;
@@ -1469,6 +1698,12 @@ static ac__task *pop_any(ac_runtime *rt)
         if ((t = lq_pop(w)))
             return t;
     }
+    unsigned ns = atomic_load(&rt->nspawners);
+    for (unsigned i = 0; i < ns; i++) {
+        ac__task *t = lq_pop_q(&atomic_load(&rt->spawners[i])->q);
+        if (t)
+            return t;
+    }
     ac__task *t = fifo_pop(&rt->ct.local);
     if (t)
         return t;
@@ -1486,67 +1721,72 @@ static bool drain_queues(ac_runtime *rt)
         if (ac__task_transition_to_running(t) == AC__RUN_FAILED)
             ac__task_ref_dec(t);
         else
-            cancel(rt, t, 2);
+            cancel(t, 2);
     }
     return any;
 }
 
-/* Cancels every listed task that has not completed; returns whether there
- * was any. The tasks are collected under the list's lock (each with a
- * reference of ours) and torn down outside it, since drops run user code. */
-static bool cancel_listed(ac_runtime *rt)
+/* Tasks gathered by a walk of the slab. */
+typedef struct gathered {
+    ac__task **v;     /* the tasks */
+    size_t n;         /* how many */
+    size_t cap;       /* room in v */
+    bool complete;    /* gather complete tasks with a handle (else: incomplete tasks) */
+    bool truncated;   /* out of memory: some were left for the next round */
+} gathered;
+
+/* ac__slab_each callback. An incomplete task is gathered with a reference
+ * of ours; a complete one is held by its handle, which only we will drop. */
+static void gather(ac__task *t, void *arg)
 {
-    bool any = false;
-    size_t cap = 0;
-    ac__task **found = NULL;
-    for (unsigned i = 0; i <= rt->shard_mask; i++) {
-        shard *sh = &rt->shards[i];
-        size_t n = 0;
-        pthread_mutex_lock(&sh->mu);
-        for (ac__task *t = sh->head; t; t = t->owned_next) {
-            if (ac__task_state(t) & AC__TASK_COMPLETE)
-                continue;
-            if (n == cap) {
-                size_t ncap = cap ? 2 * cap : 64;
-                ac__task **grown = realloc(found, ncap * sizeof *found);
-                if (!grown)
-                    break; /* the next round takes the rest */
-                found = grown;
-                cap = ncap;
-            }
-            ac__task_ref_inc(t);
-            found[n++] = t;
+    gathered *g = arg;
+    size_t state = ac__task_state(t);
+    if (g->complete ? (state & (AC__TASK_COMPLETE | AC__TASK_JOIN_INTEREST)) !=
+                          (AC__TASK_COMPLETE | AC__TASK_JOIN_INTEREST)
+                    : (state & AC__TASK_COMPLETE) != 0)
+        return;
+    if (g->n == g->cap) {
+        size_t ncap = g->cap ? 2 * g->cap : 64;
+        ac__task **grown = realloc(g->v, ncap * sizeof *g->v);
+        if (!grown) {
+            g->truncated = true;
+            return;
         }
-        pthread_mutex_unlock(&sh->mu);
-        for (size_t k = 0; k < n; k++) {
-            ac__task *t = found[k];
-            if (ac__task_transition_to_shutdown(t))
-                cancel(rt, t, 1); /* the owner's reference; we keep ours */
-            ac__task_ref_dec(t);
-        }
-        any |= n > 0;
+        g->v = grown;
+        g->cap = ncap;
     }
-    free(found);
-    return any;
+    if (!g->complete)
+        ac__task_ref_inc(t);
+    g->v[g->n++] = t;
 }
 
-/* Every task has completed: drops the handles nobody joined or detached. */
-static void release_handles(ac_runtime *rt)
+/* Cancels every task that has not completed; returns whether there was any.
+ * The tasks are gathered under the slab's lock and torn down outside it,
+ * since drops run user code (and may spawn). */
+static bool cancel_all(ac_runtime *rt)
 {
-    for (unsigned i = 0; i <= rt->shard_mask; i++) {
-        shard *sh = &rt->shards[i];
-        for (;;) {
-            pthread_mutex_lock(&sh->mu);
-            ac__task *t = sh->head;
-            if (t)
-                unlink_locked(sh, t);
-            pthread_mutex_unlock(&sh->mu);
-            if (!t)
-                break;
-            if (ac__task_state(t) & AC__TASK_JOIN_INTEREST)
-                ac_handle_detach(ac__task_handle(t));
-        }
+    gathered g = {.complete = false};
+    ac__slab_each(rt->slab, gather, &g);
+    for (size_t k = 0; k < g.n; k++) {
+        ac__task *t = g.v[k];
+        if (ac__task_transition_to_shutdown(t))
+            cancel(t, 1); /* the owner's reference; we keep ours */
+        ac__task_ref_dec(t);
     }
+    free(g.v);
+    return g.n > 0 || g.truncated;
+}
+
+/* Every task has completed: drops the handles nobody joined or detached.
+ * Returns whether there was any. */
+static bool release_handles(ac_runtime *rt)
+{
+    gathered g = {.complete = true};
+    ac__slab_each(rt->slab, gather, &g);
+    for (size_t k = 0; k < g.n; k++)
+        ac_handle_detach(ac__task_handle(g.v[k]));
+    free(g.v);
+    return g.n > 0 || g.truncated;
 }
 
 void ac_runtime_free(ac_runtime *rt)
@@ -1564,13 +1804,14 @@ void ac_runtime_free(ac_runtime *rt)
     bool more;
     do {
         more = drain_queues(rt);
-        more |= cancel_listed(rt);
+        more |= cancel_all(rt);
     } while (more);
-    release_handles(rt);
+    while (release_handles(rt))
+        ;
     drain_queues(rt);
     ac__thread_ctx_restore(prev);
 
-    destroy(rt, rt->nworkers, rt->shard_mask + 1);
+    destroy(rt, rt->nworkers);
 }
 
 /* ======================================================================== */
@@ -1585,6 +1826,11 @@ void *ac__spawn(void *frame)
         abort();
     }
     ac__task *task = ac__task_of_frame(frame);
+    if (task->slab_class == AC__SLAB_NONE) {
+        /* Not in the slab, where shutdown looks for the runtime's tasks. */
+        fputs("asyncc: ac_spawn of a frame made outside the runtime\n", stderr);
+        abort();
+    }
     task->sched = &rt->base;
     if (atomic_load_explicit(&rt->closed, memory_order_acquire)) {
         /* Shutting down: the task is cancelled before it starts. */
@@ -1599,7 +1845,6 @@ void *ac__spawn(void *frame)
     atomic_store_explicit(&task->state,
                           AC__TASK_NOTIFIED | AC__TASK_JOIN_INTEREST | 3 * (size_t)AC__TASK_REF_ONE,
                           memory_order_relaxed);
-    list_insert(rt, task);
     if (tls_rt == rt && tls_core)
         schedule_on(rt, task);
     else
@@ -1631,13 +1876,12 @@ void ac_handle_detach(void *h)
     size_t state = ac__task_state(task);
     if ((state & AC__TASK_COMPLETE) && !(state & AC__TASK_JOIN_WAKER)) {
         /* Complete, and the completer is done with the join_waker slot, which
-         * stays ours: release the slot, the lists, and then our reference
-         * together with our interest in one step. */
+         * stays ours: release the slot, and then our reference together
+         * with our interest in one step. */
         if (task->join_waker.vtable) {
             ac_waker_drop(task->join_waker);
             task->join_waker.vtable = NULL;
         }
-        unlist((ac_runtime *)task->sched, task);
         size_t prev = atomic_fetch_sub_explicit(&task->state, AC__TASK_JOIN_INTEREST + AC__TASK_REF_ONE,
                                                 memory_order_acq_rel);
         if (ac__task_refs(prev) == 1)
@@ -1651,8 +1895,6 @@ void ac_handle_detach(void *h)
         ac_waker_drop(task->join_waker);
         task->join_waker.vtable = NULL;
     }
-    if (complete)
-        unlist((ac_runtime *)task->sched, task);
     ac__task_ref_dec(task);
 }
 

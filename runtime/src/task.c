@@ -17,12 +17,17 @@
  * atomic read-modify-write at all. Any other wake (from another thread, of
  * another task, or by value) is one CAS.
  *
- * Spawned tasks (ac__task_frame_new) are one allocation: the header, the
- * output slot that the JoinHandle points to, a back pointer to the header,
- * and the frame:
+ * Spawned tasks (ac__task_frame_new) are one slot of the current runtime's
+ * slab (slab.c; plain malloc outside a runtime, where ac__spawn refuses
+ * them): the header (one cache line), the output slot that the JoinHandle
+ * points to, a back pointer to the header, and the frame:
  *
- *     task -> [ac__task, padded to 16][output slot][pad][ac__task *][frame]
+ *     task -> [ac__task, 64 bytes][output slot][pad][ac__task *][frame]
  *              handle = task + AC__TASK_HEADER        frame - 8 -> task
+ *
+ * A trivial task (8-byte output, 16-byte frame) takes 96 bytes. A root task
+ * (ac__task_new) is malloc'd, with the caller's output pointer after the
+ * header (ac__root_task).
  *
  * Panics: ac__task_poll_budget sets a jump buffer around the future's poll;
  * ac_panic prints its message and jumps back there, so the poll is abandoned
@@ -65,23 +70,25 @@ static bool cas(ac__task *task, size_t *cur, size_t next)
                                                  memory_order_acquire);
 }
 
+_Static_assert(sizeof(ac__task) == 64, "a task header is one cache line");
+
 ac__task *ac__task_new(ac__scheduler *sched, const ac_future_vt *vt, void *frame, void *out)
 {
-    ac__task *task = malloc(sizeof *task);
-    if (!task)
+    ac__root_task *root = malloc(sizeof *root);
+    if (!root)
         return NULL;
+    ac__task *task = &root->task;
     atomic_init(&task->state, AC__TASK_NOTIFIED | 2 * (size_t)AC__TASK_REF_ONE);
     task->sched = sched;
     task->queue_next = NULL;
     task->vt = vt;
     task->frame = frame;
-    task->out = out;
     task->join_waker = (ac_waker){NULL, NULL};
-    task->owned_prev = task->owned_next = NULL;
-    task->shard = 0;
-    task->listed = false;
+    task->chunk_off = 0;
     task->kind = AC__TASK_ROOT;
     task->outcome = 0;
+    task->slab_class = AC__SLAB_NONE;
+    root->out = out;
     return task;
 }
 
@@ -101,36 +108,49 @@ void *ac__task_frame_new(const ac_future_vt *vt)
     /* The back pointer sits right before the frame, after the output slot. */
     size_t frame_at = round_up(AC__TASK_HEADER + vt->out_size + sizeof(ac__task *), align);
     size_t total = frame_at + vt->size;
-    void *block = NULL;
+    ac__task *task = NULL;
     if (vt->out_size < SIZE_MAX / 4 && vt->size < SIZE_MAX / 4) {
-        if (align <= _Alignof(max_align_t))
-            block = malloc(total);
-        else if (posix_memalign(&block, align, total) != 0)
-            block = NULL;
+        /* From the runtime's slab; outside a runtime ac__spawn will refuse
+         * the task, but the frame is still made (and freed) normally. */
+        ac__slab_heap *heap = ac__runtime_heap();
+        if (heap) {
+            task = ac__slab_alloc(heap, total, align);
+        } else if (!ac_runtime_current()) {
+            void *block = NULL;
+            if (align <= _Alignof(max_align_t))
+                block = malloc(total);
+            else if (posix_memalign(&block, align, total) != 0)
+                block = NULL;
+            if ((task = block)) {
+                task->chunk_off = 0;
+                task->slab_class = AC__SLAB_NONE;
+            }
+        }
     }
-    if (!block) {
+    if (!task) {
         fprintf(stderr, "asyncc: out of memory spawning a task for '%s' (%zu bytes)\n", name, total);
         abort();
     }
-    ac__task *task = block;
-    char *frame = (char *)block + frame_at;
+    char *frame = (char *)task + frame_at;
     atomic_init(&task->state, 0); /* set by ac__spawn */
     task->sched = NULL;
     task->queue_next = NULL;
     task->vt = vt;
     task->frame = frame;
-    task->out = vt->out_size ? ac__task_handle(task) : NULL;
     task->join_waker = (ac_waker){NULL, NULL};
-    task->owned_prev = task->owned_next = NULL;
-    task->shard = 0;
-    task->listed = false;
     task->kind = AC__TASK_SPAWNED;
     task->outcome = 0;
     ((ac__task **)frame)[-1] = task;
     return frame;
 }
 
-void ac__task_dealloc(ac__task *task) { free(task); }
+void ac__task_dealloc(ac__task *task)
+{
+    if (task->slab_class == AC__SLAB_NONE)
+        free(task);
+    else
+        ac__slab_free(task);
+}
 
 ac__run_outcome ac__task_transition_to_running(ac__task *task)
 {
@@ -370,7 +390,7 @@ ac_poll_t ac__task_poll_budget(ac__task *task, bool *self_woken, unsigned *budge
     ac_poll_t r;
     if (sigsetjmp(target, 0) == 0) {
         panic_target = &target;
-        r = task->vt->poll(task->frame, &cx, task->out);
+        r = task->vt->poll(task->frame, &cx, ac__task_out(task));
     } else {
         r = AC__POLL_PANICKED; /* ac_panic jumped here out of the poll */
     }

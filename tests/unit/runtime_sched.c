@@ -921,6 +921,78 @@ START_TEST(shutdown_frees_the_memory_of_every_task)
 }
 END_TEST
 
+/* A task that keeps a clone of its own waker where the runtime cannot see
+ * it, as a leaf future with a bug, or a foreign library, might. */
+static ac_waker outliving;
+
+static ac_poll_t outlive_poll(void *frame, ac_context *cx, void *out)
+{
+    value_frame *f = frame;
+    outliving = ac_waker_clone(cx->waker);
+    f->ac_state = AC_STATE_RETURNED;
+    *(int *)out = f->v;
+    return AC_READY;
+}
+
+static const ac_future_vt outlive_vt = {
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), outlive_poll, value_drop, "outlive",
+};
+
+static ac_poll_t outlive_body(script *s, ac_context *cx, int *out)
+{
+    switch (s->step) {
+    case 0:
+        /* Neighbours in the same slab chunk, one joined and one not. */
+        ac_join__init(&s->join, spawn_vt(&value_vt, 1, 0, &cnt), &s->err);
+        (void)spawn_vt(&value_vt, 2, 0, &cnt);
+        ac_handle_detach(spawn_vt(&outlive_vt, 3, 0, &cnt));
+        s->step = 1;
+        /* fallthrough */
+    case 1:
+        if (ac_join__poll(&s->join, cx, &s->value) == AC_PENDING)
+            return AC_PENDING;
+        *out = s->value;
+        return AC_READY;
+    }
+    ac__bad_resume("script", (unsigned)s->step);
+}
+
+START_TEST(a_waker_kept_past_shutdown_frees_its_task_when_dropped)
+{
+    /* As in the test above, the current-thread runtime keeps all of it on
+     * this thread for glibc's statistics; the waker is dropped after the
+     * runtime is freed, and only then is everything given back. */
+    for (int round = 0; round < 24; round++) {
+        int flavor = round < 4 ? AC_RUNTIME_MULTI_THREAD : AC_RUNTIME_CURRENT_THREAD;
+        ac_runtime_config c;
+        ac_runtime_config_init(&c);
+        c.flavor = flavor;
+        c.workers = 2;
+        ac_runtime *rt = NULL;
+        script s;
+        int out = -1;
+        outliving = (ac_waker){NULL, NULL};
+        struct mallinfo2 before = mallinfo2();
+        int made = ac_runtime_new(&c, &rt);
+        int ran = made ? made : block_on_script(rt, outlive_body, &s, NULL, &out);
+        ac_runtime_free(rt);
+        bool kept = outliving.vtable != NULL;
+        /* Waking a completed task does nothing; the drop frees it. */
+        if (kept) {
+            ac_waker_wake_by_ref(&outliving);
+            ac_waker_drop(outliving);
+        }
+        struct mallinfo2 after = mallinfo2();
+        ck_assert_int_eq(made, 0);
+        ck_assert_int_eq(ran, 0);
+        ck_assert_int_eq(out, 1);
+        ck_assert(kept);
+        if (round >= 20)
+            ck_assert_uint_eq(after.uordblks, before.uordblks);
+    }
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 /* The driver hooks                                                         */
 /* ------------------------------------------------------------------------ */
@@ -1091,6 +1163,76 @@ static ac_poll_t million_body(script *s, ac_context *cx, int *out)
     ac__bad_resume("script", (unsigned)s->step);
 }
 
+enum { SPAWNING_THREADS = 24, PER_THREAD = 3000 };
+
+/* Spawns PER_THREAD tasks (some yielding), then joins them all. */
+static ac_poll_t per_thread_body(script *s, ac_context *cx, int *out)
+{
+    int **hs = s->p;
+    switch (s->step) {
+    case 0:
+        for (int i = 0; i < PER_THREAD; i++)
+            hs[i] = spawn_vt(&value_vt, i, i % 3, &cnt);
+        s->step = 1;
+        for (s->i = 0; s->i < PER_THREAD; s->i++) {
+            ac_join__init(&s->join, hs[s->i], &s->err);
+            /* fallthrough */
+    case 1:
+            if (ac_join__poll(&s->join, cx, &s->value) == AC_PENDING)
+                return AC_PENDING;
+            if (s->err || s->value != (int)s->i)
+                return *out = -1, AC_READY;
+        }
+        *out = 0;
+        return AC_READY;
+    }
+    ac__bad_resume("script", (unsigned)s->step);
+}
+
+typedef struct spawning_thread {
+    ac_runtime *rt;            /* shared by all */
+    pthread_barrier_t *start;  /* so that they spawn at the same time */
+    int result;                /* block_on's error, or the body's -1 */
+} spawning_thread;
+
+static void *spawning_thread_main(void *arg)
+{
+    spawning_thread *t = arg;
+    int **hs = malloc(PER_THREAD * sizeof *hs);
+    script s;
+    int out = -1;
+    pthread_barrier_wait(t->start);
+    int err = hs ? block_on_script(t->rt, per_thread_body, &s, hs, &out) : AC_ENOMEM;
+    t->result = err ? err : out;
+    free(hs);
+    return NULL;
+}
+
+START_TEST(more_block_on_threads_than_spawner_rings_spawn_and_join_at_once)
+{
+    /* Each thread spawning in the runtime gets a ring of its own while there
+     * are rings (16), and the inject queue beyond: all of them must work at
+     * once, and the rings be reused by the next round of threads. */
+    ac_runtime *rt = new_runtime(AC_RUNTIME_MULTI_THREAD, 2);
+    for (int round = 0; round < 2; round++) {
+        pthread_barrier_t start;
+        pthread_barrier_init(&start, NULL, SPAWNING_THREADS);
+        spawning_thread ts[SPAWNING_THREADS];
+        pthread_t ids[SPAWNING_THREADS];
+        for (int i = 0; i < SPAWNING_THREADS; i++) {
+            ts[i] = (spawning_thread){rt, &start, 1};
+            ck_assert_int_eq(pthread_create(&ids[i], NULL, spawning_thread_main, &ts[i]), 0);
+        }
+        for (int i = 0; i < SPAWNING_THREADS; i++) {
+            pthread_join(ids[i], NULL);
+            ck_assert_int_eq(ts[i].result, 0);
+        }
+        pthread_barrier_destroy(&start);
+    }
+    ac_runtime_free(rt);
+}
+END_TEST
+
 START_TEST(a_million_spawned_tasks_are_all_joined)
 {
     int **hs = malloc(MILLION * sizeof *hs);
@@ -1138,6 +1280,7 @@ static Suite *sched_suite(void)
     tcase_set_timeout(tc, 20);
     tcase_add_test(tc, shutdown_cancels_remaining_tasks_and_runs_their_drops);
     tcase_add_test(tc, shutdown_frees_the_memory_of_every_task);
+    tcase_add_test(tc, a_waker_kept_past_shutdown_frees_its_task_when_dropped);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("driver");
@@ -1149,6 +1292,7 @@ static Suite *sched_suite(void)
     tc = tcase_create("stress");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, a_million_spawned_tasks_are_all_joined);
+    tcase_add_test(tc, more_block_on_threads_than_spawner_rings_spawn_and_join_at_once);
     suite_add_tcase(s, tc);
     return s;
 }
