@@ -630,16 +630,6 @@ static void check_locks(Unit *u, AsyncFn *fn)
 
 /* ---- driver -------------------------------------------------------------------- */
 
-static AsyncFn *fn_at(Unit *u, uint32_t at)
-{
-    for (int i = 0; i < u->fns.len; i++) {
-        AsyncFn *fn = u->fns.items[i];
-        if (fn->is_def && ts_node_start_byte(fn->body) <= at && at < ts_node_end_byte(fn->body))
-            return fn;
-    }
-    return NULL;
-}
-
 bool check_run(Unit *u)
 {
     int before = diag_error_count();
@@ -651,7 +641,7 @@ bool check_run(Unit *u)
         if (type_is(n, "call_expression")) {
             uint32_t at = ts_node_start_byte(n);
             if (!fn || at >= fn_end) {
-                fn = fn_at(u, at);
+                fn = parse_fn_containing(u, at);
                 fn_end = fn ? ts_node_end_byte(fn->body) : 0;
             }
             check_unawaited(u, n);

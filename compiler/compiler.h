@@ -222,6 +222,8 @@ bool parse_is_await(const Unit *u, TSNode n);
 bool parse_is_call_to(const Unit *u, TSNode n, const char *name);
 /* True if the identifier or field node n spells `s`. */
 bool parse_eq(const Unit *u, TSNode n, const char *s);
+/* The async function definition whose body holds byte `at`, or NULL. */
+AsyncFn *parse_fn_containing(const Unit *u, uint32_t at);
 /* Finds the async function with this name (definition preferred), or NULL. */
 AsyncFn *parse_find_fn(const Unit *u, const char *name);
 /* True if n, a child of a declaration or parameter, is one of its declarators

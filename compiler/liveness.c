@@ -635,13 +635,7 @@ int liveness_report_strays(Unit *u)
     int spawns = 0;
     for (int i = 0; i < u->spawn_calls.len; i++) {
         TSNode n = *(TSNode *)u->spawn_calls.items[i];
-        bool inside = false;
-        for (int j = 0; j < u->fns.len && !inside; j++) {
-            AsyncFn *fn = u->fns.items[j];
-            inside = fn->is_def && ts_node_start_byte(fn->body) <= ts_node_start_byte(n) &&
-                     ts_node_end_byte(n) <= ts_node_end_byte(fn->body);
-        }
-        if (!inside) {
+        if (!parse_fn_containing(u, ts_node_start_byte(n))) {
             diag_error(&u->src, ts_node_start_byte(n),
                        "%s() outside an async function: spawn from async code (enter it "
                        "with ac_runtime_block_on or async_main)",

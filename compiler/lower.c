@@ -229,6 +229,23 @@ static const char *callee_ret_type(Await *aw, bool *is_void, int64_t *size, int6
     return type;
 }
 
+/* Lowers the arguments of `call` in order; returns them as ", a, b" (""
+ * for none), ready to follow the frame argument of an init call. */
+static char *lower_call_args(Lower *L, TSNode call)
+{
+    TSNode args = ts_node_child_by_field_name(call, "arguments", 9);
+    Buf a = {0};
+    for (uint32_t i = 0; i < ts_node_named_child_count(args); i++) {
+        TSNode arg = ts_node_named_child(args, i);
+        if (type_is(arg, "comment"))
+            continue;
+        char *s = lower_expr(L, arg);
+        buf_printf(&a, ", %s", s);
+        free(s);
+    }
+    return buf_take(&a);
+}
+
 /* The code that drops the future of one arm of a join (or of an await). */
 char *lower_drop_arm(Await *arm, const char *slot)
 {
@@ -256,17 +273,7 @@ static char *lower_join(Lower *L, Await *aw)
     for (int i = 0; i < n; i++) {
         Await *arm = aw->arms.items[i];
         outs[i] = lower_expr(L, *(TSNode *)aw->outs.items[i]);
-        Buf a = {0};
-        TSNode cargs = ts_node_child_by_field_name(arm->call, "arguments", 9);
-        for (uint32_t k = 0; k < ts_node_named_child_count(cargs); k++) {
-            TSNode x = ts_node_named_child(cargs, k);
-            if (type_is(x, "comment"))
-                continue;
-            char *s = lower_expr(L, x);
-            buf_printf(&a, ", %s", s);
-            free(s);
-        }
-        args[i] = a.data ? buf_take(&a) : xstrdup("");
+        args[i] = lower_call_args(L, arm->call);
     }
     for (int i = 0; i < L->pending.len; i++)
         set_add(&((Temp *)L->pending.items[i])->live, st);
@@ -343,16 +350,7 @@ static char *lower_timeout(Lower *L, Await *aw)
     Await *arm = aw->arms.items[0];
     char *limit = lower_expr(L, aw->limit);
     char *out = lower_expr(L, *(TSNode *)aw->outs.items[0]);
-    Buf a = {0};
-    TSNode cargs = ts_node_child_by_field_name(arm->call, "arguments", 9);
-    for (uint32_t k = 0; k < ts_node_named_child_count(cargs); k++) {
-        TSNode x = ts_node_named_child(cargs, k);
-        if (type_is(x, "comment"))
-            continue;
-        char *s = lower_expr(L, x);
-        buf_printf(&a, ", %s", s);
-        free(s);
-    }
+    char *args = lower_call_args(L, arm->call);
     for (int i = 0; i < L->pending.len; i++)
         set_add(&((Temp *)L->pending.items[i])->live, st);
     Temp *t = new_temp(L, aw->node, "int", 4, 4);
@@ -360,7 +358,6 @@ static char *lower_timeout(Lower *L, Await *aw)
     char *ind = indent_of(L, aw->node);
     sync_line(L, source_line(L, aw->node));
     bool embed = !arm->boxed && (arm->target || arm->ext->embeddable);
-    const char *args = a.data ? a.data : "";
     if (embed)
         buf_printf(&L->out, "%s%s__init(&ac_f->ac_aw%d_0%s);\n", ind, arm->callee, st, args);
     else
@@ -390,7 +387,7 @@ static char *lower_timeout(Lower *L, Await *aw)
     free(limit);
     free(out);
     free(ind);
-    buf_free(&a);
+    free(args);
     vec_push(&L->pending, t);
     return tr;
 }
@@ -400,19 +397,7 @@ static char *lower_await(Lower *L, Await *aw)
 {
     if (aw->join)
         return lower_join(L, aw);
-    TSNode args = ts_node_child_by_field_name(aw->call, "arguments", 9);
-    Buf a = {0};
-    int nargs = 0;
-    for (uint32_t i = 0; i < ts_node_named_child_count(args); i++) {
-        TSNode arg = ts_node_named_child(args, i);
-        if (type_is(arg, "comment"))
-            continue;
-        char *s = lower_expr(L, arg);
-        buf_printf(&a, ", %s", s);
-        free(s);
-        nargs++;
-    }
-    const char *argtext = a.data ? a.data : "";
+    char *argtext = lower_call_args(L, aw->call);
 
     bool is_void;
     int64_t size, align;
@@ -447,10 +432,9 @@ static char *lower_await(Lower *L, Await *aw)
         buf_printf(&L->out, "%s    return AC_PENDING;\n", ind);
         buf_printf(&L->out, "%sac_frame_free(&%s__vt, ac_f->ac_aw%d);\n", ind, name, st);
     }
-    (void)nargs;
     free(ind);
     free(out);
-    buf_free(&a);
+    free(argtext);
     if (!t)
         return xstrdup("((void)0)");
     vec_push(&L->pending, t);

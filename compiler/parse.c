@@ -185,7 +185,7 @@ bool parse_is_statement(TSNode n)
     return false;
 }
 
-static AsyncFn *fn_containing(Unit *u, uint32_t at)
+AsyncFn *parse_fn_containing(const Unit *u, uint32_t at)
 {
     for (int i = 0; i < u->fns.len; i++) {
         AsyncFn *fn = u->fns.items[i];
@@ -218,7 +218,7 @@ static void add_fn(Unit *u, TSNode node, TSNode type, TSNode name, TSNode params
 static void add_await(Unit *u, TSNode call)
 {
     uint32_t at = ts_node_start_byte(call);
-    AsyncFn *fn = fn_containing(u, at);
+    AsyncFn *fn = parse_fn_containing(u, at);
     if (!fn) {
         TSNode *p = xmalloc(sizeof *p);
         *p = call;
