@@ -125,6 +125,9 @@ typedef struct ac__timer {
     uint8_t state;            /* idle, in a slot, expired, fired; read atomically */
     uint8_t level;            /* wheel level of its slot, while in a slot */
     uint8_t slot;             /* slot within that level */
+    uint8_t shard;            /* which of the process's wheels it is linked in */
+    uint32_t lead;            /* ms from a clock reading taken when armed to `when`
+                                 (so when - lead has passed); UINT32_MAX: none */
 } ac__timer;
 
 struct ac_sleep__frame {

@@ -204,7 +204,7 @@ static bool wait_for_work(executor *ex, ac__task *root)
         ex->parked = true;
         ac__cond_wait_until(&ex->cv, &ex->mu,
                             timeout < 0 ? UINT64_MAX
-                                        : ac__clock_real_ns() + (uint64_t)timeout * 1000000u);
+                                        : ac__clock_real_ns() + (uint64_t)timeout);
         ex->parked = false;
     }
     if (ex->idle) {

@@ -339,14 +339,14 @@ int ac__run_main(const ac_future_vt *vt, void (*init)(void *frame, int argc, cha
  * The time driver's hooks. A runtime calls them from one thread at a time
  * (the worker that holds the driver, Tokio-style): a worker about to park
  * with nothing to run takes the driver if no other worker has it, sleeps at
- * most next_deadline_ms() real milliseconds (-1: until woken), then calls
+ * most next_deadline_ns() real nanoseconds (-1: until woken), then calls
  * fire_due(), whose wakes queue the timers' tasks on that worker. Busy
- * workers also call fire_due every 61 scheduler ticks when next_deadline_ms
+ * workers also call fire_due every 61 scheduler ticks when next_deadline_ns
  * says 0, so that timers fire while every worker is busy. A current-thread
  * runtime does the same on the thread inside block_on.
  */
 typedef struct ac__driver {
-    int64_t (*next_deadline_ms)(void *ctx); /* ms until the earliest deadline; 0: due; -1: none */
+    int64_t (*next_deadline_ns)(void *ctx); /* ns until the earliest deadline; 0: due; -1: none */
     void (*fire_due)(void *ctx);            /* wakes expired timers */
     void *ctx;                              /* passed to both */
 } ac__driver;
@@ -460,7 +460,6 @@ enum {
 typedef struct ac__wheel {
     pthread_mutex_t mu;   /* guards the wheel and the linked nodes */
     uint64_t elapsed;     /* everything due at or before this time has expired */
-    uint64_t next_wake;   /* earliest expiry a parked thread waits for; UINT64_MAX: none */
     size_t count;         /* timers linked (in a slot or expired) */
     ac__timer *expired;   /* expired timers, deadline order, to be woken */
     struct {
@@ -472,7 +471,6 @@ typedef struct ac__wheel {
 /* Outcome of ac__wheel_insert. */
 typedef enum ac__insert_outcome {
     AC__INSERT_LINKED,      /* linked; will be woken when due */
-    AC__INSERT_LINKED_EARLY,/* linked, and earlier than a parked thread's wake-up: unpark it */
     AC__INSERT_DUE          /* already due (when <= elapsed): not linked, waker not cloned */
 } ac__insert_outcome;
 
@@ -510,12 +508,12 @@ size_t ac__wheel_advance(ac__wheel *w, uint64_t now);
 /* Timers linked now. */
 size_t ac__wheel_count(ac__wheel *w);
 
-/* The process's wheel, which the timer futures use. */
-ac__wheel *ac__time_wheel(void);
+/* Timers linked now in the process's wheels, which the timer futures use. */
+size_t ac__time_count(void);
 /*
- * For a thread that is about to park: how many real ms it may sleep before
- * calling ac__time_fire_due (rounded up; -1: no timer, sleep until woken; 0:
- * call it now). `idle` says that nothing in the executor can run, so that a
+ * For a thread that is about to park: how many real ns it may sleep before
+ * calling ac__time_fire_due (-1: no timer, sleep until woken; 0: call it
+ * now). `idle` says that nothing in the executor can run, so that a
  * paused clock may auto-advance: it then jumps to the next expiration and 0
  * is returned. With a paused clock that may not advance, -1.
  */

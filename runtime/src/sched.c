@@ -287,12 +287,12 @@ static void parker_destroy(parker *p)
 }
 
 /* The CLOCK_MONOTONIC time ms from now. */
-static struct timespec deadline_in(int64_t ms)
+static struct timespec deadline_in(int64_t ns)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    ts.tv_sec += (time_t)(ns / 1000000000);
+    ts.tv_nsec += (long)(ns % 1000000000);
     if (ts.tv_nsec >= 1000000000L) {
         ts.tv_sec++;
         ts.tv_nsec -= 1000000000L;
@@ -300,16 +300,16 @@ static struct timespec deadline_in(int64_t ms)
     return ts;
 }
 
-/* Sleeps until unparked or for timeout_ms (< 0: no limit); returns at once
+/* Sleeps until unparked or for timeout_ns (< 0: no limit); returns at once
  * if an unpark came since the last park. Spurious returns are possible. */
-static void parker_park(parker *p, int64_t timeout_ms)
+static void parker_park(parker *p, int64_t timeout_ns)
 {
     int expected = PARK_NOTIFIED;
-    if (atomic_compare_exchange_strong(&p->state, &expected, PARK_EMPTY) || timeout_ms == 0)
+    if (atomic_compare_exchange_strong(&p->state, &expected, PARK_EMPTY) || timeout_ns == 0)
         return;
     struct timespec deadline = {0, 0};
-    if (timeout_ms > 0)
-        deadline = deadline_in(timeout_ms);
+    if (timeout_ns > 0)
+        deadline = deadline_in(timeout_ns);
     pthread_mutex_lock(&p->mu);
     expected = PARK_EMPTY;
     if (!atomic_compare_exchange_strong(&p->state, &expected, PARK_PARKED)) {
@@ -318,7 +318,7 @@ static void parker_park(parker *p, int64_t timeout_ms)
         return;
     }
     for (;;) {
-        int rc = timeout_ms > 0 ? pthread_cond_timedwait(&p->cv, &p->mu, &deadline)
+        int rc = timeout_ns > 0 ? pthread_cond_timedwait(&p->cv, &p->mu, &deadline)
                                 : pthread_cond_wait(&p->cv, &p->mu);
         expected = PARK_NOTIFIED;
         if (atomic_compare_exchange_strong(&p->state, &expected, PARK_EMPTY))
@@ -765,7 +765,7 @@ static void driver_maintenance(ac_runtime *rt)
     const ac__driver *d = driver_take(rt);
     if (!d)
         return;
-    if (d->next_deadline_ms(d->ctx) == 0)
+    if (d->next_deadline_ns(d->ctx) == 0)
         d->fire_due(d->ctx);
     driver_give_back(rt);
 }
@@ -1311,7 +1311,7 @@ static void park_timeout(worker *w)
     const ac__driver *d = driver_take(rt);
     if (d) {
         atomic_store(&rt->driver_parker, &w->park);
-        int64_t timeout = d->next_deadline_ms(d->ctx);
+        int64_t timeout = d->next_deadline_ns(d->ctx);
         if (timeout != 0)
             parker_park(&w->park, timeout);
         atomic_store(&rt->driver_parker, NULL);
@@ -1426,7 +1426,7 @@ static bool ct_park(ac_runtime *rt, ac__task *root)
     busy_dec(rt, p);
     if (d) {
         atomic_store(&rt->driver_parker, p);
-        timeout = d->next_deadline_ms(d->ctx);
+        timeout = d->next_deadline_ns(d->ctx);
     }
     struct timespec deadline = {0, 0};
     if (timeout > 0)

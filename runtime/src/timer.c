@@ -19,8 +19,9 @@
  * will never touch the node again, so the frame may complete or be freed.
  * Dropping a linked node unlinks it and releases the waker (back to IDLE).
  *
- * The time driver: one wheel for the process (ac__time_wheel) on the
- * runtime clock (clock.c). A thread about to park asks
+ * The time driver: the process's wheels (SHARDS of them, one per
+ * registering thread in turn) on the runtime clock (clock.c). A thread
+ * about to park asks
  * ac__time_park_timeout how long it may sleep and calls ac__time_fire_due
  * when it wakes; with a paused clock and an idle executor the clock jumps to
  * the next expiration instead (auto-advance). ac_block_on outside any
@@ -199,7 +200,7 @@ static void process(ac__wheel *w, const expiration *e)
 
 void ac__wheel_init(ac__wheel *w, uint64_t now)
 {
-    *w = (ac__wheel){.elapsed = now, .next_wake = UINT64_MAX};
+    *w = (ac__wheel){.elapsed = now};
     pthread_mutex_init(&w->mu, NULL);
 }
 
@@ -226,13 +227,8 @@ ac__insert_outcome ac__wheel_insert(ac__wheel *w, ac__timer *t, uint64_t when, u
     set_node_waker(t, ac_waker_clone(waker)); /* a CAS on the task, no lock */
     link_slot(w, t);
     w->count++;
-    ac__insert_outcome r = AC__INSERT_LINKED;
-    if (when < w->next_wake) {
-        w->next_wake = when; /* one unpark until the parked thread recomputes */
-        r = AC__INSERT_LINKED_EARLY;
-    }
     pthread_mutex_unlock(&w->mu);
-    return r;
+    return AC__INSERT_LINKED;
 }
 
 bool ac__wheel_cancel(ac__wheel *w, ac__timer *t)
@@ -341,44 +337,111 @@ size_t ac__wheel_count(ac__wheel *w)
 /* The time driver                                                           */
 /* ======================================================================== */
 
-/* The process's wheel. Its time starts at 0, where the runtime clock does. */
-static ac__wheel wheel = {.mu = PTHREAD_MUTEX_INITIALIZER, .next_wake = UINT64_MAX};
+/* The process's wheels, SHARDS of them, so that threads registering timers
+ * at the same time do not contend for one lock (Tokio shards its wheel per
+ * worker the same way). A thread links its timers into the wheel it was
+ * given at its first registration, round robin; a node remembers its wheel
+ * for cancellation. Their time starts at 0, where the runtime clock does.
+ * Only the wheels handed out so far (`used`) are looked at by the driver. */
+#define SHARDS 8
 
-ac__wheel *ac__time_wheel(void) { return &wheel; }
+typedef struct shard {
+    _Alignas(64) ac__wheel w; /* a cache line of its own for each lock */
+} shard;
+
+#define SHARD_INIT {.w = {.mu = PTHREAD_MUTEX_INITIALIZER}}
+static shard shards[SHARDS] = {SHARD_INIT, SHARD_INIT, SHARD_INIT, SHARD_INIT,
+                               SHARD_INIT, SHARD_INIT, SHARD_INIT, SHARD_INIT};
+_Static_assert(SHARDS == 8, "one initialiser per shard");
+
+static atomic_uint next_shard; /* the shard the next new thread gets */
+static atomic_uint used;       /* bit i set: shards[i] was handed out */
+static _Thread_local int my_shard = -1;
+
+/* The wake-up time of the thread parked with the driver: a timer linked
+ * earlier than it must unpark that thread. UINT64_MAX while the driver
+ * computes its sleep (every registration then unparks, so none is missed)
+ * and when it does not sleep on a timer. See ac__time_park_timeout. */
+static _Atomic uint64_t next_wake = UINT64_MAX;
+
+/* The calling thread's wheel. */
+static unsigned this_shard(void)
+{
+    if (my_shard < 0) {
+        my_shard = (int)(atomic_fetch_add_explicit(&next_shard, 1, memory_order_relaxed) % SHARDS);
+        atomic_fetch_or(&used, 1u << my_shard);
+    }
+    return (unsigned)my_shard;
+}
+
+static ac__wheel *wheel_of(const ac__timer *t) { return &shards[t->shard].w; }
+
+size_t ac__time_count(void)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < SHARDS; i++)
+        n += ac__wheel_count(&shards[i].w);
+    return n;
+}
+
+/* The earliest time at which any wheel has work, or UINT64_MAX. */
+static uint64_t earliest_expiration(void)
+{
+    uint64_t next = UINT64_MAX;
+    unsigned u = atomic_load(&used);
+    while (u) {
+        unsigned i = (unsigned)__builtin_ctz(u);
+        u &= u - 1;
+        uint64_t e = ac__wheel_next_expiration(&shards[i].w);
+        if (e < next)
+            next = e;
+    }
+    return next;
+}
 
 int64_t ac__time_park_timeout(bool idle)
 {
-    pthread_mutex_lock(&wheel.mu);
-    expiration e;
-    uint64_t next = wheel.expired ? wheel.elapsed : next_expiration(&wheel, &e) ? e.deadline : UINT64_MAX;
-    if (next == UINT64_MAX) {
-        wheel.next_wake = UINT64_MAX;
-        pthread_mutex_unlock(&wheel.mu);
+    /* From here on every registration unparks, until the sleep is known:
+     * a timer linked into a wheel after the scan below has looked at it is
+     * seen by its registrar, never lost. */
+    atomic_store(&next_wake, UINT64_MAX);
+    uint64_t next = earliest_expiration();
+    if (next == UINT64_MAX)
         return -1;
-    }
     if (ac__clock_paused()) {
         /* Real time does not move a paused clock: sleeping on it is
          * pointless. Idle, it jumps to the next expiration; otherwise it
          * waits for a wake (or an ac_time_advance). */
-        wheel.next_wake = UINT64_MAX;
-        pthread_mutex_unlock(&wheel.mu);
         if (!idle || !ac__clock_can_auto_advance())
             return -1;
         ac__clock_advance_to_ms(next);
         return 0;
     }
     uint64_t now = ac__clock_now_ns();
-    int64_t timeout = 0;
+    int64_t timeout;
     if (next > now / 1000000u + (uint64_t)INT32_MAX)
-        timeout = INT32_MAX; /* far away: wake up once in a while anyway */
+        timeout = (int64_t)INT32_MAX * 1000000; /* far away: wake up once in a while anyway */
     else if (next * 1000000u > now)
-        timeout = (int64_t)((next * 1000000u - now + 999999u) / 1000000u);
-    wheel.next_wake = timeout ? next : UINT64_MAX;
-    pthread_mutex_unlock(&wheel.mu);
+        timeout = (int64_t)(next * 1000000u - now);
+    else
+        return 0;
+    /* Sleeping until next: a registration for earlier unparks us. If one
+     * came since the store above, it has unparked us already. */
+    uint64_t expected = UINT64_MAX;
+    atomic_compare_exchange_strong(&next_wake, &expected, next);
     return timeout;
 }
 
-void ac__time_fire_due(void) { ac__wheel_advance(&wheel, ac_now_ms()); }
+void ac__time_fire_due(void)
+{
+    uint64_t now = ac_now_ms();
+    unsigned u = atomic_load(&used);
+    while (u) {
+        unsigned i = (unsigned)__builtin_ctz(u);
+        u &= u - 1;
+        ac__wheel_advance(&shards[i].w, now);
+    }
+}
 
 static int64_t driver_next_deadline(void *ctx)
 {
@@ -399,9 +462,15 @@ static void driver_fire_due(void *ctx)
 
 const ac__driver ac__time_driver = {driver_next_deadline, driver_fire_due, NULL};
 
-/* A timer was registered earlier than the parked worker's wake-up. */
-static void unpark_driver(void)
+/* A timer due at `when` was linked: if that is earlier than the parked
+ * driver's wake-up, lower the wake-up and unpark it to recompute. */
+static void note_deadline(uint64_t when)
 {
+    uint64_t wake = atomic_load(&next_wake);
+    if (when >= wake)
+        return;
+    while (when < wake && !atomic_compare_exchange_weak(&next_wake, &wake, when))
+        ;
     ac_runtime *rt = ac_runtime_current();
     if (rt)
         ac__runtime_unpark_one(rt);
@@ -411,35 +480,51 @@ static void unpark_driver(void)
 /* Timer futures                                                             */
 /* ======================================================================== */
 
-/* The deadline ms from now on the runtime clock, rounded up so that the
- * timer never completes early; saturates. */
-static uint64_t deadline_after(uint64_t ms)
+/* `lead` of a node whose deadline came from no clock reading. */
+#define LEAD_UNKNOWN UINT32_MAX
+
+static void timer_init(ac__timer *t, uint64_t when)
 {
-    uint64_t now = ac__clock_now_ns();
-    uint64_t whole = now / 1000000u, part = now % 1000000u;
-    if (ms >= UINT64_MAX - whole - 1)
-        return UINT64_MAX;
-    return whole + ms + (part ? 1 : 0);
+    t->next = t->prev = NULL;
+    t->when = when;
+    t->waker_vtable = t->waker_data = NULL;
+    t->state = AC__TIMER_IDLE;
+    t->level = t->slot = t->shard = 0;
+    t->lead = LEAD_UNKNOWN;
+}
+
+/* Initialises t to be due ms after now_ns (a reading of the runtime clock),
+ * rounded up to a whole ms so that the timer never completes early (0 ms:
+ * due at once), and remembers the reading for timer_start; saturates. */
+static void timer_init_after(ac__timer *t, uint64_t now_ns, uint64_t ms)
+{
+    uint64_t whole = now_ns / 1000000u, part = now_ns % 1000000u;
+    if (ms >= UINT64_MAX - whole - 1) {
+        timer_init(t, UINT64_MAX);
+        return;
+    }
+    timer_init(t, ms == 0 ? whole : whole + ms + (part ? 1 : 0));
+    if (t->when - whole < LEAD_UNKNOWN)
+        t->lead = (uint32_t)(t->when - whole);
 }
 
 /* Starts the idle node t, whose `when` is set, for the waker: returns true,
- * with nothing registered, when it is already due. */
+ * with nothing registered, when it is already due. The time it compares
+ * with is the reading the deadline came from, when there is one: a clock
+ * read costs as much as the rest of a registration, and a node whose
+ * deadline has passed since then is due in the wheel, which fires it at its
+ * next advance (the registration unparks the driver for it). */
 static bool timer_start(ac__timer *t, const ac_waker *waker)
 {
-    uint64_t now = ac_now_ms();
+    uint64_t now = t->lead != LEAD_UNKNOWN ? t->when - t->lead : ac_now_ms();
     if (t->when <= now)
         return true;
     if (t->when - now > FAR_FUTURE_MS)
         t->when = now + FAR_FUTURE_MS;
-    switch (ac__wheel_insert(&wheel, t, t->when, now, waker)) {
-    case AC__INSERT_DUE:
+    t->shard = (uint8_t)this_shard();
+    if (ac__wheel_insert(wheel_of(t), t, t->when, now, waker) == AC__INSERT_DUE)
         return true;
-    case AC__INSERT_LINKED_EARLY:
-        unpark_driver();
-        return false;
-    case AC__INSERT_LINKED:
-        break;
-    }
+    note_deadline(t->when);
     return false;
 }
 
@@ -448,25 +533,16 @@ static bool timer_start(ac__timer *t, const ac_waker *waker)
  * idle may not have fired it yet: this keeps such a timer on time). */
 static bool timer_poll(ac__timer *t, const ac_waker *waker)
 {
-    if (ac__wheel_refresh(&wheel, t, waker))
+    if (ac__wheel_refresh(wheel_of(t), t, waker))
         return true;
     if (t->when <= ac_now_ms()) {
-        ac__wheel_cancel(&wheel, t);
+        ac__wheel_cancel(wheel_of(t), t);
         return true;
     }
     return false;
 }
 
-static void timer_stop(ac__timer *t) { ac__wheel_cancel(&wheel, t); }
-
-static void timer_init(ac__timer *t, uint64_t when)
-{
-    t->next = t->prev = NULL;
-    t->when = when;
-    t->waker_vtable = t->waker_data = NULL;
-    t->state = AC__TIMER_IDLE;
-    t->level = t->slot = 0;
-}
+static void timer_stop(ac__timer *t) { ac__wheel_cancel(wheel_of(t), t); }
 
 /* ---- ac_sleep, ac_sleep_until ------------------------------------------- */
 
@@ -499,7 +575,7 @@ static ac_poll_t sleep_poll(ac__timer *t, uint8_t *state, ac_context *cx, const 
 
 void ac_sleep__init(struct ac_sleep__frame *f, uint64_t ms)
 {
-    timer_init(&f->timer, ms == 0 ? ac_now_ms() : deadline_after(ms));
+    timer_init_after(&f->timer, ac__clock_now_ns(), ms);
     f->state = AC_STATE_UNRESUMED;
 }
 
@@ -623,8 +699,9 @@ const ac_future_vt ac_interval_tick__vt = {
 
 void ac_deadline__init(struct ac_deadline__frame *f, uint64_t ms)
 {
-    f->start = ac_now_ms();
-    timer_init(&f->timer, ms == 0 ? f->start : deadline_after(ms));
+    uint64_t now = ac__clock_now_ns();
+    f->start = now / 1000000u;
+    timer_init_after(&f->timer, now, ms);
     f->state = AC_STATE_UNRESUMED;
 }
 

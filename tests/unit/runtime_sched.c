@@ -1003,9 +1003,9 @@ typedef struct fake_driver {
     double deadline;      /* when the armed timer is due (now_s clock) */
     bool armed;           /* a waker waits for fire_due */
     ac_waker waker;       /* that waker */
-    atomic_int asked;     /* next_deadline_ms calls */
+    atomic_int asked;     /* next_deadline_ns calls */
     atomic_int fired;     /* fire_due calls that woke the waker */
-    atomic_int idle_seen; /* next_deadline_ms calls that saw ac__runtime_all_idle */
+    atomic_int idle_seen; /* next_deadline_ns calls that saw ac__runtime_all_idle */
 } fake_driver;
 
 static fake_driver fake = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -1022,7 +1022,7 @@ static int64_t fake_next(void *ctx)
     int64_t r = -1;
     if (d->armed) {
         double left = d->deadline - now_s();
-        r = left <= 0 ? 0 : (int64_t)(left * 1000) + 1;
+        r = left <= 0 ? 0 : (int64_t)(left * 1e9) + 1;
     }
     pthread_mutex_unlock(&d->mu);
     return r;

@@ -513,7 +513,7 @@ END_TEST
 /* Sleep                                                                     */
 /* ------------------------------------------------------------------------ */
 
-static size_t global_timers(void) { return ac__wheel_count(ac__time_wheel()); }
+static size_t global_timers(void) { return ac__time_count(); }
 
 START_TEST(sleep_is_pending_until_the_clock_reaches_its_deadline)
 {
@@ -622,6 +622,91 @@ START_TEST(sleep_polled_after_its_deadline_completes_even_if_not_yet_fired)
     ck_assert_uint_eq(global_timers(), 0);
     ck_assert_int_eq(outstanding(&p), 0);
     ck_assert_int_eq(p.wakes, 0);
+}
+END_TEST
+
+START_TEST(sleep_first_polled_after_its_deadline_completes_by_the_next_advance)
+{
+    /* The first poll compares with the clock reading the deadline came
+     * from, not a new one: a deadline that passed in between is found due
+     * by the wheel's next advance, never missed, never early. */
+    ac_time_pause();
+    probe p = {0};
+    ac_waker wk = probe_waker(&p);
+    ac_context cx = {.waker = &wk};
+    struct ac_sleep__frame f;
+    uint64_t t0 = ac_now_ms();
+    ac_sleep__init(&f, 10);
+    ck_assert_uint_lt(f.timer.lead, UINT32_MAX); /* it kept its reading */
+    ac__clock_advance_to_ms(t0 + 25); /* moves the clock, fires nothing */
+    if (ac_sleep__poll(&f, &cx, NULL) == AC_PENDING) {
+        ac__time_fire_due();
+        ck_assert_int_eq(p.wakes, 1);
+        ck_assert_int_eq(ac_sleep__poll(&f, &cx, NULL), AC_READY);
+    }
+    ck_assert_uint_eq(global_timers(), 0);
+    ck_assert_int_eq(outstanding(&p), 0);
+    reset_wake_log();
+}
+END_TEST
+
+/* One thread's part of the shard test: starts sleeps[i] on its own thread. */
+typedef struct starter {
+    struct ac_sleep__frame *f;
+    probe *p;
+    uint64_t ms;
+} starter;
+
+static void *start_sleep(void *arg)
+{
+    starter *st = arg;
+    ac_waker wk = probe_waker(st->p);
+    ac_context cx = {.waker = &wk};
+    ac_sleep__init(st->f, st->ms);
+    ck_assert_int_eq(ac_sleep__poll(st->f, &cx, NULL), AC_PENDING);
+    return NULL;
+}
+
+START_TEST(sleeps_registered_on_different_threads_use_different_wheels)
+{
+    enum { T = 4 };
+    ac_time_pause();
+    struct ac_sleep__frame f[2 * T];
+    probe p[2 * T];
+    memset(p, 0, sizeof p);
+    pthread_t th[T];
+    starter st[2 * T];
+    /* Round 1: one sleep per new thread; each new thread gets its own wheel. */
+    for (int i = 0; i < T; i++) {
+        st[i] = (starter){&f[i], &p[i], 10};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, start_sleep, &st[i]), 0);
+        pthread_join(th[i], NULL);
+    }
+    for (int i = 0; i < T; i++)
+        for (int j = 0; j < i; j++)
+            ck_assert_uint_ne(f[i].timer.shard, f[j].timer.shard);
+    ck_assert_uint_eq(global_timers(), T);
+    ac_time_advance(10); /* fires every wheel */
+    for (int i = 0; i < T; i++) {
+        ck_assert_int_eq(p[i].wakes, 1);
+        ac_waker wk = probe_waker(&p[i]);
+        ac_context cx = {.waker = &wk};
+        ck_assert_int_eq(ac_sleep__poll(&f[i], &cx, NULL), AC_READY);
+    }
+    /* Round 2: registered on other threads, dropped here: each leaves the
+     * wheel it is in. */
+    for (int i = T; i < 2 * T; i++) {
+        st[i] = (starter){&f[i], &p[i], 1000};
+        ck_assert_int_eq(pthread_create(&th[i - T], NULL, start_sleep, &st[i]), 0);
+        pthread_join(th[i - T], NULL);
+    }
+    ck_assert_uint_eq(global_timers(), T);
+    for (int i = T; i < 2 * T; i++)
+        ac_sleep__drop(&f[i]);
+    ck_assert_uint_eq(global_timers(), 0);
+    for (int i = 0; i < 2 * T; i++)
+        ck_assert_int_eq(outstanding(&p[i]), 0);
+    reset_wake_log();
 }
 END_TEST
 
@@ -1152,6 +1237,114 @@ START_TEST(multi_thread_runtime_fires_a_timer_on_the_real_clock)
 }
 END_TEST
 
+START_TEST(park_timeout_is_the_time_to_the_deadline_to_the_nanosecond)
+{
+    /* Whole ms rounded up made every timer up to 1 ms late. */
+    ac_time_resume();
+    probe p = {0};
+    ac_waker wk = probe_waker(&p);
+    ac_context cx = {.waker = &wk};
+    struct ac_sleep__frame f;
+    ac_sleep__init(&f, 500);
+    ck_assert_int_eq(ac_sleep__poll(&f, &cx, NULL), AC_PENDING);
+    uint64_t due_ns = f.timer.when * 1000000u;
+    uint64_t before = ac__clock_now_ns();
+    int64_t timeout = ac__time_park_timeout(false);
+    uint64_t after = ac__clock_now_ns();
+    ck_assert_int_gt(timeout, 0);
+    /* The wake-up lands on a whole ms of the clock (the wheel's next slot,
+     * which for a timer 500 ms away is where it cascades), at or before the
+     * deadline: some whole ms lies in [before, after] + timeout. */
+    uint64_t lo = before + (uint64_t)timeout, hi = after + (uint64_t)timeout;
+    ck_assert_uint_le(lo, due_ns);
+    ck_assert_uint_ge(hi / 1000000u * 1000000u, lo);
+    ac_sleep__drop(&f);
+    ck_assert_uint_eq(global_timers(), 0);
+}
+END_TEST
+
+/*
+ * async(int) short_after_long(void): registers an hour-long sleep, waits
+ * 50 ms (so that the worker holding the driver fires that and goes back to
+ * sleep towards the hour), then registers a 20 ms sleep with a probe's
+ * waker and spins (yielding) until the probe is woken. The spinning keeps
+ * the block_on thread busy, so nothing but that registration can make the
+ * driver look again before the hour: without its unpark the test hangs
+ * (and times out).
+ */
+struct short_after_long__frame {
+    struct ac_sleep__frame hour, first, second;
+    probe p; /* the second sleep's waker */
+    uint8_t ac_state;
+};
+
+static ac_poll_t short_after_long_vpoll(void *frame, ac_context *cx, void *out)
+{
+    struct short_after_long__frame *f = frame;
+    switch (f->ac_state) {
+    case AC_STATE_UNRESUMED:
+        ac_sleep__init(&f->hour, 3600 * 1000);
+        ck_assert_int_eq(ac_sleep__poll(&f->hour, cx, NULL), AC_PENDING);
+        ac_sleep__init(&f->first, 50);
+        f->ac_state = AC_STATE_FIRST;
+        /* fall through */
+    case AC_STATE_FIRST:
+        if (ac_sleep__poll(&f->first, cx, NULL) == AC_PENDING)
+            return AC_PENDING;
+        ac_sleep__init(&f->second, 20);
+        ac_waker wk = probe_waker(&f->p);
+        ac_context pcx = {.waker = &wk};
+        ck_assert_int_eq(ac_sleep__poll(&f->second, &pcx, NULL), AC_PENDING);
+        f->ac_state = AC_STATE_FIRST + 1;
+        /* fall through */
+    default:
+        if (atomic_load(&f->p.wakes) == 0) {
+            ac_waker_wake_by_ref(cx->waker); /* spin: stay busy */
+            return AC_PENDING;
+        }
+    }
+    ac_waker wk = probe_waker(&f->p);
+    ac_context pcx = {.waker = &wk};
+    ck_assert_int_eq(ac_sleep__poll(&f->second, &pcx, NULL), AC_READY);
+    ac_sleep__drop(&f->hour);
+    *(int *)out = 1;
+    f->ac_state = AC_STATE_RETURNED;
+    return AC_READY;
+}
+
+static void short_after_long_vdrop(void *frame)
+{
+    struct short_after_long__frame *f = frame;
+    if (f->ac_state != AC_STATE_RETURNED) {
+        ac_sleep__drop(&f->hour);
+        ac_sleep__drop(&f->first);
+        if (f->ac_state > AC_STATE_FIRST)
+            ac_sleep__drop(&f->second);
+    }
+    f->ac_state = AC_STATE_RETURNED;
+}
+
+static const ac_future_vt short_after_long__vt = {
+    sizeof(struct short_after_long__frame), _Alignof(struct short_after_long__frame), sizeof(int),
+    short_after_long_vpoll, short_after_long_vdrop, "short_after_long",
+};
+
+START_TEST(a_timer_earlier_than_the_sleeping_drivers_deadline_unparks_it)
+{
+    ac_time_resume();
+    ac_runtime *rt = new_runtime(AC_RUNTIME_MULTI_THREAD, 0);
+    uint64_t t0 = ac_now_ms();
+    struct short_after_long__frame f = {.ac_state = AC_STATE_UNRESUMED};
+    int out = 0;
+    ck_assert_int_eq(ac_runtime_block_on(rt, &short_after_long__vt, &f, &out), 0);
+    ck_assert_int_eq(out, 1);
+    ck_assert_uint_ge(ac_now_ms(), t0 + 70); /* never early */
+    ck_assert_uint_eq(global_timers(), 0);
+    ac_runtime_free(rt);
+    reset_wake_log();
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 
 static Suite *timer_suite(void)
@@ -1189,6 +1382,8 @@ static Suite *timer_suite(void)
     tcase_add_test(sleep, dropping_a_pending_sleep_unregisters_its_timer);
     tcase_add_test(sleep, sleep_repolled_by_another_task_wakes_that_task);
     tcase_add_test(sleep, sleep_polled_after_its_deadline_completes_even_if_not_yet_fired);
+    tcase_add_test(sleep, sleep_first_polled_after_its_deadline_completes_by_the_next_advance);
+    tcase_add_test(sleep, sleeps_registered_on_different_threads_use_different_wheels);
     tcase_add_test(sleep, sleep_until_completes_when_the_clock_reaches_the_deadline);
     tcase_add_test(sleep, sleep_forever_stays_pending_and_drops_cleanly);
     tcase_add_test(sleep, sleep_vtables_describe_their_frames);
@@ -1223,6 +1418,8 @@ static Suite *timer_suite(void)
     tcase_add_test(driver, block_on_sleep_on_the_real_clock_parks_until_the_deadline);
     tcase_add_test(driver, current_thread_runtime_started_paused_auto_advances_to_the_timeout);
     tcase_add_test(driver, multi_thread_runtime_fires_a_timer_on_the_real_clock);
+    tcase_add_test(driver, park_timeout_is_the_time_to_the_deadline_to_the_nanosecond);
+    tcase_add_test(driver, a_timer_earlier_than_the_sleeping_drivers_deadline_unparks_it);
     suite_add_tcase(s, driver);
     return s;
 }
