@@ -310,6 +310,8 @@ void ac__slab_free(ac__task *task);
 /* Calls fn for every spawned task of the slab, under the slab's lock: fn
  * must not allocate or free tasks. The runtime's threads must be stopped. */
 void ac__slab_each(ac__slab *s, void (*fn)(ac__task *task, void *arg), void *arg);
+/* Huge-page regions mapped by all slabs now (for tests). */
+size_t ac__slab_regions_mapped(void);
 
 /* The calling thread's heap for spawning on the current runtime (sched.c):
  * claims one if the thread has none for it. NULL outside a runtime or when
