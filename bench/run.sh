@@ -11,6 +11,8 @@
 #   CLANG   the clang that translate_ratio compares against (default clang)
 #   CARGO   the cargo that builds the Tokio peer (default /usr/bin/cargo, Debian's,
 #           else cargo on PATH); RUSTC its rustc (default the rustc beside it)
+#   GO      the go that builds the Go peer (default /usr/bin/go, Debian's
+#           golang-go, else go on PATH)
 #
 # Prints one `bench NAME VALUE UNIT` line per figure and `#` comment lines.
 # Never asserts on figures. A part that cannot be built or run prints
@@ -296,6 +298,26 @@ else
 fi
 TOKIO=$tokio_dir/target/release/tokio_peer
 
+# The Go peer (bench/peers/go), for the Go figures issue 3 quotes: one file,
+# no module, built with a GOCACHE and GOPATH of its own under $OUT.
+go_ok=0
+go_dir=$OUT/go_peer
+GO=${GO:-}
+if [ -z "$GO" ]; then
+    if [ -x /usr/bin/go ]; then GO=/usr/bin/go; else GO=go; fi
+fi
+if ! command -v "$GO" >/dev/null 2>&1; then
+    echo "# go: skipped: $GO not found (apt-get install golang-go, to measure it beside asyncc)"
+else
+    mkdir -p "$go_dir"
+    if build go_peer env GOCACHE="$go_dir/cache" GOPATH="$go_dir/path" GO111MODULE=off \
+        GOFLAGS= "$GO" build -o "$go_dir/go_peer" "$ROOT/bench/peers/go/main.go"; then
+        go_ok=1
+        echo "# go: $("$GO" version 2>/dev/null)"
+    fi
+fi
+GOPEER=$go_dir/go_peer
+
 # task_run OKVAR ARRAY NAME LOG CMD...: runs CMD once, as `run LOG CMD...`, and
 # appends the values of its `rep NAME` lines to ARRAY. If it fails or prints
 # none, prints an error and sets the variable OKVAR to 0; nothing runs while
@@ -342,11 +364,31 @@ task_report() {
     [ -n "$notes" ] && echo "# $name $unit: $notes"
 }
 
+# go_report NAME UNIT FORMAT STAT ARRAY_ASYNCC ARRAY_GO: prints NAME_go (STAT of
+# the Go side) and the ratio asyncc / go, when both sides ran.
+go_report() {
+    local name=$1 unit=$2 fmt=$3 stat=$4
+    local -n a_vals=$5 g_vals=$6
+    [ $go_ok = 1 ] && [ ${#g_vals[@]} -gt 0 ] || return 0
+    local g
+    g=$($stat "${g_vals[@]}")
+    printf "bench %s_go $fmt %s\n" "$name" "$g" "$unit"
+    echo "# $name $unit: go median $(median "${g_vals[@]}") of ${#g_vals[@]}"
+    if [ ${#a_vals[@]} -gt 0 ]; then
+        awk -v a="$($stat "${a_vals[@]}")" -v g="$g" -v n="$name" 'BEGIN {
+            if (g > 0) printf "bench %s_go_ratio %.2f x\n", n, a / g
+            else printf "# error: %s_go measured 0\n", n
+        }'
+    fi
+}
+
 sj_asyncc=() sj_tokio=() ym_asyncc=() ym_tokio=()
 tw_asyncc=() tw_tokio=() tr_asyncc=() tr_tokio=()
+sj_go=() tw_go=() tr_go=()
 for ((r = 0; r < TASK_RUNS; r++)); do
     task_run 'task_ok[spawn_join]' sj_asyncc spawn_join spawn_join "$OUT/spawn_join"
     task_run tokio_ok sj_tokio spawn_join_tokio spawn_join_tokio "$TOKIO" spawn_join
+    task_run go_ok sj_go spawn_join_go spawn_join_go "$GOPEER" spawn_join
 done
 for ((r = 0; r < TASK_RUNS; r++)); do
     task_run 'task_ok[yield_chain_mt]' ym_asyncc yield_chain_mt yield_chain_mt \
@@ -358,15 +400,20 @@ for ((r = 0; r < TIMER_RUNS; r++)); do
     [ "${task_ok[timers_100k]}" = 1 ] && append tr_asyncc timers_100k_rss "$OUT/timers_100k.out"
     task_run tokio_ok tw_tokio timers_100k_wall_tokio timers_100k_tokio "$TOKIO" timers
     [ $tokio_ok = 1 ] && append tr_tokio timers_100k_rss_tokio "$OUT/timers_100k_tokio.out"
+    task_run go_ok tw_go timers_100k_wall_go timers_100k_go "$GOPEER" timers
+    [ $go_ok = 1 ] && append tr_go timers_100k_rss_go "$OUT/timers_100k_go.out"
 done
 
 task_report spawn_join ns/task %.1f minimum "${task_ok[spawn_join]}" sj_asyncc sj_tokio
+go_report spawn_join ns/task %.1f minimum sj_asyncc sj_go
 echo "# spawn_join target: ratio <= 0.6, and below go 1.19's 155 ns/task" \
     "(issue 3, where tokio 1.24 measured 255 ns/task)"
 task_report yield_chain_mt ns/round %.2f minimum "${task_ok[yield_chain_mt]}" ym_asyncc ym_tokio
 echo "# yield_chain_mt: no target (issue 3: tokio 1.24 measured 161 ns/round)"
 task_report timers_100k_wall ms %.1f minimum "${task_ok[timers_100k]}" tw_asyncc tw_tokio
 task_report timers_100k_rss KiB %d median "${task_ok[timers_100k]}" tr_asyncc tr_tokio
+go_report timers_100k_wall ms %.1f minimum tw_asyncc tw_go
+go_report timers_100k_rss KiB %d median tr_asyncc tr_go
 echo "# timers_100k targets: wall <= 110 ms, rss below tokio's" \
     "(issue 3: tokio 1.24 measured 189 ms and 141 MB)"
 
