@@ -1304,11 +1304,25 @@ static void run_turn(worker *w, ac__task *task)
     }
 }
 
-/* Sleeps once: with the driver (timed, then firing timers) if it is free. */
-static void park_timeout(worker *w)
+/* A parked worker with tasks in its own queues leaves the parked list and
+ * counts busy, unless notify_parked took it off the list first (and counted
+ * it busy then); it then searches, as that wake asked. */
+static void leave_with_work(worker *w)
+{
+    bool self = idle_unpark_self(w->rt, w->index);
+    if (self)
+        busy_inc(w->rt);
+    w->searching = !self;
+}
+
+/* Sleeps once: with the driver (timed, then firing timers) if it is free.
+ * Returns true if the timers it fired queued tasks here, in which case the
+ * worker has left the parked list already (leave_with_work). */
+static bool park_timeout(worker *w)
 {
     ac_runtime *rt = w->rt;
     const ac__driver *d = driver_take(rt);
+    bool woke_tasks = false;
     if (d) {
         atomic_store(&rt->driver_parker, &w->park);
         int64_t timeout = d->next_deadline_ns(d->ctx);
@@ -1318,13 +1332,21 @@ static void park_timeout(worker *w)
         w->in_park = true;
         d->fire_due(d->ctx);
         w->in_park = false;
+        size_t queued = (w->lifo ? 1 : 0) + lq_len(&w->q);
+        /* Several tasks: let another worker help. */
+        if (queued > 1)
+            notify_parked(rt);
+        /* Busy before the driver is free again: the next thread to take it
+         * must not see an idle runtime and jump a paused clock past the
+         * tasks just woken (they would run 1 ms late on it). */
+        woke_tasks = queued != 0;
+        if (woke_tasks)
+            leave_with_work(w);
         driver_give_back(rt);
     } else {
         parker_park(&w->park, -1);
     }
-    /* Timers may have queued several tasks here: let another worker help. */
-    if (!w->searching && (w->lifo ? 1 : 0) + lq_len(&w->q) > 1)
-        notify_parked(rt);
+    return woke_tasks;
 }
 
 /* After a wake-up: whether to run (true) or park again. A worker that
@@ -1333,10 +1355,7 @@ static bool leave_park(worker *w)
 {
     ac_runtime *rt = w->rt;
     if (w->lifo || lq_len(&w->q) != 0) {
-        bool self = idle_unpark_self(rt, w->index);
-        if (self)
-            busy_inc(rt);
-        w->searching = !self;
+        leave_with_work(w);
         return true;
     }
     if (idle_is_parked(rt, w->index))
@@ -1356,8 +1375,7 @@ static void park(worker *w)
         notify_if_work_pending(rt);
     busy_dec(rt, &w->park);
     while (!atomic_load(&rt->shutdown)) {
-        park_timeout(w);
-        if (leave_park(w))
+        if (park_timeout(w) || leave_park(w))
             break;
     }
 }
@@ -1460,9 +1478,11 @@ static bool ct_park(ac_runtime *rt, ac__task *root)
         atomic_store(&rt->driver_parker, NULL);
         if (alive)
             d->fire_due(d->ctx);
+        busy_inc(rt); /* before the driver is free again, as park_timeout */
         driver_give_back(rt);
+    } else {
+        busy_inc(rt);
     }
-    busy_inc(rt);
     return alive;
 }
 

@@ -1345,6 +1345,138 @@ START_TEST(a_timer_earlier_than_the_sleeping_drivers_deadline_unparks_it)
 }
 END_TEST
 
+/*
+ * A paused clock on a multi-thread runtime with more workers than cores:
+ * tasks each sleep three times and check that every sleep ends at exactly
+ * its deadline. The clock may only jump when every thread is idle; a worker
+ * that fires timers and gives the driver back before it counts itself busy
+ * lets the next worker see an idle runtime and jump 1 ms past the tasks it
+ * just woke. That race was found by tests/programs/paused_stress.ac (about
+ * 1 run in 10 with three copies running at once); this test hit it in 5
+ * runs of 30 under the same load (0 of 30 with the fix) but not on an idle
+ * machine, so it is a stress test of the paused clock on many workers more
+ * than a reproducer.
+ */
+enum { STRESS_TASKS = 400, STRESS_ROUNDS = 40 };
+static atomic_int stress_exact, stress_done;
+
+typedef struct stress_sleeper {
+    struct ac_sleep__frame s;
+    uint64_t ms, start;
+    int step;
+    uint8_t ac_state;
+} stress_sleeper;
+
+static ac_poll_t stress_sleeper_poll(void *frame, ac_context *cx, void *out)
+{
+    stress_sleeper *f = frame;
+    static const uint64_t div[3] = {1, 2, 0}; /* ms, ms / 2, then 1 ms */
+    for (;;) {
+        if (f->step > 0) {
+            if (ac_sleep__poll(&f->s, cx, NULL) == AC_PENDING)
+                return AC_PENDING;
+            uint64_t want = div[f->step - 1] ? f->ms / div[f->step - 1] : 1;
+            if (ac_now_ms() == f->start + want)
+                atomic_fetch_add(&stress_exact, 1);
+        }
+        if (f->step == 3)
+            break;
+        f->step++;
+        f->start = ac_now_ms();
+        ac_sleep__init(&f->s, div[f->step - 1] ? f->ms / div[f->step - 1] : 1);
+    }
+    atomic_fetch_add(&stress_done, 1);
+    *(int *)out = 0;
+    f->ac_state = AC_STATE_RETURNED;
+    return AC_READY;
+}
+
+static void stress_sleeper_drop(void *frame)
+{
+    stress_sleeper *f = frame;
+    if (f->step > 0 && f->ac_state != AC_STATE_RETURNED)
+        ac_sleep__drop(&f->s);
+    f->ac_state = AC_STATE_RETURNED;
+}
+
+static const ac_future_vt stress_sleeper__vt = {
+    sizeof(stress_sleeper), _Alignof(stress_sleeper), sizeof(int),
+    stress_sleeper_poll, stress_sleeper_drop, "stress_sleeper",
+};
+
+/* The root: per round, spawns the sleepers (detached) and sleeps past the
+ * longest of them; every one must be done by then, every sleep exact. */
+typedef struct stress_root {
+    struct ac_sleep__frame s;
+    int round;
+    uint64_t t0, longest;
+    uint8_t ac_state;
+} stress_root;
+
+static ac_poll_t stress_root_poll(void *frame, ac_context *cx, void *out)
+{
+    stress_root *f = frame;
+    for (;;) {
+        if (f->ac_state == AC_STATE_FIRST) {
+            if (ac_sleep__poll(&f->s, cx, NULL) == AC_PENDING)
+                return AC_PENDING;
+            ck_assert_int_eq(atomic_load(&stress_done), (f->round + 1) * STRESS_TASKS);
+            ck_assert_uint_eq(ac_now_ms(), f->t0 + f->longest + 1);
+            f->round++;
+        }
+        if (f->round == STRESS_ROUNDS)
+            break;
+        f->t0 = ac_now_ms();
+        f->longest = 0;
+        for (int i = 0; i < STRESS_TASKS; i++) {
+            stress_sleeper *t = ac__task_frame_new(&stress_sleeper__vt);
+            *t = (stress_sleeper){.ms = (uint64_t)((i * 37 + f->round * 11) % 200)};
+            t->ac_state = AC_STATE_UNRESUMED;
+            uint64_t total = t->ms + t->ms / 2 + 1;
+            if (total > f->longest)
+                f->longest = total;
+            ac_handle_detach(ac__spawn(t));
+        }
+        ac_sleep__init(&f->s, f->longest + 1);
+        f->ac_state = AC_STATE_FIRST;
+    }
+    *(int *)out = 0;
+    f->ac_state = AC_STATE_RETURNED;
+    return AC_READY;
+}
+
+static void stress_root_drop(void *frame)
+{
+    stress_root *f = frame;
+    if (f->ac_state == AC_STATE_FIRST)
+        ac_sleep__drop(&f->s);
+    f->ac_state = AC_STATE_RETURNED;
+}
+
+static const ac_future_vt stress_root__vt = {
+    sizeof(stress_root), _Alignof(stress_root), sizeof(int),
+    stress_root_poll, stress_root_drop, "stress_root",
+};
+
+START_TEST(paused_clock_on_eight_workers_wakes_every_sleep_at_its_exact_deadline)
+{
+    ac_runtime_config c;
+    ac_runtime_config_init(&c);
+    c.workers = 8; /* more than the cores: workers are preempted anywhere */
+    c.start_paused = 1;
+    ac_runtime *rt = NULL;
+    ck_assert_int_eq(ac_runtime_new(&c, &rt), 0);
+    stress_root root = {.ac_state = AC_STATE_UNRESUMED};
+    int out = -1;
+    ck_assert_int_eq(ac_runtime_block_on(rt, &stress_root__vt, &root, &out), 0);
+    ck_assert_int_eq(out, 0);
+    ck_assert_int_eq(atomic_load(&stress_done), STRESS_ROUNDS * STRESS_TASKS);
+    ck_assert_int_eq(atomic_load(&stress_exact), 3 * STRESS_ROUNDS * STRESS_TASKS);
+    ck_assert_uint_eq(global_timers(), 0);
+    ac_runtime_free(rt);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 
 static Suite *timer_suite(void)
@@ -1420,6 +1552,7 @@ static Suite *timer_suite(void)
     tcase_add_test(driver, multi_thread_runtime_fires_a_timer_on_the_real_clock);
     tcase_add_test(driver, park_timeout_is_the_time_to_the_deadline_to_the_nanosecond);
     tcase_add_test(driver, a_timer_earlier_than_the_sleeping_drivers_deadline_unparks_it);
+    tcase_add_test(driver, paused_clock_on_eight_workers_wakes_every_sleep_at_its_exact_deadline);
     suite_add_tcase(s, driver);
     return s;
 }
