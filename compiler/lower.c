@@ -47,6 +47,11 @@ typedef struct Lower {
     int labels;       /* counter for ac_next_N labels */
     int line;         /* source line the next output line corresponds to */
     size_t synced;    /* out.len when `line` was last brought up to date */
+    /* The last `#line` emitted, while nothing has replaced it: */
+    bool directive_open;  /* there is one */
+    size_t directive;     /* where it starts in out */
+    size_t directive_end; /* where it ends: nothing follows it while out.len is this */
+    int line_before;      /* `line` before it */
 } Lower;
 
 static bool type_is(TSNode n, const char *t) { return strcmp(ts_node_type(n), t) == 0; }
@@ -93,20 +98,46 @@ static int source_line(Lower *L, TSNode n)
     return (int)ts_node_start_point(n).row + 1;
 }
 
-/* Emits `#line` so that the next output line maps to source line `line`. */
-static void sync_line(Lower *L, int line)
+/* Whether the output ends with a `#line` that nothing follows. */
+static bool ends_with_directive(Lower *L)
+{
+    return L->directive_open && L->directive_end == L->out.len;
+}
+
+/* Brings `line` up to date with what was written since the last look. */
+static void count_lines(Lower *L)
 {
     for (size_t i = L->synced; i < L->out.len; i++)
         if (L->out.data[i] == '\n')
             L->line++;
     L->synced = L->out.len;
+}
+
+/* Emits `#line` so that the next output line maps to source line `line`
+ * (replacing a `#line` that nothing has followed yet). */
+static void sync_line(Lower *L, int line)
+{
+    if (ends_with_directive(L)) {
+        L->out.len = L->directive; /* nothing followed the last one: drop it */
+        L->out.data[L->out.len] = 0;
+        L->synced = L->out.len;
+        L->line = L->line_before;
+    }
+    L->directive_open = false;
+    count_lines(L);
     if (L->line == line)
         return;
-    if (L->out.len && L->out.data[L->out.len - 1] != '\n')
+    if (L->out.len && L->out.data[L->out.len - 1] != '\n') {
         put(L, "\n");
+        L->line++;
+        L->synced = L->out.len;
+    }
+    L->line_before = L->line;
+    L->directive = L->out.len;
     buf_printf(&L->out, "#line %d \"%s\"\n", line, L->u->line_path);
-    L->synced = L->out.len;
+    L->synced = L->directive_end = L->out.len;
     L->line = line;
+    L->directive_open = true;
 }
 
 /* Indentation of the source line holding n, reused for generated lines. */
@@ -679,7 +710,52 @@ static bool is_statement_type(TSNode n)
     return false;
 }
 
-/* Copies n's text, lowering statement children and rendering the rest. */
+/*
+ * Copies the source text [from, to) that follows a lowered statement ending
+ * on source line `line`; the output is at the start of a line. Blank space
+ * up to and including line breaks is skipped (the lowered text ended the
+ * line already), then the output line is mapped to where the text resumes:
+ * the rest of the statement's own line (`await(f()); x++;`), or the line
+ * after it. With nothing left to copy, the mapping is left to what comes
+ * next when that is lowered text (which maps itself), or the parent's text.
+ */
+static void resume_after(Lower *L, uint32_t from, uint32_t to, int line, bool raw_next)
+{
+    const char *text = L->u->src.text;
+    uint32_t p = from, start = from;
+    while (p < to && (text[p] == ' ' || text[p] == '\t' || text[p] == '\r' || text[p] == '\n')) {
+        if (text[p] == '\n') {
+            line++;
+            start = p + 1;
+        }
+        p++;
+    }
+    if (start == to && !raw_next)
+        return;
+    sync_line(L, line);
+    buf_putn(&L->out, text + start, to - start);
+}
+
+/* After lowered text that ended a line: if that line maps to source line
+ * `line`, takes its line break back so that the source goes on after it
+ * (`} break;`), and returns true. */
+static bool continue_line(Lower *L, int line)
+{
+    if (ends_with_directive(L))
+        return false;
+    count_lines(L);
+    if (L->line - 1 != line || !L->out.len || L->out.data[L->out.len - 1] != '\n')
+        return false;
+    L->out.len--;
+    L->out.data[L->out.len] = 0;
+    L->synced = L->out.len;
+    L->line--;
+    return true;
+}
+
+/* Copies n's text, lowering statement children and rendering the rest. A
+ * lowered child starts and ends lines of its own; what follows it on its
+ * line goes on the next output line, under a `#line`. */
 static void lower_generic(Lower *L, TSNode n)
 {
     uint32_t pos = ts_node_start_byte(n);
@@ -689,6 +765,7 @@ static void lower_generic(Lower *L, TSNode n)
         put(L, ind);
         free(ind);
     }
+    int after = 0; /* source line a lowered child ended on, 0: none */
     for (uint32_t i = 0; i < ts_node_child_count(n); i++) {
         TSNode c = ts_node_child(n, i);
         uint32_t gap = ts_node_start_byte(c) - pos;
@@ -701,21 +778,32 @@ static void lower_generic(Lower *L, TSNode n)
                                L->u->src.text[pos + gap - 1] == '\t'))
                 gap--;
         }
-        buf_putn(&L->out, L->u->src.text + pos, gap);
+        if (after)
+            resume_after(L, pos, pos + gap, after, !lower);
+        else
+            buf_putn(&L->out, L->u->src.text + pos, gap);
+        after = 0;
         if (lower) {
-            lower_stmt(L, c);
-            /* lower_stmt ends with a newline; the source gap supplies its own. */
-            if (L->out.len && L->out.data[L->out.len - 1] == '\n') {
-                L->out.len--;
-                L->out.data[L->out.len] = 0;
-            }
+            /* A lowered statement starts a line of its own, but for a `{`
+             * that goes on with `else {` or `case 1: {`. */
+            if (L->out.len && L->out.data[L->out.len - 1] != '\n' &&
+                !type_is(c, "compound_statement"))
+                put(L, "\n");
+            lower_stmt(L, c); /* ends with a line break */
+            after = (int)ts_node_end_point(c).row + 1;
+            if (continue_line(L, after))
+                after = 0;
         } else {
             render_into(L, c, &L->out);
         }
         pos = ts_node_end_byte(c);
     }
-    buf_putn(&L->out, L->u->src.text + pos, ts_node_end_byte(n) - pos);
-    put(L, "\n");
+    if (after)
+        resume_after(L, pos, ts_node_end_byte(n), after, false);
+    else
+        buf_putn(&L->out, L->u->src.text + pos, ts_node_end_byte(n) - pos);
+    if (L->out.len && L->out.data[L->out.len - 1] != '\n')
+        put(L, "\n");
 }
 
 static TSNode paren_inner(TSNode p)
@@ -838,7 +926,13 @@ static void lower_stmt(Lower *L, TSNode n)
             for (uint32_t i = 0; i < ts_node_named_child_count(alt); i++)
                 if (!type_is(ts_node_named_child(alt, i), "comment"))
                     s = ts_node_named_child(alt, i);
-            buf_printf(&L->out, "%selse", ind);
+            /* `} else` stays on one line when it is on one in the source. */
+            if (continue_line(L, source_line(L, alt))) {
+                put(L, " else");
+            } else {
+                sync_line(L, source_line(L, alt));
+                buf_printf(&L->out, "%selse", ind);
+            }
             lower_block(L, s, ind);
         }
         free(c);

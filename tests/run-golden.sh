@@ -3,7 +3,9 @@
 #
 # For every tests/golden/<topic>/<name>.ac (or only the .ac files given as
 # arguments), from the repository root:
-#   1. `$ASYNCC <name>.ac -o OUT.c`        must match <name>.expected.c
+#   1. `$ASYNCC <name>.ac -o OUT.c`        must match <name>.expected.c, and
+#      its #line directives must map every line copied from the source to
+#      that line (tests/tools/linecheck.awk)
 #   2. `$ASYNCC --emit=states <name>.ac`   must match <name>.expected.states
 #   3. `$ASYNCC cc <name>.ac -o PROG`, run: stdout must match
 #      <name>.expected.stdout and the exit status must be 0.
@@ -34,6 +36,12 @@ golden_case() {
     elif ! cmp -s "$base.expected.c" "$t/out.c"; then
         fail "$ac: translation differs from $base.expected.c"
         show_diff "$base.expected.c" "$t/out.c"
+        ok=1
+    fi
+    if [ -f "$t/out.c" ] && ! awk -v SRCPATH="$ac" -f "$ROOT/tests/tools/linecheck.awk" \
+        "$ac" "$t/out.c" > "$t/lines" 2>&1; then
+        fail "$ac: #line maps source lines to the wrong lines"
+        show "$t/lines"
         ok=1
     fi
 

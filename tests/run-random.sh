@@ -3,7 +3,9 @@
 #
 # For seeds FIRST..FIRST+COUNT-1, `$BUILD/tests/randprog SEED` writes a random
 # async program; it is built through the header's sync reading and through
-# `$ASYNCC cc`, both are run, and their stdout and exit status must be equal.
+# `$ASYNCC cc`, both are run, and their stdout and exit status must be equal;
+# the translation's #line directives must map every line copied from the
+# source to that line (tests/tools/linecheck.awk).
 # A failing program is kept as $BUILD/random-failures/seed-SEED.ac, with the
 # two outputs and asyncc's messages next to it.
 #
@@ -40,6 +42,19 @@ random_case() {
     if ! sync_build "$t/prog.ac" "$t/sync" "$t/sync.log"; then
         fail "seed $seed: the sync build failed (a generator bug)"
         show "$t/sync.log"
+        keep "$seed" "$t"
+        return 1
+    fi
+    if ! "$ASYNCC" "$t/prog.ac" -o "$t/prog.c" > "$t/cc.log" 2>&1; then
+        fail "seed $seed: asyncc failed"
+        show "$t/cc.log"
+        keep "$seed" "$t"
+        return 1
+    fi
+    if ! awk -v SRCPATH="$t/prog.ac" -f "$ROOT/tests/tools/linecheck.awk" "$t/prog.ac" \
+        "$t/prog.c" > "$t/lines" 2>&1; then
+        fail "seed $seed: #line maps source lines to the wrong lines"
+        show "$t/lines"
         keep "$seed" "$t"
         return 1
     fi

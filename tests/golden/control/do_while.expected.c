@@ -49,7 +49,6 @@ static ac_poll_t check__poll(struct check__frame *ac_f, ac_context *ac_cx, int *
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 11 "tests/golden/control/do_while.ac"
 #line 12 "tests/golden/control/do_while.ac"
     printf("  cond %s = %d\n", ac_f->name, ac_f->v);
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -131,7 +130,6 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 18 "tests/golden/control/do_while.ac"
 #line 19 "tests/golden/control/do_while.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -327,7 +325,6 @@ ac_resume_5:
 ac_resume_6:
         if (ac_yield__poll(&ac_f->ac_aw6, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 48 "tests/golden/control/do_while.ac"
 #line 49 "tests/golden/control/do_while.ac"
         printf("  odd i=%d\n", ac_f->i);
     }
@@ -449,9 +446,9 @@ ac_resume_14:
             ac_f->col++;
         }
         while (ac_f->col <= ac_f->row);
+#line 93 "tests/golden/control/do_while.ac"
         printf("\n");
     }
-#line 95 "tests/golden/control/do_while.ac"
     { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("async_main");
 }

@@ -52,7 +52,6 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 16 "tests/golden/control/early_return.ac"
 #line 17 "tests/golden/control/early_return.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -155,7 +154,6 @@ ac_resume_3:
 ac_resume_4:
                         if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
                             return AC_PENDING;
-#line 29 "tests/golden/control/early_return.ac"
 #line 30 "tests/golden/control/early_return.ac"
                         { *ac_out = ac_f->i * 100 + ac_f->j; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
                     }
@@ -286,9 +284,9 @@ ac_resume_4:
         if (t > 10) {
             { *ac_out = t; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
         }
+#line 52 "tests/golden/control/early_return.ac"
         break;
     }
-#line 54 "tests/golden/control/early_return.ac"
     case 2:
         for (;;) {
             val__init(&ac_f->ac_aw5, 22);
@@ -299,16 +297,15 @@ ac_resume_5:
 #line 56 "tests/golden/control/early_return.ac"
             { *ac_out = ac_t3; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
         }
+#line 57 "tests/golden/control/early_return.ac"
     default:
         break;
     }
-#line 60 "tests/golden/control/early_return.ac"
     ac_yield__init(&ac_f->ac_aw6);
     ac_f->ac_state = 6;
 ac_resume_6:
     if (ac_yield__poll(&ac_f->ac_aw6, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 60 "tests/golden/control/early_return.ac"
 #line 61 "tests/golden/control/early_return.ac"
     val__init(&ac_f->ac_aw7, ac_f->n * 1000);
     ac_f->ac_state = 7;
@@ -418,7 +415,6 @@ static ac_poll_t visit__poll(struct visit__frame *ac_f, ac_context *ac_cx, void 
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 70 "tests/golden/control/early_return.ac"
 #line 71 "tests/golden/control/early_return.ac"
     if (ac_f->depth == 0) {
         { ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -431,14 +427,13 @@ ac_resume_3:
 ac_resume_4:
         if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 75 "tests/golden/control/early_return.ac"
 #line 76 "tests/golden/control/early_return.ac"
         if (ac_f->depth == 1 && ac_f->i == 1) {
             { ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
         }
+#line 78 "tests/golden/control/early_return.ac"
         visits += 100;
     }
-#line 80 "tests/golden/control/early_return.ac"
     visits += 1000;
     ac_f->ac_state = AC_STATE_RETURNED;
     return AC_READY;
@@ -529,6 +524,7 @@ ac_resume_3:
         if (ac_f->r.value == ac_f->target) {
             { *ac_out = ac_f->r; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
         }
+#line 91 "tests/golden/control/early_return.ac"
     }
     while (ac_f->r.where < 10);
 #line 92 "tests/golden/control/early_return.ac"
@@ -681,7 +677,6 @@ ac_resume_6:
 ac_resume_7:
         if (visit__poll(&ac_f->ac_aw7, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 110 "tests/golden/control/early_return.ac"
 #line 111 "tests/golden/control/early_return.ac"
         printf("visit(%d): visits=%d\n", ac_f->d, visits);
     }

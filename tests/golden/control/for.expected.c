@@ -51,7 +51,6 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 13 "tests/golden/control/for.ac"
 #line 14 "tests/golden/control/for.ac"
     if (log_on) {
         printf("  %s %d\n", ac_f->what, ac_f->v);
@@ -138,7 +137,6 @@ static ac_poll_t below__poll(struct below__frame *ac_f, ac_context *ac_cx, int *
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 21 "tests/golden/control/for.ac"
 #line 22 "tests/golden/control/for.ac"
     { *ac_out = ac_f->i < ac_f->n; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("below");
@@ -441,7 +439,6 @@ ac_resume_9:
 ac_resume_11:
         if (ac_yield__poll(&ac_f->ac_aw11, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 55 "tests/golden/control/for.ac"
 #line 56 "tests/golden/control/for.ac"
         printf("  body j=%d\n", ac_f->j);
     }
@@ -478,7 +475,6 @@ ac_resume_12:
 ac_resume_14:
         if (ac_yield__poll(&ac_f->ac_aw14, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 63 "tests/golden/control/for.ac"
 #line 64 "tests/golden/control/for.ac"
         printf("  even i=%d\n", ac_f->i);
     }
@@ -508,6 +504,7 @@ ac_resume_15:
 #line 70 "tests/golden/control/for.ac"
             break;
         }
+#line 71 "tests/golden/control/for.ac"
     }
     ac_f->i++;
     }
@@ -572,6 +569,7 @@ ac_next_10:;
         ac_f->b++;
         }
         }
+#line 85 "tests/golden/control/for.ac"
         printf("\n");
     }
     ac_f->a++;
@@ -597,9 +595,8 @@ ac_resume_20:
 ac_resume_21:
         if (ac_yield__poll(&ac_f->ac_aw21, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 94 "tests/golden/control/for.ac"
+#line 95 "tests/golden/control/for.ac"
     }
-#line 96 "tests/golden/control/for.ac"
     printf("  n=%d\n", ac_f->n);
 #line 98 "tests/golden/control/for.ac"
     printf("empty body, everything in the header\n");

@@ -47,7 +47,6 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 11 "tests/golden/control/goto.ac"
 #line 12 "tests/golden/control/goto.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -131,7 +130,6 @@ static ac_poll_t say__poll(struct say__frame *ac_f, ac_context *ac_cx, void *ac_
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 17 "tests/golden/control/goto.ac"
 #line 18 "tests/golden/control/goto.ac"
     printf("  %s %d\n", ac_f->what, ac_f->n);
     ac_f->ac_state = AC_STATE_RETURNED;
@@ -231,7 +229,6 @@ ac_resume_3:
 ac_resume_4:
         if (say__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 28 "tests/golden/control/goto.ac"
 #line 29 "tests/golden/control/goto.ac"
         if (ac_f->attempt < ac_f->limit) {
             goto again;
@@ -324,7 +321,6 @@ static ac_poll_t find__poll(struct find__frame *ac_f, ac_context *ac_cx, int *ac
     default:
         ac__bad_resume("find", ac_f->ac_state);
     }
-#line 39 "tests/golden/control/goto.ac"
 #line 40 "tests/golden/control/goto.ac"
     {
     ac_f->r = 1;
@@ -349,6 +345,7 @@ ac_resume_3:
 #line 43 "tests/golden/control/goto.ac"
                 goto found;
             }
+#line 44 "tests/golden/control/goto.ac"
         }
         ac_f->c++;
         }
@@ -365,7 +362,6 @@ found:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 47 "tests/golden/control/goto.ac"
 #line 48 "tests/golden/control/goto.ac"
     { *ac_out = ac_f->r * 10 + ac_f->c; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("find");
@@ -492,7 +488,6 @@ ac_resume_3:
 ac_resume_4:
     if (say__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 58 "tests/golden/control/goto.ac"
 #line 59 "tests/golden/control/goto.ac"
     val__init(&ac_f->ac_aw5, 2);
     ac_f->ac_state = 5;
@@ -510,7 +505,6 @@ ac_resume_5:
 ac_resume_6:
     if (say__poll(&ac_f->ac_aw6, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 62 "tests/golden/control/goto.ac"
 #line 63 "tests/golden/control/goto.ac"
     val__init(&ac_f->ac_aw7, 3);
     ac_f->ac_state = 7;
@@ -528,7 +522,6 @@ ac_resume_7:
 ac_resume_8:
     if (say__poll(&ac_f->ac_aw8, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 66 "tests/golden/control/goto.ac"
 #line 67 "tests/golden/control/goto.ac"
     goto out;
 fail:
@@ -538,7 +531,6 @@ fail:
 ac_resume_9:
     if (say__poll(&ac_f->ac_aw9, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 70 "tests/golden/control/goto.ac"
 #line 71 "tests/golden/control/goto.ac"
 out:
     say__init(&ac_f->ac_aw10, "cleanup, status", ac_f->status);
@@ -546,7 +538,6 @@ out:
 ac_resume_10:
     if (say__poll(&ac_f->ac_aw10, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 72 "tests/golden/control/goto.ac"
 #line 73 "tests/golden/control/goto.ac"
     { *ac_out = ac_f->status; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("setup");
@@ -707,7 +698,6 @@ ac_resume_3:
 ac_resume_4:
     if (say__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 85 "tests/golden/control/goto.ac"
 #line 86 "tests/golden/control/goto.ac"
 skip:
     val__init(&ac_f->ac_aw5, 2);
@@ -791,7 +781,6 @@ bottom:
 ac_resume_12:
         if (say__poll(&ac_f->ac_aw12, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 117 "tests/golden/control/goto.ac"
 #line 118 "tests/golden/control/goto.ac"
         ac_f->rounds++;
     }

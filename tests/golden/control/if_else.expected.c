@@ -53,7 +53,6 @@ static ac_poll_t check__poll(struct check__frame *ac_f, ac_context *ac_cx, int *
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 15 "tests/golden/control/if_else.ac"
 #line 16 "tests/golden/control/if_else.ac"
     printf("  test %s = %d\n", ac_f->name, ac_f->v);
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -136,7 +135,6 @@ static ac_poll_t say__poll(struct say__frame *ac_f, ac_context *ac_cx, void *ac_
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 22 "tests/golden/control/if_else.ac"
 #line 23 "tests/golden/control/if_else.ac"
     printf("  %s\n", ac_f->what);
     ac_f->ac_state = AC_STATE_RETURNED;
@@ -230,8 +228,7 @@ ac_resume_3:
     if (ac_t1) {
 #line 30 "tests/golden/control/if_else.ac"
         { *ac_out = "negative"; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
-    }
-    else {
+    } else {
 #line 31 "tests/golden/control/if_else.ac"
     check__init(&ac_f->ac_aw4, "n == 0", ac_f->n == 0);
     ac_f->ac_state = 4;
@@ -241,8 +238,7 @@ ac_resume_4:
     if (ac_t2) {
 #line 32 "tests/golden/control/if_else.ac"
         { *ac_out = "zero"; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
-    }
-    else {
+    } else {
 #line 33 "tests/golden/control/if_else.ac"
     check__init(&ac_f->ac_aw5, "n < 10", ac_f->n < 10);
     ac_f->ac_state = 5;
@@ -252,9 +248,7 @@ ac_resume_5:
     if (ac_t3) {
 #line 34 "tests/golden/control/if_else.ac"
         { *ac_out = "small"; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
-    }
-    else {
-#line 36 "tests/golden/control/if_else.ac"
+    } else {
         { *ac_out = "large"; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     }
     }
@@ -431,12 +425,12 @@ ac_resume_3:
         if (ac_t1) {
 #line 47 "tests/golden/control/if_else.ac"
             printf("  then i=%d\n", ac_f->i);
-        }
-        else {
-#line 49 "tests/golden/control/if_else.ac"
+        } else {
             printf("  else i=%d\n", ac_f->i);
         }
+#line 50 "tests/golden/control/if_else.ac"
     }
+#line 52 "tests/golden/control/if_else.ac"
     printf("awaits in the branches\n");
     for (ac_f->i_1 = 0; ac_f->i_1 < 2; ac_f->i_1++) {
 #line 55 "tests/golden/control/if_else.ac"
@@ -446,7 +440,6 @@ ac_resume_3:
 ac_resume_4:
             if (say__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
                 return AC_PENDING;
-#line 56 "tests/golden/control/if_else.ac"
 #line 57 "tests/golden/control/if_else.ac"
             check__init(&ac_f->ac_aw5, "then value", 10);
             ac_f->ac_state = 5;
@@ -460,15 +453,13 @@ ac_resume_5:
 ac_resume_6:
             if (say__poll(&ac_f->ac_aw6, ac_cx, NULL) == AC_PENDING)
                 return AC_PENDING;
-#line 58 "tests/golden/control/if_else.ac"
-        }
-        else {
+#line 59 "tests/golden/control/if_else.ac"
+        } else {
             say__init(&ac_f->ac_aw7, "else, before");
             ac_f->ac_state = 7;
 ac_resume_7:
             if (say__poll(&ac_f->ac_aw7, ac_cx, NULL) == AC_PENDING)
                 return AC_PENDING;
-#line 60 "tests/golden/control/if_else.ac"
 #line 61 "tests/golden/control/if_else.ac"
             check__init(&ac_f->ac_aw8, "else value", 20);
             ac_f->ac_state = 8;
@@ -559,20 +550,18 @@ ac_resume_16:
 ac_resume_17:
                     if (say__poll(&ac_f->ac_aw17, ac_cx, NULL) == AC_PENDING)
                         return AC_PENDING;
-#line 89 "tests/golden/control/if_else.ac"
-                }
-                else {
+#line 90 "tests/golden/control/if_else.ac"
+                } else {
                     ac_yield__init(&ac_f->ac_aw18);
                     ac_f->ac_state = 18;
 ac_resume_18:
                     if (ac_yield__poll(&ac_f->ac_aw18, ac_cx, NULL) == AC_PENDING)
                         return AC_PENDING;
-#line 91 "tests/golden/control/if_else.ac"
+#line 92 "tests/golden/control/if_else.ac"
                 }
             }
         }
     }
-#line 96 "tests/golden/control/if_else.ac"
     printf("empty branches and a condition with side effects\n");
     ac_f->n = 0;
     check__init(&ac_f->ac_aw19, "n++", ac_f->n++);
@@ -583,9 +572,7 @@ ac_resume_19:
     if (ac_t8) {
 #line 99 "tests/golden/control/if_else.ac"
         ;
-    }
-    else {
-#line 101 "tests/golden/control/if_else.ac"
+    } else {
         ;
     }
 #line 102 "tests/golden/control/if_else.ac"
@@ -597,18 +584,14 @@ ac_resume_20:
     if (ac_t9) 
 #line 102 "tests/golden/control/if_else.ac"
     {
-    }
-    else 
-#line 103 "tests/golden/control/if_else.ac"
-    {
+    } else {
         say__init(&ac_f->ac_aw21, "unreachable");
         ac_f->ac_state = 21;
 ac_resume_21:
         if (say__poll(&ac_f->ac_aw21, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 104 "tests/golden/control/if_else.ac"
+#line 105 "tests/golden/control/if_else.ac"
     }
-#line 106 "tests/golden/control/if_else.ac"
     printf("  n=%d\n", ac_f->n);
     { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("async_main");

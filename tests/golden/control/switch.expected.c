@@ -49,7 +49,6 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 13 "tests/golden/control/switch.ac"
 #line 14 "tests/golden/control/switch.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -133,7 +132,6 @@ static ac_poll_t say__poll(struct say__frame *ac_f, ac_context *ac_cx, void *ac_
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 19 "tests/golden/control/switch.ac"
 #line 20 "tests/golden/control/switch.ac"
     printf("  %s %d\n", ac_f->what, ac_f->n);
     ac_f->ac_state = AC_STATE_RETURNED;
@@ -228,7 +226,6 @@ static ac_poll_t countdown__poll(struct countdown__frame *ac_f, ac_context *ac_c
 ac_resume_3:
         if (say__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 29 "tests/golden/control/switch.ac"
 #line 30 "tests/golden/control/switch.ac"
         ac_f->ran++;
         /* fall through */
@@ -238,7 +235,6 @@ ac_resume_3:
 ac_resume_4:
         if (say__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 33 "tests/golden/control/switch.ac"
 #line 34 "tests/golden/control/switch.ac"
         ac_f->ran++;
         /* fall through */
@@ -248,7 +244,6 @@ ac_resume_4:
 ac_resume_5:
         if (say__poll(&ac_f->ac_aw5, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 37 "tests/golden/control/switch.ac"
 #line 38 "tests/golden/control/switch.ac"
         ac_f->ran++;
         /* fall through */
@@ -258,7 +253,6 @@ ac_resume_5:
 ac_resume_6:
         if (say__poll(&ac_f->ac_aw6, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 41 "tests/golden/control/switch.ac"
 #line 42 "tests/golden/control/switch.ac"
         ac_f->ran++;
     }
@@ -495,8 +489,8 @@ ac_resume_6:
             ac_f->acc += ac_t4;
         }
         while (--ac_f->rounds > 0);
+#line 78 "tests/golden/control/switch.ac"
     }
-#line 79 "tests/golden/control/switch.ac"
     { *ac_out = ac_f->acc; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("duff");
 }
@@ -774,11 +768,10 @@ ac_resume_12:
 ac_resume_13:
                     if (ac_yield__poll(&ac_f->ac_aw13, ac_cx, NULL) == AC_PENDING)
                         return AC_PENDING;
-#line 132 "tests/golden/control/switch.ac"
+#line 133 "tests/golden/control/switch.ac"
                 }
                 printf(" (inner done)");
                 break;
-#line 136 "tests/golden/control/switch.ac"
             default:
                 printf("  a*");
                 switch (ac_f->b) {
@@ -788,7 +781,7 @@ ac_resume_13:
 ac_resume_14:
                     if (ac_yield__poll(&ac_f->ac_aw14, ac_cx, NULL) == AC_PENDING)
                         return AC_PENDING;
-#line 140 "tests/golden/control/switch.ac"
+#line 141 "tests/golden/control/switch.ac"
                     printf(" b1");
                     /* fall through */
                 case 0:
@@ -798,7 +791,6 @@ ac_resume_14:
             printf("\n");
         }
     }
-#line 150 "tests/golden/control/switch.ac"
     printf("switch in a loop: continue, break out of the loop by flag\n");
     ac_f->done = 0;
 #line 151 "tests/golden/control/switch.ac"
@@ -821,7 +813,6 @@ ac_resume_15:
 ac_resume_16:
             if (say__poll(&ac_f->ac_aw16, ac_cx, NULL) == AC_PENDING)
                 return AC_PENDING;
-#line 156 "tests/golden/control/switch.ac"
 #line 157 "tests/golden/control/switch.ac"
             if (ac_f->i_2 >= 8) {
                 ac_f->done = 1;

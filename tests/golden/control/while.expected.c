@@ -56,7 +56,6 @@ static ac_poll_t next__poll(struct next__frame *ac_f, ac_context *ac_cx, int *ac
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 18 "tests/golden/control/while.ac"
 #line 19 "tests/golden/control/while.ac"
     if (ac_f->it->pos == ac_f->it->n) {
         { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -142,7 +141,6 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 27 "tests/golden/control/while.ac"
 #line 28 "tests/golden/control/while.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -372,7 +370,6 @@ ac_resume_8:
 ac_resume_9:
         if (ac_yield__poll(&ac_f->ac_aw9, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 74 "tests/golden/control/while.ac"
 #line 75 "tests/golden/control/while.ac"
         if (ac_f->i > 10) {
             break;
@@ -395,8 +392,8 @@ ac_resume_10:
         if (ac_f->n > 100) {
             break;
         }
+#line 87 "tests/golden/control/while.ac"
     }
-#line 88 "tests/golden/control/while.ac"
     printf("  n=%d\n", ac_f->n);
 #line 90 "tests/golden/control/while.ac"
     printf("nested\n");

@@ -62,7 +62,6 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 21 "tests/golden/expr/call_args.ac"
 #line 22 "tests/golden/expr/call_args.ac"
     seen += (unsigned)ac_f->x;
     ac_yield__init(&ac_f->ac_aw4);
@@ -70,7 +69,6 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 23 "tests/golden/expr/call_args.ac"
 #line 24 "tests/golden/expr/call_args.ac"
     { *ac_out = ac_f->x; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -158,7 +156,6 @@ static ac_poll_t add3__poll(struct add3__frame *ac_f, ac_context *ac_cx, int *ac
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 29 "tests/golden/expr/call_args.ac"
 #line 30 "tests/golden/expr/call_args.ac"
     { *ac_out = ac_f->a + ac_f->b + ac_f->c; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("add3");
@@ -245,7 +242,6 @@ static ac_poll_t mkpair__poll(struct mkpair__frame *ac_f, ac_context *ac_cx, str
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 36 "tests/golden/expr/call_args.ac"
 #line 37 "tests/golden/expr/call_args.ac"
     { *ac_out = ac_f->p; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("mkpair");

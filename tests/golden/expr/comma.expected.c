@@ -51,7 +51,6 @@ static ac_poll_t step__poll(struct step__frame *ac_f, ac_context *ac_cx, int *ac
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 15 "tests/golden/expr/comma.ac"
 #line 16 "tests/golden/expr/comma.ac"
     trace[ntrace++] = ac_f->v;
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -134,7 +133,6 @@ static ac_poll_t mark__poll(struct mark__frame *ac_f, ac_context *ac_cx, void *a
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 22 "tests/golden/expr/comma.ac"
 #line 23 "tests/golden/expr/comma.ac"
     trace[ntrace++] = -ac_f->v;
     ac_f->ac_state = AC_STATE_RETURNED;
@@ -445,7 +443,6 @@ ac_resume_6:
 #line 51 "tests/golden/expr/comma.ac"
     ac_f->r = (ac_t3);
     dump("void await, await", ac_f->r);
-#line 54 "tests/golden/expr/comma.ac"
 #line 55 "tests/golden/expr/comma.ac"
     (void)(ntrace = 0);
 #line 55 "tests/golden/expr/comma.ac"

@@ -54,7 +54,6 @@ static ac_poll_t check__poll(struct check__frame *ac_f, ac_context *ac_cx, int *
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 16 "tests/golden/expr/conditional.ac"
 #line 17 "tests/golden/expr/conditional.ac"
     printf("  eval %s = %d\n", ac_f->name, ac_f->v);
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -138,7 +137,6 @@ static ac_poll_t mkpt__poll(struct mkpt__frame *ac_f, ac_context *ac_cx, struct 
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 23 "tests/golden/expr/conditional.ac"
 #line 24 "tests/golden/expr/conditional.ac"
     printf("  mkpt(%d, %d)\n", ac_f->x, ac_f->y);
     struct pt p = {ac_f->x, ac_f->y};
@@ -222,7 +220,6 @@ static ac_poll_t say__poll(struct say__frame *ac_f, ac_context *ac_cx, void *ac_
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 31 "tests/golden/expr/conditional.ac"
 #line 32 "tests/golden/expr/conditional.ac"
     printf("  say %s\n", ac_f->what);
     ac_f->ac_state = AC_STATE_RETURNED;

@@ -53,7 +53,6 @@ static ac_poll_t g__poll(struct g__frame *ac_f, ac_context *ac_cx, unsigned *ac_
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 17 "tests/golden/expr/conditional_args.ac"
 #line 18 "tests/golden/expr/conditional_args.ac"
     { *ac_out = ac_f->x; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("g");
@@ -134,7 +133,6 @@ static ac_poll_t h__poll(struct h__frame *ac_f, ac_context *ac_cx, unsigned *ac_
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 23 "tests/golden/expr/conditional_args.ac"
 #line 24 "tests/golden/expr/conditional_args.ac"
     { *ac_out = ac_f->s.a * 100u + ac_f->s.b; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("h");

@@ -50,7 +50,6 @@ static ac_poll_t check__poll(struct check__frame *ac_f, ac_context *ac_cx, int *
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 12 "tests/golden/expr/logical.ac"
 #line 13 "tests/golden/expr/logical.ac"
     printf("  eval %s = %d\n", ac_f->name, ac_f->v);
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -738,7 +737,9 @@ ac_resume_21:
 #line 82 "tests/golden/expr/logical.ac"
             printf("-> i=%d taken, hits=%d\n", ac_f->i_1, ac_f->hits);
         }
+#line 83 "tests/golden/expr/logical.ac"
     }
+#line 85 "tests/golden/expr/logical.ac"
     printf("negation and chains\n");
     check__init(&ac_f->ac_aw22, "a", 0);
     ac_f->ac_state = 22;

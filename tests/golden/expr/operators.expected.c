@@ -53,7 +53,6 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 17 "tests/golden/expr/operators.ac"
 #line 18 "tests/golden/expr/operators.ac"
     { *ac_out = ac_f->x; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -134,7 +133,6 @@ static ac_poll_t uval__poll(struct uval__frame *ac_f, ac_context *ac_cx, unsigne
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 23 "tests/golden/expr/operators.ac"
 #line 24 "tests/golden/expr/operators.ac"
     { *ac_out = ac_f->x; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("uval");
@@ -215,7 +213,6 @@ static ac_poll_t mks__poll(struct mks__frame *ac_f, ac_context *ac_cx, struct s 
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 29 "tests/golden/expr/operators.ac"
 #line 30 "tests/golden/expr/operators.ac"
     struct s r = {ac_f->a, {ac_f->a + 1, ac_f->a + 2, ac_f->a + 3}};
     { *ac_out = r; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -304,7 +301,6 @@ static ac_poll_t store__poll(struct store__frame *ac_f, ac_context *ac_cx, int *
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 36 "tests/golden/expr/operators.ac"
 #line 37 "tests/golden/expr/operators.ac"
     *ac_f->p = ac_f->v;
     ac_yield__init(&ac_f->ac_aw4);
@@ -312,7 +308,6 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 38 "tests/golden/expr/operators.ac"
 #line 39 "tests/golden/expr/operators.ac"
     { *ac_out = *ac_f->p * 2; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("store");
@@ -595,7 +590,6 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 #line 44 "tests/golden/expr/operators.ac"
     (void)ac_f->argc;
     (void)ac_f->argv;
-#line 47 "tests/golden/expr/operators.ac"
 #line 49 "tests/golden/expr/operators.ac"
     val__init(&ac_f->ac_aw3, 5);
     ac_f->ac_state = 3;
@@ -774,7 +768,6 @@ ac_resume_28:
 #line 68 "tests/golden/expr/operators.ac"
     ac_f->u >>= ac_t26;
     printf("compound bitwise: %u\n", ac_f->u);
-#line 71 "tests/golden/expr/operators.ac"
 #line 72 "tests/golden/expr/operators.ac"
     val__init(&ac_f->ac_aw29, 42);
     ac_f->ac_state = 29;

@@ -55,7 +55,6 @@ static ac_poll_t level8__poll(struct level8__frame *ac_f, ac_context *ac_cx, int
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 14 "tests/golden/func/deep_chain.ac"
 #line 15 "tests/golden/func/deep_chain.ac"
     printf("        level8(%d)\n", ac_f->x);
     ac_yield__init(&ac_f->ac_aw4);
@@ -63,7 +62,6 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 16 "tests/golden/func/deep_chain.ac"
 #line 17 "tests/golden/func/deep_chain.ac"
     { *ac_out = ac_f->x + 8; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("level8");
@@ -159,7 +157,6 @@ static ac_poll_t level7__poll(struct level7__frame *ac_f, ac_context *ac_cx, int
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 23 "tests/golden/func/deep_chain.ac"
 #line 24 "tests/golden/func/deep_chain.ac"
     level8__init(&ac_f->ac_aw4, ac_f->x + 1);
     ac_f->ac_state = 4;
@@ -173,7 +170,6 @@ ac_resume_4:
 ac_resume_5:
     if (ac_yield__poll(&ac_f->ac_aw5, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 25 "tests/golden/func/deep_chain.ac"
 #line 26 "tests/golden/func/deep_chain.ac"
     { *ac_out = ac_f->r + ac_f->mine; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("level7");
@@ -272,7 +268,6 @@ static ac_poll_t level6__poll(struct level6__frame *ac_f, ac_context *ac_cx, int
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 32 "tests/golden/func/deep_chain.ac"
 #line 33 "tests/golden/func/deep_chain.ac"
     level7__init(&ac_f->ac_aw4, ac_f->x + 1);
     ac_f->ac_state = 4;
@@ -286,7 +281,6 @@ ac_resume_4:
 ac_resume_5:
     if (ac_yield__poll(&ac_f->ac_aw5, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 34 "tests/golden/func/deep_chain.ac"
 #line 35 "tests/golden/func/deep_chain.ac"
     { *ac_out = ac_f->r + ac_f->mine; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("level6");
@@ -481,7 +475,6 @@ static ac_poll_t level4__poll(struct level4__frame *ac_f, ac_context *ac_cx, int
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 49 "tests/golden/func/deep_chain.ac"
 #line 50 "tests/golden/func/deep_chain.ac"
     level5__init(&ac_f->ac_aw4, ac_f->x);
     ac_f->ac_state = 4;
@@ -572,7 +565,6 @@ static ac_poll_t level3__poll(struct level3__frame *ac_f, ac_context *ac_cx, int
     default:
         ac__bad_resume("level3", ac_f->ac_state);
     }
-#line 55 "tests/golden/func/deep_chain.ac"
 #line 56 "tests/golden/func/deep_chain.ac"
     level4__init(&ac_f->ac_aw3, ac_f->x);
     ac_f->ac_state = 3;
@@ -586,7 +578,6 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 57 "tests/golden/func/deep_chain.ac"
 #line 58 "tests/golden/func/deep_chain.ac"
     ac_f->parts[1] = ac_f->x;
     { *ac_out = ac_f->parts[0] * 2 + ac_f->parts[1]; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }

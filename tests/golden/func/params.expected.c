@@ -54,7 +54,6 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 18 "tests/golden/func/params.ac"
 #line 19 "tests/golden/func/params.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -158,7 +157,6 @@ static ac_poll_t mix__poll(struct mix__frame *ac_f, ac_context *ac_cx, double *a
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 24 "tests/golden/func/params.ac"
 #line 25 "tests/golden/func/params.ac"
     ac_f->r = ac_f->c + ac_f->s;
     ac_yield__init(&ac_f->ac_aw4);
@@ -166,7 +164,6 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 26 "tests/golden/func/params.ac"
 #line 27 "tests/golden/func/params.ac"
     ac_f->r += ac_f->u + (double)ac_f->ll;
     ac_yield__init(&ac_f->ac_aw5);
@@ -174,7 +171,6 @@ ac_resume_4:
 ac_resume_5:
     if (ac_yield__poll(&ac_f->ac_aw5, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 28 "tests/golden/func/params.ac"
 #line 29 "tests/golden/func/params.ac"
     { *ac_out = ac_f->r + ac_f->f + ac_f->d; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("mix");
@@ -353,7 +349,6 @@ static ac_poll_t brightness__poll(struct brightness__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 45 "tests/golden/func/params.ac"
 #line 46 "tests/golden/func/params.ac"
     { *ac_out = (unsigned)(ac_f->c.r + ac_f->c.g + ac_f->c.b) * (unsigned)ac_f->weight; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("brightness");
@@ -440,9 +435,8 @@ static ac_poll_t apply__poll(struct apply__frame *ac_f, ac_context *ac_cx, int *
 ac_resume_3:
         if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 53 "tests/golden/func/params.ac"
+#line 54 "tests/golden/func/params.ac"
     }
-#line 55 "tests/golden/func/params.ac"
     { *ac_out = ac_f->x; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("apply");
 }
@@ -534,7 +528,6 @@ static ac_poll_t dead_params__poll(struct dead_params__frame *ac_f, ac_context *
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 65 "tests/golden/func/params.ac"
 #line 66 "tests/golden/func/params.ac"
     { *ac_out = ac_f->first < ac_f->limit ? ac_f->first : ac_f->limit; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("dead_params");
@@ -619,7 +612,6 @@ static ac_poll_t pick__poll(struct pick__frame *ac_f, ac_context *ac_cx, const c
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 71 "tests/golden/func/params.ac"
 #line 72 "tests/golden/func/params.ac"
     { *ac_out = ac_f->i < ac_f->n ? ac_f->names[ac_f->i] : "none"; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("pick");

@@ -297,7 +297,6 @@ static ac_poll_t middle__poll(struct middle__frame *ac_f, ac_context *ac_cx, int
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 35 "tests/golden/func/prototypes.ac"
 #line 36 "tests/golden/func/prototypes.ac"
     bottom__init(&ac_f->ac_aw4, ac_f->a * 10 + ac_f->b);
     ac_f->ac_state = 4;
@@ -376,7 +375,6 @@ static ac_poll_t bottom__poll(struct bottom__frame *ac_f, ac_context *ac_cx, int
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 41 "tests/golden/func/prototypes.ac"
 #line 42 "tests/golden/func/prototypes.ac"
     { *ac_out = ac_f->v + 1; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("bottom");
@@ -448,7 +446,6 @@ static ac_poll_t report__poll(struct report__frame *ac_f, ac_context *ac_cx, voi
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 47 "tests/golden/func/prototypes.ac"
 #line 48 "tests/golden/func/prototypes.ac"
     printf("%s: %d\n", ac_f->what, ac_f->value);
     ac_f->ac_state = AC_STATE_RETURNED;

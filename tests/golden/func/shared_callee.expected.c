@@ -57,7 +57,6 @@ static ac_poll_t work__poll(struct work__frame *ac_f, ac_context *ac_cx, int *ac
 ac_resume_3:
         if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 18 "tests/golden/func/shared_callee.ac"
 #line 19 "tests/golden/func/shared_callee.ac"
         ac_f->from--;
         ac_f->steps++;
@@ -146,7 +145,6 @@ static ac_poll_t other__poll(struct other__frame *ac_f, ac_context *ac_cx, long 
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 29 "tests/golden/func/shared_callee.ac"
 #line 30 "tests/golden/func/shared_callee.ac"
     { *ac_out = ac_f->local[0] + ac_f->local[3]; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("other");
@@ -515,9 +513,7 @@ ac_resume_6:
                 return AC_PENDING;
 #line 59 "tests/golden/func/shared_callee.ac"
             ac_f->r = ac_t4;
-        }
-        else {
-#line 61 "tests/golden/func/shared_callee.ac"
+        } else {
             work__init(&ac_f->ac_aw7, 1, 7);
             ac_f->ac_state = 7;
 ac_resume_7:
@@ -603,9 +599,7 @@ ac_resume_16:
                 return AC_PENDING;
 #line 81 "tests/golden/func/shared_callee.ac"
             ac_f->r_1 = ac_t14;
-        }
-        else {
-#line 83 "tests/golden/func/shared_callee.ac"
+        } else {
             work__init(&ac_f->ac_aw17, ac_f->i_2, 1000);
             ac_f->ac_state = 17;
 ac_resume_17:

@@ -58,7 +58,6 @@ static ac_poll_t emit__poll(struct emit__frame *ac_f, ac_context *ac_cx, void *a
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 21 "tests/golden/func/void_fns.ac"
 #line 22 "tests/golden/func/void_fns.ac"
     put(ac_f->c);
     ac_f->ac_state = AC_STATE_RETURNED;
@@ -139,7 +138,6 @@ static ac_poll_t emit_word__poll(struct emit_word__frame *ac_f, ac_context *ac_c
 ac_resume_3:
         if (emit__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 28 "tests/golden/func/void_fns.ac"
 #line 29 "tests/golden/func/void_fns.ac"
         ac_f->w++;
     }
@@ -223,7 +221,6 @@ static ac_poll_t digits_until_zero__poll(struct digits_until_zero__frame *ac_f, 
     default:
         ac__bad_resume("digits_until_zero", ac_f->ac_state);
     }
-#line 36 "tests/golden/func/void_fns.ac"
 #line 37 "tests/golden/func/void_fns.ac"
     ac_f->len = 0;
     do {
@@ -243,9 +240,8 @@ static ac_poll_t digits_until_zero__poll(struct digits_until_zero__frame *ac_f, 
 ac_resume_3:
         if (emit__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 46 "tests/golden/func/void_fns.ac"
+#line 47 "tests/golden/func/void_fns.ac"
     }
-#line 48 "tests/golden/func/void_fns.ac"
     emit__init(&ac_f->ac_aw4, '.');
     ac_f->ac_state = 4;
 ac_resume_4:
@@ -343,7 +339,6 @@ static ac_poll_t divide__poll(struct divide__frame *ac_f, ac_context *ac_cx, voi
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 53 "tests/golden/func/void_fns.ac"
 #line 54 "tests/golden/func/void_fns.ac"
     if (ac_f->b == 0) {
         *ac_f->quot = *ac_f->rem = -1;
@@ -355,7 +350,6 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 59 "tests/golden/func/void_fns.ac"
 #line 60 "tests/golden/func/void_fns.ac"
     *ac_f->rem = ac_f->a % ac_f->b;
     ac_f->ac_state = AC_STATE_RETURNED;
@@ -590,28 +584,24 @@ static ac_poll_t sentence__poll(struct sentence__frame *ac_f, ac_context *ac_cx,
 ac_resume_3:
     if (emit_word__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 74 "tests/golden/func/void_fns.ac"
 #line 75 "tests/golden/func/void_fns.ac"
     emit__init(&ac_f->ac_aw4, ' ');
     ac_f->ac_state = 4;
 ac_resume_4:
     if (emit__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 75 "tests/golden/func/void_fns.ac"
 #line 76 "tests/golden/func/void_fns.ac"
     nothing__init(&ac_f->ac_aw5);
     ac_f->ac_state = 5;
 ac_resume_5:
     if (nothing__poll(&ac_f->ac_aw5, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 76 "tests/golden/func/void_fns.ac"
 #line 77 "tests/golden/func/void_fns.ac"
     emit_word__init(&ac_f->ac_aw6, "works");
     ac_f->ac_state = 6;
 ac_resume_6:
     if (emit_word__poll(&ac_f->ac_aw6, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 77 "tests/golden/func/void_fns.ac"
 #line 78 "tests/golden/func/void_fns.ac"
     only_yield__init(&ac_f->ac_aw7);
     ac_f->ac_state = 7;
@@ -763,7 +753,6 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (sentence__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 86 "tests/golden/func/void_fns.ac"
 #line 87 "tests/golden/func/void_fns.ac"
     printf("log: [%s]\n", log_buf);
     log_len = 0;
@@ -773,46 +762,39 @@ ac_resume_3:
 ac_resume_4:
     if (digits_until_zero__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 90 "tests/golden/func/void_fns.ac"
 #line 91 "tests/golden/func/void_fns.ac"
     emit__init(&ac_f->ac_aw5, '|');
     ac_f->ac_state = 5;
 ac_resume_5:
     if (emit__poll(&ac_f->ac_aw5, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 91 "tests/golden/func/void_fns.ac"
 #line 92 "tests/golden/func/void_fns.ac"
     digits_until_zero__init(&ac_f->ac_aw6, 1205);
     ac_f->ac_state = 6;
 ac_resume_6:
     if (digits_until_zero__poll(&ac_f->ac_aw6, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 92 "tests/golden/func/void_fns.ac"
 #line 93 "tests/golden/func/void_fns.ac"
     emit__init(&ac_f->ac_aw7, '|');
     ac_f->ac_state = 7;
 ac_resume_7:
     if (emit__poll(&ac_f->ac_aw7, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 93 "tests/golden/func/void_fns.ac"
 #line 94 "tests/golden/func/void_fns.ac"
     digits_until_zero__init(&ac_f->ac_aw8, 7);
     ac_f->ac_state = 8;
 ac_resume_8:
     if (digits_until_zero__poll(&ac_f->ac_aw8, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 94 "tests/golden/func/void_fns.ac"
 #line 95 "tests/golden/func/void_fns.ac"
     printf("log: [%s]\n", log_buf);
     log_len = 0;
-#line 98 "tests/golden/func/void_fns.ac"
 #line 99 "tests/golden/func/void_fns.ac"
     divide__init(&ac_f->ac_aw9, 17, 5, &ac_f->q, &ac_f->r);
     ac_f->ac_state = 9;
 ac_resume_9:
     if (divide__poll(&ac_f->ac_aw9, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 99 "tests/golden/func/void_fns.ac"
 #line 100 "tests/golden/func/void_fns.ac"
     printf("17 / 5 = %d rem %d\n", ac_f->q, ac_f->r);
     divide__init(&ac_f->ac_aw10, 1, 0, &ac_f->q, &ac_f->r);
@@ -820,7 +802,6 @@ ac_resume_9:
 ac_resume_10:
     if (divide__poll(&ac_f->ac_aw10, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 101 "tests/golden/func/void_fns.ac"
 #line 102 "tests/golden/func/void_fns.ac"
     printf("1 / 0 = %d rem %d\n", ac_f->q, ac_f->r);
 #line 104 "tests/golden/func/void_fns.ac"
@@ -875,14 +856,12 @@ ac_resume_15:
 ac_resume_16:
     if (nothing__poll(&ac_f->ac_aw16, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 111 "tests/golden/func/void_fns.ac"
 #line 112 "tests/golden/func/void_fns.ac"
     only_yield__init(&ac_f->ac_aw17);
     ac_f->ac_state = 17;
 ac_resume_17:
     if (only_yield__poll(&ac_f->ac_aw17, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 112 "tests/golden/func/void_fns.ac"
 #line 113 "tests/golden/func/void_fns.ac"
     printf("done\n");
     { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }

@@ -70,7 +70,6 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 34 "tests/golden/init/aggregate.ac"
 #line 35 "tests/golden/init/aggregate.ac"
     seen += (unsigned)ac_f->x;
     { *ac_out = ac_f->x; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -154,7 +153,6 @@ static ac_poll_t mkpoint__poll(struct mkpoint__frame *ac_f, ac_context *ac_cx, s
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 41 "tests/golden/init/aggregate.ac"
 #line 42 "tests/golden/init/aggregate.ac"
     struct point p = {ac_f->x, ac_f->y};
     { *ac_out = p; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -433,7 +431,6 @@ ac_resume_4:
 ac_resume_5:
     if (ac_yield__poll(&ac_f->ac_aw5, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 57 "tests/golden/init/aggregate.ac"
 #line 58 "tests/golden/init/aggregate.ac"
     printf("positional: (%d,%d)\n", ac_f->p.x, ac_f->p.y);
 #line 60 "tests/golden/init/aggregate.ac"
@@ -449,7 +446,6 @@ ac_resume_6:
 ac_resume_7:
     if (ac_yield__poll(&ac_f->ac_aw7, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 61 "tests/golden/init/aggregate.ac"
 #line 62 "tests/golden/init/aggregate.ac"
     printf("designated: (%d,%d)\n", ac_f->q.x, ac_f->q.y);
 #line 64 "tests/golden/init/aggregate.ac"
@@ -465,7 +461,6 @@ ac_resume_8:
 ac_resume_9:
     if (ac_yield__poll(&ac_f->ac_aw9, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 65 "tests/golden/init/aggregate.ac"
 #line 66 "tests/golden/init/aggregate.ac"
     printf("partial: (%d,%d)\n", ac_f->z.x, ac_f->z.y);
 #line 68 "tests/golden/init/aggregate.ac"
@@ -487,7 +482,6 @@ ac_resume_11:
 ac_resume_12:
     if (ac_yield__poll(&ac_f->ac_aw12, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 69 "tests/golden/init/aggregate.ac"
 #line 70 "tests/golden/init/aggregate.ac"
     show_rect("nested", ac_f->r);
 #line 72 "tests/golden/init/aggregate.ac"
@@ -503,7 +497,6 @@ ac_resume_13:
 ac_resume_14:
     if (ac_yield__poll(&ac_f->ac_aw14, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 73 "tests/golden/init/aggregate.ac"
 #line 74 "tests/golden/init/aggregate.ac"
     show_rect("nested designated", ac_f->r2);
 #line 76 "tests/golden/init/aggregate.ac"
@@ -525,7 +518,6 @@ ac_resume_16:
 ac_resume_17:
     if (ac_yield__poll(&ac_f->ac_aw17, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 77 "tests/golden/init/aggregate.ac"
 #line 78 "tests/golden/init/aggregate.ac"
     printf("array:");
     for (int i = 0; i < 6; i++) {
@@ -552,7 +544,6 @@ ac_resume_19:
 ac_resume_20:
     if (ac_yield__poll(&ac_f->ac_aw20, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 84 "tests/golden/init/aggregate.ac"
 #line 85 "tests/golden/init/aggregate.ac"
     printf("sized: %zu elements, last %d\n", sizeof ac_f->sized / sizeof ac_f->sized[0], ac_f->sized[4]);
 #line 87 "tests/golden/init/aggregate.ac"
@@ -574,7 +565,6 @@ ac_resume_22:
 ac_resume_23:
     if (ac_yield__poll(&ac_f->ac_aw23, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 88 "tests/golden/init/aggregate.ac"
 #line 89 "tests/golden/init/aggregate.ac"
     printf("sparse:");
     for (int i = 0; i < 8; i++) {
@@ -601,7 +591,6 @@ ac_resume_25:
 ac_resume_26:
     if (ac_yield__poll(&ac_f->ac_aw26, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 95 "tests/golden/init/aggregate.ac"
 #line 96 "tests/golden/init/aggregate.ac"
     printf("grid: %d %d %d / %d %d %d\n", ac_f->grid[0][0], ac_f->grid[0][1], ac_f->grid[0][2], ac_f->grid[1][0], ac_f->grid[1][1], ac_f->grid[1][2]);
 #line 98 "tests/golden/init/aggregate.ac"
@@ -629,7 +618,6 @@ ac_resume_29:
 ac_resume_30:
     if (ac_yield__poll(&ac_f->ac_aw30, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 99 "tests/golden/init/aggregate.ac"
 #line 100 "tests/golden/init/aggregate.ac"
     printf("points: (%d,%d) (%d,%d) (%d,%d)\n", ac_f->pts[0].x, ac_f->pts[0].y, ac_f->pts[1].x, ac_f->pts[1].y, ac_f->pts[2].x, ac_f->pts[2].y);
 #line 102 "tests/golden/init/aggregate.ac"
@@ -640,7 +628,6 @@ ac_resume_30:
 ac_resume_31:
     if (ac_yield__poll(&ac_f->ac_aw31, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 104 "tests/golden/init/aggregate.ac"
 #line 105 "tests/golden/init/aggregate.ac"
     val__init(&ac_f->ac_aw32, 0);
     ac_f->ac_state = 32;
@@ -665,7 +652,6 @@ ac_resume_33:
 ac_resume_34:
     if (ac_yield__poll(&ac_f->ac_aw34, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 111 "tests/golden/init/aggregate.ac"
 #line 112 "tests/golden/init/aggregate.ac"
     val__init(&ac_f->ac_aw35, 6);
     ac_f->ac_state = 35;
@@ -695,7 +681,6 @@ ac_resume_37:
 ac_resume_38:
     if (ac_yield__poll(&ac_f->ac_aw38, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 117 "tests/golden/init/aggregate.ac"
 #line 118 "tests/golden/init/aggregate.ac"
     printf("compound literals: (%d,%d) %d\n", ac_f->lit.x, ac_f->lit.y, ac_f->last);
 #line 120 "tests/golden/init/aggregate.ac"
@@ -718,7 +703,6 @@ ac_resume_39:
 ac_resume_41:
     if (ac_yield__poll(&ac_f->ac_aw41, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 122 "tests/golden/init/aggregate.ac"
 #line 123 "tests/golden/init/aggregate.ac"
     ac_f->copy.lo = ac_f->whole;
     show_rect("copy", ac_f->copy);

@@ -50,7 +50,6 @@ static ac_poll_t note__poll(struct note__frame *ac_f, ac_context *ac_cx, int *ac
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 12 "tests/golden/init/scalar.ac"
 #line 13 "tests/golden/init/scalar.ac"
     printf("  init %s = %d\n", ac_f->what, ac_f->v);
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -132,7 +131,6 @@ static ac_poll_t half__poll(struct half__frame *ac_f, ac_context *ac_cx, double 
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 19 "tests/golden/init/scalar.ac"
 #line 20 "tests/golden/init/scalar.ac"
     { *ac_out = ac_f->d / 2; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("half");
@@ -213,7 +211,6 @@ static ac_poll_t big__poll(struct big__frame *ac_f, ac_context *ac_cx, unsigned 
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 25 "tests/golden/init/scalar.ac"
 #line 26 "tests/golden/init/scalar.ac"
     { *ac_out = 1ull << ac_f->shift; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("big");
@@ -294,7 +291,6 @@ static ac_poll_t letter__poll(struct letter__frame *ac_f, ac_context *ac_cx, cha
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 31 "tests/golden/init/scalar.ac"
 #line 32 "tests/golden/init/scalar.ac"
     { *ac_out = (char)('a' + ac_f->i); ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("letter");
@@ -376,7 +372,6 @@ static ac_poll_t word__poll(struct word__frame *ac_f, ac_context *ac_cx, const c
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 38 "tests/golden/init/scalar.ac"
 #line 39 "tests/golden/init/scalar.ac"
     { *ac_out = words[ac_f->i]; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("word");
@@ -457,7 +452,6 @@ static ac_poll_t address_of__poll(struct address_of__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 44 "tests/golden/init/scalar.ac"
 #line 45 "tests/golden/init/scalar.ac"
     { *ac_out = ac_f->p; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("address_of");
@@ -803,14 +797,12 @@ ac_resume_21:
         const char *name = ac_t19;
         printf("i=%d fresh=%d counted=%d name=%s\n", ac_f->i, ac_f->fresh, ac_f->counted, name);
     }
-#line 90 "tests/golden/init/scalar.ac"
 #line 91 "tests/golden/init/scalar.ac"
     ac_yield__init(&ac_f->ac_aw22);
     ac_f->ac_state = 22;
 ac_resume_22:
     if (ac_yield__poll(&ac_f->ac_aw22, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 91 "tests/golden/init/scalar.ac"
 #line 92 "tests/golden/init/scalar.ac"
     note__init(&ac_f->ac_aw23, "later", 9);
     ac_f->ac_state = 23;

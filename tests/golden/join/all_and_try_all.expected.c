@@ -135,7 +135,6 @@ static ac_poll_t locate__poll(struct locate__frame *ac_f, ac_context *ac_cx, str
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 21 "tests/golden/join/all_and_try_all.ac"
 #line 22 "tests/golden/join/all_and_try_all.ac"
     { *ac_out = (struct point){ac_f->k, ac_f->k * ac_f->k}; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("locate");
@@ -217,7 +216,6 @@ static ac_poll_t note__poll(struct note__frame *ac_f, ac_context *ac_cx, void *a
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 27 "tests/golden/join/all_and_try_all.ac"
 #line 28 "tests/golden/join/all_and_try_all.ac"
     printf("  note: %s\n", ac_f->s);
     ac_f->ac_state = AC_STATE_RETURNED;
@@ -458,7 +456,6 @@ ac_resume_3:
     }
     if (ac_f->ac_done3 != 7u)
         return AC_PENDING;
-#line 46 "tests/golden/join/all_and_try_all.ac"
 #line 47 "tests/golden/join/all_and_try_all.ac"
     printf("a=%d p=(%d,%d)\n", ac_f->a, ac_f->p.x, ac_f->p.y);
 #line 49 "tests/golden/join/all_and_try_all.ac"

@@ -50,7 +50,6 @@ static ac_poll_t mixer__poll(struct mixer__frame *ac_f, ac_context *ac_cx, unsig
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 12 "tests/golden/loops/many_iterations.ac"
 #line 13 "tests/golden/loops/many_iterations.ac"
     { *ac_out = (ac_f->h ^ ac_f->v) * 16777619u; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("mixer");
@@ -135,7 +134,6 @@ static ac_poll_t spin__poll(struct spin__frame *ac_f, ac_context *ac_cx, unsigne
 ac_resume_3:
         if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 20 "tests/golden/loops/many_iterations.ac"
 #line 21 "tests/golden/loops/many_iterations.ac"
         ac_f->acc += ac_f->i;
     }
@@ -251,7 +249,6 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
         if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 33 "tests/golden/loops/many_iterations.ac"
 #line 34 "tests/golden/loops/many_iterations.ac"
         ac_f->count += (unsigned long)ac_f->i;
     }

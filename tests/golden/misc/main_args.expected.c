@@ -51,7 +51,6 @@ static ac_poll_t count_args__poll(struct count_args__frame *ac_f, ac_context *ac
 ac_resume_3:
         if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 14 "tests/golden/misc/main_args.ac"
 #line 15 "tests/golden/misc/main_args.ac"
         ac_f->n++;
         ac_f->argv++;
@@ -154,7 +153,6 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 23 "tests/golden/misc/main_args.ac"
 #line 24 "tests/golden/misc/main_args.ac"
     printf("argc=%d\n", ac_f->argc);
     ac_f->p = ac_f->argv;
@@ -163,7 +161,6 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 26 "tests/golden/misc/main_args.ac"
 #line 27 "tests/golden/misc/main_args.ac"
     printf("argv[argc] is NULL: %d\n", ac_f->p[ac_f->argc] == NULL);
     printf("argv[0] is non-empty: %d\n", ac_f->argv[0] != NULL && strlen(ac_f->argv[0]) > 0);
@@ -187,7 +184,6 @@ ac_resume_6:
 ac_resume_7:
     if (ac_yield__poll(&ac_f->ac_aw7, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 32 "tests/golden/misc/main_args.ac"
 #line 33 "tests/golden/misc/main_args.ac"
     printf("after reassignment: argc=%d argv=%p\n", ac_f->argc, (void *)ac_f->argv);
     { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }

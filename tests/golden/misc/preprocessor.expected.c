@@ -58,7 +58,6 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 22 "tests/golden/misc/preprocessor.ac"
 #line 23 "tests/golden/misc/preprocessor.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -343,7 +342,6 @@ ac_resume_5:
 ac_resume_6:
     if (ac_yield__poll(&ac_f->ac_aw6, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 48 "tests/golden/misc/preprocessor.ac"
 #line 49 "tests/golden/misc/preprocessor.ac"
     ac_f->line = __LINE__;
     ac_yield__init(&ac_f->ac_aw7);
@@ -351,7 +349,6 @@ ac_resume_6:
 ac_resume_7:
     if (ac_yield__poll(&ac_f->ac_aw7, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 50 "tests/golden/misc/preprocessor.ac"
 #line 51 "tests/golden/misc/preprocessor.ac"
     SHOW("line", ac_f->line);
     SHOW("line2", __LINE__);

@@ -50,7 +50,6 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 14 "tests/golden/scope/block_locals.ac"
 #line 15 "tests/golden/scope/block_locals.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -237,7 +236,6 @@ ac_resume_4:
 ac_resume_5:
         if (ac_yield__poll(&ac_f->ac_aw5, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 25 "tests/golden/scope/block_locals.ac"
 #line 26 "tests/golden/scope/block_locals.ac"
         printf("block 1: a=%d b=%d\n", ac_f->a, ac_f->b);
     }
@@ -249,7 +247,6 @@ ac_resume_5:
 ac_resume_6:
         if (ac_yield__poll(&ac_f->ac_aw6, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 31 "tests/golden/scope/block_locals.ac"
 #line 32 "tests/golden/scope/block_locals.ac"
         val__init(&ac_f->ac_aw7, 3);
         ac_f->ac_state = 7;
@@ -268,7 +265,6 @@ ac_resume_7:
 ac_resume_8:
         if (ac_yield__poll(&ac_f->ac_aw8, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 38 "tests/golden/scope/block_locals.ac"
 #line 39 "tests/golden/scope/block_locals.ac"
         printf("block 3: d=%.2f e=%lld\n", ac_f->d, ac_f->e);
     }
@@ -278,7 +274,6 @@ ac_resume_8:
 ac_resume_9:
     if (ac_yield__poll(&ac_f->ac_aw9, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 42 "tests/golden/scope/block_locals.ac"
 #line 43 "tests/golden/scope/block_locals.ac"
     val__init(&ac_f->ac_aw10, 4);
     ac_f->ac_state = 10;
@@ -292,7 +287,6 @@ ac_resume_10:
 ac_resume_11:
     if (ac_yield__poll(&ac_f->ac_aw11, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 44 "tests/golden/scope/block_locals.ac"
 #line 45 "tests/golden/scope/block_locals.ac"
     printf("declared after awaits: %d\n", ac_f->declared_late);
 #line 47 "tests/golden/scope/block_locals.ac"
@@ -304,7 +298,6 @@ ac_resume_11:
 ac_resume_12:
         if (ac_yield__poll(&ac_f->ac_aw12, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 50 "tests/golden/scope/block_locals.ac"
 #line 51 "tests/golden/scope/block_locals.ac"
         val__init(&ac_f->ac_aw13, ac_f->i);
         ac_f->ac_state = 13;
@@ -320,7 +313,6 @@ ac_resume_13:
 ac_resume_14:
         if (ac_yield__poll(&ac_f->ac_aw14, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 54 "tests/golden/scope/block_locals.ac"
 #line 55 "tests/golden/scope/block_locals.ac"
         printf("iteration %d: fresh=%d arr={%d,%d,%d}\n", ac_f->i, ac_f->fresh, ac_f->arr[0], ac_f->arr[1], ac_f->arr[2]);
     }
@@ -340,13 +332,9 @@ ac_resume_15:
 ac_resume_16:
             if (ac_yield__poll(&ac_f->ac_aw16, ac_cx, NULL) == AC_PENDING)
                 return AC_PENDING;
-#line 62 "tests/golden/scope/block_locals.ac"
 #line 63 "tests/golden/scope/block_locals.ac"
             printf("odd branch k=%d odd=%d\n", ac_f->k, ac_f->odd);
-        }
-        else 
-#line 64 "tests/golden/scope/block_locals.ac"
-        {
+        } else {
             val__init(&ac_f->ac_aw17, ac_f->k * 1000);
             ac_f->ac_state = 17;
 ac_resume_17:
@@ -361,7 +349,6 @@ ac_resume_17:
 ac_resume_18:
             if (ac_yield__poll(&ac_f->ac_aw18, ac_cx, NULL) == AC_PENDING)
                 return AC_PENDING;
-#line 66 "tests/golden/scope/block_locals.ac"
 #line 67 "tests/golden/scope/block_locals.ac"
             printf("even branch k=%d even=%d also=%d\n", ac_f->k, ac_f->even, ac_f->also);
         }
@@ -382,7 +369,6 @@ ac_resume_19:
 ac_resume_20:
     if (ac_yield__poll(&ac_f->ac_aw20, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 75 "tests/golden/scope/block_locals.ac"
 #line 76 "tests/golden/scope/block_locals.ac"
     val__init(&ac_f->ac_aw21, 6);
     ac_f->ac_state = 21;

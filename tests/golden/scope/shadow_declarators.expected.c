@@ -56,7 +56,6 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 20 "tests/golden/scope/shadow_declarators.ac"
 #line 21 "tests/golden/scope/shadow_declarators.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -146,7 +145,6 @@ static ac_poll_t pointer_shadow__poll(struct pointer_shadow__frame *ac_f, ac_con
 ac_resume_3:
         if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 29 "tests/golden/scope/shadow_declarators.ac"
 #line 30 "tests/golden/scope/shadow_declarators.ac"
         *ac_f->out += 1;
         int *out = &ac_f->w;
@@ -157,7 +155,6 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 34 "tests/golden/scope/shadow_declarators.ac"
 #line 35 "tests/golden/scope/shadow_declarators.ac"
     { *ac_out = *ac_f->out + ac_f->w; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("pointer_shadow");
@@ -270,7 +267,6 @@ ac_resume_3:
 ac_resume_4:
         if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 45 "tests/golden/scope/shadow_declarators.ac"
 #line 46 "tests/golden/scope/shadow_declarators.ac"
         ac_f->total += ac_f->n_1[0] + ac_f->n_1[1] + ac_f->n_1[2];
     }
@@ -287,7 +283,6 @@ ac_resume_5:
 ac_resume_6:
         if (ac_yield__poll(&ac_f->ac_aw6, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 50 "tests/golden/scope/shadow_declarators.ac"
 #line 51 "tests/golden/scope/shadow_declarators.ac"
         ac_f->total += ac_f->n_2.v;
     }
@@ -392,7 +387,6 @@ static ac_poll_t function_pointer_shadow__poll(struct function_pointer_shadow__f
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 60 "tests/golden/scope/shadow_declarators.ac"
 #line 61 "tests/golden/scope/shadow_declarators.ac"
     {
         ac_f->x = ac_f->f(ac_f->x);
@@ -410,7 +404,6 @@ ac_resume_4:
 ac_resume_5:
     if (ac_yield__poll(&ac_f->ac_aw5, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 66 "tests/golden/scope/shadow_declarators.ac"
 #line 67 "tests/golden/scope/shadow_declarators.ac"
     { *ac_out = ac_f->f(ac_f->x); ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("function_pointer_shadow");
@@ -516,7 +509,6 @@ static ac_poll_t live_inner__poll(struct live_inner__frame *ac_f, ac_context *ac
 ac_resume_3:
         if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 77 "tests/golden/scope/shadow_declarators.ac"
 #line 78 "tests/golden/scope/shadow_declarators.ac"
         val__init(&ac_f->ac_aw4, 5);
         ac_f->ac_state = 4;
@@ -532,7 +524,6 @@ ac_resume_4:
 ac_resume_5:
     if (ac_yield__poll(&ac_f->ac_aw5, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 81 "tests/golden/scope/shadow_declarators.ac"
 #line 82 "tests/golden/scope/shadow_declarators.ac"
     { *ac_out = *ac_f->p; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("live_inner");

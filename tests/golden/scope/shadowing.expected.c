@@ -55,7 +55,6 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 19 "tests/golden/scope/shadowing.ac"
 #line 20 "tests/golden/scope/shadowing.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -160,7 +159,6 @@ ac_resume_3:
 ac_resume_4:
         if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 28 "tests/golden/scope/shadowing.ac"
 #line 29 "tests/golden/scope/shadowing.ac"
         {
             val__init(&ac_f->ac_aw5, 300);
@@ -179,7 +177,6 @@ ac_resume_5:
 ac_resume_6:
     if (ac_yield__poll(&ac_f->ac_aw6, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 35 "tests/golden/scope/shadowing.ac"
 #line 36 "tests/golden/scope/shadowing.ac"
     { *ac_out = ac_f->sum + ac_f->n; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("shadow_param");
@@ -267,7 +264,6 @@ static ac_poll_t read_global__poll(struct read_global__frame *ac_f, ac_context *
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 41 "tests/golden/scope/shadowing.ac"
 #line 42 "tests/golden/scope/shadowing.ac"
     { *ac_out = x; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("read_global");
@@ -470,7 +466,6 @@ ac_resume_5:
 ac_resume_6:
         if (ac_yield__poll(&ac_f->ac_aw6, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 55 "tests/golden/scope/shadowing.ac"
 #line 56 "tests/golden/scope/shadowing.ac"
         {
             val__init(&ac_f->ac_aw7, 3);
@@ -485,7 +480,6 @@ ac_resume_7:
 ac_resume_8:
             if (ac_yield__poll(&ac_f->ac_aw8, ac_cx, NULL) == AC_PENDING)
                 return AC_PENDING;
-#line 58 "tests/golden/scope/shadowing.ac"
 #line 59 "tests/golden/scope/shadowing.ac"
             {
                 ac_f->x_3 = "four";
@@ -494,7 +488,6 @@ ac_resume_8:
 ac_resume_9:
                 if (ac_yield__poll(&ac_f->ac_aw9, ac_cx, NULL) == AC_PENDING)
                     return AC_PENDING;
-#line 61 "tests/golden/scope/shadowing.ac"
 #line 62 "tests/golden/scope/shadowing.ac"
                 printf("innermost x=%s\n", ac_f->x_3);
             }
@@ -533,7 +526,6 @@ ac_resume_11:
 ac_resume_12:
         if (ac_yield__poll(&ac_f->ac_aw12, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 75 "tests/golden/scope/shadowing.ac"
 #line 76 "tests/golden/scope/shadowing.ac"
         for (ac_f->i_2 = 5; ac_f->i_2 < 7; ac_f->i_2++) {
             ac_yield__init(&ac_f->ac_aw13);
@@ -541,7 +533,6 @@ ac_resume_12:
 ac_resume_13:
             if (ac_yield__poll(&ac_f->ac_aw13, ac_cx, NULL) == AC_PENDING)
                 return AC_PENDING;
-#line 77 "tests/golden/scope/shadowing.ac"
 #line 78 "tests/golden/scope/shadowing.ac"
             printf("  inner i=%d x=%d\n", ac_f->i_2, ac_f->x_4);
         }
@@ -566,7 +557,6 @@ ac_resume_14:
 ac_resume_15:
         if (ac_yield__poll(&ac_f->ac_aw15, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 86 "tests/golden/scope/shadowing.ac"
 #line 87 "tests/golden/scope/shadowing.ac"
         printf("first sibling t=%d\n", ac_f->t);
     }
@@ -583,7 +573,6 @@ ac_resume_16:
 ac_resume_17:
         if (ac_yield__poll(&ac_f->ac_aw17, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 91 "tests/golden/scope/shadowing.ac"
 #line 92 "tests/golden/scope/shadowing.ac"
         printf("second sibling t=%ld\n", ac_f->t_1);
     }
@@ -610,7 +599,6 @@ ac_resume_19:
 ac_resume_20:
             if (ac_yield__poll(&ac_f->ac_aw20, ac_cx, NULL) == AC_PENDING)
                 return AC_PENDING;
-#line 100 "tests/golden/scope/shadowing.ac"
 #line 101 "tests/golden/scope/shadowing.ac"
             printf("nested t=%d over u=%d\n", ac_f->t_3, ac_f->u);
         }
@@ -632,7 +620,6 @@ ac_resume_21:
 ac_resume_22:
         if (ac_yield__poll(&ac_f->ac_aw22, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 110 "tests/golden/scope/shadowing.ac"
 #line 111 "tests/golden/scope/shadowing.ac"
         printf("inner y=%d from y2=%d\n", ac_f->y_1, ac_f->y2);
     }

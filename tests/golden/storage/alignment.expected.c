@@ -55,7 +55,6 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 19 "tests/golden/storage/alignment.ac"
 #line 20 "tests/golden/storage/alignment.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -131,7 +130,6 @@ static ac_poll_t make__poll(struct make__frame *ac_f, ac_context *ac_cx, struct 
     default:
         ac__bad_resume("make", ac_f->ac_state);
     }
-#line 25 "tests/golden/storage/alignment.ac"
 #line 26 "tests/golden/storage/alignment.ac"
     for (int i = 0; i < 32; i++) {
         ac_f->a.bytes[i] = (unsigned char)(ac_f->tag + i);
@@ -142,7 +140,6 @@ static ac_poll_t make__poll(struct make__frame *ac_f, ac_context *ac_cx, struct 
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 28 "tests/golden/storage/alignment.ac"
 #line 29 "tests/golden/storage/alignment.ac"
     ac_f->a.tag = ac_f->tag;
     printf("  in make: bytes aligned to 32: %d\n", (int)((uintptr_t)ac_f->a.bytes % 32 == 0));
@@ -252,8 +249,6 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 #line 36 "tests/golden/storage/alignment.ac"
     (void)ac_f->argc;
     (void)ac_f->argv;
-#line 39 "tests/golden/storage/alignment.ac"
-#line 40 "tests/golden/storage/alignment.ac"
 #line 41 "tests/golden/storage/alignment.ac"
     ac_f->ld = 1.5L;
 #line 43 "tests/golden/storage/alignment.ac"
@@ -262,7 +257,6 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 43 "tests/golden/storage/alignment.ac"
 #line 44 "tests/golden/storage/alignment.ac"
     val__init(&ac_f->ac_aw4, 1);
     ac_f->ac_state = 4;
@@ -302,7 +296,6 @@ ac_resume_7:
 ac_resume_8:
     if (ac_yield__poll(&ac_f->ac_aw8, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 53 "tests/golden/storage/alignment.ac"
 #line 54 "tests/golden/storage/alignment.ac"
     printf("aligned32 aligned: %d tag=%d bytes[31]=%d\n", (int)((uintptr_t)&ac_f->a % 32 == 0), ac_f->a.tag, ac_f->a.bytes[31]);
     printf("values: %d %d\n", ac_f->buf16[0], ac_f->buf64[0]);

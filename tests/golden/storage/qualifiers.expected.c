@@ -47,7 +47,6 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 11 "tests/golden/storage/qualifiers.ac"
 #line 12 "tests/golden/storage/qualifiers.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -136,7 +135,6 @@ static ac_poll_t dot__poll(struct dot__frame *ac_f, ac_context *ac_cx, long *ac_
 ac_resume_3:
         if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 19 "tests/golden/storage/qualifiers.ac"
 #line 20 "tests/golden/storage/qualifiers.ac"
         ac_f->s += (long)ac_f->a[ac_f->i] * ac_f->b[ac_f->i];
     }
@@ -297,7 +295,6 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 31 "tests/golden/storage/qualifiers.ac"
 #line 32 "tests/golden/storage/qualifiers.ac"
     val__init(&ac_f->ac_aw5, 6);
     ac_f->ac_state = 5;
@@ -322,9 +319,8 @@ ac_resume_6:
 ac_resume_7:
         if (ac_yield__poll(&ac_f->ac_aw7, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 38 "tests/golden/storage/qualifiers.ac"
+#line 39 "tests/golden/storage/qualifiers.ac"
     }
-#line 40 "tests/golden/storage/qualifiers.ac"
     printf("volatile: v=%d\n", ac_f->v);
 #line 42 "tests/golden/storage/qualifiers.ac"
     val__init(&ac_f->ac_aw8, 99);
@@ -339,7 +335,6 @@ ac_resume_8:
 ac_resume_9:
     if (ac_yield__poll(&ac_f->ac_aw9, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 43 "tests/golden/storage/qualifiers.ac"
 #line 44 "tests/golden/storage/qualifiers.ac"
     printf("const volatile: cv=%u\n", ac_f->cv);
 #line 46 "tests/golden/storage/qualifiers.ac"
@@ -353,7 +348,6 @@ ac_resume_9:
 ac_resume_10:
     if (ac_yield__poll(&ac_f->ac_aw10, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 49 "tests/golden/storage/qualifiers.ac"
 #line 50 "tests/golden/storage/qualifiers.ac"
     val__init(&ac_f->ac_aw11, 10);
     ac_f->ac_state = 11;
@@ -388,7 +382,6 @@ ac_resume_13:
 ac_resume_14:
     if (ac_yield__poll(&ac_f->ac_aw14, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 60 "tests/golden/storage/qualifiers.ac"
 #line 61 "tests/golden/storage/qualifiers.ac"
     ac_f->r += 2;
     printf("register: r=%d\n", ac_f->r);

@@ -53,7 +53,6 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 17 "tests/golden/storage/static_locals.ac"
 #line 18 "tests/golden/storage/static_locals.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -134,7 +133,6 @@ static ac_poll_t counter__poll(struct counter__frame *ac_f, ac_context *ac_cx, i
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 25 "tests/golden/storage/static_locals.ac"
 #line 26 "tests/golden/storage/static_locals.ac"
     { *ac_out = ++n; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("counter");
@@ -221,7 +219,6 @@ static ac_poll_t remember__poll(struct remember__frame *ac_f, ac_context *ac_cx,
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 36 "tests/golden/storage/static_locals.ac"
 #line 37 "tests/golden/storage/static_locals.ac"
     ring[ac_f->slot] = ac_f->v;
     int sum = 0;
@@ -322,7 +319,6 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 50 "tests/golden/storage/static_locals.ac"
 #line 51 "tests/golden/storage/static_locals.ac"
     { *ac_out = st; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("tally");
@@ -408,7 +404,6 @@ static ac_poll_t rotate__poll(struct rotate__frame *ac_f, ac_context *ac_cx, con
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 59 "tests/golden/storage/static_locals.ac"
 #line 60 "tests/golden/storage/static_locals.ac"
     if (++cur == names + 3)
         cur = names;
@@ -501,7 +496,6 @@ static ac_poll_t nested_static__poll(struct nested_static__frame *ac_f, ac_conte
 ac_resume_3:
         if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 69 "tests/golden/storage/static_locals.ac"
 #line 70 "tests/golden/storage/static_locals.ac"
         {
             static int inner = 1000;

@@ -206,7 +206,6 @@ ac_resume_3:
     }
     if (ac_f->ac_done3 != 3u)
         return AC_PENDING;
-#line 143 "tests/golden/tasks/blocking_hash.ac"
 #line 145 "tests/golden/tasks/blocking_hash.ac"
     struct stretch_job *jobs[2] = {ac_f->done_a, ac_f->done_b};
     for (int i = 0; i < 2; i++) {

@@ -83,7 +83,6 @@ static ac_poll_t check_link__poll(struct check_link__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (ac_sleep__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 46 "tests/golden/tasks/joinset_fanout.ac"
 #line 47 "tests/golden/tasks/joinset_fanout.ac"
     { *ac_out = (struct link_check){ac_f->index, ac_f->index % 3 == 2 ? 404 : 200, ac_f->ms}; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("check_link");
@@ -167,7 +166,6 @@ static ac_poll_t download__poll(struct download__frame *ac_f, ac_context *ac_cx,
 ac_resume_3:
     if (ac_sleep__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 53 "tests/golden/tasks/joinset_fanout.ac"
 #line 54 "tests/golden/tasks/joinset_fanout.ac"
     { *ac_out = ac_f->mirror; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("download");
@@ -301,6 +299,7 @@ ac_resume_3:
         if (ac_f->c.status != 200) {
             ac_f->dead++;
         }
+#line 79 "tests/golden/tasks/joinset_fanout.ac"
     }
     }
 #line 80 "tests/golden/tasks/joinset_fanout.ac"

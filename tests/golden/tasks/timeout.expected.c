@@ -67,7 +67,6 @@ static ac_poll_t cache_lookup__poll(struct cache_lookup__frame *ac_f, ac_context
 ac_resume_3:
     if (ac_sleep__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 31 "tests/golden/tasks/timeout.ac"
 #line 32 "tests/golden/tasks/timeout.ac"
     { *ac_out = ac_f->item < 100 ? 10 * ac_f->item : -1; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("cache_lookup");
@@ -149,7 +148,6 @@ static ac_poll_t backend_lookup__poll(struct backend_lookup__frame *ac_f, ac_con
 ac_resume_3:
     if (ac_sleep__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 38 "tests/golden/tasks/timeout.ac"
 #line 39 "tests/golden/tasks/timeout.ac"
     { *ac_out = 10 * ac_f->item + 1; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("backend_lookup");
@@ -254,8 +252,6 @@ static ac_poll_t lookup_within_deadline__poll(struct lookup_within_deadline__fra
     }
 #line 46 "tests/golden/tasks/timeout.ac"
     ac_f->answer = 0;
-#line 46 "tests/golden/tasks/timeout.ac"
-#line 47 "tests/golden/tasks/timeout.ac"
     ac_f->start = ac_now_ms();
     if (ac_f->from_backend) {
         backend_lookup__init(&ac_f->ac_aw3_0, ac_f->item);
@@ -277,9 +273,7 @@ ac_resume_3:
         ac_deadline__drop(&ac_f->ac_dl3);
 #line 49 "tests/golden/tasks/timeout.ac"
         ac_f->rc = ac_t1;
-    }
-    else {
-#line 51 "tests/golden/tasks/timeout.ac"
+    } else {
         cache_lookup__init(&ac_f->ac_aw4_0, ac_f->item);
         ac_f->ac_out4_0 = &ac_f->answer;
         ac_deadline__init(&ac_f->ac_dl4, DEADLINE_MS);

@@ -75,7 +75,6 @@ static ac_poll_t check_quota__poll(struct check_quota__frame *ac_f, ac_context *
 ac_resume_3:
     if (ac_sleep__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 37 "tests/golden/tasks/try_join.ac"
 #line 38 "tests/golden/tasks/try_join.ac"
     int left = 1000 * ac_f->user - ac_f->size_kib;
     { *ac_out = left >= 0 ? left : ERR_QUOTA; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -158,7 +157,6 @@ static ac_poll_t verify_signature__poll(struct verify_signature__frame *ac_f, ac
 ac_resume_3:
     if (ac_sleep__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 45 "tests/golden/tasks/try_join.ac"
 #line 46 "tests/golden/tasks/try_join.ac"
     { *ac_out = ac_f->signature % 7 == 0 ? 0 : ERR_BAD_SIGNATURE; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("verify_signature");
@@ -240,7 +238,6 @@ static ac_poll_t store_file__poll(struct store_file__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (ac_sleep__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 52 "tests/golden/tasks/try_join.ac"
 #line 53 "tests/golden/tasks/try_join.ac"
     stored++;
     { *ac_out = 1000 * ac_f->user + stored; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }

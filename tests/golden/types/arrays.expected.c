@@ -54,7 +54,6 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 18 "tests/golden/types/arrays.ac"
 #line 19 "tests/golden/types/arrays.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -142,7 +141,6 @@ static ac_poll_t sum__poll(struct sum__frame *ac_f, ac_context *ac_cx, long *ac_
 ac_resume_3:
         if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 27 "tests/golden/types/arrays.ac"
 #line 28 "tests/golden/types/arrays.ac"
         ac_f->s += ac_f->a[ac_f->i];
     }
@@ -228,7 +226,6 @@ static ac_poll_t greater__poll(struct greater__frame *ac_f, ac_context *ac_cx, i
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 36 "tests/golden/types/arrays.ac"
 #line 37 "tests/golden/types/arrays.ac"
     { *ac_out = ac_f->a > ac_f->b; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("greater");
@@ -415,7 +412,6 @@ static ac_poll_t format__poll(struct format__frame *ac_f, ac_context *ac_cx, int
     default:
         ac__bad_resume("format", ac_f->ac_state);
     }
-#line 56 "tests/golden/types/arrays.ac"
 #line 57 "tests/golden/types/arrays.ac"
     ac_f->len = 0;
     do {
@@ -576,7 +572,6 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 #line 70 "tests/golden/types/arrays.ac"
     (void)ac_f->argc;
     (void)ac_f->argv;
-#line 73 "tests/golden/types/arrays.ac"
 #line 74 "tests/golden/types/arrays.ac"
     for (ac_f->i = 0; ac_f->i < 10; ac_f->i++) {
         val__init(&ac_f->ac_aw3, (ac_f->i * 7) % 10);
@@ -593,7 +588,6 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 76 "tests/golden/types/arrays.ac"
 #line 77 "tests/golden/types/arrays.ac"
     printf("a:");
     for (int i = 0; i < 10; i++) {
@@ -613,7 +607,6 @@ ac_resume_5:
 ac_resume_6:
     if (sort__poll(&ac_f->ac_aw6, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 82 "tests/golden/types/arrays.ac"
 #line 83 "tests/golden/types/arrays.ac"
     printf("sorted:");
     for (int i = 0; i < 10; i++) {
@@ -621,7 +614,6 @@ ac_resume_6:
     }
 #line 86 "tests/golden/types/arrays.ac"
     printf("\n");
-#line 88 "tests/golden/types/arrays.ac"
 #line 89 "tests/golden/types/arrays.ac"
     for (ac_f->r = 0; ac_f->r < 4; ac_f->r++) {
         for (ac_f->c = 0; ac_f->c < 5; ac_f->c++) {
@@ -685,13 +677,11 @@ ac_resume_10:
 ac_resume_11:
         if (ac_yield__poll(&ac_f->ac_aw11, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 111 "tests/golden/types/arrays.ac"
 #line 112 "tests/golden/types/arrays.ac"
         strcat(ac_f->line, ac_f->num);
         strcat(ac_f->line, ac_f->len > 3 ? "! " : " ");
     }
     printf("line: %s\n", ac_f->line);
-#line 117 "tests/golden/types/arrays.ac"
 #line 118 "tests/golden/types/arrays.ac"
     for (int i = 0; i < 1000; i++) {
         ac_f->big[i] = i;
@@ -702,7 +692,6 @@ ac_resume_11:
 ac_resume_12:
     if (ac_yield__poll(&ac_f->ac_aw12, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 120 "tests/golden/types/arrays.ac"
 #line 121 "tests/golden/types/arrays.ac"
     sum__init(&ac_f->ac_aw13, ac_f->big, 1000);
     ac_f->ac_state = 13;

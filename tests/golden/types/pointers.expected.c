@@ -59,7 +59,6 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 23 "tests/golden/types/pointers.ac"
 #line 24 "tests/golden/types/pointers.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -150,7 +149,6 @@ static ac_poll_t bump__poll(struct bump__frame *ac_f, ac_context *ac_cx, int *ac
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 31 "tests/golden/types/pointers.ac"
 #line 32 "tests/golden/types/pointers.ac"
     *ac_f->p = ac_f->before + ac_f->by;
     ac_yield__init(&ac_f->ac_aw4);
@@ -158,7 +156,6 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 33 "tests/golden/types/pointers.ac"
 #line 34 "tests/golden/types/pointers.ac"
     { *ac_out = *ac_f->p; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("bump");
@@ -245,13 +242,10 @@ static ac_poll_t record__poll(struct record__frame *ac_f, ac_context *ac_cx, voi
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 39 "tests/golden/types/pointers.ac"
 #line 40 "tests/golden/types/pointers.ac"
     if (ac_f->hit) {
         ac_f->c->hits++;
-    }
-    else {
-#line 43 "tests/golden/types/pointers.ac"
+    } else {
         ac_f->c->misses++;
     }
     ac_f->ac_state = AC_STATE_RETURNED;
@@ -333,7 +327,6 @@ static ac_poll_t walk__poll(struct walk__frame *ac_f, ac_context *ac_cx, int *ac
 ac_resume_3:
         if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 50 "tests/golden/types/pointers.ac"
 #line 51 "tests/golden/types/pointers.ac"
         ac_f->sum = ac_f->sum * 10 + ac_f->n->value;
     }
@@ -516,7 +509,6 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 66 "tests/golden/types/pointers.ac"
 #line 67 "tests/golden/types/pointers.ac"
     *ac_f->px += 10;
     printf("scalar: x=%d *px=%d same=%d\n", ac_f->x, *ac_f->px, ac_f->px == &ac_f->x);
@@ -527,7 +519,6 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 71 "tests/golden/types/pointers.ac"
 #line 72 "tests/golden/types/pointers.ac"
     **ac_f->ppx *= 3;
     printf("pointer to pointer: x=%d\n", ac_f->x);
@@ -541,7 +532,6 @@ ac_resume_4:
 ac_resume_5:
     if (ac_yield__poll(&ac_f->ac_aw5, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 77 "tests/golden/types/pointers.ac"
 #line 78 "tests/golden/types/pointers.ac"
     for (ac_f->q = ac_f->mid; ac_f->q < ac_f->end; ac_f->q++) {
         val__init(&ac_f->ac_aw6, 10);
@@ -600,7 +590,6 @@ ac_resume_9:
 ac_resume_11:
     if (ac_yield__poll(&ac_f->ac_aw11, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 98 "tests/golden/types/pointers.ac"
 #line 99 "tests/golden/types/pointers.ac"
     walk__init(&ac_f->ac_aw12, &ac_f->n1);
     ac_f->ac_state = 12;
@@ -632,7 +621,6 @@ ac_resume_14:
 ac_resume_15:
     if (ac_yield__poll(&ac_f->ac_aw15, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 106 "tests/golden/types/pointers.ac"
 #line 107 "tests/golden/types/pointers.ac"
     val__init(&ac_f->ac_aw16, 21);
     ac_f->ac_state = 16;
@@ -647,7 +635,6 @@ ac_resume_16:
 ac_resume_17:
     if (ac_yield__poll(&ac_f->ac_aw17, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 109 "tests/golden/types/pointers.ac"
 #line 110 "tests/golden/types/pointers.ac"
     val__init(&ac_f->ac_aw18, 9);
     ac_f->ac_state = 18;
@@ -664,7 +651,6 @@ ac_resume_18:
 ac_resume_19:
     if (ac_yield__poll(&ac_f->ac_aw19, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 114 "tests/golden/types/pointers.ac"
 #line 115 "tests/golden/types/pointers.ac"
     printf("%s / %s\n", ac_f->msg, ac_f->p);
     { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }

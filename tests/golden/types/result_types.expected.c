@@ -63,7 +63,6 @@ static ac_poll_t make_size__poll(struct make_size__frame *ac_f, ac_context *ac_c
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 25 "tests/golden/types/result_types.ac"
 #line 26 "tests/golden/types/result_types.ac"
     size2 s = {ac_f->w, ac_f->h};
     { *ac_out = s; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -148,7 +147,6 @@ static ac_poll_t fact__poll(struct fact__frame *ac_f, ac_context *ac_cx, u64 *ac
 ac_resume_3:
         if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 34 "tests/golden/types/result_types.ac"
 #line 35 "tests/golden/types/result_types.ac"
         ac_f->r *= ac_f->n--;
     }
@@ -231,7 +229,6 @@ static ac_poll_t low_byte__poll(struct low_byte__frame *ac_f, ac_context *ac_cx,
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 42 "tests/golden/types/result_types.ac"
 #line 43 "tests/golden/types/result_types.ac"
     { *ac_out = (uint8_t)(ac_f->v & 0xff); ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("low_byte");
@@ -312,7 +309,6 @@ static ac_poll_t negate64__poll(struct negate64__frame *ac_f, ac_context *ac_cx,
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 48 "tests/golden/types/result_types.ac"
 #line 49 "tests/golden/types/result_types.ac"
     { *ac_out = -ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("negate64");
@@ -393,7 +389,6 @@ static ac_poll_t mood_of__poll(struct mood_of__frame *ac_f, ac_context *ac_cx, e
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 54 "tests/golden/types/result_types.ac"
 #line 55 "tests/golden/types/result_types.ac"
     { *ac_out = ac_f->score > 5 ? HAPPY : ac_f->score < 0 ? GRUMPY : CALM; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("mood_of");
@@ -475,7 +470,6 @@ static ac_poll_t mood_name__poll(struct mood_name__frame *ac_f, ac_context *ac_c
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 61 "tests/golden/types/result_types.ac"
 #line 62 "tests/golden/types/result_types.ac"
     { *ac_out = names[ac_f->m]; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("mood_name");
@@ -558,7 +552,6 @@ static ac_poll_t slot__poll(struct slot__frame *ac_f, ac_context *ac_cx, int **a
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 69 "tests/golden/types/result_types.ac"
 #line 70 "tests/golden/types/result_types.ac"
     { *ac_out = &table[ac_f->i]; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("slot");
@@ -639,7 +632,6 @@ static ac_poll_t choose__poll(struct choose__frame *ac_f, ac_context *ac_cx, bin
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 75 "tests/golden/types/result_types.ac"
 #line 76 "tests/golden/types/result_types.ac"
     { *ac_out = ac_f->sub ? minus : plus; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("choose");
@@ -720,7 +712,6 @@ static ac_poll_t third__poll(struct third__frame *ac_f, ac_context *ac_cx, float
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 81 "tests/golden/types/result_types.ac"
 #line 82 "tests/golden/types/result_types.ac"
     { *ac_out = ac_f->f / 3.0f; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("third");
@@ -807,7 +798,6 @@ static ac_poll_t average__poll(struct average__frame *ac_f, ac_context *ac_cx, d
 ac_resume_3:
         if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 89 "tests/golden/types/result_types.ac"
 #line 90 "tests/golden/types/result_types.ac"
         ac_f->s += ac_f->v[ac_f->i];
     }
@@ -890,7 +880,6 @@ static ac_poll_t is_even__poll(struct is_even__frame *ac_f, ac_context *ac_cx, _
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 97 "tests/golden/types/result_types.ac"
 #line 98 "tests/golden/types/result_types.ac"
     { *ac_out = ac_f->n % 2 == 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("is_even");
@@ -971,7 +960,6 @@ static ac_poll_t upper__poll(struct upper__frame *ac_f, ac_context *ac_cx, unsig
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 103 "tests/golden/types/result_types.ac"
 #line 104 "tests/golden/types/result_types.ac"
     { *ac_out = (unsigned char)(ac_f->c >= 'a' && ac_f->c <= 'z' ? ac_f->c - 32 : ac_f->c); ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("upper");
@@ -1052,7 +1040,6 @@ static ac_poll_t scaled__poll(struct scaled__frame *ac_f, ac_context *ac_cx, lon
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 109 "tests/golden/types/result_types.ac"
 #line 110 "tests/golden/types/result_types.ac"
     { *ac_out = ac_f->x * 4; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("scaled");

@@ -67,7 +67,6 @@ static ac_poll_t add__poll(struct add__frame *ac_f, ac_context *ac_cx, struct ve
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 29 "tests/golden/types/struct_values.ac"
 #line 30 "tests/golden/types/struct_values.ac"
     struct vec r = {ac_f->a.x + ac_f->b.x, ac_f->a.y + ac_f->b.y};
     { *ac_out = r; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -259,7 +258,6 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 48 "tests/golden/types/struct_values.ac"
 #line 49 "tests/golden/types/struct_values.ac"
     move__init(&ac_f->ac_aw5, ac_f->once, 1);
     ac_f->ac_state = 5;
@@ -348,7 +346,6 @@ static ac_poll_t make_big__poll(struct make_big__frame *ac_f, ac_context *ac_cx,
     default:
         ac__bad_resume("make_big", ac_f->ac_state);
     }
-#line 54 "tests/golden/types/struct_values.ac"
 #line 55 "tests/golden/types/struct_values.ac"
     for (ac_f->i = 0; ac_f->i < 40; ac_f->i++) {
         ac_f->b.words[ac_f->i] = (long)ac_f->tag * ac_f->i;
@@ -447,9 +444,8 @@ static ac_poll_t sum_big__poll(struct sum_big__frame *ac_f, ac_context *ac_cx, l
 ac_resume_3:
         if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 70 "tests/golden/types/struct_values.ac"
+#line 71 "tests/golden/types/struct_values.ac"
     }
-#line 72 "tests/golden/types/struct_values.ac"
     { *ac_out = ac_f->s + ac_f->b.tag; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("sum_big");
 }
@@ -616,7 +612,6 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 88 "tests/golden/types/struct_values.ac"
 #line 89 "tests/golden/types/struct_values.ac"
     printf("add: (%d,%d) + (%d,%d) = (%d,%d)\n", ac_f->a.x, ac_f->a.y, ac_f->b.x, ac_f->b.y, ac_f->c.x, ac_f->c.y);
 #line 91 "tests/golden/types/struct_values.ac"
@@ -680,7 +675,6 @@ ac_resume_11:
 ac_resume_12:
     if (ac_yield__poll(&ac_f->ac_aw12, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 104 "tests/golden/types/struct_values.ac"
 #line 105 "tests/golden/types/struct_values.ac"
     ac_f->big2.words[39] = 1;
     sum_big__init(&ac_f->ac_aw13, ac_f->big1);

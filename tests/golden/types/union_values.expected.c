@@ -61,7 +61,6 @@ static ac_poll_t make_int__poll(struct make_int__frame *ac_f, ac_context *ac_cx,
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 25 "tests/golden/types/union_values.ac"
 #line 26 "tests/golden/types/union_values.ac"
     struct value v = {K_INT, {.i = ac_f->i}};
     { *ac_out = v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -138,14 +137,12 @@ static ac_poll_t real_payload__poll(struct real_payload__frame *ac_f, ac_context
     default:
         ac__bad_resume("real_payload", ac_f->ac_state);
     }
-#line 32 "tests/golden/types/union_values.ac"
 #line 33 "tests/golden/types/union_values.ac"
     ac_yield__init(&ac_f->ac_aw3);
     ac_f->ac_state = 3;
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 33 "tests/golden/types/union_values.ac"
 #line 34 "tests/golden/types/union_values.ac"
     ac_f->p.r = ac_f->r;
     { *ac_out = ac_f->p; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -233,7 +230,6 @@ static ac_poll_t twice__poll(struct twice__frame *ac_f, ac_context *ac_cx, struc
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 41 "tests/golden/types/union_values.ac"
 #line 42 "tests/golden/types/union_values.ac"
     switch (ac_f->v.kind) {
     case K_INT:
@@ -248,8 +244,8 @@ ac_resume_3:
                 ac_f->v.u.text[i] = (char)(ac_f->v.u.text[i] - 32);
             }
         }
+#line 53 "tests/golden/types/union_values.ac"
         break;
-#line 54 "tests/golden/types/union_values.ac"
     case K_PAIR:
         ac_f->v.u.pair[0] = (short)(ac_f->v.u.pair[0] * 2);
         ac_f->v.u.pair[1] = (short)(ac_f->v.u.pair[1] * 2);
@@ -260,7 +256,6 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 59 "tests/golden/types/union_values.ac"
 #line 60 "tests/golden/types/union_values.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("twice");
@@ -397,7 +392,6 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 #line 83 "tests/golden/types/union_values.ac"
     (void)ac_f->argc;
     (void)ac_f->argv;
-#line 86 "tests/golden/types/union_values.ac"
 #line 87 "tests/golden/types/union_values.ac"
     make_int__init(&ac_f->ac_aw3, 21);
     ac_f->ac_state = 3;
@@ -423,7 +417,6 @@ ac_resume_4:
 ac_resume_5:
     if (ac_yield__poll(&ac_f->ac_aw5, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 94 "tests/golden/types/union_values.ac"
 #line 96 "tests/golden/types/union_values.ac"
     for (ac_f->i = 0; ac_f->i < 4; ac_f->i++) {
         twice__init(&ac_f->ac_aw6, ac_f->vals[ac_f->i]);
@@ -438,7 +431,6 @@ ac_resume_6:
         printf("twice:   ");
         show(d);
     }
-#line 104 "tests/golden/types/union_values.ac"
 #line 105 "tests/golden/types/union_values.ac"
     ac_f->local.i = 5;
     ac_yield__init(&ac_f->ac_aw7);
@@ -446,7 +438,6 @@ ac_resume_6:
 ac_resume_7:
     if (ac_yield__poll(&ac_f->ac_aw7, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 106 "tests/golden/types/union_values.ac"
 #line 107 "tests/golden/types/union_values.ac"
     make_int__init(&ac_f->ac_aw8, 6);
     ac_f->ac_state = 8;
