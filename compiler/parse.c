@@ -409,6 +409,16 @@ bool parse_unit(Unit *u)
                 diag_error(&u->src, ts_node_start_byte(d),
                            "write the whole result type inside async(...), as in async(int *) f(void)");
             }
+        } else if (!strcmp(t, "macro_type_specifier") &&
+                   parse_eq(u, ts_node_child_by_field_name(n, "name", 4), "await")) {
+            /* `await(f((a * (b, c))));` alone on a statement can be read as
+             * `await(TYPE)`: the argument also parses as an abstract
+             * declarator, and tree-sitter's C grammar picks that. Nothing
+             * is wrong in the source, but the await would be missed. */
+            diag_error(&u->src, ts_node_start_byte(n),
+                       "the C grammar reads this statement as a type, 'await(T)', not as a call "
+                       "(its argument also parses as a declarator); write '(void)await(...);' "
+                       "or use the value, so that it parses as an expression");
         } else if (!strcmp(t, "call_expression") && parse_is_await(u, n)) {
             TSNode *p = xmalloc(sizeof *p);
             *p = n;

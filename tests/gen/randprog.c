@@ -42,7 +42,9 @@
  *     constant bound; a cost bound on each function (calls weighed by the
  *     callee's own bound and the enclosing trip counts) keeps run time small.
  */
+#include <ctype.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -792,6 +794,34 @@ static void gen_assign(Ctx *c, Buf *b, int level)
 }
 
 /* Writes `await(fj(...));` for any affordable callee, or a yield. */
+/* Whether text could also be read as C type names and abstract
+ * declarators: identifiers, '*', parentheses, commas, and brackets (with
+ * anything in them: an array declarator's size) only. */
+static bool type_like(const char *text)
+{
+    bool start = true; /* at the start of a token */
+    int brackets = 0;
+    for (const char *p = text; *p; p++) {
+        if (*p == '[') {
+            brackets++;
+        } else if (*p == ']') {
+            brackets--;
+        } else if (brackets > 0) {
+            continue;
+        } else if (isalpha((unsigned char)*p) || *p == '_') {
+            start = false;
+        } else if (isdigit((unsigned char)*p)) {
+            if (start)
+                return false; /* a number: not a type */
+        } else if (strchr(" *(),", *p)) {
+            start = true;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
 static void gen_call_stmt(Ctx *c, Buf *b, int level)
 {
     int j = pick_callee(c, -1, 1);
@@ -804,13 +834,21 @@ static void gen_call_stmt(Ctx *c, Buf *b, int level)
     spend(c, fns[j].cost + 1);
     /* Not for a callee that writes through a pointer: in `x += await(f(&x))`
      * the read of x and the callee's write are indeterminately sequenced. */
+    bool bare = true;
     if (fns[j].ret == RET_U && !fns[j].has_ptr && chance(40)) {
         const Var *v = pick_var(c, V_U, 1);
         bput(b, "%s %s ", v ? v->name : "w", chance(50) ? "=" : "+=");
+        bare = false;
     }
-    bput(b, "await(f%d(", j);
-    gen_args(c, b, j, edepth(c), 1);
-    bput(b, "));\n");
+    Buf args = {0};
+    gen_args(c, &args, j, edepth(c), 1);
+    /* `await(f((w * (x, w))));` alone is read as a type by the C grammar
+     * (asyncc rejects it and says to write (void)): keep such statements
+     * parseable. */
+    if (bare && type_like(args.p ? args.p : ""))
+        bput(b, "(void)");
+    bput(b, "await(f%d(%s));\n", j, args.p ? args.p : "");
+    bfree(&args);
 }
 
 /* Writes `{ ... }` with its own scope (a shadowing opportunity). */
