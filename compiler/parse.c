@@ -331,6 +331,30 @@ static void add_await(Unit *u, TSNode call)
     vec_push(&fn->awaits, aw);
 }
 
+/*
+ * A call statement whose argument also parses as an abstract declarator,
+ * `f(g((a * b)));` or `await(f((w * (x, w))));`, is read by tree-sitter's C
+ * grammar as the type `f(T)` standing alone in the block. Nothing is wrong
+ * in the source, but inside an async function the translator would miss an
+ * await there and leave the frame's variables in it unrenamed (silently
+ * using a global of the same name, if there is one): say so, with the fix.
+ * Outside async functions the text is copied as it is, which is right.
+ */
+static void check_read_as_type(Unit *u, TSNode n)
+{
+    TSNode name = ts_node_child_by_field_name(n, "name", 4);
+    bool await = parse_eq(u, name, "await");
+    if (!await && !parse_fn_containing(u, ts_node_start_byte(n)))
+        return;
+    char *callee = parse_text(u, name);
+    diag_error(&u->src, ts_node_start_byte(n),
+               "the C grammar reads this statement as a type, '%s(T)', not as a call (its "
+               "argument also parses as a declarator); write '(void)%s(...);'%s so that it "
+               "parses as an expression",
+               callee, callee, await ? " or use the value," : "");
+    free(callee);
+}
+
 bool parse_unit(Unit *u)
 {
     Buf lp = {0};
@@ -368,6 +392,7 @@ bool parse_unit(Unit *u)
     Vec stack = {0}; /* TSNode* of the named ancestors, innermost last */
     Vec depth = {0}; /* for each cursor level: stack.len before it */
     Vec calls = {0};
+    Vec as_types = {0}; /* macro_type_specifier nodes in statement position */
     TSTreeCursor c = ts_tree_cursor_new(u->root);
     for (;;) {
         TSNode n = ts_tree_cursor_current_node(&c);
@@ -409,16 +434,14 @@ bool parse_unit(Unit *u)
                 diag_error(&u->src, ts_node_start_byte(d),
                            "write the whole result type inside async(...), as in async(int *) f(void)");
             }
-        } else if (!strcmp(t, "macro_type_specifier") &&
-                   parse_eq(u, ts_node_child_by_field_name(n, "name", 4), "await")) {
-            /* `await(f((a * (b, c))));` alone on a statement can be read as
-             * `await(TYPE)`: the argument also parses as an abstract
-             * declarator, and tree-sitter's C grammar picks that. Nothing
-             * is wrong in the source, but the await would be missed. */
-            diag_error(&u->src, ts_node_start_byte(n),
-                       "the C grammar reads this statement as a type, 'await(T)', not as a call "
-                       "(its argument also parses as a declarator); write '(void)await(...);' "
-                       "or use the value, so that it parses as an expression");
+        } else if (!strcmp(t, "macro_type_specifier") && stack.len &&
+                   !strcmp(ts_node_type(*(TSNode *)stack.items[stack.len - 1]),
+                           "compound_statement")) {
+            /* A statement read as a type (see below): checked once the
+             * async functions are known. */
+            TSNode *p = xmalloc(sizeof *p);
+            *p = n;
+            vec_push(&as_types, p);
         } else if (!strcmp(t, "call_expression") && parse_is_await(u, n)) {
             TSNode *p = xmalloc(sizeof *p);
             *p = n;
@@ -457,6 +480,11 @@ walked:
         free(calls.items[i]);
     }
     free(calls.items);
+    for (int i = 0; i < as_types.len; i++) {
+        check_read_as_type(u, *(TSNode *)as_types.items[i]);
+        free(as_types.items[i]);
+    }
+    free(as_types.items);
     return diag_error_count() == 0;
 }
 

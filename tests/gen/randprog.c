@@ -843,8 +843,8 @@ static void gen_call_stmt(Ctx *c, Buf *b, int level)
     Buf args = {0};
     gen_args(c, &args, j, edepth(c), 1);
     /* `await(f((w * (x, w))));` alone is read as a type by the C grammar
-     * (asyncc rejects it and says to write (void)): keep such statements
-     * parseable. */
+     * (asyncc rejects it and says to write (void)), as is any call whose
+     * argument also parses as a declarator: keep such statements parseable. */
     if (bare && type_like(args.p ? args.p : ""))
         bput(b, "(void)");
     bput(b, "await(f%d(%s));\n", j, args.p ? args.p : "");
@@ -1116,9 +1116,13 @@ static void gen_stmt(Ctx *c, Buf *b, int level)
             bput(b, "await(ac_yield());\n");
         } else if (k < 46) {
             indent(b, level);
-            bput(b, "mix(");
-            gen_expr(c, b, edepth(c), 1);
-            bput(b, ");\n");
+            Buf e = {0};
+            gen_expr(c, &e, edepth(c), 1);
+            /* `mix(mixr((p0 * i1)));` is read as a type too (see
+             * gen_call_stmt). */
+            const char *et = e.p ? e.p : "";
+            bput(b, "%smix(%s);\n", type_like(et) && strchr(et, '(') ? "(void)" : "", et);
+            bfree(&e);
         } else if (k < 50) {
             indent(b, level);
             bput(b, "trace(%du, ", site_counter++);

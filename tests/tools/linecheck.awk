@@ -8,10 +8,12 @@
 # line; a mismatch is printed as `FILE.ac:LINE: output line N is mapped to
 # line M: TEXT` and the exit status is 1. A line the lowering writes itself
 # may equal some unique source line by chance: it is told apart by being
-# made of words of the line it is mapped to (`} else {` for `} else if (c)
-# {`, `unsigned t0 = 0u;` split off `unsigned t0 = 0u, t1 = 0u;`), by being
-# an `if (...)` that lowers a ?:, && or || of the line, or by being a line of
-# the state machine's own (GENERATED).
+# made of words of the line it is mapped to, or of the line the last #line
+# named (the statement it comes from; the lowering's own lines are counted
+# onward from there): `} else {` for `} else if (c) {`, `unsigned t0 = 0u;`
+# split off `unsigned t0 = 0u, t1 = 0u;`; by being an `if (...)` that lowers
+# a ?:, && or || of those lines; or by being a line of the state machine's
+# own (GENERATED).
 function trim(s) { sub(/^[ \t]+/, "", s); sub(/[ \t\r]+$/, "", s); return s }
 # Whether every word (identifier or number) of a occurs in b.
 function words_within(a, b,    wa, wb, n, m, i, have) {
@@ -28,14 +30,14 @@ FNR == NR { t = trim($0); src[FNR] = t; count[t]++; where[t] = FNR; next }
     sub(/^#line [0-9]+ "/, "", p)
     sub(/"$/, "", p)
     mapped = (p == SRCPATH)
-    cur = $2
+    cur = dirline = $2
     next
 }
 mapped {
     t = trim($0)
     if (length(t) >= 8 && (t in count) && count[t] == 1 && where[t] != cur &&
-        !(t in GENERATED) && !words_within(t, src[cur]) &&
-        !(t ~ /^if \(/ && src[cur] ~ /[?]|&&|[|][|]/)) {
+        !(t in GENERATED) && !words_within(t, src[cur]) && !words_within(t, src[dirline]) &&
+        !(t ~ /^if \(/ && (src[cur] src[dirline]) ~ /[?]|&&|[|][|]/)) {
         printf "%s:%d: output line %d is mapped to line %d: %s\n", SRCPATH, where[t], FNR, cur, t
         bad++
     }
