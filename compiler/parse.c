@@ -355,6 +355,17 @@ static void check_read_as_type(Unit *u, TSNode n)
     free(callee);
 }
 
+/* Whether the named ancestors on stack (TSNode *, innermost last) include
+ * a statement read as a type, which check_read_as_type reports. */
+static bool in_statement_read_as_type(const Vec *stack)
+{
+    for (int i = stack->len - 1; i > 0; i--)
+        if (!strcmp(ts_node_type(*(TSNode *)stack->items[i]), "macro_type_specifier") &&
+            !strcmp(ts_node_type(*(TSNode *)stack->items[i - 1]), "compound_statement"))
+            return true;
+    return false;
+}
+
 bool parse_unit(Unit *u)
 {
     Buf lp = {0};
@@ -442,6 +453,17 @@ bool parse_unit(Unit *u)
             TSNode *p = xmalloc(sizeof *p);
             *p = n;
             vec_push(&as_types, p);
+        } else if (!strcmp(t, "type_identifier") && parse_eq(u, n, "await") &&
+                   !in_statement_read_as_type(&stack)) {
+            /* `(a * (await(f()), b)) && c`: the parenthesis is read as a
+             * cast to a type with `await` in it (and `&& c` as the address
+             * of a label). await is never a type: the await was misread. */
+            diag_error(&u->src, ts_node_start_byte(n),
+                       "the C grammar reads the expression around this await as a type (a cast "
+                       "or a declaration: identifiers, '*' and parentheses can be either), so "
+                       "the await would be missed; await into a variable first "
+                       "(T v = await(...);) or start the operand with something that is not a "
+                       "type, such as a number");
         } else if (!strcmp(t, "call_expression") && parse_is_await(u, n)) {
             TSNode *p = xmalloc(sizeof *p);
             *p = n;
