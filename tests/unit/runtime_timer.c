@@ -1191,12 +1191,12 @@ END_TEST
 /* The same through a runtime (sched.c), which gets the driver as
  * ac__time_driver: its workers (multi-thread) or its block_on thread
  * (current-thread) park with it. */
-static ac_runtime *new_runtime(int flavor, int start_paused)
+static ac_runtime *new_runtime(int flavor, int start_paused, unsigned workers)
 {
     ac_runtime_config c;
     ac_runtime_config_init(&c);
     c.flavor = flavor;
-    c.workers = 2;
+    c.workers = workers;
     c.start_paused = start_paused;
     ac_runtime *rt = NULL;
     ck_assert_int_eq(ac_runtime_new(&c, &rt), 0);
@@ -1205,7 +1205,7 @@ static ac_runtime *new_runtime(int flavor, int start_paused)
 
 START_TEST(current_thread_runtime_started_paused_auto_advances_to_the_timeout)
 {
-    ac_runtime *rt = new_runtime(AC_RUNTIME_CURRENT_THREAD, 1);
+    ac_runtime *rt = new_runtime(AC_RUNTIME_CURRENT_THREAD, 1, 2);
     uint64_t t0 = ac_now_ms();
     struct sleep_within__frame f;
     uint64_t elapsed = 0;
@@ -1223,7 +1223,7 @@ END_TEST
 START_TEST(multi_thread_runtime_fires_a_timer_on_the_real_clock)
 {
     ac_time_resume();
-    ac_runtime *rt = new_runtime(AC_RUNTIME_MULTI_THREAD, 0);
+    ac_runtime *rt = new_runtime(AC_RUNTIME_MULTI_THREAD, 0, 2);
     uint64_t t0 = ac_now_ms();
     struct sleep_within__frame f;
     uint64_t elapsed = 0;
@@ -1332,7 +1332,7 @@ static const ac_future_vt short_after_long__vt = {
 START_TEST(a_timer_earlier_than_the_sleeping_drivers_deadline_unparks_it)
 {
     ac_time_resume();
-    ac_runtime *rt = new_runtime(AC_RUNTIME_MULTI_THREAD, 0);
+    ac_runtime *rt = new_runtime(AC_RUNTIME_MULTI_THREAD, 0, 2);
     uint64_t t0 = ac_now_ms();
     struct short_after_long__frame f = {.ac_state = AC_STATE_UNRESUMED};
     int out = 0;
@@ -1367,23 +1367,27 @@ typedef struct stress_sleeper {
     uint8_t ac_state;
 } stress_sleeper;
 
+/* The sleep of step 1, 2 or 3: ms, ms / 2, then 1 ms. */
+static uint64_t stress_sleep_ms(const stress_sleeper *f)
+{
+    return f->step == 1 ? f->ms : f->step == 2 ? f->ms / 2 : 1;
+}
+
 static ac_poll_t stress_sleeper_poll(void *frame, ac_context *cx, void *out)
 {
     stress_sleeper *f = frame;
-    static const uint64_t div[3] = {1, 2, 0}; /* ms, ms / 2, then 1 ms */
     for (;;) {
         if (f->step > 0) {
             if (ac_sleep__poll(&f->s, cx, NULL) == AC_PENDING)
                 return AC_PENDING;
-            uint64_t want = div[f->step - 1] ? f->ms / div[f->step - 1] : 1;
-            if (ac_now_ms() == f->start + want)
+            if (ac_now_ms() == f->start + stress_sleep_ms(f))
                 atomic_fetch_add(&stress_exact, 1);
         }
         if (f->step == 3)
             break;
         f->step++;
         f->start = ac_now_ms();
-        ac_sleep__init(&f->s, div[f->step - 1] ? f->ms / div[f->step - 1] : 1);
+        ac_sleep__init(&f->s, stress_sleep_ms(f));
     }
     atomic_fetch_add(&stress_done, 1);
     *(int *)out = 0;
@@ -1460,12 +1464,8 @@ static const ac_future_vt stress_root__vt = {
 
 START_TEST(paused_clock_on_eight_workers_wakes_every_sleep_at_its_exact_deadline)
 {
-    ac_runtime_config c;
-    ac_runtime_config_init(&c);
-    c.workers = 8; /* more than the cores: workers are preempted anywhere */
-    c.start_paused = 1;
-    ac_runtime *rt = NULL;
-    ck_assert_int_eq(ac_runtime_new(&c, &rt), 0);
+    /* More workers than cores: workers are preempted anywhere. */
+    ac_runtime *rt = new_runtime(AC_RUNTIME_MULTI_THREAD, 1, 8);
     stress_root root = {.ac_state = AC_STATE_UNRESUMED};
     int out = -1;
     ck_assert_int_eq(ac_runtime_block_on(rt, &stress_root__vt, &root, &out), 0);
