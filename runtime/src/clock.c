@@ -35,19 +35,18 @@ uint64_t ac__clock_real_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* ns since the first reading, on the real clock. */
+/* ns since the first reading, on the real clock. The origin is known
+ * before the reading is taken: a reading taken first could be older than
+ * the origin another thread sets meanwhile, and the difference would wrap
+ * to about 2^64 (a sleep then lands 584 years away). */
 static uint64_t real_elapsed_ns(void)
 {
-    uint64_t real = ac__clock_real_ns();
-    uint64_t o = atomic_load_explicit(&origin, memory_order_relaxed);
+    uint64_t o = atomic_load_explicit(&origin, memory_order_acquire);
     if (o == 0) {
-        uint64_t expected = 0;
-        if (atomic_compare_exchange_strong(&origin, &expected, real))
-            o = real;
-        else
-            o = expected; /* another thread was first */
+        uint64_t first = ac__clock_real_ns(), expected = 0;
+        o = atomic_compare_exchange_strong(&origin, &expected, first) ? first : expected;
     }
-    return real - o;
+    return ac__clock_real_ns() - o;
 }
 
 uint64_t ac__clock_now_ns(void)

@@ -23,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------------------ */
 /* Probe wakers                                                              */
@@ -469,6 +471,50 @@ END_TEST
 /* ------------------------------------------------------------------------ */
 /* The runtime clock                                                         */
 /* ------------------------------------------------------------------------ */
+
+/* The first clock readings of a process, taken by many threads at once. */
+enum { FIRST_READERS = 16 };
+static pthread_barrier_t first_go;
+static uint64_t first_read[FIRST_READERS];
+
+static void *read_clock_first(void *arg)
+{
+    pthread_barrier_wait(&first_go);
+    first_read[(intptr_t)arg] = ac__clock_now_ns();
+    return NULL;
+}
+
+START_TEST(first_clock_readings_from_many_threads_at_once_are_near_zero)
+{
+    /* The clock counts from the process's first reading. A thread that read
+     * the real clock just before another thread's first reading became the
+     * origin got a negative time, shown as about 2^64 ns: a sleep taken then
+     * landed 584 years away, and its wheel with it (the runtime hung). The
+     * race needs fresh processes: each child reads for the first time. */
+    for (int trial = 0; trial < 1000; trial++) {
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            pthread_t th[FIRST_READERS];
+            pthread_barrier_init(&first_go, NULL, FIRST_READERS);
+            for (intptr_t i = 0; i < FIRST_READERS; i++)
+                pthread_create(&th[i], NULL, read_clock_first, (void *)i);
+            for (int i = 0; i < FIRST_READERS; i++)
+                pthread_join(th[i], NULL);
+            for (int i = 0; i < FIRST_READERS; i++)
+                if (first_read[i] > 1000000000u) { /* 1 s */
+                    fprintf(stderr, "reader %d: %llu\n", i, (unsigned long long)first_read[i]);
+                    _exit(1);
+                }
+            _exit(0);
+        }
+        int status = 0;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "trial %d: a first reading was not near 0", trial);
+    }
+}
+END_TEST
 
 START_TEST(paused_clock_stands_still_and_moves_only_by_advance)
 {
@@ -1501,6 +1547,7 @@ static Suite *timer_suite(void)
 
     TCase *clock = tcase_create("clock");
     tcase_set_timeout(clock, 30);
+    tcase_add_test(clock, first_clock_readings_from_many_threads_at_once_are_near_zero);
     tcase_add_test(clock, paused_clock_stands_still_and_moves_only_by_advance);
     tcase_add_test(clock, resumed_clock_continues_from_the_paused_value);
     tcase_add_test(clock, advance_moves_a_running_clock_forward);
