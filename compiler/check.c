@@ -28,8 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool type_is(TSNode n, const char *t) { return strcmp(ts_node_type(n), t) == 0; }
-
 /* Calls that take a future (a call to an async function) as an argument. */
 static const char *const future_takers[] = {"await",   "ac_box",     "ac_spawn", "ac_joinset_spawn",
                                             "ac_timeout", "ac_all", "ac_try_all", NULL};
@@ -513,26 +511,26 @@ static void lk_stmt(LockWalk *W, TSNode n, Held *h)
 {
     if (ts_node_is_null(n))
         return;
-    const char *t = ts_node_type(n);
-    if (!strcmp(t, "return_statement")) {
+    TSSymbol t = ts_node_symbol(n);
+    if (SYM_IS(t, "return_statement")) {
         lk_children(W, n, h);
         held_free(h);
         return;
     }
-    if (!strcmp(t, "break_statement") || !strcmp(t, "continue_statement")) {
-        Held *to = t[0] == 'b' ? W->brk : W->cont;
+    if (SYM_IS(t, "break_statement") || SYM_IS(t, "continue_statement")) {
+        Held *to = SYM_IS(t, "break_statement") ? W->brk : W->cont;
         if (to)
             held_union(to, h);
         held_free(h);
         return;
     }
-    if (!strcmp(t, "goto_statement")) {
+    if (SYM_IS(t, "goto_statement")) {
         LockLabel *l = lk_label(W, ts_node_child_by_field_name(n, "label", 5));
         W->changed |= held_union(&l->in, h);
         held_free(h);
         return;
     }
-    if (!strcmp(t, "labeled_statement")) {
+    if (SYM_IS(t, "labeled_statement")) {
         LockLabel *l = lk_label(W, ts_node_child_by_field_name(n, "label", 5));
         held_union(h, &l->in);
         for (uint32_t i = 0; i < ts_node_named_child_count(n); i++) {
@@ -542,7 +540,7 @@ static void lk_stmt(LockWalk *W, TSNode n, Held *h)
         }
         return;
     }
-    if (!strcmp(t, "if_statement")) {
+    if (SYM_IS(t, "if_statement")) {
         lk_expr(W, ts_node_child_by_field_name(n, "condition", 9), h);
         Held a = held_copy(h);
         lk_stmt(W, ts_node_child_by_field_name(n, "consequence", 11), &a);
@@ -553,17 +551,17 @@ static void lk_stmt(LockWalk *W, TSNode n, Held *h)
         held_free(&a);
         return;
     }
-    if (!strcmp(t, "while_statement")) {
+    if (SYM_IS(t, "while_statement")) {
         lk_loop(W, ts_node_child_by_field_name(n, "condition", 9),
                 ts_node_child_by_field_name(n, "body", 4), (TSNode){0}, true, h);
         return;
     }
-    if (!strcmp(t, "do_statement")) {
+    if (SYM_IS(t, "do_statement")) {
         lk_loop(W, ts_node_child_by_field_name(n, "condition", 9),
                 ts_node_child_by_field_name(n, "body", 4), (TSNode){0}, false, h);
         return;
     }
-    if (!strcmp(t, "for_statement")) {
+    if (SYM_IS(t, "for_statement")) {
         TSNode init = ts_node_child_by_field_name(n, "initializer", 11);
         if (!ts_node_is_null(init))
             lk_expr(W, init, h);
@@ -572,7 +570,7 @@ static void lk_stmt(LockWalk *W, TSNode n, Held *h)
                 ts_node_child_by_field_name(n, "update", 6), true, h);
         return;
     }
-    if (!strcmp(t, "switch_statement")) {
+    if (SYM_IS(t, "switch_statement")) {
         lk_expr(W, ts_node_child_by_field_name(n, "condition", 9), h);
         Held *ob = W->brk, brk = {0}, entry = held_copy(h), cur = {0};
         W->brk = &brk;
@@ -599,7 +597,7 @@ static void lk_stmt(LockWalk *W, TSNode n, Held *h)
         held_free(&entry);
         return;
     }
-    if (!strcmp(t, "expression_statement") || !strcmp(t, "declaration")) {
+    if (SYM_IS(t, "expression_statement") || SYM_IS(t, "declaration")) {
         lk_expr(W, n, h);
         return;
     }
@@ -633,30 +631,25 @@ static void check_locks(Unit *u, AsyncFn *fn)
 bool check_run(Unit *u)
 {
     int before = diag_error_count();
-    TSTreeCursor c = ts_tree_cursor_new(u->root);
-    AsyncFn *fn = NULL;
-    uint32_t fn_end = 0;
-    for (;;) {
-        TSNode n = ts_tree_cursor_current_node(&c);
-        if (type_is(n, "call_expression")) {
-            uint32_t at = ts_node_start_byte(n);
-            if (!fn || at >= fn_end) {
-                fn = parse_fn_containing(u, at);
-                fn_end = fn ? ts_node_end_byte(fn->body) : 0;
+    /* The calls and the functions are both in source order: one pass. */
+    int next_fn = 0;
+    for (int i = 0; i < u->ncalls; i++) {
+        TSNode n = u->calls[i];
+        uint32_t at = ts_node_start_byte(n);
+        AsyncFn *fn = NULL;
+        for (; next_fn < u->fns.len; next_fn++) {
+            AsyncFn *f = u->fns.items[next_fn];
+            if (f->is_def && at < ts_node_end_byte(f->body)) {
+                if (at >= ts_node_start_byte(f->body))
+                    fn = f;
+                break;
             }
-            check_unawaited(u, n);
-            check_spawn(u, fn, n);
-            if (fn)
-                check_blocking(u, n);
         }
-        if (ts_tree_cursor_goto_first_child(&c))
-            continue;
-        while (!ts_tree_cursor_goto_next_sibling(&c))
-            if (!ts_tree_cursor_goto_parent(&c))
-                goto walked;
+        check_unawaited(u, n);
+        check_spawn(u, fn, n);
+        if (fn)
+            check_blocking(u, n);
     }
-walked:
-    ts_tree_cursor_delete(&c);
     for (int i = 0; i < u->fns.len; i++) {
         AsyncFn *f = u->fns.items[i];
         if (f->is_def && f->awaits.len)

@@ -70,6 +70,24 @@ void nodemap_put(NodeMap *m, TSNode n, void *val);
 void *nodemap_get(const NodeMap *m, TSNode n);
 void nodemap_free(NodeMap *m);
 
+/*
+ * Node types, compared by grammar symbol. Asking a node's type is the
+ * translator's commonest question; as a string compare it took a tenth of
+ * the translation. SYM_IS(s, "name") is whether grammar symbol s is named
+ * `name` (a string literal), as ts_language_symbol_name says; each use keeps
+ * a cache of the answer per symbol, so a symbol's name is compared once per
+ * use. The caches are not locked: tree walks run on one thread.
+ */
+#define SYM_CACHE 512 /* symbols below this are cached (tree-sitter-c has ~350) */
+bool sym_is(TSSymbol s, const char *name, uint8_t cache[SYM_CACHE]);
+#define SYM_IS(s, name) \
+    __extension__({ static uint8_t sym_cache_[SYM_CACHE]; sym_is((s), "" name, sym_cache_); })
+/* Whether node n's type is `name` (ts_node_type(n) equals it). */
+#define type_is(n, name) SYM_IS(ts_node_symbol(n), name)
+/* Whether node n's type is one of the NULL-terminated `types`, with a cache
+ * for that list like SYM_IS's. */
+bool node_type_in(TSNode n, const char *const *types, uint8_t cache[SYM_CACHE]);
+
 /* ======================================================================== */
 /* diag.c: every diagnostic goes through here                                */
 /* ======================================================================== */
@@ -193,6 +211,8 @@ typedef struct Unit {
     Vec fns;          /* AsyncFn*, in source order (definitions and prototypes) */
     Vec stray_awaits; /* TSNode* of awaits outside any async function */
     Vec spawn_calls;  /* TSNode* of every ac_spawn(...) call */
+    TSNode *calls;    /* every call_expression, in tree order (parse_unit's walk) */
+    int ncalls;       /* how many */
     struct Sema *sema;/* semantic facts (sema.c) */
     NodeMap parents;  /* node -> TSNode* of its parent (ts_node_parent walks
                          down from the root each call, too slow to use often) */

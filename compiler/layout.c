@@ -23,8 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool type_is(TSNode n, const char *t) { return strcmp(ts_node_type(n), t) == 0; }
-
 static bool node_within(TSNode inner, TSNode outer)
 {
     return ts_node_start_byte(outer) <= ts_node_start_byte(inner) &&

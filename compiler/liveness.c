@@ -35,8 +35,6 @@ static bool node_within(TSNode inner, TSNode outer)
            ts_node_end_byte(inner) <= ts_node_end_byte(outer);
 }
 
-static bool type_is(TSNode n, const char *t) { return strcmp(ts_node_type(n), t) == 0; }
-
 static bool is_loop(TSNode n)
 {
     return type_is(n, "while_statement") || type_is(n, "for_statement") ||
@@ -179,17 +177,17 @@ static void walk_declaration(Walk *w, TSNode n)
 
 static void walk(Walk *w, TSNode n)
 {
-    const char *t = ts_node_type(n);
-    if (!strcmp(t, "compound_statement") || !strcmp(t, "for_statement")) {
+    TSSymbol t = ts_node_symbol(n);
+    if (SYM_IS(t, "compound_statement") || SYM_IS(t, "for_statement")) {
         int mark = w->visible.len;
         TSNode outer = w->scope;
         w->scope = n;
         walk_children(w, n);
         w->scope = outer;
         w->visible.len = mark;
-    } else if (!strcmp(t, "declaration")) {
+    } else if (SYM_IS(t, "declaration")) {
         walk_declaration(w, n);
-    } else if (!strcmp(t, "identifier")) {
+    } else if (SYM_IS(t, "identifier")) {
         Var *v = resolve(w, n);
         if (v) {
             TSNode *p = xmalloc(sizeof *p);
@@ -197,19 +195,19 @@ static void walk(Walk *w, TSNode n)
             vec_push(&v->refs, p);
             nodemap_put(&w->fn->refs, n, v);
         }
-    } else if (!strcmp(t, "pointer_expression")) {
+    } else if (SYM_IS(t, "pointer_expression")) {
         TSNode op = ts_node_child_by_field_name(n, "operator", 8);
         if (!ts_node_is_null(op) && parse_eq(w->u, op, "&"))
             mark_address_taken(w, ts_node_child_by_field_name(n, "argument", 8));
         walk_children(w, n);
-    } else if (!strcmp(t, "expression_statement") && misparsed_declaration(w->u, n)) {
+    } else if (SYM_IS(t, "expression_statement") && misparsed_declaration(w->u, n)) {
         diag_error(&w->u->src, ts_node_start_byte(n),
                    "C parsers read 'macro(T) *name' as a multiplication: declare the pointer "
                    "through a typedef (typedef ac_handle(int) int_handle; int_handle *name)");
         walk_children(w, n);
-    } else if (!strcmp(t, "goto_statement")) {
+    } else if (SYM_IS(t, "goto_statement")) {
         w->fn->has_goto = true;
-    } else if (!strcmp(t, "labeled_statement")) {
+    } else if (SYM_IS(t, "labeled_statement")) {
         TSNode label = ts_node_child_by_field_name(n, "label", 5);
         if (!ts_node_is_null(label) && ts_node_end_byte(label) - ts_node_start_byte(label) > 3 &&
             !memcmp(w->u->src.text + ts_node_start_byte(label), "ac_", 3))
@@ -217,8 +215,8 @@ static void walk(Walk *w, TSNode n)
                        "names starting with 'ac_' are reserved for generated code in async "
                        "functions");
         walk_children(w, n);
-    } else if (!strcmp(t, "type_definition") || !strcmp(t, "field_identifier") ||
-               !strcmp(t, "statement_identifier") || !strcmp(t, "type_identifier")) {
+    } else if (SYM_IS(t, "type_definition") || SYM_IS(t, "field_identifier") ||
+               SYM_IS(t, "statement_identifier") || SYM_IS(t, "type_identifier")) {
         /* no variable references */
     } else {
         walk_children(w, n);
@@ -344,11 +342,11 @@ static bool resolve_awaits(Unit *u, AsyncFn *fn)
             ok &= resolve_one(u, aw);
         for (TSNode p = parse_parent(u, aw->node); !ts_node_is_null(p) && !ts_node_eq(p, fn->body);
              p = parse_parent(u, p)) {
-            const char *t = ts_node_type(p);
-            if (!strcmp(t, "sizeof_expression") || !strcmp(t, "alignof_expression") ||
-                !strcmp(t, "offsetof_expression") || !strcmp(t, "generic_expression") ||
-                (!strcmp(t, "macro_type_specifier"))) {
-                if (!strcmp(t, "generic_expression"))
+            TSSymbol t = ts_node_symbol(p);
+            if (SYM_IS(t, "sizeof_expression") || SYM_IS(t, "alignof_expression") ||
+                SYM_IS(t, "offsetof_expression") || SYM_IS(t, "generic_expression") ||
+                (SYM_IS(t, "macro_type_specifier"))) {
+                if (SYM_IS(t, "generic_expression"))
                     diag_error(&u->src, ts_node_start_byte(aw->node),
                                "await() inside _Generic is not supported: only the selected "
                                "association is evaluated (await before the _Generic)");
@@ -512,14 +510,14 @@ done:
  * type declared inside the function. */
 static bool local_type(Unit *u, AsyncFn *fn, TSNode type)
 {
-    const char *t = ts_node_type(type);
-    bool tagged = !strcmp(t, "struct_specifier") || !strcmp(t, "union_specifier") ||
-                  !strcmp(t, "enum_specifier");
+    TSSymbol t = ts_node_symbol(type);
+    bool tagged = SYM_IS(t, "struct_specifier") || SYM_IS(t, "union_specifier") ||
+                  SYM_IS(t, "enum_specifier");
     if (tagged && ts_node_named_child_count(type) > 0 &&
         !ts_node_is_null(ts_node_child_by_field_name(type, "body", 4)))
         return true; /* defined right here, in the declaration */
     TSNode name = tagged ? ts_node_child_by_field_name(type, "name", 4)
-                         : (!strcmp(t, "type_identifier") ? type : (TSNode){0});
+                         : (SYM_IS(t, "type_identifier") ? type : (TSNode){0});
     if (ts_node_is_null(name))
         return false;
     /* Is that name (typedef or tag) declared in the body before the use? */
@@ -529,17 +527,17 @@ static bool local_type(Unit *u, AsyncFn *fn, TSNode type)
         TSNode n = ts_tree_cursor_current_node(&c);
         if (ts_node_start_byte(n) >= ts_node_start_byte(type))
             break;
-        const char *nt = ts_node_type(n);
-        if (!strcmp(t, "type_identifier") && !strcmp(nt, "type_definition")) {
+        TSSymbol nt = ts_node_symbol(n);
+        if (SYM_IS(t, "type_identifier") && SYM_IS(nt, "type_definition")) {
             TSNode d = ts_node_child_by_field_name(n, "declarator", 10);
-            while (!ts_node_is_null(d) && strcmp(ts_node_type(d), "type_identifier") != 0)
+            while (!ts_node_is_null(d) && !type_is(d, "type_identifier"))
                 d = ts_node_child_by_field_name(d, "declarator", 10);
             if (!ts_node_is_null(d) && ts_node_end_byte(d) - ts_node_start_byte(d) ==
                                            ts_node_end_byte(name) - ts_node_start_byte(name) &&
                 !memcmp(u->src.text + ts_node_start_byte(d), u->src.text + ts_node_start_byte(name),
                         ts_node_end_byte(name) - ts_node_start_byte(name)))
                 found = true;
-        } else if (tagged && !strcmp(nt, t) &&
+        } else if (tagged && nt == t && /* struct_specifier etc. have one symbol each */
                    !ts_node_is_null(ts_node_child_by_field_name(n, "body", 4))) {
             TSNode nn = ts_node_child_by_field_name(n, "name", 4);
             if (!ts_node_is_null(nn) && ts_node_end_byte(nn) - ts_node_start_byte(nn) ==
@@ -838,32 +836,32 @@ static StateSet flow_stmt(Flow *F, TSNode n, StateSet in)
 {
     if (ts_node_is_null(n))
         return in;
-    const char *t = ts_node_type(n);
-    if (!strcmp(t, "return_statement")) {
+    TSSymbol t = ts_node_symbol(n);
+    if (SYM_IS(t, "return_statement")) {
         StateSet s = ts_node_named_child_count(n) ? flow_expr(F, ts_node_named_child(n, 0), in) : in;
         edges(F, &s, 1);
         free(s.bits);
         return (StateSet){0};
     }
-    if (!strcmp(t, "break_statement")) {
+    if (SYM_IS(t, "break_statement")) {
         if (F->brk)
             set_union(F->brk, &in);
         free(in.bits);
         return (StateSet){0};
     }
-    if (!strcmp(t, "continue_statement")) {
+    if (SYM_IS(t, "continue_statement")) {
         if (F->cont)
             set_union(F->cont, &in);
         free(in.bits);
         return (StateSet){0};
     }
-    if (!strcmp(t, "goto_statement")) {
+    if (SYM_IS(t, "goto_statement")) {
         FlowLabel *l = label(F, ts_node_child_by_field_name(n, "label", 5));
         set_union(&l->in, &in);
         free(in.bits);
         return (StateSet){0};
     }
-    if (!strcmp(t, "labeled_statement")) {
+    if (SYM_IS(t, "labeled_statement")) {
         FlowLabel *l = label(F, ts_node_child_by_field_name(n, "label", 5));
         set_union(&in, &l->in);
         for (uint32_t i = 0; i < ts_node_named_child_count(n); i++) {
@@ -873,7 +871,7 @@ static StateSet flow_stmt(Flow *F, TSNode n, StateSet in)
         }
         return in;
     }
-    if (!strcmp(t, "if_statement")) {
+    if (SYM_IS(t, "if_statement")) {
         StateSet c = flow_expr(F, ts_node_child_by_field_name(n, "condition", 9), in);
         StateSet a = flow_stmt(F, ts_node_child_by_field_name(n, "consequence", 11), set_copy(&c));
         TSNode alt = ts_node_child_by_field_name(n, "alternative", 11);
@@ -882,20 +880,20 @@ static StateSet flow_stmt(Flow *F, TSNode n, StateSet in)
         free(b.bits);
         return a;
     }
-    if (!strcmp(t, "while_statement"))
+    if (SYM_IS(t, "while_statement"))
         return flow_loop(F, ts_node_child_by_field_name(n, "condition", 9),
                          ts_node_child_by_field_name(n, "body", 4), (TSNode){0}, true, in);
-    if (!strcmp(t, "do_statement"))
+    if (SYM_IS(t, "do_statement"))
         return flow_loop(F, ts_node_child_by_field_name(n, "condition", 9),
                          ts_node_child_by_field_name(n, "body", 4), (TSNode){0}, false, in);
-    if (!strcmp(t, "for_statement")) {
+    if (SYM_IS(t, "for_statement")) {
         TSNode init = ts_node_child_by_field_name(n, "initializer", 11);
         in = type_is(init.id ? init : n, "declaration") ? flow_stmt(F, init, in) : flow_expr(F, init, in);
         return flow_loop(F, ts_node_child_by_field_name(n, "condition", 9),
                          ts_node_child_by_field_name(n, "body", 4),
                          ts_node_child_by_field_name(n, "update", 6), true, in);
     }
-    if (!strcmp(t, "switch_statement")) {
+    if (SYM_IS(t, "switch_statement")) {
         StateSet c = flow_expr(F, ts_node_child_by_field_name(n, "condition", 9), in);
         TSNode body = ts_node_child_by_field_name(n, "body", 4);
         StateSet *ob = F->brk, brk = {0}, cur = {0};
@@ -925,7 +923,7 @@ static StateSet flow_stmt(Flow *F, TSNode n, StateSet in)
         free(c.bits);
         return cur;
     }
-    if (!strcmp(t, "expression_statement") || !strcmp(t, "declaration"))
+    if (SYM_IS(t, "expression_statement") || SYM_IS(t, "declaration"))
         return flow_expr(F, n, in);
     /* compound statements, preprocessor blocks, case bodies: in order */
     for (uint32_t i = 0; i < ts_node_named_child_count(n); i++)

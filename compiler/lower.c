@@ -54,8 +54,6 @@ typedef struct Lower {
     int line_before;      /* `line` before it */
 } Lower;
 
-static bool type_is(TSNode n, const char *t) { return strcmp(ts_node_type(n), t) == 0; }
-
 static bool touched(Lower *L, TSNode n) { return nodemap_get(&L->touched, n) != NULL; }
 static bool has_await(Lower *L, TSNode n) { return nodemap_get(&L->has_await, n) != NULL; }
 
@@ -704,10 +702,8 @@ static const char *const stmt_types[] = {
 
 static bool is_statement_type(TSNode n)
 {
-    for (int i = 0; stmt_types[i]; i++)
-        if (type_is(n, stmt_types[i]))
-            return true;
-    return false;
+    static uint8_t cache[SYM_CACHE];
+    return node_type_in(n, stmt_types, cache);
 }
 
 /*
@@ -887,10 +883,10 @@ static void lower_stmt(Lower *L, TSNode n)
     }
     int mark = L->pending.len;
     char *ind = indent_of(L, n);
-    const char *t = ts_node_type(n);
+    TSSymbol t = ts_node_symbol(n);
     sync_line(L, source_line(L, n));
 
-    if (!strcmp(t, "expression_statement")) {
+    if (SYM_IS(t, "expression_statement")) {
         TSNode e = ts_node_named_child(n, 0);
         char *s = lower_expr(L, e);
         sync_line(L, source_line(L, n)); /* after the awaits' expansions */
@@ -902,18 +898,18 @@ static void lower_stmt(Lower *L, TSNode n)
             buf_printf(&L->out, "%s%s;\n", ind, s);
         }
         free(s);
-    } else if (!strcmp(t, "declaration")) {
+    } else if (SYM_IS(t, "declaration")) {
         lower_declaration(L, n);
-    } else if (!strcmp(t, "return_statement")) {
+    } else if (SYM_IS(t, "return_statement")) {
         TSNode e = ts_node_named_child_count(n) ? ts_node_named_child(n, 0) : (TSNode){0};
         char *s = ts_node_is_null(e) ? NULL : lower_expr(L, e);
         sync_line(L, source_line(L, n));
         emit_return(L, n, s, ind);
         free(s);
-    } else if (!strcmp(t, "continue_statement") && L->cont) {
+    } else if (SYM_IS(t, "continue_statement") && L->cont) {
         buf_printf(&L->out, "%sgoto %s;\n", ind, L->cont);
         L->cont_used = true;
-    } else if (!strcmp(t, "if_statement")) {
+    } else if (SYM_IS(t, "if_statement")) {
         TSNode cond = paren_inner(ts_node_child_by_field_name(n, "condition", 9));
         TSNode cons = ts_node_child_by_field_name(n, "consequence", 11);
         TSNode alt = ts_node_child_by_field_name(n, "alternative", 11);
@@ -936,7 +932,7 @@ static void lower_stmt(Lower *L, TSNode n)
             lower_block(L, s, ind);
         }
         free(c);
-    } else if (!strcmp(t, "while_statement")) {
+    } else if (SYM_IS(t, "while_statement")) {
         TSNode cond = paren_inner(ts_node_child_by_field_name(n, "condition", 9));
         TSNode body = ts_node_child_by_field_name(n, "body", 4);
         if (has_await(L, cond)) {
@@ -953,7 +949,7 @@ static void lower_stmt(Lower *L, TSNode n)
             free(c);
             lower_body(L, body, NULL, ind);
         }
-    } else if (!strcmp(t, "do_statement")) {
+    } else if (SYM_IS(t, "do_statement")) {
         TSNode cond = paren_inner(ts_node_child_by_field_name(n, "condition", 9));
         TSNode body = ts_node_child_by_field_name(n, "body", 4);
         if (has_await(L, cond)) {
@@ -973,7 +969,7 @@ static void lower_stmt(Lower *L, TSNode n)
             buf_printf(&L->out, "%swhile (%s);\n", ind, c);
             free(c);
         }
-    } else if (!strcmp(t, "for_statement")) {
+    } else if (SYM_IS(t, "for_statement")) {
         TSNode init = ts_node_child_by_field_name(n, "initializer", 11);
         TSNode cond = ts_node_child_by_field_name(n, "condition", 9);
         TSNode step = ts_node_child_by_field_name(n, "update", 6);
@@ -1033,7 +1029,7 @@ static void lower_stmt(Lower *L, TSNode n)
             buf_free(&h);
             lower_body(L, body, NULL, ind);
         }
-    } else if (!strcmp(t, "switch_statement")) {
+    } else if (SYM_IS(t, "switch_statement")) {
         TSNode cond = paren_inner(ts_node_child_by_field_name(n, "condition", 9));
         TSNode body = ts_node_child_by_field_name(n, "body", 4);
         char *c = lower_expr(L, cond);

@@ -49,10 +49,10 @@ bool parse_eq(const Unit *u, TSNode n, const char *s)
 
 bool parse_is_call_to(const Unit *u, TSNode n, const char *name)
 {
-    if (ts_node_is_null(n) || strcmp(ts_node_type(n), "call_expression") != 0)
+    if (ts_node_is_null(n) || !type_is(n, "call_expression"))
         return false;
     TSNode f = ts_node_child_by_field_name(n, "function", 8);
-    return !ts_node_is_null(f) && strcmp(ts_node_type(f), "identifier") == 0 &&
+    return !ts_node_is_null(f) && type_is(f, "identifier") &&
            parse_eq(u, f, name);
 }
 
@@ -75,23 +75,21 @@ bool parse_is_declarator(TSNode n)
         "identifier", "init_declarator", "pointer_declarator", "array_declarator",
         "function_declarator", "parenthesized_declarator", "attributed_declarator", NULL,
     };
-    for (int i = 0; types[i]; i++)
-        if (strcmp(ts_node_type(n), types[i]) == 0)
-            return true;
-    return false;
+    static uint8_t cache[SYM_CACHE];
+    return node_type_in(n, types, cache);
 }
 
 TSNode parse_declarator_ident(TSNode d)
 {
     while (!ts_node_is_null(d)) {
-        const char *t = ts_node_type(d);
-        if (strcmp(t, "identifier") == 0)
+        TSSymbol t = ts_node_symbol(d);
+        if (SYM_IS(t, "identifier"))
             return d;
         TSNode inner;
-        if (strcmp(t, "function_declarator") == 0) {
+        if (SYM_IS(t, "function_declarator")) {
             /* `f(int)` declares a function; `(*f)(int)` a pointer to one. */
             inner = ts_node_child_by_field_name(d, "declarator", 10);
-            if (ts_node_is_null(inner) || strcmp(ts_node_type(inner), "identifier") == 0)
+            if (ts_node_is_null(inner) || type_is(inner, "identifier"))
                 return (TSNode){0};
             d = inner;
             continue;
@@ -99,7 +97,7 @@ TSNode parse_declarator_ident(TSNode d)
         inner = ts_node_child_by_field_name(d, "declarator", 10);
         if (ts_node_is_null(inner)) {
             /* parenthesized_declarator has no field name for its child */
-            if (strcmp(t, "parenthesized_declarator") == 0 && ts_node_named_child_count(d) > 0)
+            if (SYM_IS(t, "parenthesized_declarator") && ts_node_named_child_count(d) > 0)
                 inner = ts_node_named_child(d, 0);
             else
                 return (TSNode){0};
@@ -154,7 +152,7 @@ static TSNode first_error(TSNode root)
     TSNode found = {0};
     for (;;) {
         TSNode n = ts_tree_cursor_current_node(&c);
-        if (strcmp(ts_node_type(n), "ERROR") == 0 || ts_node_is_missing(n)) {
+        if (type_is(n, "ERROR") || ts_node_is_missing(n)) {
             found = n;
             break;
         }
@@ -178,11 +176,8 @@ static const char *const statement_types[] = {
 
 bool parse_is_statement(TSNode n)
 {
-    const char *t = ts_node_type(n);
-    for (int i = 0; statement_types[i]; i++)
-        if (strcmp(t, statement_types[i]) == 0)
-            return true;
-    return false;
+    static uint8_t cache[SYM_CACHE];
+    return node_type_in(n, statement_types, cache);
 }
 
 AsyncFn *parse_fn_containing(const Unit *u, uint32_t at)
@@ -208,7 +203,7 @@ static void add_fn(Unit *u, TSNode node, TSNode type, TSNode name, TSNode params
     fn->ret_void = strcmp(fn->ret_type, "void") == 0;
     for (uint32_t i = 0; i < ts_node_child_count(node); i++) {
         TSNode c = ts_node_child(node, i);
-        if (strcmp(ts_node_type(c), "storage_class_specifier") == 0 && parse_eq(u, c, "static"))
+        if (type_is(c, "storage_class_specifier") && parse_eq(u, c, "static"))
             fn->is_static = true;
     }
     vec_push(&u->fns, fn);
@@ -230,7 +225,7 @@ static void add_await(Unit *u, TSNode call)
     int n = 0;
     for (uint32_t i = 0; i < ts_node_named_child_count(args); i++) {
         TSNode c = ts_node_named_child(args, i);
-        if (strcmp(ts_node_type(c), "comment") == 0)
+        if (type_is(c, "comment"))
             continue;
         arg = c;
         n++;
@@ -266,10 +261,10 @@ static void add_await(Unit *u, TSNode call)
                 arm->call = ts_node_named_child_count(bargs) == 1 ? ts_node_named_child(bargs, 0)
                                                                  : (TSNode){0};
             }
-            TSNode f = ts_node_is_null(arm->call) || strcmp(ts_node_type(arm->call), "call_expression")
+            TSNode f = ts_node_is_null(arm->call) || !type_is(arm->call, "call_expression")
                            ? (TSNode){0}
                            : ts_node_child_by_field_name(arm->call, "function", 8);
-            if (ts_node_is_null(f) || strcmp(ts_node_type(f), "identifier") != 0) {
+            if (ts_node_is_null(f) || !type_is(f, "identifier")) {
                 diag_error(&u->src, ts_node_start_byte(fut),
                            "%s() takes pairs of an output pointer and a call to an async function",
                            aw->callee);
@@ -315,8 +310,8 @@ static void add_await(Unit *u, TSNode call)
     }
     TSNode f = ts_node_is_null(aw->call) ? aw->call
                                          : ts_node_child_by_field_name(aw->call, "function", 8);
-    if (ts_node_is_null(aw->call) || strcmp(ts_node_type(aw->call), "call_expression") != 0 ||
-        strcmp(ts_node_type(f), "identifier") != 0) {
+    if (ts_node_is_null(aw->call) || !type_is(aw->call, "call_expression") ||
+        !type_is(f, "identifier")) {
         diag_error(&u->src, ts_node_start_byte(arg),
                    "await() needs a call to an async function, as in await(f(x))");
         free(aw);
@@ -360,8 +355,8 @@ static void check_read_as_type(Unit *u, TSNode n)
 static bool in_statement_read_as_type(const Vec *stack)
 {
     for (int i = stack->len - 1; i > 0; i--)
-        if (!strcmp(ts_node_type(*(TSNode *)stack->items[i]), "macro_type_specifier") &&
-            !strcmp(ts_node_type(*(TSNode *)stack->items[i - 1]), "compound_statement"))
+        if (type_is(*(TSNode *)stack->items[i], "macro_type_specifier") &&
+            type_is(*(TSNode *)stack->items[i - 1], "compound_statement"))
             return true;
     return false;
 }
@@ -407,28 +402,32 @@ bool parse_unit(Unit *u)
     TSTreeCursor c = ts_tree_cursor_new(u->root);
     for (;;) {
         TSNode n = ts_tree_cursor_current_node(&c);
-        const char *t = ts_node_type(n);
+        TSSymbol t = ts_node_symbol(n);
         bool named = ts_node_is_named(n);
         if (named && stack.len)
             nodemap_put(&u->parents, n, stack.items[stack.len - 1]);
-        if (!strcmp(t, "function_definition") || !strcmp(t, "declaration")) {
+        if (SYM_IS(t, "call_expression")) {
+            if ((u->ncalls & (u->ncalls - 1)) == 0) /* 0, 1, 2, 4...: full */
+                u->calls = xrealloc(u->calls, (size_t)(u->ncalls ? 2 * u->ncalls : 1) * sizeof *u->calls);
+            u->calls[u->ncalls++] = n;
+        }
+        if (SYM_IS(t, "function_definition") || SYM_IS(t, "declaration")) {
             TSNode type = ts_node_child_by_field_name(n, "type", 4);
             TSNode d = ts_node_child_by_field_name(n, "declarator", 10);
-            if (!ts_node_is_null(type) && !strcmp(ts_node_type(type), "macro_type_specifier") &&
+            if (!ts_node_is_null(type) && type_is(type, "macro_type_specifier") &&
                 parse_eq(u, ts_node_child_by_field_name(type, "name", 4), "async") &&
-                !ts_node_is_null(d) && !strcmp(ts_node_type(d), "function_declarator")) {
+                !ts_node_is_null(d) && type_is(d, "function_declarator")) {
                 TSNode name = ts_node_child_by_field_name(d, "declarator", 10);
                 TSNode params = ts_node_child_by_field_name(d, "parameters", 10);
                 TSNode body = ts_node_child_by_field_name(n, "body", 4);
                 TSNode ttype = ts_node_child_by_field_name(type, "type", 4);
-                bool def = !strcmp(t, "function_definition");
+                bool def = SYM_IS(t, "function_definition");
                 int ndecl = 0;
                 for (uint32_t i = 0; i < ts_node_child_count(n); i++)
                     ndecl += parse_is_declarator(ts_node_child(n, i));
                 bool variadic = false;
                 for (uint32_t i = 0; i < ts_node_named_child_count(params); i++)
-                    variadic |= !strcmp(ts_node_type(ts_node_named_child(params, i)),
-                                        "variadic_parameter");
+                    variadic |= type_is(ts_node_named_child(params, i), "variadic_parameter");
                 if (ndecl > 1)
                     diag_error(&u->src, ts_node_start_byte(n),
                                "declare one async function per declaration");
@@ -436,24 +435,23 @@ bool parse_unit(Unit *u)
                     diag_error(&u->src, ts_node_start_byte(params),
                                "async functions cannot be variadic: the frame stores each "
                                "parameter, and '...' has no type to store");
-                else if (!strcmp(ts_node_type(name), "identifier") && (!def || !ts_node_is_null(body)))
+                else if (type_is(name, "identifier") && (!def || !ts_node_is_null(body)))
                     add_fn(u, n, ttype, name, params, body, def);
-            } else if (!ts_node_is_null(type) && !strcmp(ts_node_type(type), "macro_type_specifier") &&
+            } else if (!ts_node_is_null(type) && type_is(type, "macro_type_specifier") &&
                        parse_eq(u, ts_node_child_by_field_name(type, "name", 4), "async") &&
-                       !ts_node_is_null(d) && strcmp(ts_node_type(d), "identifier") != 0 &&
-                       strcmp(ts_node_type(d), "init_declarator") != 0) {
+                       !ts_node_is_null(d) && !type_is(d, "identifier") &&
+                       !type_is(d, "init_declarator")) {
                 diag_error(&u->src, ts_node_start_byte(d),
                            "write the whole result type inside async(...), as in async(int *) f(void)");
             }
-        } else if (!strcmp(t, "macro_type_specifier") && stack.len &&
-                   !strcmp(ts_node_type(*(TSNode *)stack.items[stack.len - 1]),
-                           "compound_statement")) {
+        } else if (SYM_IS(t, "macro_type_specifier") && stack.len &&
+                   type_is(*(TSNode *)stack.items[stack.len - 1], "compound_statement")) {
             /* A statement read as a type (see below): checked once the
              * async functions are known. */
             TSNode *p = xmalloc(sizeof *p);
             *p = n;
             vec_push(&as_types, p);
-        } else if (!strcmp(t, "type_identifier") && parse_eq(u, n, "await") &&
+        } else if (SYM_IS(t, "type_identifier") && parse_eq(u, n, "await") &&
                    !in_statement_read_as_type(&stack)) {
             /* `(a * (await(f()), b)) && c`: the parenthesis is read as a
              * cast to a type with `await` in it (and `&& c` as the address
@@ -464,11 +462,11 @@ bool parse_unit(Unit *u)
                        "the await would be missed; await into a variable first "
                        "(T v = await(...);) or start the operand with something that is not a "
                        "type, such as a number");
-        } else if (!strcmp(t, "call_expression") && parse_is_await(u, n)) {
+        } else if (SYM_IS(t, "call_expression") && parse_is_await(u, n)) {
             TSNode *p = xmalloc(sizeof *p);
             *p = n;
             vec_push(&calls, p);
-        } else if (!strcmp(t, "call_expression") && (parse_is_call_to(u, n, "ac_spawn") ||
+        } else if (SYM_IS(t, "call_expression") && (parse_is_call_to(u, n, "ac_spawn") ||
                                                       parse_is_call_to(u, n, "ac_joinset_spawn"))) {
             TSNode *p = xmalloc(sizeof *p);
             *p = n;

@@ -581,6 +581,81 @@ START_TEST(query_disagrees_when_the_walk_misses_something)
 }
 END_TEST
 
+/* ---- node types by symbol (compiler.h) ---------------------------------------- */
+
+const TSLanguage *tree_sitter_c(void);
+
+START_TEST(symbol_names_agree_with_the_grammar_for_every_symbol)
+{
+    static const char *const names[] = {
+        "call_expression", "identifier", "type_identifier", "field_identifier",
+        "statement_identifier", "expression_statement", "declaration", "ERROR", "comment",
+    };
+    const TSLanguage *lang = tree_sitter_c();
+    uint32_t count = ts_language_symbol_count(lang);
+    ck_assert_uint_le(count, SYM_CACHE); /* else the caches only cover part */
+    for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
+        uint8_t cache[SYM_CACHE] = {0};
+        for (int pass = 0; pass < 2; pass++) { /* the second pass answers from the cache */
+            for (uint32_t s = 0; s <= count; s++) {
+                TSSymbol sym = s == count ? (TSSymbol)-1 /* ERROR */ : (TSSymbol)s;
+                bool want = strcmp(ts_language_symbol_name(lang, sym), names[k]) == 0;
+                ck_assert_msg(sym_is(sym, names[k], cache) == want, "symbol %u, %s, pass %d",
+                              (unsigned)sym, names[k], pass);
+            }
+        }
+    }
+}
+END_TEST
+
+START_TEST(type_is_agrees_with_node_type_on_every_node)
+{
+    /* Aliased nodes (type_identifier, field_identifier are identifiers
+     * renamed by the grammar) and an ERROR node included. */
+    Parsed *p = parse("typedef struct s { int x; } T;\n"
+                      "static T t;\n"
+                      "int f(T *q) { lbl: q->x = g(1, h()); goto lbl; }\n"
+                      "int e = ) ;\n");
+    ck_assert(!p->ok);
+    int seen[4] = {0};
+    TSTreeCursor c = ts_tree_cursor_new(p->u.root);
+    for (;;) {
+        TSNode n = ts_tree_cursor_current_node(&c);
+        const char *t = ts_node_type(n);
+        ck_assert_int_eq(type_is(n, "identifier"), strcmp(t, "identifier") == 0);
+        ck_assert_int_eq(type_is(n, "type_identifier"), strcmp(t, "type_identifier") == 0);
+        ck_assert_int_eq(type_is(n, "field_identifier"), strcmp(t, "field_identifier") == 0);
+        ck_assert_int_eq(type_is(n, "ERROR"), strcmp(t, "ERROR") == 0);
+        seen[0] += type_is(n, "identifier");
+        seen[1] += type_is(n, "type_identifier");
+        seen[2] += type_is(n, "field_identifier");
+        seen[3] += type_is(n, "ERROR");
+        if (ts_tree_cursor_goto_first_child(&c))
+            continue;
+        while (!ts_tree_cursor_goto_next_sibling(&c))
+            if (!ts_tree_cursor_goto_parent(&c))
+                goto walked;
+    }
+walked:
+    ts_tree_cursor_delete(&c);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_gt(seen[i], 0);
+}
+END_TEST
+
+START_TEST(calls_are_recorded_in_source_order)
+{
+    Parsed *p = parse("int a = 1;\n"
+                      "int f(void) { return g(h(1), k()) + m(); }\n"
+                      "async(int) n(void) { return await(f()); }\n");
+    ck_assert(p->ok);
+    static const char *const want[] = {"g(h(1), k())", "h(1)", "k()", "m()", "await(f())", "f()"};
+    ck_assert_int_eq(p->u.ncalls, 6);
+    for (int i = 0; i < p->u.ncalls; i++)
+        ck_assert_str_eq(text_of(p, p->u.calls[i]), want[i]);
+}
+END_TEST
+
 static Suite *parse_suite(void)
 {
     Suite *s = suite_create("compiler_parse");
@@ -622,6 +697,9 @@ static Suite *parse_suite(void)
     tcase_add_test(tc, parents_are_recorded_for_named_nodes);
     tcase_add_test(tc, statement_of_an_expression_is_its_innermost_statement);
     tcase_add_test(tc, declarator_identifier_is_found_through_pointers_and_arrays);
+    tcase_add_test(tc, symbol_names_agree_with_the_grammar_for_every_symbol);
+    tcase_add_test(tc, type_is_agrees_with_node_type_on_every_node);
+    tcase_add_test(tc, calls_are_recorded_in_source_order);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("queries");
