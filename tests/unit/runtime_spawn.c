@@ -24,60 +24,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "value_future.h"
+
 /* ------------------------------------------------------------------------ */
-/* Futures                                                                  */
+/* Futures (value_future.h has the value future)                            */
 /* ------------------------------------------------------------------------ */
-
-typedef struct counters {
-    atomic_int polls;  /* polls of the futures sharing these counters */
-    atomic_int drops;  /* their drops */
-    atomic_int done;   /* those that returned ready */
-} counters;
-
-/* async(int) value(int v, int yields): yields `yields` times, then returns v. */
-typedef struct value_frame {
-    unsigned ac_state; /* 0 unresumed, 1 returned, 3 yielding */
-    int v;             /* parameter */
-    int yields;        /* parameter: yields left */
-    counters *c;       /* parameter: where to count */
-} value_frame;
-
-static void value__init(void *frame, int v, int yields, counters *c)
-{
-    value_frame *f = frame;
-    f->ac_state = AC_STATE_UNRESUMED;
-    f->v = v;
-    f->yields = yields;
-    f->c = c;
-}
-
-static ac_poll_t value_poll(void *frame, ac_context *cx, void *out)
-{
-    value_frame *f = frame;
-    atomic_fetch_add(&f->c->polls, 1);
-    if (f->ac_state == AC_STATE_RETURNED)
-        ac__bad_resume("value", f->ac_state);
-    f->ac_state = AC_STATE_FIRST;
-    if (f->yields-- > 0) {
-        ac_waker_wake_by_ref(cx->waker);
-        return AC_PENDING;
-    }
-    f->ac_state = AC_STATE_RETURNED;
-    *(int *)out = f->v;
-    atomic_fetch_add(&f->c->done, 1);
-    return AC_READY;
-}
-
-static void value_drop(void *frame)
-{
-    value_frame *f = frame;
-    atomic_fetch_add(&f->c->drops, 1);
-    f->ac_state = AC_STATE_RETURNED;
-}
-
-static const ac_future_vt value_vt = {
-    sizeof(value_frame), _Alignof(value_frame), sizeof(int), value_poll, value_drop, "value",
-};
 
 /* What generated code does for `ac_spawn(value(v, yields, c))`. */
 static int *spawn_value(int v, int yields, counters *c)

@@ -1,0 +1,64 @@
+/*
+ * value_future.h: a hand-written future for the runtime's unit tests, shaped
+ * as the translator would lower `async(int) value(int v, long yields)`: it
+ * yields `yields` times (waking itself), then returns v, and counts its
+ * polls, drops and completions in the counters it is given. Included by
+ * runtime_spawn.c and runtime_joinset.c.
+ */
+#ifndef ASYNCC_TESTS_VALUE_FUTURE_H
+#define ASYNCC_TESTS_VALUE_FUTURE_H
+
+#include <stdatomic.h>
+
+typedef struct counters {
+    atomic_int polls; /* polls of the futures sharing these counters */
+    atomic_int drops; /* their drops */
+    atomic_int done;  /* those that returned ready */
+} counters;
+
+typedef struct value_frame {
+    unsigned ac_state; /* 0 unresumed, 1 returned, 3 yielding */
+    int v;             /* parameter */
+    long yields;       /* parameter: yields left */
+    counters *c;       /* parameter: where to count */
+} value_frame;
+
+static void value__init(void *frame, int v, long yields, counters *c)
+{
+    value_frame *f = frame;
+    f->ac_state = AC_STATE_UNRESUMED;
+    f->v = v;
+    f->yields = yields;
+    f->c = c;
+}
+
+static ac_poll_t value_poll(void *frame, ac_context *cx, void *out)
+{
+    value_frame *f = frame;
+    atomic_fetch_add(&f->c->polls, 1);
+    if (f->ac_state == AC_STATE_RETURNED)
+        ac__bad_resume("value", f->ac_state);
+    f->ac_state = AC_STATE_FIRST;
+    if (f->yields-- > 0) {
+        ac_waker_wake_by_ref(cx->waker);
+        return AC_PENDING;
+    }
+    f->ac_state = AC_STATE_RETURNED;
+    if (out) /* NULL for a void reading of the frame (runtime_joinset's nothing_vt) */
+        *(int *)out = f->v;
+    atomic_fetch_add(&f->c->done, 1);
+    return AC_READY;
+}
+
+static void value_drop(void *frame)
+{
+    value_frame *f = frame;
+    atomic_fetch_add(&f->c->drops, 1);
+    f->ac_state = AC_STATE_RETURNED;
+}
+
+static const ac_future_vt value_vt = {
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), value_poll, value_drop, "value",
+};
+
+#endif
