@@ -481,6 +481,27 @@ static void gen_eff(Ctx *c, Buf *b, int depth)
     bput(b, ")");
 }
 
+static bool type_like(const char *text);
+
+/* Writes the left operand of a binary operator, as gen_expr. A parenthesis
+ * whose text could also be a type name, as in `(a * (await(f()), b)) && c`,
+ * is read by the C grammar as a cast of `&&c` (or of `-c`, `*c`...), and
+ * asyncc rejects the await it then cannot see: such an operand is written
+ * `((...) | 0u)`, the same value, followed by an operator that cannot be
+ * unary. */
+static int gen_left(Ctx *c, Buf *b, int depth, int allow_eff)
+{
+    Buf t = {0};
+    int eff = gen_expr(c, &t, depth, allow_eff);
+    const char *text = t.p ? t.p : "";
+    if (text[0] == '(' && type_like(text))
+        bput(b, "(%s | 0u)", text);
+    else
+        bput(b, "%s", text);
+    bfree(&t);
+    return eff;
+}
+
 /*
  * Writes an unsigned expression of at most `depth` levels. If allow_eff is 0
  * the expression is pure. Returns whether it has an effect.
@@ -510,7 +531,7 @@ static int gen_expr(Ctx *c, Buf *b, int depth, int allow_eff)
         /* Unsequenced operands: at most one side may have an effect. */
         left = allow_eff && chance(50);
         bput(b, "(");
-        e1 = gen_expr(c, b, depth - 1, left);
+        e1 = gen_left(c, b, depth - 1, left);
         bput(b, " %s ", arith[rnd(6)]);
         e2 = gen_expr(c, b, depth - 1, allow_eff && !e1);
         bput(b, ")");
@@ -518,7 +539,7 @@ static int gen_expr(Ctx *c, Buf *b, int depth, int allow_eff)
     case 4:
         left = allow_eff && chance(50);
         bput(b, "(");
-        e1 = gen_expr(c, b, depth - 1, left);
+        e1 = gen_left(c, b, depth - 1, left);
         if (chance(50)) {
             bput(b, " %s (", chance(50) ? "<<" : ">>");
             e2 = gen_expr(c, b, depth - 1, allow_eff && !e1);
@@ -549,7 +570,7 @@ static int gen_expr(Ctx *c, Buf *b, int depth, int allow_eff)
     case 8:
         /* && and || sequence their operands: both may have effects. */
         bput(b, "(unsigned)(");
-        e1 = gen_expr(c, b, depth - 1, allow_eff);
+        e1 = gen_left(c, b, depth - 1, allow_eff);
         bput(b, " %s ", chance(50) ? "&&" : "||");
         e2 = gen_expr(c, b, depth - 1, allow_eff);
         bput(b, ")");
