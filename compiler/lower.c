@@ -957,6 +957,7 @@ static void lower_stmt(Lower *L, TSNode n)
             buf_printf(&L->out, "%sfor (;;) {\n", ind);
             if (lower_body(L, body, next, ind))
                 buf_printf(&L->out, "%s:;\n", next);
+            sync_line(L, source_line(L, cond)); /* back up to the `} while (...)` line */
             char *c = lower_expr(L, cond);
             L->pending.len = mark;
             buf_printf(&L->out, "%sif (!(%s))\n%s    break;\n%s}\n", ind, c, ind, ind);
@@ -1002,6 +1003,7 @@ static void lower_stmt(Lower *L, TSNode n)
             if (lower_body(L, body, next, ind))
                 buf_printf(&L->out, "%s:;\n", next);
             if (!ts_node_is_null(step)) {
+                sync_line(L, source_line(L, step)); /* back up to the `for (...)` line */
                 char *s = lower_expr(L, step);
                 L->pending.len = mark;
                 buf_printf(&L->out, "%s%s;\n", ind, s);

@@ -5,7 +5,7 @@
 /*
  * do-while loops with awaits in the condition and the body, continue inside the
  * body (which jumps to the awaiting condition), break, a single-statement body,
- * and nesting inside other loops.
+ * nesting inside other loops, and an await after a plain operand in a condition.
  */
 #include <asyncc.h>
 #include <stdio.h>
@@ -175,7 +175,7 @@ static const ac_future_vt val__vt __attribute__((unused)) = {
 
 
 #line 22 "tests/golden/control/do_while.ac"
-/* async_main: frame of its state machine (32 bytes; asyncc --emit=states) */
+/* async_main: frame of its state machine (40 bytes; asyncc --emit=states) */
 struct async_main__frame {
     union {
         char **argv; /* parameter, line 22; live in states 0 */
@@ -191,20 +191,21 @@ struct async_main__frame {
         struct val__frame ac_aw12; /* awaited future, line 77; live in states 12 */
         struct val__frame ac_aw13; /* awaited future, line 86; live in states 13 */
         struct val__frame ac_aw14; /* awaited future, line 89; live in states 14 */
+        struct check__frame ac_aw15; /* awaited future, line 101; live in states 15 */
     };
     union {
         int argc; /* parameter, line 22; live in states 0 */
-        int i; /* local, line 26; live in states 3 4 5 6 7 8 9 10 11 12 */
-        int row; /* local, line 82; live in states 13 14 */
+        int i; /* local, line 26; live in states 3 4 5 6 7 8 9 10 11 12 13 14 15 */
     };
     union {
         int n; /* local, line 64; live in states 10 11 */
-        int col; /* local, line 83; live in states 13 14 */
+        int row; /* local, line 82; live in states 13 14 */
     };
     union {
         int skipped; /* local, line 64; live in states 10 11 */
-        int v; /* local, line 86; live in states 14 */
+        int col; /* local, line 83; live in states 13 14 */
     };
+    int v; /* local, line 86; live in states 14 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 void async_main__init(void *ac_frame, int argc, char **argv);
@@ -234,6 +235,8 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
     int ac_t9;
     int ac_t10;
     int ac_t11;
+    int ac_t12;
+    int ac_t13;
     switch (ac_f->ac_state) {
     case AC_STATE_UNRESUMED:
         break;
@@ -261,6 +264,8 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
         goto ac_resume_13;
     case 14:
         goto ac_resume_14;
+    case 15:
+        goto ac_resume_15;
     default:
         ac__bad_resume("async_main", ac_f->ac_state);
     }
@@ -449,6 +454,30 @@ ac_resume_14:
 #line 93 "tests/golden/control/do_while.ac"
         printf("\n");
     }
+#line 96 "tests/golden/control/do_while.ac"
+    printf("a plain operand before the await in the condition\n");
+    ac_f->i = 0;
+    for (;;) {
+#line 98 "tests/golden/control/do_while.ac"
+    {
+        ac_f->i++;
+        printf("  body i=%d\n", ac_f->i);
+    }
+#line 101 "tests/golden/control/do_while.ac"
+    ac_t12 = (ac_f->i < 3) != 0;
+    if (ac_t12) {
+#line 101 "tests/golden/control/do_while.ac"
+    check__init(&ac_f->ac_aw15, "i < 3", 1);
+    ac_f->ac_state = 15;
+ac_resume_15:
+    if (check__poll(&ac_f->ac_aw15, ac_cx, &ac_t13) == AC_PENDING)
+        return AC_PENDING;
+    ac_t12 = (ac_t13) != 0;
+    }
+    if (!(ac_t12))
+        break;
+    }
+#line 102 "tests/golden/control/do_while.ac"
     { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("async_main");
 }
@@ -492,6 +521,9 @@ static void async_main__drop(struct async_main__frame *ac_f)
     case 14:
         val__drop(&ac_f->ac_aw14);
         break;
+    case 15:
+        check__drop(&ac_f->ac_aw15);
+        break;
     default:
         break;
     }
@@ -521,5 +553,5 @@ int async_main(int argc, char **argv)
 const ac_future_vt async_main__vt = {
     sizeof(struct async_main__frame), _Alignof(struct async_main__frame), sizeof(int), async_main__vpoll, async_main__vdrop, "async_main",
 };
-#line 96 "tests/golden/control/do_while.ac"
+#line 103 "tests/golden/control/do_while.ac"
 

@@ -323,10 +323,10 @@ ac_resume_3:
 #line 33 "tests/golden/control/for.ac"
         printf("  body i=%d\n", ac_f->i);
     }
+#line 32 "tests/golden/control/for.ac"
     ac_f->i++;
     }
     }
-#line 35 "tests/golden/control/for.ac"
     printf("await in the init declaration\n");
     {
 #line 36 "tests/golden/control/for.ac"
@@ -346,10 +346,10 @@ ac_resume_4:
 #line 37 "tests/golden/control/for.ac"
         printf("  body j=%d k=%d\n", j, k);
     }
+#line 36 "tests/golden/control/for.ac"
     j++;
     }
     }
-#line 39 "tests/golden/control/for.ac"
     printf("await in the condition\n");
     {
     ac_f->i = 0;
@@ -366,10 +366,10 @@ ac_resume_5:
 #line 41 "tests/golden/control/for.ac"
         printf("  body i=%d\n", ac_f->i);
     }
+#line 40 "tests/golden/control/for.ac"
     ac_f->i++;
     }
     }
-#line 43 "tests/golden/control/for.ac"
     printf("await in the step\n");
     {
     ac_f->i = 0;
@@ -407,6 +407,7 @@ ac_resume_7:
 #line 50 "tests/golden/control/for.ac"
         ac_f->sum += ac_t5;
     }
+#line 49 "tests/golden/control/for.ac"
     ac_f->i++;
     }
     }
@@ -506,6 +507,7 @@ ac_resume_15:
         }
 #line 71 "tests/golden/control/for.ac"
     }
+#line 68 "tests/golden/control/for.ac"
     ac_f->i++;
     }
     }
@@ -566,12 +568,14 @@ ac_resume_19:
             printf(" %d", ac_t15);
         }
 ac_next_10:;
+#line 78 "tests/golden/control/for.ac"
         ac_f->b++;
         }
         }
 #line 85 "tests/golden/control/for.ac"
         printf("\n");
     }
+#line 76 "tests/golden/control/for.ac"
     ac_f->a++;
     }
     }
@@ -615,6 +619,7 @@ ac_resume_22:
 #line 100 "tests/golden/control/for.ac"
         ;
     }
+#line 99 "tests/golden/control/for.ac"
     (void)(ac_f->sum += ac_f->i);
 #line 99 "tests/golden/control/for.ac"
     val__init(&ac_f->ac_aw23, "", ac_f->i + 7);

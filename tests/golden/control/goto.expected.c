@@ -347,10 +347,12 @@ ac_resume_3:
             }
 #line 44 "tests/golden/control/goto.ac"
         }
+#line 41 "tests/golden/control/goto.ac"
         ac_f->c++;
         }
         }
     }
+#line 40 "tests/golden/control/goto.ac"
     ac_f->r++;
     }
     }

@@ -480,6 +480,7 @@ ac_resume_9:
 #line 60 "tests/golden/expr/comma.ac"
         ac_f->r += ac_f->j;
     }
+#line 59 "tests/golden/expr/comma.ac"
     (void)(ac_f->i++);
 #line 59 "tests/golden/expr/comma.ac"
     step__init(&ac_f->ac_aw10, ac_f->j - 1);

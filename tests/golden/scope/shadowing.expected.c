@@ -538,6 +538,7 @@ ac_resume_13:
         }
         printf(" outer i=%d x=%d\n", ac_f->i_1, ac_f->x_4);
     }
+#line 73 "tests/golden/scope/shadowing.ac"
     ac_f->i_1++;
     }
     }
