@@ -1311,13 +1311,21 @@ static unsigned long gen_function(Buf *out, int j)
             c->budget += fns[k].cost + 1;
             spend(c, fns[k].cost + 1);
             indent(&body, 1);
-            if (fns[k].ret == RET_U && !fns[k].has_ptr)
+            bool bare = true;
+            if (fns[k].ret == RET_U && !fns[k].has_ptr) {
                 bput(&body, "w += ");
-            else if (fns[k].ret == RET_S && !fns[k].has_ptr)
+                bare = false;
+            } else if (fns[k].ret == RET_S && !fns[k].has_ptr) {
                 bput(&body, "w ^= ");
-            bput(&body, "await(f%d(", k);
-            gen_args(c, &body, k, 2, 0);
-            bput(&body, "))%s;\n", fns[k].ret == RET_S && !fns[k].has_ptr ? ".a" : "");
+                bare = false;
+            }
+            Buf args = {0};
+            gen_args(c, &args, k, 2, 0);
+            /* As in gen_call_stmt: a bare await of type-like arguments
+             * would be read as a type. */
+            bput(&body, "%sawait(f%d(%s))%s;\n", bare && type_like(args.p ? args.p : "") ? "(void)" : "",
+                 k, args.p ? args.p : "", fns[k].ret == RET_S && !fns[k].has_ptr ? ".a" : "");
+            bfree(&args);
         }
     }
     while (c->stmts_left > 0)
