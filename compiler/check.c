@@ -42,7 +42,7 @@ static bool is_async_name(Unit *u, TSNode ident)
 
 static TSNode callee_ident(TSNode call)
 {
-    TSNode f = ts_node_child_by_field_name(call, "function", 8);
+    TSNode f = child_by_field(call, "function");
     return !ts_node_is_null(f) && type_is(f, "identifier") ? f : (TSNode){0};
 }
 
@@ -77,7 +77,7 @@ static void check_unawaited(Unit *u, TSNode call)
     TSNode p = parse_parent(u, call);
     if (!ts_node_is_null(p) && type_is(p, "cast_expression")) {
         /* (void)f(x); discards the value explicitly: still a statement */
-        char *cast = parse_text(u, ts_node_child_by_field_name(p, "type", 4));
+        char *cast = parse_text(u, child_by_field(p, "type"));
         if (strcmp(cast, "void") == 0)
             p = parse_parent(u, p);
         free(cast);
@@ -128,7 +128,7 @@ static const Blocking blocking[] = {
 /* recv/send with MSG_DONTWAIT in their flags do not block. */
 static bool dontwait(Unit *u, TSNode call)
 {
-    TSNode args = ts_node_child_by_field_name(call, "arguments", 9);
+    TSNode args = child_by_field(call, "arguments");
     char *t = parse_text(u, args);
     bool yes = strstr(t, "MSG_DONTWAIT") != NULL;
     free(t);
@@ -176,13 +176,13 @@ static void check_spawn_arg(Unit *u, AsyncFn *fn, TSNode spawn, TSNode arg)
         Var *v = NULL;
         const char *why = NULL;
         if (type_is(n, "pointer_expression") &&
-            parse_eq(u, ts_node_child_by_field_name(n, "operator", 8), "&")) {
-            TSNode e = ts_node_child_by_field_name(n, "argument", 8);
+            parse_eq(u, child_by_field(n, "operator"), "&")) {
+            TSNode e = child_by_field(n, "argument");
             while (!ts_node_is_null(e) && (type_is(e, "field_expression") ||
                                            type_is(e, "subscript_expression") ||
                                            type_is(e, "parenthesized_expression")))
                 e = type_is(e, "parenthesized_expression") ? ts_node_named_child(e, 0)
-                                                           : ts_node_child_by_field_name(e, "argument", 8);
+                                                           : child_by_field(e, "argument");
             if (!ts_node_is_null(e) && type_is(e, "identifier") && fn &&
                 (v = nodemap_get(&fn->refs, e)) != NULL && !v->is_static)
                 why = "the address of";
@@ -195,7 +195,7 @@ static void check_spawn_arg(Unit *u, AsyncFn *fn, TSNode spawn, TSNode arg)
             TSNode p = parse_parent(u, n);
             bool read = !ts_node_is_null(p) &&
                         ((type_is(p, "subscript_expression") || type_is(p, "field_expression")) &&
-                         ts_node_eq(ts_node_child_by_field_name(p, "argument", 8), n));
+                         ts_node_eq(child_by_field(p, "argument"), n));
             if (read)
                 ;
             else if (!v->is_param && strchr(sp, '[') && !strchr(sp, '*'))
@@ -230,14 +230,14 @@ static void check_spawn(Unit *u, AsyncFn *fn, TSNode call)
     bool set_spawn = parse_is_call_to(u, call, "ac_joinset_spawn");
     if (!spawn && !set_spawn)
         return;
-    TSNode args = ts_node_child_by_field_name(call, "arguments", 9);
+    TSNode args = child_by_field(call, "arguments");
     uint32_t n = ts_node_named_child_count(args);
     if (n == 0)
         return;
     TSNode fut = ts_node_named_child(args, n - 1);
     if (!type_is(fut, "call_expression"))
         return;
-    TSNode fargs = ts_node_child_by_field_name(fut, "arguments", 9);
+    TSNode fargs = child_by_field(fut, "arguments");
     for (uint32_t i = 0; i < ts_node_named_child_count(fargs); i++)
         check_spawn_arg(u, fn, call, ts_node_named_child(fargs, i));
 }
@@ -271,10 +271,10 @@ static void check_handle_type(Unit *u, AsyncFn *fn, Spawn *sp)
     if (ts_node_is_null(p))
         return;
     if (type_is(p, "init_declarator"))
-        target = parse_declarator_ident(ts_node_child_by_field_name(p, "declarator", 10));
+        target = parse_declarator_ident(child_by_field(p, "declarator"));
     else if (type_is(p, "assignment_expression") &&
-             parse_eq(u, ts_node_child_by_field_name(p, "operator", 8), "="))
-        target = ts_node_child_by_field_name(p, "left", 4);
+             parse_eq(u, child_by_field(p, "operator"), "="))
+        target = child_by_field(p, "left");
     if (ts_node_is_null(target) || !type_is(target, "identifier"))
         return;
     Var *v = nodemap_get(&fn->refs, target);
@@ -375,7 +375,7 @@ static const char *const unlock_fns[] = {"pthread_mutex_unlock", "pthread_rwlock
 /* `&m`, `& m`, `(&m)` all name lock `m`. */
 static char *lock_key(Unit *u, TSNode call)
 {
-    TSNode args = ts_node_child_by_field_name(call, "arguments", 9);
+    TSNode args = child_by_field(call, "arguments");
     if (ts_node_named_child_count(args) == 0)
         return NULL;
     char *t = parse_text(u, ts_node_named_child(args, 0));
@@ -444,21 +444,21 @@ static void lk_expr(LockWalk *W, TSNode n, Held *h)
         return;
     }
     if (type_is(n, "binary_expression")) {
-        TSNode op = ts_node_child_by_field_name(n, "operator", 8);
+        TSNode op = child_by_field(n, "operator");
         if (parse_eq(W->u, op, "&&") || parse_eq(W->u, op, "||")) {
-            lk_expr(W, ts_node_child_by_field_name(n, "left", 4), h);
+            lk_expr(W, child_by_field(n, "left"), h);
             Held r = held_copy(h);
-            lk_expr(W, ts_node_child_by_field_name(n, "right", 5), &r);
+            lk_expr(W, child_by_field(n, "right"), &r);
             held_union(h, &r);
             held_free(&r);
             return;
         }
     }
     if (type_is(n, "conditional_expression")) {
-        lk_expr(W, ts_node_child_by_field_name(n, "condition", 9), h);
+        lk_expr(W, child_by_field(n, "condition"), h);
         Held a = held_copy(h);
-        lk_expr(W, ts_node_child_by_field_name(n, "consequence", 11), &a);
-        lk_expr(W, ts_node_child_by_field_name(n, "alternative", 11), h);
+        lk_expr(W, child_by_field(n, "consequence"), &a);
+        lk_expr(W, child_by_field(n, "alternative"), h);
         held_union(h, &a);
         held_free(&a);
         return;
@@ -525,13 +525,13 @@ static void lk_stmt(LockWalk *W, TSNode n, Held *h)
         return;
     }
     if (SYM_IS(t, "goto_statement")) {
-        LockLabel *l = lk_label(W, ts_node_child_by_field_name(n, "label", 5));
+        LockLabel *l = lk_label(W, child_by_field(n, "label"));
         W->changed |= held_union(&l->in, h);
         held_free(h);
         return;
     }
     if (SYM_IS(t, "labeled_statement")) {
-        LockLabel *l = lk_label(W, ts_node_child_by_field_name(n, "label", 5));
+        LockLabel *l = lk_label(W, child_by_field(n, "label"));
         held_union(h, &l->in);
         for (uint32_t i = 0; i < ts_node_named_child_count(n); i++) {
             TSNode c = ts_node_named_child(n, i);
@@ -541,10 +541,10 @@ static void lk_stmt(LockWalk *W, TSNode n, Held *h)
         return;
     }
     if (SYM_IS(t, "if_statement")) {
-        lk_expr(W, ts_node_child_by_field_name(n, "condition", 9), h);
+        lk_expr(W, child_by_field(n, "condition"), h);
         Held a = held_copy(h);
-        lk_stmt(W, ts_node_child_by_field_name(n, "consequence", 11), &a);
-        TSNode alt = ts_node_child_by_field_name(n, "alternative", 11);
+        lk_stmt(W, child_by_field(n, "consequence"), &a);
+        TSNode alt = child_by_field(n, "alternative");
         if (!ts_node_is_null(alt))
             lk_stmt(W, alt, h);
         held_union(h, &a);
@@ -552,34 +552,34 @@ static void lk_stmt(LockWalk *W, TSNode n, Held *h)
         return;
     }
     if (SYM_IS(t, "while_statement")) {
-        lk_loop(W, ts_node_child_by_field_name(n, "condition", 9),
-                ts_node_child_by_field_name(n, "body", 4), (TSNode){0}, true, h);
+        lk_loop(W, child_by_field(n, "condition"),
+                child_by_field(n, "body"), (TSNode){0}, true, h);
         return;
     }
     if (SYM_IS(t, "do_statement")) {
-        lk_loop(W, ts_node_child_by_field_name(n, "condition", 9),
-                ts_node_child_by_field_name(n, "body", 4), (TSNode){0}, false, h);
+        lk_loop(W, child_by_field(n, "condition"),
+                child_by_field(n, "body"), (TSNode){0}, false, h);
         return;
     }
     if (SYM_IS(t, "for_statement")) {
-        TSNode init = ts_node_child_by_field_name(n, "initializer", 11);
+        TSNode init = child_by_field(n, "initializer");
         if (!ts_node_is_null(init))
             lk_expr(W, init, h);
-        lk_loop(W, ts_node_child_by_field_name(n, "condition", 9),
-                ts_node_child_by_field_name(n, "body", 4),
-                ts_node_child_by_field_name(n, "update", 6), true, h);
+        lk_loop(W, child_by_field(n, "condition"),
+                child_by_field(n, "body"),
+                child_by_field(n, "update"), true, h);
         return;
     }
     if (SYM_IS(t, "switch_statement")) {
-        lk_expr(W, ts_node_child_by_field_name(n, "condition", 9), h);
+        lk_expr(W, child_by_field(n, "condition"), h);
         Held *ob = W->brk, brk = {0}, entry = held_copy(h), cur = {0};
         W->brk = &brk;
-        TSNode body = ts_node_child_by_field_name(n, "body", 4);
+        TSNode body = child_by_field(n, "body");
         for (uint32_t i = 0; i < ts_node_named_child_count(body); i++) {
             TSNode k = ts_node_named_child(body, i);
             if (type_is(k, "case_statement")) {
                 held_union(&cur, &entry);
-                TSNode value = ts_node_child_by_field_name(k, "value", 5);
+                TSNode value = child_by_field(k, "value");
                 for (uint32_t j = 0; j < ts_node_named_child_count(k); j++) {
                     TSNode s = ts_node_named_child(k, j);
                     if (!ts_node_eq(s, value))

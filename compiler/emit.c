@@ -353,7 +353,7 @@ void emit_states(Unit *u, Buf *o)
                         buf_printf(o, "%s%s()", j ? ", " : "", ((Await *)aw->arms.items[j])->callee);
                     buf_printf(o, ") at line %d", line_of(aw->node));
                 } else {
-                    char *call = parse_text(u, ts_node_child_by_field_name(aw->call, "function", 8));
+                    char *call = parse_text(u, child_by_field(aw->call, "function"));
                     buf_printf(o, "    %-3d await %s%s() at line %d", s, aw->boxed ? "boxed " : "", call,
                                line_of(aw->node));
                     free(call);

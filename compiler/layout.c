@@ -43,14 +43,14 @@ static void field_declarator(Unit *u, Var *v, TSNode d, Buf *b)
         return;
     }
     if (type_is(d, "array_declarator")) {
-        TSNode inner = ts_node_child_by_field_name(d, "declarator", 10);
+        TSNode inner = child_by_field(d, "declarator");
         if (type_is(inner, "identifier")) {
             if (v->is_param) {
                 /* An array parameter is a pointer. */
                 buf_printf(b, "(*%s)", v->field);
                 return;
             }
-            if (ts_node_is_null(ts_node_child_by_field_name(d, "size", 4))) {
+            if (ts_node_is_null(child_by_field(d, "size"))) {
                 /* `char s[] = "..."`: the size comes from the initializer. */
                 const TypeInfo *ti = sema_var_type(u->sema, ts_node_start_byte(v->ident));
                 const char *br = ti ? strchr(ti->spelling, '[') : NULL;
@@ -66,10 +66,10 @@ static void field_declarator(Unit *u, Var *v, TSNode d, Buf *b)
         buf_putn(b, u->src.text + pos, ts_node_start_byte(c) - pos);
         pos = ts_node_end_byte(c);
         if (type_is(d, "pointer_declarator") && type_is(c, "type_qualifier") &&
-            type_is(ts_node_child_by_field_name(d, "declarator", 10), "identifier"))
+            type_is(child_by_field(d, "declarator"), "identifier"))
             continue; /* `int *const p`: the frame field itself is assignable (a
                          qualifier next to the name is the variable's own) */
-        if (ts_node_eq(c, ts_node_child_by_field_name(d, "declarator", 10)) ||
+        if (ts_node_eq(c, child_by_field(d, "declarator")) ||
             (type_is(d, "parenthesized_declarator") && ts_node_is_named(c)))
             field_declarator(u, v, c, b);
         else
@@ -86,19 +86,19 @@ static char *var_field_decl(Unit *u, Var *v)
 {
     /* typeof(local) and __auto_type name nothing at file scope: use the type
      * clang worked out. */
-    TSNode type = ts_node_child_by_field_name(v->decl, "type", 4);
+    TSNode type = child_by_field(v->decl, "type");
     bool inferred = !ts_node_is_null(type) &&
                     ((type_is(type, "macro_type_specifier") &&
-                      (parse_eq(u, ts_node_child_by_field_name(type, "name", 4), "typeof") ||
-                       parse_eq(u, ts_node_child_by_field_name(type, "name", 4), "__typeof__") ||
-                       parse_eq(u, ts_node_child_by_field_name(type, "name", 4), "__typeof"))) ||
+                      (parse_eq(u, child_by_field(type, "name"), "typeof") ||
+                       parse_eq(u, child_by_field(type, "name"), "__typeof__") ||
+                       parse_eq(u, child_by_field(type, "name"), "__typeof"))) ||
                      (type_is(type, "type_identifier") && parse_eq(u, type, "__auto_type")));
     const TypeInfo *ti = inferred ? sema_var_type(u->sema, ts_node_start_byte(v->ident)) : NULL;
     if (ti)
         return lower_declare(ti->canonical, v->field);
     TSNode d = v->declarator;
     if (type_is(d, "init_declarator"))
-        d = ts_node_child_by_field_name(d, "declarator", 10);
+        d = child_by_field(d, "declarator");
     /* A const in the specifiers qualifies the variable itself only when no
      * pointer (or array parameter, which is one) stands between. */
     bool pointer = type_is(d, "pointer_declarator") ||

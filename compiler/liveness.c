@@ -63,7 +63,7 @@ static Var *new_var(Walk *w, TSNode ident, TSNode decl, TSNode declarator, bool 
     for (TSNode d = declarator; !ts_node_is_null(d) && !type_is(d, "identifier");) {
         if (type_is(d, "array_declarator"))
             v->addr_taken = true; /* an array decays to a pointer to itself */
-        TSNode inner = ts_node_child_by_field_name(d, "declarator", 10);
+        TSNode inner = child_by_field(d, "declarator");
         if (ts_node_is_null(inner) && ts_node_named_child_count(d) > 0)
             inner = ts_node_named_child(d, 0);
         d = inner;
@@ -98,11 +98,11 @@ static bool misparsed_declaration(Unit *u, TSNode stmt)
 {
     TSNode e = ts_node_named_child_count(stmt) ? ts_node_named_child(stmt, 0) : (TSNode){0};
     if (!ts_node_is_null(e) && type_is(e, "assignment_expression"))
-        e = ts_node_child_by_field_name(e, "left", 4);
+        e = child_by_field(e, "left");
     if (ts_node_is_null(e) || !type_is(e, "binary_expression") ||
-        !parse_eq(u, ts_node_child_by_field_name(e, "operator", 8), "*"))
+        !parse_eq(u, child_by_field(e, "operator"), "*"))
         return false;
-    TSNode l = ts_node_child_by_field_name(e, "left", 4);
+    TSNode l = child_by_field(e, "left");
     return parse_is_call_to(u, l, "ac_handle") || parse_is_call_to(u, l, "ac_joinset") ||
            parse_is_call_to(u, l, "async");
 }
@@ -121,7 +121,7 @@ static void mark_address_taken(Walk *w, TSNode e)
         if (type_is(e, "parenthesized_expression") && ts_node_named_child_count(e) > 0)
             e = ts_node_named_child(e, 0);
         else if (type_is(e, "field_expression") || type_is(e, "subscript_expression"))
-            e = ts_node_child_by_field_name(e, "argument", 8);
+            e = child_by_field(e, "argument");
         else
             break;
         if (ts_node_is_null(e))
@@ -158,8 +158,8 @@ static void walk_declaration(Walk *w, TSNode n)
         }
         TSNode d = c, value = {0};
         if (type_is(c, "init_declarator")) {
-            d = ts_node_child_by_field_name(c, "declarator", 10);
-            value = ts_node_child_by_field_name(c, "value", 5);
+            d = child_by_field(c, "declarator");
+            value = child_by_field(c, "value");
         }
         TSNode ident = parse_declarator_ident(d);
         if (!ts_node_is_null(ident)) {
@@ -196,9 +196,9 @@ static void walk(Walk *w, TSNode n)
             nodemap_put(&w->fn->refs, n, v);
         }
     } else if (SYM_IS(t, "pointer_expression")) {
-        TSNode op = ts_node_child_by_field_name(n, "operator", 8);
+        TSNode op = child_by_field(n, "operator");
         if (!ts_node_is_null(op) && parse_eq(w->u, op, "&"))
-            mark_address_taken(w, ts_node_child_by_field_name(n, "argument", 8));
+            mark_address_taken(w, child_by_field(n, "argument"));
         walk_children(w, n);
     } else if (SYM_IS(t, "expression_statement") && misparsed_declaration(w->u, n)) {
         diag_error(&w->u->src, ts_node_start_byte(n),
@@ -208,7 +208,7 @@ static void walk(Walk *w, TSNode n)
     } else if (SYM_IS(t, "goto_statement")) {
         w->fn->has_goto = true;
     } else if (SYM_IS(t, "labeled_statement")) {
-        TSNode label = ts_node_child_by_field_name(n, "label", 5);
+        TSNode label = child_by_field(n, "label");
         if (!ts_node_is_null(label) && ts_node_end_byte(label) - ts_node_start_byte(label) > 3 &&
             !memcmp(w->u->src.text + ts_node_start_byte(label), "ac_", 3))
             diag_error(&w->u->src, ts_node_start_byte(label),
@@ -230,10 +230,10 @@ static void resolve_names(Unit *u, AsyncFn *fn)
         TSNode p = ts_node_named_child(fn->params, i);
         if (!type_is(p, "parameter_declaration"))
             continue;
-        TSNode d = ts_node_child_by_field_name(p, "declarator", 10);
+        TSNode d = child_by_field(p, "declarator");
         TSNode ident = parse_declarator_ident(d);
         if (ts_node_is_null(ident)) {
-            if (!ts_node_is_null(d) || !parse_eq(u, ts_node_child_by_field_name(p, "type", 4), "void"))
+            if (!ts_node_is_null(d) || !parse_eq(u, child_by_field(p, "type"), "void"))
                 diag_error(&u->src, ts_node_start_byte(p),
                            "parameters of async functions need names (they are stored in the frame)");
             continue;
@@ -250,7 +250,7 @@ static void resolve_names(Unit *u, AsyncFn *fn)
  * known only from clang's type of the handle expression. */
 static ExtFn *join_future(Unit *u, Await *aw)
 {
-    TSNode args = ts_node_child_by_field_name(aw->call, "arguments", 9);
+    TSNode args = child_by_field(aw->call, "arguments");
     if (ts_node_named_child_count(args) != 2) {
         diag_error(&u->src, ts_node_start_byte(aw->call),
                    "ac_join() takes the handle and an int * for the error (or NULL)");
@@ -289,14 +289,14 @@ static bool resolve_spawns(Unit *u, AsyncFn *fn)
         if (ts_node_start_byte(n) < ts_node_start_byte(fn->body) ||
             ts_node_end_byte(n) > ts_node_end_byte(fn->body))
             continue;
-        TSNode args = ts_node_child_by_field_name(n, "arguments", 9);
+        TSNode args = child_by_field(n, "arguments");
         bool in_set = parse_is_call_to(u, n, "ac_joinset_spawn");
         uint32_t want = in_set ? 2 : 1;
         TSNode call = ts_node_named_child_count(args) == want ? ts_node_named_child(args, want - 1)
                                                              : (TSNode){0};
         TSNode f = ts_node_is_null(call) || !type_is(call, "call_expression")
                        ? (TSNode){0}
-                       : ts_node_child_by_field_name(call, "function", 8);
+                       : child_by_field(call, "function");
         if (ts_node_is_null(f) || !type_is(f, "identifier")) {
             diag_error(&u->src, ts_node_start_byte(n),
                        in_set ? "ac_joinset_spawn() takes the set and a call to an async function, "
@@ -483,12 +483,12 @@ static void check_vla_alloca(Unit *u, AsyncFn *fn)
                 p = parse_parent(u, p);
             Var *v = NULL;
             if (!ts_node_is_null(p) && type_is(p, "init_declarator")) {
-                TSNode id = parse_declarator_ident(ts_node_child_by_field_name(p, "declarator", 10));
+                TSNode id = parse_declarator_ident(child_by_field(p, "declarator"));
                 for (int i = 0; i < fn->vars.len && !ts_node_is_null(id); i++)
                     if (ts_node_eq(((Var *)fn->vars.items[i])->ident, id))
                         v = fn->vars.items[i];
             } else if (!ts_node_is_null(p) && type_is(p, "assignment_expression")) {
-                v = nodemap_get(&fn->refs, ts_node_child_by_field_name(p, "left", 4));
+                v = nodemap_get(&fn->refs, child_by_field(p, "left"));
             }
             if (v && v->hoisted)
                 diag_error(&u->src, ts_node_start_byte(n),
@@ -514,9 +514,9 @@ static bool local_type(Unit *u, AsyncFn *fn, TSNode type)
     bool tagged = SYM_IS(t, "struct_specifier") || SYM_IS(t, "union_specifier") ||
                   SYM_IS(t, "enum_specifier");
     if (tagged && ts_node_named_child_count(type) > 0 &&
-        !ts_node_is_null(ts_node_child_by_field_name(type, "body", 4)))
+        !ts_node_is_null(child_by_field(type, "body")))
         return true; /* defined right here, in the declaration */
-    TSNode name = tagged ? ts_node_child_by_field_name(type, "name", 4)
+    TSNode name = tagged ? child_by_field(type, "name")
                          : (SYM_IS(t, "type_identifier") ? type : (TSNode){0});
     if (ts_node_is_null(name))
         return false;
@@ -529,17 +529,17 @@ static bool local_type(Unit *u, AsyncFn *fn, TSNode type)
             break;
         TSSymbol nt = ts_node_symbol(n);
         if (SYM_IS(t, "type_identifier") && SYM_IS(nt, "type_definition")) {
-            TSNode d = ts_node_child_by_field_name(n, "declarator", 10);
+            TSNode d = child_by_field(n, "declarator");
             while (!ts_node_is_null(d) && !type_is(d, "type_identifier"))
-                d = ts_node_child_by_field_name(d, "declarator", 10);
+                d = child_by_field(d, "declarator");
             if (!ts_node_is_null(d) && ts_node_end_byte(d) - ts_node_start_byte(d) ==
                                            ts_node_end_byte(name) - ts_node_start_byte(name) &&
                 !memcmp(u->src.text + ts_node_start_byte(d), u->src.text + ts_node_start_byte(name),
                         ts_node_end_byte(name) - ts_node_start_byte(name)))
                 found = true;
         } else if (tagged && nt == t && /* struct_specifier etc. have one symbol each */
-                   !ts_node_is_null(ts_node_child_by_field_name(n, "body", 4))) {
-            TSNode nn = ts_node_child_by_field_name(n, "name", 4);
+                   !ts_node_is_null(child_by_field(n, "body"))) {
+            TSNode nn = child_by_field(n, "name");
             if (!ts_node_is_null(nn) && ts_node_end_byte(nn) - ts_node_start_byte(nn) ==
                                             ts_node_end_byte(name) - ts_node_start_byte(name) &&
                 !memcmp(u->src.text + ts_node_start_byte(nn), u->src.text + ts_node_start_byte(name),
@@ -567,7 +567,7 @@ static void check_frame_types(Unit *u, AsyncFn *fn)
         Var *v = fn->vars.items[i];
         if (!v->hoisted || v->is_param)
             continue;
-        TSNode type = ts_node_child_by_field_name(v->decl, "type", 4);
+        TSNode type = child_by_field(v->decl, "type");
         if (!ts_node_is_null(type) && local_type(u, fn, type))
             diag_error(&u->src, ts_node_start_byte(v->ident),
                        "'%s' lives across an await, so it is stored in the frame, which is "
@@ -754,25 +754,25 @@ static StateSet flow_expr(Flow *F, TSNode n, StateSet in)
         return in;
     Await *aw = await_at(F, n);
     if (aw) {
-        StateSet s = flow_expr(F, ts_node_child_by_field_name(aw->call, "arguments", 9), in);
+        StateSet s = flow_expr(F, child_by_field(aw->call, "arguments"), in);
         edges(F, &s, aw->state);
         free(s.bits);
         return single(aw->state);
     }
     if (type_is(n, "binary_expression")) {
-        TSNode op = ts_node_child_by_field_name(n, "operator", 8);
+        TSNode op = child_by_field(n, "operator");
         if (parse_eq(F->u, op, "&&") || parse_eq(F->u, op, "||")) {
-            StateSet l = flow_expr(F, ts_node_child_by_field_name(n, "left", 4), in);
-            StateSet r = flow_expr(F, ts_node_child_by_field_name(n, "right", 5), set_copy(&l));
+            StateSet l = flow_expr(F, child_by_field(n, "left"), in);
+            StateSet r = flow_expr(F, child_by_field(n, "right"), set_copy(&l));
             set_union(&r, &l);
             free(l.bits);
             return r;
         }
     }
     if (type_is(n, "conditional_expression")) {
-        StateSet c = flow_expr(F, ts_node_child_by_field_name(n, "condition", 9), in);
-        StateSet a = flow_expr(F, ts_node_child_by_field_name(n, "consequence", 11), set_copy(&c));
-        StateSet b = flow_expr(F, ts_node_child_by_field_name(n, "alternative", 11), c);
+        StateSet c = flow_expr(F, child_by_field(n, "condition"), in);
+        StateSet a = flow_expr(F, child_by_field(n, "consequence"), set_copy(&c));
+        StateSet b = flow_expr(F, child_by_field(n, "alternative"), c);
         set_union(&a, &b);
         free(b.bits);
         return a;
@@ -856,13 +856,13 @@ static StateSet flow_stmt(Flow *F, TSNode n, StateSet in)
         return (StateSet){0};
     }
     if (SYM_IS(t, "goto_statement")) {
-        FlowLabel *l = label(F, ts_node_child_by_field_name(n, "label", 5));
+        FlowLabel *l = label(F, child_by_field(n, "label"));
         set_union(&l->in, &in);
         free(in.bits);
         return (StateSet){0};
     }
     if (SYM_IS(t, "labeled_statement")) {
-        FlowLabel *l = label(F, ts_node_child_by_field_name(n, "label", 5));
+        FlowLabel *l = label(F, child_by_field(n, "label"));
         set_union(&in, &l->in);
         for (uint32_t i = 0; i < ts_node_named_child_count(n); i++) {
             TSNode c = ts_node_named_child(n, i);
@@ -872,30 +872,30 @@ static StateSet flow_stmt(Flow *F, TSNode n, StateSet in)
         return in;
     }
     if (SYM_IS(t, "if_statement")) {
-        StateSet c = flow_expr(F, ts_node_child_by_field_name(n, "condition", 9), in);
-        StateSet a = flow_stmt(F, ts_node_child_by_field_name(n, "consequence", 11), set_copy(&c));
-        TSNode alt = ts_node_child_by_field_name(n, "alternative", 11);
+        StateSet c = flow_expr(F, child_by_field(n, "condition"), in);
+        StateSet a = flow_stmt(F, child_by_field(n, "consequence"), set_copy(&c));
+        TSNode alt = child_by_field(n, "alternative");
         StateSet b = ts_node_is_null(alt) ? c : flow_stmt(F, alt, c);
         set_union(&a, &b);
         free(b.bits);
         return a;
     }
     if (SYM_IS(t, "while_statement"))
-        return flow_loop(F, ts_node_child_by_field_name(n, "condition", 9),
-                         ts_node_child_by_field_name(n, "body", 4), (TSNode){0}, true, in);
+        return flow_loop(F, child_by_field(n, "condition"),
+                         child_by_field(n, "body"), (TSNode){0}, true, in);
     if (SYM_IS(t, "do_statement"))
-        return flow_loop(F, ts_node_child_by_field_name(n, "condition", 9),
-                         ts_node_child_by_field_name(n, "body", 4), (TSNode){0}, false, in);
+        return flow_loop(F, child_by_field(n, "condition"),
+                         child_by_field(n, "body"), (TSNode){0}, false, in);
     if (SYM_IS(t, "for_statement")) {
-        TSNode init = ts_node_child_by_field_name(n, "initializer", 11);
+        TSNode init = child_by_field(n, "initializer");
         in = type_is(init.id ? init : n, "declaration") ? flow_stmt(F, init, in) : flow_expr(F, init, in);
-        return flow_loop(F, ts_node_child_by_field_name(n, "condition", 9),
-                         ts_node_child_by_field_name(n, "body", 4),
-                         ts_node_child_by_field_name(n, "update", 6), true, in);
+        return flow_loop(F, child_by_field(n, "condition"),
+                         child_by_field(n, "body"),
+                         child_by_field(n, "update"), true, in);
     }
     if (SYM_IS(t, "switch_statement")) {
-        StateSet c = flow_expr(F, ts_node_child_by_field_name(n, "condition", 9), in);
-        TSNode body = ts_node_child_by_field_name(n, "body", 4);
+        StateSet c = flow_expr(F, child_by_field(n, "condition"), in);
+        TSNode body = child_by_field(n, "body");
         StateSet *ob = F->brk, brk = {0}, cur = {0};
         F->brk = &brk;
         bool has_default = false;
@@ -903,11 +903,11 @@ static StateSet flow_stmt(Flow *F, TSNode n, StateSet in)
             TSNode k = ts_node_named_child(body, i);
             if (type_is(k, "case_statement")) {
                 set_union(&cur, &c);
-                if (ts_node_is_null(ts_node_child_by_field_name(k, "value", 5)))
+                if (ts_node_is_null(child_by_field(k, "value")))
                     has_default = true;
                 for (uint32_t j = 0; j < ts_node_named_child_count(k); j++) {
                     TSNode s = ts_node_named_child(k, j);
-                    if (ts_node_eq(s, ts_node_child_by_field_name(k, "value", 5)))
+                    if (ts_node_eq(s, child_by_field(k, "value")))
                         continue;
                     cur = flow_stmt(F, s, cur);
                 }

@@ -161,7 +161,7 @@ static void render_spawn(Lower *L, Spawn *sp, Buf *b)
     bool is_void = sp->target ? sp->target->ret_void : sp->ext->ret_void;
     buf_printf(b, "({ void *ac_sp = ac__task_frame_new(&%s__vt); %s__init(ac_sp", sp->callee,
                sp->callee);
-    TSNode args = ts_node_child_by_field_name(sp->call, "arguments", 9);
+    TSNode args = child_by_field(sp->call, "arguments");
     for (uint32_t i = 0; i < ts_node_named_child_count(args); i++) {
         TSNode a = ts_node_named_child(args, i);
         if (type_is(a, "comment"))
@@ -262,7 +262,7 @@ static const char *callee_ret_type(Await *aw, bool *is_void, int64_t *size, int6
  * for none), ready to follow the frame argument of an init call. */
 static char *lower_call_args(Lower *L, TSNode call)
 {
-    TSNode args = ts_node_child_by_field_name(call, "arguments", 9);
+    TSNode args = child_by_field(call, "arguments");
     Buf a = {0};
     for (uint32_t i = 0; i < ts_node_named_child_count(args); i++) {
         TSNode arg = ts_node_named_child(args, i);
@@ -481,9 +481,9 @@ static char *lower_special(Lower *L, TSNode n)
 
     char *ind = indent_of(L, n);
     if (type_is(n, "binary_expression")) {
-        TSNode op = ts_node_child_by_field_name(n, "operator", 8);
-        TSNode left = ts_node_child_by_field_name(n, "left", 4);
-        TSNode right = ts_node_child_by_field_name(n, "right", 5);
+        TSNode op = child_by_field(n, "operator");
+        TSNode left = child_by_field(n, "left");
+        TSNode right = child_by_field(n, "right");
         bool and = parse_eq(L->u, op, "&&"), or = parse_eq(L->u, op, "||");
         if ((and || or) && has_await(L, right)) {
             char *l = lower_expr(L, left);
@@ -502,9 +502,9 @@ static char *lower_special(Lower *L, TSNode n)
             return tr;
         }
     } else if (type_is(n, "conditional_expression")) {
-        TSNode cond = ts_node_child_by_field_name(n, "condition", 9);
-        TSNode cons = ts_node_child_by_field_name(n, "consequence", 11);
-        TSNode alt = ts_node_child_by_field_name(n, "alternative", 11);
+        TSNode cond = child_by_field(n, "condition");
+        TSNode cons = child_by_field(n, "consequence");
+        TSNode alt = child_by_field(n, "alternative");
         if (!ts_node_is_null(cons) && (has_await(L, cons) || has_await(L, alt))) {
             const TypeInfo *ti = sema_cond_type(L->u->sema, ts_node_start_byte(n));
             char *c = lower_expr(L, cond);
@@ -547,8 +547,8 @@ static char *lower_special(Lower *L, TSNode n)
             return t ? tr : xstrdup("((void)0)");
         }
     } else if (type_is(n, "comma_expression")) {
-        TSNode left = ts_node_child_by_field_name(n, "left", 4);
-        TSNode right = ts_node_child_by_field_name(n, "right", 5);
+        TSNode left = child_by_field(n, "left");
+        TSNode right = child_by_field(n, "right");
         char *l = lower_expr(L, left);
         buf_printf(&L->out, "%s(void)(%s);\n", ind, l);
         free(l);
@@ -610,8 +610,8 @@ static Var *declared_var(Lower *L, TSNode c, TSNode *d, TSNode *value)
     *d = c;
     *value = (TSNode){0};
     if (type_is(c, "init_declarator")) {
-        *d = ts_node_child_by_field_name(c, "declarator", 10);
-        *value = ts_node_child_by_field_name(c, "value", 5);
+        *d = child_by_field(c, "declarator");
+        *value = child_by_field(c, "value");
     }
     TSNode ident = parse_declarator_ident(*d);
     return ts_node_is_null(ident) ? NULL : var_of_ident(L, ident);
@@ -831,9 +831,9 @@ static void hoisted_init_text(Lower *L, TSNode decl, Buf *b)
         TSNode c = ts_node_child(decl, i);
         if (!parse_is_declarator(c) || !type_is(c, "init_declarator"))
             continue;
-        Var *v = var_of_ident(L, parse_declarator_ident(ts_node_child_by_field_name(c, "declarator", 10)));
+        Var *v = var_of_ident(L, parse_declarator_ident(child_by_field(c, "declarator")));
         buf_printf(b, "%sac_f->%s = ", first ? "" : ", ", v->field);
-        render_into(L, ts_node_child_by_field_name(c, "value", 5), b);
+        render_into(L, child_by_field(c, "value"), b);
         first = false;
     }
     buf_putc(b, ';');
@@ -910,9 +910,9 @@ static void lower_stmt(Lower *L, TSNode n)
         buf_printf(&L->out, "%sgoto %s;\n", ind, L->cont);
         L->cont_used = true;
     } else if (SYM_IS(t, "if_statement")) {
-        TSNode cond = paren_inner(ts_node_child_by_field_name(n, "condition", 9));
-        TSNode cons = ts_node_child_by_field_name(n, "consequence", 11);
-        TSNode alt = ts_node_child_by_field_name(n, "alternative", 11);
+        TSNode cond = paren_inner(child_by_field(n, "condition"));
+        TSNode cons = child_by_field(n, "consequence");
+        TSNode alt = child_by_field(n, "alternative");
         char *c = lower_expr(L, cond);
         L->pending.len = mark;
         buf_printf(&L->out, "%sif (%s)", ind, c);
@@ -933,8 +933,8 @@ static void lower_stmt(Lower *L, TSNode n)
         }
         free(c);
     } else if (SYM_IS(t, "while_statement")) {
-        TSNode cond = paren_inner(ts_node_child_by_field_name(n, "condition", 9));
-        TSNode body = ts_node_child_by_field_name(n, "body", 4);
+        TSNode cond = paren_inner(child_by_field(n, "condition"));
+        TSNode body = child_by_field(n, "body");
         if (has_await(L, cond)) {
             buf_printf(&L->out, "%sfor (;;) {\n", ind);
             char *c = lower_expr(L, cond);
@@ -950,8 +950,8 @@ static void lower_stmt(Lower *L, TSNode n)
             lower_body(L, body, NULL, ind);
         }
     } else if (SYM_IS(t, "do_statement")) {
-        TSNode cond = paren_inner(ts_node_child_by_field_name(n, "condition", 9));
-        TSNode body = ts_node_child_by_field_name(n, "body", 4);
+        TSNode cond = paren_inner(child_by_field(n, "condition"));
+        TSNode body = child_by_field(n, "body");
         if (has_await(L, cond)) {
             char *next = xasprintf("ac_next_%d", ++L->labels);
             buf_printf(&L->out, "%sfor (;;) {\n", ind);
@@ -971,10 +971,10 @@ static void lower_stmt(Lower *L, TSNode n)
             free(c);
         }
     } else if (SYM_IS(t, "for_statement")) {
-        TSNode init = ts_node_child_by_field_name(n, "initializer", 11);
-        TSNode cond = ts_node_child_by_field_name(n, "condition", 9);
-        TSNode step = ts_node_child_by_field_name(n, "update", 6);
-        TSNode body = ts_node_child_by_field_name(n, "body", 4);
+        TSNode init = child_by_field(n, "initializer");
+        TSNode cond = child_by_field(n, "condition");
+        TSNode step = child_by_field(n, "update");
+        TSNode body = child_by_field(n, "body");
         bool init_hoisted = !ts_node_is_null(init) && type_is(init, "declaration") &&
                             touched(L, init) && !has_await(L, init) && all_hoisted_scalars(L, init);
         bool rewrite = (!ts_node_is_null(init) && touched(L, init) && !init_hoisted) ||
@@ -1032,8 +1032,8 @@ static void lower_stmt(Lower *L, TSNode n)
             lower_body(L, body, NULL, ind);
         }
     } else if (SYM_IS(t, "switch_statement")) {
-        TSNode cond = paren_inner(ts_node_child_by_field_name(n, "condition", 9));
-        TSNode body = ts_node_child_by_field_name(n, "body", 4);
+        TSNode cond = paren_inner(child_by_field(n, "condition"));
+        TSNode body = child_by_field(n, "body");
         char *c = lower_expr(L, cond);
         L->pending.len = mark;
         buf_printf(&L->out, "%sswitch (%s)", ind, c);

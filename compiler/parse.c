@@ -51,7 +51,7 @@ bool parse_is_call_to(const Unit *u, TSNode n, const char *name)
 {
     if (ts_node_is_null(n) || !type_is(n, "call_expression"))
         return false;
-    TSNode f = ts_node_child_by_field_name(n, "function", 8);
+    TSNode f = child_by_field(n, "function");
     return !ts_node_is_null(f) && type_is(f, "identifier") &&
            parse_eq(u, f, name);
 }
@@ -88,13 +88,13 @@ TSNode parse_declarator_ident(TSNode d)
         TSNode inner;
         if (SYM_IS(t, "function_declarator")) {
             /* `f(int)` declares a function; `(*f)(int)` a pointer to one. */
-            inner = ts_node_child_by_field_name(d, "declarator", 10);
+            inner = child_by_field(d, "declarator");
             if (ts_node_is_null(inner) || type_is(inner, "identifier"))
                 return (TSNode){0};
             d = inner;
             continue;
         }
-        inner = ts_node_child_by_field_name(d, "declarator", 10);
+        inner = child_by_field(d, "declarator");
         if (ts_node_is_null(inner)) {
             /* parenthesized_declarator has no field name for its child */
             if (SYM_IS(t, "parenthesized_declarator") && ts_node_named_child_count(d) > 0)
@@ -220,7 +220,7 @@ static void add_await(Unit *u, TSNode call)
         vec_push(&u->stray_awaits, p);
         return;
     }
-    TSNode args = ts_node_child_by_field_name(call, "arguments", 9);
+    TSNode args = child_by_field(call, "arguments");
     TSNode arg = {0};
     int n = 0;
     for (uint32_t i = 0; i < ts_node_named_child_count(args); i++) {
@@ -244,7 +244,7 @@ static void add_await(Unit *u, TSNode call)
          * f(x), &out) is a join of one future with a deadline. */
         aw->join = timeout ? 3 : parse_is_call_to(u, arg, "ac_all") ? 1 : 2;
         aw->callee = xstrdup(timeout ? "ac_timeout" : aw->join == 1 ? "ac_all" : "ac_try_all");
-        TSNode jargs = ts_node_child_by_field_name(arg, "arguments", 9);
+        TSNode jargs = child_by_field(arg, "arguments");
         uint32_t n = ts_node_named_child_count(jargs);
         bool ok = timeout ? n == 3 : n >= 2 && n % 2 == 0 && n <= 64;
         if (timeout && ok)
@@ -256,14 +256,14 @@ static void add_await(Unit *u, TSNode call)
             arm->node = fut;
             arm->call = fut;
             if (parse_is_call_to(u, fut, "ac_box")) {
-                TSNode bargs = ts_node_child_by_field_name(fut, "arguments", 9);
+                TSNode bargs = child_by_field(fut, "arguments");
                 arm->boxed = true;
                 arm->call = ts_node_named_child_count(bargs) == 1 ? ts_node_named_child(bargs, 0)
                                                                  : (TSNode){0};
             }
             TSNode f = ts_node_is_null(arm->call) || !type_is(arm->call, "call_expression")
                            ? (TSNode){0}
-                           : ts_node_child_by_field_name(arm->call, "function", 8);
+                           : child_by_field(arm->call, "function");
             if (ts_node_is_null(f) || !type_is(f, "identifier")) {
                 diag_error(&u->src, ts_node_start_byte(fut),
                            "%s() takes pairs of an output pointer and a call to an async function",
@@ -303,13 +303,13 @@ static void add_await(Unit *u, TSNode call)
         return;
     }
     if (parse_is_call_to(u, arg, "ac_box")) {
-        TSNode bargs = ts_node_child_by_field_name(arg, "arguments", 9);
+        TSNode bargs = child_by_field(arg, "arguments");
         aw->boxed = true;
         aw->call = ts_node_named_child_count(bargs) == 1 ? ts_node_named_child(bargs, 0)
                                                          : (TSNode){0};
     }
     TSNode f = ts_node_is_null(aw->call) ? aw->call
-                                         : ts_node_child_by_field_name(aw->call, "function", 8);
+                                         : child_by_field(aw->call, "function");
     if (ts_node_is_null(aw->call) || !type_is(aw->call, "call_expression") ||
         !type_is(f, "identifier")) {
         diag_error(&u->src, ts_node_start_byte(arg),
@@ -337,7 +337,7 @@ static void add_await(Unit *u, TSNode call)
  */
 static void check_read_as_type(Unit *u, TSNode n)
 {
-    TSNode name = ts_node_child_by_field_name(n, "name", 4);
+    TSNode name = child_by_field(n, "name");
     bool await = parse_eq(u, name, "await");
     if (!await && !parse_fn_containing(u, ts_node_start_byte(n)))
         return;
@@ -412,15 +412,15 @@ bool parse_unit(Unit *u)
             u->calls[u->ncalls++] = n;
         }
         if (SYM_IS(t, "function_definition") || SYM_IS(t, "declaration")) {
-            TSNode type = ts_node_child_by_field_name(n, "type", 4);
-            TSNode d = ts_node_child_by_field_name(n, "declarator", 10);
+            TSNode type = child_by_field(n, "type");
+            TSNode d = child_by_field(n, "declarator");
             if (!ts_node_is_null(type) && type_is(type, "macro_type_specifier") &&
-                parse_eq(u, ts_node_child_by_field_name(type, "name", 4), "async") &&
+                parse_eq(u, child_by_field(type, "name"), "async") &&
                 !ts_node_is_null(d) && type_is(d, "function_declarator")) {
-                TSNode name = ts_node_child_by_field_name(d, "declarator", 10);
-                TSNode params = ts_node_child_by_field_name(d, "parameters", 10);
-                TSNode body = ts_node_child_by_field_name(n, "body", 4);
-                TSNode ttype = ts_node_child_by_field_name(type, "type", 4);
+                TSNode name = child_by_field(d, "declarator");
+                TSNode params = child_by_field(d, "parameters");
+                TSNode body = child_by_field(n, "body");
+                TSNode ttype = child_by_field(type, "type");
                 bool def = SYM_IS(t, "function_definition");
                 int ndecl = 0;
                 for (uint32_t i = 0; i < ts_node_child_count(n); i++)
@@ -438,7 +438,7 @@ bool parse_unit(Unit *u)
                 else if (type_is(name, "identifier") && (!def || !ts_node_is_null(body)))
                     add_fn(u, n, ttype, name, params, body, def);
             } else if (!ts_node_is_null(type) && type_is(type, "macro_type_specifier") &&
-                       parse_eq(u, ts_node_child_by_field_name(type, "name", 4), "async") &&
+                       parse_eq(u, child_by_field(type, "name"), "async") &&
                        !ts_node_is_null(d) && !type_is(d, "identifier") &&
                        !type_is(d, "init_declarator")) {
                 diag_error(&u->src, ts_node_start_byte(d),

@@ -262,3 +262,8 @@ bool node_type_in(TSNode n, const char *const *types, uint8_t cache[SYM_CACHE])
         cache[s] = yes ? 2 : 1;
     return yes;
 }
+
+TSFieldId field_id(const char *name)
+{
+    return ts_language_field_id_for_name(tree_sitter_c(), name, (uint32_t)strlen(name));
+}
