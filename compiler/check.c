@@ -349,6 +349,17 @@ static bool held_union(Held *into, const Held *from)
     return grew;
 }
 
+/* Whether a and b hold the same locks. */
+static bool held_equal(const Held *a, const Held *b)
+{
+    if (a->keys.len != b->keys.len)
+        return false;
+    for (int i = 0; i < a->keys.len; i++)
+        if (!held_has(b, a->keys.items[i]))
+            return false;
+    return true;
+}
+
 static Held held_copy(const Held *h)
 {
     Held c = {0};
@@ -486,6 +497,14 @@ static void lk_loop(LockWalk *W, TSNode cond, TSNode body, TSNode step, bool tes
     Held *ob = W->brk, *oc = W->cont;
     Held brk = {0}, cont = {0};
     for (int round = 0; round < 3; round++) {
+        /* A round that ends where it started (the locks held, those reaching
+         * break and continue, the labels' sets) is a fixed point: another
+         * would walk the same sets to the same result. Stopping there keeps
+         * nested loops from costing 3^depth walks. */
+        Held start = held_copy(h);
+        int brk_len = brk.keys.len, cont_len = cont.keys.len;
+        bool outer_changed = W->changed;
+        W->changed = false;
         if (test_first)
             lk_expr(W, cond, h);
         W->brk = &brk;
@@ -499,6 +518,12 @@ static void lk_loop(LockWalk *W, TSNode cond, TSNode body, TSNode step, bool tes
             lk_expr(W, step, &in);
         held_union(h, &in);
         held_free(&in);
+        bool fixed = held_equal(&start, h) && brk.keys.len == brk_len &&
+                     cont.keys.len == cont_len && !W->changed;
+        W->changed |= outer_changed;
+        held_free(&start);
+        if (fixed)
+            break;
     }
     W->brk = ob;
     W->cont = oc;
