@@ -699,6 +699,7 @@ typedef struct Flow {
     StateSet *cont;  /* where `continue` carries its states */
     Vec labels;      /* FlowLabel* */
     bool changed;    /* a transition was added in this round */
+    bool grew;       /* a label's set grew (flow_loop's fixed point) */
 } Flow;
 
 typedef struct FlowLabel {
@@ -721,6 +722,16 @@ static StateSet set_copy(const StateSet *s)
     StateSet r = {0};
     set_union(&r, s);
     return r;
+}
+
+/* Whether a and b have the same members. */
+static bool set_equal(const StateSet *a, const StateSet *b)
+{
+    int n = a->words > b->words ? a->words : b->words;
+    for (int w = 0; w < n; w++)
+        if ((w < a->words ? a->bits[w] : 0) != (w < b->words ? b->bits[w] : 0))
+            return false;
+    return true;
 }
 
 static StateSet single(int s)
@@ -803,6 +814,13 @@ static StateSet flow_loop(Flow *F, TSNode cond, TSNode body, TSNode step, bool t
     StateSet *ob = F->brk, *oc = F->cont;
     StateSet brk = {0}, cont = {0}, head = set_copy(&in), exit = {0};
     for (int round = 0; round < 3; round++) {
+        /* As lk_loop in check.c: a round that ends where it started (the
+         * sets below, no new transition, no label's set grown) is a fixed
+         * point, and stopping there keeps nested loops from costing 3^depth
+         * walks. */
+        StateSet start[4] = {set_copy(&head), set_copy(&brk), set_copy(&cont), set_copy(&exit)};
+        bool outer_changed = F->changed, outer_grew = F->grew;
+        F->changed = F->grew = false;
         StateSet c = test_first ? flow_expr(F, cond, set_copy(&head)) : set_copy(&head);
         F->brk = &brk;
         F->cont = &cont;
@@ -819,6 +837,15 @@ static StateSet flow_loop(Flow *F, TSNode cond, TSNode body, TSNode step, bool t
         set_union(&head, &out);
         free(c.bits);
         free(out.bits);
+        bool fixed = !F->changed && !F->grew && set_equal(&start[0], &head) &&
+                     set_equal(&start[1], &brk) && set_equal(&start[2], &cont) &&
+                     set_equal(&start[3], &exit);
+        F->changed |= outer_changed;
+        F->grew |= outer_grew;
+        for (int i = 0; i < 4; i++)
+            free(start[i].bits);
+        if (fixed)
+            break;
     }
     F->brk = ob;
     F->cont = oc;
@@ -857,7 +884,10 @@ static StateSet flow_stmt(Flow *F, TSNode n, StateSet in)
     }
     if (SYM_IS(t, "goto_statement")) {
         FlowLabel *l = label(F, child_by_field(n, "label"));
+        StateSet before = set_copy(&l->in);
         set_union(&l->in, &in);
+        F->grew |= !set_equal(&before, &l->in);
+        free(before.bits);
         free(in.bits);
         return (StateSet){0};
     }

@@ -12,8 +12,9 @@
 #     with only comments, CRLF line endings, a UTF-8 byte order mark, a NUL
 #     byte inside a valid program;
 #   - 10,000 nested parentheses, 2,000 nested blocks (bare, and each with a
-#     local live across its own await), a 20,000-term expression, a 1 MB line
-#     of statements and a 1 MB string literal.
+#     local live across its own await), loops nested 30 deep around an
+#     await, a 20,000-term expression, a 1 MB line of statements and a 1 MB
+#     string literal.
 # Each run of `$ASYNCC IN.ac -o OUT.c` (some also with --emit=states) is
 # limited to TIMEOUT seconds. It passes if the exit status is 0, or 1 with
 # `error:` on stderr and no output file; a crash (signal), a timeout or any
@@ -215,6 +216,27 @@ add states "$IN/blocks-2000.ac"
     printf '    return total == 0;\n}\n'
 } > "$IN/blocks-2000-live.ac"
 add c "$IN/blocks-2000-live.ac"
+
+# Loops nested 30 deep (for, while and do in turn) around an await: the
+# lock check, which carries locks round a loop, must not walk a body 3^depth
+# times. Not with --emit=states: its transition analysis still does when
+# the states change on every level (18 deep take seconds there).
+{
+    printf '%sasync(int) async_main(int argc, char **argv)\n{\n    (void)argv;\n    int s = 0;\n' "$PRELUDE"
+    for ((i = 0; i < 30; i++)); do
+        case $((i % 3)) in
+        0) printf 'for (int i%d = 0; i%d < argc; i%d++) {\n' "$i" "$i" "$i" ;;
+        1) printf 'while (s < argc + %d) {\n' "$i" ;;
+        2) printf 'do {\n' ;;
+        esac
+    done
+    printf 's += await(val(argc));\n'
+    for ((i = 29; i >= 0; i--)); do
+        if [ $((i % 3)) = 2 ]; then printf '} while (s < %d);\n' "$i"; else printf '}\n'; fi
+    done
+    printf '    return s == 0;\n}\n'
+} > "$IN/loops-30.ac"
+add c "$IN/loops-30.ac"
 
 repeat 20000 'argc + '
 printf '%sasync(int) async_main(int argc, char **argv)\n{\n    (void)argv;\n    int x = %sawait(val(argc));\n    return x == 0;\n}\n' \
