@@ -688,8 +688,10 @@ bool liveness_run(Unit *u)
 /*
  * Which suspend states (or 1, returned) can follow each state: a walk over the
  * body in the order lowering evaluates awaits, carrying the set of states the
- * code at hand may have been resumed from. Loops and gotos are iterated until
- * no new transition appears.
+ * code at hand may have been resumed from. Each pass walks the body once;
+ * the states that come round a loop or arrive by goto are kept for the next
+ * pass, and passes go on until none adds a transition or a state to a loop
+ * head or a label.
  */
 typedef struct Flow {
     Unit *u;
@@ -698,8 +700,9 @@ typedef struct Flow {
     StateSet *brk;   /* where `break` carries its states */
     StateSet *cont;  /* where `continue` carries its states */
     Vec labels;      /* FlowLabel* */
-    bool changed;    /* a transition was added in this round */
-    bool grew;       /* a label's set grew (flow_loop's fixed point) */
+    bool changed;    /* a transition, a label's or a loop head's state was added this pass */
+    NodeMap heads;   /* loop body -> StateSet* of the states reaching its head */
+    Vec head_sets;   /* those StateSets, to free */
 } Flow;
 
 typedef struct FlowLabel {
@@ -811,42 +814,39 @@ static StateSet flow_stmt(Flow *F, TSNode n, StateSet in);
 static StateSet flow_loop(Flow *F, TSNode cond, TSNode body, TSNode step, bool test_first,
                           StateSet in)
 {
-    StateSet *ob = F->brk, *oc = F->cont;
-    StateSet brk = {0}, cont = {0}, head = set_copy(&in), exit = {0};
-    for (int round = 0; round < 3; round++) {
-        /* As lk_loop in check.c: a round that ends where it started (the
-         * sets below, no new transition, no label's set grown) is a fixed
-         * point, and stopping there keeps nested loops from costing 3^depth
-         * walks. */
-        StateSet start[4] = {set_copy(&head), set_copy(&brk), set_copy(&cont), set_copy(&exit)};
-        bool outer_changed = F->changed, outer_grew = F->grew;
-        F->changed = F->grew = false;
-        StateSet c = test_first ? flow_expr(F, cond, set_copy(&head)) : set_copy(&head);
-        F->brk = &brk;
-        F->cont = &cont;
-        StateSet out = flow_stmt(F, body, set_copy(&c));
-        set_union(&out, &cont);
-        if (!test_first) {
-            StateSet t = flow_expr(F, cond, out);
-            out = t;
-            set_union(&exit, &out);
-        } else {
-            set_union(&exit, &c);
-            out = flow_expr(F, step, out);
-        }
-        set_union(&head, &out);
-        free(c.bits);
-        free(out.bits);
-        bool fixed = !F->changed && !F->grew && set_equal(&start[0], &head) &&
-                     set_equal(&start[1], &brk) && set_equal(&start[2], &cont) &&
-                     set_equal(&start[3], &exit);
-        F->changed |= outer_changed;
-        F->grew |= outer_grew;
-        for (int i = 0; i < 4; i++)
-            free(start[i].bits);
-        if (fixed)
-            break;
+    /* One round per pass: the states that come round the loop are kept in
+     * its head set (F->heads) for the next pass, which flow_successors runs
+     * until nothing grows. Walking the body again within the pass would
+     * cost 3^depth walks for nested loops. */
+    StateSet *saved = nodemap_get(&F->heads, body);
+    if (!saved) {
+        saved = xcalloc(1, sizeof *saved);
+        nodemap_put(&F->heads, body, saved);
+        vec_push(&F->head_sets, saved);
     }
+    StateSet *ob = F->brk, *oc = F->cont;
+    StateSet brk = {0}, cont = {0}, head = set_copy(saved), exit = {0};
+    set_union(&head, &in);
+    StateSet c = test_first ? flow_expr(F, cond, set_copy(&head)) : set_copy(&head);
+    F->brk = &brk;
+    F->cont = &cont;
+    StateSet out = flow_stmt(F, body, set_copy(&c));
+    set_union(&out, &cont);
+    if (!test_first) {
+        StateSet t = flow_expr(F, cond, out);
+        out = t;
+        set_union(&exit, &out);
+    } else {
+        set_union(&exit, &c);
+        out = flow_expr(F, step, out);
+    }
+    set_union(&head, &out);
+    if (!set_equal(saved, &head)) {
+        set_union(saved, &head);
+        F->changed = true; /* another pass carries the new states round */
+    }
+    free(c.bits);
+    free(out.bits);
     F->brk = ob;
     F->cont = oc;
     if (test_first && ts_node_is_null(cond))
@@ -886,7 +886,7 @@ static StateSet flow_stmt(Flow *F, TSNode n, StateSet in)
         FlowLabel *l = label(F, child_by_field(n, "label"));
         StateSet before = set_copy(&l->in);
         set_union(&l->in, &in);
-        F->grew |= !set_equal(&before, &l->in);
+        F->changed |= !set_equal(&before, &l->in);
         free(before.bits);
         free(in.bits);
         return (StateSet){0};
@@ -965,12 +965,15 @@ StateSet *flow_successors(Unit *u, AsyncFn *fn)
 {
     Flow F = {.u = u, .fn = fn};
     F.succ = xcalloc((size_t)fn->nstates, sizeof *F.succ);
-    for (int round = 0; round < 50; round++) {
+    /* Passes until one adds nothing. Each pass that goes on has added a
+     * state to a set (a transition, a label's, a loop head's) and the sets
+     * are bounded by the states, so this ends. */
+    for (int pass = 0;; pass++) {
         F.changed = false;
         StateSet end = flow_stmt(&F, fn->body, single(0));
         edges(&F, &end, 1);
         free(end.bits);
-        if (!F.changed && round > 0)
+        if (!F.changed && pass > 0)
             break;
     }
     for (int i = 0; i < F.labels.len; i++) {
@@ -980,5 +983,12 @@ StateSet *flow_successors(Unit *u, AsyncFn *fn)
         free(l);
     }
     free(F.labels.items);
+    for (int i = 0; i < F.head_sets.len; i++) {
+        StateSet *h = F.head_sets.items[i];
+        free(h->bits);
+        free(h);
+    }
+    free(F.head_sets.items);
+    nodemap_free(&F.heads);
     return F.succ;
 }
