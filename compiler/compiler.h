@@ -81,19 +81,19 @@ void nodemap_free(NodeMap *m);
  * on one thread.
  */
 #define SYM_CACHE 512 /* symbols below this are cached (tree-sitter-c 0.23.6 has 363) */
-bool sym_is(TSSymbol s, const char *name, uint8_t cache[SYM_CACHE]);
+/* Whether symbol s is named one of the NULL-terminated `names`; cache[s]
+ * keeps the answer for that list (0 unknown, 1 no, 2 yes). */
+bool sym_in(TSSymbol s, const char *const *names, uint8_t cache[SYM_CACHE]);
 #define SYM_IS(s, name)                                                                            \
     __extension__({                                                                                \
         static uint8_t sym_cache_[SYM_CACHE];                                                      \
         TSSymbol sym_ = (s);                                                                       \
-        sym_ < SYM_CACHE && sym_cache_[sym_] ? sym_cache_[sym_] == 2                               \
-                                             : sym_is(sym_, "" name, sym_cache_);                  \
+        sym_ < SYM_CACHE && sym_cache_[sym_]                                                       \
+            ? sym_cache_[sym_] == 2                                                                \
+            : sym_in(sym_, (const char *const[]){"" name, NULL}, sym_cache_);                      \
     })
 /* Whether node n's type is `name` (ts_node_type(n) equals it). */
 #define type_is(n, name) SYM_IS(ts_node_symbol(n), name)
-/* Whether node n's type is one of the NULL-terminated `types`, with a cache
- * for that list like SYM_IS's. */
-bool node_type_in(TSNode n, const char *const *types, uint8_t cache[SYM_CACHE]);
 /* The field id of field `name` of the C grammar (0 if there is none), and
  * child_by_field(n, "name"): ts_node_child_by_field_name without the
  * search of the grammar's field names at every call (each use keeps the id,

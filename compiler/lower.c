@@ -703,7 +703,7 @@ static const char *const stmt_types[] = {
 static bool is_statement_type(TSNode n)
 {
     static uint8_t cache[SYM_CACHE];
-    return node_type_in(n, stmt_types, cache);
+    return sym_in(ts_node_symbol(n), stmt_types, cache);
 }
 
 /*

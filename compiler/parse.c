@@ -76,7 +76,7 @@ bool parse_is_declarator(TSNode n)
         "function_declarator", "parenthesized_declarator", "attributed_declarator", NULL,
     };
     static uint8_t cache[SYM_CACHE];
-    return node_type_in(n, types, cache);
+    return sym_in(ts_node_symbol(n), types, cache);
 }
 
 TSNode parse_declarator_ident(TSNode d)
@@ -177,7 +177,7 @@ static const char *const statement_types[] = {
 bool parse_is_statement(TSNode n)
 {
     static uint8_t cache[SYM_CACHE];
-    return node_type_in(n, statement_types, cache);
+    return sym_in(ts_node_symbol(n), statement_types, cache);
 }
 
 AsyncFn *parse_fn_containing(const Unit *u, uint32_t at)

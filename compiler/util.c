@@ -240,24 +240,15 @@ void nodemap_free(NodeMap *m)
 
 const TSLanguage *tree_sitter_c(void);
 
-bool sym_is(TSSymbol s, const char *name, uint8_t cache[SYM_CACHE])
+bool sym_in(TSSymbol s, const char *const *names, uint8_t cache[SYM_CACHE])
 {
-    if (s >= SYM_CACHE) /* ERROR (65535), or a grammar bigger than the cache */
-        return strcmp(ts_language_symbol_name(tree_sitter_c(), s), name) == 0;
-    if (!cache[s])
-        cache[s] = strcmp(ts_language_symbol_name(tree_sitter_c(), s), name) == 0 ? 2 : 1;
-    return cache[s] == 2;
-}
-
-bool node_type_in(TSNode n, const char *const *types, uint8_t cache[SYM_CACHE])
-{
-    TSSymbol s = ts_node_symbol(n);
     if (s < SYM_CACHE && cache[s])
         return cache[s] == 2;
-    const char *t = ts_node_type(n);
+    /* ERROR is 65535: above any cache, so compared each time */
+    const char *t = ts_language_symbol_name(tree_sitter_c(), s);
     bool yes = false;
-    for (int i = 0; types[i] && !yes; i++)
-        yes = strcmp(t, types[i]) == 0;
+    for (int i = 0; names[i] && !yes; i++)
+        yes = strcmp(t, names[i]) == 0;
     if (s < SYM_CACHE)
         cache[s] = yes ? 2 : 1;
     return yes;
