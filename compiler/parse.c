@@ -397,7 +397,6 @@ bool parse_unit(Unit *u)
     int used = CHUNK;
     Vec stack = {0}; /* TSNode* of the named ancestors, innermost last */
     Vec depth = {0}; /* for each cursor level: stack.len before it */
-    Vec calls = {0};
     Vec as_types = {0}; /* macro_type_specifier nodes in statement position */
     TSTreeCursor c = ts_tree_cursor_new(u->root);
     for (;;) {
@@ -462,15 +461,6 @@ bool parse_unit(Unit *u)
                        "the await would be missed; await into a variable first "
                        "(T v = await(...);) or start the operand with something that is not a "
                        "type, such as a number");
-        } else if (SYM_IS(t, "call_expression") && parse_is_await(u, n)) {
-            TSNode *p = xmalloc(sizeof *p);
-            *p = n;
-            vec_push(&calls, p);
-        } else if (SYM_IS(t, "call_expression") && (parse_is_call_to(u, n, "ac_spawn") ||
-                                                      parse_is_call_to(u, n, "ac_joinset_spawn"))) {
-            TSNode *p = xmalloc(sizeof *p);
-            *p = n;
-            vec_push(&u->spawn_calls, p);
         }
         if (ts_tree_cursor_goto_first_child(&c)) {
             vec_push(&depth, (void *)(intptr_t)stack.len);
@@ -495,11 +485,18 @@ walked:
     ts_tree_cursor_delete(&c);
     free(stack.items);
     free(depth.items);
-    for (int i = 0; i < calls.len; i++) {
-        add_await(u, *(TSNode *)calls.items[i]);
-        free(calls.items[i]);
+    /* The awaits and spawns among the calls, now that the async functions
+     * are known. */
+    for (int i = 0; i < u->ncalls; i++) {
+        TSNode n = u->calls[i];
+        if (parse_is_await(u, n)) {
+            add_await(u, n);
+        } else if (parse_is_call_to(u, n, "ac_spawn") || parse_is_call_to(u, n, "ac_joinset_spawn")) {
+            TSNode *p = xmalloc(sizeof *p);
+            *p = n;
+            vec_push(&u->spawn_calls, p);
+        }
     }
-    free(calls.items);
     for (int i = 0; i < as_types.len; i++) {
         check_read_as_type(u, *(TSNode *)as_types.items[i]);
         free(as_types.items[i]);
