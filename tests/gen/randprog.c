@@ -843,6 +843,20 @@ static bool type_like(const char *text)
     return true;
 }
 
+/* Writes `await(fj(ARGS))SUFFIX;` with arguments from gen_args. A bare one
+ * (its value unused) whose arguments also parse as a declarator, as in
+ * `await(f((w * (x, w))));`, is read as a type by the C grammar (asyncc
+ * rejects it and says to write (void)): it gets the (void). */
+static void gen_await_stmt(Ctx *c, Buf *b, int j, int depth, int allow_eff, bool bare,
+                           const char *suffix)
+{
+    Buf args = {0};
+    gen_args(c, &args, j, depth, allow_eff);
+    const char *a = args.p ? args.p : "";
+    bput(b, "%sawait(f%d(%s))%s;\n", bare && type_like(a) ? "(void)" : "", j, a, suffix);
+    bfree(&args);
+}
+
 static void gen_call_stmt(Ctx *c, Buf *b, int level)
 {
     int j = pick_callee(c, -1, 1);
@@ -861,15 +875,7 @@ static void gen_call_stmt(Ctx *c, Buf *b, int level)
         bput(b, "%s %s ", v ? v->name : "w", chance(50) ? "=" : "+=");
         bare = false;
     }
-    Buf args = {0};
-    gen_args(c, &args, j, edepth(c), 1);
-    /* `await(f((w * (x, w))));` alone is read as a type by the C grammar
-     * (asyncc rejects it and says to write (void)), as is any call whose
-     * argument also parses as a declarator: keep such statements parseable. */
-    if (bare && type_like(args.p ? args.p : ""))
-        bput(b, "(void)");
-    bput(b, "await(f%d(%s));\n", j, args.p ? args.p : "");
-    bfree(&args);
+    gen_await_stmt(c, b, j, edepth(c), 1, bare, "");
 }
 
 /* Writes `{ ... }` with its own scope (a shadowing opportunity). */
@@ -1319,13 +1325,8 @@ static unsigned long gen_function(Buf *out, int j)
                 bput(&body, "w ^= ");
                 bare = false;
             }
-            Buf args = {0};
-            gen_args(c, &args, k, 2, 0);
-            /* As in gen_call_stmt: a bare await of type-like arguments
-             * would be read as a type. */
-            bput(&body, "%sawait(f%d(%s))%s;\n", bare && type_like(args.p ? args.p : "") ? "(void)" : "",
-                 k, args.p ? args.p : "", fns[k].ret == RET_S && !fns[k].has_ptr ? ".a" : "");
-            bfree(&args);
+            gen_await_stmt(c, &body, k, 2, 0, bare,
+                           fns[k].ret == RET_S && !fns[k].has_ptr ? ".a" : "");
         }
     }
     while (c->stmts_left > 0)
