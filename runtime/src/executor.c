@@ -273,7 +273,6 @@ static run_result run(executor *ex, ac__task *task)
 
     switch (ac__task_transition_to_idle(task)) {
     case AC__IDLE_OK:
-        ac__task_ref_dec(task);
         return RAN_PENDING;
     case AC__IDLE_OK_NOTIFIED:
         push(&ex->local, task); /* our reference becomes the queue entry's */

@@ -158,7 +158,7 @@ typedef enum ac__run_outcome {
 
 /* Outcome of ac__task_transition_to_idle. */
 typedef enum ac__idle_outcome {
-    AC__IDLE_OK,          /* idle now; caller drops its notified reference */
+    AC__IDLE_OK,          /* idle now, and the caller's notified reference is dropped */
     AC__IDLE_OK_NOTIFIED, /* woken during the poll: caller requeues it (keeping its reference) */
     AC__IDLE_CANCELLED    /* abort requested: caller still owns it and must tear it down */
 } ac__idle_outcome;
@@ -180,7 +180,8 @@ ac__task *ac__task_new(ac__scheduler *sched, const ac_future_vt *vt, void *frame
 
 /* NOTIFIED -> RUNNING, before a poll; consumes nothing. */
 ac__run_outcome ac__task_transition_to_running(ac__task *task);
-/* RUNNING -> idle, after a poll returned PENDING. */
+/* RUNNING -> idle, after a poll returned PENDING; on AC__IDLE_OK it also
+ * drops the caller's notified reference (one atomic step instead of two). */
 ac__idle_outcome ac__task_transition_to_idle(ac__task *task);
 /* RUNNING -> COMPLETE, after a poll returned READY or the future was torn
  * down. Returns the word before, whose JOIN_INTEREST and JOIN_WAKER tell the
@@ -445,7 +446,9 @@ bool ac__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t deadl
  *
  * Timers are the ac__timer nodes inside timer futures' frames, linked into
  * circular lists: a slot's list, or the expired list where timers wait to be
- * woken. Everything, nodes included, is guarded by mu, except node->state,
+ * woken. A level-0 slot holds timers of one millisecond, which all expire
+ * together: its list is woken where it is (`due`), in SLOT state, so that
+ * expiry walks those nodes once. Everything, nodes included, is guarded by mu, except node->state,
  * which is also read without it (atomically) by the future that owns the
  * node: FIRED is stored last, once the wheel no longer touches the node.
  */
@@ -464,6 +467,8 @@ typedef struct ac__wheel {
     uint64_t elapsed;     /* everything due at or before this time has expired */
     size_t count;         /* timers linked (in a slot or expired) */
     ac__timer *expired;   /* expired timers, deadline order, to be woken */
+    ac__timer **due;      /* a level-0 slot whose timers are all due, being woken
+                           * in place (its occupied bit is clear), or NULL */
     struct {
         uint64_t occupied;                 /* bit s set: slots[s] is not empty */
         ac__timer *slots[AC__WHEEL_SLOTS]; /* circular lists of timers */

@@ -1147,7 +1147,6 @@ static run_result run_task(ac_runtime *rt, ac__task *task, unsigned *budget)
     }
     switch (ac__task_transition_to_idle(task)) {
     case AC__IDLE_OK:
-        ac__task_ref_dec(task);
         return RAN_PENDING;
     case AC__IDLE_OK_NOTIFIED:
         requeue(rt, task); /* our reference becomes the queue entry's */

@@ -174,8 +174,23 @@ ac__idle_outcome ac__task_transition_to_idle(ac__task *task)
         /* NOTIFIED stays set when it is: the caller requeues the task, and
          * the bit tells concurrent wakers that it is already queued. */
         size_t next = cur & ~(size_t)AC__TASK_RUNNING;
-        if (cas(task, &cur, next))
-            return (cur & AC__TASK_NOTIFIED) ? AC__IDLE_OK_NOTIFIED : AC__IDLE_OK;
+        if (cur & AC__TASK_NOTIFIED) {
+            if (cas(task, &cur, next))
+                return AC__IDLE_OK_NOTIFIED;
+            continue;
+        }
+        /* Idle, and the caller's reference goes in the same step, unless
+         * it may be the last one but the owner's: ac__task_ref_dec then
+         * lets the scheduler see the task orphaned. */
+        if (ac__task_refs(cur) <= 2) {
+            if (cas(task, &cur, next)) {
+                ac__task_ref_dec(task);
+                return AC__IDLE_OK;
+            }
+            continue;
+        }
+        if (cas(task, &cur, next - AC__TASK_REF_ONE))
+            return AC__IDLE_OK;
     }
 }
 

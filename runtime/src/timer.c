@@ -140,8 +140,11 @@ static void unlink_node(ac__wheel *w, ac__timer *t)
     } else {
         ac__timer **slot = &w->levels[t->level].slots[t->slot];
         list_remove(slot, t);
-        if (!*slot)
+        if (!*slot) {
             w->levels[t->level].occupied &= ~((uint64_t)1 << t->slot);
+            if (w->due == slot)
+                w->due = NULL;
+        }
     }
     w->count--;
 }
@@ -180,9 +183,19 @@ static bool next_expiration(const ac__wheel *w, expiration *e)
 
 /* Processes a slot: its timers that are due expire, the others cascade to
  * the level their deadline now needs. The whole list is taken first, since a
- * timer more than a rotation away goes back into the same slot. */
+ * timer more than a rotation away goes back into the same slot. A level-0
+ * slot's timers are all due at its time (it covers one millisecond in the
+ * wheel's current 64): the slot becomes `due` and its nodes are not touched
+ * until they are woken. No timer joins it meanwhile: one due at the wheel's
+ * time is refused (AC__INSERT_DUE), a later one goes to another slot. */
 static void process(ac__wheel *w, const expiration *e)
 {
+    if (e->level == 0) {
+        w->levels[0].occupied &= ~((uint64_t)1 << e->slot);
+        w->elapsed = e->deadline;
+        w->due = &w->levels[0].slots[e->slot];
+        return;
+    }
     ac__timer *list = w->levels[e->level].slots[e->slot];
     w->levels[e->level].slots[e->slot] = NULL;
     w->levels[e->level].occupied &= ~((uint64_t)1 << e->slot);
@@ -280,7 +293,7 @@ uint64_t ac__wheel_next_expiration(ac__wheel *w)
 {
     pthread_mutex_lock(&w->mu);
     expiration e;
-    uint64_t r = w->expired ? w->elapsed : next_expiration(w, &e) ? e.deadline : UINT64_MAX;
+    uint64_t r = w->expired || w->due ? w->elapsed : next_expiration(w, &e) ? e.deadline : UINT64_MAX;
     pthread_mutex_unlock(&w->mu);
     return r;
 }
@@ -298,7 +311,12 @@ size_t ac__wheel_advance(ac__wheel *w, uint64_t now)
     pthread_mutex_lock(&w->mu);
     for (;;) {
         ac__timer *t = list_pop(&w->expired);
+        if (!t && w->due && !(t = list_pop(w->due)))
+            w->due = NULL; /* woken through: its slot is free again */
         if (t) {
+            /* The waker's data is usually a task whose state word the wake
+             * changes: start loading it while the next nodes are found. */
+            __builtin_prefetch(t->waker_data, 1);
             batch[n++] = node_waker(t);
             w->count--;
             store_state(t, AC__TIMER_FIRED); /* the last touch of the node */
@@ -311,8 +329,8 @@ size_t ac__wheel_advance(ac__wheel *w, uint64_t now)
             }
             continue;
         }
-        /* All expired timers are woken before the next slot is processed,
-         * which keeps the wakes in deadline order. */
+        /* All expired and due timers are woken before the next slot is
+         * processed, which keeps the wakes in deadline order. */
         expiration e;
         if (!next_expiration(w, &e) || e.deadline > now)
             break;

@@ -57,7 +57,7 @@ static size_t refs(ac__task *t) { return ac__task_refs(ac__task_state(t)); }
 static bool has(ac__task *t, unsigned bit) { return (ac__task_state(t) & bit) != 0; }
 
 /* Runs a fresh task's first poll to pending with no wake, as the executor
- * would, dropping the queue's reference. Leaves the owner's only, plus
+ * would (transition_to_idle drops the queue's reference). Leaves the owner's only, plus
  * `clones` waker clones taken during the poll (returned in ws). */
 static ac__task *idle_task(ac_waker *ws, int clones)
 {
@@ -67,7 +67,6 @@ static ac__task *idle_task(ac_waker *ws, int clones)
     for (int i = 0; i < clones; i++)
         ws[i] = ac_waker_clone(&w);
     ck_assert_int_eq(ac__task_transition_to_idle(t), AC__IDLE_OK);
-    ac__task_ref_dec(t);
     return t;
 }
 
@@ -190,10 +189,26 @@ START_TEST(dropping_queue_reference_of_idle_task_calls_release)
     ac__task *t = new_task();
     ck_assert_int_eq(ac__task_transition_to_running(t), AC__RUN_SUCCESS);
     ck_assert_int_eq(ac__task_transition_to_idle(t), AC__IDLE_OK);
-    ac__task_ref_dec(t);
     ck_assert_int_eq(atomic_load(&rec.released), 1);
     ck_assert_uint_eq(refs(t), 1);
     ck_assert_int_eq(ac__task_transition_to_shutdown(t), true);
+    finish(t);
+}
+END_TEST
+
+START_TEST(idle_with_waker_kept_drops_queue_reference_without_release)
+{
+    /* A waker kept by the poll (a timer's, say) keeps the task reachable:
+     * transition_to_idle drops the queue's reference in the same step, and
+     * the scheduler hears nothing. */
+    ac_waker ws[1];
+    ac__task *t = idle_task(ws, 1);
+    ck_assert_uint_eq(refs(t), 2); /* owner, ws[0] */
+    ck_assert(!has(t, AC__TASK_RUNNING));
+    ck_assert(!has(t, AC__TASK_NOTIFIED));
+    ck_assert_int_eq(atomic_load(&rec.released), 0);
+    ac_waker_wake(ws[0]);
+    ck_assert_int_eq(atomic_load(&rec.scheduled), 1);
     finish(t);
 }
 END_TEST
@@ -324,7 +339,6 @@ START_TEST(concurrent_wakes_schedule_an_idle_task_once)
         /* Poll it to pending again, as the executor would. */
         ck_assert_int_eq(ac__task_transition_to_running(t), AC__RUN_SUCCESS);
         ck_assert_int_eq(ac__task_transition_to_idle(t), AC__IDLE_OK);
-        ac__task_ref_dec(t);
     }
     pthread_barrier_destroy(&start);
     ac_waker_wake(ws[0]);
@@ -431,7 +445,6 @@ START_TEST(wake_of_another_task_during_poll_schedules_it)
     ck_assert(has(other, AC__TASK_NOTIFIED));
     ck_assert_int_eq(atomic_load(&rec.scheduled), 1);
     ck_assert_int_eq(ac__task_transition_to_idle(t), AC__IDLE_OK);
-    ac__task_ref_dec(t);
     ck_assert_int_eq(ac__task_transition_to_shutdown(t), true);
     finish(t);
     ac_waker_drop(ws[0]);
@@ -482,6 +495,7 @@ static Suite *task_suite(void)
     tcase_set_timeout(tc, 10);
     tcase_add_test(tc, dropping_last_waker_of_idle_task_calls_release);
     tcase_add_test(tc, dropping_queue_reference_of_idle_task_calls_release);
+    tcase_add_test(tc, idle_with_waker_kept_drops_queue_reference_without_release);
     tcase_add_test(tc, dropping_waker_of_queued_or_running_task_does_not_release);
     tcase_add_test(tc, clone_and_drop_balance_the_reference_count);
     suite_add_tcase(s, tc);

@@ -308,6 +308,83 @@ START_TEST(wheel_cancel_unlinks_the_timer_and_releases_its_waker)
 }
 END_TEST
 
+/* For the next test: a waker whose wake cancels timers [cancel_from, DUE_N)
+ * of the wheel under test, from outside the wheel's lock, as a woken task
+ * may drop another task's sleep, and records what the wheel says is next. */
+enum { DUE_N = 100 };
+static struct {
+    ac__wheel *w;
+    ac__timer *t;
+    int cancel_from;
+    int cancelled;
+    uint64_t next_after; /* ac__wheel_next_expiration after the cancels */
+} in_wake;
+
+static void cancelling_wake(const void *d)
+{
+    probe_wake(d);
+    for (int i = in_wake.cancel_from; i < DUE_N; i++)
+        in_wake.cancelled += ac__wheel_cancel(in_wake.w, &in_wake.t[i]);
+    in_wake.next_after = ac__wheel_next_expiration(in_wake.w);
+}
+static const ac_waker_vtable cancelling_vtable;
+static ac_waker cancelling_clone(const void *d)
+{
+    probe_clone(d);
+    return (ac_waker){&cancelling_vtable, d};
+}
+static const ac_waker_vtable cancelling_vtable = {cancelling_clone, cancelling_wake,
+                                                  probe_wake_by_ref, probe_drop};
+
+START_TEST(wheel_timers_of_a_due_millisecond_can_be_cancelled_while_it_is_woken)
+{
+    /* DUE_N timers in one level-0 slot expire together and are woken in
+     * batches, the wheel's lock released between them. The first wake
+     * cancels timers the wheel has not reached yet: they are never woken,
+     * their wakers are released, and the slot serves later timers. In the
+     * second round the cancels empty the slot, and nothing is due any more. */
+    for (int round = 0; round < 2; round++) {
+        ac__wheel w;
+        ac__wheel_init(&w, 0);
+        ac__timer t[DUE_N] = {{0}};
+        probe p[DUE_N] = {{0}};
+        int from = round == 0 ? 50 : 32; /* 32: every timer after the first batch */
+        in_wake.w = &w;
+        in_wake.t = t;
+        in_wake.cancel_from = from;
+        in_wake.cancelled = 0;
+        for (int i = 0; i < DUE_N; i++) {
+            ac_waker wk = probe_waker(&p[i]);
+            if (i == 0)
+                wk.vtable = &cancelling_vtable;
+            ck_assert_int_eq(ac__wheel_insert(&w, &t[i], 10, 0, &wk), AC__INSERT_LINKED);
+        }
+        ck_assert_uint_eq(advance(&w, 10), (size_t)from);
+        ck_assert_int_eq(in_wake.cancelled, DUE_N - from);
+        /* Round 0: the rest of the slot is still due then; round 1: nothing. */
+        ck_assert_uint_eq(in_wake.next_after, round == 0 ? 10 : UINT64_MAX);
+        for (int i = 0; i < DUE_N; i++) {
+            ck_assert_int_eq(p[i].wakes, i < from);
+            ck_assert_int_eq(p[i].drops, i >= from);
+            ck_assert_uint_eq(timer_state(&t[i]), i < from ? AC__TIMER_FIRED : AC__TIMER_IDLE);
+            ck_assert_int_eq(outstanding(&p[i]), 0);
+        }
+        ck_assert_uint_eq(ac__wheel_count(&w), 0);
+        ck_assert_uint_eq(ac__wheel_next_expiration(&w), UINT64_MAX);
+        /* The same slot (10) a lap later: down from level 1 at 64, due at 74. */
+        ac__timer later = {0};
+        probe q = {0};
+        ac_waker wk = probe_waker(&q);
+        ck_assert_int_eq(ac__wheel_insert(&w, &later, 74, 10, &wk), AC__INSERT_LINKED);
+        ck_assert_uint_eq(advance(&w, 73), 0);
+        ck_assert_uint_eq(advance(&w, 74), 1);
+        ck_assert_uint_eq(q.fired_at, 74);
+        ac__wheel_destroy(&w);
+        reset_wake_log();
+    }
+}
+END_TEST
+
 START_TEST(wheel_cancel_of_the_last_timer_in_a_slot_clears_the_slot)
 {
     ac__wheel w;
@@ -1539,6 +1616,7 @@ static Suite *timer_suite(void)
     tcase_add_test(wheel, wheel_fires_timers_in_deadline_order_then_insertion_order);
     tcase_add_test(wheel, wheel_cancel_unlinks_the_timer_and_releases_its_waker);
     tcase_add_test(wheel, wheel_cancel_of_the_last_timer_in_a_slot_clears_the_slot);
+    tcase_add_test(wheel, wheel_timers_of_a_due_millisecond_can_be_cancelled_while_it_is_woken);
     tcase_add_test(wheel, wheel_refresh_replaces_the_waker_of_another_task);
     tcase_add_test(wheel, wheel_holds_a_million_pending_timers_and_cancelling_them_returns_all_memory);
     tcase_add_test(wheel, wheel_fires_100000_random_timers_each_on_its_millisecond_in_order);
