@@ -219,7 +219,7 @@ static bool wait_for_work(executor *ex, ac__task *root)
  * reference it holds. */
 static void tear_down(ac__task *task)
 {
-    task->vt->drop(task->frame);
+    task->vt->drop(ac__task_frame(task));
     ac__task_transition_to_complete(task);
 }
 
@@ -247,7 +247,7 @@ static run_result run(executor *ex, ac__task *task)
             ac__task_transition_to_complete(task);
             /* The frame is in RETURNED state, so this only honours the ABI
              * rule that every frame is dropped; it is harmless and cheap. */
-            task->vt->drop(task->frame);
+            task->vt->drop(ac__task_frame(task));
             ac__task_ref_dec(task);
             return RAN_COMPLETE;
         }

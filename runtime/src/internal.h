@@ -100,16 +100,18 @@ enum {
 };
 
 /*
- * One cache line. The fields from chunk_off on belong to the memory
- * allocator (slab.c) and stay valid while the slot is free; a free slot
- * reuses the words after `state` as links.
+ * 48 bytes, so that a small spawned task (the header, a small output slot
+ * and a frame of up to 72 bytes) fits two cache lines. The owner and the
+ * frame are not stored: a spawned task's owner is its slab's runtime and its
+ * frame lies at a distance its type gives (ac__task_sched, ac__task_frame);
+ * a root keeps both in ac__root_task. The fields from chunk_off on belong to
+ * the memory allocator (slab.c) and stay valid while the slot is free; a
+ * free slot reuses the words after `state` as links.
  */
 struct ac__task {
     _Atomic size_t state;   /* the word described above */
-    ac__scheduler *sched;   /* owner; valid while the task is not COMPLETE */
     ac__task *queue_next;   /* run queue link, owned by the queue that holds the task */
     const ac_future_vt *vt; /* the future's type */
-    void *frame;            /* the future's frame (a root's is not owned by the task) */
     ac_waker join_waker;    /* spawned: the joiner's waker (see JOIN_WAKER); vtable NULL: none */
     uint32_t chunk_off;     /* bytes from the slab chunk holding the task to the task */
     uint8_t kind;           /* AC__TASK_ROOT or AC__TASK_SPAWNED */
@@ -120,8 +122,10 @@ struct ac__task {
 /* A root task: where its READY output goes (spawned tasks write to their
  * output slot, the JoinHandle). */
 typedef struct ac__root_task {
-    ac__task task; /* first */
-    void *out;     /* the caller's output, NULL for void */
+    ac__task task;         /* first */
+    ac__scheduler *sched;  /* owner */
+    void *frame;           /* the future's frame (the caller's) */
+    void *out;             /* the caller's output, NULL for void */
 } ac__root_task;
 
 /* Bytes from a spawned task's header to its output slot (the JoinHandle). */
@@ -131,8 +135,26 @@ typedef struct ac__root_task {
 static inline ac__task *ac__task_of_handle(void *h) { return (ac__task *)((char *)h - AC__TASK_HEADER); }
 /* The JoinHandle (output slot) of a spawned task. */
 static inline void *ac__task_handle(ac__task *task) { return (char *)task + AC__TASK_HEADER; }
-/* The spawned task whose frame came from ac__task_frame_new. */
-static inline ac__task *ac__task_of_frame(void *frame) { return ((ac__task **)frame)[-1]; }
+/* Bytes from a spawned task's header to its frame: after the output slot and
+ * the 4-byte distance itself (ac__task_of_frame), at the frame's alignment. */
+static inline size_t ac__task_frame_at(const ac_future_vt *vt)
+{
+    size_t align = vt->align < _Alignof(uint32_t) ? _Alignof(uint32_t) : vt->align;
+    return (AC__TASK_HEADER + vt->out_size + sizeof(uint32_t) + align - 1) & ~(align - 1);
+}
+/* The spawned task whose frame came from ac__task_frame_new: the distance
+ * back to it is stored right before the frame. */
+static inline ac__task *ac__task_of_frame(void *frame)
+{
+    return (ac__task *)((char *)frame - ((uint32_t *)frame)[-1]);
+}
+/* The future's frame. */
+static inline void *ac__task_frame(ac__task *task)
+{
+    if (task->kind == AC__TASK_ROOT)
+        return ((ac__root_task *)task)->frame;
+    return (char *)task + ac__task_frame_at(task->vt);
+}
 /* Starts loading the task's first two cache lines (its header, then its
  * output slot and, for small futures, its frame) for writing, ahead of a
  * run or a reuse: with many tasks in flight each one is cold otherwise. */
@@ -285,8 +307,12 @@ static inline size_t ac__task_refs(size_t state) { return state >> AC__TASK_REF_
 typedef struct ac__slab ac__slab;
 typedef struct ac__slab_heap ac__slab_heap;
 
-/* A new, empty slab, or NULL when memory is exhausted. */
-ac__slab *ac__slab_new(void);
+/* A new, empty slab whose tasks `sched` owns (the runtime's; NULL in tests
+ * of the slab alone), or NULL when memory is exhausted. */
+ac__slab *ac__slab_new(ac__scheduler *sched);
+/* The owner of a spawned task: its slab's scheduler (NULL for memory that
+ * is not a slab's). */
+ac__scheduler *ac__slab_sched(const ac__task *task);
 /* Frees every chunk without a live task and the heaps; the slab itself goes
  * with the last chunk that still holds a task (referenced from outside the
  * runtime), when that task is freed. No heap of the slab may be in use. */

@@ -1077,7 +1077,7 @@ static void finish(ac__task *task, int outcome, size_t refs)
 /* Drops a claimed task's future and completes it as cancelled. */
 static void cancel(ac__task *task, size_t refs)
 {
-    task->vt->drop(task->frame);
+    task->vt->drop(ac__task_frame(task));
     finish(task, AC_ECANCELED, refs);
 }
 
@@ -1127,12 +1127,12 @@ static run_result run_task(ac_runtime *rt, ac__task *task, unsigned *budget)
         bool self_woken;
         ac_poll_t r = ac__task_poll_budget(task, &self_woken, budget);
         if (r == AC_READY) {
-            task->vt->drop(task->frame); /* RETURNED: only honours the ABI */
+            task->vt->drop(ac__task_frame(task)); /* RETURNED: only honours the ABI */
             finish(task, 0, refs);
             return RAN_COMPLETE;
         }
         if (r == AC__POLL_PANICKED) {
-            task->vt->drop(task->frame);
+            task->vt->drop(ac__task_frame(task));
             finish(task, AC_EPANIC, refs);
             return RAN_PANICKED;
         }
@@ -1513,7 +1513,7 @@ static int ct_block_on(ac_runtime *rt, const ac_future_vt *vt, void *frame, void
                 continue;
             /* Orphaned: nobody else holds a reference; tear it down. */
             if (ac__task_transition_to_shutdown(root)) {
-                root->vt->drop(root->frame);
+                root->vt->drop(ac__task_frame(root));
                 ac__task_transition_to_complete(root);
             }
             err = AC_EDEADLK;
@@ -1649,7 +1649,7 @@ int ac_runtime_new(const ac_runtime_config *cfg, ac_runtime **out)
         return AC_ENOMEM;
     }
 
-    rt->slab = ac__slab_new();
+    rt->slab = ac__slab_new(&rt->base);
     if (rt->nworkers) {
         rt->workers = aligned_alloc(CACHE_LINE, rt->nworkers * sizeof(worker));
         rt->sleepers = calloc(rt->nworkers, sizeof *rt->sleepers);
@@ -1850,7 +1850,6 @@ void *ac__spawn(void *frame)
         fputs("asyncc: ac_spawn of a frame made outside the runtime\n", stderr);
         abort();
     }
-    task->sched = &rt->base;
     if (atomic_load_explicit(&rt->closed, memory_order_acquire)) {
         /* Shutting down: the task is cancelled before it starts. */
         atomic_store_explicit(&task->state,

@@ -111,6 +111,7 @@ struct ac__slab_heap {
 };
 
 struct ac__slab {
+    ac__scheduler *sched;      /* owner of its tasks (set at creation) */
     pthread_mutex_t mu;        /* guards everything below */
     chunk *chunks;             /* every chunk, doubly linked */
     ac__slab_heap *heaps;      /* every heap, claimed or not */
@@ -144,7 +145,7 @@ static chunk *chunk_of(ac__task *task) { return (chunk *)((char *)task - task->c
 /* Slabs and heaps                                                           */
 /* ======================================================================== */
 
-ac__slab *ac__slab_new(void)
+ac__slab *ac__slab_new(ac__scheduler *sched)
 {
     ac__slab *s = calloc(1, sizeof *s);
     if (!s)
@@ -153,7 +154,15 @@ ac__slab *ac__slab_new(void)
         free(s);
         return NULL;
     }
+    s->sched = sched;
     return s;
+}
+
+ac__scheduler *ac__slab_sched(const ac__task *task)
+{
+    if (task->slab_class == AC__SLAB_NONE)
+        return NULL;
+    return chunk_of((ac__task *)task)->slab->sched;
 }
 
 ac__slab_heap *ac__slab_heap_claim(ac__slab *s)

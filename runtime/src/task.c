@@ -19,15 +19,18 @@
  *
  * Spawned tasks (ac__task_frame_new) are one slot of the current runtime's
  * slab (slab.c; plain malloc outside a runtime, where ac__spawn refuses
- * them): the header (one cache line), the output slot that the JoinHandle
- * points to, a back pointer to the header, and the frame:
+ * them): the header, the output slot that the JoinHandle points to, the
+ * distance back to the header, and the frame:
  *
- *     task -> [ac__task, 64 bytes][output slot][pad][ac__task *][frame]
- *              handle = task + AC__TASK_HEADER        frame - 8 -> task
+ *     task -> [ac__task, 48 bytes][output slot][pad][uint32_t][frame]
+ *              handle = task + AC__TASK_HEADER       frame - frame[-1] -> task
  *
- * A trivial task (8-byte output, 16-byte frame) takes 96 bytes. A root task
- * (ac__task_new) is malloc'd, with the caller's output pointer after the
- * header (ac__root_task).
+ * A trivial task (8-byte output, 16-byte frame) takes 80 bytes; one with an
+ * int output and a frame of up to 72 bytes, 128 (two cache lines). The
+ * header holds neither the frame's address nor the owner: the frame is at
+ * ac__task_frame_at(vt) and the owner is the slab's runtime. A root task
+ * (ac__task_new) is malloc'd, with its owner, frame and the caller's output
+ * pointer after the header (ac__root_task).
  *
  * Panics: ac__task_poll_budget sets a jump buffer around the future's poll;
  * ac_panic prints its message and jumps back there, so the poll is abandoned
@@ -70,7 +73,22 @@ static bool cas(ac__task *task, size_t *cur, size_t next)
                                                  memory_order_acquire);
 }
 
-_Static_assert(sizeof(ac__task) == 64, "a task header is one cache line");
+_Static_assert(sizeof(ac__task) == 48, "a task header is 48 bytes (see internal.h)");
+
+/* The scheduler that owns the task. */
+static ac__scheduler *task_sched(const ac__task *task)
+{
+    if (task->kind == AC__TASK_ROOT)
+        return ((const ac__root_task *)task)->sched;
+    return ac__slab_sched(task);
+}
+
+/* Hands a notified reference to the task's scheduler, which queues it. */
+static void submit(ac__task *task)
+{
+    ac__scheduler *sched = task_sched(task);
+    sched->schedule(sched, task);
+}
 
 ac__task *ac__task_new(ac__scheduler *sched, const ac_future_vt *vt, void *frame, void *out)
 {
@@ -79,20 +97,18 @@ ac__task *ac__task_new(ac__scheduler *sched, const ac_future_vt *vt, void *frame
         return NULL;
     ac__task *task = &root->task;
     atomic_init(&task->state, AC__TASK_NOTIFIED | 2 * (size_t)AC__TASK_REF_ONE);
-    task->sched = sched;
     task->queue_next = NULL;
     task->vt = vt;
-    task->frame = frame;
     task->join_waker = (ac_waker){NULL, NULL};
     task->chunk_off = 0;
     task->kind = AC__TASK_ROOT;
     task->outcome = 0;
     task->slab_class = AC__SLAB_NONE;
+    root->sched = sched;
+    root->frame = frame;
     root->out = out;
     return task;
 }
-
-static size_t round_up(size_t n, size_t align) { return (n + align - 1) & ~(align - 1); }
 
 void *ac__task_frame_new(const ac_future_vt *vt)
 {
@@ -103,10 +119,9 @@ void *ac__task_frame_new(const ac_future_vt *vt)
                 align);
         abort();
     }
-    if (align < _Alignof(ac__task *))
-        align = _Alignof(ac__task *);
-    /* The back pointer sits right before the frame, after the output slot. */
-    size_t frame_at = round_up(AC__TASK_HEADER + vt->out_size + sizeof(ac__task *), align);
+    if (align < _Alignof(uint32_t))
+        align = _Alignof(uint32_t);
+    size_t frame_at = ac__task_frame_at(vt);
     size_t total = frame_at + vt->size;
     ac__task *task = NULL;
     if (vt->out_size < SIZE_MAX / 4 && vt->size < SIZE_MAX / 4) {
@@ -133,14 +148,12 @@ void *ac__task_frame_new(const ac_future_vt *vt)
     }
     char *frame = (char *)task + frame_at;
     atomic_init(&task->state, 0); /* set by ac__spawn */
-    task->sched = NULL;
     task->queue_next = NULL;
     task->vt = vt;
-    task->frame = frame;
     task->join_waker = (ac_waker){NULL, NULL};
     task->kind = AC__TASK_SPAWNED;
     task->outcome = 0;
-    ((ac__task **)frame)[-1] = task;
+    ((uint32_t *)frame)[-1] = (uint32_t)frame_at;
     return frame;
 }
 
@@ -363,7 +376,8 @@ void ac__task_ref_dec(ac__task *task)
          * that it cannot free itself while we are still signalling it).
          */
         if (ac__task_refs(cur) == 2 && is_idle(cur) && !(cur & AC__TASK_NOTIFIED)) {
-            task->sched->release(task->sched, task);
+            ac__scheduler *sched = task_sched(task);
+            sched->release(sched, task);
             return;
         }
         if (cas(task, &cur, cur - AC__TASK_REF_ONE)) {
@@ -405,7 +419,7 @@ ac_poll_t ac__task_poll_budget(ac__task *task, bool *self_woken, unsigned *budge
     ac_poll_t r;
     if (sigsetjmp(target, 0) == 0) {
         panic_target = &target;
-        r = task->vt->poll(task->frame, &cx, ac__task_out(task));
+        r = task->vt->poll(ac__task_frame(task), &cx, ac__task_out(task));
     } else {
         r = AC__POLL_PANICKED; /* ac_panic jumped here out of the poll */
     }
@@ -447,13 +461,13 @@ void ac__task_wake_by_ref(ac__task *task)
         return;
     }
     if (ac__task_transition_to_notified_by_ref(task) == AC__NOTIFY_SUBMIT)
-        task->sched->schedule(task->sched, task);
+        submit(task);
 }
 
 void ac__task_abort(ac__task *task)
 {
     if (ac__task_transition_to_notified_and_cancel(task) == AC__NOTIFY_SUBMIT)
-        task->sched->schedule(task->sched, task);
+        submit(task);
 }
 
 /* ======================================================================== */
@@ -473,7 +487,7 @@ static void waker_wake(const void *data)
     ac__task *task = as_task(data);
     switch (ac__task_transition_to_notified_by_val(task)) {
     case AC__NOTIFY_SUBMIT:
-        task->sched->schedule(task->sched, task);
+        submit(task);
         break;
     case AC__NOTIFY_DEALLOC:
         ac__task_dealloc(task);

@@ -45,7 +45,7 @@ static bool intact(const ac__task *t, uint32_t tag)
 /* A new slab and a heap of it claimed for this thread. */
 static ac__slab *new_slab(ac__slab_heap **h)
 {
-    ac__slab *s = ac__slab_new();
+    ac__slab *s = ac__slab_new(NULL);
     ck_assert_ptr_nonnull(s);
     *h = ac__slab_heap_claim(s);
     ck_assert_ptr_nonnull(*h);

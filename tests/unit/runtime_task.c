@@ -464,6 +464,47 @@ START_TEST(noop_waker_does_nothing)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------ */
+/* The layout of a spawned task                                              */
+/* ------------------------------------------------------------------------ */
+
+static ac_poll_t no_poll(void *f, ac_context *cx, void *out)
+{
+    (void)f, (void)cx, (void)out;
+    return AC_PENDING;
+}
+static void no_drop(void *f) { (void)f; }
+
+START_TEST(spawned_task_layout_finds_frame_task_and_handle_from_each_other)
+{
+    /* Outside a runtime ac__task_frame_new mallocs the task (ac__spawn would
+     * refuse it); the layout is the same as in a slab. */
+    static const size_t outs[] = {0, 1, 4, 8, 24, 64, 100};
+    static const size_t aligns[] = {0, 1, 2, 4, 8, 16, 64};
+    for (size_t i = 0; i < sizeof outs / sizeof *outs; i++) {
+        for (size_t j = 0; j < sizeof aligns / sizeof *aligns; j++) {
+            size_t align = aligns[j] ? aligns[j] : 1;
+            ac_future_vt vt = {align * 3, aligns[j], outs[i], no_poll, no_drop, "layout"};
+            char *frame = ac__task_frame_new(&vt);
+            ac__task *t = ac__task_of_frame(frame);
+            ck_assert_ptr_eq(ac__task_frame(t), frame);
+            ck_assert_uint_eq((uintptr_t)frame % align, 0);
+            /* The output slot (the handle) ends before the stored distance. */
+            char *handle = ac__task_handle(t);
+            ck_assert_ptr_eq(ac__task_of_handle(handle), t);
+            ck_assert_uint_eq((uintptr_t)handle % 16, 0);
+            ck_assert((size_t)(frame - handle) >= outs[i] + sizeof(uint32_t));
+            ck_assert_uint_eq((size_t)(frame - (char *)t), ac__task_frame_at(&vt));
+            ac__task_dealloc(t);
+        }
+    }
+    /* The common small task: an int output and a 72-byte frame take two
+     * cache lines. */
+    ac_future_vt small = {72, 8, sizeof(int), no_poll, no_drop, "small"};
+    ck_assert_uint_eq(ac__task_frame_at(&small) + small.size, 128);
+}
+END_TEST
+
 static Suite *task_suite(void)
 {
     Suite *s = suite_create("runtime_task");
@@ -498,6 +539,10 @@ static Suite *task_suite(void)
     tcase_add_test(tc, idle_with_waker_kept_drops_queue_reference_without_release);
     tcase_add_test(tc, dropping_waker_of_queued_or_running_task_does_not_release);
     tcase_add_test(tc, clone_and_drop_balance_the_reference_count);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("layout");
+    tcase_add_test(tc, spawned_task_layout_finds_frame_task_and_handle_from_each_other);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("concurrency");
