@@ -117,6 +117,7 @@ struct ac__task {
     uint8_t kind;           /* AC__TASK_ROOT or AC__TASK_SPAWNED */
     int8_t outcome;         /* 0, AC_ECANCELED or AC_EPANIC; written before COMPLETE is set */
     uint8_t slab_class;     /* size class in the slab, or AC__SLAB_LARGE / AC__SLAB_NONE */
+    uint8_t frame_off;      /* spawned: ac__task_frame_at(vt) if below 256, else 0; root: 0 */
 };
 
 /* A root task: where its READY output goes (spawned tasks write to their
@@ -148,9 +149,12 @@ static inline ac__task *ac__task_of_frame(void *frame)
 {
     return (ac__task *)((char *)frame - ((uint32_t *)frame)[-1]);
 }
-/* The future's frame. */
+/* The future's frame: at frame_off, which every poll reads, unless the
+ * output slot is too big for a byte to span or the task is a root. */
 static inline void *ac__task_frame(ac__task *task)
 {
+    if (task->frame_off)
+        return (char *)task + task->frame_off;
     if (task->kind == AC__TASK_ROOT)
         return ((ac__root_task *)task)->frame;
     return (char *)task + ac__task_frame_at(task->vt);

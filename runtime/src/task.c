@@ -104,6 +104,7 @@ ac__task *ac__task_new(ac__scheduler *sched, const ac_future_vt *vt, void *frame
     task->kind = AC__TASK_ROOT;
     task->outcome = 0;
     task->slab_class = AC__SLAB_NONE;
+    task->frame_off = 0;
     root->sched = sched;
     root->frame = frame;
     root->out = out;
@@ -153,6 +154,7 @@ void *ac__task_frame_new(const ac_future_vt *vt)
     task->join_waker = (ac_waker){NULL, NULL};
     task->kind = AC__TASK_SPAWNED;
     task->outcome = 0;
+    task->frame_off = frame_at <= UINT8_MAX ? (uint8_t)frame_at : 0;
     ((uint32_t *)frame)[-1] = (uint32_t)frame_at;
     return frame;
 }

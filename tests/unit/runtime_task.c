@@ -479,7 +479,7 @@ START_TEST(spawned_task_layout_finds_frame_task_and_handle_from_each_other)
 {
     /* Outside a runtime ac__task_frame_new mallocs the task (ac__spawn would
      * refuse it); the layout is the same as in a slab. */
-    static const size_t outs[] = {0, 1, 4, 8, 24, 64, 100};
+    static const size_t outs[] = {0, 1, 4, 8, 24, 64, 100, 300}; /* 300: no frame_off */
     static const size_t aligns[] = {0, 1, 2, 4, 8, 16, 64};
     for (size_t i = 0; i < sizeof outs / sizeof *outs; i++) {
         for (size_t j = 0; j < sizeof aligns / sizeof *aligns; j++) {
@@ -495,6 +495,7 @@ START_TEST(spawned_task_layout_finds_frame_task_and_handle_from_each_other)
             ck_assert_uint_eq((uintptr_t)handle % 16, 0);
             ck_assert((size_t)(frame - handle) >= outs[i] + sizeof(uint32_t));
             ck_assert_uint_eq((size_t)(frame - (char *)t), ac__task_frame_at(&vt));
+            ck_assert_uint_eq(t->frame_off, ac__task_frame_at(&vt) <= 255 ? ac__task_frame_at(&vt) : 0);
             ac__task_dealloc(t);
         }
     }
