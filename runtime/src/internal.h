@@ -17,6 +17,7 @@
 #include "../include/asyncc.h"
 
 #include <pthread.h>
+#include <setjmp.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -278,6 +279,19 @@ ac_poll_t ac__task_poll(ac__task *task, bool *self_woken);
  * AC_PENDING or AC__POLL_PANICKED. ac__task_poll is this with a fresh budget
  * of ac__coop_budget_current() units. */
 ac_poll_t ac__task_poll_budget(ac__task *task, bool *self_woken, unsigned *budget);
+/*
+ * ac__task_poll_budget without a jump buffer of its own, for a thread that
+ * polls many tasks from one loop (a worker): setting one up costs more than
+ * a yield's whole round. The caller has armed `landing` with sigsetjmp in a
+ * frame that outlives the poll and that is not itself inside a poll. An
+ * ac_panic in the poll jumps there (so this call never returns); the landing
+ * code then calls ac__task_poll_abandoned, which returns the panicked task
+ * (still RUNNING: the caller drops its frame and completes it) and resets
+ * the thread's poll state. Returns AC_READY or AC_PENDING otherwise.
+ */
+ac_poll_t ac__task_poll_landing(ac__task *task, bool *self_woken, unsigned *budget,
+                                sigjmp_buf *landing);
+ac__task *ac__task_poll_abandoned(void);
 
 /* Wakes the task as a waker would (schedules it if idle), without consuming a
  * reference; the caller must hold one. */

@@ -147,6 +147,7 @@ typedef struct worker {
     uint32_t rng;            /* xorshift state, picks the first victim */
     parker park;             /* where it sleeps */
     pthread_t thread;        /* its thread */
+    sigjmp_buf *landing;     /* where a panicking poll jumps (worker_main's) */
 } __attribute__((aligned(CACHE_LINE))) worker;
 
 /* The ring of a thread outside the workers that spawns on a multi-thread
@@ -1125,7 +1126,12 @@ static run_result run_task(ac_runtime *rt, ac__task *task, unsigned *budget)
     }
     for (;;) {
         bool self_woken;
-        ac_poll_t r = ac__task_poll_budget(task, &self_woken, budget);
+        /* A worker's polls share the jump buffer of its loop (a panic lands
+         * in worker_main, which completes the task); a current-thread
+         * runtime's each set one up. */
+        ac_poll_t r = is_mt(rt) ? ac__task_poll_landing(task, &self_woken, budget,
+                                                        ((worker *)tls_core)->landing)
+                                : ac__task_poll_budget(task, &self_woken, budget);
         if (r == AC_READY) {
             task->vt->drop(ac__task_frame(task)); /* RETURNED: only honours the ABI */
             finish(task, 0, refs);
@@ -1379,6 +1385,20 @@ static void park(worker *w)
     }
 }
 
+/* A poll on this worker called ac_panic, which jumped to worker_main's
+ * landing: the task is torn down as run_task does after a caught panic, and
+ * what the abandoned turn left in the LIFO slot goes to the ring. */
+static void panicked(worker *w, ac__task *task)
+{
+    task->vt->drop(ac__task_frame(task));
+    finish(task, AC_EPANIC, task->kind == AC__TASK_ROOT ? 1 : 2);
+    if (w->lifo) {
+        lq_push_back(w, w->lifo);
+        w->lifo = NULL;
+    }
+    w->lifo_enabled = true;
+}
+
 static void *worker_main(void *arg)
 {
     worker *w = arg;
@@ -1387,6 +1407,10 @@ static void *worker_main(void *arg)
     tls_core = w;
     ac__slab_heap_set(ac__slab_heap_claim(rt->slab)); /* NULL: claimed at the first spawn */
     pthread_setname_np(pthread_self(), rt->thread_name);
+    sigjmp_buf landing;
+    if (sigsetjmp(landing, 0) != 0)
+        panicked(w, ac__task_poll_abandoned());
+    w->landing = &landing;
     while (!atomic_load_explicit(&rt->shutdown, memory_order_acquire)) {
         w->tick++;
         if (w->tick % EVENT_INTERVAL == 0)

@@ -236,15 +236,21 @@ static ac_runtime *new_runtime(int flavor, unsigned workers)
 
 /* Runs body as the root future of a fresh runtime; returns block_on's
  * result, the output in *out. */
-static int run_script(int flavor, body_fn body, script *s, void *p, int *out)
+static int run_script_on(int flavor, unsigned workers, body_fn body, script *s, void *p, int *out)
 {
-    ac_runtime *rt = new_runtime(flavor, 2);
+    ac_runtime *rt = new_runtime(flavor, workers);
     memset(s, 0, sizeof *s);
     s->body = body;
     s->p = p;
     int err = ac_runtime_block_on(rt, &script_vt, s, out);
     ac_runtime_free(rt);
     return err;
+}
+
+/* run_script_on two workers (a multi-thread runtime's). */
+static int run_script(int flavor, body_fn body, script *s, void *p, int *out)
+{
+    return run_script_on(flavor, 2, body, s, p, out);
 }
 
 static counters cnt; /* reset by each test (each runs in its own process) */
@@ -858,6 +864,79 @@ START_TEST(panic_in_a_task_is_reported_to_its_join_and_the_process_survives)
 }
 END_TEST
 
+/* A future that spawns a value task (its value: this future's v), leaves
+ * the handle in `child_handle`, and panics in the same poll. On a worker the
+ * child sits in that worker's LIFO slot when the panic abandons the turn. */
+static int *child_handle;
+
+static ac_poll_t spawn_then_boom_poll(void *frame, ac_context *cx, void *out)
+{
+    (void)cx, (void)out;
+    value_frame *f = frame;
+    atomic_fetch_add(&f->c->polls, 1);
+    void *fr = ac__task_frame_new(&value_vt);
+    value__init(fr, f->v, 0, f->c);
+    child_handle = ac__spawn(fr);
+    ac_panic("after spawning %d", f->v);
+}
+
+static const ac_future_vt spawn_then_boom_vt = {
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), spawn_then_boom_poll, value_drop,
+    "spawn_then_boom",
+};
+
+enum { PANIC_ROUNDS = 200 };
+
+static ac_poll_t panics_in_a_row_body(script *s, ac_context *cx, int *out)
+{
+    switch (s->step) {
+    case 0:
+        for (s->i = 0; s->i < PANIC_ROUNDS; s->i++) {
+            {
+                void *fr = ac__task_frame_new(&spawn_then_boom_vt);
+                value__init(fr, (int)s->i, 0, &cnt);
+                join_start(s, ac__spawn(fr));
+            }
+            s->step = 1;
+            /* fallthrough */
+    case 1:
+            if (join_poll(s, cx) == AC_PENDING)
+                return AC_PENDING;
+            ck_assert_int_eq(s->err, AC_EPANIC);
+            join_start(s, child_handle);
+            s->step = 2;
+            /* fallthrough */
+    case 2:
+            if (join_poll(s, cx) == AC_PENDING)
+                return AC_PENDING;
+            ck_assert_int_eq(s->err, 0);
+            ck_assert_int_eq(s->value, (int)s->i);
+        }
+        *out = 0;
+        return AC_READY;
+    }
+    ac__bad_resume("script", (unsigned)s->step);
+}
+
+START_TEST(worker_survives_panics_and_runs_what_the_panicking_poll_spawned)
+{
+    /* One worker, so that each child is in the panicking worker's LIFO slot
+     * (which no other worker may take): it must still run. Both flavors. */
+    for (int flavor = 0; flavor <= 1; flavor++) {
+        memset(&cnt, 0, sizeof cnt);
+        capture_stderr();
+        script s;
+        int out = -1;
+        ck_assert_int_eq(run_script_on(flavor, 1, panics_in_a_row_body, &s, NULL, &out), 0);
+        ck_assert_int_eq(out, 0);
+        ck_assert_int_eq(atomic_load(&cnt.done), PANIC_ROUNDS);     /* the children */
+        ck_assert_int_eq(atomic_load(&cnt.drops), 2 * PANIC_ROUNDS); /* each future once */
+        ck_assert_int_eq(atomic_load(&cnt.polls), 2 * PANIC_ROUNDS);
+        ck_assert(strstr(stderr_text(), "asyncc: task panicked: after spawning 0\n") != NULL);
+    }
+}
+END_TEST
+
 static ac_poll_t unwrap_body(script *s, ac_context *cx, int *out)
 {
     switch (s->step) {
@@ -1052,6 +1131,7 @@ static Suite *spawn_suite(void)
     tc = tcase_create("panics");
     tcase_set_timeout(tc, 20);
     tcase_add_test(tc, panic_in_a_task_is_reported_to_its_join_and_the_process_survives);
+    tcase_add_test(tc, worker_survives_panics_and_runs_what_the_panicking_poll_spawned);
     tcase_add_test(tc, join_without_error_pointer_panics_the_joiner_of_a_failed_task);
     tcase_add_test(tc, panic_in_the_block_on_future_returns_epanic);
     tcase_add_test(tc, panic_outside_a_task_aborts_with_its_message);
