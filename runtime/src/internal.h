@@ -103,9 +103,10 @@ enum {
 /*
  * 48 bytes, so that a small spawned task (the header, a small output slot
  * and a frame of up to 72 bytes) fits two cache lines. The owner and the
- * frame are not stored: a spawned task's owner is its slab's runtime and its
- * frame lies at a distance its type gives (ac__task_sched, ac__task_frame);
- * a root keeps both in ac__root_task. The fields from chunk_off on belong to
+ * frame's address are not stored: a spawned task's owner is its slab's
+ * runtime (ac__slab_sched) and its frame lies frame_off bytes on, or for a
+ * big output slot at the distance its type gives (ac__task_frame); a root
+ * keeps both in ac__root_task. The fields from chunk_off on belong to
  * the memory allocator (slab.c) and stay valid while the slot is free; a
  * free slot reuses the words after `state` as links.
  */
@@ -281,8 +282,8 @@ ac_poll_t ac__task_poll(ac__task *task, bool *self_woken);
 ac_poll_t ac__task_poll_budget(ac__task *task, bool *self_woken, unsigned *budget);
 /*
  * ac__task_poll_budget without a jump buffer of its own, for a thread that
- * polls many tasks from one loop (a worker): setting one up costs more than
- * a yield's whole round. The caller has armed `landing` with sigsetjmp in a
+ * polls many tasks from one loop (a worker): setting one up per poll cost a
+ * tenth of a yield round. The caller has armed `landing` with sigsetjmp in a
  * frame that outlives the poll and that is not itself inside a poll. An
  * ac_panic in the poll jumps there (so this call never returns); the landing
  * code then calls ac__task_poll_abandoned, which returns the panicked task
@@ -492,9 +493,10 @@ bool ac__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t deadl
  * circular lists: a slot's list, or the expired list where timers wait to be
  * woken. A level-0 slot holds timers of one millisecond, which all expire
  * together: its list is woken where it is (`due`), in SLOT state, so that
- * expiry walks those nodes once. Everything, nodes included, is guarded by mu, except node->state,
- * which is also read without it (atomically) by the future that owns the
- * node: FIRED is stored last, once the wheel no longer touches the node.
+ * expiry walks those nodes once. Everything, nodes included, is guarded by
+ * mu, except node->state, which is also read without it (atomically) by the
+ * future that owns the node: FIRED is stored last, once the wheel no longer
+ * touches the node.
  */
 enum {
     AC__TIMER_IDLE = 0,    /* not linked */

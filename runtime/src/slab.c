@@ -34,8 +34,8 @@
  * from REGION_SIZE regions mapped on a huge-page boundary and marked
  * MADV_HUGEPAGE, so that where the system allows transparent huge pages
  * (the default "madvise" setting) a region takes one fault; elsewhere the
- * advice is ignored and nothing changes. Small programs (up to about 1,600
- * tasks of 160 bytes) stay below the threshold and never hold a region's
+ * advice is ignored and nothing changes. Small programs (up to about 2,000
+ * tasks of 128 bytes) stay below the threshold and never hold a region's
  * worth of memory; past it, the malloc'd chunks before the first region
  * cost 2 us a page again, so the threshold is low (a 2 MiB one cost a burst
  * of 100,000 spawns 2 ms more on the spawning thread).

@@ -37,8 +37,8 @@
  * and the caller tears the task down. The jump buffer and the "task being
  * polled" are saved and restored around each poll, since ac_block_on may run
  * inside a poll. A worker arms one buffer for all its polls instead
- * (ac__task_poll_landing): sigsetjmp per poll cost a yield round 3 ns of
- * 16.
+ * (ac__task_poll_landing): with a sigsetjmp per poll, a yield round on a
+ * worker took 16.0 ns instead of 14.5.
  */
 #include "internal.h"
 

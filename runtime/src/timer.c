@@ -293,7 +293,9 @@ uint64_t ac__wheel_next_expiration(ac__wheel *w)
 {
     pthread_mutex_lock(&w->mu);
     expiration e;
-    uint64_t r = w->expired || w->due ? w->elapsed : next_expiration(w, &e) ? e.deadline : UINT64_MAX;
+    uint64_t r = w->expired || w->due  ? w->elapsed
+                 : next_expiration(w, &e) ? e.deadline
+                                          : UINT64_MAX;
     pthread_mutex_unlock(&w->mu);
     return r;
 }

@@ -495,7 +495,8 @@ START_TEST(spawned_task_layout_finds_frame_task_and_handle_from_each_other)
             ck_assert_uint_eq((uintptr_t)handle % 16, 0);
             ck_assert((size_t)(frame - handle) >= outs[i] + sizeof(uint32_t));
             ck_assert_uint_eq((size_t)(frame - (char *)t), ac__task_frame_at(&vt));
-            ck_assert_uint_eq(t->frame_off, ac__task_frame_at(&vt) <= 255 ? ac__task_frame_at(&vt) : 0);
+            size_t at = ac__task_frame_at(&vt);
+            ck_assert_uint_eq(t->frame_off, at <= 255 ? at : 0);
             ac__task_dealloc(t);
         }
     }
