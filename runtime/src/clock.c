@@ -14,12 +14,39 @@
  * Readers take no lock: the state is a few atomics, which pause, resume and
  * advance change under a mutex. A reading that races with one of those
  * returns the value from just before or just after it.
+ *
+ * Deadlines (ac__clock_deadline_ns) need no exact reading, only one that is
+ * not behind the clock: a deadline computed from it is never early. A sleep
+ * registered by every first poll of a burst of tasks read the clock each
+ * time (30 ns here, a quarter of such a poll), so a thread keeps its last
+ * reading and the time-stamp counter value taken just before it, and for
+ * the next WINDOW_NS answers that reading plus WINDOW_NS + SLACK_NS: the
+ * clock cannot have moved further, as long as the counter runs at no less
+ * than half the rate measured against CLOCK_MONOTONIC over the first
+ * millisecond of deadline readings (it is constant) and the threads'
+ * counters agree (what the kernel checked before choosing it as
+ * clocksource). Past the window, or when the counter went
+ * back, or the clock was resumed or advanced since (`epoch`), it reads the
+ * clock. This only runs where the processor says its counter is invariant
+ * and the kernel's clocksource is "tsc"; elsewhere, and while paused, a
+ * deadline reading is the clock.
  */
 #define _GNU_SOURCE /* pthread_cond_clockwait */
 #include "internal.h"
 
 #include <pthread.h>
+#include <stdio.h>
+#include <string.h>
 #include <time.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <x86intrin.h>
+#endif
+
+#define WINDOW_NS 2000u     /* how long a thread's reading serves deadlines */
+#define SLACK_NS 1000u      /* added for a counter read early by out-of-order execution */
+#define CALIBRATE_NS 1000000u /* the counter's rate is measured over this much clock */
+#define MAX_SAMPLE_TICKS 100000u /* a calibration pair read further apart is retried */
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER; /* serialises changes */
 static _Atomic uint64_t origin;     /* real ns of the first reading; 0: not yet */
@@ -27,6 +54,18 @@ static _Atomic int64_t offset;      /* while running: clock = real - origin + of
 static _Atomic uint64_t frozen;     /* while paused: the clock */
 static atomic_bool paused;          /* ac_time_pause in force */
 static atomic_uint inhibitors;      /* blocking calls in flight */
+static atomic_uint epoch;           /* counts resumes and advances (deadline readings) */
+
+/* The time-stamp counter's state for deadline readings. */
+enum { TSC_UNKNOWN, TSC_UNUSABLE, TSC_CALIBRATING, TSC_USABLE };
+static _Atomic int tsc_state;           /* TSC_*: set once, then only moves on */
+static _Atomic uint64_t cal_tsc;        /* counter at the calibration's first reading */
+static _Atomic uint64_t cal_ns;         /* ... and that reading */
+static _Atomic uint64_t window_ticks;   /* WINDOW_NS in ticks at half the measured rate */
+/* A thread's last clock reading for deadlines, the counter just before it,
+ * and the epoch it belongs to. */
+static _Thread_local uint64_t last_ns, last_tsc;
+static _Thread_local unsigned last_epoch;
 
 uint64_t ac__clock_real_ns(void)
 {
@@ -58,6 +97,101 @@ uint64_t ac__clock_now_ns(void)
 
 uint64_t ac_now_ms(void) { return ac__clock_now_ns() / 1000000u; }
 
+#if defined(__x86_64__)
+/* Whether the counter can serve: invariant (cpuid), and the kernel's
+ * clocksource, which it only keeps on the counter if the CPUs' agree. */
+static bool tsc_usable(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0x80000007, &a, &b, &c, &d) || !(d & (1u << 8)))
+        return false;
+    FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
+    char name[32] = "";
+    if (!f)
+        return false;
+    bool ok = fgets(name, sizeof name, f) && strcmp(name, "tsc\n") == 0;
+    fclose(f);
+    return ok;
+}
+
+/* The counter and the real clock read together: false if the thread was
+ * held up between the counter's two reads (the pair would be loose). */
+static bool sample(uint64_t *tsc, uint64_t *real)
+{
+    uint64_t a = __rdtsc();
+    uint64_t r = ac__clock_real_ns();
+    uint64_t b = __rdtsc();
+    if (b - a > MAX_SAMPLE_TICKS)
+        return false;
+    *tsc = a;
+    *real = r;
+    return true;
+}
+
+/* Moves the counter's calibration on, from a thread that read the clock
+ * for a deadline: decides whether the counter can serve, then measures its
+ * rate against the real clock (not the runtime clock, which pause and
+ * advance move) over CALIBRATE_NS. */
+static void calibrate(void)
+{
+    int s = atomic_load_explicit(&tsc_state, memory_order_acquire);
+    if (s == TSC_UNKNOWN) {
+        int expected = TSC_UNKNOWN;
+        if (!atomic_compare_exchange_strong(&tsc_state, &expected, TSC_CALIBRATING))
+            return; /* another thread is deciding */
+        uint64_t tsc, real;
+        if (!tsc_usable()) {
+            atomic_store(&tsc_state, TSC_UNUSABLE);
+        } else if (!sample(&tsc, &real)) {
+            atomic_store(&tsc_state, TSC_UNKNOWN); /* try again at the next reading */
+        } else {
+            atomic_store(&cal_tsc, tsc);
+            atomic_store(&cal_ns, real);
+        }
+        return;
+    }
+    if (s != TSC_CALIBRATING)
+        return;
+    /* cal_ns is stored after cal_tsc: seeing it set, we see both. */
+    uint64_t n0 = atomic_load(&cal_ns);
+    uint64_t t0 = atomic_load(&cal_tsc);
+    uint64_t tsc, real;
+    if (n0 == 0 || !sample(&tsc, &real) || real < n0 + CALIBRATE_NS || tsc <= t0)
+        return;
+    uint64_t w = (tsc - t0) * WINDOW_NS / (2 * (real - n0));
+    if (w == 0) {
+        atomic_store(&tsc_state, TSC_UNUSABLE);
+        return;
+    }
+    atomic_store(&window_ticks, w);
+    atomic_store_explicit(&tsc_state, TSC_USABLE, memory_order_release);
+}
+
+uint64_t ac__clock_deadline_ns(void)
+{
+    if (atomic_load_explicit(&paused, memory_order_acquire))
+        return atomic_load_explicit(&frozen, memory_order_relaxed);
+    unsigned e = atomic_load_explicit(&epoch, memory_order_acquire);
+    uint64_t tsc = __rdtsc();
+    if (atomic_load_explicit(&tsc_state, memory_order_acquire) == TSC_USABLE && last_ns &&
+        e == last_epoch && tsc - last_tsc < atomic_load_explicit(&window_ticks, memory_order_relaxed))
+        return last_ns + WINDOW_NS + SLACK_NS;
+    uint64_t ns = ac__clock_now_ns();
+    last_ns = ns;
+    last_tsc = tsc;
+    last_epoch = e;
+    int st = atomic_load_explicit(&tsc_state, memory_order_relaxed);
+    if (st == TSC_UNKNOWN || st == TSC_CALIBRATING)
+        calibrate();
+    return ns;
+}
+
+bool ac__clock_deadline_is_fast(void) { return atomic_load(&tsc_state) == TSC_USABLE; }
+#else
+uint64_t ac__clock_deadline_ns(void) { return ac__clock_now_ns(); }
+bool ac__clock_deadline_is_fast(void) { return false; }
+#endif
+
 bool ac__clock_paused(void) { return atomic_load_explicit(&paused, memory_order_acquire); }
 
 void ac_time_pause(void)
@@ -80,6 +214,7 @@ void ac_time_resume(void)
     if (atomic_load_explicit(&paused, memory_order_relaxed)) {
         uint64_t f = atomic_load_explicit(&frozen, memory_order_relaxed);
         atomic_store_explicit(&offset, (int64_t)(f - real_elapsed_ns()), memory_order_relaxed);
+        atomic_fetch_add(&epoch, 1);
         atomic_store_explicit(&paused, false, memory_order_release);
     }
     pthread_mutex_unlock(&mu);
@@ -93,6 +228,7 @@ void ac_time_advance(uint64_t ms)
         atomic_fetch_add_explicit(&frozen, ns, memory_order_relaxed);
     else
         atomic_fetch_add_explicit(&offset, (int64_t)ns, memory_order_relaxed);
+    atomic_fetch_add(&epoch, 1);
     pthread_mutex_unlock(&mu);
     /* The timers that are now due would otherwise wait for whichever thread
      * next parks; tests rely on advance waking them at once. */

@@ -455,6 +455,13 @@ int ac__block_on_root(ac_runtime *rt, const ac_future_vt *vt, void *frame, void 
 /* The runtime clock in ns (ac_now_ms() * 1e6 plus the sub-ms part); honours
  * pause. */
 uint64_t ac__clock_now_ns(void);
+/* A reading of the runtime clock for computing a deadline: never behind the
+ * clock, and at most 3 us ahead of it (clock.c: a thread reuses its last
+ * reading for 2 us where the time-stamp counter allows); the clock itself
+ * while paused. */
+uint64_t ac__clock_deadline_ns(void);
+/* Whether deadline readings use the counter (for tests). */
+bool ac__clock_deadline_is_fast(void);
 /* The real monotonic clock (CLOCK_MONOTONIC) in ns, for waits on real time. */
 uint64_t ac__clock_real_ns(void);
 /* Whether the clock is paused. */

@@ -595,7 +595,7 @@ static ac_poll_t sleep_poll(ac__timer *t, uint8_t *state, ac_context *cx, const 
 
 void ac_sleep__init(struct ac_sleep__frame *f, uint64_t ms)
 {
-    timer_init_after(&f->timer, ac__clock_now_ns(), ms);
+    timer_init_after(&f->timer, ac__clock_deadline_ns(), ms);
     f->state = AC_STATE_UNRESUMED;
 }
 
@@ -719,7 +719,7 @@ const ac_future_vt ac_interval_tick__vt = {
 
 void ac_deadline__init(struct ac_deadline__frame *f, uint64_t ms)
 {
-    uint64_t now = ac__clock_now_ns();
+    uint64_t now = ac__clock_deadline_ns();
     f->start = now / 1000000u;
     timer_init_after(&f->timer, now, ms);
     f->state = AC_STATE_UNRESUMED;

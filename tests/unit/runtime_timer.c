@@ -632,6 +632,81 @@ START_TEST(advance_moves_a_running_clock_forward)
 }
 END_TEST
 
+/* Reads deadline readings between two clock readings until the clock has
+ * moved `ns` on: each must lie between the clock before it and 3 us past
+ * the clock after it (clock.c's window plus slack). Returns how many. */
+static long deadline_readings_within_bounds(uint64_t ns)
+{
+    long n = 0;
+    uint64_t end = ac__clock_now_ns() + ns;
+    for (;;) {
+        uint64_t before = ac__clock_now_ns();
+        uint64_t d = ac__clock_deadline_ns();
+        uint64_t after = ac__clock_now_ns();
+        ck_assert_uint_le(before, d);
+        ck_assert_uint_le(d, after + 3000);
+        n++;
+        if (after >= end)
+            return n;
+    }
+}
+
+static void *deadline_reader(void *arg)
+{
+    (void)arg;
+    deadline_readings_within_bounds(20000000); /* 20 ms */
+    return NULL;
+}
+
+START_TEST(deadline_readings_are_never_behind_the_clock_and_at_most_3_us_ahead)
+{
+    /* A deadline computed from a reading behind the clock would fire early.
+     * Four threads at once, past the counter's calibration (1 ms). */
+    ac_time_resume();
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, deadline_reader, NULL), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    /* On a machine whose clocksource is the counter the fast path was on
+     * for most of those readings; elsewhere they all read the clock. */
+    FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
+    char name[32] = "";
+    if (f) {
+        if (!fgets(name, sizeof name, f))
+            name[0] = '\0';
+        fclose(f);
+    }
+#if defined(__x86_64__)
+    if (strcmp(name, "tsc\n") == 0)
+        ck_assert(ac__clock_deadline_is_fast());
+#endif
+}
+END_TEST
+
+START_TEST(deadline_readings_follow_pause_resume_and_advance_at_once)
+{
+    /* Paused, a deadline reading is the frozen clock, exactly (paused sleeps
+     * are exact); resumed or advanced, a thread's last reading no longer
+     * serves, though the counter says it is fresh. */
+    ac_time_resume();
+    deadline_readings_within_bounds(2000000); /* calibrated, where it can be */
+    uint64_t d0 = ac__clock_deadline_ns();
+    ac_time_advance(7);
+    uint64_t now = ac__clock_now_ns();
+    uint64_t d1 = ac__clock_deadline_ns();
+    ck_assert_uint_ge(d1, now);
+    ck_assert_uint_ge(d1, d0 + 7000000);
+    ac_time_pause();
+    ck_assert_uint_eq(ac__clock_deadline_ns(), ac__clock_now_ns());
+    ac_time_advance(3);
+    ck_assert_uint_eq(ac__clock_deadline_ns(), ac__clock_now_ns());
+    ac_time_resume();
+    now = ac__clock_now_ns();
+    ck_assert_uint_ge(ac__clock_deadline_ns(), now);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 /* Sleep                                                                     */
 /* ------------------------------------------------------------------------ */
@@ -1629,6 +1704,8 @@ static Suite *timer_suite(void)
     tcase_add_test(clock, paused_clock_stands_still_and_moves_only_by_advance);
     tcase_add_test(clock, resumed_clock_continues_from_the_paused_value);
     tcase_add_test(clock, advance_moves_a_running_clock_forward);
+    tcase_add_test(clock, deadline_readings_are_never_behind_the_clock_and_at_most_3_us_ahead);
+    tcase_add_test(clock, deadline_readings_follow_pause_resume_and_advance_at_once);
     suite_add_tcase(s, clock);
 
     TCase *sleep = tcase_create("sleep");
