@@ -25,11 +25,11 @@
  * than half the rate measured against CLOCK_MONOTONIC over the first
  * millisecond of deadline readings (it is constant) and the threads'
  * counters agree (what the kernel checked before choosing it as
- * clocksource). Past the window, or when the counter went
- * back, or the clock was resumed or advanced since (`epoch`), it reads the
- * clock. This only runs where the processor says its counter is invariant
- * and the kernel's clocksource is "tsc"; elsewhere, and while paused, a
- * deadline reading is the clock.
+ * clocksource). Past the window, or when the counter went back, or the
+ * clock was resumed or advanced since (`epoch`), it reads the clock. This
+ * only runs where the processor says its counter is invariant and the
+ * kernel's clocksource is "tsc"; elsewhere, and while paused, a deadline
+ * reading is the clock.
  */
 #define _GNU_SOURCE /* pthread_cond_clockwait */
 #include "internal.h"
@@ -158,7 +158,7 @@ static void calibrate(void)
     uint64_t tsc, real;
     if (n0 == 0 || !sample(&tsc, &real) || real < n0 + CALIBRATE_NS || tsc <= t0)
         return;
-    uint64_t w = (tsc - t0) * WINDOW_NS / (2 * (real - n0));
+    uint64_t w = (uint64_t)((unsigned __int128)(tsc - t0) * WINDOW_NS / (2 * (real - n0)));
     if (w == 0) {
         atomic_store(&tsc_state, TSC_UNUSABLE);
         return;
