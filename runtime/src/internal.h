@@ -138,11 +138,16 @@ typedef struct ac__root_task {
 static inline ac__task *ac__task_of_handle(void *h) { return (ac__task *)((char *)h - AC__TASK_HEADER); }
 /* The JoinHandle (output slot) of a spawned task. */
 static inline void *ac__task_handle(ac__task *task) { return (char *)task + AC__TASK_HEADER; }
-/* Bytes from a spawned task's header to its frame: after the output slot and
- * the 4-byte distance itself (ac__task_of_frame), at the frame's alignment. */
+/* A spawned task's alignment: its frame's, and at least the 4-byte distance
+ * before the frame's. Then the bytes from the task's header to its frame:
+ * after the output slot and that distance (ac__task_of_frame). */
+static inline size_t ac__task_frame_align(const ac_future_vt *vt)
+{
+    return vt->align < _Alignof(uint32_t) ? _Alignof(uint32_t) : vt->align;
+}
 static inline size_t ac__task_frame_at(const ac_future_vt *vt)
 {
-    size_t align = vt->align < _Alignof(uint32_t) ? _Alignof(uint32_t) : vt->align;
+    size_t align = ac__task_frame_align(vt);
     return (AC__TASK_HEADER + vt->out_size + sizeof(uint32_t) + align - 1) & ~(align - 1);
 }
 /* The spawned task whose frame came from ac__task_frame_new: the distance

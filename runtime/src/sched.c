@@ -1075,12 +1075,17 @@ static void finish(ac__task *task, int outcome, size_t refs)
     ac__task_ref_dec_complete(task, refs);
 }
 
-/* Drops a claimed task's future and completes it as cancelled. */
-static void cancel(ac__task *task, size_t refs)
+/* Drops a claimed task's future and completes it with `outcome` (0,
+ * AC_ECANCELED or AC_EPANIC), as finish does. */
+static void drop_and_finish(ac__task *task, int outcome, size_t refs)
 {
     task->vt->drop(ac__task_frame(task));
-    finish(task, AC_ECANCELED, refs);
+    finish(task, outcome, refs);
 }
+
+/* The references a run of the task drops when it completes: a spawned
+ * task's owner's and its queue entry's; a root's queue entry's. */
+static size_t run_refs(const ac__task *task) { return task->kind == AC__TASK_ROOT ? 1 : 2; }
 
 /* Whether something else waits for this thread's attention. */
 static bool other_work(ac_runtime *rt)
@@ -1113,13 +1118,13 @@ static void requeue(ac_runtime *rt, ac__task *task)
  */
 static run_result run_task(ac_runtime *rt, ac__task *task, unsigned *budget)
 {
-    size_t refs = task->kind == AC__TASK_ROOT ? 1 : 2;
+    size_t refs = run_refs(task);
     switch (ac__task_transition_to_running(task)) {
     case AC__RUN_FAILED:
         ac__task_ref_dec(task);
         return RAN_PENDING;
     case AC__RUN_CANCELLED:
-        cancel(task, refs);
+        drop_and_finish(task, AC_ECANCELED, refs);
         return RAN_CANCELLED;
     case AC__RUN_SUCCESS:
         break;
@@ -1133,13 +1138,11 @@ static run_result run_task(ac_runtime *rt, ac__task *task, unsigned *budget)
                                                         ((worker *)tls_core)->landing)
                                 : ac__task_poll_budget(task, &self_woken, budget);
         if (r == AC_READY) {
-            task->vt->drop(ac__task_frame(task)); /* RETURNED: only honours the ABI */
-            finish(task, 0, refs);
+            drop_and_finish(task, 0, refs); /* RETURNED: the drop only honours the ABI */
             return RAN_COMPLETE;
         }
         if (r == AC__POLL_PANICKED) {
-            task->vt->drop(ac__task_frame(task));
-            finish(task, AC_EPANIC, refs);
+            drop_and_finish(task, AC_EPANIC, refs);
             return RAN_PANICKED;
         }
         if (!self_woken)
@@ -1158,7 +1161,7 @@ static run_result run_task(ac_runtime *rt, ac__task *task, unsigned *budget)
         requeue(rt, task); /* our reference becomes the queue entry's */
         return RAN_PENDING;
     case AC__IDLE_CANCELLED:
-        cancel(task, refs);
+        drop_and_finish(task, AC_ECANCELED, refs);
         return RAN_CANCELLED;
     }
     return RAN_PENDING;
@@ -1390,8 +1393,7 @@ static void park(worker *w)
  * what the abandoned turn left in the LIFO slot goes to the ring. */
 static void panicked(worker *w, ac__task *task)
 {
-    task->vt->drop(ac__task_frame(task));
-    finish(task, AC_EPANIC, task->kind == AC__TASK_ROOT ? 1 : 2);
+    drop_and_finish(task, AC_EPANIC, run_refs(task));
     if (w->lifo) {
         lq_push_back(w, w->lifo);
         w->lifo = NULL;
@@ -1764,7 +1766,7 @@ static bool drain_queues(ac_runtime *rt)
         if (ac__task_transition_to_running(t) == AC__RUN_FAILED)
             ac__task_ref_dec(t);
         else
-            cancel(t, 2);
+            drop_and_finish(t, AC_ECANCELED, 2);
     }
     return any;
 }
@@ -1813,7 +1815,7 @@ static bool cancel_all(ac_runtime *rt)
     for (size_t k = 0; k < g.n; k++) {
         ac__task *t = g.v[k];
         if (ac__task_transition_to_shutdown(t))
-            cancel(t, 1); /* the owner's reference; we keep ours */
+            drop_and_finish(t, AC_ECANCELED, 1); /* the owner's reference; we keep ours */
         ac__task_ref_dec(t);
     }
     free(g.v);

@@ -116,14 +116,12 @@ ac__task *ac__task_new(ac__scheduler *sched, const ac_future_vt *vt, void *frame
 void *ac__task_frame_new(const ac_future_vt *vt)
 {
     const char *name = vt->name ? vt->name : "<unknown>";
-    size_t align = vt->align ? vt->align : 1;
-    if (align & (align - 1)) {
+    if (vt->align & (vt->align - 1)) {
         fprintf(stderr, "asyncc: cannot spawn '%s': alignment %zu is not a power of two\n", name,
-                align);
+                vt->align);
         abort();
     }
-    if (align < _Alignof(uint32_t))
-        align = _Alignof(uint32_t);
+    size_t align = ac__task_frame_align(vt);
     size_t frame_at = ac__task_frame_at(vt);
     size_t total = frame_at + vt->size;
     ac__task *task = NULL;
