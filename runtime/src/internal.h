@@ -509,6 +509,17 @@ bool ac__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t deadl
  * mu, except node->state, which is also read without it (atomically) by the
  * future that owns the node: FIRED is stored last, once the wheel no longer
  * touches the node.
+ *
+ * Cascading without a pause: moving a slot's timers down when the wheel
+ * reaches it would walk all of them at that moment, while timers due then
+ * wait (50,000 timers: 10 ms on a small machine; a million: tens of ms).
+ * So for levels 1 to AC__WHEEL_STAGED, the slot the wheel reaches next is
+ * sorted ahead of time into a stage: lower levels of its own, laid out as
+ * the wheel's will be at the slot's start. A timer for that slot goes
+ * straight into the stage once the slot's own list is empty; the timers
+ * linked before are moved there a few at a time as the wheel advances
+ * (timer.c, stage_some). At the slot's start each stage list replaces the
+ * wheel's empty list of the same place, which touches no node.
  */
 enum {
     AC__TIMER_IDLE = 0,    /* not linked */
@@ -519,18 +530,29 @@ enum {
 
 #define AC__WHEEL_LEVELS 6
 #define AC__WHEEL_SLOTS 64
+#define AC__WHEEL_STAGED 4 /* levels 1..4 sort their next slot ahead (the top one laps) */
+
+/* Slots of one level: an occupancy word and circular lists of timers. */
+typedef struct ac__wheel_level {
+    uint64_t occupied;                 /* bit s set: slots[s] is not empty */
+    ac__timer *slots[AC__WHEEL_SLOTS]; /* circular lists of timers */
+} ac__wheel_level;
 
 typedef struct ac__wheel {
     pthread_mutex_t mu;   /* guards the wheel and the linked nodes */
     uint64_t elapsed;     /* everything due at or before this time has expired */
-    size_t count;         /* timers linked (in a slot or expired) */
+    size_t count;         /* timers linked (in a slot, a stage, or expired) */
     ac__timer *expired;   /* expired timers, deadline order, to be woken */
     ac__timer **due;      /* a level-0 slot whose timers are all due, being woken
                            * in place (its occupied bit is clear), or NULL */
+    ac__wheel_level levels[AC__WHEEL_LEVELS];
+    /* stage[L - 1], for level L: the timers of its next slot, placed as they
+     * will be at that slot's start (levels 0..L-1 of `levels`). The slot's
+     * occupied bit stays set while it or its stage holds a timer. */
     struct {
-        uint64_t occupied;                 /* bit s set: slots[s] is not empty */
-        ac__timer *slots[AC__WHEEL_SLOTS]; /* circular lists of timers */
-    } levels[AC__WHEEL_LEVELS];
+        size_t count;                             /* timers in the stage */
+        ac__wheel_level levels[AC__WHEEL_STAGED]; /* [0, L) used */
+    } stage[AC__WHEEL_STAGED];
 } ac__wheel;
 
 /* Outcome of ac__wheel_insert. */
@@ -563,6 +585,11 @@ bool ac__wheel_refresh(ac__wheel *w, ac__timer *t, const ac_waker *waker);
  * slot; a timer at level > 0 may only cascade then), or UINT64_MAX if no
  * timer is linked. Expired timers not yet woken make it `elapsed`. */
 uint64_t ac__wheel_next_expiration(ac__wheel *w);
+/* As ac__wheel_next_expiration, or earlier: the time by which an advance
+ * should start sorting a slot's timers into its stage, so that a thread
+ * parked until then finishes before the slot is due (the real clock's park
+ * wakes then; a paused clock jumps straight to the expiration). */
+uint64_t ac__wheel_next_wake(ac__wheel *w);
 /*
  * Advances the wheel to `now` (no effect if it is already there): every
  * timer due at or before now is unlinked and its waker woken, on the

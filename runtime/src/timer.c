@@ -41,6 +41,12 @@
 #define MAX_DURATION ((uint64_t)1 << (SLOT_BITS * AC__WHEEL_LEVELS))
 /* Wakers taken out per lock hold while advancing. */
 #define BATCH 32
+/* Timers moved into a stage per level per advance (about 20 us of cache
+ * misses at most, under the lock). An idle wheel with timers to stage is
+ * advanced every ms (ac__wheel_next_wake): 128 a ms stage a level-1 slot of
+ * 8,000 timers within the 64 ms before it; a busy one advances far more
+ * often. */
+#define STAGE_QUOTA 128
 /* Timer futures treat later deadlines as this far away (30 years, Tokio's
  * far_future), so that a paused clock auto-advancing to a sleep "forever"
  * takes a few laps of the top level, not 2^28. */
@@ -121,15 +127,71 @@ static unsigned level_for(uint64_t elapsed, uint64_t when)
     return significant / SLOT_BITS;
 }
 
+/* The slot of time `t` at `level`. */
+static unsigned slot_at(uint64_t t, unsigned level) { return (unsigned)((t >> (level * SLOT_BITS)) & SLOT_MASK); }
+
+/* The start of the level-`level` slot after the one `elapsed` is in. */
+static uint64_t next_start(uint64_t elapsed, unsigned level)
+{
+    unsigned shift = level * SLOT_BITS;
+    return ((elapsed >> shift) + 1) << shift;
+}
+
+/* The slot of `level` that the wheel reaches next; 0 when that is the
+ * first of the next higher slot, whose timers are a level up. */
+static unsigned next_slot(const ac__wheel *w, unsigned level)
+{
+    return (slot_at(w->elapsed, level) + 1) & (unsigned)SLOT_MASK;
+}
+
+static bool staged_level(unsigned level) { return level >= 1 && level <= AC__WHEEL_STAGED; }
+
+static void push_slot(ac__wheel_level *lv, unsigned level, unsigned slot, ac__timer *t)
+{
+    t->level = (uint8_t)level;
+    t->slot = (uint8_t)slot;
+    list_push(&lv->slots[slot], t);
+    lv->occupied |= (uint64_t)1 << slot;
+}
+
+/* Puts t, due in level L's next slot, where the wheel will have it at that
+ * slot's start. */
+static void stage_link(ac__wheel *w, unsigned L, ac__timer *t)
+{
+    uint64_t start = next_start(w->elapsed, L);
+    unsigned level = level_for(start, t->when); /* below L: t is due within L's slot */
+    push_slot(&w->stage[L - 1].levels[level], level, slot_at(t->when, level), t);
+    w->stage[L - 1].count++;
+}
+
+/* Links t (its `when` later than the wheel's time) where it belongs: its
+ * level and slot, or the stage of that slot when it is the level's next
+ * and its own list is empty (once it is, everything linked before has been
+ * staged, so timers of one ms keep their insertion order). */
 static void link_slot(ac__wheel *w, ac__timer *t)
 {
     unsigned level = level_for(w->elapsed, t->when);
-    unsigned slot = (unsigned)((t->when >> (level * SLOT_BITS)) & SLOT_MASK);
-    t->level = (uint8_t)level;
-    t->slot = (uint8_t)slot;
-    list_push(&w->levels[level].slots[slot], t);
-    w->levels[level].occupied |= (uint64_t)1 << slot;
+    unsigned slot = slot_at(t->when, level);
+    ac__wheel_level *lv = &w->levels[level];
+    if (staged_level(level) && slot == next_slot(w, level) && !lv->slots[slot]) {
+        stage_link(w, level, t);
+        lv->occupied |= (uint64_t)1 << slot;
+    } else {
+        push_slot(lv, level, slot, t);
+    }
     store_state(t, AC__TIMER_SLOT);
+}
+
+/* Which stage holds the node t (in state SLOT), 1..AC__WHEEL_STAGED, or 0
+ * when it is in the wheel's own levels. A wheel node at level l is due
+ * within the wheel's current level-(l+1) slot; a staged one is due within
+ * the next slot of its stage's level, which no lower stage reaches. */
+static unsigned stage_of(const ac__wheel *w, const ac__timer *t)
+{
+    for (unsigned L = AC__WHEEL_STAGED; L > t->level; L--)
+        if (t->when >= next_start(w->elapsed, L))
+            return L;
+    return 0;
 }
 
 /* Unlinks a node in state SLOT or EXPIRED (the caller sets the new state). */
@@ -137,16 +199,66 @@ static void unlink_node(ac__wheel *w, ac__timer *t)
 {
     if (load_state(t) == AC__TIMER_EXPIRED) {
         list_remove(&w->expired, t);
-    } else {
-        ac__timer **slot = &w->levels[t->level].slots[t->slot];
-        list_remove(slot, t);
-        if (!*slot) {
-            w->levels[t->level].occupied &= ~((uint64_t)1 << t->slot);
-            if (w->due == slot)
-                w->due = NULL;
-        }
+        w->count--;
+        return;
     }
+    unsigned L = stage_of(w, t);
+    ac__wheel_level *lv = L ? &w->stage[L - 1].levels[t->level] : &w->levels[t->level];
+    ac__timer **slot = &lv->slots[t->slot];
+    list_remove(slot, t);
     w->count--;
+    if (!*slot)
+        lv->occupied &= ~((uint64_t)1 << t->slot);
+    if (L) {
+        /* The stage's slot stays occupied while either holds a timer. */
+        unsigned s = next_slot(w, L);
+        if (--w->stage[L - 1].count == 0 && !w->levels[L].slots[s])
+            w->levels[L].occupied &= ~((uint64_t)1 << s);
+        return;
+    }
+    if (!*slot) {
+        if (staged_level(t->level) && t->slot == next_slot(w, t->level) && w->stage[t->level - 1].count)
+            lv->occupied |= (uint64_t)1 << t->slot;
+        if (w->due == slot)
+            w->due = NULL;
+    }
+}
+
+/* Moves up to `quota` timers of each staged level's next slot into its
+ * stage, oldest first. */
+static void stage_some(ac__wheel *w, unsigned quota)
+{
+    for (unsigned L = 1; L <= AC__WHEEL_STAGED; L++) {
+        unsigned s = next_slot(w, L);
+        ac__timer **head = &w->levels[L].slots[s];
+        ac__timer *t;
+        for (unsigned n = 0; n < quota && (t = list_pop(head)); n++)
+            stage_link(w, L, t); /* the slot's occupied bit stays set */
+    }
+}
+
+/* The wheel reaches level L's next slot: its stage's lists become the
+ * wheel's (whose lower levels are empty by then: everything in them was due
+ * earlier). Nothing in them is touched; a level-0 list at the slot's start
+ * is due now. */
+static void unstage(ac__wheel *w, unsigned L)
+{
+    for (unsigned level = 0; level < L; level++) {
+        ac__wheel_level *from = &w->stage[L - 1].levels[level], *to = &w->levels[level];
+        for (uint64_t occ = from->occupied; occ; occ &= occ - 1) {
+            unsigned s = (unsigned)__builtin_ctzll(occ);
+            to->slots[s] = from->slots[s];
+            from->slots[s] = NULL;
+        }
+        to->occupied |= from->occupied;
+        from->occupied = 0;
+    }
+    w->stage[L - 1].count = 0;
+    unsigned now = slot_at(w->elapsed, 0);
+    if (w->levels[0].occupied & ((uint64_t)1 << now)) {
+        w->levels[0].occupied &= ~((uint64_t)1 << now);
+        w->due = &w->levels[0].slots[now];
+    }
 }
 
 /* The next slot to process, the earliest first: levels are searched from 0
@@ -187,7 +299,10 @@ static bool next_expiration(const ac__wheel *w, expiration *e)
  * slot's timers are all due at its time (it covers one millisecond in the
  * wheel's current 64): the slot becomes `due` and its nodes are not touched
  * until they are woken. No timer joins it meanwhile: one due at the wheel's
- * time is refused (AC__INSERT_DUE), a later one goes to another slot. */
+ * time is refused (AC__INSERT_DUE), a later one goes to another slot. A
+ * staged level's slot first takes its stage's lists (unstage); what is left
+ * in its own list was linked after the last of them was staged, and is
+ * walked as an unstaged slot is. */
 static void process(ac__wheel *w, const expiration *e)
 {
     if (e->level == 0) {
@@ -199,10 +314,17 @@ static void process(ac__wheel *w, const expiration *e)
     ac__timer *list = w->levels[e->level].slots[e->slot];
     w->levels[e->level].slots[e->slot] = NULL;
     w->levels[e->level].occupied &= ~((uint64_t)1 << e->slot);
+    bool staged = staged_level(e->level) && w->stage[e->level - 1].count;
     w->elapsed = e->deadline;
+    if (staged)
+        unstage(w, e->level);
     ac__timer *t;
     while ((t = list_pop(&list))) {
-        if (t->when <= e->deadline) {
+        if (t->when <= e->deadline && w->due) {
+            /* After the staged timers of this ms, which are due in place. */
+            push_slot(&w->levels[0], 0, slot_at(e->deadline, 0), t);
+            w->levels[0].occupied &= ~((uint64_t)1 << slot_at(e->deadline, 0));
+        } else if (t->when <= e->deadline) {
             list_push(&w->expired, t);
             store_state(t, AC__TIMER_EXPIRED);
         } else {
@@ -289,13 +411,46 @@ bool ac__wheel_refresh(ac__wheel *w, ac__timer *t, const ac_waker *waker)
     return !replaced;
 }
 
+static uint64_t next_expiration_locked(const ac__wheel *w)
+{
+    expiration e;
+    return w->expired || w->due  ? w->elapsed
+           : next_expiration(w, &e) ? e.deadline
+                                    : UINT64_MAX;
+}
+
 uint64_t ac__wheel_next_expiration(ac__wheel *w)
 {
     pthread_mutex_lock(&w->mu);
-    expiration e;
-    uint64_t r = w->expired || w->due  ? w->elapsed
-                 : next_expiration(w, &e) ? e.deadline
-                                          : UINT64_MAX;
+    uint64_t r = next_expiration_locked(w);
+    pthread_mutex_unlock(&w->mu);
+    return r;
+}
+
+uint64_t ac__wheel_next_wake(ac__wheel *w)
+{
+    pthread_mutex_lock(&w->mu);
+    uint64_t r = next_expiration_locked(w);
+    for (unsigned L = 1; L <= AC__WHEEL_STAGED; L++) {
+        unsigned next = next_slot(w, L);
+        if (next == 0)
+            continue; /* the next slot's timers are a level up */
+        uint64_t wake;
+        if (w->levels[L].slots[next]) {
+            wake = w->elapsed + 1; /* staging: each advance moves STAGE_QUOTA */
+        } else {
+            /* The first later slot with timers becomes the next one (and
+             * starts staging) when the wheel enters the slot before it. */
+            uint64_t later = w->levels[L].occupied & ~(((uint64_t)2 << next) - 1);
+            if (!later)
+                continue;
+            unsigned shift = L * SLOT_BITS;
+            uint64_t base = w->elapsed & ~(((uint64_t)1 << (shift + SLOT_BITS)) - 1);
+            wake = base + ((uint64_t)__builtin_ctzll(later) - 1) * ((uint64_t)1 << shift);
+        }
+        if (wake < r)
+            r = wake;
+    }
     pthread_mutex_unlock(&w->mu);
     return r;
 }
@@ -340,6 +495,7 @@ size_t ac__wheel_advance(ac__wheel *w, uint64_t now)
     }
     if (now > w->elapsed)
         w->elapsed = now;
+    stage_some(w, STAGE_QUOTA);
     pthread_mutex_unlock(&w->mu);
     wake_all(batch, n);
     return woken + n;
@@ -404,15 +560,17 @@ size_t ac__time_count(void)
     return n;
 }
 
-/* The earliest time at which any wheel has work, or UINT64_MAX. */
-static uint64_t earliest_expiration(void)
+/* The earliest time at which any wheel has a timer due (`wake`: or timers
+ * to stage), or UINT64_MAX. */
+static uint64_t earliest_work(bool wake)
 {
     uint64_t next = UINT64_MAX;
     unsigned u = atomic_load(&used);
     while (u) {
         unsigned i = (unsigned)__builtin_ctz(u);
         u &= u - 1;
-        uint64_t e = ac__wheel_next_expiration(&shards[i].w);
+        ac__wheel *w = &shards[i].w;
+        uint64_t e = wake ? ac__wheel_next_wake(w) : ac__wheel_next_expiration(w);
         if (e < next)
             next = e;
     }
@@ -425,10 +583,12 @@ int64_t ac__time_park_timeout(bool idle)
      * a timer linked into a wheel after the scan below has looked at it is
      * seen by its registrar, never lost. */
     atomic_store(&next_wake, UINT64_MAX);
-    uint64_t next = earliest_expiration();
+    /* A paused clock jumps to expirations; staging is for real time. */
+    bool paused = ac__clock_paused();
+    uint64_t next = earliest_work(!paused);
     if (next == UINT64_MAX)
         return -1;
-    if (ac__clock_paused()) {
+    if (paused) {
         /* Real time does not move a paused clock: sleeping on it is
          * pointless. Idle, it jumps to the next expiration; otherwise it
          * waits for a wake (or an ac_time_advance). */

@@ -126,8 +126,9 @@ START_TEST(wheel_places_timers_at_every_level_and_fires_each_exactly_on_time)
     ac__wheel w;
     ac__wheel_init(&w, 0);
     /* The level is the 6-bit group in which deadline and wheel time first
-     * differ; beyond 2^36 ms everything shares the top level. */
-    const uint64_t when[] = {1, 64, 4096, 1ull << 18, 1ull << 24, 1ull << 30, 1ull << 40};
+     * differ; beyond 2^36 ms everything shares the top level. (Slot 2 of
+     * each level: slot 1 is the next one, sorted ahead into its stage.) */
+    const uint64_t when[] = {1, 2 * 64, 2 * 4096, 2ull << 18, 2ull << 24, 1ull << 30, 1ull << 40};
     const unsigned level[] = {0, 1, 2, 3, 4, 5, 5};
     enum { N = sizeof when / sizeof when[0] };
     ac__timer t[N];
@@ -164,19 +165,21 @@ START_TEST(wheel_cascades_a_timer_down_level_by_level)
     ac__timer t = {0};
     probe p = {0};
     ac_waker wk = probe_waker(&p);
-    const uint64_t when = 4096 + 3 * 64 + 5; /* level 2, slot 1 */
+    /* Level 2, slot 2: not the next slot, so not sorted ahead; and the
+     * wheel jumps to it, so it cascades when reached. */
+    const uint64_t when = 2 * 4096 + 3 * 64 + 5;
     ac__wheel_insert(&w, &t, when, 0, &wk);
     ck_assert_uint_eq(t.level, 2);
-    ck_assert_uint_eq(t.slot, 1);
+    ck_assert_uint_eq(t.slot, 2);
     /* The wheel next has work at the start of that slot, not at `when`. */
-    ck_assert_uint_eq(ac__wheel_next_expiration(&w), 4096);
+    ck_assert_uint_eq(ac__wheel_next_expiration(&w), 2 * 4096);
 
-    ck_assert_uint_eq(advance(&w, 4096), 0); /* cascades to level 1 */
+    ck_assert_uint_eq(advance(&w, 2 * 4096), 0); /* cascades to level 1 */
     ck_assert_uint_eq(t.level, 1);
     ck_assert_uint_eq(t.slot, 3);
-    ck_assert_uint_eq(ac__wheel_next_expiration(&w), 4096 + 3 * 64);
+    ck_assert_uint_eq(ac__wheel_next_expiration(&w), 2 * 4096 + 3 * 64);
 
-    ck_assert_uint_eq(advance(&w, 4096 + 3 * 64), 0); /* to level 0 */
+    ck_assert_uint_eq(advance(&w, 2 * 4096 + 3 * 64), 0); /* to level 0 */
     ck_assert_uint_eq(t.level, 0);
     ck_assert_uint_eq(t.slot, 5);
     ck_assert_uint_eq(ac__wheel_next_expiration(&w), when);
@@ -185,6 +188,246 @@ START_TEST(wheel_cascades_a_timer_down_level_by_level)
     ck_assert_uint_eq(advance(&w, when), 1);
     ck_assert_uint_eq(p.fired_at, when);
     ac__wheel_destroy(&w);
+    reset_wake_log();
+}
+END_TEST
+
+/* A stage holds its nodes at the level and slot they will have in the wheel
+ * once it reaches the stage's slot; a node in the wheel itself is due within
+ * the current slot of the level above it. */
+static bool all_at_level(const ac__timer *t, int n, unsigned level)
+{
+    for (int i = 0; i < n; i++)
+        if (t[i].level != level)
+            return false;
+    return true;
+}
+
+START_TEST(wheel_sorts_the_next_slot_ahead_so_reaching_it_moves_no_timer)
+{
+    ac__wheel w;
+    ac__wheel_init(&w, 0);
+    ac__timer a = {0}, b = {0};
+    probe pa = {0}, pb = {0};
+    ac_waker wa = probe_waker(&pa), wb = probe_waker(&pb);
+    /* Level 2's next slot (4096-8191): straight into its stage, at the
+     * level-1 slot it will have at 4096. */
+    const uint64_t when_a = 4096 + 3 * 64 + 5;
+    ac__wheel_insert(&w, &a, when_a, 0, &wa);
+    ck_assert_uint_eq(a.level, 1);
+    ck_assert_uint_eq(a.slot, 3);
+    ck_assert_uint_eq(ac__wheel_next_expiration(&w), 4096); /* the slot's start */
+    /* Level 2's slot after it: in the wheel until the wheel enters 4096. */
+    const uint64_t when_b = 2 * 4096 + 7;
+    ac__wheel_insert(&w, &b, when_b, 0, &wb);
+    ck_assert_uint_eq(b.level, 2);
+    ck_assert_uint_eq(b.slot, 2);
+
+    ck_assert_uint_eq(advance(&w, 4095), 0);
+    ck_assert_uint_eq(b.level, 2);
+    ck_assert_uint_eq(advance(&w, 4096), 0);
+    ck_assert_uint_eq(a.level, 1); /* reached: the stage's list became the wheel's */
+    ck_assert_uint_eq(a.slot, 3);
+    ck_assert_uint_eq(b.level, 0); /* now the next slot: staged at once */
+    ck_assert_uint_eq(b.slot, 7);
+    ck_assert_uint_eq(ac__wheel_next_expiration(&w), 4096 + 3 * 64);
+
+    ck_assert_uint_eq(advance(&w, 4096 + 3 * 64), 0);
+    ck_assert_uint_eq(a.level, 0);
+    ck_assert_uint_eq(advance(&w, when_a - 1), 0);
+    ck_assert_uint_eq(advance(&w, when_a), 1);
+    ck_assert_uint_eq(pa.fired_at, when_a);
+    ck_assert_uint_eq(advance(&w, when_b - 1), 0);
+    ck_assert_uint_eq(advance(&w, when_b), 1);
+    ck_assert_uint_eq(pb.fired_at, when_b);
+    ck_assert_uint_eq(ac__wheel_count(&w), 0);
+    ac__wheel_destroy(&w);
+    reset_wake_log();
+}
+END_TEST
+
+START_TEST(wheel_an_idle_driver_wakes_early_enough_to_stage_a_slot_before_it_is_due)
+{
+    /* 3,000 timers in level-1 slot 3 (192-255 ms): a thread parked until
+     * ac__wheel_next_wake, advancing when it wakes, has every one of them
+     * in its final place (level 0) before the wheel reaches 192. */
+    enum { N = 3000 };
+    ac__wheel w;
+    ac__wheel_init(&w, 0);
+    ac__timer *t = calloc(N, sizeof *t);
+    ck_assert_ptr_nonnull(t);
+    ac_waker wk = {&count_vtable, NULL};
+    for (int i = 0; i < N; i++)
+        ac__wheel_insert(&w, &t[i], 192 + rnd() % 64, 0, &wk);
+    ck_assert(all_at_level(t, N, 1));
+    /* Staging starts when the wheel enters the slot before (128). */
+    ck_assert_uint_eq(ac__wheel_next_expiration(&w), 192);
+    ck_assert_uint_eq(ac__wheel_next_wake(&w), 128);
+    uint64_t now = 0;
+    int wakes = 0;
+    while ((now = ac__wheel_next_wake(&w)) < 192) {
+        ck_assert_uint_eq(advance(&w, now), 0);
+        wakes++;
+    }
+    ck_assert(all_at_level(t, N, 0));
+    ck_assert_int_eq(wakes, (N + 127) / 128); /* one per ms of staging */
+    ck_assert_uint_eq(now, 192);
+    atomic_store(&counted_wakes, 0);
+    for (now = 192; now < 256; now++)
+        advance(&w, now);
+    ck_assert_int_eq(atomic_load(&counted_wakes), N);
+    ck_assert_uint_eq(ac__wheel_next_wake(&w), UINT64_MAX);
+    ac__wheel_destroy(&w);
+    free(t);
+}
+END_TEST
+
+START_TEST(wheel_timers_of_one_ms_fire_in_insertion_order_across_staging)
+{
+    /* Timers of one ms (200, in level-1 slot 3): 300 linked long before
+     * their slot is next, more than one advance stages; 10 while it is being
+     * staged (after the unstaged ones); 10 once it is (into the stage). */
+    enum { EARLY = 300, DURING = 10, LATE = 10, N = EARLY + DURING + LATE };
+    ac__wheel w;
+    ac__wheel_init(&w, 0);
+    ac__timer *t = calloc(N, sizeof *t);
+    probe *p = calloc(N, sizeof *p);
+    ck_assert(t && p);
+    for (int i = 0; i < N; i++) {
+        if (i == EARLY) {
+            ck_assert_uint_eq(advance(&w, 130), 0); /* slot 3 is next: staging starts */
+            ck_assert(!all_at_level(t, EARLY, 0) && t[0].level == 0);
+        }
+        if (i == EARLY + DURING) {
+            while (!all_at_level(t, EARLY + DURING, 0))
+                advance(&w, w.elapsed + 1);
+        }
+        p[i].when = 200;
+        ac_waker wk = probe_waker(&p[i]);
+        ck_assert_int_eq(ac__wheel_insert(&w, &t[i], 200, w.elapsed, &wk), AC__INSERT_LINKED);
+    }
+    ck_assert(all_at_level(t, N, 0));
+    ck_assert_uint_eq(advance(&w, 199), 0);
+    ck_assert_uint_eq(advance(&w, 200), N);
+    for (int i = 0; i < N; i++)
+        ck_assert_ptr_eq(wake_log[i], &p[i]);
+    ac__wheel_destroy(&w);
+    free(t);
+    free(p);
+    reset_wake_log();
+}
+END_TEST
+
+START_TEST(wheel_cancelling_the_unstaged_rest_of_a_slot_keeps_its_staged_timers)
+{
+    /* 300 timers in level-1 slot 3; one advance stages 128 of them; the
+     * other 172 are cancelled while still in the slot's own list. The 128
+     * fire on time, and then nothing is left. */
+    enum { N = 300 };
+    ac__wheel w;
+    ac__wheel_init(&w, 0);
+    ac__timer *t = calloc(N, sizeof *t);
+    probe *p = calloc(N, sizeof *p);
+    ck_assert(t && p);
+    for (int i = 0; i < N; i++) {
+        p[i].when = 192 + (uint64_t)i % 64;
+        ac_waker wk = probe_waker(&p[i]);
+        ac__wheel_insert(&w, &t[i], p[i].when, 0, &wk);
+    }
+    ck_assert_uint_eq(advance(&w, 130), 0);
+    int staged = 0;
+    for (int i = 0; i < N; i++) {
+        if (t[i].level == 0)
+            staged++;
+        else
+            ck_assert(ac__wheel_cancel(&w, &t[i]));
+    }
+    ck_assert_int_gt(staged, 0);
+    ck_assert_int_lt(staged, N);
+    ck_assert_uint_eq(ac__wheel_count(&w), (size_t)staged);
+    ck_assert_uint_eq(ac__wheel_next_expiration(&w), 192);
+    for (uint64_t now = 131; now < 256; now++)
+        advance(&w, now);
+    ck_assert_uint_eq(wake_log_len, (size_t)staged);
+    for (int i = 0; i < N; i++) {
+        if (p[i].wakes)
+            ck_assert_uint_eq(p[i].fired_at, p[i].when);
+        ck_assert_int_eq(outstanding(&p[i]), 0);
+    }
+    ck_assert_uint_eq(ac__wheel_count(&w), 0);
+    ac__wheel_destroy(&w);
+    free(t);
+    free(p);
+    reset_wake_log();
+}
+END_TEST
+
+START_TEST(wheel_random_inserts_cancels_and_advances_fire_each_live_timer_once_in_order)
+{
+    /* A model check: timers over four levels, linked and cancelled at random
+     * while the wheel advances by 1-40 ms steps (some land in stages, some
+     * are staged a few at a time, some slots are jumped to and cascade).
+     * Every timer not cancelled fires once, at the first advance at or
+     * after its deadline, in deadline order, ties in insertion order. */
+    enum { N = 30000, HORIZON = 300000 };
+    ac__wheel w;
+    ac__wheel_init(&w, 0);
+    ac__timer *t = calloc(N, sizeof *t);
+    probe *p = calloc(N, sizeof *p);
+    bool *cancelled = calloc(N, sizeof *cancelled);
+    uint64_t *seq = calloc(N, sizeof *seq);
+    ck_assert(t && p && cancelled && seq);
+    uint64_t now = 0, prev = 0;
+    int linked = 0, live = 0;
+    while (linked < N || ac__wheel_count(&w)) {
+        for (int k = 0; k < 200 && linked < N; k++, linked++) {
+            uint64_t span = (uint64_t[]){64, 4096, 262144, HORIZON}[rnd() % 4];
+            p[linked].when = now + 1 + rnd() % span;
+            seq[linked] = (uint64_t)linked;
+            ac_waker wk = probe_waker(&p[linked]);
+            ck_assert_int_eq(ac__wheel_insert(&w, &t[linked], p[linked].when, now, &wk),
+                             AC__INSERT_LINKED);
+            live++;
+        }
+        for (int k = 0; k < 60 && linked; k++) {
+            int i = (int)(rnd() % (uint64_t)linked);
+            if (!cancelled[i] && timer_state(&t[i]) == AC__TIMER_SLOT) {
+                ck_assert(ac__wheel_cancel(&w, &t[i]));
+                cancelled[i] = true;
+                live--;
+            }
+        }
+        size_t before = wake_log_len;
+        prev = now;
+        now += 1 + rnd() % 40;
+        advance(&w, now);
+        for (size_t k = before; k < wake_log_len; k++) {
+            probe *q = wake_log[k];
+            ck_assert_uint_gt(q->when, prev); /* not early, not a step late */
+            ck_assert_uint_le(q->when, now);
+        }
+        live -= (int)(wake_log_len - before);
+        ck_assert_uint_eq(ac__wheel_count(&w), (size_t)live);
+    }
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(p[i].wakes, cancelled[i] ? 0 : 1);
+        ck_assert_int_eq(outstanding(&p[i]), 0);
+    }
+    for (size_t k = 1; k < wake_log_len; k++) {
+        probe *a = wake_log[k - 1], *b = wake_log[k];
+        ck_assert_uint_le(a->when, b->when);
+        if (a->when == b->when)
+            ck_assert_uint_lt(seq[a - p], seq[b - p]);
+    }
+    for (int l = 0; l < AC__WHEEL_LEVELS; l++)
+        ck_assert_uint_eq(w.levels[l].occupied, 0);
+    for (int s = 0; s < AC__WHEEL_STAGED; s++)
+        ck_assert_uint_eq(w.stage[s].count, 0);
+    ac__wheel_destroy(&w);
+    free(t);
+    free(p);
+    free(cancelled);
+    free(seq);
     reset_wake_log();
 }
 END_TEST
@@ -1685,6 +1928,11 @@ static Suite *timer_suite(void)
     tcase_set_timeout(wheel, 60);
     tcase_add_test(wheel, wheel_places_timers_at_every_level_and_fires_each_exactly_on_time);
     tcase_add_test(wheel, wheel_cascades_a_timer_down_level_by_level);
+    tcase_add_test(wheel, wheel_sorts_the_next_slot_ahead_so_reaching_it_moves_no_timer);
+    tcase_add_test(wheel, wheel_an_idle_driver_wakes_early_enough_to_stage_a_slot_before_it_is_due);
+    tcase_add_test(wheel, wheel_timers_of_one_ms_fire_in_insertion_order_across_staging);
+    tcase_add_test(wheel, wheel_cancelling_the_unstaged_rest_of_a_slot_keeps_its_staged_timers);
+    tcase_add_test(wheel, wheel_random_inserts_cancels_and_advances_fire_each_live_timer_once_in_order);
     tcase_add_test(wheel, wheel_timer_beyond_the_top_level_laps_until_due);
     tcase_add_test(wheel, wheel_timer_a_lap_away_does_not_hide_an_earlier_top_level_timer);
     tcase_add_test(wheel, wheel_refuses_a_timer_that_is_already_due);
