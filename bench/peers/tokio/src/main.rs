@@ -6,6 +6,8 @@
 //!   tokio_peer yield_chain_mt [ROUNDS] yield_chain_mt_tokio NS ns/round
 //!   tokio_peer timers [TASKS]          timers_100k_wall_tokio MS ms
 //!                                      timers_100k_rss_tokio KIB KiB
+//!   tokio_peer timers_late [TASKS]     timers_late_max_tokio MS ms
+//!                                      timers_late_p999_tokio MS ms
 //!
 //! Every mode runs on the default multi-thread runtime (one worker per core),
 //! entered with block_on from main, which is what #[tokio::main] expands to.
@@ -16,6 +18,7 @@
 //! Build (bench/run.sh does this, offline, from Debian's crates):
 //! cargo build --release
 
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 const REPS: usize = 5;
@@ -126,6 +129,58 @@ fn peak_rss_kib() -> u64 {
     0
 }
 
+/// The sleeps of bench/timers_late.ac: 3000..=6000 ms from the same LCG.
+fn late_sleep_ms(state: &mut u64) -> u64 {
+    *state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    3000 + (*state >> 33) % 3001
+}
+
+/// Wakes by lateness in 10 us steps (up to 1 s; later ones in the last), and
+/// the worst, in ns.
+const LATE_BUCKET_NS: u64 = 10_000;
+const LATE_BUCKETS: usize = 100_000;
+const ZERO: AtomicU32 = AtomicU32::new(0);
+static LATE_HIST: [AtomicU32; LATE_BUCKETS] = [ZERO; LATE_BUCKETS];
+static LATE_MAX_NS: AtomicU64 = AtomicU64::new(0);
+
+/// Spawns `tasks` tasks that each sleep a random 3000-6000 ms and note how
+/// late they woke, awaits them all; the worst and the 99.9th percentile, ms.
+async fn timers_late(tasks: u64) -> (f64, f64) {
+    let mut seed = 42u64;
+    let mut handles = Vec::with_capacity(tasks as usize);
+    for _ in 0..tasks {
+        let ms = late_sleep_ms(&mut seed);
+        handles.push(tokio::spawn(async move {
+            let start = Instant::now();
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            let late = start.elapsed().saturating_sub(Duration::from_millis(ms)).as_nanos() as u64;
+            let b = ((late / LATE_BUCKET_NS) as usize).min(LATE_BUCKETS - 1);
+            LATE_HIST[b].fetch_add(1, Ordering::Relaxed);
+            LATE_MAX_NS.fetch_max(late, Ordering::Relaxed);
+            1u64
+        }));
+    }
+    let mut done = 0u64;
+    for h in handles {
+        done += h.await.expect("a sleeping task failed");
+    }
+    if done != tasks {
+        println!("# warning: timers_late_tokio: {} tasks finished, expected {}", done, tasks);
+    }
+    let rank = tasks - tasks / 1000;
+    let mut seen = 0u64;
+    let mut b = 0;
+    while b < LATE_BUCKETS - 1 {
+        seen += LATE_HIST[b].load(Ordering::Relaxed) as u64;
+        if seen >= rank {
+            break;
+        }
+        b += 1;
+    }
+    let p999 = ((b as u64 + 1) * LATE_BUCKET_NS) as f64 / 1e6;
+    (LATE_MAX_NS.load(Ordering::Relaxed) as f64 / 1e6, p999)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let mode = args.get(1).map(String::as_str).unwrap_or("");
@@ -161,8 +216,14 @@ fn main() {
             report("timers_100k_wall_tokio", "ms", 1, &[ms]);
             report("timers_100k_rss_tokio", "KiB", 0, &[peak_rss_kib() as f64]);
         }
+        "timers_late" => {
+            // One run per process, as bench/timers_late.ac.
+            let (max, p999) = rt.block_on(timers_late(count(1_000_000)));
+            report("timers_late_max_tokio", "ms", 2, &[max]);
+            report("timers_late_p999_tokio", "ms", 2, &[p999]);
+        }
         _ => {
-            eprintln!("usage: tokio_peer spawn_join|yield_chain_mt|timers [COUNT]");
+            eprintln!("usage: tokio_peer spawn_join|yield_chain_mt|timers|timers_late [COUNT]");
             std::process::exit(2);
         }
     }
