@@ -207,18 +207,19 @@ static void unlink_node(ac__wheel *w, ac__timer *t)
     ac__timer **slot = &lv->slots[t->slot];
     list_remove(slot, t);
     w->count--;
-    if (!*slot)
-        lv->occupied &= ~((uint64_t)1 << t->slot);
+    /* A staged level's next slot stays occupied while it or its stage holds
+     * a timer. */
     if (L) {
-        /* The stage's slot stays occupied while either holds a timer. */
+        if (!*slot)
+            lv->occupied &= ~((uint64_t)1 << t->slot);
         unsigned s = next_slot(w, L);
         if (--w->stage[L - 1].count == 0 && !w->levels[L].slots[s])
             w->levels[L].occupied &= ~((uint64_t)1 << s);
-        return;
-    }
-    if (!*slot) {
-        if (staged_level(t->level) && t->slot == next_slot(w, t->level) && w->stage[t->level - 1].count)
-            lv->occupied |= (uint64_t)1 << t->slot;
+    } else if (!*slot) {
+        bool staging = staged_level(t->level) && t->slot == next_slot(w, t->level) &&
+                       w->stage[t->level - 1].count;
+        if (!staging)
+            lv->occupied &= ~((uint64_t)1 << t->slot);
         if (w->due == slot)
             w->due = NULL;
     }
@@ -322,8 +323,9 @@ static void process(ac__wheel *w, const expiration *e)
     while ((t = list_pop(&list))) {
         if (t->when <= e->deadline && w->due) {
             /* After the staged timers of this ms, which are due in place. */
-            push_slot(&w->levels[0], 0, slot_at(e->deadline, 0), t);
-            w->levels[0].occupied &= ~((uint64_t)1 << slot_at(e->deadline, 0));
+            t->level = 0;
+            t->slot = (uint8_t)slot_at(e->deadline, 0);
+            list_push(w->due, t);
         } else if (t->when <= e->deadline) {
             list_push(&w->expired, t);
             store_state(t, AC__TIMER_EXPIRED);

@@ -318,6 +318,35 @@ START_TEST(wheel_timers_of_one_ms_fire_in_insertion_order_across_staging)
 }
 END_TEST
 
+START_TEST(wheel_a_slot_reached_half_staged_fires_its_first_ms_in_insertion_order)
+{
+    /* 300 timers due at 192, the start of level-1 slot 3; one advance
+     * stages 128 of them, then the wheel jumps to 192: the staged ones are
+     * due in place and the rest, walked then, join them after. */
+    enum { N = 300 };
+    ac__wheel w;
+    ac__wheel_init(&w, 0);
+    ac__timer *t = calloc(N, sizeof *t);
+    probe *p = calloc(N, sizeof *p);
+    ck_assert(t && p);
+    for (int i = 0; i < N; i++) {
+        p[i].when = 192;
+        ac_waker wk = probe_waker(&p[i]);
+        ac__wheel_insert(&w, &t[i], 192, 0, &wk);
+    }
+    ck_assert_uint_eq(advance(&w, 130), 0);
+    ck_assert(!all_at_level(t, N, 0) && t[0].level == 0);
+    ck_assert_uint_eq(advance(&w, 192), N);
+    for (int i = 0; i < N; i++)
+        ck_assert_ptr_eq(wake_log[i], &p[i]);
+    ck_assert_uint_eq(ac__wheel_count(&w), 0);
+    ac__wheel_destroy(&w);
+    free(t);
+    free(p);
+    reset_wake_log();
+}
+END_TEST
+
 START_TEST(wheel_cancelling_the_unstaged_rest_of_a_slot_keeps_its_staged_timers)
 {
     /* 300 timers in level-1 slot 3; one advance stages 128 of them; the
@@ -1931,6 +1960,7 @@ static Suite *timer_suite(void)
     tcase_add_test(wheel, wheel_sorts_the_next_slot_ahead_so_reaching_it_moves_no_timer);
     tcase_add_test(wheel, wheel_an_idle_driver_wakes_early_enough_to_stage_a_slot_before_it_is_due);
     tcase_add_test(wheel, wheel_timers_of_one_ms_fire_in_insertion_order_across_staging);
+    tcase_add_test(wheel, wheel_a_slot_reached_half_staged_fires_its_first_ms_in_insertion_order);
     tcase_add_test(wheel, wheel_cancelling_the_unstaged_rest_of_a_slot_keeps_its_staged_timers);
     tcase_add_test(wheel, wheel_random_inserts_cancels_and_advances_fire_each_live_timer_once_in_order);
     tcase_add_test(wheel, wheel_timer_beyond_the_top_level_laps_until_due);
