@@ -536,7 +536,18 @@ enum {
 typedef struct ac__wheel_level {
     uint64_t occupied;                 /* bit s set: slots[s] is not empty */
     ac__timer *slots[AC__WHEEL_SLOTS]; /* circular lists of timers */
+    uint32_t n[AC__WHEEL_SLOTS];       /* their lengths; not kept at level 0 */
 } ac__wheel_level;
+
+/* The timers of a staged level L's next slot, placed as they will be at
+ * that slot's start (in levels 0..L-1). The slot's occupied bit in the
+ * wheel stays set while it or its stage holds a timer. */
+typedef struct ac__wheel_stage {
+    size_t count;                             /* timers in the stage */
+    uint64_t paced;                           /* 1 + the wheel's time that `owed` is for */
+    size_t owed;                              /* timers still to move into it in that ms */
+    ac__wheel_level levels[AC__WHEEL_STAGED]; /* [0, L) used */
+} ac__wheel_stage;
 
 typedef struct ac__wheel {
     pthread_mutex_t mu;   /* guards the wheel and the linked nodes */
@@ -546,13 +557,8 @@ typedef struct ac__wheel {
     ac__timer **due;      /* a level-0 slot whose timers are all due, being woken
                            * in place (its occupied bit is clear), or NULL */
     ac__wheel_level levels[AC__WHEEL_LEVELS];
-    /* stage[L - 1], for level L: the timers of its next slot, placed as they
-     * will be at that slot's start (levels 0..L-1 of `levels`). The slot's
-     * occupied bit stays set while it or its stage holds a timer. */
-    struct {
-        size_t count;                             /* timers in the stage */
-        ac__wheel_level levels[AC__WHEEL_STAGED]; /* [0, L) used */
-    } stage[AC__WHEEL_STAGED];
+    /* stage[L - 1], for level L: see ac__wheel_stage */
+    ac__wheel_stage stage[AC__WHEEL_STAGED];
 } ac__wheel;
 
 /* Outcome of ac__wheel_insert. */

@@ -41,11 +41,8 @@
 #define MAX_DURATION ((uint64_t)1 << (SLOT_BITS * AC__WHEEL_LEVELS))
 /* Wakers taken out per lock hold while advancing. */
 #define BATCH 32
-/* Timers moved into a stage per level per advance (about 20 us of cache
- * misses at most, under the lock). An idle wheel with timers to stage is
- * advanced every ms (ac__wheel_next_wake): 128 a ms stage a level-1 slot of
- * 8,000 timers within the 64 ms before it; a busy one advances far more
- * often. */
+/* Timers moved into a stage per level per lock hold (about 20 us of cache
+ * misses); see stage_some. */
 #define STAGE_QUOTA 128
 /* Timer futures treat later deadlines as this far away (30 years, Tokio's
  * far_future), so that a paused clock auto-advancing to a sleep "forever"
@@ -152,6 +149,8 @@ static void push_slot(ac__wheel_level *lv, unsigned level, unsigned slot, ac__ti
     t->slot = (uint8_t)slot;
     list_push(&lv->slots[slot], t);
     lv->occupied |= (uint64_t)1 << slot;
+    if (level)
+        lv->n[slot]++;
 }
 
 /* Puts t, due in level L's next slot, where the wheel will have it at that
@@ -206,6 +205,8 @@ static void unlink_node(ac__wheel *w, ac__timer *t)
     ac__wheel_level *lv = L ? &w->stage[L - 1].levels[t->level] : &w->levels[t->level];
     ac__timer **slot = &lv->slots[t->slot];
     list_remove(slot, t);
+    if (t->level)
+        lv->n[t->slot]--;
     w->count--;
     /* A staged level's next slot stays occupied while it or its stage holds
      * a timer. */
@@ -215,7 +216,9 @@ static void unlink_node(ac__wheel *w, ac__timer *t)
         unsigned s = next_slot(w, L);
         if (--w->stage[L - 1].count == 0 && !w->levels[L].slots[s])
             w->levels[L].occupied &= ~((uint64_t)1 << s);
-    } else if (!*slot) {
+        return;
+    }
+    if (!*slot) {
         bool staging = staged_level(t->level) && t->slot == next_slot(w, t->level) &&
                        w->stage[t->level - 1].count;
         if (!staging)
@@ -225,17 +228,36 @@ static void unlink_node(ac__wheel *w, ac__timer *t)
     }
 }
 
-/* Moves up to `quota` timers of each staged level's next slot into its
- * stage, oldest first. */
-static void stage_some(ac__wheel *w, unsigned quota)
+/* Moves timers of each staged level's next slot into its stage, oldest
+ * first: STAGE_QUOTA a call, and in the first call of each ms of the
+ * wheel's time at least the remaining timers' share of the ms left before
+ * the slot, so that an idle wheel advanced once a ms is done in time.
+ * Returns true if some of that share is left; the caller lets go of the
+ * lock and calls again. */
+static bool stage_some(ac__wheel *w)
 {
+    bool more = false;
     for (unsigned L = 1; L <= AC__WHEEL_STAGED; L++) {
         unsigned s = next_slot(w, L);
+        uint32_t *n = &w->levels[L].n[s];
+        if (s == 0 || *n == 0)
+            continue;
+        ac__wheel_stage *st = &w->stage[L - 1];
+        if (st->paced != w->elapsed + 1) {
+            uint64_t left = next_start(w->elapsed, L) - w->elapsed; /* ms, >= 1 */
+            st->paced = w->elapsed + 1;
+            st->owed = (size_t)((*n + left - 1) / left);
+        }
         ac__timer **head = &w->levels[L].slots[s];
-        ac__timer *t;
-        for (unsigned n = 0; n < quota && (t = list_pop(head)); n++)
-            stage_link(w, L, t); /* the slot's occupied bit stays set */
+        for (unsigned k = 0; k < STAGE_QUOTA && *head; k++, (*n)--) {
+            stage_link(w, L, list_pop(head)); /* the slot's occupied bit stays set */
+            if (st->owed)
+                st->owed--;
+        }
+        if (st->owed && *head)
+            more = true;
     }
+    return more;
 }
 
 /* The wheel reaches level L's next slot: its stage's lists become the
@@ -249,7 +271,9 @@ static void unstage(ac__wheel *w, unsigned L)
         for (uint64_t occ = from->occupied; occ; occ &= occ - 1) {
             unsigned s = (unsigned)__builtin_ctzll(occ);
             to->slots[s] = from->slots[s];
+            to->n[s] = from->n[s];
             from->slots[s] = NULL;
+            from->n[s] = 0;
         }
         to->occupied |= from->occupied;
         from->occupied = 0;
@@ -315,6 +339,7 @@ static void process(ac__wheel *w, const expiration *e)
     ac__timer *list = w->levels[e->level].slots[e->slot];
     w->levels[e->level].slots[e->slot] = NULL;
     w->levels[e->level].occupied &= ~((uint64_t)1 << e->slot);
+    w->levels[e->level].n[e->slot] = 0;
     bool staged = staged_level(e->level) && w->stage[e->level - 1].count;
     w->elapsed = e->deadline;
     if (staged)
@@ -439,7 +464,7 @@ uint64_t ac__wheel_next_wake(ac__wheel *w)
             continue; /* the next slot's timers are a level up */
         uint64_t wake;
         if (w->levels[L].slots[next]) {
-            wake = w->elapsed + 1; /* staging: each advance moves STAGE_QUOTA */
+            wake = w->elapsed + 1; /* staging: each ms moves its share */
         } else {
             /* The first later slot with timers becomes the next one (and
              * starts staging) when the wheel enters the slot before it. */
@@ -497,9 +522,14 @@ size_t ac__wheel_advance(ac__wheel *w, uint64_t now)
     }
     if (now > w->elapsed)
         w->elapsed = now;
-    stage_some(w, STAGE_QUOTA);
+    bool staging = stage_some(w);
     pthread_mutex_unlock(&w->mu);
     wake_all(batch, n);
+    while (staging) {
+        pthread_mutex_lock(&w->mu);
+        staging = stage_some(w);
+        pthread_mutex_unlock(&w->mu);
+    }
     return woken + n;
 }
 

@@ -203,6 +203,31 @@ static bool all_at_level(const ac__timer *t, int n, unsigned level)
     return true;
 }
 
+/* The count a level keeps of each slot's timers is the slot's list length
+ * (above level 0), in the wheel and in its stages. */
+static void check_level_counts(const ac__wheel_level *lv)
+{
+    for (unsigned s = 0; s < AC__WHEEL_SLOTS; s++) {
+        uint32_t n = 0;
+        ac__timer *head = lv->slots[s], *t = head;
+        if (t)
+            do {
+                n++;
+                t = t->next;
+            } while (t != head);
+        ck_assert_uint_eq(lv->n[s], n);
+    }
+}
+
+static void check_slot_counts(const ac__wheel *w)
+{
+    for (unsigned l = 1; l < AC__WHEEL_LEVELS; l++)
+        check_level_counts(&w->levels[l]);
+    for (unsigned L = 2; L <= AC__WHEEL_STAGED; L++)
+        for (unsigned l = 1; l < L; l++)
+            check_level_counts(&w->stage[L - 1].levels[l]);
+}
+
 START_TEST(wheel_sorts_the_next_slot_ahead_so_reaching_it_moves_no_timer)
 {
     ac__wheel w;
@@ -277,6 +302,36 @@ START_TEST(wheel_an_idle_driver_wakes_early_enough_to_stage_a_slot_before_it_is_
         advance(&w, now);
     ck_assert_int_eq(atomic_load(&counted_wakes), N);
     ck_assert_uint_eq(ac__wheel_next_wake(&w), UINT64_MAX);
+    ac__wheel_destroy(&w);
+    free(t);
+}
+END_TEST
+
+START_TEST(wheel_an_idle_driver_stages_a_crowded_slot_at_its_share_per_ms)
+{
+    /* 20,000 timers in level-1 slot 3: more than STAGE_QUOTA (128) a ms for
+     * the 64 ms before it. Waking once a ms, the driver moves each ms's
+     * share of the rest, and all are in place before 192. */
+    enum { N = 20000 };
+    ac__wheel w;
+    ac__wheel_init(&w, 0);
+    ac__timer *t = calloc(N, sizeof *t);
+    ck_assert_ptr_nonnull(t);
+    ac_waker wk = {&count_vtable, NULL};
+    for (int i = 0; i < N; i++)
+        ac__wheel_insert(&w, &t[i], 192 + rnd() % 64, 0, &wk);
+    uint64_t now;
+    int wakes = 0;
+    while ((now = ac__wheel_next_wake(&w)) < 192) {
+        advance(&w, now);
+        wakes++;
+    }
+    ck_assert(all_at_level(t, N, 0));
+    ck_assert_int_le(wakes, 64);
+    atomic_store(&counted_wakes, 0);
+    for (now = 192; now < 256; now++)
+        advance(&w, now);
+    ck_assert_int_eq(atomic_load(&counted_wakes), N);
     ac__wheel_destroy(&w);
     free(t);
 }
@@ -437,6 +492,8 @@ START_TEST(wheel_random_inserts_cancels_and_advances_fire_each_live_timer_once_i
         }
         live -= (int)(wake_log_len - before);
         ck_assert_uint_eq(ac__wheel_count(&w), (size_t)live);
+        if (now % 97 == 0)
+            check_slot_counts(&w);
     }
     for (int i = 0; i < N; i++) {
         ck_assert_int_eq(p[i].wakes, cancelled[i] ? 0 : 1);
@@ -452,6 +509,7 @@ START_TEST(wheel_random_inserts_cancels_and_advances_fire_each_live_timer_once_i
         ck_assert_uint_eq(w.levels[l].occupied, 0);
     for (int s = 0; s < AC__WHEEL_STAGED; s++)
         ck_assert_uint_eq(w.stage[s].count, 0);
+    check_slot_counts(&w);
     ac__wheel_destroy(&w);
     free(t);
     free(p);
@@ -1959,6 +2017,7 @@ static Suite *timer_suite(void)
     tcase_add_test(wheel, wheel_cascades_a_timer_down_level_by_level);
     tcase_add_test(wheel, wheel_sorts_the_next_slot_ahead_so_reaching_it_moves_no_timer);
     tcase_add_test(wheel, wheel_an_idle_driver_wakes_early_enough_to_stage_a_slot_before_it_is_due);
+    tcase_add_test(wheel, wheel_an_idle_driver_stages_a_crowded_slot_at_its_share_per_ms);
     tcase_add_test(wheel, wheel_timers_of_one_ms_fire_in_insertion_order_across_staging);
     tcase_add_test(wheel, wheel_a_slot_reached_half_staged_fires_its_first_ms_in_insertion_order);
     tcase_add_test(wheel, wheel_cancelling_the_unstaged_rest_of_a_slot_keeps_its_staged_timers);
