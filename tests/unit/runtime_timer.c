@@ -271,69 +271,53 @@ START_TEST(wheel_sorts_the_next_slot_ahead_so_reaching_it_moves_no_timer)
 }
 END_TEST
 
-START_TEST(wheel_an_idle_driver_wakes_early_enough_to_stage_a_slot_before_it_is_due)
+/* Links n timers into level-1 slot 3 (192-255 ms) and plays a thread
+ * parked until ac__wheel_next_wake that advances the wheel when it wakes:
+ * every timer is in its final place (level 0) before the wheel reaches 192,
+ * and all fire in that slot. Returns the wake-ups it took before 192. */
+static int stage_while_idle(int n)
 {
-    /* 3,000 timers in level-1 slot 3 (192-255 ms): a thread parked until
-     * ac__wheel_next_wake, advancing when it wakes, has every one of them
-     * in its final place (level 0) before the wheel reaches 192. */
-    enum { N = 3000 };
     ac__wheel w;
     ac__wheel_init(&w, 0);
-    ac__timer *t = calloc(N, sizeof *t);
+    ac__timer *t = calloc((size_t)n, sizeof *t);
     ck_assert_ptr_nonnull(t);
     ac_waker wk = {&count_vtable, NULL};
-    for (int i = 0; i < N; i++)
+    for (int i = 0; i < n; i++)
         ac__wheel_insert(&w, &t[i], 192 + rnd() % 64, 0, &wk);
-    ck_assert(all_at_level(t, N, 1));
+    ck_assert(all_at_level(t, n, 1));
     /* Staging starts when the wheel enters the slot before (128). */
     ck_assert_uint_eq(ac__wheel_next_expiration(&w), 192);
     ck_assert_uint_eq(ac__wheel_next_wake(&w), 128);
-    uint64_t now = 0;
+    uint64_t now;
     int wakes = 0;
     while ((now = ac__wheel_next_wake(&w)) < 192) {
         ck_assert_uint_eq(advance(&w, now), 0);
         wakes++;
     }
-    ck_assert(all_at_level(t, N, 0));
-    ck_assert_int_eq(wakes, (N + 127) / 128); /* one per ms of staging */
+    ck_assert(all_at_level(t, n, 0));
     ck_assert_uint_eq(now, 192);
     atomic_store(&counted_wakes, 0);
     for (now = 192; now < 256; now++)
         advance(&w, now);
-    ck_assert_int_eq(atomic_load(&counted_wakes), N);
+    ck_assert_int_eq(atomic_load(&counted_wakes), n);
     ck_assert_uint_eq(ac__wheel_next_wake(&w), UINT64_MAX);
     ac__wheel_destroy(&w);
     free(t);
+    return wakes;
+}
+
+START_TEST(wheel_an_idle_driver_wakes_early_enough_to_stage_a_slot_before_it_is_due)
+{
+    /* 3,000 timers: 128 (STAGE_QUOTA) a ms, one wake-up per ms of staging. */
+    ck_assert_int_eq(stage_while_idle(3000), (3000 + 127) / 128);
 }
 END_TEST
 
 START_TEST(wheel_an_idle_driver_stages_a_crowded_slot_at_its_share_per_ms)
 {
-    /* 20,000 timers in level-1 slot 3: more than STAGE_QUOTA (128) a ms for
-     * the 64 ms before it. Waking once a ms, the driver moves each ms's
-     * share of the rest, and all are in place before 192. */
-    enum { N = 20000 };
-    ac__wheel w;
-    ac__wheel_init(&w, 0);
-    ac__timer *t = calloc(N, sizeof *t);
-    ck_assert_ptr_nonnull(t);
-    ac_waker wk = {&count_vtable, NULL};
-    for (int i = 0; i < N; i++)
-        ac__wheel_insert(&w, &t[i], 192 + rnd() % 64, 0, &wk);
-    uint64_t now;
-    int wakes = 0;
-    while ((now = ac__wheel_next_wake(&w)) < 192) {
-        advance(&w, now);
-        wakes++;
-    }
-    ck_assert(all_at_level(t, N, 0));
-    ck_assert_int_le(wakes, 64);
-    atomic_store(&counted_wakes, 0);
-    for (now = 192; now < 256; now++)
-        advance(&w, now);
-    ck_assert_int_eq(atomic_load(&counted_wakes), N);
-    ac__wheel_destroy(&w);
-    free(t);
+    /* 20,000 timers: more than 128 a ms for the 64 ms before the slot; each
+     * ms moves its share of the rest, and all are in place in time. */
+    ck_assert_int_le(stage_while_idle(20000), 64);
 }
 END_TEST
 
