@@ -512,14 +512,15 @@ bool ac__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t deadl
  *
  * Cascading without a pause: moving a slot's timers down when the wheel
  * reaches it would walk all of them at that moment, while timers due then
- * wait (50,000 timers: 10 ms on a small machine; a million: tens of ms).
- * So for levels 1 to AC__WHEEL_STAGED, the slot the wheel reaches next is
- * sorted ahead of time into a stage: lower levels of its own, laid out as
- * the wheel's will be at the slot's start. A timer for that slot goes
- * straight into the stage once the slot's own list is empty; the timers
- * linked before are moved there a few at a time as the wheel advances
- * (timer.c, stage_some). At the slot's start each stage list replaces the
- * wheel's empty list of the same place, which touches no node.
+ * wait (with a million sleeps of 0-10 s, those due at 4096 ms fired ~32 ms
+ * late). So for levels 1 to AC__WHEEL_STAGED, the slot the wheel reaches
+ * next is sorted ahead of time into a stage: lower levels of its own, laid
+ * out as the wheel's will be at the slot's start. A timer for that slot
+ * goes straight into the stage once the slot's own list is empty; the
+ * timers linked before are moved there in batches as the wheel advances,
+ * paced to finish in time (timer.c, stage_some). At the slot's start each
+ * stage list replaces the wheel's empty list of the same place, which
+ * touches no node.
  */
 enum {
     AC__TIMER_IDLE = 0,    /* not linked */
