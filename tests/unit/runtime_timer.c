@@ -357,24 +357,32 @@ START_TEST(wheel_timers_of_one_ms_fire_in_insertion_order_across_staging)
 }
 END_TEST
 
+/* Links n timers with probes into level-1 slot 3, the one due at 192 + i
+ * % spread, then advances the wheel into the slot before (130): one advance
+ * stages 128 of them, the rest stay in the slot's own list. */
+static void link_half_staged(ac__wheel *w, ac__timer *t, probe *p, int n, unsigned spread)
+{
+    ac__wheel_init(w, 0);
+    for (int i = 0; i < n; i++) {
+        p[i].when = 192 + (uint64_t)((unsigned)i % spread);
+        ac_waker wk = probe_waker(&p[i]);
+        ac__wheel_insert(w, &t[i], p[i].when, 0, &wk);
+    }
+    ck_assert_uint_eq(advance(w, 130), 0);
+    ck_assert(!all_at_level(t, n, 0) && t[0].level == 0);
+}
+
 START_TEST(wheel_a_slot_reached_half_staged_fires_its_first_ms_in_insertion_order)
 {
-    /* 300 timers due at 192, the start of level-1 slot 3; one advance
-     * stages 128 of them, then the wheel jumps to 192: the staged ones are
-     * due in place and the rest, walked then, join them after. */
+    /* 300 timers due at 192, the start of the slot; the wheel jumps there:
+     * the staged ones are due in place and the rest, walked then, join
+     * them after. */
     enum { N = 300 };
     ac__wheel w;
-    ac__wheel_init(&w, 0);
     ac__timer *t = calloc(N, sizeof *t);
     probe *p = calloc(N, sizeof *p);
     ck_assert(t && p);
-    for (int i = 0; i < N; i++) {
-        p[i].when = 192;
-        ac_waker wk = probe_waker(&p[i]);
-        ac__wheel_insert(&w, &t[i], 192, 0, &wk);
-    }
-    ck_assert_uint_eq(advance(&w, 130), 0);
-    ck_assert(!all_at_level(t, N, 0) && t[0].level == 0);
+    link_half_staged(&w, t, p, N, 1);
     ck_assert_uint_eq(advance(&w, 192), N);
     for (int i = 0; i < N; i++)
         ck_assert_ptr_eq(wake_log[i], &p[i]);
@@ -388,21 +396,15 @@ END_TEST
 
 START_TEST(wheel_cancelling_the_unstaged_rest_of_a_slot_keeps_its_staged_timers)
 {
-    /* 300 timers in level-1 slot 3; one advance stages 128 of them; the
-     * other 172 are cancelled while still in the slot's own list. The 128
-     * fire on time, and then nothing is left. */
+    /* 300 timers over the slot's 64 ms, half staged; the ones still in
+     * the slot's own list are cancelled. The staged ones fire on time, and
+     * then nothing is left. */
     enum { N = 300 };
     ac__wheel w;
-    ac__wheel_init(&w, 0);
     ac__timer *t = calloc(N, sizeof *t);
     probe *p = calloc(N, sizeof *p);
     ck_assert(t && p);
-    for (int i = 0; i < N; i++) {
-        p[i].when = 192 + (uint64_t)i % 64;
-        ac_waker wk = probe_waker(&p[i]);
-        ac__wheel_insert(&w, &t[i], p[i].when, 0, &wk);
-    }
-    ck_assert_uint_eq(advance(&w, 130), 0);
+    link_half_staged(&w, t, p, N, 64);
     int staged = 0;
     for (int i = 0; i < N; i++) {
         if (t[i].level == 0)
