@@ -134,6 +134,13 @@ static uint64_t next_start(uint64_t elapsed, unsigned level)
     return ((elapsed >> shift) + 1) << shift;
 }
 
+/* The start of `slot` of `level` in that level's rotation holding `elapsed`. */
+static uint64_t slot_start(uint64_t elapsed, unsigned level, unsigned slot)
+{
+    unsigned shift = level * SLOT_BITS;
+    return (elapsed & ~(((uint64_t)1 << (shift + SLOT_BITS)) - 1)) + ((uint64_t)slot << shift);
+}
+
 /* The slot of `level` that the wheel reaches next; 0 when that is the
  * first of the next higher slot, whose timers are a level up. */
 static unsigned next_slot(const ac__wheel *w, unsigned level)
@@ -295,21 +302,18 @@ static bool next_expiration(const ac__wheel *w, expiration *e)
         uint64_t occupied = w->levels[level].occupied;
         if (!occupied)
             continue;
-        unsigned shift = level * SLOT_BITS;
-        uint64_t slot_range = (uint64_t)1 << shift;
-        uint64_t level_range = slot_range << SLOT_BITS;
         /* Search from the slot after the current one, round to the current
          * one last. Only the top level can hold timers at or behind the
          * current slot: its slots form a ring that also holds deadlines more
          * than a rotation away, and those are due a lap later. (Searching
          * from the current slot, as Tokio's formula does, would let such a
          * timer hide earlier ones in the slots after it.) */
-        unsigned first = (unsigned)(((w->elapsed >> shift) + 1) & SLOT_MASK);
+        unsigned first = next_slot(w, level);
         uint64_t rotated = first ? (occupied >> first) | (occupied << (64 - first)) : occupied;
         unsigned slot = ((unsigned)__builtin_ctzll(rotated) + first) & (unsigned)SLOT_MASK;
-        uint64_t deadline = (w->elapsed & ~(level_range - 1)) + slot * slot_range;
+        uint64_t deadline = slot_start(w->elapsed, level, slot);
         if (deadline <= w->elapsed)
-            deadline += level_range;
+            deadline += (uint64_t)1 << ((level + 1) * SLOT_BITS); /* a rotation later */
         e->level = level;
         e->slot = slot;
         e->deadline = deadline;
@@ -471,9 +475,7 @@ uint64_t ac__wheel_next_wake(ac__wheel *w)
             uint64_t later = w->levels[L].occupied & ~(((uint64_t)2 << next) - 1);
             if (!later)
                 continue;
-            unsigned shift = L * SLOT_BITS;
-            uint64_t base = w->elapsed & ~(((uint64_t)1 << (shift + SLOT_BITS)) - 1);
-            wake = base + ((uint64_t)__builtin_ctzll(later) - 1) * ((uint64_t)1 << shift);
+            wake = slot_start(w->elapsed, L, (unsigned)__builtin_ctzll(later) - 1);
         }
         if (wake < r)
             r = wake;
