@@ -21,13 +21,16 @@
  * outside the workers, as a list, and ring overflow, as arrays of half a
  * ring (segments, which a worker takes by copying pointers); workers look at
  * it every GLOBAL_INTERVAL ticks and whenever their ring is empty, taking a
- * fair share into their ring. And the spawner rings: a thread outside the workers that
- * spawns (the thread in block_on) pushes its spawns to a ring of its own,
- * like a worker's but never popped by its owner, from which workers steal
- * (as much as half a ring of theirs holds) when their ring and the inject
- * queue are empty, and every GLOBAL_INTERVAL ticks (taking turns with the
- * inject queue). Pushing costs the spawning thread no lock, and a worker
- * takes a run of tasks by copying pointers, not by walking a list.
+ * fair share into their ring. And the spawner rings: a thread outside the
+ * workers that spawns (the thread in block_on) pushes its spawns to a ring
+ * of its own, like a worker's but never popped by its owner, from which
+ * workers steal (as much as half a ring of theirs holds) when their ring
+ * and the inject queue are empty, and every GLOBAL_INTERVAL ticks (taking
+ * turns with the inject queue). Pushing costs the spawning thread no lock,
+ * and a worker takes a run of tasks by copying pointers, not by walking a
+ * list. A spawner ring that overflows moves its older half to the inject
+ * queue; workers take that before the ring, so that a burst of spawns
+ * starts in about the order it was made.
  *
  * A worker that has nothing runs the search: unless half the workers are
  * already searching, it steals from the other workers, starting at a random
@@ -1171,41 +1174,56 @@ static run_result run_task(ac_runtime *rt, ac__task *task, unsigned *budget)
 /* Multi-thread workers                                                      */
 /* ======================================================================== */
 
-/* A fair share of the inject queue into the ring; returns one to run. */
-static ac__task *take_remote_batch(worker *w)
+/* How many tasks a worker takes from the inject queue at once: its share,
+ * as much as half its ring holds and there is room for, at least one. */
+static size_t remote_share(worker *w)
 {
-    ac_runtime *rt = w->rt;
-    size_t len = inject_len(rt);
-    if (!len)
-        return NULL;
     size_t room = LOCAL_CAP - lq_len(&w->q);
-    size_t want = len / rt->nworkers + 1;
+    size_t want = inject_len(w->rt) / w->rt->nworkers + 1;
     if (want > room)
         want = room;
     if (want > LOCAL_CAP / 2)
         want = LOCAL_CAP / 2;
-    if (want == 0)
-        want = 1;
-    /* Ring overflow first: copying pointers is cheap under the lock. */
-    if (atomic_load_explicit(&rt->has_segs, memory_order_relaxed)) {
-        ac__task *got[LOCAL_CAP / 2];
-        inject_seg *done = NULL;
-        size_t n = 0;
-        pthread_mutex_lock(&rt->inject_mu);
-        if (rt->seg_head) {
-            n = seg_take_locked(rt, want, got, &done);
-            atomic_fetch_sub_explicit(&rt->inject_len, n, memory_order_relaxed);
-        }
-        pthread_mutex_unlock(&rt->inject_mu);
-        free(done);
-        if (n) {
-            for (size_t i = 1; i < n; i++)
-                lq_push_back(w, got[i]);
-            return got[0];
-        }
+    return want ? want : 1;
+}
+
+/* Takes up to `want` tasks of ring overflow (the inject queue's segments),
+ * oldest first, into w's ring; returns one to run, or NULL if there is
+ * none. Copying pointers is cheap under the lock. */
+static ac__task *take_overflow(worker *w, size_t want)
+{
+    ac_runtime *rt = w->rt;
+    if (!atomic_load_explicit(&rt->has_segs, memory_order_relaxed))
+        return NULL;
+    ac__task *got[LOCAL_CAP / 2];
+    inject_seg *done = NULL;
+    size_t n = 0;
+    pthread_mutex_lock(&rt->inject_mu);
+    if (rt->seg_head) {
+        n = seg_take_locked(rt, want, got, &done);
+        atomic_fetch_sub_explicit(&rt->inject_len, n, memory_order_relaxed);
     }
+    pthread_mutex_unlock(&rt->inject_mu);
+    free(done);
+    if (!n)
+        return NULL;
+    for (size_t i = 1; i < n; i++)
+        lq_push_back(w, got[i]);
+    return got[0];
+}
+
+/* A fair share of the inject queue into the ring, ring overflow first;
+ * returns one to run. */
+static ac__task *take_remote_batch(worker *w)
+{
+    if (!inject_len(w->rt))
+        return NULL;
+    size_t want = remote_share(w);
+    ac__task *got = take_overflow(w, want);
+    if (got)
+        return got;
     size_t n;
-    ac__task *first = inject_pop(rt, want, &n);
+    ac__task *first = inject_pop(w->rt, want, &n);
     if (!first)
         return NULL;
     for (ac__task *t = first->queue_next, *next; t; t = next) {
@@ -1220,12 +1238,19 @@ static ac__task *take_remote_batch(worker *w)
 static ac__task *take_spawned(worker *w)
 {
     ac_runtime *rt = w->rt;
+    /* A ring that overflowed moved its older half to the inject queue's
+     * segments: those go first, so that spawns start in the order they
+     * were made (a burst's first tasks would otherwise wait behind its
+     * last). */
+    ac__task *t = take_overflow(w, remote_share(w));
+    if (t)
+        return t;
     unsigned n = atomic_load_explicit(&rt->nspawners, memory_order_acquire);
     for (unsigned i = 0; i < n; i++) {
         spawner *sp = atomic_load_explicit(&rt->spawners[i], memory_order_acquire);
         if (lq_len(&sp->q) == 0)
             continue;
-        ac__task *t = lq_steal_into(&sp->q, w, true);
+        t = lq_steal_into(&sp->q, w, true);
         if (t)
             return t;
     }
