@@ -384,7 +384,10 @@ int ac_runtime_block_on(ac_runtime *rt, const ac_future_vt *vt, void *frame, voi
  * a spawn from such a drop is cancelled at once), the handles that were
  * never joined or detached are released, and all the runtime's memory is
  * freed. Must not be called from inside the runtime (a task or block_on of
- * rt), nor while another thread may still wake rt's tasks. NULL is ignored.
+ * rt), nor while another thread may still use a JoinHandle of rt's tasks.
+ * Other threads may go on waking rt's tasks: a wake in progress is waited
+ * for, a later one does nothing, and a waker kept past the free keeps its
+ * task's memory until dropped. NULL is ignored.
  */
 void ac_runtime_free(ac_runtime *rt);
 

@@ -341,6 +341,15 @@ ac__scheduler *ac__slab_sched(const ac__task *task);
  * with the last chunk that still holds a task (referenced from outside the
  * runtime), when that task is freed. No heap of the slab may be in use. */
 void ac__slab_close(ac__slab *s);
+/* Wakes in flight from threads outside the runtime (task.c): a thread that
+ * wakes one of the slab's tasks while holding a reference to it enters
+ * (which returns the task's slab) and exits when it no longer touches the
+ * runtime; ac_runtime_free waits until none is in flight before it frees
+ * the runtime. The slab outlives the runtime while a task is referenced,
+ * and is not closed while one is in flight. */
+ac__slab *ac__slab_outside_enter(const ac__task *task);
+void ac__slab_outside_exit(ac__slab *s);
+void ac__slab_wait_outside(ac__slab *s);
 /* A heap of the slab for the calling thread's exclusive use, until it is
  * released; NULL when memory is exhausted. */
 ac__slab_heap *ac__slab_heap_claim(ac__slab *s);
@@ -422,6 +431,13 @@ int ac__runtime_all_idle(ac_runtime *rt);
 
 /* The configuration a runtime was built with (defaults resolved). */
 const ac_runtime_config *ac__runtime_config(ac_runtime *rt);
+/* Tests only: when set, called by a wake from outside a runtime after it has
+ * queued the task and before it wakes a thread of the runtime. */
+extern void (*ac__test_after_outside_queue)(void);
+/* Whether the calling thread is one of the threads that run the tasks of
+ * the runtime whose scheduler is `sched` (a worker, or the thread driving
+ * a current-thread runtime). Compares pointers only: sched may be freed. */
+bool ac__runtime_is_own_thread(const ac__scheduler *sched);
 
 /* The calling thread's runtime context: saved and restored around a
  * block_on, which makes the thread a non-worker thread of `rt`. */

@@ -799,6 +799,11 @@ void ac__runtime_thread_busy(ac_runtime *rt) { busy_inc(rt); }
 
 const ac_runtime_config *ac__runtime_config(ac_runtime *rt) { return &rt->config; }
 
+bool ac__runtime_is_own_thread(const ac__scheduler *sched)
+{
+    return tls_rt && tls_core && sched == &tls_rt->base;
+}
+
 /* ======================================================================== */
 /* Thread context                                                            */
 /* ======================================================================== */
@@ -871,9 +876,13 @@ static void schedule_local(worker *w, ac__task *task)
         notify_parked(w->rt);
 }
 
+void (*ac__test_after_outside_queue)(void);
+
 static void schedule_remote(ac_runtime *rt, ac__task *task)
 {
     inject_push_list(rt, task, task, 1);
+    if (ac__test_after_outside_queue)
+        ac__test_after_outside_queue();
     if (is_mt(rt))
         notify_parked(rt);
     else
@@ -1878,6 +1887,9 @@ void ac_runtime_free(ac_runtime *rt)
     } while (more);
     while (release_handles(rt))
         ;
+    /* Every task has completed; wakes from outside that began before may
+     * still be queueing theirs (task.c, outside_enter). */
+    ac__slab_wait_outside(rt->slab);
     drain_queues(rt);
     ac__thread_ctx_restore(prev);
 

@@ -54,6 +54,7 @@
  */
 #include "internal.h"
 
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -126,6 +127,8 @@ struct ac__slab {
     size_t kept;               /* after close: chunks with live slots */
     ac__slab *closed_prev;     /* after close: the list of closed slabs (under closed_mu) */
     ac__slab *closed_next;     /* ... */
+    _Atomic unsigned outside;  /* wakes in flight from outside the runtime; last, away
+                                  from `sched`, which every wake reads */
 };
 
 /* Closed slabs that still hold tasks (see above). */
@@ -155,6 +158,7 @@ ac__slab *ac__slab_new(ac__scheduler *sched)
         return NULL;
     }
     s->sched = sched;
+    atomic_init(&s->outside, 0);
     return s;
 }
 
@@ -163,6 +167,27 @@ ac__scheduler *ac__slab_sched(const ac__task *task)
     if (task->slab_class == AC__SLAB_NONE)
         return NULL;
     return chunk_of((ac__task *)task)->slab->sched;
+}
+
+ac__slab *ac__slab_outside_enter(const ac__task *task)
+{
+    ac__slab *s = chunk_of((ac__task *)task)->slab;
+    atomic_fetch_add(&s->outside, 1); /* seq_cst: see ac__slab_wait_outside */
+    return s;
+}
+
+void ac__slab_outside_exit(ac__slab *s) { atomic_fetch_sub_explicit(&s->outside, 1, memory_order_release); }
+
+/* Called once every task of the runtime has completed. A wake that entered
+ * before then is waited for. One that enters later finds its task complete
+ * and schedules nothing: entering comes before the wake's transition, a
+ * read-modify-write of the task's state word, and so does the completion
+ * before this load; whichever transition comes first in the word's order
+ * is seen by the other side. */
+void ac__slab_wait_outside(ac__slab *s)
+{
+    while (atomic_load(&s->outside) != 0)
+        sched_yield();
 }
 
 ac__slab_heap *ac__slab_heap_claim(ac__slab *s)

@@ -486,6 +486,39 @@ _Noreturn void ac_panic(const char *fmt, ...)
     siglongjmp(*panic_target, 1);
 }
 
+/*
+ * A wake from outside the task's runtime: a thread that is not one of the
+ * threads running its tasks (a foreign thread, a blocking-pool thread, a
+ * block_on thread of a multi-thread runtime) queues the task and then wakes
+ * a thread of the runtime. Once queued, the task can run, block_on return
+ * and the runtime be freed while this thread is still in the runtime's
+ * queue or parker. Such a wake is counted in the task's slab from before
+ * its transition (the caller's reference keeps the slab) to after the
+ * submit, and ac_runtime_free waits until none is counted. Returns the
+ * slab to exit, or NULL for a wake that needs no count.
+ */
+static ac__slab *outside_enter(const ac__task *task)
+{
+    if (task->kind != AC__TASK_SPAWNED || ac__runtime_is_own_thread(ac__slab_sched(task)))
+        return NULL;
+    return ac__slab_outside_enter(task);
+}
+
+static void outside_exit(ac__slab *s)
+{
+    if (s)
+        ac__slab_outside_exit(s);
+}
+
+/* A wake by reference of a task that is not being polled by this thread. */
+static __attribute__((noinline)) void wake_other_by_ref(ac__task *task)
+{
+    ac__slab *outside = outside_enter(task);
+    if (ac__task_transition_to_notified_by_ref(task) == AC__NOTIFY_SUBMIT)
+        submit(task);
+    outside_exit(outside);
+}
+
 void ac__task_wake_by_ref(ac__task *task)
 {
     /* The poller of this task is this thread, and it looks at the flag when
@@ -494,14 +527,15 @@ void ac__task_wake_by_ref(ac__task *task)
         polled_woken = true;
         return;
     }
-    if (ac__task_transition_to_notified_by_ref(task) == AC__NOTIFY_SUBMIT)
-        submit(task);
+    wake_other_by_ref(task);
 }
 
 void ac__task_abort(ac__task *task)
 {
+    ac__slab *outside = outside_enter(task);
     if (ac__task_transition_to_notified_and_cancel(task) == AC__NOTIFY_SUBMIT)
         submit(task);
+    outside_exit(outside);
 }
 
 /* ======================================================================== */
@@ -519,16 +553,23 @@ static ac_waker waker_clone(const void *data)
 static void waker_wake(const void *data)
 {
     ac__task *task = as_task(data);
+    /* Entered while our reference holds the slab. After a submit the task
+     * may be gone, but the slab stays until we exit: a runtime's slab is
+     * closed after the wait for us. A closed slab goes with its last task,
+     * so we exit before freeing that. */
+    ac__slab *outside = outside_enter(task);
     switch (ac__task_transition_to_notified_by_val(task)) {
     case AC__NOTIFY_SUBMIT:
         submit(task);
         break;
     case AC__NOTIFY_DEALLOC:
+        outside_exit(outside);
         ac__task_dealloc(task);
-        break;
+        return;
     case AC__NOTIFY_DO_NOTHING:
         break;
     }
+    outside_exit(outside);
 }
 
 static void waker_wake_by_ref(const void *data) { ac__task_wake_by_ref(as_task(data)); }

@@ -1005,6 +1005,97 @@ START_TEST(a_waker_kept_past_shutdown_frees_its_task_when_dropped)
 }
 END_TEST
 
+/*
+ * A wake from outside the runtime is still in the runtime after it has
+ * queued the task: it wakes the runtime's thread next. Here it sleeps in
+ * between (the test hook), while the runtime's thread, which never parks,
+ * takes the task, runs it, finishes block_on and frees the runtime.
+ * ac_runtime_free must wait for the wake to be done with the runtime; it
+ * used to free it under the waking thread (which TSan caught, rarely, in
+ * wakes_from_foreign_threads_are_not_lost).
+ */
+static ac_waker late_waker;          /* the task's waker, for the foreign thread */
+static atomic_bool late_waker_ready; /* late_waker is set */
+static atomic_bool late_wake_done;   /* ac_waker_wake returned on the foreign thread */
+static pthread_t late_waking_thread;
+
+static void sleep_after_queueing(void)
+{
+    if (pthread_equal(pthread_self(), late_waking_thread)) {
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void *late_waking_main(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&late_waker_ready))
+        sched_yield();
+    ac_waker_wake(late_waker);
+    atomic_store(&late_wake_done, true);
+    return NULL;
+}
+
+/* async(int) woken_once(): pending with its waker published, then ready. */
+static ac_poll_t woken_once_poll(void *frame, ac_context *cx, void *out)
+{
+    value_frame *f = frame;
+    if (f->ac_state == AC_STATE_UNRESUMED) {
+        f->ac_state = AC_STATE_FIRST;
+        late_waker = ac_waker_clone(cx->waker);
+        atomic_store(&late_waker_ready, true);
+        return AC_PENDING;
+    }
+    f->ac_state = AC_STATE_RETURNED;
+    *(int *)out = f->v;
+    return AC_READY;
+}
+
+static const ac_future_vt woken_once_vt = {
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), woken_once_poll, value_drop, "woken_once",
+};
+
+/* Spawns woken_once and yields (never parks) until it has finished. */
+static ac_poll_t late_wake_body(script *s, ac_context *cx, int *out)
+{
+    switch (s->step) {
+    case 0:
+        s->p = spawn_vt(&woken_once_vt, 7, 0, &cnt);
+        s->step = 1;
+        /* fallthrough */
+    case 1:
+        if (!ac_handle_is_finished(s->p)) {
+            ac_waker_wake_by_ref(cx->waker);
+            return AC_PENDING;
+        }
+        ac_join__init(&s->join, s->p, &s->err);
+        s->step = 2;
+        /* fallthrough */
+    case 2:
+        if (ac_join__poll(&s->join, cx, &s->value) == AC_PENDING)
+            return AC_PENDING;
+        *out = s->err ? -1 : s->value;
+        return AC_READY;
+    }
+    ac__bad_resume("script", (unsigned)s->step);
+}
+
+START_TEST(freeing_a_runtime_waits_for_a_wake_from_outside_to_leave_it)
+{
+    ck_assert_int_eq(pthread_create(&late_waking_thread, NULL, late_waking_main, NULL), 0);
+    ac__test_after_outside_queue = sleep_after_queueing;
+    script s;
+    int out = -1;
+    ck_assert_int_eq(run_script(AC_RUNTIME_CURRENT_THREAD, 0, late_wake_body, &s, NULL, &out), 0);
+    bool done_when_freed = atomic_load(&late_wake_done);
+    ac__test_after_outside_queue = NULL;
+    pthread_join(late_waking_thread, NULL);
+    ck_assert_int_eq(out, 7);
+    ck_assert(done_when_freed);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 /* The driver hooks                                                         */
 /* ------------------------------------------------------------------------ */
@@ -1360,6 +1451,7 @@ static Suite *sched_suite(void)
     tcase_add_test(tc, shutdown_cancels_remaining_tasks_and_runs_their_drops);
     tcase_add_test(tc, shutdown_frees_the_memory_of_every_task);
     tcase_add_test(tc, a_waker_kept_past_shutdown_frees_its_task_when_dropped);
+    tcase_add_test(tc, freeing_a_runtime_waits_for_a_wake_from_outside_to_leave_it);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("driver");
