@@ -1040,9 +1040,26 @@ static ac_runtime *rt_of_ct_root(ac__scheduler *sched)
     return (ac_runtime *)((char *)sched - offsetof(ac_runtime, ct_root));
 }
 
+/* A wake of a current-thread block_on's root. From another thread it
+ * queues the root and signals under the parker's lock, which ct_block_on
+ * takes once the root is complete: then no such wake is still in the
+ * runtime, which the caller may free as soon as block_on returns (a later
+ * wake finds the root complete). */
 static void ct_root_schedule(ac__scheduler *sched, ac__task *task)
 {
-    schedule_on(rt_of_ct_root(sched), task);
+    ac_runtime *rt = rt_of_ct_root(sched);
+    if (tls_rt == rt && tls_core) {
+        fifo_push(&rt->ct.local, task);
+        return;
+    }
+    parker *p = &rt->ct.park;
+    pthread_mutex_lock(&p->mu);
+    inject_push_list(rt, task, task, 1);
+    if (ac__test_after_outside_queue)
+        ac__test_after_outside_queue();
+    if (atomic_exchange(&p->state, PARK_NOTIFIED) == PARK_PARKED)
+        pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
 }
 
 /* The root can no longer be woken: drop the reference under the core's lock
@@ -1591,7 +1608,10 @@ static int ct_block_on(ac_runtime *rt, const ac_future_vt *vt, void *frame, void
 
     busy_dec(rt, NULL);
     ac__thread_ctx_restore(prev);
-    /* The root is complete: its wakers no longer reach the runtime. */
+    /* The root is complete: its wakers no longer reach the runtime, and one
+     * that did is out of it once we have had the parker's lock. */
+    pthread_mutex_lock(&c->park.mu);
+    pthread_mutex_unlock(&c->park.mu);
     ac__task_ref_dec(root);
     atomic_store(&c->driving, false);
     return err;

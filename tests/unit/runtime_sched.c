@@ -1018,12 +1018,14 @@ static ac_waker late_waker;          /* the task's waker, for the foreign thread
 static atomic_bool late_waker_ready; /* late_waker is set */
 static atomic_bool late_wake_done;   /* ac_waker_wake returned on the foreign thread */
 static pthread_t late_waking_thread;
+static double late_sleep_end;        /* when the hook's sleep ended */
 
 static void sleep_after_queueing(void)
 {
     if (pthread_equal(pthread_self(), late_waking_thread)) {
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
+        late_sleep_end = now_s();
     }
 }
 
@@ -1093,6 +1095,56 @@ START_TEST(freeing_a_runtime_waits_for_a_wake_from_outside_to_leave_it)
     pthread_join(late_waking_thread, NULL);
     ck_assert_int_eq(out, 7);
     ck_assert(done_when_freed);
+}
+END_TEST
+
+/* The same for a wake of a current-thread block_on's root: block_on must
+ * not return while the wake is still in the runtime, which its caller may
+ * free at once. A spawned task that keeps yielding keeps the runtime's
+ * thread from parking, so it finds the queued root by itself. */
+static ac_poll_t yield_forever_poll(void *frame, ac_context *cx, void *out)
+{
+    (void)frame;
+    (void)out;
+    ac_waker_wake_by_ref(cx->waker);
+    return AC_PENDING;
+}
+
+static const ac_future_vt yield_forever_vt = {
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), yield_forever_poll, value_drop,
+    "yield_forever",
+};
+
+static ac_poll_t late_root_body(script *s, ac_context *cx, int *out)
+{
+    switch (s->step) {
+    case 0:
+        ac_handle_detach(spawn_vt(&yield_forever_vt, 0, 0, &cnt));
+        late_waker = ac_waker_clone(cx->waker);
+        s->step = 1;
+        atomic_store(&late_waker_ready, true);
+        return AC_PENDING;
+    case 1:
+        *out = 9;
+        return AC_READY;
+    }
+    ac__bad_resume("script", (unsigned)s->step);
+}
+
+START_TEST(block_on_returns_after_a_wake_of_its_root_from_outside_has_left)
+{
+    ck_assert_int_eq(pthread_create(&late_waking_thread, NULL, late_waking_main, NULL), 0);
+    ac__test_after_outside_queue = sleep_after_queueing;
+    ac_runtime *rt = new_runtime(AC_RUNTIME_CURRENT_THREAD, 0);
+    script s;
+    int out = -1;
+    ck_assert_int_eq(block_on_script(rt, late_root_body, &s, NULL, &out), 0);
+    double returned = now_s();
+    ac_runtime_free(rt);
+    ac__test_after_outside_queue = NULL;
+    pthread_join(late_waking_thread, NULL);
+    ck_assert_int_eq(out, 9);
+    ck_assert(late_sleep_end > 0 && returned >= late_sleep_end);
 }
 END_TEST
 
@@ -1452,6 +1504,7 @@ static Suite *sched_suite(void)
     tcase_add_test(tc, shutdown_frees_the_memory_of_every_task);
     tcase_add_test(tc, a_waker_kept_past_shutdown_frees_its_task_when_dropped);
     tcase_add_test(tc, freeing_a_runtime_waits_for_a_wake_from_outside_to_leave_it);
+    tcase_add_test(tc, block_on_returns_after_a_wake_of_its_root_from_outside_has_left);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("driver");
