@@ -1,8 +1,9 @@
 /*
  * runtime_sched.c: runtimes and their schedulers (sched.c): the builder,
  * block_on on both flavours, many tasks on two workers, work stealing, the
- * bounded LIFO slot, the cooperative budget, wakes from foreign threads,
- * shutdown, the driver hooks, and a million spawned tasks.
+ * bounded LIFO slot, the cooperative budget, wakes from foreign threads, the
+ * start order of a burst of spawns, shutdown (also racing with a wake from
+ * outside), the driver hooks, and a million spawned tasks.
  *
  * Futures are lowered by hand (docs/runtime-abi.md). A root `script` runs a
  * test's body, a switch on `step`, with an embedded join frame. Nothing here
