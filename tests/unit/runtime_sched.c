@@ -26,8 +26,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "value_future.h"
+
 /* ------------------------------------------------------------------------ */
-/* Helpers and futures                                                      */
+/* Helpers and futures (value_future.h has the value future)                */
 /* ------------------------------------------------------------------------ */
 
 static double now_s(void)
@@ -37,75 +39,7 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-typedef struct counters {
-    atomic_int polls;   /* polls of the futures sharing these counters */
-    atomic_int drops;   /* their drops */
-    atomic_int done;    /* those that returned ready */
-    atomic_long yields; /* pending polls */
-} counters;
-
 static counters cnt; /* each test runs in its own process */
-
-/* async(int) value(int v, int yields, counters *c): yields, then returns v. */
-typedef struct value_frame {
-    unsigned ac_state; /* 0 unresumed, 1 returned, 3 yielding */
-    int v;             /* parameter */
-    int yields;        /* parameter: yields left */
-    counters *c;       /* parameter */
-} value_frame;
-
-static void value__init(void *frame, int v, int yields, counters *c)
-{
-    value_frame *f = frame;
-    f->ac_state = AC_STATE_UNRESUMED;
-    f->v = v;
-    f->yields = yields;
-    f->c = c;
-}
-
-static ac_poll_t value_poll(void *frame, ac_context *cx, void *out)
-{
-    value_frame *f = frame;
-    if (f->ac_state == AC_STATE_RETURNED)
-        ac__bad_resume("value", f->ac_state);
-    f->ac_state = AC_STATE_FIRST;
-    if (f->yields-- > 0) {
-        ac_waker_wake_by_ref(cx->waker);
-        return AC_PENDING;
-    }
-    f->ac_state = AC_STATE_RETURNED;
-    *(int *)out = f->v;
-    return AC_READY;
-}
-
-/* The same, counting (the stress test leaves the counters out). */
-static ac_poll_t counted_poll(void *frame, ac_context *cx, void *out)
-{
-    value_frame *f = frame;
-    atomic_fetch_add(&f->c->polls, 1);
-    ac_poll_t r = value_poll(frame, cx, out);
-    if (r == AC_READY)
-        atomic_fetch_add(&f->c->done, 1);
-    else
-        atomic_fetch_add(&f->c->yields, 1);
-    return r;
-}
-
-static void value_drop(void *frame) { ((value_frame *)frame)->ac_state = AC_STATE_RETURNED; }
-
-static void counted_drop(void *frame)
-{
-    value_frame *f = frame;
-    atomic_fetch_add(&f->c->drops, 1);
-    f->ac_state = AC_STATE_RETURNED;
-}
-
-static const ac_future_vt value_vt = {
-    sizeof(value_frame), _Alignof(value_frame), sizeof(int), value_poll, value_drop, "value",
-};
-static const ac_future_vt counted_vt = {
-    sizeof(value_frame), _Alignof(value_frame), sizeof(int), counted_poll, counted_drop, "counted",
-};
 
 static int *spawn_vt(const ac_future_vt *vt, int v, int yields, counters *c)
 {
@@ -354,14 +288,14 @@ static ac_poll_t nested_poll(void *frame, ac_context *cx, void *out)
     value_frame inner;
     value__init(&inner, 1, 0, &cnt);
     int v = 0;
-    nested_result = ac_runtime_block_on(nested_rt, &value_vt, &inner, &v);
+    nested_result = ac_runtime_block_on(nested_rt, &plain_value_vt, &inner, &v);
     f->ac_state = AC_STATE_RETURNED;
     *(int *)out = 0;
     return AC_READY;
 }
 
 static const ac_future_vt nested_vt = {
-    sizeof(value_frame), _Alignof(value_frame), sizeof(int), nested_poll, value_drop, "nested",
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), nested_poll, frame_drop, "nested",
 };
 
 static ac_poll_t nested_body(script *s, ac_context *cx, int *out)
@@ -404,7 +338,7 @@ static ac_poll_t hundred_body(script *s, ac_context *cx, int *out)
     switch (s->step) {
     case 0:
         for (int i = 0; i < 100; i++)
-            hs[i] = spawn_vt(&counted_vt, i, 100, &cnt);
+            hs[i] = spawn_vt(&value_vt, i, 100, &cnt);
         s->step = 1;
         for (s->i = 0; s->i < 100; s->i++) {
             ac_join__init(&s->join, hs[s->i], &s->err);
@@ -446,7 +380,7 @@ static ac_poll_t name_poll(void *frame, ac_context *cx, void *out)
 }
 
 static const ac_future_vt name_vt = {
-    sizeof(value_frame), _Alignof(value_frame), sizeof(int), name_poll, value_drop, "name",
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), name_poll, frame_drop, "name",
 };
 
 static ac_poll_t name_body(script *s, ac_context *cx, int *out)
@@ -509,7 +443,7 @@ static ac_poll_t spinner_poll(void *frame, ac_context *cx, void *out)
 }
 
 static const ac_future_vt spinner_vt = {
-    sizeof(value_frame), _Alignof(value_frame), sizeof(int), spinner_poll, value_drop, "spinner",
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), spinner_poll, frame_drop, "spinner",
 };
 
 static ac_poll_t spawner_poll(void *frame, ac_context *cx, void *out)
@@ -517,7 +451,7 @@ static ac_poll_t spawner_poll(void *frame, ac_context *cx, void *out)
     value_frame *f = frame;
     (void)cx;
     for (int i = 0; i < 100; i++)
-        ac_handle_detach(spawn_vt(&counted_vt, i, 3, &cnt));
+        ac_handle_detach(spawn_vt(&value_vt, i, 3, &cnt));
     ac_handle_detach(spawn_vt(&spinner_vt, 0, 0, &cnt));
     f->ac_state = AC_STATE_RETURNED;
     *(int *)out = 0;
@@ -525,7 +459,7 @@ static ac_poll_t spawner_poll(void *frame, ac_context *cx, void *out)
 }
 
 static const ac_future_vt spawner_vt = {
-    sizeof(value_frame), _Alignof(value_frame), sizeof(int), spawner_poll, value_drop, "spawner",
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), spawner_poll, frame_drop, "spawner",
 };
 
 static ac_poll_t steal_body(script *s, ac_context *cx, int *out)
@@ -677,7 +611,7 @@ static ac_poll_t busy_poll(void *frame, ac_context *cx, void *out)
 }
 
 static const ac_future_vt busy_vt = {
-    sizeof(value_frame), _Alignof(value_frame), sizeof(int), busy_poll, value_drop, "busy",
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), busy_poll, frame_drop, "busy",
 };
 
 static ac_poll_t stopper_poll(void *frame, ac_context *cx, void *out)
@@ -689,7 +623,7 @@ static ac_poll_t stopper_poll(void *frame, ac_context *cx, void *out)
 }
 
 static const ac_future_vt stopper_vt = {
-    sizeof(value_frame), _Alignof(value_frame), sizeof(int), stopper_poll, value_drop, "stopper",
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), stopper_poll, frame_drop, "stopper",
 };
 
 static ac_poll_t coop_body(script *s, ac_context *cx, int *out)
@@ -798,7 +732,7 @@ static ac_poll_t pinger_poll(void *frame, ac_context *cx, void *out)
 }
 
 static const ac_future_vt pinger_vt = {
-    sizeof(value_frame), _Alignof(value_frame), sizeof(int), pinger_poll, value_drop, "pinger",
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), pinger_poll, frame_drop, "pinger",
 };
 
 static ac_poll_t foreign_body(script *s, ac_context *cx, int *out)
@@ -850,7 +784,7 @@ static void spawn_in_drop_drop(void *frame)
 {
     never_drop(frame);
     never_frame *f = frame;
-    int *h = spawn_vt(&counted_vt, 1, 0, f->c);
+    int *h = spawn_vt(&value_vt, 1, 0, f->c);
     struct ac_join__frame j;
     int err = 1, v = -1;
     ac_join__init(&j, h, &err);
@@ -870,8 +804,8 @@ static ac_poll_t leave_tasks_body(script *s, ac_context *cx, int *out)
     case 0:
         ac_handle_detach(spawn_never(true, &cnt));  /* waiting, waker kept, detached */
         (void)spawn_never(false, &cnt);             /* orphaned, handle never consumed */
-        (void)spawn_vt(&counted_vt, 5, 0, &cnt);    /* completes; handle never consumed */
-        ac_handle_detach(spawn_vt(&counted_vt, 6, 1000000000, &cnt)); /* yields forever */
+        (void)spawn_vt(&value_vt, 5, 0, &cnt);    /* completes; handle never consumed */
+        ac_handle_detach(spawn_vt(&value_vt, 6, 1000000000, &cnt)); /* yields forever */
         {
             never_frame *f = ac__task_frame_new(&spawn_in_drop_vt);
             memset(f, 0, sizeof *f);
@@ -882,7 +816,7 @@ static ac_poll_t leave_tasks_body(script *s, ac_context *cx, int *out)
         /* fallthrough */
     case 1:
         AWAIT_AT_LEAST(&cnt.polls, 6); /* each has run at least once */
-        (void)spawn_vt(&counted_vt, 7, 0, &cnt); /* queued, never polled */
+        (void)spawn_vt(&value_vt, 7, 0, &cnt); /* queued, never polled */
         *out = 0;
         return AC_READY;
     }
@@ -948,7 +882,7 @@ static ac_poll_t outlive_poll(void *frame, ac_context *cx, void *out)
 }
 
 static const ac_future_vt outlive_vt = {
-    sizeof(value_frame), _Alignof(value_frame), sizeof(int), outlive_poll, value_drop, "outlive",
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), outlive_poll, frame_drop, "outlive",
 };
 
 static ac_poll_t outlive_body(script *s, ac_context *cx, int *out)
@@ -956,8 +890,8 @@ static ac_poll_t outlive_body(script *s, ac_context *cx, int *out)
     switch (s->step) {
     case 0:
         /* Neighbours in the same slab chunk, one joined and one not. */
-        ac_join__init(&s->join, spawn_vt(&value_vt, 1, 0, &cnt), &s->err);
-        (void)spawn_vt(&value_vt, 2, 0, &cnt);
+        ac_join__init(&s->join, spawn_vt(&plain_value_vt, 1, 0, &cnt), &s->err);
+        (void)spawn_vt(&plain_value_vt, 2, 0, &cnt);
         ac_handle_detach(spawn_vt(&outlive_vt, 3, 0, &cnt));
         s->step = 1;
         /* fallthrough */
@@ -1056,7 +990,7 @@ static ac_poll_t woken_once_poll(void *frame, ac_context *cx, void *out)
 }
 
 static const ac_future_vt woken_once_vt = {
-    sizeof(value_frame), _Alignof(value_frame), sizeof(int), woken_once_poll, value_drop, "woken_once",
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), woken_once_poll, frame_drop, "woken_once",
 };
 
 /* Spawns woken_once and yields (never parks) until it has finished. */
@@ -1112,7 +1046,7 @@ static ac_poll_t yield_forever_poll(void *frame, ac_context *cx, void *out)
 }
 
 static const ac_future_vt yield_forever_vt = {
-    sizeof(value_frame), _Alignof(value_frame), sizeof(int), yield_forever_poll, value_drop,
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), yield_forever_poll, frame_drop,
     "yield_forever",
 };
 
@@ -1227,7 +1161,7 @@ static ac_poll_t fake_sleep_poll(void *frame, ac_context *cx, void *out)
 }
 
 static const ac_future_vt fake_sleep_vt = {
-    sizeof(value_frame), _Alignof(value_frame), sizeof(int), fake_sleep_poll, value_drop,
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), fake_sleep_poll, frame_drop,
     "fake_sleep",
 };
 
@@ -1301,7 +1235,7 @@ static ac_poll_t million_body(script *s, ac_context *cx, int *out)
     switch (s->step) {
     case 0:
         for (int i = 0; i < MILLION; i++)
-            hs[i] = spawn_vt(&value_vt, i & 0xffff, 0, &cnt);
+            hs[i] = spawn_vt(&plain_value_vt, i & 0xffff, 0, &cnt);
         s->step = 1;
         /* fallthrough */
     case 1:
@@ -1319,7 +1253,7 @@ static ac_poll_t per_thread_body(script *s, ac_context *cx, int *out)
     switch (s->step) {
     case 0:
         for (int i = 0; i < PER_THREAD; i++)
-            hs[i] = spawn_vt(&value_vt, i, i % 3, &cnt);
+            hs[i] = spawn_vt(&plain_value_vt, i, i % 3, &cnt);
         s->step = 1;
         /* fallthrough */
     case 1:
@@ -1360,7 +1294,7 @@ static ac_poll_t starter_poll(void *frame, ac_context *cx, void *out)
 }
 
 static const ac_future_vt starter_vt = {
-    sizeof(value_frame), _Alignof(value_frame), sizeof(int), starter_poll, value_drop, "starter",
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), starter_poll, frame_drop, "starter",
 };
 
 static ac_poll_t burst_body(script *s, ac_context *cx, int *out)
