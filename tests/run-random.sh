@@ -2,10 +2,11 @@
 # run-random.sh: differential test on random programs from tests/gen/randprog.
 #
 # For seeds FIRST..FIRST+COUNT-1, `$BUILD/tests/randprog SEED` writes a random
-# async program; it is built through the header's sync reading and through
-# `$ASYNCC cc`, both are run, and their stdout and exit status must be equal;
-# the translation's #line directives must map every line copied from the
-# source to that line (tests/tools/linecheck.awk).
+# async program; it is built through the header's sync reading and
+# translated by `$ASYNCC` (whose output `$ASYNCC cc` then builds), both are
+# run, and their stdout and exit status must be equal; the translation's
+# #line directives must map every line copied from the source to that line
+# (tests/tools/linecheck.awk).
 # A failing program is kept as $BUILD/random-failures/seed-SEED.ac, with the
 # two outputs and asyncc's messages next to it.
 #
@@ -58,8 +59,10 @@ random_case() {
         keep "$seed" "$t"
         return 1
     fi
-    if ! "$ASYNCC" cc "$t/prog.ac" -o "$t/async" > "$t/cc.log" 2>&1; then
-        fail "seed $seed: asyncc cc failed"
+    # The translation above, built the way `asyncc cc` builds a program
+    # (translating it again would only repeat the work).
+    if ! "$ASYNCC" cc "$t/prog.c" -o "$t/async" > "$t/cc.log" 2>&1; then
+        fail "seed $seed: asyncc cc of the translation failed"
         show "$t/cc.log"
         keep "$seed" "$t"
         return 1
