@@ -34,6 +34,8 @@ void buf_puts(Buf *b, const char *s);
 void buf_putc(Buf *b, char c);
 void buf_printf(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_free(Buf *b);
+/* Cuts the contents back to their first len bytes (len <= b->len). */
+void buf_truncate(Buf *b, size_t len);
 /* Returns the contents (owned by the caller) and resets the buffer. */
 char *buf_take(Buf *b);
 

@@ -116,8 +116,7 @@ static void count_lines(Lower *L)
 static void sync_line(Lower *L, int line)
 {
     if (ends_with_directive(L)) {
-        L->out.len = L->directive; /* nothing followed the last one: drop it */
-        L->out.data[L->out.len] = 0;
+        buf_truncate(&L->out, L->directive); /* nothing followed the last one: drop it */
         L->synced = L->out.len;
         L->line = L->line_before;
     }
@@ -742,8 +741,7 @@ static bool continue_line(Lower *L, int line)
     count_lines(L);
     if (L->line - 1 != line || !L->out.len || L->out.data[L->out.len - 1] != '\n')
         return false;
-    L->out.len--;
-    L->out.data[L->out.len] = 0;
+    buf_truncate(&L->out, L->out.len - 1);
     L->synced = L->out.len;
     L->line--;
     return true;
@@ -1106,7 +1104,7 @@ bool lower_fn(Unit *u, AsyncFn *fn)
         } else {
             /* `;` after a tag-only declaration such as `enum e { A };` */
             if (L.out.len && L.out.data[L.out.len - 1] == '\n')
-                L.out.data[--L.out.len] = 0;
+                buf_truncate(&L.out, L.out.len - 1);
             render_into(&L, c, &L.out);
             put(&L, "\n");
         }

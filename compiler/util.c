@@ -115,6 +115,13 @@ void buf_free(Buf *b)
     *b = (Buf){0};
 }
 
+void buf_truncate(Buf *b, size_t len)
+{
+    b->len = len;
+    if (b->data)
+        b->data[len] = 0;
+}
+
 char *buf_take(Buf *b)
 {
     char *s = b->data ? b->data : xstrdup("");
