@@ -166,11 +166,8 @@ static void check_spawn_arg(Unit *u, AsyncFn *fn, TSNode spawn, TSNode arg)
     for (;;) {
         TSNode n = ts_tree_cursor_current_node(&c);
         if (type_is(n, "call_expression")) {
-            if (ts_node_eq(n, arg))
+            if (ts_node_eq(n, arg) || !cursor_advance(&c, false))
                 break;
-            while (!ts_tree_cursor_goto_next_sibling(&c))
-                if (!ts_tree_cursor_goto_parent(&c))
-                    goto done;
             continue;
         }
         Var *v = NULL;
@@ -213,13 +210,9 @@ static void check_spawn_arg(Unit *u, AsyncFn *fn, TSNode spawn, TSNode arg)
                        why, v->name);
             free(hint);
         }
-        if (ts_tree_cursor_goto_first_child(&c))
-            continue;
-        while (!ts_tree_cursor_goto_next_sibling(&c))
-            if (!ts_tree_cursor_goto_parent(&c))
-                goto done;
+        if (!cursor_advance(&c, true))
+            break;
     }
-done:
     ts_tree_cursor_delete(&c);
     (void)spawn;
 }

@@ -109,6 +109,10 @@ TSFieldId field_id(const char *name);
         field_id_;                                                                                 \
     })
 #define child_by_field(n, name) ts_node_child_by_field_id((n), FIELD_ID(name))
+/* A preorder walk of the subtree a cursor was made on: moves the cursor to
+ * the next node, into the current one's children if `descend`, else past
+ * them. Returns false when the walk is over. */
+bool cursor_advance(TSTreeCursor *c, bool descend);
 
 /* ======================================================================== */
 /* diag.c: every diagnostic goes through here                                */

@@ -496,13 +496,9 @@ static void check_vla_alloca(Unit *u, AsyncFn *fn)
                            "function suspends (use malloc, or a fixed-size array)",
                            v->name);
         }
-        if (ts_tree_cursor_goto_first_child(&c))
-            continue;
-        while (!ts_tree_cursor_goto_next_sibling(&c))
-            if (!ts_tree_cursor_goto_parent(&c))
-                goto done;
+        if (!cursor_advance(&c, true))
+            break;
     }
-done:
     ts_tree_cursor_delete(&c);
 }
 
@@ -546,15 +542,7 @@ static bool local_type(Unit *u, AsyncFn *fn, TSNode type)
                         ts_node_end_byte(name) - ts_node_start_byte(name)))
                 found = true;
         }
-        if (found)
-            break;
-        if (ts_tree_cursor_goto_first_child(&c))
-            continue;
-        bool more = false;
-        while (!(more = ts_tree_cursor_goto_next_sibling(&c)))
-            if (!ts_tree_cursor_goto_parent(&c))
-                break;
-        if (!more)
+        if (found || !cursor_advance(&c, true))
             break;
     }
     ts_tree_cursor_delete(&c);

@@ -76,14 +76,10 @@ static void mark_returns_and_continues(Lower *L, TSNode n)
         TSNode cur = ts_tree_cursor_current_node(&c);
         if (type_is(cur, "return_statement") || type_is(cur, "continue_statement"))
             mark_up(L, &L->touched, cur);
-        if (ts_tree_cursor_goto_first_child(&c))
-            continue;
-        while (!ts_tree_cursor_goto_next_sibling(&c))
-            if (!ts_tree_cursor_goto_parent(&c)) {
-                ts_tree_cursor_delete(&c);
-                return;
-            }
+        if (!cursor_advance(&c, true))
+            break;
     }
+    ts_tree_cursor_delete(&c);
 }
 
 /* ---- output ---------------------------------------------------------------- */

@@ -156,13 +156,9 @@ static TSNode first_error(TSNode root)
             found = n;
             break;
         }
-        if (ts_node_has_error(n) && ts_tree_cursor_goto_first_child(&c))
-            continue;
-        while (!ts_tree_cursor_goto_next_sibling(&c))
-            if (!ts_tree_cursor_goto_parent(&c))
-                goto done;
+        if (!cursor_advance(&c, ts_node_has_error(n)))
+            break;
     }
-done:
     ts_tree_cursor_delete(&c);
     return found;
 }

@@ -265,3 +265,13 @@ TSFieldId field_id(const char *name)
 {
     return ts_language_field_id_for_name(tree_sitter_c(), name, (uint32_t)strlen(name));
 }
+
+bool cursor_advance(TSTreeCursor *c, bool descend)
+{
+    if (descend && ts_tree_cursor_goto_first_child(c))
+        return true;
+    while (!ts_tree_cursor_goto_next_sibling(c))
+        if (!ts_tree_cursor_goto_parent(c))
+            return false;
+    return true;
+}
