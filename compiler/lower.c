@@ -687,10 +687,9 @@ static void lower_declaration(Lower *L, TSNode n)
     free(ind);
 }
 
-static const char *const stmt_types[] = {
-    "expression_statement", "declaration", "return_statement", "if_statement",
-    "while_statement", "do_statement", "for_statement", "switch_statement",
-    "compound_statement", "labeled_statement", "case_statement", "goto_statement",
+/* Node types lowered as statements besides parse's statements (the ones an
+ * await's statement can be). */
+static const char *const more_stmt_types[] = {
     "break_statement", "continue_statement", "preproc_if", "preproc_ifdef", "preproc_else",
     "preproc_elif", "preproc_elifdef", "attributed_statement", "type_definition", NULL,
 };
@@ -698,7 +697,7 @@ static const char *const stmt_types[] = {
 static bool is_statement_type(TSNode n)
 {
     static uint8_t cache[SYM_CACHE];
-    return sym_in(ts_node_symbol(n), stmt_types, cache);
+    return parse_is_statement(n) || sym_in(ts_node_symbol(n), more_stmt_types, cache);
 }
 
 /*

@@ -163,6 +163,8 @@ static TSNode first_error(TSNode root)
     return found;
 }
 
+/* The statements an await can be in (lower.c lowers these and a few more
+ * kinds as statements). */
 static const char *const statement_types[] = {
     "expression_statement", "declaration", "return_statement", "if_statement",
     "while_statement", "do_statement", "for_statement", "switch_statement",
