@@ -195,6 +195,24 @@ END_TEST
 /* A stage holds its nodes at the level and slot they will have in the wheel
  * once it reaches the stage's slot; a node in the wheel itself is due within
  * the current slot of the level above it. */
+/* n wheel nodes and a probe for each, zeroed, for the tests of many timers. */
+static void alloc_timers(int n, ac__timer **t, probe **p)
+{
+    *t = calloc((size_t)n, sizeof **t);
+    *p = calloc((size_t)n, sizeof **p);
+    ck_assert(*t && *p);
+}
+
+/* The end of such a test: destroys the wheel, frees the nodes, the probes
+ * and the wake log. */
+static void free_timers(ac__wheel *w, ac__timer *t, probe *p)
+{
+    ac__wheel_destroy(w);
+    free(t);
+    free(p);
+    reset_wake_log();
+}
+
 static bool all_at_level(const ac__timer *t, int n, unsigned level)
 {
     for (int i = 0; i < n; i++)
@@ -329,9 +347,9 @@ START_TEST(wheel_timers_of_one_ms_fire_in_insertion_order_across_staging)
     enum { EARLY = 300, DURING = 10, LATE = 10, N = EARLY + DURING + LATE };
     ac__wheel w;
     ac__wheel_init(&w, 0);
-    ac__timer *t = calloc(N, sizeof *t);
-    probe *p = calloc(N, sizeof *p);
-    ck_assert(t && p);
+    ac__timer *t;
+    probe *p;
+    alloc_timers(N, &t, &p);
     for (int i = 0; i < N; i++) {
         if (i == EARLY) {
             ck_assert_uint_eq(advance(&w, 130), 0); /* slot 3 is next: staging starts */
@@ -350,10 +368,7 @@ START_TEST(wheel_timers_of_one_ms_fire_in_insertion_order_across_staging)
     ck_assert_uint_eq(advance(&w, 200), N);
     for (int i = 0; i < N; i++)
         ck_assert_ptr_eq(wake_log[i], &p[i]);
-    ac__wheel_destroy(&w);
-    free(t);
-    free(p);
-    reset_wake_log();
+    free_timers(&w, t, p);
 }
 END_TEST
 
@@ -379,18 +394,15 @@ START_TEST(wheel_a_slot_reached_half_staged_fires_its_first_ms_in_insertion_orde
      * them after. */
     enum { N = 300 };
     ac__wheel w;
-    ac__timer *t = calloc(N, sizeof *t);
-    probe *p = calloc(N, sizeof *p);
-    ck_assert(t && p);
+    ac__timer *t;
+    probe *p;
+    alloc_timers(N, &t, &p);
     link_half_staged(&w, t, p, N, 1);
     ck_assert_uint_eq(advance(&w, 192), N);
     for (int i = 0; i < N; i++)
         ck_assert_ptr_eq(wake_log[i], &p[i]);
     ck_assert_uint_eq(ac__wheel_count(&w), 0);
-    ac__wheel_destroy(&w);
-    free(t);
-    free(p);
-    reset_wake_log();
+    free_timers(&w, t, p);
 }
 END_TEST
 
@@ -401,9 +413,9 @@ START_TEST(wheel_cancelling_the_unstaged_rest_of_a_slot_keeps_its_staged_timers)
      * then nothing is left. */
     enum { N = 300 };
     ac__wheel w;
-    ac__timer *t = calloc(N, sizeof *t);
-    probe *p = calloc(N, sizeof *p);
-    ck_assert(t && p);
+    ac__timer *t;
+    probe *p;
+    alloc_timers(N, &t, &p);
     link_half_staged(&w, t, p, N, 64);
     int staged = 0;
     for (int i = 0; i < N; i++) {
@@ -425,10 +437,7 @@ START_TEST(wheel_cancelling_the_unstaged_rest_of_a_slot_keeps_its_staged_timers)
         ck_assert_int_eq(outstanding(&p[i]), 0);
     }
     ck_assert_uint_eq(ac__wheel_count(&w), 0);
-    ac__wheel_destroy(&w);
-    free(t);
-    free(p);
-    reset_wake_log();
+    free_timers(&w, t, p);
 }
 END_TEST
 
@@ -442,11 +451,12 @@ START_TEST(wheel_random_inserts_cancels_and_advances_fire_each_live_timer_once_i
     enum { N = 30000, HORIZON = 300000 };
     ac__wheel w;
     ac__wheel_init(&w, 0);
-    ac__timer *t = calloc(N, sizeof *t);
-    probe *p = calloc(N, sizeof *p);
+    ac__timer *t;
+    probe *p;
+    alloc_timers(N, &t, &p);
     bool *cancelled = calloc(N, sizeof *cancelled);
     uint64_t *seq = calloc(N, sizeof *seq);
-    ck_assert(t && p && cancelled && seq);
+    ck_assert(cancelled && seq);
     uint64_t now = 0, prev = 0;
     int linked = 0, live = 0;
     while (linked < N || ac__wheel_count(&w)) {
@@ -496,12 +506,9 @@ START_TEST(wheel_random_inserts_cancels_and_advances_fire_each_live_timer_once_i
     for (int s = 0; s < AC__WHEEL_STAGED; s++)
         ck_assert_uint_eq(w.stage[s].count, 0);
     check_slot_counts(&w);
-    ac__wheel_destroy(&w);
-    free(t);
-    free(p);
     free(cancelled);
     free(seq);
-    reset_wake_log();
+    free_timers(&w, t, p);
 }
 END_TEST
 
@@ -570,10 +577,9 @@ START_TEST(wheel_fires_timers_in_deadline_order_then_insertion_order)
     enum { N = 5000 };
     ac__wheel w;
     ac__wheel_init(&w, 0);
-    ac__timer *t = calloc(N, sizeof *t);
-    probe *p = calloc(N, sizeof *p);
-    ck_assert_ptr_nonnull(t);
-    ck_assert_ptr_nonnull(p);
+    ac__timer *t;
+    probe *p;
+    alloc_timers(N, &t, &p);
     for (int i = 0; i < N; i++) {
         /* Deadlines across three levels, with many ties. */
         p[i].when = 1 + rnd() % 20000;
@@ -587,10 +593,7 @@ START_TEST(wheel_fires_timers_in_deadline_order_then_insertion_order)
         if (wake_log[i - 1]->when == wake_log[i]->when)
             ck_assert((uintptr_t)wake_log[i - 1] < (uintptr_t)wake_log[i]); /* p[] is insertion order */
     }
-    ac__wheel_destroy(&w);
-    free(t);
-    free(p);
-    reset_wake_log();
+    free_timers(&w, t, p);
 }
 END_TEST
 
@@ -778,10 +781,9 @@ START_TEST(wheel_fires_100000_random_timers_each_on_its_millisecond_in_order)
     enum { N = 100000 };
     ac__wheel w;
     ac__wheel_init(&w, 0);
-    ac__timer *t = calloc(N, sizeof *t);
-    probe *p = calloc(N, sizeof *p);
-    ck_assert_ptr_nonnull(t);
-    ck_assert_ptr_nonnull(p);
+    ac__timer *t;
+    probe *p;
+    alloc_timers(N, &t, &p);
     for (int i = 0; i < N; i++) {
         p[i].when = 1 + rnd() % 100; /* 0-100 ms from now (0: due, refused) */
         ac_waker wk = probe_waker(&p[i]);
@@ -797,10 +799,7 @@ START_TEST(wheel_fires_100000_random_timers_each_on_its_millisecond_in_order)
     for (size_t i = 1; i < wake_log_len; i++)
         ck_assert_uint_le(wake_log[i - 1]->when, wake_log[i]->when);
     ck_assert_uint_eq(ac__wheel_count(&w), 0);
-    ac__wheel_destroy(&w);
-    free(t);
-    free(p);
-    reset_wake_log();
+    free_timers(&w, t, p);
 }
 END_TEST
 
