@@ -245,7 +245,20 @@ typedef struct Unit {
     Vec parent_chunks;/* TSNode arrays holding the parents */
     NodeMap stmt_of;  /* memo for parse_statement_of: node -> TSNode* */
     char *line_path;  /* src.path escaped for a #line string literal */
+    char *parse_text; /* what tree-sitter parsed: src.text with its gaps masked (gaps.c) */
+    Vec masked_attrs; /* uint32_t[2] byte spans of attributes after declarators,
+                         blanked in parse_text (gaps.c), in source order */
 } Unit;
+
+/* ======================================================================== */
+/* gaps.c: C the stock grammar cannot parse                                  */
+/* ======================================================================== */
+
+/* A copy of text (len bytes, NUL-terminated, owned by the caller) for
+ * tree-sitter, in which the valid C that tree-sitter-c rejects is rewritten
+ * byte for byte into C it parses; the spans of the attributes it blanks are
+ * pushed on attrs (malloc'd uint32_t[2]: start, end). Cannot fail. */
+char *gaps_mask(const char *text, uint32_t len, Vec *attrs);
 
 /* Parses src; returns false (after reporting) on syntax errors. */
 bool parse_unit(Unit *u);
@@ -278,6 +291,14 @@ AsyncFn *parse_find_fn(const Unit *u, const char *name);
 bool parse_is_declarator(TSNode n);
 /* The identifier naming the variable declared by a declarator, or a null node. */
 TSNode parse_declarator_ident(TSNode declarator);
+/* The attributes of the variable that `declarator` (a child of `decl`)
+ * declares which gaps.c blanked for the parse: those after the declaration's
+ * specifiers and those after this declarator. Pushes their spans
+ * (uint32_t[2], owned by the Unit) on out. */
+void parse_masked_attrs(const Unit *u, TSNode decl, TSNode declarator, Vec *out);
+/* Whether the variable has the GNU attribute `name` (such as "cleanup"),
+ * written before its type or after its declarator. */
+bool parse_var_has_attr(const Unit *u, TSNode decl, TSNode declarator, const char *name);
 
 /* ======================================================================== */
 /* sema.c: libclang semantics                                                */

@@ -117,6 +117,15 @@ static char *var_field_decl(Unit *u, Var *v)
         free(t);
     }
     field_declarator(u, v, d, &b);
+    /* Attributes after a declarator, which the parse did not see (gaps.c). */
+    Vec spans = {0};
+    parse_masked_attrs(u, v->decl, v->declarator, &spans);
+    for (int i = 0; i < spans.len; i++) {
+        uint32_t *span = spans.items[i];
+        buf_putc(&b, ' ');
+        buf_putn(&b, u->src.text + span[0], span[1] - span[0]);
+    }
+    free(spans.items);
     return buf_take(&b);
 }
 
@@ -227,6 +236,20 @@ void layout_fn(Unit *u, AsyncFn *fn)
         int64_t size = ti ? ti->size : -1, align = ti ? ti->align : -1;
         if (v->is_param && ti && strchr(ti->spelling, '['))
             size = align = (int64_t)sizeof(void *); /* an array parameter is a pointer */
+        /* So does aligned(N) after the declarator (gaps.c). */
+        Vec spans = {0};
+        parse_masked_attrs(u, v->decl, v->declarator, &spans);
+        for (int k = 0; k < spans.len; k++) {
+            uint32_t *span = spans.items[k];
+            char *t = xstrndup(u->src.text + span[0], span[1] - span[0]);
+            const char *at = strstr(t, "aligned");
+            const char *open = at ? strchr(at, '(') : NULL;
+            long n = open ? strtol(open + 1, NULL, 0) : 0;
+            if (n > align)
+                align = n;
+            free(t);
+        }
+        free(spans.items);
         for (uint32_t k = 0; k < ts_node_child_count(v->decl); k++) {
             /* _Alignas(N) in the declaration raises the field's alignment. */
             TSNode q = ts_node_child(v->decl, k);

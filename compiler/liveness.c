@@ -451,24 +451,43 @@ static void compute_liveness(Unit *u, AsyncFn *fn)
     (void)u;
 }
 
+/* The first await in v's scope after its declaration, or NULL. */
+static Await *await_in_scope(AsyncFn *fn, Var *v)
+{
+    for (int j = 0; j < fn->awaits.len; j++) {
+        Await *aw = fn->awaits.items[j];
+        uint32_t at = ts_node_start_byte(aw->node);
+        if (at >= v->live_from && at < scope_end(v))
+            return aw;
+    }
+    return NULL;
+}
+
 static void check_vla_alloca(Unit *u, AsyncFn *fn)
 {
     for (int i = 0; i < fn->vars.len; i++) {
         Var *v = fn->vars.items[i];
         const TypeInfo *ti = sema_var_type(u->sema, ts_node_start_byte(v->ident));
-        if (!ti || !ti->vla)
-            continue;
-        for (int j = 0; j < fn->awaits.len; j++) {
-            Await *aw = fn->awaits.items[j];
-            uint32_t at = ts_node_start_byte(aw->node);
-            if (at >= v->live_from && at < scope_end(v)) {
-                diag_error(&u->src, ts_node_start_byte(v->ident),
-                           "variable-length array '%s' is in scope of an await; a suspended "
-                           "frame cannot hold it (give it a constant size or allocate it)",
-                           v->name);
-                diag_note(&u->src, at, "the await is here");
-                break;
-            }
+        Await *aw = ti && ti->vla ? await_in_scope(fn, v) : NULL;
+        if (aw) {
+            diag_error(&u->src, ts_node_start_byte(v->ident),
+                       "variable-length array '%s' is in scope of an await; a suspended "
+                       "frame cannot hold it (give it a constant size or allocate it)",
+                       v->name);
+            diag_note(&u->src, ts_node_start_byte(aw->node), "the await is here");
+        }
+        /* The poll function returns at each suspension, which would run the
+         * cleanup then, and never when the frame is dropped. */
+        aw = !v->is_static && parse_var_has_attr(u, v->decl, v->declarator, "cleanup")
+                 ? await_in_scope(fn, v)
+                 : NULL;
+        if (aw) {
+            diag_error(&u->src, ts_node_start_byte(v->ident),
+                       "'%s' has a cleanup attribute and is in scope of an await; a frame has "
+                       "no scope to run it at (end its scope before the await, or release it "
+                       "by hand)",
+                       v->name);
+            diag_note(&u->src, ts_node_start_byte(aw->node), "the await is here");
         }
     }
     /* alloca memory belongs to the poll call that made it: it is gone once

@@ -19,6 +19,7 @@
  */
 #include "compiler.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -359,6 +360,69 @@ static bool in_statement_read_as_type(const Vec *stack)
     return false;
 }
 
+void parse_masked_attrs(const Unit *u, TSNode decl, TSNode declarator, Vec *out)
+{
+    uint32_t specs_end = ts_node_start_byte(declarator);
+    for (uint32_t i = 0; i < ts_node_child_count(decl); i++) {
+        TSNode c = ts_node_child(decl, i);
+        if (parse_is_declarator(c)) {
+            specs_end = ts_node_start_byte(c);
+            break;
+        }
+    }
+    /* Its own: up to the `,` or `;` after it. */
+    TSNode after = ts_node_next_sibling(declarator);
+    uint32_t own_end = ts_node_is_null(after) ? ts_node_end_byte(decl) : ts_node_start_byte(after);
+    for (int i = 0; i < u->masked_attrs.len; i++) {
+        uint32_t *span = u->masked_attrs.items[i];
+        if ((span[0] >= ts_node_start_byte(decl) && span[1] <= specs_end) ||
+            (span[0] >= ts_node_start_byte(declarator) && span[1] <= own_end))
+            vec_push(out, span);
+    }
+}
+
+static bool ident_char(char c) { return isalnum((unsigned char)c) || c == '_'; }
+
+/* Whether text[from, to) holds `name` or `__name__` as a word. */
+static bool names_attr(const char *text, uint32_t from, uint32_t to, const char *name)
+{
+    size_t len = strlen(name);
+    for (uint32_t i = from; i + len <= to; i++) {
+        if (memcmp(text + i, name, len) != 0)
+            continue;
+        uint32_t a = i, b = i + (uint32_t)len;
+        if (a >= from + 2 && b + 2 <= to && memcmp(text + a - 2, "__", 2) == 0 &&
+            memcmp(text + b, "__", 2) == 0) {
+            a -= 2;
+            b += 2;
+        }
+        if ((a == from || !ident_char(text[a - 1])) && (b == to || !ident_char(text[b])))
+            return true;
+    }
+    return false;
+}
+
+bool parse_var_has_attr(const Unit *u, TSNode decl, TSNode declarator, const char *name)
+{
+    for (uint32_t i = 0; i < ts_node_child_count(decl); i++) {
+        TSNode c = ts_node_child(decl, i);
+        if (parse_is_declarator(c))
+            break;
+        if (type_is(c, "attribute_specifier") &&
+            names_attr(u->src.text, ts_node_start_byte(c), ts_node_end_byte(c), name))
+            return true;
+    }
+    Vec spans = {0};
+    parse_masked_attrs(u, decl, declarator, &spans);
+    bool found = false;
+    for (int i = 0; i < spans.len && !found; i++) {
+        uint32_t *span = spans.items[i];
+        found = names_attr(u->src.text, span[0], span[1], name);
+    }
+    free(spans.items);
+    return found;
+}
+
 bool parse_unit(Unit *u)
 {
     Buf lp = {0};
@@ -370,7 +434,10 @@ bool parse_unit(Unit *u)
     u->line_path = buf_take(&lp);
     u->parser = ts_parser_new();
     ts_parser_set_language(u->parser, tree_sitter_c());
-    u->tree = ts_parser_parse_string(u->parser, NULL, u->src.text, u->src.len);
+    /* Node ranges index the original text too: the masked copy has the same
+     * length and newlines. */
+    u->parse_text = gaps_mask(u->src.text, u->src.len, &u->masked_attrs);
+    u->tree = ts_parser_parse_string(u->parser, NULL, u->parse_text, u->src.len);
     if (!u->tree) {
         diag_fatal("%s: tree-sitter could not parse the file", u->src.path);
         return false;

@@ -664,6 +664,89 @@ START_TEST(calls_are_recorded_in_source_order)
 }
 END_TEST
 
+/* ---- C the stock grammar rejects (gaps.c) ------------------------------------ */
+
+/* Checks that gaps_mask turns text into want (NULL: text unchanged), which
+ * keeps its length and newlines; returns the attribute spans it recorded. */
+static Vec masks_to(const char *text, const char *want)
+{
+    Vec attrs = {0};
+    uint32_t len = (uint32_t)strlen(text);
+    char *m = gaps_mask(text, len, &attrs);
+    ck_assert_str_eq(m, want ? want : text);
+    for (uint32_t i = 0; i < len; i++)
+        ck_assert_int_eq(text[i] == '\n', m[i] == '\n');
+    free(m);
+    return attrs;
+}
+
+START_TEST(grammar_gaps_are_rewritten_in_place)
+{
+    Vec attrs = masks_to("static _Thread_local int a;\n"
+                         "static _Atomic(long) b;\n"
+                         "double _Complex c;\n"
+                         "int d(double _Complex z) { __real__ z = 1; return __imag__ z; }\n"
+                         "int e(int x) { switch (x) { case 1 ... 3: return 1; } return 0; }\n"
+                         "int f(va_list ap) { return *va_arg(ap, int (*)[2])[0]; }\n",
+                         "static __thread      int a;\n"
+                         "static _Atomix(long) b;\n"
+                         "double volatile c;\n"
+                         "int d(double volatile z) { *        z = 1; return *        z; }\n"
+                         "int e(int x) { switch (x) { case 1 +   3: return 1; } return 0; }\n"
+                         "int f(va_list ap) { return *va_arg(ap, 0         )[0]; }\n");
+    ck_assert_int_eq(attrs.len, 0);
+}
+END_TEST
+
+START_TEST(grammar_gaps_leave_comments_strings_and_directives_alone)
+{
+    Vec attrs = masks_to("/* _Thread_local 1 ... 2 */ // _Complex\n"
+                         "const char *s = \"_Atomic(int) case 1 ... 2:\", c = '\\'';\n"
+                         "#define TL _Thread_local __attribute__((x))\n"
+                         "int g(int n, ...);\n"
+                         "int a[] = { [0 ... 2] = 1 };\n"
+                         "_Atomic int q;\n",
+                         NULL);
+    ck_assert_int_eq(attrs.len, 0);
+}
+END_TEST
+
+START_TEST(attributes_after_declarators_are_blanked_and_recorded)
+{
+    const char *text = "int x __attribute__((aligned(16))) = 1, y;\n"
+                       "int a[2] __attribute__((unused)) __attribute__((used));\n"
+                       "__attribute__((unused)) static int b;\n"
+                       "void f(void) __attribute__((cold));\n";
+    Vec attrs = masks_to(text, "int x                              = 1, y;\n"
+                               "int a[2]                                              ;\n"
+                               "__attribute__((unused)) static int b;\n"
+                               "void f(void) __attribute__((cold));\n");
+    ck_assert_int_eq(attrs.len, 3);
+    static const char *const want[] = {"__attribute__((aligned(16)))", "__attribute__((unused))",
+                                       "__attribute__((used))"};
+    for (int i = 0; i < 3; i++) {
+        uint32_t *span = attrs.items[i];
+        ck_assert_uint_eq(span[1] - span[0], strlen(want[i]));
+        ck_assert(strncmp(text + span[0], want[i], span[1] - span[0]) == 0);
+    }
+}
+END_TEST
+
+START_TEST(grammar_gaps_parse_and_keep_the_original_text)
+{
+    Parsed *p = parse("static _Thread_local int n;\n"
+                      "async(int) f(int k) { _Atomic(int) c = k; int w __attribute__((aligned(8))) = k;\n"
+                      "    switch (k) { case 1 ... 2: c++; }\n"
+                      "    return await(g(c)) + w + n; }\n");
+    ck_assert_msg(p->ok, "%s", p->diags.data ? p->diags.data : "");
+    Await *aw = await_at(fn_at(p, 0), 0);
+    ck_assert_str_eq(text_of(p, aw->call), "g(c)");
+    /* The tree's nodes span the original bytes. */
+    TSNode decl = ts_node_named_child(p->u.root, 0);
+    ck_assert_str_eq(text_of(p, decl), "static _Thread_local int n;");
+}
+END_TEST
+
 static Suite *parse_suite(void)
 {
     Suite *s = suite_create("compiler_parse");
@@ -708,6 +791,10 @@ static Suite *parse_suite(void)
     tcase_add_test(tc, symbol_names_agree_with_the_grammar_for_every_symbol);
     tcase_add_test(tc, type_is_agrees_with_node_type_on_every_node);
     tcase_add_test(tc, calls_are_recorded_in_source_order);
+    tcase_add_test(tc, grammar_gaps_are_rewritten_in_place);
+    tcase_add_test(tc, grammar_gaps_leave_comments_strings_and_directives_alone);
+    tcase_add_test(tc, attributes_after_declarators_are_blanked_and_recorded);
+    tcase_add_test(tc, grammar_gaps_parse_and_keep_the_original_text);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("queries");

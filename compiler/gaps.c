@@ -1,0 +1,301 @@
+/*
+ * gaps.c: C that the stock tree-sitter-c grammar cannot parse, made
+ * parseable.
+ *
+ * Input: the source bytes of one `.ac` file.
+ * Output: a copy of the same length, for tree-sitter only, in which each
+ * construct below is rewritten byte for byte into C the grammar knows, and
+ * the spans of the attributes it blanked out. Everything else reads the
+ * original bytes: a node's range in the tree is a range of the original
+ * text, so the output copies what the user wrote (`_Thread_local`, not what
+ * the parser saw), and libclang parses the original file.
+ * Invariants: only whole tokens outside comments, string and character
+ * literals and preprocessor lines change; newlines never move.
+ *
+ * tree-sitter-c 0.23.6 (the newest ABI-14 grammar, see README) rejects, in
+ * valid C:
+ *  - `_Thread_local` (C11; it knows `thread_local` and `__thread`): read as
+ *    `__thread`.
+ *  - `_Atomic(T)`, the type specifier form (C11; it knows the qualifier
+ *    `_Atomic T`): read as a macro type `_Atomix(T)`, the shape `async(T)`
+ *    has.
+ *  - `_Complex`, `_Imaginary`, `__complex__`, `__complex` (C99, GNU): read as
+ *    the qualifier `volatile`, which stands where they may; `__real__` and
+ *    `__imag__` (GNU) as a unary `*`, which may be assigned through.
+ *  - type arguments of `va_arg`, `__builtin_va_arg`, `__builtin_offsetof`
+ *    and `__builtin_types_compatible_p` (the grammar takes a lone word there,
+ *    not `char *`; `offsetof` it knows): read as `0`. Nothing in a type
+ *    name is translated, so the translator need not see it.
+ *  - `case LO ... HI:` (GNU case ranges): read as `case LO + HI:`.
+ *  - `__attribute__((...))` after a declarator (`int x __attribute__((
+ *    aligned(16)));`; the grammar takes attributes before the type and after
+ *    a function's parameters only): blanked, and its span recorded, so that
+ *    the frame field of a variable that lives across an await keeps it
+ *    (layout.c) and a cleanup attribute there is refused (liveness.c).
+ * Computed goto (`goto *p;`), `_BitInt(N)` and `_Pragma` in statement
+ * position still do not parse; the error points at them.
+ */
+#include "compiler.h"
+
+#include <string.h>
+
+typedef struct Lexer {
+    const char *s; /* the original text */
+    char *out;     /* the copy being masked */
+    uint32_t n;    /* bytes */
+    uint32_t i;    /* the next byte to read */
+} Lexer;
+
+static bool is_ident_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == '$'; }
+static bool is_ident_char(char c) { return is_ident_start(c) || (c >= '0' && c <= '9'); }
+
+/* Blanks out[from, to) but its newlines; `first`, if not 0, goes in its first byte. */
+static void blank(Lexer *lx, uint32_t from, uint32_t to, char first)
+{
+    for (uint32_t k = from; k < to; k++)
+        if (lx->s[k] != '\n')
+            lx->out[k] = ' ';
+    if (first && from < to)
+        lx->out[from] = first;
+}
+
+/* Writes `with` over the word at `at` (of length len >= strlen(with)),
+ * padding with spaces. */
+static void rewrite(Lexer *lx, uint32_t at, uint32_t len, const char *with)
+{
+    size_t w = strlen(with);
+    memcpy(lx->out + at, with, w);
+    memset(lx->out + at + w, ' ', len - w);
+}
+
+/* Skips whitespace, comments and backslash-newlines from lx->i. */
+static void skip_space(Lexer *lx)
+{
+    while (lx->i < lx->n) {
+        char c = lx->s[lx->i];
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
+            lx->i++;
+        } else if (c == '\\' && lx->i + 1 < lx->n && lx->s[lx->i + 1] == '\n') {
+            lx->i += 2;
+        } else if (c == '/' && lx->i + 1 < lx->n && lx->s[lx->i + 1] == '/') {
+            while (lx->i < lx->n && lx->s[lx->i] != '\n')
+                lx->i += lx->s[lx->i] == '\\' && lx->i + 1 < lx->n ? 2 : 1;
+        } else if (c == '/' && lx->i + 1 < lx->n && lx->s[lx->i + 1] == '*') {
+            const char *end = strstr(lx->s + lx->i + 2, "*/");
+            lx->i = end ? (uint32_t)(end - lx->s) + 2 : lx->n;
+        } else {
+            return;
+        }
+    }
+}
+
+/* Whether byte `at` begins its line but for blanks (a preprocessor line's `#`). */
+static bool at_line_start(const Lexer *lx, uint32_t at)
+{
+    while (at > 0 && (lx->s[at - 1] == ' ' || lx->s[at - 1] == '\t'))
+        at--;
+    return at == 0 || lx->s[at - 1] == '\n';
+}
+
+/* Token kinds the masker tells apart. */
+typedef enum Tok { T_END, T_WORD, T_OPEN, T_CLOSE, T_COMMA, T_COLON, T_ELLIPSIS, T_BRACKET_CLOSE, T_OTHER } Tok;
+
+/* Reads the next token; its start and end are left in *from and lx->i. */
+static Tok next(Lexer *lx, uint32_t *from)
+{
+    for (;;) {
+        skip_space(lx);
+        *from = lx->i;
+        if (lx->i >= lx->n)
+            return T_END;
+        char c = lx->s[lx->i];
+        if (c == '#' && at_line_start(lx, lx->i)) {
+            /* A directive, to its unescaped newline: left as it is (the
+             * grammar keeps macro bodies as text). */
+            while (lx->i < lx->n && lx->s[lx->i] != '\n') {
+                if (lx->s[lx->i] == '/' && lx->i + 1 < lx->n && lx->s[lx->i + 1] == '*') {
+                    skip_space(lx);
+                    continue;
+                }
+                lx->i += lx->s[lx->i] == '\\' && lx->i + 1 < lx->n ? 2 : 1;
+            }
+            continue;
+        }
+        if (is_ident_start(c)) {
+            while (lx->i < lx->n && is_ident_char(lx->s[lx->i]))
+                lx->i++;
+            return T_WORD;
+        }
+        if (c == '"' || c == '\'') {
+            for (lx->i++; lx->i < lx->n && lx->s[lx->i] != c && lx->s[lx->i] != '\n'; lx->i++)
+                if (lx->s[lx->i] == '\\' && lx->i + 1 < lx->n)
+                    lx->i++;
+            if (lx->i < lx->n && lx->s[lx->i] == c)
+                lx->i++;
+            return T_OTHER;
+        }
+        if ((c >= '0' && c <= '9') || (c == '.' && lx->i + 1 < lx->n && lx->s[lx->i + 1] >= '0' && lx->s[lx->i + 1] <= '9')) {
+            /* A preprocessing number: digits, letters, dots, and signs after an exponent. */
+            for (lx->i++; lx->i < lx->n; lx->i++) {
+                char d = lx->s[lx->i];
+                if ((d == '+' || d == '-') && strchr("eEpP", lx->s[lx->i - 1]))
+                    continue;
+                if (!is_ident_char(d) && d != '.')
+                    break;
+            }
+            return T_OTHER;
+        }
+        lx->i++;
+        switch (c) {
+        case '(': return T_OPEN;
+        case ')': return T_CLOSE;
+        case ',': return T_COMMA;
+        case ':': return T_COLON;
+        case ']': return T_BRACKET_CLOSE;
+        case '.':
+            if (lx->i + 1 < lx->n && lx->s[lx->i] == '.' && lx->s[lx->i + 1] == '.') {
+                lx->i += 2;
+                return T_ELLIPSIS;
+            }
+            return T_OTHER;
+        default: return T_OTHER;
+        }
+    }
+}
+
+static bool word_is(const Lexer *lx, uint32_t from, const char *w)
+{
+    size_t len = strlen(w);
+    return lx->i - from == len && memcmp(lx->s + from, w, len) == 0;
+}
+
+/* Whether the next token (not consumed) is `(`. */
+static bool open_follows(Lexer *lx)
+{
+    uint32_t save = lx->i, from;
+    bool open = next(lx, &from) == T_OPEN;
+    lx->i = save;
+    return open;
+}
+
+/* After the word of a builtin that takes type arguments, with `(` next:
+ * blanks to `0` each argument whose bit is set in `types` (bit 0: the
+ * first). */
+static void mask_type_args(Lexer *lx, unsigned types)
+{
+    uint32_t from;
+    next(lx, &from); /* ( */
+    int depth = 0, arg = 0;
+    uint32_t start = UINT32_MAX, end = 0;
+    for (;;) {
+        Tok t = next(lx, &from);
+        if (t == T_END)
+            return;
+        if (depth == 0 && (t == T_COMMA || t == T_CLOSE)) {
+            if ((types >> arg & 1) && start != UINT32_MAX)
+                blank(lx, start, end, '0');
+            if (t == T_CLOSE)
+                return;
+            arg++;
+            start = UINT32_MAX;
+            continue;
+        }
+        depth += t == T_OPEN ? 1 : t == T_CLOSE ? -1 : 0;
+        if (start == UINT32_MAX)
+            start = from;
+        end = lx->i;
+    }
+}
+
+/* Words after which `__attribute__` is not after a declarator. */
+static const char *const keywords[] = {
+    "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else",
+    "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long", "register",
+    "restrict", "return", "short", "signed", "sizeof", "static", "struct", "switch",
+    "typedef", "union", "unsigned", "void", "volatile", "while", "_Bool", "_Noreturn",
+    "_Atomic", "_Thread_local", "__thread", "__inline", "__inline__", "__restrict",
+    "__restrict__", "__extension__", "bool", NULL,
+};
+
+static bool is_keyword(const Lexer *lx, uint32_t from)
+{
+    for (int k = 0; keywords[k]; k++)
+        if (word_is(lx, from, keywords[k]))
+            return true;
+    return false;
+}
+
+char *gaps_mask(const char *text, uint32_t len, Vec *attrs)
+{
+    Lexer lx = {text, xmalloc((size_t)len + 1), len, 0};
+    memcpy(lx.out, text, len);
+    lx.out[len] = '\0';
+    Tok prev = T_OTHER;   /* the last token's kind */
+    uint32_t prev_from = 0; /* and start (the word, when it is one) */
+    uint32_t prev_end = 0;
+    bool in_case = false; /* between `case` and its `:` */
+    int depth = 0;        /* parentheses, for in_case */
+    uint32_t from;
+    Tok t;
+    for (; (t = next(&lx, &from)) != T_END; prev = t, prev_from = from, prev_end = lx.i) {
+        if (t == T_OPEN) {
+            depth++;
+        } else if (t == T_CLOSE) {
+            depth--;
+        } else if (t == T_COLON && in_case && depth == 0) {
+            in_case = false;
+        } else if (t == T_ELLIPSIS && in_case && depth == 0) {
+            rewrite(&lx, from, 3, "+");
+        } else if (t == T_WORD && text[from] == 'c' && word_is(&lx, from, "case")) {
+            in_case = true;
+            depth = 0;
+        } else if (t == T_WORD && text[from] == 'v' && word_is(&lx, from, "va_arg") && open_follows(&lx)) {
+            mask_type_args(&lx, 2);
+        } else if (t == T_WORD && text[from] == '_') {
+            uint32_t wlen = lx.i - from;
+            if (word_is(&lx, from, "_Thread_local")) {
+                rewrite(&lx, from, wlen, "__thread");
+            } else if (word_is(&lx, from, "_Complex") || word_is(&lx, from, "_Imaginary") ||
+                       word_is(&lx, from, "__complex__") || word_is(&lx, from, "__complex")) {
+                rewrite(&lx, from, wlen, "volatile");
+            } else if (word_is(&lx, from, "__real__") || word_is(&lx, from, "__imag__")) {
+                rewrite(&lx, from, wlen, "*");
+            } else if (word_is(&lx, from, "_Atomic") && open_follows(&lx)) {
+                rewrite(&lx, from, wlen, "_Atomix");
+            } else if (word_is(&lx, from, "__builtin_va_arg") && open_follows(&lx)) {
+                mask_type_args(&lx, 2);
+            } else if (word_is(&lx, from, "__builtin_offsetof") && open_follows(&lx)) {
+                mask_type_args(&lx, 1);
+            } else if (word_is(&lx, from, "__builtin_types_compatible_p") && open_follows(&lx)) {
+                mask_type_args(&lx, 3);
+            } else if ((word_is(&lx, from, "__attribute__") || word_is(&lx, from, "__attribute")) &&
+                       open_follows(&lx)) {
+                /* After a declarator: a `]`, a word that is no keyword, or
+                 * an attribute blanked already (`x __attribute__((a))
+                 * __attribute__((b))`). */
+                uint32_t save = lx.i;
+                lx.i = prev_end;
+                bool after = prev == T_BRACKET_CLOSE ||
+                             (prev == T_WORD && !is_keyword(&lx, prev_from)) ||
+                             (attrs->len && ((uint32_t *)attrs->items[attrs->len - 1])[1] == prev_end);
+                lx.i = save;
+                if (!after)
+                    continue;
+                /* Through the matching parenthesis. */
+                int d = 0;
+                uint32_t at;
+                do {
+                    t = next(&lx, &at);
+                    d += t == T_OPEN ? 1 : t == T_CLOSE ? -1 : 0;
+                } while (t != T_END && d > 0);
+                blank(&lx, from, lx.i, 0);
+                uint32_t *span = xmalloc(2 * sizeof *span);
+                span[0] = from;
+                span[1] = lx.i;
+                vec_push(attrs, span);
+                t = T_CLOSE;
+            }
+        }
+    }
+    return lx.out;
+}
