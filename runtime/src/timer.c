@@ -7,9 +7,9 @@
  * higher-level slot's timers into lower levels when the wheel's time reaches
  * it. Timers are the ac__timer nodes that the futures embed in their frames:
  * registering one links the node, cancelling unlinks it, and nothing is
- * allocated for either. One mutex guards a wheel; wakers are woken outside
- * it, in batches, so a wake that takes an executor's lock never nests in
- * ours.
+ * allocated for either. One lock (an ac__lock) guards a wheel; wakers are
+ * woken outside it, in batches, so a wake that takes an executor's lock
+ * never nests in ours.
  *
  * Node life: a future sets `when` and links the node (IDLE -> SLOT), keeping
  * a clone of its waker in it. When the wheel reaches `when`, the node moves
@@ -366,8 +366,7 @@ static void process(ac__wheel *w, const expiration *e)
 
 void ac__wheel_init(ac__wheel *w, uint64_t now)
 {
-    *w = (ac__wheel){.elapsed = now};
-    pthread_mutex_init(&w->mu, NULL);
+    *w = (ac__wheel){.mu = AC__LOCK_INIT, .elapsed = now};
 }
 
 void ac__wheel_destroy(ac__wheel *w)
@@ -376,24 +375,23 @@ void ac__wheel_destroy(ac__wheel *w)
         fprintf(stderr, "asyncc: timer wheel destroyed with %zu timers linked\n", w->count);
         abort();
     }
-    pthread_mutex_destroy(&w->mu);
 }
 
 ac__insert_outcome ac__wheel_insert(ac__wheel *w, ac__timer *t, uint64_t when, uint64_t now,
                                     const ac_waker *waker)
 {
-    pthread_mutex_lock(&w->mu);
+    ac__lock_take(&w->mu);
     if (w->count == 0 && now > w->elapsed)
         w->elapsed = now; /* nothing to expire in between: catch up */
     if (when <= w->elapsed) {
-        pthread_mutex_unlock(&w->mu);
+        ac__lock_give(&w->mu);
         return AC__INSERT_DUE;
     }
     t->when = when;
     set_node_waker(t, ac_waker_clone(waker)); /* a CAS on the task, no lock */
     link_slot(w, t);
     w->count++;
-    pthread_mutex_unlock(&w->mu);
+    ac__lock_give(&w->mu);
     return AC__INSERT_LINKED;
 }
 
@@ -405,7 +403,7 @@ bool ac__wheel_cancel(ac__wheel *w, ac__timer *t)
         return false;
     bool linked = false;
     ac_waker old;
-    pthread_mutex_lock(&w->mu);
+    ac__lock_take(&w->mu);
     s = load_state(t);
     if (s == AC__TIMER_SLOT || s == AC__TIMER_EXPIRED) {
         unlink_node(w, t);
@@ -413,7 +411,7 @@ bool ac__wheel_cancel(ac__wheel *w, ac__timer *t)
         store_state(t, AC__TIMER_IDLE);
         linked = true;
     }
-    pthread_mutex_unlock(&w->mu);
+    ac__lock_give(&w->mu);
     if (linked)
         ac_waker_drop(old); /* may take an executor's lock: not under ours */
     return linked;
@@ -429,14 +427,14 @@ bool ac__wheel_refresh(ac__wheel *w, ac__timer *t, const ac_waker *waker)
         return false;
     bool replaced = false;
     ac_waker old;
-    pthread_mutex_lock(&w->mu);
+    ac__lock_take(&w->mu);
     s = load_state(t);
     if (s == AC__TIMER_SLOT || s == AC__TIMER_EXPIRED) {
         old = node_waker(t);
         set_node_waker(t, ac_waker_clone(waker));
         replaced = true;
     }
-    pthread_mutex_unlock(&w->mu);
+    ac__lock_give(&w->mu);
     if (replaced)
         ac_waker_drop(old);
     return !replaced;
@@ -452,15 +450,15 @@ static uint64_t next_expiration_locked(const ac__wheel *w)
 
 uint64_t ac__wheel_next_expiration(ac__wheel *w)
 {
-    pthread_mutex_lock(&w->mu);
+    ac__lock_take(&w->mu);
     uint64_t r = next_expiration_locked(w);
-    pthread_mutex_unlock(&w->mu);
+    ac__lock_give(&w->mu);
     return r;
 }
 
 uint64_t ac__wheel_next_wake(ac__wheel *w)
 {
-    pthread_mutex_lock(&w->mu);
+    ac__lock_take(&w->mu);
     uint64_t r = next_expiration_locked(w);
     for (unsigned L = 1; L <= AC__WHEEL_STAGED; L++) {
         unsigned next = next_slot(w, L);
@@ -480,7 +478,7 @@ uint64_t ac__wheel_next_wake(ac__wheel *w)
         if (wake < r)
             r = wake;
     }
-    pthread_mutex_unlock(&w->mu);
+    ac__lock_give(&w->mu);
     return r;
 }
 
@@ -494,7 +492,7 @@ size_t ac__wheel_advance(ac__wheel *w, uint64_t now)
 {
     ac_waker batch[BATCH];
     size_t n = 0, woken = 0;
-    pthread_mutex_lock(&w->mu);
+    ac__lock_take(&w->mu);
     for (;;) {
         ac__timer *t = list_pop(&w->expired);
         if (!t && w->due && !(t = list_pop(w->due)))
@@ -507,11 +505,11 @@ size_t ac__wheel_advance(ac__wheel *w, uint64_t now)
             w->count--;
             store_state(t, AC__TIMER_FIRED); /* the last touch of the node */
             if (n == BATCH) {
-                pthread_mutex_unlock(&w->mu);
+                ac__lock_give(&w->mu);
                 wake_all(batch, n);
                 woken += n;
                 n = 0;
-                pthread_mutex_lock(&w->mu);
+                ac__lock_take(&w->mu);
             }
             continue;
         }
@@ -525,21 +523,21 @@ size_t ac__wheel_advance(ac__wheel *w, uint64_t now)
     if (now > w->elapsed)
         w->elapsed = now;
     bool staging = stage_some(w);
-    pthread_mutex_unlock(&w->mu);
+    ac__lock_give(&w->mu);
     wake_all(batch, n);
     while (staging) {
-        pthread_mutex_lock(&w->mu);
+        ac__lock_take(&w->mu);
         staging = stage_some(w);
-        pthread_mutex_unlock(&w->mu);
+        ac__lock_give(&w->mu);
     }
     return woken + n;
 }
 
 size_t ac__wheel_count(ac__wheel *w)
 {
-    pthread_mutex_lock(&w->mu);
+    ac__lock_take(&w->mu);
     size_t n = w->count;
-    pthread_mutex_unlock(&w->mu);
+    ac__lock_give(&w->mu);
     return n;
 }
 
@@ -559,7 +557,7 @@ typedef struct shard {
     _Alignas(64) ac__wheel w; /* a cache line of its own for each lock */
 } shard;
 
-#define SHARD_INIT {.w = {.mu = PTHREAD_MUTEX_INITIALIZER}}
+#define SHARD_INIT {.w = {.mu = AC__LOCK_INIT}}
 static shard shards[SHARDS] = {SHARD_INIT, SHARD_INIT, SHARD_INIT, SHARD_INIT,
                                SHARD_INIT, SHARD_INIT, SHARD_INIT, SHARD_INIT};
 _Static_assert(SHARDS == 8, "one initialiser per shard");
