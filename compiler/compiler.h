@@ -248,6 +248,8 @@ typedef struct Unit {
     char *parse_text; /* what tree-sitter parsed: src.text with its gaps masked (gaps.c) */
     Vec masked_attrs; /* uint32_t[2] byte spans of attributes after declarators,
                          blanked in parse_text (gaps.c), in source order */
+    Vec masked_gotos; /* uint32_t[2] spans of the `goto` of computed gotos
+                         (`goto *p;`), blanked in parse_text (gaps.c) */
 } Unit;
 
 /* ======================================================================== */
@@ -257,8 +259,9 @@ typedef struct Unit {
 /* A copy of text (len bytes, NUL-terminated, owned by the caller) for
  * tree-sitter, in which the valid C that tree-sitter-c rejects is rewritten
  * byte for byte into C it parses; the spans of the attributes it blanks are
- * pushed on attrs (malloc'd uint32_t[2]: start, end). Cannot fail. */
-char *gaps_mask(const char *text, uint32_t len, Vec *attrs);
+ * pushed on attrs, those of the `goto` of computed gotos on gotos (malloc'd
+ * uint32_t[2]: start, end). Cannot fail. */
+char *gaps_mask(const char *text, uint32_t len, Vec *attrs, Vec *gotos);
 
 /* Parses src; returns false (after reporting) on syntax errors. */
 bool parse_unit(Unit *u);

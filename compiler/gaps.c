@@ -32,8 +32,12 @@
  *    a function's parameters only): blanked, and its span recorded, so that
  *    the frame field of a variable that lives across an await keeps it
  *    (layout.c) and a cleanup attribute there is refused (liveness.c).
- * Computed goto (`goto *p;`), `_BitInt(N)` and `_Pragma` in statement
- * position still do not parse; the error points at them.
+ *  - computed goto, `goto *p;` (GNU): read as the expression statement
+ *    `*p;`, its `goto` recorded, so that parse.c refuses it inside an async
+ *    function (the lowering cannot see where it jumps) and the rest of the
+ *    file keeps it.
+ * `_BitInt(N)` and `_Pragma` in statement position still do not parse; the
+ * error points at them.
  */
 #include "compiler.h"
 
@@ -225,7 +229,16 @@ static bool is_keyword(const Lexer *lx, uint32_t from)
     return false;
 }
 
-char *gaps_mask(const char *text, uint32_t len, Vec *attrs)
+/* Records [from, to) on spans. */
+static void record(Vec *spans, uint32_t from, uint32_t to)
+{
+    uint32_t *span = xmalloc(2 * sizeof *span);
+    span[0] = from;
+    span[1] = to;
+    vec_push(spans, span);
+}
+
+char *gaps_mask(const char *text, uint32_t len, Vec *attrs, Vec *gotos)
 {
     Lexer lx = {text, xmalloc((size_t)len + 1), len, 0};
     memcpy(lx.out, text, len);
@@ -246,6 +259,13 @@ char *gaps_mask(const char *text, uint32_t len, Vec *attrs)
             in_case = false;
         } else if (t == T_ELLIPSIS && in_case && depth == 0) {
             rewrite(&lx, from, 3, "+");
+        } else if (t == T_WORD && text[from] == 'g' && word_is(&lx, from, "goto")) {
+            uint32_t save = lx.i, at;
+            if (next(&lx, &at) == T_OTHER && text[at] == '*') {
+                blank(&lx, from, save, 0);
+                record(gotos, from, save);
+            }
+            lx.i = save;
         } else if (t == T_WORD && text[from] == 'c' && word_is(&lx, from, "case")) {
             in_case = true;
             depth = 0;
@@ -289,10 +309,7 @@ char *gaps_mask(const char *text, uint32_t len, Vec *attrs)
                     d += t == T_OPEN ? 1 : t == T_CLOSE ? -1 : 0;
                 } while (t != T_END && d > 0);
                 blank(&lx, from, lx.i, 0);
-                uint32_t *span = xmalloc(2 * sizeof *span);
-                span[0] = from;
-                span[1] = lx.i;
-                vec_push(attrs, span);
+                record(attrs, from, lx.i);
                 t = T_CLOSE;
             }
         }

@@ -436,7 +436,7 @@ bool parse_unit(Unit *u)
     ts_parser_set_language(u->parser, tree_sitter_c());
     /* Node ranges index the original text too: the masked copy has the same
      * length and newlines. */
-    u->parse_text = gaps_mask(u->src.text, u->src.len, &u->masked_attrs);
+    u->parse_text = gaps_mask(u->src.text, u->src.len, &u->masked_attrs, &u->masked_gotos);
     u->tree = ts_parser_parse_string(u->parser, NULL, u->parse_text, u->src.len);
     if (!u->tree) {
         diag_fatal("%s: tree-sitter could not parse the file", u->src.path);
@@ -567,6 +567,15 @@ walked:
         free(as_types.items[i]);
     }
     free(as_types.items);
+    /* A computed goto jumps where the lowering cannot see (gaps.c). */
+    for (int i = 0; i < u->masked_gotos.len; i++) {
+        uint32_t *span = u->masked_gotos.items[i];
+        if (parse_fn_containing(u, span[0]))
+            diag_error(&u->src, span[0],
+                       "computed goto ('goto *') is not supported in an async function: the "
+                       "translator cannot tell where it jumps (use a switch, or move the "
+                       "dispatch into a plain function)");
+    }
     return diag_error_count() == 0;
 }
 

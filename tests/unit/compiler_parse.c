@@ -666,17 +666,22 @@ END_TEST
 
 /* ---- C the stock grammar rejects (gaps.c) ------------------------------------ */
 
+/* The spans of computed gotos the last masks_to recorded. */
+static Vec last_gotos;
+
 /* Checks that gaps_mask turns text into want (NULL: text unchanged), which
- * keeps its length and newlines; returns the attribute spans it recorded. */
+ * keeps its length and newlines; returns the attribute spans it recorded
+ * (the gotos' are left in last_gotos). */
 static Vec masks_to(const char *text, const char *want)
 {
-    Vec attrs = {0};
+    Vec attrs = {0}, gotos = {0};
     uint32_t len = (uint32_t)strlen(text);
-    char *m = gaps_mask(text, len, &attrs);
+    char *m = gaps_mask(text, len, &attrs, &gotos);
     ck_assert_str_eq(m, want ? want : text);
     for (uint32_t i = 0; i < len; i++)
         ck_assert_int_eq(text[i] == '\n', m[i] == '\n');
     free(m);
+    last_gotos = gotos;
     return attrs;
 }
 
@@ -687,14 +692,17 @@ START_TEST(grammar_gaps_are_rewritten_in_place)
                          "double _Complex c;\n"
                          "int d(double _Complex z) { __real__ z = 1; return __imag__ z; }\n"
                          "int e(int x) { switch (x) { case 1 ... 3: return 1; } return 0; }\n"
-                         "int f(va_list ap) { return *va_arg(ap, int (*)[2])[0]; }\n",
+                         "int f(va_list ap) { return *va_arg(ap, int (*)[2])[0]; }\n"
+                         "void g(void **p) { goto *p[0]; goto out; out:; }\n",
                          "static __thread      int a;\n"
                          "static _Atomix(long) b;\n"
                          "double volatile c;\n"
                          "int d(double volatile z) { *        z = 1; return *        z; }\n"
                          "int e(int x) { switch (x) { case 1 +   3: return 1; } return 0; }\n"
-                         "int f(va_list ap) { return *va_arg(ap, 0         )[0]; }\n");
+                         "int f(va_list ap) { return *va_arg(ap, 0         )[0]; }\n"
+                         "void g(void **p) {      *p[0]; goto out; out:; }\n");
     ck_assert_int_eq(attrs.len, 0);
+    ck_assert_int_eq(last_gotos.len, 1); /* goto *p[0], not goto out */
 }
 END_TEST
 
@@ -708,6 +716,7 @@ START_TEST(grammar_gaps_leave_comments_strings_and_directives_alone)
                          "_Atomic int q;\n",
                          NULL);
     ck_assert_int_eq(attrs.len, 0);
+    ck_assert_int_eq(last_gotos.len, 0);
 }
 END_TEST
 
