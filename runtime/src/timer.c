@@ -203,6 +203,7 @@ static unsigned stage_of(const ac__wheel *w, const ac__timer *t)
 /* Unlinks a node in state SLOT or EXPIRED (the caller sets the new state). */
 static void unlink_node(ac__wheel *w, ac__timer *t)
 {
+    w->removals++;
     if (load_state(t) == AC__TIMER_EXPIRED) {
         list_remove(&w->expired, t);
         w->count--;
@@ -488,16 +489,58 @@ static void wake_all(ac_waker *batch, size_t n)
         ac_waker_wake(batch[i]);
 }
 
+/*
+ * Waking a due list is one cache miss per node, one after another: a node's
+ * successor is known only once the node is loaded (100,000 sleeping tasks:
+ * 150 ns a timer, most of it that load). A second walker goes from the
+ * list's tail toward its head, one node per pop, loading what the pops will
+ * reach, so that two chains of misses overlap instead of one. It starts
+ * again from the tail when the due list changed or something else took a
+ * node out of it while the lock was let go (its place may be gone), and
+ * stops where it meets the pops.
+ */
+typedef struct back_walk {
+    ac__timer **of;    /* the due list it walks; NULL: none yet */
+    ac__timer *at;     /* its place, a node in that list; NULL: done */
+    uint64_t removals; /* w->removals as it expects it */
+} back_walk;
+
+/* After a pop from *w->due: one step of b. */
+static void walk_back(ac__wheel *w, back_walk *b)
+{
+    ac__timer *head = *w->due;
+    if (b->of != w->due || b->removals != w->removals) {
+        b->of = w->due;
+        b->removals = w->removals;
+        b->at = head ? head->prev : NULL; /* the tail */
+    } else if (b->at == head) {
+        b->at = NULL; /* met */
+    } else if (b->at) {
+        b->at = b->at->prev; /* NULL once the pops took it */
+    }
+    if (b->at)
+        __builtin_prefetch(b->at, 1); /* the line of its `next`; `prev` is loaded */
+}
+
 size_t ac__wheel_advance(ac__wheel *w, uint64_t now)
 {
     ac_waker batch[BATCH];
     size_t n = 0, woken = 0;
+    back_walk back = {0};
     ac__lock_take(&w->mu);
     for (;;) {
         ac__timer *t = list_pop(&w->expired);
-        if (!t && w->due && !(t = list_pop(w->due)))
-            w->due = NULL; /* woken through: its slot is free again */
+        if (!t && w->due) {
+            if ((t = list_pop(w->due))) {
+                back.removals++;
+                walk_back(w, &back);
+            } else {
+                w->due = NULL; /* woken through: its slot is free again */
+                back.of = NULL;
+            }
+        }
         if (t) {
+            w->removals++;
             /* The waker's data is usually a task whose state word the wake
              * changes: start loading it while the next nodes are found. */
             __builtin_prefetch(t->waker_data, 1);

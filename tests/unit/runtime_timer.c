@@ -639,11 +639,20 @@ static struct {
     uint64_t next_after; /* ac__wheel_next_expiration after the cancels */
 } in_wake;
 
+/* A cancelled node is its owner's again, as a dropped frame's memory is
+ * reused: its links are overwritten, which a wheel that still followed them
+ * would crash on. */
+#define POISON ((ac__timer *)(uintptr_t)0xdbdbdbdbdbdbdbdbu)
+
 static void cancelling_wake(const void *d)
 {
     probe_wake(d);
-    for (int i = in_wake.cancel_from; i < DUE_N; i++)
-        in_wake.cancelled += ac__wheel_cancel(in_wake.w, &in_wake.t[i]);
+    for (int i = in_wake.cancel_from; i < DUE_N; i++) {
+        if (ac__wheel_cancel(in_wake.w, &in_wake.t[i])) {
+            in_wake.cancelled++;
+            in_wake.t[i].next = in_wake.t[i].prev = POISON;
+        }
+    }
     in_wake.next_after = ac__wheel_next_expiration(in_wake.w);
 }
 static const ac_waker_vtable cancelling_vtable;
@@ -659,8 +668,9 @@ START_TEST(wheel_timers_of_a_due_millisecond_can_be_cancelled_while_it_is_woken)
 {
     /* DUE_N timers in one level-0 slot expire together and are woken in
      * batches, the wheel's lock released between them. The first wake
-     * cancels timers the wheel has not reached yet: they are never woken,
-     * their wakers are released, and the slot serves later timers. In the
+     * cancels timers the wheel has not reached yet (among them the node the
+     * wheel's second walker, from the tail, stands on): they are never
+     * woken, their wakers are released, and the slot serves later timers. In the
      * second round the cancels empty the slot, and nothing is due any more. */
     for (int round = 0; round < 2; round++) {
         ac__wheel w;
