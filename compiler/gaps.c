@@ -36,8 +36,10 @@
  *    `*p;`, its `goto` recorded, so that parse.c refuses it inside an async
  *    function (the lowering cannot see where it jumps) and the rest of the
  *    file keeps it.
- * `_BitInt(N)` and `_Pragma` in statement position still do not parse; the
- * error points at them.
+ *  - `_Pragma("...")` (C99), which the grammar takes nowhere: read as a
+ *    comment of its length, so that the lowering copies it where it stands,
+ *    as it does a comment or a `#pragma` line.
+ * `_BitInt(N)` (C23) still does not parse; the error points at it.
  */
 #include "compiler.h"
 
@@ -211,6 +213,19 @@ static void mask_type_args(Lexer *lx, unsigned types)
     }
 }
 
+/* With `(` next: reads through the matching `)`; returns the end. */
+static uint32_t skip_parens(Lexer *lx)
+{
+    int depth = 0;
+    uint32_t at;
+    Tok t;
+    do {
+        t = next(lx, &at);
+        depth += t == T_OPEN ? 1 : t == T_CLOSE ? -1 : 0;
+    } while (t != T_END && depth > 0);
+    return lx->i;
+}
+
 /* Words after which `__attribute__` is not after a declarator. */
 static const char *const keywords[] = {
     "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else",
@@ -282,6 +297,13 @@ char *gaps_mask(const char *text, uint32_t len, Vec *attrs, Vec *gotos)
                 rewrite(&lx, from, wlen, "*");
             } else if (word_is(&lx, from, "_Atomic") && open_follows(&lx)) {
                 rewrite(&lx, from, wlen, "_Atomix");
+            } else if (word_is(&lx, from, "_Pragma") && open_follows(&lx)) {
+                /* As a comment, which the lowering copies where it stands. */
+                uint32_t end = skip_parens(&lx);
+                blank(&lx, from, end, '/');
+                lx.out[from + 1] = '*';
+                lx.out[end - 2] = '*';
+                lx.out[end - 1] = '/';
             } else if (word_is(&lx, from, "__builtin_va_arg") && open_follows(&lx)) {
                 mask_type_args(&lx, 2);
             } else if (word_is(&lx, from, "__builtin_offsetof") && open_follows(&lx)) {
@@ -301,14 +323,7 @@ char *gaps_mask(const char *text, uint32_t len, Vec *attrs, Vec *gotos)
                 lx.i = save;
                 if (!after)
                     continue;
-                /* Through the matching parenthesis. */
-                int d = 0;
-                uint32_t at;
-                do {
-                    t = next(&lx, &at);
-                    d += t == T_OPEN ? 1 : t == T_CLOSE ? -1 : 0;
-                } while (t != T_END && d > 0);
-                blank(&lx, from, lx.i, 0);
+                blank(&lx, from, skip_parens(&lx), 0);
                 record(attrs, from, lx.i);
                 t = T_CLOSE;
             }
