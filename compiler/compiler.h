@@ -294,6 +294,11 @@ AsyncFn *parse_find_fn(const Unit *u, const char *name);
 bool parse_is_declarator(TSNode n);
 /* The identifier naming the variable declared by a declarator, or a null node. */
 TSNode parse_declarator_ident(TSNode declarator);
+/* Whether the identifier `ident`, used in an expression, names a variable
+ * or parameter in scope there (a declaration before it in an enclosing
+ * block or for, or a parameter of the enclosing function): a function of the
+ * same name is then hidden. */
+bool parse_names_local(Unit *u, TSNode ident);
 /* The attributes of the variable that `declarator` (a child of `decl`)
  * declares which gaps.c blanked for the parse: those after the declaration's
  * specifiers and those after this declarator. Pushes their spans

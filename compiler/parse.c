@@ -360,6 +360,52 @@ static bool in_statement_read_as_type(const Vec *stack)
     return false;
 }
 
+/* Whether a declarator child of `decl` declares `name`. */
+static bool declares(const Unit *u, TSNode decl, const char *name)
+{
+    for (uint32_t i = 0; i < ts_node_child_count(decl); i++) {
+        TSNode d = ts_node_child(decl, i);
+        if (!parse_is_declarator(d))
+            continue;
+        TSNode id = parse_declarator_ident(d);
+        if (!ts_node_is_null(id) && parse_eq(u, id, name))
+            return true;
+    }
+    return false;
+}
+
+bool parse_names_local(Unit *u, TSNode ident)
+{
+    char *name = parse_text(u, ident);
+    uint32_t at = ts_node_start_byte(ident);
+    bool found = false;
+    for (TSNode p = parse_parent(u, ident); !found && !ts_node_is_null(p); p = parse_parent(u, p)) {
+        if (type_is(p, "compound_statement")) {
+            for (uint32_t i = 0; i < ts_node_named_child_count(p) && !found; i++) {
+                TSNode c = ts_node_named_child(p, i);
+                if (ts_node_start_byte(c) >= at)
+                    break;
+                found = type_is(c, "declaration") && ts_node_end_byte(c) <= at && declares(u, c, name);
+            }
+        } else if (type_is(p, "for_statement")) {
+            TSNode init = child_by_field(p, "initializer");
+            found = !ts_node_is_null(init) && type_is(init, "declaration") && declares(u, init, name);
+        } else if (type_is(p, "function_definition")) {
+            TSNode d = child_by_field(p, "declarator");
+            while (!ts_node_is_null(d) && !type_is(d, "function_declarator"))
+                d = child_by_field(d, "declarator");
+            TSNode params = ts_node_is_null(d) ? d : child_by_field(d, "parameters");
+            for (uint32_t i = 0; !ts_node_is_null(params) && i < ts_node_named_child_count(params) && !found; i++) {
+                TSNode prm = ts_node_named_child(params, i);
+                found = type_is(prm, "parameter_declaration") && declares(u, prm, name);
+            }
+            break;
+        }
+    }
+    free(name);
+    return found;
+}
+
 void parse_masked_attrs(const Unit *u, TSNode decl, TSNode declarator, Vec *out)
 {
     uint32_t specs_end = ts_node_start_byte(declarator);
