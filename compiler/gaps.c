@@ -32,6 +32,9 @@
  *    a function's parameters only): blanked, and its span recorded, so that
  *    the frame field of a variable that lives across an await keeps it
  *    (layout.c) and a cleanup attribute there is refused (liveness.c).
+ *  - an attribute standing as a statement (`__attribute__((fallthrough));`,
+ *    or after a label): read as a comment before the `;`, which the
+ *    lowering copies where it stands.
  *  - computed goto, `goto *p;` (GNU): read as the expression statement
  *    `*p;`, its `goto` recorded, so that parse.c refuses it inside an async
  *    function (the lowering cannot see where it jumps) and the rest of the
@@ -321,6 +324,26 @@ char *gaps_mask(const char *text, uint32_t len, Vec *attrs, Vec *gotos)
                              (prev == T_WORD && !is_keyword(&lx, prev_from)) ||
                              (attrs->len && ((uint32_t *)attrs->items[attrs->len - 1])[1] == prev_end);
                 lx.i = save;
+                /* A statement of its own (`__attribute__((fallthrough));`,
+                 * a label's): read as a comment before an empty statement,
+                 * which the lowering copies where it stands. */
+                bool stmt_start = prev == T_COLON ||
+                                  (prev == T_OTHER && prev_end == prev_from + 1 &&
+                                   strchr(";{}", text[prev_from]));
+                if (!after && stmt_start) {
+                    uint32_t end = skip_parens(&lx), semi;
+                    uint32_t save2 = lx.i;
+                    bool alone = next(&lx, &semi) == T_OTHER && text[semi] == ';';
+                    lx.i = save2;
+                    if (alone && end - from >= 4) {
+                        blank(&lx, from, end, '/');
+                        lx.out[from + 1] = '*';
+                        lx.out[end - 2] = '*';
+                        lx.out[end - 1] = '/';
+                    }
+                    t = T_CLOSE;
+                    continue;
+                }
                 if (!after)
                     continue;
                 blank(&lx, from, skip_parens(&lx), 0);
