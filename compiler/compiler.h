@@ -229,6 +229,14 @@ struct AsyncFn {
     uint64_t align;      /* frame alignment (layout.c) */
 };
 
+/* Spans of what gaps.c masked for the parse that later passes look at. */
+typedef struct GapSpans {
+    Vec attrs;  /* attributes after declarators, blanked */
+    Vec gotos;  /* the `goto` of computed gotos (`goto *p;`), blanked */
+    Vec macros; /* macro calls standing as statements without a `;`
+                   (`X_MACRO(CASE)` before a `}` or a directive), read as comments */
+} GapSpans;
+
 typedef struct Unit {
     Source src;       /* the input */
     TSParser *parser; /* owns tree */
@@ -246,10 +254,7 @@ typedef struct Unit {
     NodeMap stmt_of;  /* memo for parse_statement_of: node -> TSNode* */
     char *line_path;  /* src.path escaped for a #line string literal */
     char *parse_text; /* what tree-sitter parsed: src.text with its gaps masked (gaps.c) */
-    Vec masked_attrs; /* uint32_t[2] byte spans of attributes after declarators,
-                         blanked in parse_text (gaps.c), in source order */
-    Vec masked_gotos; /* uint32_t[2] spans of the `goto` of computed gotos
-                         (`goto *p;`), blanked in parse_text (gaps.c) */
+    GapSpans gaps;    /* what gaps.c masked in parse_text */
 } Unit;
 
 /* ======================================================================== */
@@ -258,10 +263,10 @@ typedef struct Unit {
 
 /* A copy of text (len bytes, NUL-terminated, owned by the caller) for
  * tree-sitter, in which the valid C that tree-sitter-c rejects is rewritten
- * byte for byte into C it parses; the spans of the attributes it blanks are
- * pushed on attrs, those of the `goto` of computed gotos on gotos (malloc'd
- * uint32_t[2]: start, end). Cannot fail. */
-char *gaps_mask(const char *text, uint32_t len, Vec *attrs, Vec *gotos);
+ * byte for byte into C it parses; the spans of some of what it masked are
+ * pushed on out's lists (malloc'd uint32_t[2]: start, end), in source
+ * order. Cannot fail. */
+char *gaps_mask(const char *text, uint32_t len, GapSpans *out);
 
 /* Parses src; returns false (after reporting) on syntax errors. */
 bool parse_unit(Unit *u);

@@ -42,6 +42,11 @@
  *  - `_Pragma("...")` (C99), which the grammar takes nowhere: read as a
  *    comment of its length, so that the lowering copies it where it stands,
  *    as it does a comment or a `#pragma` line.
+ *  - a macro call standing as a statement without a `;` (`X(CASE)` that
+ *    expands to cases, before a `}`, a directive or a statement keyword):
+ *    read as a comment, which the lowering copies where it stands, and
+ *    recorded, so that parse.c refuses one inside an async function (the
+ *    translator cannot see what it expands to).
  * `_BitInt(N)` (C23) still does not parse; the error points at it.
  */
 #include "compiler.h"
@@ -229,6 +234,28 @@ static uint32_t skip_parens(Lexer *lx)
     return lx->i;
 }
 
+/* Words that begin a statement. */
+static const char *const statement_words[] = {
+    "case", "default", "return", "if", "for", "while", "do", "switch", "break", "continue",
+    "goto", NULL,
+};
+
+/* Whether what follows lx->i cannot continue a statement that ended there
+ * without a `;`: a `}`, a directive, the end, or a word that begins a
+ * statement. (A type macro, `T(x) name;`, is followed by a name.) */
+static bool statement_cannot_go_on(Lexer *lx)
+{
+    uint32_t save = lx->i, from;
+    skip_space(lx);
+    bool ends = lx->i >= lx->n || lx->s[lx->i] == '}' ||
+                (lx->s[lx->i] == '#' && at_line_start(lx, lx->i));
+    if (!ends && next(lx, &from) == T_WORD)
+        for (int k = 0; statement_words[k] && !ends; k++)
+            ends = word_is(lx, from, statement_words[k]);
+    lx->i = save;
+    return ends;
+}
+
 /* Words after which `__attribute__` is not after a declarator. */
 static const char *const keywords[] = {
     "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else",
@@ -256,7 +283,45 @@ static void record(Vec *spans, uint32_t from, uint32_t to)
     vec_push(spans, span);
 }
 
-char *gaps_mask(const char *text, uint32_t len, Vec *attrs, Vec *gotos)
+/* Whether only blanks stand between the start of byte at's line and at. */
+static bool starts_line(const Lexer *lx, uint32_t at) { return at_line_start(lx, at); }
+
+/* Whether only blanks or a comment stand between at and the end of its line. */
+static bool ends_line(Lexer *lx, uint32_t at)
+{
+    uint32_t save = lx->i;
+    lx->i = at;
+    while (lx->i < lx->n && (lx->s[lx->i] == ' ' || lx->s[lx->i] == '\t'))
+        lx->i++;
+    if (lx->i + 1 < lx->n && lx->s[lx->i] == '/' && (lx->s[lx->i + 1] == '/' || lx->s[lx->i + 1] == '*'))
+        skip_space(lx); /* a comment, to its end (and past the newline) */
+    bool ends = lx->i >= lx->n || lx->s[lx->i] == '\n' || lx->s[lx->i] == '\r' ||
+                (lx->i > at && lx->s[lx->i - 1] == '\n');
+    lx->i = save;
+    return ends;
+}
+
+/* The word at `from`, at the start of a statement on a line of its own, is a
+ * macro call without a `;` that nothing can continue: masks it as a
+ * comment and returns true (lx->i past its `)`); else changes nothing. */
+static bool statement_macro(Lexer *lx, uint32_t from, GapSpans *out)
+{
+    if (is_keyword(lx, from) || !starts_line(lx, from) || !open_follows(lx))
+        return false;
+    uint32_t save = lx->i, end = skip_parens(lx);
+    if (end - from < 4 || !ends_line(lx, end) || !statement_cannot_go_on(lx)) {
+        lx->i = save;
+        return false;
+    }
+    blank(lx, from, end, '/');
+    lx->out[from + 1] = '*';
+    lx->out[end - 2] = '*';
+    lx->out[end - 1] = '/';
+    record(&out->macros, from, end);
+    return true;
+}
+
+char *gaps_mask(const char *text, uint32_t len, GapSpans *out)
 {
     Lexer lx = {text, xmalloc((size_t)len + 1), len, 0};
     memcpy(lx.out, text, len);
@@ -266,10 +331,31 @@ char *gaps_mask(const char *text, uint32_t len, Vec *attrs, Vec *gotos)
     uint32_t prev_end = 0;
     bool in_case = false; /* between `case` and its `:` */
     int depth = 0;        /* parentheses, for in_case */
+    /* Which open braces are initialisers (after `=`, or inside one after
+     * `,` or `{`) rather than blocks; deeper than MAX_BRACES count as blocks. */
+    enum { MAX_BRACES = 256 };
+    bool init_brace[MAX_BRACES];
+    int braces = 0;
     uint32_t from;
     Tok t;
     for (; (t = next(&lx, &from)) != T_END; prev = t, prev_from = from, prev_end = lx.i) {
-        if (t == T_OPEN) {
+        bool in_init = braces > 0 && braces <= MAX_BRACES && init_brace[braces - 1];
+        bool stmt_start = prev == T_COLON || (prev == T_OTHER && prev_end == prev_from + 1 &&
+                                              (text[prev_from] == ';' || text[prev_from] == '}' ||
+                                               (text[prev_from] == '{' && !in_init)));
+        if (t == T_OTHER && lx.i == from + 1 && (text[from] == '{' || text[from] == '}')) {
+            if (text[from] == '}') {
+                braces -= braces > 0;
+            } else {
+                bool init = (prev == T_OTHER && prev_end == prev_from + 1 && text[prev_from] == '=') ||
+                            (in_init && (prev == T_COMMA || (prev == T_OTHER && text[prev_from] == '{')));
+                if (braces < MAX_BRACES)
+                    init_brace[braces] = init;
+                braces++;
+            }
+        } else if (t == T_WORD && stmt_start && text[from] != '_' && statement_macro(&lx, from, out)) {
+            t = T_CLOSE;
+        } else if (t == T_OPEN) {
             depth++;
         } else if (t == T_CLOSE) {
             depth--;
@@ -281,7 +367,7 @@ char *gaps_mask(const char *text, uint32_t len, Vec *attrs, Vec *gotos)
             uint32_t save = lx.i, at;
             if (next(&lx, &at) == T_OTHER && text[at] == '*') {
                 blank(&lx, from, save, 0);
-                record(gotos, from, save);
+                record(&out->gotos, from, save);
             }
             lx.i = save;
         } else if (t == T_WORD && text[from] == 'c' && word_is(&lx, from, "case")) {
@@ -322,7 +408,7 @@ char *gaps_mask(const char *text, uint32_t len, Vec *attrs, Vec *gotos)
                 lx.i = prev_end;
                 bool after = prev == T_BRACKET_CLOSE ||
                              (prev == T_WORD && !is_keyword(&lx, prev_from)) ||
-                             (attrs->len && ((uint32_t *)attrs->items[attrs->len - 1])[1] == prev_end);
+                             (out->attrs.len && ((uint32_t *)out->attrs.items[out->attrs.len - 1])[1] == prev_end);
                 lx.i = save;
                 /* A statement of its own (`__attribute__((fallthrough));`,
                  * a label's): read as a comment before an empty statement,
@@ -347,7 +433,9 @@ char *gaps_mask(const char *text, uint32_t len, Vec *attrs, Vec *gotos)
                 if (!after)
                     continue;
                 blank(&lx, from, skip_parens(&lx), 0);
-                record(attrs, from, lx.i);
+                record(&out->attrs, from, lx.i);
+                t = T_CLOSE;
+            } else if (stmt_start && statement_macro(&lx, from, out)) {
                 t = T_CLOSE;
             }
         }

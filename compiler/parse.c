@@ -419,8 +419,8 @@ void parse_masked_attrs(const Unit *u, TSNode decl, TSNode declarator, Vec *out)
     /* Its own: up to the `,` or `;` after it. */
     TSNode after = ts_node_next_sibling(declarator);
     uint32_t own_end = ts_node_is_null(after) ? ts_node_end_byte(decl) : ts_node_start_byte(after);
-    for (int i = 0; i < u->masked_attrs.len; i++) {
-        uint32_t *span = u->masked_attrs.items[i];
+    for (int i = 0; i < u->gaps.attrs.len; i++) {
+        uint32_t *span = u->gaps.attrs.items[i];
         if ((span[0] >= ts_node_start_byte(decl) && span[1] <= specs_end) ||
             (span[0] >= ts_node_start_byte(declarator) && span[1] <= own_end))
             vec_push(out, span);
@@ -469,6 +469,17 @@ bool parse_var_has_attr(const Unit *u, TSNode decl, TSNode declarator, const cha
     return found;
 }
 
+/* Reports `message` at each span (uint32_t[2]) that lies in an async
+ * function's body. */
+static void refuse_in_async(Unit *u, const Vec *spans, const char *message)
+{
+    for (int i = 0; i < spans->len; i++) {
+        uint32_t *span = spans->items[i];
+        if (parse_fn_containing(u, span[0]))
+            diag_error(&u->src, span[0], "%s", message);
+    }
+}
+
 bool parse_unit(Unit *u)
 {
     Buf lp = {0};
@@ -482,7 +493,7 @@ bool parse_unit(Unit *u)
     ts_parser_set_language(u->parser, tree_sitter_c());
     /* Node ranges index the original text too: the masked copy has the same
      * length and newlines. */
-    u->parse_text = gaps_mask(u->src.text, u->src.len, &u->masked_attrs, &u->masked_gotos);
+    u->parse_text = gaps_mask(u->src.text, u->src.len, &u->gaps);
     u->tree = ts_parser_parse_string(u->parser, NULL, u->parse_text, u->src.len);
     if (!u->tree) {
         diag_fatal("%s: tree-sitter could not parse the file", u->src.path);
@@ -613,15 +624,16 @@ walked:
         free(as_types.items[i]);
     }
     free(as_types.items);
-    /* A computed goto jumps where the lowering cannot see (gaps.c). */
-    for (int i = 0; i < u->masked_gotos.len; i++) {
-        uint32_t *span = u->masked_gotos.items[i];
-        if (parse_fn_containing(u, span[0]))
-            diag_error(&u->src, span[0],
-                       "computed goto ('goto *') is not supported in an async function: the "
-                       "translator cannot tell where it jumps (use a switch, or move the "
-                       "dispatch into a plain function)");
-    }
+    /* A computed goto jumps where the lowering cannot see, and a macro
+     * standing as a statement hides what it expands to (gaps.c). */
+    refuse_in_async(u, &u->gaps.gotos,
+                    "computed goto ('goto *') is not supported in an async function: the "
+                    "translator cannot tell where it jumps (use a switch, or move the dispatch "
+                    "into a plain function)");
+    refuse_in_async(u, &u->gaps.macros,
+                    "a macro call standing as a statement without ';' is not supported in an "
+                    "async function: the translator cannot see what it expands to (end it with "
+                    "';' if it is a statement, or move it into a plain function)");
     return diag_error_count() == 0;
 }
 

@@ -666,23 +666,25 @@ END_TEST
 
 /* ---- C the stock grammar rejects (gaps.c) ------------------------------------ */
 
-/* The spans of computed gotos the last masks_to recorded. */
-static Vec last_gotos;
+/* The spans of computed gotos and statement macros the last masks_to
+ * recorded. */
+static Vec last_gotos, last_macros;
 
 /* Checks that gaps_mask turns text into want (NULL: text unchanged), which
  * keeps its length and newlines; returns the attribute spans it recorded
  * (the gotos' are left in last_gotos). */
 static Vec masks_to(const char *text, const char *want)
 {
-    Vec attrs = {0}, gotos = {0};
+    GapSpans gaps = {0};
     uint32_t len = (uint32_t)strlen(text);
-    char *m = gaps_mask(text, len, &attrs, &gotos);
+    char *m = gaps_mask(text, len, &gaps);
     ck_assert_str_eq(m, want ? want : text);
     for (uint32_t i = 0; i < len; i++)
         ck_assert_int_eq(text[i] == '\n', m[i] == '\n');
     free(m);
-    last_gotos = gotos;
-    return attrs;
+    last_gotos = gaps.gotos;
+    last_macros = gaps.macros;
+    return gaps.attrs;
 }
 
 START_TEST(grammar_gaps_are_rewritten_in_place)
@@ -721,6 +723,47 @@ START_TEST(grammar_gaps_leave_comments_strings_and_directives_alone)
                          NULL);
     ck_assert_int_eq(attrs.len, 0);
     ck_assert_int_eq(last_gotos.len, 0);
+}
+END_TEST
+
+START_TEST(a_macro_standing_as_a_statement_is_read_as_a_comment)
+{
+    Vec attrs = masks_to("const char *name(int c)\n"
+                         "{\n"
+                         "    switch (c) {\n"
+                         "        COLORS(NAME_CASE)\n"
+                         "#undef NAME_CASE\n"
+                         "    }\n"
+                         "    LOG(c)\n"
+                         "}\n"
+                         "int t[] = {\n"
+                         "    ROW(1)\n"
+                         "};\n"
+                         "void g(void) {\n"
+                         "    ac_handle(int) h;\n"
+                         "    f(1) + 2;\n"
+                         "    SPAWN(1)\n"
+                         "    return;\n"
+                         "}\n",
+                         "const char *name(int c)\n"
+                         "{\n"
+                         "    switch (c) {\n"
+                         "        /*             */\n"
+                         "#undef NAME_CASE\n"
+                         "    }\n"
+                         "    /*  */\n"
+                         "}\n"
+                         "int t[] = {\n"
+                         "    ROW(1)\n"
+                         "};\n"
+                         "void g(void) {\n"
+                         "    ac_handle(int) h;\n"
+                         "    f(1) + 2;\n"
+                         "    /*    */\n"
+                         "    return;\n"
+                         "}\n");
+    ck_assert_int_eq(attrs.len, 0);
+    ck_assert_int_eq(last_macros.len, 3);
 }
 END_TEST
 
@@ -807,6 +850,7 @@ static Suite *parse_suite(void)
     tcase_add_test(tc, grammar_gaps_are_rewritten_in_place);
     tcase_add_test(tc, grammar_gaps_leave_comments_strings_and_directives_alone);
     tcase_add_test(tc, attributes_after_declarators_are_blanked_and_recorded);
+    tcase_add_test(tc, a_macro_standing_as_a_statement_is_read_as_a_comment);
     tcase_add_test(tc, grammar_gaps_parse_and_keep_the_original_text);
     suite_add_tcase(s, tc);
 
