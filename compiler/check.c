@@ -71,8 +71,8 @@ static bool taken_as_future(Unit *u, TSNode call)
 static void check_unawaited(Unit *u, TSNode call)
 {
     TSNode f = callee_ident(call);
-    if (ts_node_is_null(f) || !is_async_name(u, f) || parse_names_local(u, f) ||
-        taken_as_future(u, call))
+    if (ts_node_is_null(f) || !is_async_name(u, f) || taken_as_future(u, call) ||
+        parse_names_local(u, f))
         return;
     char *name = parse_text(u, f);
     TSNode p = parse_parent(u, call);

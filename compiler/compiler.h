@@ -252,6 +252,8 @@ typedef struct Unit {
                          down from the root each call, too slow to use often) */
     Vec parent_chunks;/* TSNode arrays holding the parents */
     NodeMap stmt_of;  /* memo for parse_statement_of: node -> TSNode* */
+    NodeMap block_decls; /* memo for parse_names_local: compound_statement ->
+                            Vec* of its declarations' TSNode*, in order */
     char *line_path;  /* src.path escaped for a #line string literal */
     char *parse_text; /* what tree-sitter parsed: src.text with its gaps masked (gaps.c) */
     GapSpans gaps;    /* what gaps.c masked in parse_text */

@@ -374,6 +374,28 @@ static bool declares(const Unit *u, TSNode decl, const char *name)
     return false;
 }
 
+/* The declarations standing in a block, in order, listed once per block (a
+ * long function's every call would otherwise walk its block again). */
+static Vec *block_declarations(Unit *u, TSNode block)
+{
+    Vec *decls = nodemap_get(&u->block_decls, block);
+    if (decls)
+        return decls;
+    decls = xcalloc(1, sizeof *decls);
+    TSTreeCursor c = ts_tree_cursor_new(block);
+    for (bool more = ts_tree_cursor_goto_first_child(&c); more; more = ts_tree_cursor_goto_next_sibling(&c)) {
+        TSNode d = ts_tree_cursor_current_node(&c);
+        if (type_is(d, "declaration")) {
+            TSNode *keep = xmalloc(sizeof *keep);
+            *keep = d;
+            vec_push(decls, keep);
+        }
+    }
+    ts_tree_cursor_delete(&c);
+    nodemap_put(&u->block_decls, block, decls);
+    return decls;
+}
+
 bool parse_names_local(Unit *u, TSNode ident)
 {
     char *name = parse_text(u, ident);
@@ -381,11 +403,12 @@ bool parse_names_local(Unit *u, TSNode ident)
     bool found = false;
     for (TSNode p = parse_parent(u, ident); !found && !ts_node_is_null(p); p = parse_parent(u, p)) {
         if (type_is(p, "compound_statement")) {
-            for (uint32_t i = 0; i < ts_node_named_child_count(p) && !found; i++) {
-                TSNode c = ts_node_named_child(p, i);
-                if (ts_node_start_byte(c) >= at)
+            Vec *decls = block_declarations(u, p);
+            for (int i = 0; i < decls->len && !found; i++) {
+                TSNode d = *(TSNode *)decls->items[i];
+                if (ts_node_end_byte(d) > at)
                     break;
-                found = type_is(c, "declaration") && ts_node_end_byte(c) <= at && declares(u, c, name);
+                found = declares(u, d, name);
             }
         } else if (type_is(p, "for_statement")) {
             TSNode init = child_by_field(p, "initializer");
