@@ -442,10 +442,21 @@ void parse_masked_attrs(const Unit *u, TSNode decl, TSNode declarator, Vec *out)
     /* Its own: up to the `,` or `;` after it. */
     TSNode after = ts_node_next_sibling(declarator);
     uint32_t own_end = ts_node_is_null(after) ? ts_node_end_byte(decl) : ts_node_start_byte(after);
-    for (int i = 0; i < u->gaps.attrs.len; i++) {
-        uint32_t *span = u->gaps.attrs.items[i];
-        if ((span[0] >= ts_node_start_byte(decl) && span[1] <= specs_end) ||
-            (span[0] >= ts_node_start_byte(declarator) && span[1] <= own_end))
+    /* The spans are in source order: the first at or after decl, by halves. */
+    const Vec *all = &u->gaps.attrs;
+    int lo = 0, hi = all->len;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (((uint32_t *)all->items[mid])[0] < ts_node_start_byte(decl))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (int i = lo; i < all->len; i++) {
+        uint32_t *span = all->items[i];
+        if (span[0] >= own_end)
+            break;
+        if (span[1] <= specs_end || (span[0] >= ts_node_start_byte(declarator) && span[1] <= own_end))
             vec_push(out, span);
     }
 }
