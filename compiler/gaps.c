@@ -47,6 +47,10 @@
  *    read as a comment, which the lowering copies where it stands, and
  *    recorded, so that parse.c refuses one inside an async function (the
  *    translator cannot see what it expands to).
+ *  - an unnamed bit-field, `unsigned : 4;` (the grammar wants a name):
+ *    its `: 4` blanked, leaving a field without a declarator, which it
+ *    takes. Only the declaration's sole field: in a list (`a : 3, : 0`)
+ *    it still does not parse.
  * `_BitInt(N)` (C23) still does not parse; the error points at it.
  */
 #include "compiler.h"
@@ -321,6 +325,51 @@ static bool statement_macro(Lexer *lx, uint32_t from, GapSpans *out)
     return true;
 }
 
+/* Type words a bit-field may be declared with, after which a `:` means the
+ * field has no name. */
+static const char *const bit_field_types[] = {
+    "char", "short", "int", "long", "signed", "unsigned", "_Bool", "bool", "int8_t", "int16_t",
+    "int32_t", "int64_t", "uint8_t", "uint16_t", "uint32_t", "uint64_t", "size_t", NULL,
+};
+
+/* At a field's `:` (lx->i past it), after the word [last, last_end): if the
+ * field has no name (`unsigned : 4;`: the word is a type, or the field's
+ * only word, or a tag after `enum`), blanks the `:` and its width up to the
+ * `;` and returns true, leaving lx->i at the `;`. A list (`a : 3, : 0`) is
+ * left alone. */
+static bool unnamed_bit_field(Lexer *lx, uint32_t last, uint32_t last_end, int words,
+                              uint32_t before_last)
+{
+    uint32_t colon = lx->i - 1, save = lx->i, at;
+    lx->i = last_end;
+    bool type = words == 1;
+    for (int k = 0; bit_field_types[k] && !type; k++)
+        type = word_is(lx, last, bit_field_types[k]);
+    if (!type && words > 1) {
+        uint32_t e = before_last;
+        while (e < lx->n && is_ident_char(lx->s[e]))
+            e++;
+        lx->i = e;
+        type = word_is(lx, before_last, "enum");
+    }
+    lx->i = save;
+    if (!type)
+        return false;
+    int depth = 0;
+    for (Tok t; (t = next(lx, &at)) != T_END;) {
+        if (depth == 0 && (t == T_COMMA || (t == T_OTHER && lx->s[at] == '}')))
+            break;
+        if (depth == 0 && t == T_OTHER && lx->s[at] == ';') {
+            blank(lx, colon, at, 0);
+            lx->i = at;
+            return true;
+        }
+        depth += t == T_OPEN ? 1 : t == T_CLOSE ? -1 : 0;
+    }
+    lx->i = save;
+    return false;
+}
+
 char *gaps_mask(const char *text, uint32_t len, GapSpans *out)
 {
     Lexer lx = {text, xmalloc((size_t)len + 1), len, 0};
@@ -331,26 +380,48 @@ char *gaps_mask(const char *text, uint32_t len, GapSpans *out)
     uint32_t prev_end = 0;
     bool in_case = false; /* between `case` and its `:` */
     int depth = 0;        /* parentheses, for in_case */
-    /* Which open braces are initialisers (after `=`, or inside one after
-     * `,` or `{`) rather than blocks; deeper than MAX_BRACES count as blocks. */
+    Tok prev2 = T_OTHER;  /* the token before prev */
+    uint32_t prev2_from = 0, prev2_end = 0;
+    /* What each open brace opens: 'b' a block, 'i' an initialiser (after
+     * `=`, or inside one after `,` or `{`), 'r' a struct or union's fields;
+     * deeper than MAX_BRACES count as blocks. */
     enum { MAX_BRACES = 256 };
-    bool init_brace[MAX_BRACES];
+    char brace_kind[MAX_BRACES];
     int braces = 0;
+    int field_words = 0;     /* words of the field declaration being read */
+    uint32_t before_last = 0; /* the word before its last, if field_words > 1 */
     uint32_t from;
     Tok t;
-    for (; (t = next(&lx, &from)) != T_END; prev = t, prev_from = from, prev_end = lx.i) {
-        bool in_init = braces > 0 && braces <= MAX_BRACES && init_brace[braces - 1];
+    for (; (t = next(&lx, &from)) != T_END;
+         prev2 = prev, prev2_from = prev_from, prev2_end = prev_end, prev = t, prev_from = from,
+         prev_end = lx.i) {
+        char kind = braces > 0 && braces <= MAX_BRACES ? brace_kind[braces - 1] : 'b';
+        bool in_init = kind == 'i';
+        if (kind == 'r' && t == T_WORD) {
+            if (++field_words > 1)
+                before_last = prev_from;
+        } else if (kind == 'r' && t == T_OTHER && lx.i == from + 1 && text[from] == ';') {
+            field_words = 0;
+        }
         bool stmt_start = prev == T_COLON || (prev == T_OTHER && prev_end == prev_from + 1 &&
                                               (text[prev_from] == ';' || text[prev_from] == '}' ||
                                                (text[prev_from] == '{' && !in_init)));
         if (t == T_OTHER && lx.i == from + 1 && (text[from] == '{' || text[from] == '}')) {
+            field_words = 0;
             if (text[from] == '}') {
                 braces -= braces > 0;
             } else {
                 bool init = (prev == T_OTHER && prev_end == prev_from + 1 && text[prev_from] == '=') ||
                             (in_init && (prev == T_COMMA || (prev == T_OTHER && text[prev_from] == '{')));
+                uint32_t save = lx.i;
+                lx.i = prev_end;
+                bool rec = prev == T_WORD && (word_is(&lx, prev_from, "struct") || word_is(&lx, prev_from, "union"));
+                lx.i = prev2_end;
+                rec = rec || (prev == T_WORD && prev2 == T_WORD &&
+                              (word_is(&lx, prev2_from, "struct") || word_is(&lx, prev2_from, "union")));
+                lx.i = save;
                 if (braces < MAX_BRACES)
-                    init_brace[braces] = init;
+                    brace_kind[braces] = init ? 'i' : rec ? 'r' : 'b';
                 braces++;
             }
         } else if (t == T_WORD && stmt_start && text[from] != '_' && statement_macro(&lx, from, out)) {
@@ -359,6 +430,9 @@ char *gaps_mask(const char *text, uint32_t len, GapSpans *out)
             depth++;
         } else if (t == T_CLOSE) {
             depth--;
+        } else if (t == T_COLON && kind == 'r' && depth == 0 && prev == T_WORD &&
+                   unnamed_bit_field(&lx, prev_from, prev_end, field_words, before_last)) {
+            t = T_OTHER;
         } else if (t == T_COLON && in_case && depth == 0) {
             in_case = false;
         } else if (t == T_ELLIPSIS && in_case && depth == 0) {

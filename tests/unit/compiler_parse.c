@@ -697,7 +697,8 @@ START_TEST(grammar_gaps_are_rewritten_in_place)
                          "int f(va_list ap) { return *va_arg(ap, int (*)[2])[0]; }\n"
                          "void g(void **p) { goto *p[0]; goto out; out:; }\n"
                          "_Pragma(\"once\") int h;\n"
-                         "int k(int x) { switch (x) { case 1: x++; __attribute__((fallthrough)); case 2:; } }\n",
+                         "int k(int x) { switch (x) { case 1: x++; __attribute__((fallthrough)); case 2:; } }\n"
+                         "struct r { unsigned a : 3; unsigned : 0; int :4; char c[2 ? 1 : 2]; };\n",
                          "static __thread      int a;\n"
                          "static _Atomix(long) b;\n"
                          "double volatile c;\n"
@@ -706,7 +707,8 @@ START_TEST(grammar_gaps_are_rewritten_in_place)
                          "int f(va_list ap) { return *va_arg(ap, 0         )[0]; }\n"
                          "void g(void **p) {      *p[0]; goto out; out:; }\n"
                          "/*           */ int h;\n"
-                         "int k(int x) { switch (x) { case 1: x++; /*                        */; case 2:; } }\n");
+                         "int k(int x) { switch (x) { case 1: x++; /*                        */; case 2:; } }\n"
+                         "struct r { unsigned a : 3; unsigned    ; int   ; char c[2 ? 1 : 2]; };\n");
     ck_assert_int_eq(attrs.len, 0);
     ck_assert_int_eq(last_gotos.len, 1); /* goto *p[0], not goto out */
 }

@@ -12,7 +12,8 @@
  * function (inside an async one it is refused), _Pragma and statement
  * attributes (fallthrough, a label's), which the translation keeps where
  * they stand, and an X-macro standing as a statement without a `;` in a
- * plain function (inside an async one it is refused).
+ * plain function (inside an async one it is refused), and unnamed
+ * bit-fields.
  *
  * tests/run-syntax.sh leaves this file out: the stock grammar rejects it.
  */
@@ -28,6 +29,15 @@ _Thread_local static int *last_seen;
 struct pair {
     char tag;
     double value;
+};
+
+/* A register layout: unnamed bit-fields pad and realign. */
+struct reg {
+    unsigned ready : 1;
+    unsigned : 3;
+    unsigned mode : 2;
+    unsigned : 0;
+    unsigned count : 8;
 };
 
 _Pragma("GCC diagnostic push")
@@ -89,18 +99,18 @@ stop:
 }
 
 
-#line 87 "tests/golden/storage/grammar_gaps.ac"
+#line 97 "tests/golden/storage/grammar_gaps.ac"
 /* echo: frame of its state machine (8 bytes; asyncc --emit=states) */
 struct echo__frame {
-    int x; /* parameter, line 87; live in states 0 3 */
-    struct ac_yield__frame ac_aw3; /* awaited future, line 90; live in states 3 */
+    int x; /* parameter, line 97; live in states 0 3 */
+    struct ac_yield__frame ac_aw3; /* awaited future, line 100; live in states 3 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 static void echo__init(void *ac_frame, int x) __attribute__((unused));
 static ac_poll_t echo__poll(struct echo__frame *ac_f, ac_context *ac_cx, int *ac_out);
 static void echo__drop(struct echo__frame *ac_f);
 static const ac_future_vt echo__vt __attribute__((unused));
-#line 87 "tests/golden/storage/grammar_gaps.ac"
+#line 97 "tests/golden/storage/grammar_gaps.ac"
 static void echo__init(void *ac_frame, int x)
 {
     struct echo__frame *ac_f = ac_frame;
@@ -108,7 +118,7 @@ static void echo__init(void *ac_frame, int x)
     ac_f->ac_state = AC_STATE_UNRESUMED;
 }
 
-#line 87 "tests/golden/storage/grammar_gaps.ac"
+#line 97 "tests/golden/storage/grammar_gaps.ac"
 static ac_poll_t echo__poll(struct echo__frame *ac_f, ac_context *ac_cx, int *ac_out)
 {
     switch (ac_f->ac_state) {
@@ -119,18 +129,18 @@ static ac_poll_t echo__poll(struct echo__frame *ac_f, ac_context *ac_cx, int *ac
     default:
         ac__bad_resume("echo", ac_f->ac_state);
     }
-#line 89 "tests/golden/storage/grammar_gaps.ac"
+#line 99 "tests/golden/storage/grammar_gaps.ac"
     polls_here++;
     ac_yield__init(&ac_f->ac_aw3);
     ac_f->ac_state = 3;
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 91 "tests/golden/storage/grammar_gaps.ac"
+#line 101 "tests/golden/storage/grammar_gaps.ac"
     { *ac_out = ac_f->x; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("echo");
 }
-#line 87 "tests/golden/storage/grammar_gaps.ac"
+#line 97 "tests/golden/storage/grammar_gaps.ac"
 static void echo__drop(struct echo__frame *ac_f)
 {
     switch (ac_f->ac_state) {
@@ -166,29 +176,30 @@ __attribute__((unused)) static int echo(int x)
 static const ac_future_vt echo__vt __attribute__((unused)) = {
     sizeof(struct echo__frame), _Alignof(struct echo__frame), sizeof(int), echo__vpoll, echo__vdrop, "echo",
 };
-#line 92 "tests/golden/storage/grammar_gaps.ac"
+#line 102 "tests/golden/storage/grammar_gaps.ac"
 
 
 
-#line 94 "tests/golden/storage/grammar_gaps.ac"
+#line 104 "tests/golden/storage/grammar_gaps.ac"
 /* gaps: frame of its state machine (64 bytes; asyncc --emit=states) */
 struct gaps__frame {
-    int wide __attribute__((aligned(64))); /* local, line 100; live in states 3 4 */
-    double _Complex z; /* local, line 97; live in states 3 4 */
+    int wide __attribute__((aligned(64))); /* local, line 110; live in states 3 4 */
+    double _Complex z; /* local, line 107; live in states 3 4 */
+    struct reg r; /* local, line 111; live in states 3 4 */
     union {
-        struct echo__frame ac_aw3; /* awaited future, line 104; live in states 3 */
-        struct echo__frame ac_aw4; /* awaited future, line 108; live in states 4 */
+        struct echo__frame ac_aw3; /* awaited future, line 115; live in states 3 */
+        struct echo__frame ac_aw4; /* awaited future, line 119; live in states 4 */
     };
-    int k; /* parameter, line 94; live in states 0 3 4 */
-    _Atomic(int) counter; /* local, line 96; live in states 3 4 */
-    int plain; /* local, line 100; live in states 3 4 */
+    int k; /* parameter, line 104; live in states 0 3 4 */
+    _Atomic(int) counter; /* local, line 106; live in states 3 4 */
+    int plain; /* local, line 110; live in states 3 4 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 static void gaps__init(void *ac_frame, int k) __attribute__((unused));
 static ac_poll_t gaps__poll(struct gaps__frame *ac_f, ac_context *ac_cx, double *ac_out);
 static void gaps__drop(struct gaps__frame *ac_f);
 static const ac_future_vt gaps__vt __attribute__((unused));
-#line 94 "tests/golden/storage/grammar_gaps.ac"
+#line 104 "tests/golden/storage/grammar_gaps.ac"
 static void gaps__init(void *ac_frame, int k)
 {
     struct gaps__frame *ac_f = ac_frame;
@@ -196,7 +207,7 @@ static void gaps__init(void *ac_frame, int k)
     ac_f->ac_state = AC_STATE_UNRESUMED;
 }
 
-#line 94 "tests/golden/storage/grammar_gaps.ac"
+#line 104 "tests/golden/storage/grammar_gaps.ac"
 static ac_poll_t gaps__poll(struct gaps__frame *ac_f, ac_context *ac_cx, double *ac_out)
 {
     int ac_t1;
@@ -211,14 +222,15 @@ static ac_poll_t gaps__poll(struct gaps__frame *ac_f, ac_context *ac_cx, double 
     default:
         ac__bad_resume("gaps", ac_f->ac_state);
     }
-#line 96 "tests/golden/storage/grammar_gaps.ac"
+#line 106 "tests/golden/storage/grammar_gaps.ac"
     ac_f->counter = ac_f->k;
-#line 98 "tests/golden/storage/grammar_gaps.ac"
+#line 108 "tests/golden/storage/grammar_gaps.ac"
     __real__ ac_f->z = 3.0;
     __imag__ ac_f->z = 4.0;
     ac_f->wide = 2 * ac_f->k;
-#line 100 "tests/golden/storage/grammar_gaps.ac"
+#line 110 "tests/golden/storage/grammar_gaps.ac"
     ac_f->plain = 1;
+    { struct reg ac_init = {.ready = 1, .mode = 2, .count = (unsigned)ac_f->k}; __builtin_memcpy(&ac_f->r, &ac_init, sizeof ac_f->r); }
     static _Thread_local int calls;
     calls++;
     last_seen = &calls;
@@ -227,19 +239,19 @@ static ac_poll_t gaps__poll(struct gaps__frame *ac_f, ac_context *ac_cx, double 
 ac_resume_3:
     if (echo__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
-#line 104 "tests/golden/storage/grammar_gaps.ac"
+#line 115 "tests/golden/storage/grammar_gaps.ac"
     ac_f->counter += ac_t1;
     _Pragma("GCC unroll 2")
     for (int i = 0; i < 2; i++) {
         __real__ ac_f->z += 0.5;
     }
-#line 108 "tests/golden/storage/grammar_gaps.ac"
+#line 119 "tests/golden/storage/grammar_gaps.ac"
     echo__init(&ac_f->ac_aw4, 1);
     ac_f->ac_state = 4;
 ac_resume_4:
     if (echo__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
-#line 108 "tests/golden/storage/grammar_gaps.ac"
+#line 119 "tests/golden/storage/grammar_gaps.ac"
     __real__ ac_f->z += ac_t2 - 1;
     switch (ac_f->k) {
     case 5:
@@ -250,12 +262,13 @@ ac_resume_4:
         break;
     }
 resumed: __attribute__((unused));
+    printf("reg %u %u %u, %zu bytes\n", ac_f->r.ready, ac_f->r.mode, ac_f->r.count, sizeof ac_f->r);
     printf("counter %d, z %.1f%+.1fi, wide %d aligned %d, plain %d, calls %d\n", (int)ac_f->counter,
            __real__ ac_f->z, __imag__ ac_f->z, ac_f->wide, (int)((uintptr_t)&ac_f->wide % 64 == 0), ac_f->plain, *last_seen);
     { *ac_out = __real__ ac_f->z * __imag__ ac_f->z + (double)offsetof(struct pair, value); ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("gaps");
 }
-#line 94 "tests/golden/storage/grammar_gaps.ac"
+#line 104 "tests/golden/storage/grammar_gaps.ac"
 static void gaps__drop(struct gaps__frame *ac_f)
 {
     switch (ac_f->ac_state) {
@@ -294,21 +307,21 @@ __attribute__((unused)) static double gaps(int k)
 static const ac_future_vt gaps__vt __attribute__((unused)) = {
     sizeof(struct gaps__frame), _Alignof(struct gaps__frame), sizeof(double), gaps__vpoll, gaps__vdrop, "gaps",
 };
-#line 121 "tests/golden/storage/grammar_gaps.ac"
+#line 133 "tests/golden/storage/grammar_gaps.ac"
 
 
 
-#line 123 "tests/golden/storage/grammar_gaps.ac"
+#line 135 "tests/golden/storage/grammar_gaps.ac"
 /* async_main: frame of its state machine (128 bytes; asyncc --emit=states) */
 struct async_main__frame {
     union {
-        char **argv; /* parameter, line 123; live in states 0 */
-        struct gaps__frame ac_aw3; /* awaited future, line 127; live in states 3 */
-        struct gaps__frame ac_aw4; /* awaited future, line 128; live in states 4 */
+        char **argv; /* parameter, line 135; live in states 0 */
+        struct gaps__frame ac_aw3; /* awaited future, line 139; live in states 3 */
+        struct gaps__frame ac_aw4; /* awaited future, line 140; live in states 4 */
     };
     union {
-        int argc; /* parameter, line 123; live in states 0 */
-        double a; /* local, line 127; live in states 4 */
+        int argc; /* parameter, line 135; live in states 0 */
+        double a; /* local, line 139; live in states 4 */
     };
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
@@ -316,7 +329,7 @@ void async_main__init(void *ac_frame, int argc, char **argv);
 static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac_cx, int *ac_out);
 static void async_main__drop(struct async_main__frame *ac_f);
 extern const ac_future_vt async_main__vt;
-#line 123 "tests/golden/storage/grammar_gaps.ac"
+#line 135 "tests/golden/storage/grammar_gaps.ac"
 void async_main__init(void *ac_frame, int argc, char **argv)
 {
     struct async_main__frame *ac_f = ac_frame;
@@ -325,7 +338,7 @@ void async_main__init(void *ac_frame, int argc, char **argv)
     ac_f->ac_state = AC_STATE_UNRESUMED;
 }
 
-#line 123 "tests/golden/storage/grammar_gaps.ac"
+#line 135 "tests/golden/storage/grammar_gaps.ac"
 static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac_cx, int *ac_out)
 {
     double ac_t1;
@@ -340,7 +353,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
     default:
         ac__bad_resume("async_main", ac_f->ac_state);
     }
-#line 125 "tests/golden/storage/grammar_gaps.ac"
+#line 137 "tests/golden/storage/grammar_gaps.ac"
     (void)ac_f->argc;
     (void)ac_f->argv;
     gaps__init(&ac_f->ac_aw3, 5);
@@ -348,14 +361,14 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (gaps__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
-#line 127 "tests/golden/storage/grammar_gaps.ac"
+#line 139 "tests/golden/storage/grammar_gaps.ac"
     ac_f->a = ac_t1;
     gaps__init(&ac_f->ac_aw4, 7);
     ac_f->ac_state = 4;
 ac_resume_4:
     if (gaps__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
-#line 128 "tests/golden/storage/grammar_gaps.ac"
+#line 140 "tests/golden/storage/grammar_gaps.ac"
     double b = ac_t2;
     printf("%.1f %.1f\n", ac_f->a, b);
     printf("%d %s %s %s %d %s %s\n", firsts(3, "a", "b", "c"), kind('7'), kind('q'), kind('-'),
@@ -364,7 +377,7 @@ ac_resume_4:
     { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("async_main");
 }
-#line 123 "tests/golden/storage/grammar_gaps.ac"
+#line 135 "tests/golden/storage/grammar_gaps.ac"
 static void async_main__drop(struct async_main__frame *ac_f)
 {
     switch (ac_f->ac_state) {
@@ -403,5 +416,5 @@ int async_main(int argc, char **argv)
 const ac_future_vt async_main__vt = {
     sizeof(struct async_main__frame), _Alignof(struct async_main__frame), sizeof(int), async_main__vpoll, async_main__vdrop, "async_main",
 };
-#line 134 "tests/golden/storage/grammar_gaps.ac"
+#line 146 "tests/golden/storage/grammar_gaps.ac"
 
