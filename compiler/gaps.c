@@ -77,6 +77,17 @@ static void blank(Lexer *lx, uint32_t from, uint32_t to, char first)
         lx->out[from] = first;
 }
 
+/* Turns out[from, to) (at least 4 bytes) into a comment, its newlines
+ * kept: the lowering copies a comment node, which holds the original text,
+ * where it stands. */
+static void as_comment(Lexer *lx, uint32_t from, uint32_t to)
+{
+    blank(lx, from, to, '/');
+    lx->out[from + 1] = '*';
+    lx->out[to - 2] = '*';
+    lx->out[to - 1] = '/';
+}
+
 /* Writes `with` over the word at `at` (of length len >= strlen(with)),
  * padding with spaces. */
 static void rewrite(Lexer *lx, uint32_t at, uint32_t len, const char *with)
@@ -317,10 +328,7 @@ static bool statement_macro(Lexer *lx, uint32_t from, GapSpans *out)
         lx->i = save;
         return false;
     }
-    blank(lx, from, end, '/');
-    lx->out[from + 1] = '*';
-    lx->out[end - 2] = '*';
-    lx->out[end - 1] = '/';
+    as_comment(lx, from, end);
     record(&out->macros, from, end);
     return true;
 }
@@ -462,11 +470,7 @@ char *gaps_mask(const char *text, uint32_t len, GapSpans *out)
                 rewrite(&lx, from, wlen, "_Atomix");
             } else if (word_is(&lx, from, "_Pragma") && open_follows(&lx)) {
                 /* As a comment, which the lowering copies where it stands. */
-                uint32_t end = skip_parens(&lx);
-                blank(&lx, from, end, '/');
-                lx.out[from + 1] = '*';
-                lx.out[end - 2] = '*';
-                lx.out[end - 1] = '/';
+                as_comment(&lx, from, skip_parens(&lx));
             } else if (word_is(&lx, from, "__builtin_va_arg") && open_follows(&lx)) {
                 mask_type_args(&lx, 2);
             } else if (word_is(&lx, from, "__builtin_offsetof") && open_follows(&lx)) {
@@ -487,20 +491,13 @@ char *gaps_mask(const char *text, uint32_t len, GapSpans *out)
                 /* A statement of its own (`__attribute__((fallthrough));`,
                  * a label's): read as a comment before an empty statement,
                  * which the lowering copies where it stands. */
-                bool stmt_start = prev == T_COLON ||
-                                  (prev == T_OTHER && prev_end == prev_from + 1 &&
-                                   strchr(";{}", text[prev_from]));
                 if (!after && stmt_start) {
                     uint32_t end = skip_parens(&lx), semi;
                     uint32_t save2 = lx.i;
                     bool alone = next(&lx, &semi) == T_OTHER && text[semi] == ';';
                     lx.i = save2;
-                    if (alone && end - from >= 4) {
-                        blank(&lx, from, end, '/');
-                        lx.out[from + 1] = '*';
-                        lx.out[end - 2] = '*';
-                        lx.out[end - 1] = '/';
-                    }
+                    if (alone && end - from >= 4)
+                        as_comment(&lx, from, end);
                     t = T_CLOSE;
                     continue;
                 }
