@@ -609,9 +609,10 @@ typedef struct ac__wheel {
     ac__timer *expired;   /* expired timers, deadline order, to be woken */
     ac__timer **due;      /* a level-0 slot whose timers are all due, being woken
                            * in place (its occupied bit is clear), or NULL */
-    uint64_t removals;    /* nodes that left the expired or due list so far
-                           * (a walk of the due list that let go of the lock
-                           * tells from it whether its place may be gone) */
+    uint64_t removals;    /* nodes unlinked by a cancel or popped to be woken,
+                           * so far (a walk of the due list that let go of
+                           * the lock tells from it whether its place may be
+                           * gone) */
     ac__wheel_level levels[AC__WHEEL_LEVELS];
     /* stage[L - 1], for level L: see ac__wheel_stage */
     ac__wheel_stage stage[AC__WHEEL_STAGED];
