@@ -5,7 +5,8 @@
  * Input: the source bytes of one `.ac` file.
  * Output: a copy of the same length, for tree-sitter only, in which each
  * construct below is rewritten byte for byte into C the grammar knows, and
- * the spans of the attributes it blanked out. Everything else reads the
+ * the spans of what later passes look at (GapSpans: blanked attributes,
+ * computed gotos, statement macros). Everything else reads the
  * original bytes: a node's range in the tree is a range of the original
  * text, so the output copies what the user wrote (`_Thread_local`, not what
  * the parser saw), and libclang parses the original file.
@@ -64,8 +65,7 @@ typedef struct Lexer {
     uint32_t i;    /* the next byte to read */
 } Lexer;
 
-static bool is_ident_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == '$'; }
-static bool is_ident_char(char c) { return is_ident_start(c) || (c >= '0' && c <= '9'); }
+static bool is_ident_start(char c) { return c_ident_char(c) && !(c >= '0' && c <= '9'); }
 
 /* Blanks out[from, to) but its newlines; `first`, if not 0, goes in its first byte. */
 static void blank(Lexer *lx, uint32_t from, uint32_t to, char first)
@@ -151,7 +151,7 @@ static Tok next(Lexer *lx, uint32_t *from)
             continue;
         }
         if (is_ident_start(c)) {
-            while (lx->i < lx->n && is_ident_char(lx->s[lx->i]))
+            while (lx->i < lx->n && c_ident_char(lx->s[lx->i]))
                 lx->i++;
             return T_WORD;
         }
@@ -169,7 +169,7 @@ static Tok next(Lexer *lx, uint32_t *from)
                 char d = lx->s[lx->i];
                 if ((d == '+' || d == '-') && strchr("eEpP", lx->s[lx->i - 1]))
                     continue;
-                if (!is_ident_char(d) && d != '.')
+                if (!c_ident_char(d) && d != '.')
                     break;
             }
             return T_OTHER;
@@ -192,10 +192,12 @@ static Tok next(Lexer *lx, uint32_t *from)
     }
 }
 
+/* Whether the word starting at `from` is w (all of it). */
 static bool word_is(const Lexer *lx, uint32_t from, const char *w)
 {
     size_t len = strlen(w);
-    return lx->i - from == len && memcmp(lx->s + from, w, len) == 0;
+    return from + len <= lx->n && memcmp(lx->s + from, w, len) == 0 &&
+           (from + len == lx->n || !c_ident_char(lx->s[from + len]));
 }
 
 /* Whether the next token (not consumed) is `(`. */
@@ -298,9 +300,6 @@ static void record(Vec *spans, uint32_t from, uint32_t to)
     vec_push(spans, span);
 }
 
-/* Whether only blanks stand between the start of byte at's line and at. */
-static bool starts_line(const Lexer *lx, uint32_t at) { return at_line_start(lx, at); }
-
 /* Whether only blanks or a comment stand between at and the end of its line. */
 static bool ends_line(Lexer *lx, uint32_t at)
 {
@@ -321,7 +320,7 @@ static bool ends_line(Lexer *lx, uint32_t at)
  * comment and returns true (lx->i past its `)`); else changes nothing. */
 static bool statement_macro(Lexer *lx, uint32_t from, GapSpans *out)
 {
-    if (is_keyword(lx, from) || !starts_line(lx, from) || !open_follows(lx))
+    if (is_keyword(lx, from) || !at_line_start(lx, from) || !open_follows(lx))
         return false;
     uint32_t save = lx->i, end = skip_parens(lx);
     if (end - from < 4 || !ends_line(lx, end) || !statement_cannot_go_on(lx)) {
@@ -333,6 +332,12 @@ static bool statement_macro(Lexer *lx, uint32_t from, GapSpans *out)
     return true;
 }
 
+/* Whether the word at `at` is `struct` or `union`. */
+static bool struct_word(const Lexer *lx, uint32_t at)
+{
+    return word_is(lx, at, "struct") || word_is(lx, at, "union");
+}
+
 /* Type words a bit-field may be declared with, after which a `:` means the
  * field has no name. */
 static const char *const bit_field_types[] = {
@@ -340,27 +345,17 @@ static const char *const bit_field_types[] = {
     "int32_t", "int64_t", "uint8_t", "uint16_t", "uint32_t", "uint64_t", "size_t", NULL,
 };
 
-/* At a field's `:` (lx->i past it), after the word [last, last_end): if the
+/* At a field's `:` (lx->i past it), after the word at `last`: if the
  * field has no name (`unsigned : 4;`: the word is a type, or the field's
  * only word, or a tag after `enum`), blanks the `:` and its width up to the
  * `;` and returns true, leaving lx->i at the `;`. A list (`a : 3, : 0`) is
  * left alone. */
-static bool unnamed_bit_field(Lexer *lx, uint32_t last, uint32_t last_end, int words,
-                              uint32_t before_last)
+static bool unnamed_bit_field(Lexer *lx, uint32_t last, int words, uint32_t before_last)
 {
     uint32_t colon = lx->i - 1, save = lx->i, at;
-    lx->i = last_end;
-    bool type = words == 1;
+    bool type = words == 1 || (words > 1 && word_is(lx, before_last, "enum"));
     for (int k = 0; bit_field_types[k] && !type; k++)
         type = word_is(lx, last, bit_field_types[k]);
-    if (!type && words > 1) {
-        uint32_t e = before_last;
-        while (e < lx->n && is_ident_char(lx->s[e]))
-            e++;
-        lx->i = e;
-        type = word_is(lx, before_last, "enum");
-    }
-    lx->i = save;
     if (!type)
         return false;
     int depth = 0;
@@ -389,7 +384,7 @@ char *gaps_mask(const char *text, uint32_t len, GapSpans *out)
     bool in_case = false; /* between `case` and its `:` */
     int depth = 0;        /* parentheses, for in_case */
     Tok prev2 = T_OTHER;  /* the token before prev */
-    uint32_t prev2_from = 0, prev2_end = 0;
+    uint32_t prev2_from = 0;
     /* What each open brace opens: 'b' a block, 'i' an initialiser (after
      * `=`, or inside one after `,` or `{`), 'r' a struct or union's fields;
      * deeper than MAX_BRACES count as blocks. */
@@ -401,7 +396,7 @@ char *gaps_mask(const char *text, uint32_t len, GapSpans *out)
     uint32_t from;
     Tok t;
     for (; (t = next(&lx, &from)) != T_END;
-         prev2 = prev, prev2_from = prev_from, prev2_end = prev_end, prev = t, prev_from = from,
+         prev2 = prev, prev2_from = prev_from, prev = t, prev_from = from,
          prev_end = lx.i) {
         char kind = braces > 0 && braces <= MAX_BRACES ? brace_kind[braces - 1] : 'b';
         bool in_init = kind == 'i';
@@ -421,13 +416,9 @@ char *gaps_mask(const char *text, uint32_t len, GapSpans *out)
             } else {
                 bool init = (prev == T_OTHER && prev_end == prev_from + 1 && text[prev_from] == '=') ||
                             (in_init && (prev == T_COMMA || (prev == T_OTHER && text[prev_from] == '{')));
-                uint32_t save = lx.i;
-                lx.i = prev_end;
-                bool rec = prev == T_WORD && (word_is(&lx, prev_from, "struct") || word_is(&lx, prev_from, "union"));
-                lx.i = prev2_end;
-                rec = rec || (prev == T_WORD && prev2 == T_WORD &&
-                              (word_is(&lx, prev2_from, "struct") || word_is(&lx, prev2_from, "union")));
-                lx.i = save;
+                /* `struct {` or `struct tag {` */
+                bool rec = prev == T_WORD &&
+                           (struct_word(&lx, prev_from) || (prev2 == T_WORD && struct_word(&lx, prev2_from)));
                 if (braces < MAX_BRACES)
                     brace_kind[braces] = init ? 'i' : rec ? 'r' : 'b';
                 braces++;
@@ -439,7 +430,7 @@ char *gaps_mask(const char *text, uint32_t len, GapSpans *out)
         } else if (t == T_CLOSE) {
             depth--;
         } else if (t == T_COLON && kind == 'r' && depth == 0 && prev == T_WORD &&
-                   unnamed_bit_field(&lx, prev_from, prev_end, field_words, before_last)) {
+                   unnamed_bit_field(&lx, prev_from, field_words, before_last)) {
             t = T_OTHER;
         } else if (t == T_COLON && in_case && depth == 0) {
             in_case = false;
@@ -482,20 +473,17 @@ char *gaps_mask(const char *text, uint32_t len, GapSpans *out)
                 /* After a declarator: a `]`, a word that is no keyword, or
                  * an attribute blanked already (`x __attribute__((a))
                  * __attribute__((b))`). */
-                uint32_t save = lx.i;
-                lx.i = prev_end;
                 bool after = prev == T_BRACKET_CLOSE ||
                              (prev == T_WORD && !is_keyword(&lx, prev_from)) ||
                              (out->attrs.len && ((uint32_t *)out->attrs.items[out->attrs.len - 1])[1] == prev_end);
-                lx.i = save;
                 /* A statement of its own (`__attribute__((fallthrough));`,
                  * a label's): read as a comment before an empty statement,
                  * which the lowering copies where it stands. */
                 if (!after && stmt_start) {
                     uint32_t end = skip_parens(&lx), semi;
-                    uint32_t save2 = lx.i;
+                    uint32_t save = lx.i;
                     bool alone = next(&lx, &semi) == T_OTHER && text[semi] == ';';
-                    lx.i = save2;
+                    lx.i = save;
                     if (alone && end - from >= 4)
                         as_comment(&lx, from, end);
                     t = T_CLOSE;

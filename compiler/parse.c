@@ -19,7 +19,6 @@
  */
 #include "compiler.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -461,8 +460,6 @@ void parse_masked_attrs(const Unit *u, TSNode decl, TSNode declarator, Vec *out)
     }
 }
 
-static bool ident_char(char c) { return isalnum((unsigned char)c) || c == '_'; }
-
 /* Whether text[from, to) holds `name` or `__name__` as a word. */
 static bool names_attr(const char *text, uint32_t from, uint32_t to, const char *name)
 {
@@ -476,7 +473,7 @@ static bool names_attr(const char *text, uint32_t from, uint32_t to, const char 
             a -= 2;
             b += 2;
         }
-        if ((a == from || !ident_char(text[a - 1])) && (b == to || !ident_char(text[b])))
+        if ((a == from || !c_ident_char(text[a - 1])) && (b == to || !c_ident_char(text[b])))
             return true;
     }
     return false;
