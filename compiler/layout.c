@@ -223,6 +223,18 @@ static void layout_join(Unit *u, Frame *f, Await *aw)
     d->to = ts_node_end_byte(aw->node);
 }
 
+/* The number in the first parentheses after `word` in the source bytes
+ * [from, to) (`_Alignas(16)`, `aligned(16)`), or 0. */
+static long number_in_parens(Unit *u, uint32_t from, uint32_t to, const char *word)
+{
+    char *t = xstrndup(u->src.text + from, to - from);
+    const char *at = strstr(t, word);
+    const char *open = at ? strchr(at, '(') : NULL;
+    long n = open ? strtol(open + 1, NULL, 0) : 0;
+    free(t);
+    return n;
+}
+
 void layout_fn(Unit *u, AsyncFn *fn)
 {
     Frame *f = xcalloc(1, sizeof *f);
@@ -236,33 +248,27 @@ void layout_fn(Unit *u, AsyncFn *fn)
         int64_t size = ti ? ti->size : -1, align = ti ? ti->align : -1;
         if (v->is_param && ti && strchr(ti->spelling, '['))
             size = align = (int64_t)sizeof(void *); /* an array parameter is a pointer */
-        /* So does aligned(N) after the declarator (gaps.c). */
-        Vec spans = {0};
-        parse_masked_attrs(u, v->decl, v->declarator, &spans);
-        for (int k = 0; k < spans.len; k++) {
-            uint32_t *span = spans.items[k];
-            char *t = xstrndup(u->src.text + span[0], span[1] - span[0]);
-            const char *at = strstr(t, "aligned");
-            const char *open = at ? strchr(at, '(') : NULL;
-            long n = open ? strtol(open + 1, NULL, 0) : 0;
-            if (n > align)
-                align = n;
-            free(t);
-        }
-        free(spans.items);
         for (uint32_t k = 0; k < ts_node_child_count(v->decl); k++) {
             /* _Alignas(N) in the declaration raises the field's alignment. */
             TSNode q = ts_node_child(v->decl, k);
             if (type_is(q, "type_qualifier") && ts_node_named_child_count(q) &&
                 type_is(ts_node_named_child(q, 0), "alignas_qualifier")) {
-                char *t = parse_text(u, ts_node_named_child(q, 0));
-                const char *open = strchr(t, '(');
-                long n = open ? strtol(open + 1, NULL, 0) : 0;
+                TSNode a = ts_node_named_child(q, 0);
+                long n = number_in_parens(u, ts_node_start_byte(a), ts_node_end_byte(a), "");
                 if (n > align)
                     align = n;
-                free(t);
             }
         }
+        /* So does aligned(N) after the declarator (gaps.c). */
+        Vec spans = {0};
+        parse_masked_attrs(u, v->decl, v->declarator, &spans);
+        for (int k = 0; k < spans.len; k++) {
+            uint32_t *span = spans.items[k];
+            long n = number_in_parens(u, span[0], span[1], "aligned");
+            if (n > align)
+                align = n;
+        }
+        free(spans.items);
         Slot *s = add_slot(f, v->is_param ? SLOT_PARAM : SLOT_LOCAL, xstrdup(v->field),
                            var_field_decl(u, v), size, align,
                            (int)ts_node_start_point(v->ident).row + 1);
