@@ -19,14 +19,14 @@
  *    disabled until the worker's turn ends and wakes go to the ring's tail.
  * Shared by all: the inject queue (under a mutex) that receives tasks woken
  * outside the workers, as a list, and ring overflow, as arrays of half a
- * ring (segments, which a worker takes by copying pointers); workers look at
- * it every GLOBAL_INTERVAL ticks and whenever their ring is empty, taking a
- * fair share into their ring. And the spawner rings: a thread outside the
+ * ring (segments, which a worker takes by copying pointers); workers take
+ * one task from it every GLOBAL_INTERVAL ticks, and a fair share into their
+ * ring whenever that is empty. And the spawner rings: a thread outside the
  * workers that spawns (the thread in block_on) pushes its spawns to a ring
  * of its own, like a worker's but never popped by its owner, from which
  * workers steal (as much as half a ring of theirs holds) when their ring
- * and the inject queue are empty, and every GLOBAL_INTERVAL ticks (taking
- * turns with the inject queue). Pushing costs the spawning thread no lock,
+ * and the inject queue are empty, and one task every GLOBAL_INTERVAL ticks
+ * (taking turns with the inject queue). Pushing costs the spawning thread no lock,
  * and a worker takes a run of tasks by copying pointers, not by walking a
  * list. A spawner ring that overflows moves its older half to the inject
  * queue; workers take that before the ring, so that a burst of spawns
@@ -562,9 +562,10 @@ static ac__task *lq_pop_q(local_queue *q)
 
 static ac__task *lq_pop(worker *w) { return lq_pop_q(&w->q); }
 
-/* Moves half of src's ring (rounded up) into dst's slots from dst_tail on,
- * without publishing them; returns how many. */
-static uint32_t lq_steal_half(local_queue *src, local_queue *dst, uint32_t dst_tail, bool all)
+/* Moves half of src's ring (rounded up), or if max is not 0 as much as max
+ * of it, into dst's slots from dst_tail on, without publishing them;
+ * returns how many. */
+static uint32_t lq_steal_half(local_queue *src, local_queue *dst, uint32_t dst_tail, uint32_t max)
 {
     uint64_t prev = atomic_load_explicit(&src->head, memory_order_acquire);
     uint64_t next;
@@ -575,7 +576,7 @@ static uint32_t lq_steal_half(local_queue *src, local_queue *dst, uint32_t dst_t
             return 0; /* another stealer is at work */
         uint32_t tail = atomic_load_explicit(&src->tail, memory_order_acquire);
         n = tail - real;
-        n = all ? (n > LOCAL_CAP / 2 ? LOCAL_CAP / 2 : n) : n - n / 2;
+        n = max ? (n > max ? max : n) : n - n / 2;
         if (n == 0)
             return 0;
         next = pack(steal, real + n); /* claim [real, real + n) */
@@ -599,17 +600,18 @@ static uint32_t lq_steal_half(local_queue *src, local_queue *dst, uint32_t dst_t
     }
 }
 
-/* Steals half of src's ring into dst's (dst is the caller's), or as much as
- * fits in half a ring if `all` (src is a spawner's, which never runs its
- * tasks); returns one of the stolen tasks to run now, or NULL. */
-static ac__task *lq_steal_into(local_queue *src, worker *dst, bool all)
+/* Steals half of src's ring into dst's (dst is the caller's), or as much
+ * as max of it if max is not 0 (src is a spawner's, which never runs its
+ * tasks; max is at most half a ring); returns one of the stolen tasks to
+ * run now, or NULL. */
+static ac__task *lq_steal_into(local_queue *src, worker *dst, uint32_t max)
 {
     local_queue *dq = &dst->q;
     uint32_t dst_tail = atomic_load_explicit(&dq->tail, memory_order_relaxed);
     uint64_t dst_head = atomic_load_explicit(&dq->head, memory_order_acquire);
-    if (dst_tail - head_steal(dst_head) > LOCAL_CAP / 2)
-        return NULL; /* no room for half a ring */
-    uint32_t n = lq_steal_half(src, dq, dst_tail, all);
+    if (LOCAL_CAP - (dst_tail - head_steal(dst_head)) < (max ? max : LOCAL_CAP / 2))
+        return NULL; /* no room for what it may take */
+    uint32_t n = lq_steal_half(src, dq, dst_tail, max);
     if (n == 0)
         return NULL;
     n--;
@@ -1259,16 +1261,17 @@ static ac__task *take_remote_batch(worker *w)
     return first;
 }
 
-/* Takes the tasks that threads outside the workers spawned, from their
- * rings; returns one to run. */
-static ac__task *take_spawned(worker *w)
+/* Takes up to `want` tasks (0: a fair share, as much as half a ring holds)
+ * that threads outside the workers spawned, into w's ring; returns one to
+ * run. */
+static ac__task *take_spawned(worker *w, size_t want)
 {
     ac_runtime *rt = w->rt;
     /* A ring that overflowed moved its older half to the inject queue's
      * segments: those go first, so that spawns start in the order they
      * were made (a burst's first tasks would otherwise wait behind its
      * last). */
-    ac__task *t = take_overflow(w, remote_share(w));
+    ac__task *t = take_overflow(w, want ? want : remote_share(w));
     if (t)
         return t;
     unsigned n = atomic_load_explicit(&rt->nspawners, memory_order_acquire);
@@ -1276,7 +1279,7 @@ static ac__task *take_spawned(worker *w)
         spawner *sp = atomic_load_explicit(&rt->spawners[i], memory_order_acquire);
         if (lq_len(&sp->q) == 0)
             continue;
-        t = lq_steal_into(&sp->q, w, true);
+        t = lq_steal_into(&sp->q, w, want ? (uint32_t)want : LOCAL_CAP / 2);
         if (t)
             return t;
     }
@@ -1287,21 +1290,25 @@ static ac__task *next_task(worker *w)
 {
     if (w->tick % GLOBAL_INTERVAL == 0) {
         /* Fairness for tasks from outside: the inject queue and the
-         * spawners' rings take turns at going first. */
+         * spawners' rings take turns at going first. One task, as Tokio
+         * takes: a batch would fill a ring that is not empty, and its next
+         * push (a wake) would move the ring's older half to the back of the
+         * inject queue, behind newer work (tests/unit/runtime_sched.c,
+         * a_burst_of_spawns_that_wake_themselves_...). */
         bool spawned_first = (w->tick / GLOBAL_INTERVAL) & 1;
         size_t n;
-        ac__task *t = spawned_first ? take_spawned(w) : NULL;
+        ac__task *t = spawned_first ? take_spawned(w, 1) : NULL;
         if (!t)
             t = inject_pop(w->rt, 1, &n);
         if (!t && !spawned_first)
-            t = take_spawned(w);
+            t = take_spawned(w, 1);
         if (t)
             return t;
     }
     ac__task *t = lq_pop(w);
     if (!t)
         t = take_remote_batch(w);
-    return t ? t : take_spawned(w);
+    return t ? t : take_spawned(w, 0);
 }
 
 static uint32_t next_random(worker *w)
@@ -1327,11 +1334,11 @@ static ac__task *steal_work(worker *w)
         unsigned victim = (start + i) % n;
         if (victim == w->index)
             continue;
-        ac__task *t = lq_steal_into(&rt->workers[victim].q, w, false);
+        ac__task *t = lq_steal_into(&rt->workers[victim].q, w, 0);
         if (t)
             return t;
     }
-    ac__task *t = take_spawned(w);
+    ac__task *t = take_spawned(w, 0);
     return t ? t : take_remote_batch(w);
 }
 
