@@ -90,6 +90,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1467,6 +1468,13 @@ static void *worker_main(void *arg)
     tls_core = w;
     ac__slab_heap_set(ac__slab_heap_claim(rt->slab)); /* NULL: claimed at the first spawn */
     pthread_setname_np(pthread_self(), rt->thread_name);
+    /* A worker that holds the driver sleeps until the next deadline. The
+     * kernel may wake a thread up to its timer slack (50 us by default)
+     * late, to batch wake-ups; a timer is late enough by its rounding up to
+     * whole ms. With 1 ns of slack, a sleep(1) begun at a random phase
+     * took 40-90 us less (mean time past the 1 ms: 616-637 -> 528-589 us,
+     * seven runs of 400 each way). */
+    prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
     sigjmp_buf landing;
     if (sigsetjmp(landing, 0) != 0)
         panicked(w, ac__task_poll_abandoned());

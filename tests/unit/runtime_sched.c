@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 #include "value_future.h"
@@ -368,13 +369,17 @@ START_TEST(hundred_tasks_yielding_a_hundred_times_all_complete_on_two_workers)
 }
 END_TEST
 
-/* Worker threads carry the configured name. */
+/* Worker threads carry the configured name, and 1 ns of timer slack (so
+ * that the driver's timed sleeps end on time); the caller's thread keeps
+ * its own slack. */
 static char seen_name[32];
+static int seen_slack;
 
 static ac_poll_t name_poll(void *frame, ac_context *cx, void *out)
 {
     (void)frame, (void)cx;
     pthread_getname_np(pthread_self(), seen_name, sizeof seen_name);
+    seen_slack = prctl(PR_GET_TIMERSLACK, 0UL, 0UL, 0UL, 0UL);
     *(int *)out = 0;
     return AC_READY;
 }
@@ -399,8 +404,9 @@ static ac_poll_t name_body(script *s, ac_context *cx, int *out)
     ac__bad_resume("script", (unsigned)s->step);
 }
 
-START_TEST(worker_threads_carry_the_configured_name)
+START_TEST(worker_threads_carry_the_configured_name_and_no_timer_slack)
 {
+    int own_slack = prctl(PR_GET_TIMERSLACK, 0UL, 0UL, 0UL, 0UL);
     ac_runtime_config c;
     ac_runtime_config_init(&c);
     c.workers = 1;
@@ -414,6 +420,9 @@ START_TEST(worker_threads_carry_the_configured_name)
     int out = -1;
     ck_assert_int_eq(block_on_script(rt, name_body, &s, NULL, &out), 0);
     ck_assert_str_eq(seen_name, "sched-test-work"); /* 15 characters */
+    ck_assert_int_eq(seen_slack, 1);
+    ck_assert_int_eq(prctl(PR_GET_TIMERSLACK, 0UL, 0UL, 0UL, 0UL), own_slack);
+    ck_assert_int_gt(own_slack, 1);
     ac_runtime_free(rt);
     ck_assert_int_eq(run_script(AC_RUNTIME_MULTI_THREAD, 1, name_body, &s, NULL, &out), 0);
     ck_assert_str_eq(seen_name, "asyncc-worker");
@@ -1454,7 +1463,7 @@ static Suite *sched_suite(void)
     tcase_add_test(tc, block_on_runs_the_future_with_the_runtime_current_on_both_flavours);
     tcase_add_test(tc, block_on_reports_a_future_nothing_can_wake_on_both_flavours);
     tcase_add_test(tc, block_on_of_a_current_thread_runtime_already_running_is_busy);
-    tcase_add_test(tc, worker_threads_carry_the_configured_name);
+    tcase_add_test(tc, worker_threads_carry_the_configured_name_and_no_timer_slack);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("scheduling");
