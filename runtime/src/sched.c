@@ -19,18 +19,20 @@
  *    disabled until the worker's turn ends and wakes go to the ring's tail.
  * Shared by all: the inject queue (under a mutex) that receives tasks woken
  * outside the workers, as a list, and ring overflow, as arrays of half a
- * ring (segments, which a worker takes by copying pointers); workers take
- * one task from it every GLOBAL_INTERVAL ticks, and a fair share into their
- * ring whenever that is empty. And the spawner rings: a thread outside the
- * workers that spawns (the thread in block_on) pushes its spawns to a ring
- * of its own, like a worker's but never popped by its owner, from which
- * workers steal (as much as half a ring of theirs holds) when their ring
- * and the inject queue are empty, and one task every GLOBAL_INTERVAL ticks
- * (taking turns with the inject queue). Pushing costs the spawning thread no lock,
- * and a worker takes a run of tasks by copying pointers, not by walking a
- * list. A spawner ring that overflows moves its older half to the inject
- * queue; workers take that before the ring, so that a burst of spawns
- * starts in about the order it was made.
+ * ring (segments, which a worker takes by copying pointers; a worker's go
+ * ahead of the spawners', a bounded number in a row); workers take one task
+ * from outside their ring every GLOBAL_INTERVAL ticks, and a fair share
+ * into their ring whenever that is empty. And the spawner rings: a thread
+ * outside the workers that spawns (the thread in block_on) pushes its
+ * spawns to a ring of its own, like a worker's but never popped by its
+ * owner, from which workers steal (as much as half a ring of theirs holds)
+ * when their ring and the inject queue are empty, and one task every
+ * GLOBAL_INTERVAL ticks (taking turns with the inject queue's list and
+ * segments). Pushing costs the spawning thread no lock, and a worker takes
+ * a run of tasks by copying pointers, not by walking a list. A spawner ring
+ * that overflows moves its older half to the inject queue; workers take
+ * that before the ring, so that a burst of spawns starts in about the order
+ * it was made.
  *
  * A worker that has nothing runs the search: unless half the workers are
  * already searching, it steals from the other workers, starting at a random
@@ -99,6 +101,7 @@
 #define MAX_LIFO_POLLS 3           /* consecutive LIFO runs before the slot is disabled */
 #define GLOBAL_INTERVAL 61         /* ticks between looks at the inject queue (Tokio) */
 #define EVENT_INTERVAL 61          /* ticks between looks at the time driver (Tokio) */
+#define FRONT_RUN_MAX 2            /* workers' overflow segments put ahead of the others in a row */
 #define CT_INJECT_INTERVAL 31      /* current-thread: polls between inject looks */
 #define MAX_WORKERS 1024           /* the idle word has 16 bits per count */
 #define DEFAULT_COOP_BUDGET 128
@@ -173,6 +176,8 @@ typedef struct inject_seg {
     struct inject_seg *next;       /* the next segment of the inject queue */
     uint32_t first;                /* t[first..n) are still queued */
     uint32_t n;                    /* tasks put in t */
+    bool spawner;                  /* a spawner's ring overflowed into it */
+    bool ahead;                    /* put ahead of the others (inject_push_seg_front) */
     ac__task *t[LOCAL_CAP / 2 + 1]; /* the tasks, oldest first */
 } inject_seg;
 
@@ -206,6 +211,9 @@ struct ac_runtime {
     ac__task *inject_tail;     /* last of them */
     inject_seg *seg_head;      /* ring overflow, oldest first */
     inject_seg *seg_tail;      /* newest */
+    inject_seg *seg_front;     /* the last of the segments put ahead, or NULL */
+    unsigned front_run;        /* segments put ahead since one of the others was used up */
+    _Atomic size_t spawner_segs; /* segments of the spawners' rings (changed under the lock) */
     _Atomic bool has_segs;     /* seg_head is set (a hint outside the lock) */
     _Atomic size_t inject_len; /* tasks in both, also read without the lock */
 
@@ -391,16 +399,53 @@ static size_t inject_len(ac_runtime *rt)
     return atomic_load_explicit(&rt->inject_len, memory_order_relaxed);
 }
 
-/* Appends a segment to the inject queue. */
-static void inject_push_seg(ac_runtime *rt, inject_seg *seg)
+/* Appends a segment to the inject queue; `spawner` says whose ring it
+ * comes from. */
+static void inject_push_seg(ac_runtime *rt, inject_seg *seg, bool spawner)
 {
     seg->next = NULL;
+    seg->spawner = spawner;
+    seg->ahead = false;
     pthread_mutex_lock(&rt->inject_mu);
+    if (spawner)
+        atomic_fetch_add_explicit(&rt->spawner_segs, 1, memory_order_relaxed);
     if (rt->seg_head)
         rt->seg_tail->next = seg;
     else
         rt->seg_head = seg;
     rt->seg_tail = seg;
+    atomic_store_explicit(&rt->has_segs, true, memory_order_relaxed);
+    atomic_fetch_add(&rt->inject_len, seg->n - seg->first); /* as inject_push_list */
+    pthread_mutex_unlock(&rt->inject_mu);
+}
+
+/*
+ * Puts a segment of a worker's overflowing ring ahead of the other segments
+ * (after those already put ahead). Its tasks were queued before what is
+ * still in the inject queue, as a rule: the worker took them from it, or
+ * stole them, while a burst of spawns went on; at the back they waited for
+ * the rest of the burst (runs of 128 of 100,000 spawns started up to 10 ms
+ * late in timers_100k). At most FRONT_RUN_MAX go ahead between the using
+ * up of two others; the next goes to the back: workers that keep
+ * overflowing hold back the rest of the queue by a bounded share only.
+ */
+static void inject_push_seg_front(ac_runtime *rt, inject_seg *seg)
+{
+    pthread_mutex_lock(&rt->inject_mu);
+    if (rt->front_run >= FRONT_RUN_MAX) {
+        pthread_mutex_unlock(&rt->inject_mu);
+        inject_push_seg(rt, seg, false);
+        return;
+    }
+    rt->front_run++;
+    seg->spawner = false;
+    seg->ahead = true;
+    inject_seg **at = rt->seg_front ? &rt->seg_front->next : &rt->seg_head;
+    seg->next = *at;
+    *at = seg;
+    if (!seg->next)
+        rt->seg_tail = seg;
+    rt->seg_front = seg;
     atomic_store_explicit(&rt->has_segs, true, memory_order_relaxed);
     atomic_fetch_add(&rt->inject_len, seg->n - seg->first); /* as inject_push_list */
     pthread_mutex_unlock(&rt->inject_mu);
@@ -419,6 +464,12 @@ static size_t seg_take_locked(ac_runtime *rt, size_t max, ac__task **out, inject
     seg->first += (uint32_t)got;
     if (seg->first == seg->n) {
         rt->seg_head = seg->next;
+        if (rt->seg_front == seg)
+            rt->seg_front = NULL;
+        if (!seg->ahead)
+            rt->front_run = 0; /* the others moved on: some may go ahead again */
+        if (seg->spawner)
+            atomic_fetch_sub_explicit(&rt->spawner_segs, 1, memory_order_relaxed);
         if (!rt->seg_head)
             atomic_store_explicit(&rt->has_segs, false, memory_order_relaxed);
         *done = seg;
@@ -477,8 +528,10 @@ static uint32_t lq_len(local_queue *q)
 }
 
 /* Full ring, no stealer: moves its older half and `task` to the inject
- * queue. Returns false if a stealer got in first (the caller retries). */
-static bool lq_push_overflow(local_queue *q, ac_runtime *rt, ac__task *task, uint32_t head)
+ * queue, ahead of the spawners' segments if `worker` (the ring is a
+ * worker's). Returns false if a stealer got in first (the caller retries). */
+static bool lq_push_overflow(local_queue *q, ac_runtime *rt, ac__task *task, uint32_t head,
+                             bool worker)
 {
     const uint32_t n = LOCAL_CAP / 2;
     uint64_t expected = pack(head, head);
@@ -492,7 +545,10 @@ static bool lq_push_overflow(local_queue *q, ac_runtime *rt, ac__task *task, uin
         seg->t[n] = task;
         seg->first = 0;
         seg->n = n + 1;
-        inject_push_seg(rt, seg);
+        if (worker)
+            inject_push_seg_front(rt, seg);
+        else
+            inject_push_seg(rt, seg, true);
         return true;
     }
     ac__task *first = atomic_load_explicit(&q->buf[head & LOCAL_MASK], memory_order_relaxed);
@@ -507,8 +563,9 @@ static bool lq_push_overflow(local_queue *q, ac_runtime *rt, ac__task *task, uin
     return true;
 }
 
-/* Owner: appends a task (its notified reference) to the ring q of rt. */
-static void lq_push(local_queue *q, ac_runtime *rt, ac__task *task)
+/* Owner: appends a task (its notified reference) to the ring q of rt, a
+ * worker's if `worker`, else a spawner's. */
+static void lq_push(local_queue *q, ac_runtime *rt, ac__task *task, bool worker)
 {
     /* Room below the last steal index seen means room now (stealers only
      * move it on), without reading the head's line. */
@@ -533,12 +590,12 @@ static void lq_push(local_queue *q, ac_runtime *rt, ac__task *task)
             inject_push_list(rt, task, task, 1);
             return;
         }
-        if (lq_push_overflow(q, rt, task, real))
+        if (lq_push_overflow(q, rt, task, real, worker))
             return;
     }
 }
 
-static void lq_push_back(worker *w, ac__task *task) { lq_push(&w->q, w->rt, task); }
+static void lq_push_back(worker *w, ac__task *task) { lq_push(&w->q, w->rt, task, true); }
 
 /* Owner: takes the oldest task of the ring. */
 static ac__task *lq_pop_q(local_queue *q)
@@ -994,7 +1051,7 @@ static void spawn_remote(ac_runtime *rt, ac__task *task)
 {
     spawner *sp;
     if (is_mt(rt) && (sp = spawner_get(rt))) {
-        lq_push(&sp->q, rt, task);
+        lq_push(&sp->q, rt, task, false);
         if (++sp->unannounced == SPAWN_BATCH)
             announce(sp);
         return;
@@ -1265,22 +1322,62 @@ static ac__task *take_remote_batch(worker *w)
 /* Takes up to `want` tasks (0: a fair share, as much as half a ring holds)
  * that threads outside the workers spawned, into w's ring; returns one to
  * run. */
-static ac__task *take_spawned(worker *w, size_t want)
+/* Steals up to max tasks (0: as much as half a ring holds) from the
+ * spawners' rings into w's ring; returns one to run. */
+static ac__task *take_from_spawners(worker *w, uint32_t max)
 {
     ac_runtime *rt = w->rt;
-    /* A ring that overflowed moved its older half to the inject queue's
-     * segments: those go first, so that spawns start in the order they
-     * were made (a burst's first tasks would otherwise wait behind its
-     * last). */
-    ac__task *t = take_overflow(w, want ? want : remote_share(w));
-    if (t)
-        return t;
     unsigned n = atomic_load_explicit(&rt->nspawners, memory_order_acquire);
     for (unsigned i = 0; i < n; i++) {
         spawner *sp = atomic_load_explicit(&rt->spawners[i], memory_order_acquire);
         if (lq_len(&sp->q) == 0)
             continue;
-        t = lq_steal_into(&sp->q, w, want ? (uint32_t)want : LOCAL_CAP / 2);
+        ac__task *t = lq_steal_into(&sp->q, w, max ? max : LOCAL_CAP / 2);
+        if (t)
+            return t;
+    }
+    return NULL;
+}
+
+static ac__task *take_spawned(worker *w, size_t want)
+{
+    /* A ring that overflowed moved its older half to the inject queue's
+     * segments: those go first, so that spawns start in the order they
+     * were made (a burst's first tasks would otherwise wait behind its
+     * last). */
+    ac__task *t = take_overflow(w, want ? want : remote_share(w));
+    return t ? t : take_from_spawners(w, (uint32_t)want);
+}
+
+/* Every GLOBAL_INTERVAL ticks, one task from outside the worker's ring, for
+ * fairness: one task, as Tokio takes (a batch would fill a ring that is not
+ * empty, and its next push, a wake, would move the ring's older half to the
+ * back of the inject queue, behind newer work: tests/unit/runtime_sched.c,
+ * a_burst_of_spawns_that_wake_themselves_...). The inject queue's list
+ * (remote wakes), its segments (ring overflow) and the spawners' rings take
+ * turns at going first, so that none of them waits for another to empty
+ * (workers' rings that overflow all the time keep the segments full); but
+ * while a spawner's overflow is queued, its ring's turn goes to the
+ * segments, which hold older spawns. */
+static ac__task *take_one_from_outside(worker *w)
+{
+    unsigned turn = (unsigned)(w->tick / GLOBAL_INTERVAL) % 3;
+    for (unsigned k = 0; k < 3; k++) {
+        size_t n;
+        ac__task *t;
+        switch ((turn + k) % 3) {
+        case 0:
+            t = inject_pop(w->rt, 1, &n); /* the list first */
+            break;
+        case 1:
+            t = take_overflow(w, 1);
+            break;
+        default:
+            t = atomic_load_explicit(&w->rt->spawner_segs, memory_order_relaxed)
+                    ? take_overflow(w, 1)
+                    : take_from_spawners(w, 1);
+            break;
+        }
         if (t)
             return t;
     }
@@ -1290,19 +1387,7 @@ static ac__task *take_spawned(worker *w, size_t want)
 static ac__task *next_task(worker *w)
 {
     if (w->tick % GLOBAL_INTERVAL == 0) {
-        /* Fairness for tasks from outside: the inject queue and the
-         * spawners' rings take turns at going first. One task, as Tokio
-         * takes: a batch would fill a ring that is not empty, and its next
-         * push (a wake) would move the ring's older half to the back of the
-         * inject queue, behind newer work (tests/unit/runtime_sched.c,
-         * a_burst_of_spawns_that_wake_themselves_...). */
-        bool spawned_first = (w->tick / GLOBAL_INTERVAL) & 1;
-        size_t n;
-        ac__task *t = spawned_first ? take_spawned(w, 1) : NULL;
-        if (!t)
-            t = inject_pop(w->rt, 1, &n);
-        if (!t && !spawned_first)
-            t = take_spawned(w, 1);
+        ac__task *t = take_one_from_outside(w);
         if (t)
             return t;
     }
@@ -1726,6 +1811,7 @@ int ac_runtime_new(const ac_runtime_config *cfg, ac_runtime **out)
     atomic_init(&rt->shutdown, false);
     atomic_init(&rt->inject_len, 0);
     atomic_init(&rt->has_segs, false);
+    atomic_init(&rt->spawner_segs, 0);
     atomic_init(&rt->idle, 0);
     atomic_init(&rt->driver, NULL);
     atomic_init(&rt->driver_taken, false);

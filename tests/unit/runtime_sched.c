@@ -1293,12 +1293,66 @@ static ac_poll_t per_thread_body(script *s, ac_context *cx, int *out)
  * behind the rest of the burst: of 20,000, 10,900-14,900 started early and
  * 2,500-4,700 late (8 runs). Since that look takes one task, as Tokio's
  * does: 0 early, 0-608 late (18 runs).
+ *
+ * Then the plain burst on one worker (so that no steal reorders it), with
+ * every TRIGGER_EVERY-th task waking PARKED tasks that wait beside it, all
+ * at once (as the worker that fires a ms of timers does). That overflows
+ * the worker's ring, which holds tasks of the burst it took: the ring's
+ * older half used to go to the back of the inject queue, behind the rest of
+ * the burst, to start thousands of places late (346-1,081 of 20,000 more
+ * than two rings late, 8 runs). A worker's overflow now goes ahead of the
+ * spawner's: none late (8 runs alone, 12 two at a time).
  */
-enum { BURST = 20000, BURST_FIRST = 64, BURST_LATE = 2 * 256, REWAKES = 2 };
+enum {
+    BURST = 20000,
+    BURST_FIRST = 64,
+    BURST_LATE = 2 * 256,
+    REWAKES = 2,
+    PARKED = 300,
+    TRIGGER_EVERY = 250
+};
 
 static int *start_order;    /* start_order[i]: how many tasks started before task i */
 static atomic_int started;  /* tasks started so far */
 static int burst_rewakes;   /* the `yields` of the burst's tasks */
+static bool burst_triggers; /* every TRIGGER_EVERY-th task wakes the parked ones */
+
+/* async(int) parked(int v): keeps its waker in parked_waker[v - BURST] and
+ * waits, until parked_stop; returns v. */
+static pthread_mutex_t parked_mu = PTHREAD_MUTEX_INITIALIZER;
+static ac_waker parked_waker[PARKED]; /* vtable NULL: none yet */
+static atomic_bool parked_stop;
+
+static ac_poll_t parked_poll(void *frame, ac_context *cx, void *out)
+{
+    value_frame *f = frame;
+    if (atomic_load(&parked_stop)) {
+        f->ac_state = AC_STATE_RETURNED;
+        *(int *)out = f->v;
+        return AC_READY;
+    }
+    pthread_mutex_lock(&parked_mu);
+    ac_waker *kept = &parked_waker[f->v - BURST];
+    if (kept->vtable)
+        ac_waker_drop(*kept);
+    *kept = ac_waker_clone(cx->waker);
+    pthread_mutex_unlock(&parked_mu);
+    f->ac_state = AC_STATE_FIRST;
+    return AC_PENDING;
+}
+
+static const ac_future_vt parked_vt = {
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), parked_poll, frame_drop, "parked",
+};
+
+static void wake_parked(void)
+{
+    pthread_mutex_lock(&parked_mu);
+    for (int k = 0; k < PARKED; k++)
+        if (parked_waker[k].vtable)
+            ac_waker_wake_by_ref(&parked_waker[k]);
+    pthread_mutex_unlock(&parked_mu);
+}
 
 /* async(int) starter(int i, long rewakes): records when it started, spins,
  * wakes itself `rewakes` times, returns i. */
@@ -1309,6 +1363,8 @@ static ac_poll_t starter_poll(void *frame, ac_context *cx, void *out)
         start_order[f->v] = atomic_fetch_add(&started, 1);
         for (volatile int spin = 0; spin < 400; spin++) {
         }
+        if (burst_triggers && f->v % TRIGGER_EVERY == TRIGGER_EVERY - 1)
+            wake_parked();
         f->ac_state = AC_STATE_FIRST;
     }
     if (f->yields > 0) {
@@ -1330,6 +1386,9 @@ static ac_poll_t burst_body(script *s, ac_context *cx, int *out)
     int **hs = s->p;
     switch (s->step) {
     case 0:
+        if (burst_triggers)
+            for (int k = 0; k < PARKED; k++)
+                hs[BURST + k] = spawn_vt(&parked_vt, BURST + k, 0, &cnt);
         /* A first few, then the rest once a worker is at work on them, so
          * that the workers start tasks while the burst goes on. */
         for (int i = 0; i < BURST_FIRST; i++)
@@ -1343,22 +1402,33 @@ static ac_poll_t burst_body(script *s, ac_context *cx, int *out)
         s->step = 2;
         /* fallthrough */
     case 2:
-        return join_all(s, cx, hs, BURST, -1, out);
+        if (join_all(s, cx, hs, BURST, -1, out) == AC_PENDING)
+            return AC_PENDING;
+        if (*out || !burst_triggers)
+            return AC_READY;
+        atomic_store(&parked_stop, true);
+        wake_parked();
+        s->step = 3;
+        /* fallthrough */
+    case 3:
+        return join_all(s, cx, hs, BURST + PARKED, -1, out);
     }
     ac__bad_resume("script", (unsigned)s->step);
 }
 
-/* Runs the burst; checks how many tasks started early and late. */
-static void check_burst(int rewakes, int late_limit)
+/* Runs the burst on `workers` workers; checks how many tasks started early
+ * and late. */
+static void check_burst(unsigned workers, int rewakes, bool triggers, int late_limit)
 {
-    int **hs = malloc(BURST * sizeof *hs);
+    int **hs = malloc((BURST + PARKED) * sizeof *hs);
     start_order = malloc(BURST * sizeof *start_order);
     ck_assert_ptr_nonnull(hs);
     ck_assert_ptr_nonnull(start_order);
     burst_rewakes = rewakes;
+    burst_triggers = triggers;
     script s;
     int out = -1;
-    ck_assert_int_eq(run_script(AC_RUNTIME_MULTI_THREAD, 2, burst_body, &s, hs, &out), 0);
+    ck_assert_int_eq(run_script(AC_RUNTIME_MULTI_THREAD, workers, burst_body, &s, hs, &out), 0);
     ck_assert_int_eq(out, 0);
     ck_assert_int_eq(atomic_load(&started), BURST);
     int late = 0, early = 0;
@@ -1366,9 +1436,9 @@ static void check_burst(int rewakes, int late_limit)
         late += start_order[i] > i + BURST_LATE;
         early += start_order[i] + BURST_LATE < i;
     }
-    printf("burst of %d spawns waking themselves %d times: %d started more than %d places early, "
-           "%d late\n",
-           BURST, rewakes, early, BURST_LATE, late);
+    printf("burst of %d spawns waking themselves %d times%s: %d started more than %d places "
+           "early, %d late\n",
+           BURST, rewakes, triggers ? ", some waking 300 others" : "", early, BURST_LATE, late);
     fflush(stdout);
     ck_assert_int_lt(early, BURST / 100);
     ck_assert_int_lt(late, late_limit);
@@ -1378,13 +1448,114 @@ static void check_burst(int rewakes, int late_limit)
 
 START_TEST(a_burst_of_spawns_from_outside_starts_in_about_spawn_order)
 {
-    check_burst(0, BURST / 4);
+    check_burst(2, 0, false, BURST / 4);
 }
 END_TEST
 
 START_TEST(a_burst_of_spawns_that_wake_themselves_starts_in_about_spawn_order)
 {
-    check_burst(REWAKES, BURST / 10);
+    check_burst(2, REWAKES, false, BURST / 10);
+}
+END_TEST
+
+START_TEST(a_burst_of_spawns_that_overflow_worker_rings_starts_in_about_spawn_order)
+{
+    check_burst(1, 0, true, BURST / 200);
+}
+END_TEST
+
+/*
+ * Spawns from outside are not held back for ever by a worker whose ring
+ * overflows all the time: the block_on thread spawns a flood task and then
+ * OUTSIDE tasks (two rings' worth: some stay in its spawner ring, some go
+ * to the inject queue's segments); on the only worker, the flood spawns
+ * FLOOD_FANOUT children a round, so that its ring overflows twice a round.
+ * The outside tasks start while the flood goes on (all by round 588 of
+ * FLOOD_ROUNDS). They did not before, and do not if a worker's overflow may
+ * go ahead of the other segments without limit (FRONT_RUN_MAX), or if the
+ * spawner rings' turn every GLOBAL_INTERVAL ticks goes to the segments
+ * (which the flood keeps full): then they start only once it has ended.
+ */
+enum { FLOOD_FANOUT = 300, FLOOD_ROUNDS = 3000, OUTSIDE = 600 };
+
+static atomic_int outside_started; /* OUTSIDE tasks that have started */
+static atomic_int flood_rounds;    /* rounds of the flood so far */
+static int flood_rounds_then;      /* flood_rounds when the last OUTSIDE task started */
+
+/* async(int) outside(int v): notes its start; returns v. */
+static ac_poll_t outside_poll(void *frame, ac_context *cx, void *out)
+{
+    value_frame *f = frame;
+    (void)cx;
+    if (atomic_fetch_add(&outside_started, 1) + 1 == OUTSIDE)
+        flood_rounds_then = atomic_load(&flood_rounds);
+    f->ac_state = AC_STATE_RETURNED;
+    *(int *)out = f->v;
+    return AC_READY;
+}
+
+static const ac_future_vt outside_vt = {
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), outside_poll, frame_drop, "outside",
+};
+
+/* async(int) flood(void): FLOOD_ROUNDS rounds of FLOOD_FANOUT detached
+ * value(0) children, waking itself after each; returns 0. */
+static ac_poll_t flood_poll(void *frame, ac_context *cx, void *out)
+{
+    value_frame *f = frame;
+    if (atomic_load(&flood_rounds) == FLOOD_ROUNDS) {
+        f->ac_state = AC_STATE_RETURNED;
+        *(int *)out = 0;
+        return AC_READY;
+    }
+    for (int k = 0; k < FLOOD_FANOUT; k++)
+        ac_handle_detach(spawn_vt(&value_vt, 0, 0, &cnt));
+    atomic_fetch_add(&flood_rounds, 1);
+    ac_waker_wake_by_ref(cx->waker);
+    return AC_PENDING;
+}
+
+static const ac_future_vt flood_vt = {
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), flood_poll, frame_drop, "flood",
+};
+
+static ac_poll_t flood_body(script *s, ac_context *cx, int *out)
+{
+    int **hs = s->p;
+    switch (s->step) {
+    case 0:
+        hs[OUTSIDE] = spawn_vt(&flood_vt, 0, 0, &cnt);
+        for (int i = 0; i < OUTSIDE; i++)
+            hs[i] = spawn_vt(&outside_vt, i, 0, &cnt);
+        s->step = 2;
+        /* fallthrough */
+    case 2:
+        if (join_all(s, cx, hs, OUTSIDE, -1, out) == AC_PENDING)
+            return AC_PENDING;
+        if (*out)
+            return AC_READY;
+        if (!s->join.handle)
+            ac_join__init(&s->join, hs[OUTSIDE], &s->err);
+        if (ac_join__poll(&s->join, cx, &s->value) == AC_PENDING)
+            return AC_PENDING;
+        *out = s->err ? -1 : s->value;
+        return AC_READY;
+    }
+    ac__bad_resume("script", (unsigned)s->step);
+}
+
+START_TEST(a_worker_that_keeps_overflowing_does_not_hold_back_spawns_from_outside)
+{
+    int *hs[OUTSIDE + 1];
+    script s;
+    int out = -1;
+    ck_assert_int_eq(run_script(AC_RUNTIME_MULTI_THREAD, 1, flood_body, &s, hs, &out), 0);
+    ck_assert_int_eq(out, 0);
+    printf("flood: the last of %d spawns from outside started after %d of %d rounds\n", OUTSIDE,
+           flood_rounds_then, FLOOD_ROUNDS);
+    fflush(stdout);
+    ck_assert_int_eq(atomic_load(&outside_started), OUTSIDE);
+    ck_assert_int_lt(flood_rounds_then, FLOOD_ROUNDS / 2);
 }
 END_TEST
 
@@ -1475,6 +1646,8 @@ static Suite *sched_suite(void)
     tcase_add_test(tc, wakes_from_foreign_threads_are_not_lost);
     tcase_add_test(tc, a_burst_of_spawns_from_outside_starts_in_about_spawn_order);
     tcase_add_test(tc, a_burst_of_spawns_that_wake_themselves_starts_in_about_spawn_order);
+    tcase_add_test(tc, a_burst_of_spawns_that_overflow_worker_rings_starts_in_about_spawn_order);
+    tcase_add_test(tc, a_worker_that_keeps_overflowing_does_not_hold_back_spawns_from_outside);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("shutdown");
