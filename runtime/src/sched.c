@@ -399,23 +399,29 @@ static size_t inject_len(ac_runtime *rt)
     return atomic_load_explicit(&rt->inject_len, memory_order_relaxed);
 }
 
-/* Appends a segment to the inject queue; `spawner` says whose ring it
- * comes from. */
-static void inject_push_seg(ac_runtime *rt, inject_seg *seg, bool spawner)
+/* Links seg into the inject queue's segments after *at (a `next` field, or
+ * seg_head), as one from a spawner's ring or not, put ahead or not. Under
+ * the inject lock. */
+static void seg_link_locked(ac_runtime *rt, inject_seg **at, inject_seg *seg, bool spawner,
+                            bool ahead)
 {
-    seg->next = NULL;
     seg->spawner = spawner;
-    seg->ahead = false;
-    pthread_mutex_lock(&rt->inject_mu);
+    seg->ahead = ahead;
+    seg->next = *at;
+    *at = seg;
+    if (!seg->next)
+        rt->seg_tail = seg;
     if (spawner)
         atomic_fetch_add_explicit(&rt->spawner_segs, 1, memory_order_relaxed);
-    if (rt->seg_head)
-        rt->seg_tail->next = seg;
-    else
-        rt->seg_head = seg;
-    rt->seg_tail = seg;
     atomic_store_explicit(&rt->has_segs, true, memory_order_relaxed);
     atomic_fetch_add(&rt->inject_len, seg->n - seg->first); /* as inject_push_list */
+}
+
+/* Appends a segment of a spawner's ring to the inject queue. */
+static void inject_push_seg(ac_runtime *rt, inject_seg *seg)
+{
+    pthread_mutex_lock(&rt->inject_mu);
+    seg_link_locked(rt, rt->seg_head ? &rt->seg_tail->next : &rt->seg_head, seg, true, false);
     pthread_mutex_unlock(&rt->inject_mu);
 }
 
@@ -433,21 +439,12 @@ static void inject_push_seg_front(ac_runtime *rt, inject_seg *seg)
 {
     pthread_mutex_lock(&rt->inject_mu);
     if (rt->front_run >= FRONT_RUN_MAX) {
-        pthread_mutex_unlock(&rt->inject_mu);
-        inject_push_seg(rt, seg, false);
-        return;
+        seg_link_locked(rt, rt->seg_head ? &rt->seg_tail->next : &rt->seg_head, seg, false, false);
+    } else {
+        rt->front_run++;
+        seg_link_locked(rt, rt->seg_front ? &rt->seg_front->next : &rt->seg_head, seg, false, true);
+        rt->seg_front = seg;
     }
-    rt->front_run++;
-    seg->spawner = false;
-    seg->ahead = true;
-    inject_seg **at = rt->seg_front ? &rt->seg_front->next : &rt->seg_head;
-    seg->next = *at;
-    *at = seg;
-    if (!seg->next)
-        rt->seg_tail = seg;
-    rt->seg_front = seg;
-    atomic_store_explicit(&rt->has_segs, true, memory_order_relaxed);
-    atomic_fetch_add(&rt->inject_len, seg->n - seg->first); /* as inject_push_list */
     pthread_mutex_unlock(&rt->inject_mu);
 }
 
@@ -548,7 +545,7 @@ static bool lq_push_overflow(local_queue *q, ac_runtime *rt, ac__task *task, uin
         if (worker)
             inject_push_seg_front(rt, seg);
         else
-            inject_push_seg(rt, seg, true);
+            inject_push_seg(rt, seg);
         return true;
     }
     ac__task *first = atomic_load_explicit(&q->buf[head & LOCAL_MASK], memory_order_relaxed);
@@ -1319,9 +1316,6 @@ static ac__task *take_remote_batch(worker *w)
     return first;
 }
 
-/* Takes up to `want` tasks (0: a fair share, as much as half a ring holds)
- * that threads outside the workers spawned, into w's ring; returns one to
- * run. */
 /* Steals up to max tasks (0: as much as half a ring holds) from the
  * spawners' rings into w's ring; returns one to run. */
 static ac__task *take_from_spawners(worker *w, uint32_t max)
@@ -1339,6 +1333,9 @@ static ac__task *take_from_spawners(worker *w, uint32_t max)
     return NULL;
 }
 
+/* Takes up to `want` tasks (0: a fair share, as much as half a ring holds)
+ * that threads outside the workers spawned, into w's ring; returns one to
+ * run. */
 static ac__task *take_spawned(worker *w, size_t want)
 {
     /* A ring that overflowed moved its older half to the inject queue's
