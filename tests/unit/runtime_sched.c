@@ -960,8 +960,8 @@ END_TEST
  */
 static ac_waker late_waker;          /* the task's waker, for the foreign thread */
 static atomic_bool late_waker_ready; /* late_waker is set */
-static atomic_bool late_wake_done;   /* ac_waker_wake returned on the foreign thread */
 static pthread_t late_waking_thread;
+static atomic_bool late_wake_done;   /* ac_waker_wake returned on the foreign thread */
 static double late_sleep_end;        /* when the hook's sleep ended */
 
 static void sleep_after_queueing(void)
@@ -1466,9 +1466,10 @@ END_TEST
 
 /*
  * Spawns from outside are not held back for ever by a worker whose ring
- * overflows all the time: the block_on thread spawns a flood task and then
+ * overflows all the time: while the only worker is held in a task that
+ * waits for a gate, the block_on thread spawns a flood task and then
  * OUTSIDE tasks (two rings' worth: some stay in its spawner ring, some go
- * to the inject queue's segments); on the only worker, the flood spawns
+ * to the inject queue's segments), and opens the gate; the flood spawns
  * FLOOD_FANOUT children a round, so that its ring overflows twice a round.
  * The outside tasks start while the flood goes on (all by round 588 of
  * FLOOD_ROUNDS). They did not before, and do not if a worker's overflow may
@@ -1479,6 +1480,8 @@ END_TEST
 enum { FLOOD_FANOUT = 300, FLOOD_ROUNDS = 3000, OUTSIDE = 600 };
 
 static atomic_int outside_started; /* OUTSIDE tasks that have started */
+static atomic_int gate_held;       /* the gate task holds the worker */
+static atomic_bool gate_open;      /* it may return */
 static atomic_int flood_rounds;    /* rounds of the flood so far */
 static int flood_rounds_then;      /* flood_rounds when the last OUTSIDE task started */
 
@@ -1519,14 +1522,38 @@ static const ac_future_vt flood_vt = {
     sizeof(value_frame), _Alignof(value_frame), sizeof(int), flood_poll, frame_drop, "flood",
 };
 
+/* async(int) gate(void): holds its worker until gate_open; returns 0. */
+static ac_poll_t gate_poll(void *frame, ac_context *cx, void *out)
+{
+    value_frame *f = frame;
+    (void)cx;
+    atomic_store(&gate_held, 1);
+    while (!atomic_load(&gate_open))
+        sched_yield();
+    f->ac_state = AC_STATE_RETURNED;
+    *(int *)out = 0;
+    return AC_READY;
+}
+
+static const ac_future_vt gate_vt = {
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), gate_poll, frame_drop, "gate",
+};
+
 static ac_poll_t flood_body(script *s, ac_context *cx, int *out)
 {
     int **hs = s->p;
     switch (s->step) {
     case 0:
+        ac_handle_detach(spawn_vt(&gate_vt, 0, 0, &cnt));
+        s->step = 1;
+        /* fallthrough */
+    case 1:
+        AWAIT_AT_LEAST(&gate_held, 1);
         hs[OUTSIDE] = spawn_vt(&flood_vt, 0, 0, &cnt);
         for (int i = 0; i < OUTSIDE; i++)
             hs[i] = spawn_vt(&outside_vt, i, 0, &cnt);
+        ac__spawn_flush();
+        atomic_store(&gate_open, true);
         s->step = 2;
         /* fallthrough */
     case 2:
