@@ -81,8 +81,9 @@ static void field_declarator(Unit *u, Var *v, TSNode d, Buf *b)
 
 /* The frame field declaration for a hoisted variable: its type as written,
  * without storage class, and without a top-level const (the frame is
- * assigned to when the variable is initialised). */
-static char *var_field_decl(Unit *u, Var *v)
+ * assigned to when the variable is initialised), then the attributes that
+ * stood after its declarator (attrs: source spans, parse_masked_attrs). */
+static char *var_field_decl(Unit *u, Var *v, const Vec *attrs)
 {
     /* typeof(local) and __auto_type name nothing at file scope: use the type
      * clang worked out. */
@@ -117,15 +118,11 @@ static char *var_field_decl(Unit *u, Var *v)
         free(t);
     }
     field_declarator(u, v, d, &b);
-    /* Attributes after a declarator, which the parse did not see (gaps.c). */
-    Vec spans = {0};
-    parse_masked_attrs(u, v->decl, v->declarator, &spans);
-    for (int i = 0; i < spans.len; i++) {
-        uint32_t *span = spans.items[i];
+    for (int i = 0; i < attrs->len; i++) {
+        uint32_t *span = attrs->items[i];
         buf_putc(&b, ' ');
         buf_putn(&b, u->src.text + span[0], span[1] - span[0]);
     }
-    free(spans.items);
     return buf_take(&b);
 }
 
@@ -259,19 +256,20 @@ void layout_fn(Unit *u, AsyncFn *fn)
                     align = n;
             }
         }
-        /* So does aligned(N) after the declarator (gaps.c). */
-        Vec spans = {0};
-        parse_masked_attrs(u, v->decl, v->declarator, &spans);
-        for (int k = 0; k < spans.len; k++) {
-            uint32_t *span = spans.items[k];
+        /* So does aligned(N) among the attributes after the declarator,
+         * which the parse did not see (gaps.c); the field keeps them. */
+        Vec attrs = {0};
+        parse_masked_attrs(u, v->decl, v->declarator, &attrs);
+        for (int k = 0; k < attrs.len; k++) {
+            uint32_t *span = attrs.items[k];
             long n = number_in_parens(u, span[0], span[1], "aligned");
             if (n > align)
                 align = n;
         }
-        free(spans.items);
         Slot *s = add_slot(f, v->is_param ? SLOT_PARAM : SLOT_LOCAL, xstrdup(v->field),
-                           var_field_decl(u, v), size, align,
+                           var_field_decl(u, v, &attrs), size, align,
                            (int)ts_node_start_point(v->ident).row + 1);
+        free(attrs.items);
         s->what = v->is_param ? "parameter" : "local";
         set_union(&s->live, &v->live);
         var_range(u, fn, v, &s->from, &s->to);
