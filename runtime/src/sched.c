@@ -19,20 +19,20 @@
  *    disabled until the worker's turn ends and wakes go to the ring's tail.
  * Shared by all: the inject queue (under a mutex) that receives tasks woken
  * outside the workers, as a list, and ring overflow, as arrays of half a
- * ring (segments, which a worker takes by copying pointers; a worker's go
- * ahead of the spawners', a bounded number in a row); workers take one task
- * from outside their ring every GLOBAL_INTERVAL ticks, and a fair share
- * into their ring whenever that is empty. And the spawner rings: a thread
- * outside the workers that spawns (the thread in block_on) pushes its
- * spawns to a ring of its own, like a worker's but never popped by its
- * owner, from which workers steal (as much as half a ring of theirs holds)
- * when their ring and the inject queue are empty, and one task every
- * GLOBAL_INTERVAL ticks (taking turns with the inject queue's list and
- * segments). Pushing costs the spawning thread no lock, and a worker takes
- * a run of tasks by copying pointers, not by walking a list. A spawner ring
- * that overflows moves its older half to the inject queue; workers take
- * that before the ring, so that a burst of spawns starts in about the order
- * it was made.
+ * ring (segments, which a worker takes by copying pointers; workers' go
+ * before spawners', with a turn for the spawners' after every FRONT_RUN_MAX
+ * of the workers'); workers take one task from outside their ring every
+ * GLOBAL_INTERVAL ticks, and a fair share into their ring whenever that is
+ * empty. And the spawner rings: a thread outside the workers that spawns
+ * (the thread in block_on) pushes its spawns to a ring of its own, like a
+ * worker's but never popped by its owner, from which workers steal (as much
+ * as half a ring of theirs holds) when their ring and the inject queue are
+ * empty, and one task every GLOBAL_INTERVAL ticks (taking turns with the
+ * inject queue's list and segments). Pushing costs the spawning thread no
+ * lock, and a worker takes a run of tasks by copying pointers, not by
+ * walking a list. A spawner ring that overflows moves its older half to the
+ * inject queue; workers take that before the ring, so that a burst of
+ * spawns starts in about the order it was made.
  *
  * A worker that has nothing runs the search: unless half the workers are
  * already searching, it steals from the other workers, starting at a random
@@ -101,7 +101,7 @@
 #define MAX_LIFO_POLLS 3           /* consecutive LIFO runs before the slot is disabled */
 #define GLOBAL_INTERVAL 61         /* ticks between looks at the inject queue (Tokio) */
 #define EVENT_INTERVAL 61          /* ticks between looks at the time driver (Tokio) */
-#define FRONT_RUN_MAX 2            /* workers' overflow segments put ahead of the others in a row */
+#define FRONT_RUN_MAX 2            /* workers' overflow segments used up per spawners' one */
 #define CT_INJECT_INTERVAL 31      /* current-thread: polls between inject looks */
 #define MAX_WORKERS 1024           /* the idle word has 16 bits per count */
 #define DEFAULT_COOP_BUDGET 128
@@ -176,10 +176,14 @@ typedef struct inject_seg {
     struct inject_seg *next;       /* the next segment of the inject queue */
     uint32_t first;                /* t[first..n) are still queued */
     uint32_t n;                    /* tasks put in t */
-    bool spawner;                  /* a spawner's ring overflowed into it */
-    bool ahead;                    /* put ahead of the others (inject_push_seg_front) */
     ac__task *t[LOCAL_CAP / 2 + 1]; /* the tasks, oldest first */
 } inject_seg;
+
+/* Segments in the order they were queued. */
+typedef struct seg_list {
+    inject_seg *head;              /* oldest, or NULL */
+    inject_seg *tail;              /* newest */
+} seg_list;
 
 /* An intrusive FIFO through ac__task.queue_next. */
 typedef struct fifo {
@@ -209,12 +213,11 @@ struct ac_runtime {
     pthread_mutex_t inject_mu; /* guards inject_head/tail and the segments */
     ac__task *inject_head;     /* tasks from outside the workers */
     ac__task *inject_tail;     /* last of them */
-    inject_seg *seg_head;      /* ring overflow, oldest first */
-    inject_seg *seg_tail;      /* newest */
-    inject_seg *seg_front;     /* the last of the segments put ahead, or NULL */
-    unsigned front_run;        /* segments put ahead since one of the others was used up */
-    _Atomic size_t spawner_segs; /* segments of the spawners' rings (changed under the lock) */
-    _Atomic bool has_segs;     /* seg_head is set (a hint outside the lock) */
+    seg_list worker_segs;      /* overflow of workers' rings (see inject_push_seg) */
+    seg_list spawner_segs;     /* overflow of spawners' rings */
+    unsigned worker_run;       /* worker segments used up since a spawner's was */
+    _Atomic bool has_spawner_segs; /* spawner_segs is not empty (a hint outside the lock) */
+    _Atomic bool has_segs;     /* either list is not empty (a hint outside the lock) */
     _Atomic size_t inject_len; /* tasks in both, also read without the lock */
 
     /* Multi-thread. */
@@ -399,75 +402,72 @@ static size_t inject_len(ac_runtime *rt)
     return atomic_load_explicit(&rt->inject_len, memory_order_relaxed);
 }
 
-/* Links seg into the inject queue's segments after *at (a `next` field, or
- * seg_head), as one from a spawner's ring or not, put ahead or not. Under
- * the inject lock. */
-static void seg_link_locked(ac_runtime *rt, inject_seg **at, inject_seg *seg, bool spawner,
-                            bool ahead)
+/*
+ * Appends the overflow of a ring to the inject queue: a worker's ring's if
+ * `worker`, else a spawner's. The two go to lists of their own, and the
+ * workers' list goes first (seg_pick_locked). Unlike Tokio's single queue:
+ * a worker's overflow holds, as a rule, tasks queued before what is still
+ * in the inject queue (the worker took them from there, or stole them,
+ * while a burst of spawns went on); behind the burst's later segments, runs
+ * of 128 of 100,000 spawns started up to 10 ms late in timers_100k. But
+ * workers whose rings overflow all the time would then hold back spawns
+ * from outside for ever, so once FRONT_RUN_MAX of the workers' segments
+ * have been used up, one of the spawners' goes. (Sending the next worker
+ * segment to the back of one queue instead left its old tasks behind every
+ * spawn queued meanwhile: under load, 92-104 of a burst of 20,000 started
+ * last.)
+ */
+static void inject_push_seg(ac_runtime *rt, inject_seg *seg, bool worker)
 {
-    seg->spawner = spawner;
-    seg->ahead = ahead;
-    seg->next = *at;
-    *at = seg;
-    if (!seg->next)
-        rt->seg_tail = seg;
-    if (spawner)
-        atomic_fetch_add_explicit(&rt->spawner_segs, 1, memory_order_relaxed);
+    seg_list *l = worker ? &rt->worker_segs : &rt->spawner_segs;
+    seg->next = NULL;
+    pthread_mutex_lock(&rt->inject_mu);
+    if (l->tail)
+        l->tail->next = seg;
+    else
+        l->head = seg;
+    l->tail = seg;
+    if (!worker)
+        atomic_store_explicit(&rt->has_spawner_segs, true, memory_order_relaxed);
     atomic_store_explicit(&rt->has_segs, true, memory_order_relaxed);
     atomic_fetch_add(&rt->inject_len, seg->n - seg->first); /* as inject_push_list */
-}
-
-/* Appends a segment of a spawner's ring to the inject queue. */
-static void inject_push_seg(ac_runtime *rt, inject_seg *seg)
-{
-    pthread_mutex_lock(&rt->inject_mu);
-    seg_link_locked(rt, rt->seg_head ? &rt->seg_tail->next : &rt->seg_head, seg, true, false);
     pthread_mutex_unlock(&rt->inject_mu);
 }
 
-/*
- * Puts a segment of a worker's overflowing ring ahead of the other segments
- * (after those already put ahead). Its tasks were queued before what is
- * still in the inject queue, as a rule: the worker took them from it, or
- * stole them, while a burst of spawns went on; at the back they waited for
- * the rest of the burst (runs of 128 of 100,000 spawns started up to 10 ms
- * late in timers_100k). At most FRONT_RUN_MAX go ahead between the using
- * up of two others; the next goes to the back: workers that keep
- * overflowing hold back the rest of the queue by a bounded share only.
- */
-static void inject_push_seg_front(ac_runtime *rt, inject_seg *seg)
+/* The list that segment tasks come from next (see inject_push_seg), or NULL
+ * if both are empty; only the spawners' if `spawners`. Under the inject
+ * lock. */
+static seg_list *seg_pick_locked(ac_runtime *rt, bool spawners)
 {
-    pthread_mutex_lock(&rt->inject_mu);
-    if (rt->front_run >= FRONT_RUN_MAX) {
-        seg_link_locked(rt, rt->seg_head ? &rt->seg_tail->next : &rt->seg_head, seg, false, false);
-    } else {
-        rt->front_run++;
-        seg_link_locked(rt, rt->seg_front ? &rt->seg_front->next : &rt->seg_head, seg, false, true);
-        rt->seg_front = seg;
-    }
-    pthread_mutex_unlock(&rt->inject_mu);
+    bool w = rt->worker_segs.head && !spawners, sp = rt->spawner_segs.head;
+    if (w && (!sp || rt->worker_run < FRONT_RUN_MAX))
+        return &rt->worker_segs;
+    return sp ? &rt->spawner_segs : NULL;
 }
 
-/* Copies up to max tasks of the oldest segment to out; returns how many, and
+/* Copies up to max tasks of l's oldest segment to out; returns how many, and
  * in *done the segment if that emptied it (the caller frees it). Under the
  * inject lock. */
-static size_t seg_take_locked(ac_runtime *rt, size_t max, ac__task **out, inject_seg **done)
+static size_t seg_take_locked(ac_runtime *rt, seg_list *l, size_t max, ac__task **out,
+                              inject_seg **done)
 {
-    inject_seg *seg = rt->seg_head;
+    inject_seg *seg = l->head;
     size_t got = seg->n - seg->first;
     if (got > max)
         got = max;
     memcpy(out, &seg->t[seg->first], got * sizeof *out);
     seg->first += (uint32_t)got;
     if (seg->first == seg->n) {
-        rt->seg_head = seg->next;
-        if (rt->seg_front == seg)
-            rt->seg_front = NULL;
-        if (!seg->ahead)
-            rt->front_run = 0; /* the others moved on: some may go ahead again */
-        if (seg->spawner)
-            atomic_fetch_sub_explicit(&rt->spawner_segs, 1, memory_order_relaxed);
-        if (!rt->seg_head)
+        if (!(l->head = seg->next))
+            l->tail = NULL;
+        if (l == &rt->spawner_segs) {
+            rt->worker_run = 0;
+            if (!l->head)
+                atomic_store_explicit(&rt->has_spawner_segs, false, memory_order_relaxed);
+        } else if (rt->worker_run < FRONT_RUN_MAX) {
+            rt->worker_run++;
+        }
+        if (!rt->worker_segs.head && !rt->spawner_segs.head)
             atomic_store_explicit(&rt->has_segs, false, memory_order_relaxed);
         *done = seg;
     }
@@ -487,6 +487,7 @@ static ac__task *inject_pop(ac_runtime *rt, size_t max, size_t *n)
     pthread_mutex_lock(&rt->inject_mu);
     ac__task *first = rt->inject_head, *last = NULL, *t = first;
     size_t got = 0;
+    seg_list *l;
     while (t && got < max) {
         last = t;
         t = t->queue_next;
@@ -495,8 +496,8 @@ static ac__task *inject_pop(ac_runtime *rt, size_t max, size_t *n)
     if (got) {
         rt->inject_head = t;
         last->queue_next = NULL;
-    } else if (rt->seg_head) {
-        from_seg = seg_take_locked(rt, max, got_seg, &done);
+    } else if ((l = seg_pick_locked(rt, false))) {
+        from_seg = seg_take_locked(rt, l, max, got_seg, &done);
         got = from_seg;
     }
     if (got)
@@ -525,8 +526,8 @@ static uint32_t lq_len(local_queue *q)
 }
 
 /* Full ring, no stealer: moves its older half and `task` to the inject
- * queue, ahead of the spawners' segments if `worker` (the ring is a
- * worker's). Returns false if a stealer got in first (the caller retries). */
+ * queue, as a worker's overflow if `worker` (see inject_push_seg). Returns
+ * false if a stealer got in first (the caller retries). */
 static bool lq_push_overflow(local_queue *q, ac_runtime *rt, ac__task *task, uint32_t head,
                              bool worker)
 {
@@ -542,10 +543,7 @@ static bool lq_push_overflow(local_queue *q, ac_runtime *rt, ac__task *task, uin
         seg->t[n] = task;
         seg->first = 0;
         seg->n = n + 1;
-        if (worker)
-            inject_push_seg_front(rt, seg);
-        else
-            inject_push_seg(rt, seg);
+        inject_push_seg(rt, seg, worker);
         return true;
     }
     ac__task *first = atomic_load_explicit(&q->buf[head & LOCAL_MASK], memory_order_relaxed);
@@ -1270,20 +1268,23 @@ static size_t remote_share(worker *w)
     return want ? want : 1;
 }
 
-/* Takes up to `want` tasks of ring overflow (the inject queue's segments),
- * oldest first, into w's ring; returns one to run, or NULL if there is
- * none. Copying pointers is cheap under the lock. */
-static ac__task *take_overflow(worker *w, size_t want)
+/* Takes up to `want` tasks of ring overflow (the inject queue's segments;
+ * only the spawners' if `spawners`), oldest first, into w's ring; returns
+ * one to run, or NULL if there is none. Copying pointers is cheap under the
+ * lock. */
+static ac__task *take_overflow(worker *w, size_t want, bool spawners)
 {
     ac_runtime *rt = w->rt;
-    if (!atomic_load_explicit(&rt->has_segs, memory_order_relaxed))
+    if (!atomic_load_explicit(spawners ? &rt->has_spawner_segs : &rt->has_segs,
+                              memory_order_relaxed))
         return NULL;
     ac__task *got[LOCAL_CAP / 2];
     inject_seg *done = NULL;
     size_t n = 0;
+    seg_list *l;
     pthread_mutex_lock(&rt->inject_mu);
-    if (rt->seg_head) {
-        n = seg_take_locked(rt, want, got, &done);
+    if ((l = seg_pick_locked(rt, spawners))) {
+        n = seg_take_locked(rt, l, want, got, &done);
         atomic_fetch_sub_explicit(&rt->inject_len, n, memory_order_relaxed);
     }
     pthread_mutex_unlock(&rt->inject_mu);
@@ -1302,7 +1303,7 @@ static ac__task *take_remote_batch(worker *w)
     if (!inject_len(w->rt))
         return NULL;
     size_t want = remote_share(w);
-    ac__task *got = take_overflow(w, want);
+    ac__task *got = take_overflow(w, want, false);
     if (got)
         return got;
     size_t n;
@@ -1342,7 +1343,7 @@ static ac__task *take_spawned(worker *w, size_t want)
      * segments: those go first, so that spawns start in the order they
      * were made (a burst's first tasks would otherwise wait behind its
      * last). */
-    ac__task *t = take_overflow(w, want ? want : remote_share(w));
+    ac__task *t = take_overflow(w, want ? want : remote_share(w), false);
     return t ? t : take_from_spawners(w, (uint32_t)want);
 }
 
@@ -1367,11 +1368,11 @@ static ac__task *take_one_from_outside(worker *w)
             t = inject_pop(w->rt, 1, &n); /* the list first */
             break;
         case 1:
-            t = take_overflow(w, 1);
+            t = take_overflow(w, 1, false);
             break;
         default:
-            t = atomic_load_explicit(&w->rt->spawner_segs, memory_order_relaxed)
-                    ? take_overflow(w, 1)
+            t = atomic_load_explicit(&w->rt->has_spawner_segs, memory_order_relaxed)
+                    ? take_overflow(w, 1, true)
                     : take_from_spawners(w, 1);
             break;
         }
@@ -1808,7 +1809,7 @@ int ac_runtime_new(const ac_runtime_config *cfg, ac_runtime **out)
     atomic_init(&rt->shutdown, false);
     atomic_init(&rt->inject_len, 0);
     atomic_init(&rt->has_segs, false);
-    atomic_init(&rt->spawner_segs, 0);
+    atomic_init(&rt->has_spawner_segs, false);
     atomic_init(&rt->idle, 0);
     atomic_init(&rt->driver, NULL);
     atomic_init(&rt->driver_taken, false);

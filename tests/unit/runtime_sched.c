@@ -1272,6 +1272,26 @@ static ac_poll_t per_thread_body(script *s, ac_context *cx, int *out)
     ac__bad_resume("script", (unsigned)s->step);
 }
 
+static atomic_int gate_held;  /* the gate task holds the worker */
+static atomic_bool gate_open; /* it may return */
+
+/* async(int) gate(void): holds its worker until gate_open; returns 0. */
+static ac_poll_t gate_poll(void *frame, ac_context *cx, void *out)
+{
+    value_frame *f = frame;
+    (void)cx;
+    atomic_store(&gate_held, 1);
+    while (!atomic_load(&gate_open))
+        sched_yield();
+    f->ac_state = AC_STATE_RETURNED;
+    *(int *)out = 0;
+    return AC_READY;
+}
+
+static const ac_future_vt gate_vt = {
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), gate_poll, frame_drop, "gate",
+};
+
 /*
  * Start order: a burst of spawns from a block_on thread, faster than two
  * workers can start them (each first poll spins a while), overflows the
@@ -1303,6 +1323,19 @@ static ac_poll_t per_thread_body(script *s, ac_context *cx, int *out)
  * the burst, to start thousands of places late (346-1,081 of 20,000 more
  * than two rings late, 8 runs). A worker's overflow now goes ahead of the
  * spawner's: none late (8 runs alone, 12 two at a time).
+ *
+ * Last, as when the spawning thread runs far ahead of a worker that is
+ * preempted (the plain burst above, under load: 92-104 late in 2 of 30 runs
+ * beside three busy loops; none in 30 since): the worker is held by a gate
+ * task while the first HELD_FIRST tasks are spawned; it takes half a ring of
+ * them, and the first, a trigger, overflows its ring twice; task 2 holds the
+ * worker again while the rest of the burst is queued; task 10, a trigger,
+ * overflows the ring once more, with tasks 11-127 in its older half. Two of a
+ * worker's overflow segments could go ahead of the spawners' in a row, and
+ * the third went to the back of the queue, behind the whole burst: 116 of
+ * those tasks started more than two rings late (the same every run). The
+ * workers' overflow now has a list of its own that goes first, with a turn
+ * for the spawners' list after every two of its segments: none late.
  */
 enum {
     BURST = 20000,
@@ -1310,13 +1343,18 @@ enum {
     BURST_LATE = 2 * 256,
     REWAKES = 2,
     PARKED = 300,
-    TRIGGER_EVERY = 250
+    TRIGGER_EVERY = 250,
+    HELD_FIRST = 200
 };
 
-static int *start_order;    /* start_order[i]: how many tasks started before task i */
-static atomic_int started;  /* tasks started so far */
-static int burst_rewakes;   /* the `yields` of the burst's tasks */
-static bool burst_triggers; /* every TRIGGER_EVERY-th task wakes the parked ones */
+static int *start_order;        /* start_order[i]: how many tasks started before task i */
+static atomic_int started;      /* tasks started so far */
+static int burst_rewakes;       /* the `yields` of the burst's tasks */
+static bool burst_triggers;     /* every TRIGGER_EVERY-th task wakes the parked ones */
+static bool burst_held;         /* the scenario with gates, above */
+static atomic_int parked_ready; /* parked tasks that keep a waker */
+static atomic_int gate2_held;   /* held: task 2 holds the worker */
+static atomic_bool gate2_open;  /* it may go on */
 
 /* async(int) parked(int v): keeps its waker in parked_waker[v - BURST] and
  * waits, until parked_stop; returns v. */
@@ -1336,6 +1374,8 @@ static ac_poll_t parked_poll(void *frame, ac_context *cx, void *out)
     ac_waker *kept = &parked_waker[f->v - BURST];
     if (kept->vtable)
         ac_waker_drop(*kept);
+    else
+        atomic_fetch_add(&parked_ready, 1);
     *kept = ac_waker_clone(cx->waker);
     pthread_mutex_unlock(&parked_mu);
     f->ac_state = AC_STATE_FIRST;
@@ -1364,7 +1404,13 @@ static ac_poll_t starter_poll(void *frame, ac_context *cx, void *out)
         start_order[f->v] = atomic_fetch_add(&started, 1);
         for (volatile int spin = 0; spin < 400; spin++) {
         }
-        if (burst_triggers && f->v % TRIGGER_EVERY == TRIGGER_EVERY - 1)
+        if (burst_held && f->v == 2) {
+            atomic_store(&gate2_held, 1);
+            while (!atomic_load(&gate2_open))
+                sched_yield();
+        }
+        if (burst_triggers && (f->v % TRIGGER_EVERY == TRIGGER_EVERY - 1 ||
+                               (burst_held && (f->v == 0 || f->v == 10))))
             wake_parked();
         f->ac_state = AC_STATE_FIRST;
     }
@@ -1390,28 +1436,50 @@ static ac_poll_t burst_body(script *s, ac_context *cx, int *out)
         if (burst_triggers)
             for (int k = 0; k < PARKED; k++)
                 hs[BURST + k] = spawn_vt(&parked_vt, BURST + k, 0, &cnt);
-        /* A first few, then the rest once a worker is at work on them, so
-         * that the workers start tasks while the burst goes on. */
-        for (int i = 0; i < BURST_FIRST; i++)
-            hs[i] = spawn_vt(&starter_vt, i, burst_rewakes, &cnt);
         s->step = 1;
         /* fallthrough */
     case 1:
-        AWAIT_AT_LEAST(&started, 1);
-        for (int i = BURST_FIRST; i < BURST; i++)
-            hs[i] = spawn_vt(&starter_vt, i, burst_rewakes, &cnt);
+        if (burst_held) {
+            /* Once every parked task waits, the gate holds the worker. */
+            AWAIT_AT_LEAST(&parked_ready, PARKED);
+            ac_handle_detach(spawn_vt(&gate_vt, 0, 0, &cnt));
+        }
         s->step = 2;
         /* fallthrough */
     case 2:
+        if (burst_held)
+            AWAIT_AT_LEAST(&gate_held, 1);
+        /* A first few, then the rest once a worker is at work on them, so
+         * that the workers start tasks while the burst goes on; held, the
+         * rest once task 2 holds the worker. */
+        for (int i = 0; i < (burst_held ? HELD_FIRST : BURST_FIRST); i++)
+            hs[i] = spawn_vt(&starter_vt, i, burst_rewakes, &cnt);
+        if (burst_held) {
+            ac__spawn_flush();
+            atomic_store(&gate_open, true);
+        }
+        s->step = 3;
+        /* fallthrough */
+    case 3:
+        AWAIT_AT_LEAST(burst_held ? &gate2_held : &started, 1);
+        for (int i = burst_held ? HELD_FIRST : BURST_FIRST; i < BURST; i++)
+            hs[i] = spawn_vt(&starter_vt, i, burst_rewakes, &cnt);
+        if (burst_held) {
+            ac__spawn_flush();
+            atomic_store(&gate2_open, true);
+        }
+        s->step = 4;
+        /* fallthrough */
+    case 4:
         if (join_all(s, cx, hs, BURST, -1, out) == AC_PENDING)
             return AC_PENDING;
         if (*out || !burst_triggers)
             return AC_READY;
         atomic_store(&parked_stop, true);
         wake_parked();
-        s->step = 3;
+        s->step = 5;
         /* fallthrough */
-    case 3:
+    case 5:
         return join_all(s, cx, hs, BURST + PARKED, -1, out);
     }
     ac__bad_resume("script", (unsigned)s->step);
@@ -1419,7 +1487,7 @@ static ac_poll_t burst_body(script *s, ac_context *cx, int *out)
 
 /* Runs the burst on `workers` workers; checks how many tasks started early
  * and late. */
-static void check_burst(unsigned workers, int rewakes, bool triggers, int late_limit)
+static void check_burst(unsigned workers, int rewakes, bool triggers, bool held, int late_limit)
 {
     int **hs = malloc((BURST + PARKED) * sizeof *hs);
     start_order = malloc(BURST * sizeof *start_order);
@@ -1427,6 +1495,7 @@ static void check_burst(unsigned workers, int rewakes, bool triggers, int late_l
     ck_assert_ptr_nonnull(start_order);
     burst_rewakes = rewakes;
     burst_triggers = triggers;
+    burst_held = held;
     script s;
     int out = -1;
     ck_assert_int_eq(run_script(AC_RUNTIME_MULTI_THREAD, workers, burst_body, &s, hs, &out), 0);
@@ -1437,9 +1506,10 @@ static void check_burst(unsigned workers, int rewakes, bool triggers, int late_l
         late += start_order[i] > i + BURST_LATE;
         early += start_order[i] + BURST_LATE < i;
     }
-    printf("burst of %d spawns waking themselves %d times%s: %d started more than %d places "
+    printf("burst of %d spawns waking themselves %d times%s%s: %d started more than %d places "
            "early, %d late\n",
-           BURST, rewakes, triggers ? ", some waking 300 others" : "", early, BURST_LATE, late);
+           BURST, rewakes, triggers ? ", some waking 300 others" : "",
+           held ? ", queued while the worker is held" : "", early, BURST_LATE, late);
     fflush(stdout);
     ck_assert_int_lt(early, BURST / 100);
     ck_assert_int_lt(late, late_limit);
@@ -1449,19 +1519,25 @@ static void check_burst(unsigned workers, int rewakes, bool triggers, int late_l
 
 START_TEST(a_burst_of_spawns_from_outside_starts_in_about_spawn_order)
 {
-    check_burst(2, 0, false, BURST / 4);
+    check_burst(2, 0, false, false, BURST / 4);
 }
 END_TEST
 
 START_TEST(a_burst_of_spawns_that_wake_themselves_starts_in_about_spawn_order)
 {
-    check_burst(2, REWAKES, false, BURST / 10);
+    check_burst(2, REWAKES, false, false, BURST / 10);
 }
 END_TEST
 
 START_TEST(a_burst_of_spawns_that_overflow_worker_rings_starts_in_about_spawn_order)
 {
-    check_burst(1, 0, true, BURST / 200);
+    check_burst(1, 0, true, false, BURST / 200);
+}
+END_TEST
+
+START_TEST(a_burst_queued_while_its_worker_is_held_starts_in_about_spawn_order)
+{
+    check_burst(1, 0, true, true, BURST / 200);
 }
 END_TEST
 
@@ -1472,17 +1548,16 @@ END_TEST
  * OUTSIDE tasks (two rings' worth: some stay in its spawner ring, some go
  * to the inject queue's segments), and opens the gate; the flood spawns
  * FLOOD_FANOUT children a round, so that its ring overflows twice a round.
- * The outside tasks start while the flood goes on (all by round 588 of
- * FLOOD_ROUNDS). They did not before, and do not if a worker's overflow may
- * go ahead of the other segments without limit (FRONT_RUN_MAX), or if the
- * spawner rings' turn every GLOBAL_INTERVAL ticks goes to the segments
- * (which the flood keeps full): then they start only once it has ended.
+ * The outside tasks start while the flood goes on (all by round 497 of
+ * FLOOD_ROUNDS). They did not before, and do not if the spawner rings' turn
+ * every GLOBAL_INTERVAL ticks goes to the segments (which the flood keeps
+ * full): then they start only once it has ended. (The flood's ring never
+ * empties, so the worker takes from the segments only on those turns; the
+ * next test covers the turns among the segments.)
  */
 enum { FLOOD_FANOUT = 300, FLOOD_ROUNDS = 3000, OUTSIDE = 600 };
 
 static atomic_int outside_started; /* OUTSIDE tasks that have started */
-static atomic_int gate_held;       /* the gate task holds the worker */
-static atomic_bool gate_open;      /* it may return */
 static atomic_int flood_rounds;    /* rounds of the flood so far */
 static int flood_rounds_then;      /* flood_rounds when the last OUTSIDE task started */
 
@@ -1523,36 +1598,31 @@ static const ac_future_vt flood_vt = {
     sizeof(value_frame), _Alignof(value_frame), sizeof(int), flood_poll, frame_drop, "flood",
 };
 
-/* async(int) gate(void): holds its worker until gate_open; returns 0. */
-static ac_poll_t gate_poll(void *frame, ac_context *cx, void *out)
-{
-    value_frame *f = frame;
-    (void)cx;
-    atomic_store(&gate_held, 1);
-    while (!atomic_load(&gate_open))
-        sched_yield();
-    f->ac_state = AC_STATE_RETURNED;
-    *(int *)out = 0;
-    return AC_READY;
-}
+static const ac_future_vt *busy_of;    /* the flood or the pulse */
+static const ac_future_vt *outside_of; /* the outside tasks' future */
+static bool busy_gates;                /* the busy task holds the worker itself */
 
-static const ac_future_vt gate_vt = {
-    sizeof(value_frame), _Alignof(value_frame), sizeof(int), gate_poll, frame_drop, "gate",
-};
-
-static ac_poll_t flood_body(script *s, ac_context *cx, int *out)
+/* The block_on body of the flood and pulse tests: while the only worker is
+ * held by the gate (a gate task, or the busy task's own), spawns the busy
+ * task (hs[OUTSIDE]) and the OUTSIDE tasks, then opens the gate and joins
+ * them all. */
+static ac_poll_t outside_body(script *s, ac_context *cx, int *out)
 {
     int **hs = s->p;
     switch (s->step) {
     case 0:
-        ac_handle_detach(spawn_vt(&gate_vt, 0, 0, &cnt));
+        if (busy_gates)
+            hs[OUTSIDE] = spawn_vt(busy_of, 0, 0, &cnt);
+        else
+            ac_handle_detach(spawn_vt(&gate_vt, 0, 0, &cnt));
         s->step = 1;
         /* fallthrough */
     case 1:
         AWAIT_AT_LEAST(&gate_held, 1);
-        hs[OUTSIDE] = spawn_vt(&flood_vt, 0, 0, &cnt);
+        if (!busy_gates)
+            hs[OUTSIDE] = spawn_vt(busy_of, 0, 0, &cnt);
         for (int i = 0; i < OUTSIDE; i++)
-            hs[i] = spawn_vt(&outside_vt, i, 0, &cnt);
+            hs[i] = spawn_vt(outside_of, i, 0, &cnt);
         ac__spawn_flush();
         atomic_store(&gate_open, true);
         s->step = 2;
@@ -1577,13 +1647,113 @@ START_TEST(a_worker_that_keeps_overflowing_does_not_hold_back_spawns_from_outsid
     int *hs[OUTSIDE + 1];
     script s;
     int out = -1;
-    ck_assert_int_eq(run_script(AC_RUNTIME_MULTI_THREAD, 1, flood_body, &s, hs, &out), 0);
+    busy_of = &flood_vt;
+    outside_of = &outside_vt;
+    ck_assert_int_eq(run_script(AC_RUNTIME_MULTI_THREAD, 1, outside_body, &s, hs, &out), 0);
     ck_assert_int_eq(out, 0);
     printf("flood: the last of %d spawns from outside started after %d of %d rounds\n", OUTSIDE,
            flood_rounds_then, FLOOD_ROUNDS);
     fflush(stdout);
     ck_assert_int_eq(atomic_load(&outside_started), OUTSIDE);
     ck_assert_int_lt(flood_rounds_then, FLOOD_ROUNDS / 2);
+}
+END_TEST
+
+/*
+ * The spawners' overflow gets a turn among the segments: a pulse task
+ * spawns PULSE_FANOUT children a round, which overflow its worker's ring
+ * two or three times, and waits for the last of them, so that the ring
+ * empties between rounds and the worker takes from the segments. While the
+ * first child of the first round holds the only worker, the block_on thread
+ * spawns OUTSIDE tasks, of which the older ones go to the inject queue's
+ * segments. With the workers' segments always first, those started only at
+ * the pace of the every-GLOBAL_INTERVAL-ticks look (the first half ring of
+ * them by round 28 of PULSE_ROUNDS, every run); after every FRONT_RUN_MAX
+ * of the workers' segments one of the spawners' goes: by round 1 (2 with
+ * the single queue before).
+ */
+enum { PULSE_FANOUT = 600, PULSE_ROUNDS = 100, PULSE_FIRST = 128 /* half a ring */ };
+
+static atomic_int pulse_rounds;   /* rounds begun */
+static atomic_int pulse_left;     /* children of this round still to run */
+static ac_waker pulse_waker;      /* the pulse task's, for the last child */
+static atomic_int pulse_outside;  /* OUTSIDE tasks started */
+static int pulse_rounds_then;     /* pulse_rounds when the PULSE_FIRST-th of them started */
+
+/* async(int) pulse_child(int v): child v of a round; the first of the first
+ * round holds its worker like the gate; the last to run wakes the pulse. */
+static ac_poll_t pulse_child_poll(void *frame, ac_context *cx, void *out)
+{
+    value_frame *f = frame;
+    (void)cx;
+    if (f->v == 0 && atomic_load(&pulse_rounds) == 1)
+        gate_poll(frame, cx, out);
+    if (atomic_fetch_sub(&pulse_left, 1) == 1)
+        ac_waker_wake(pulse_waker);
+    f->ac_state = AC_STATE_RETURNED;
+    *(int *)out = f->v;
+    return AC_READY;
+}
+
+static const ac_future_vt pulse_child_vt = {
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), pulse_child_poll, frame_drop,
+    "pulse_child",
+};
+
+/* async(int) pulse(void): PULSE_ROUNDS rounds of PULSE_FANOUT detached
+ * children, each round once the last one has run; returns 0. */
+static ac_poll_t pulse_poll(void *frame, ac_context *cx, void *out)
+{
+    value_frame *f = frame;
+    if (atomic_load(&pulse_rounds) == PULSE_ROUNDS) {
+        f->ac_state = AC_STATE_RETURNED;
+        *(int *)out = 0;
+        return AC_READY;
+    }
+    pulse_waker = ac_waker_clone(cx->waker);
+    atomic_store(&pulse_left, PULSE_FANOUT);
+    atomic_fetch_add(&pulse_rounds, 1);
+    for (int k = 0; k < PULSE_FANOUT; k++)
+        ac_handle_detach(spawn_vt(&pulse_child_vt, k, 0, &cnt));
+    return AC_PENDING;
+}
+
+static const ac_future_vt pulse_vt = {
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), pulse_poll, frame_drop, "pulse",
+};
+
+/* async(int) pulse_outside(int v): notes its start; returns v. */
+static ac_poll_t pulse_outside_poll(void *frame, ac_context *cx, void *out)
+{
+    value_frame *f = frame;
+    (void)cx;
+    if (atomic_fetch_add(&pulse_outside, 1) + 1 == PULSE_FIRST)
+        pulse_rounds_then = atomic_load(&pulse_rounds);
+    f->ac_state = AC_STATE_RETURNED;
+    *(int *)out = f->v;
+    return AC_READY;
+}
+
+static const ac_future_vt pulse_outside_vt = {
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), pulse_outside_poll, frame_drop,
+    "pulse_outside",
+};
+
+START_TEST(a_worker_whose_ring_overflows_every_round_leaves_the_spawners_overflow_a_turn)
+{
+    int *hs[OUTSIDE + 1];
+    script s;
+    int out = -1;
+    busy_of = &pulse_vt;
+    outside_of = &pulse_outside_vt;
+    busy_gates = true;
+    ck_assert_int_eq(run_script(AC_RUNTIME_MULTI_THREAD, 1, outside_body, &s, hs, &out), 0);
+    ck_assert_int_eq(out, 0);
+    printf("pulse: the first %d of %d spawns from outside started by round %d of %d\n",
+           PULSE_FIRST, OUTSIDE, pulse_rounds_then, PULSE_ROUNDS);
+    fflush(stdout);
+    ck_assert_int_eq(atomic_load(&pulse_outside), OUTSIDE);
+    ck_assert_int_le(pulse_rounds_then, 10);
 }
 END_TEST
 
@@ -1675,7 +1845,9 @@ static Suite *sched_suite(void)
     tcase_add_test(tc, a_burst_of_spawns_from_outside_starts_in_about_spawn_order);
     tcase_add_test(tc, a_burst_of_spawns_that_wake_themselves_starts_in_about_spawn_order);
     tcase_add_test(tc, a_burst_of_spawns_that_overflow_worker_rings_starts_in_about_spawn_order);
+    tcase_add_test(tc, a_burst_queued_while_its_worker_is_held_starts_in_about_spawn_order);
     tcase_add_test(tc, a_worker_that_keeps_overflowing_does_not_hold_back_spawns_from_outside);
+    tcase_add_test(tc, a_worker_whose_ring_overflows_every_round_leaves_the_spawners_overflow_a_turn);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("shutdown");
