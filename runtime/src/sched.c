@@ -1356,7 +1356,7 @@ static ac__task *take_spawned(worker *w, size_t want)
  * turns at going first, so that none of them waits for another to empty
  * (workers' rings that overflow all the time keep the segments full); but
  * while a spawner's overflow is queued, its ring's turn goes to the
- * segments, which hold older spawns. */
+ * spawners' segments, which hold older spawns. */
 static ac__task *take_one_from_outside(worker *w)
 {
     unsigned turn = (unsigned)(w->tick / GLOBAL_INTERVAL) % 3;
