@@ -1334,17 +1334,16 @@ static ac__task *take_from_spawners(worker *w, uint32_t max)
     return NULL;
 }
 
-/* Takes up to `want` tasks (0: a fair share, as much as half a ring holds)
- * that threads outside the workers spawned, into w's ring; returns one to
- * run. */
-static ac__task *take_spawned(worker *w, size_t want)
+/* Takes a fair share (as much as half a ring holds) of the tasks that
+ * threads outside the workers spawned, into w's ring; returns one to run. */
+static ac__task *take_spawned(worker *w)
 {
     /* A ring that overflowed moved its older half to the inject queue's
      * segments: those go first, so that spawns start in the order they
      * were made (a burst's first tasks would otherwise wait behind its
      * last). */
-    ac__task *t = take_overflow(w, want ? want : remote_share(w), false);
-    return t ? t : take_from_spawners(w, (uint32_t)want);
+    ac__task *t = take_overflow(w, remote_share(w), false);
+    return t ? t : take_from_spawners(w, 0);
 }
 
 /* Every GLOBAL_INTERVAL ticks, one task from outside the worker's ring, for
@@ -1392,7 +1391,7 @@ static ac__task *next_task(worker *w)
     ac__task *t = lq_pop(w);
     if (!t)
         t = take_remote_batch(w);
-    return t ? t : take_spawned(w, 0);
+    return t ? t : take_spawned(w);
 }
 
 static uint32_t next_random(worker *w)
@@ -1422,7 +1421,7 @@ static ac__task *steal_work(worker *w)
         if (t)
             return t;
     }
-    ac__task *t = take_spawned(w, 0);
+    ac__task *t = take_spawned(w);
     return t ? t : take_remote_batch(w);
 }
 
