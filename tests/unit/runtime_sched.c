@@ -1558,16 +1558,18 @@ END_TEST
 enum { FLOOD_FANOUT = 300, FLOOD_ROUNDS = 3000, OUTSIDE = 600 };
 
 static atomic_int outside_started; /* OUTSIDE tasks that have started */
+static int outside_mark;           /* the start that outside_rounds_then is taken at */
+static atomic_int *busy_rounds;    /* the rounds of the flood or the pulse so far */
+static int outside_rounds_then;    /* *busy_rounds at the outside_mark-th start */
 static atomic_int flood_rounds;    /* rounds of the flood so far */
-static int flood_rounds_then;      /* flood_rounds when the last OUTSIDE task started */
 
 /* async(int) outside(int v): notes its start; returns v. */
 static ac_poll_t outside_poll(void *frame, ac_context *cx, void *out)
 {
     value_frame *f = frame;
     (void)cx;
-    if (atomic_fetch_add(&outside_started, 1) + 1 == OUTSIDE)
-        flood_rounds_then = atomic_load(&flood_rounds);
+    if (atomic_fetch_add(&outside_started, 1) + 1 == outside_mark)
+        outside_rounds_then = atomic_load(busy_rounds);
     f->ac_state = AC_STATE_RETURNED;
     *(int *)out = f->v;
     return AC_READY;
@@ -1598,9 +1600,8 @@ static const ac_future_vt flood_vt = {
     sizeof(value_frame), _Alignof(value_frame), sizeof(int), flood_poll, frame_drop, "flood",
 };
 
-static const ac_future_vt *busy_of;    /* the flood or the pulse */
-static const ac_future_vt *outside_of; /* the outside tasks' future */
-static bool busy_gates;                /* the busy task holds the worker itself */
+static const ac_future_vt *busy_of; /* the flood or the pulse */
+static bool busy_gates;             /* the busy task holds the worker itself */
 
 /* The block_on body of the flood and pulse tests: while the only worker is
  * held by the gate (a gate task, or the busy task's own), spawns the busy
@@ -1622,7 +1623,7 @@ static ac_poll_t outside_body(script *s, ac_context *cx, int *out)
         if (!busy_gates)
             hs[OUTSIDE] = spawn_vt(busy_of, 0, 0, &cnt);
         for (int i = 0; i < OUTSIDE; i++)
-            hs[i] = spawn_vt(outside_of, i, 0, &cnt);
+            hs[i] = spawn_vt(&outside_vt, i, 0, &cnt);
         ac__spawn_flush();
         atomic_store(&gate_open, true);
         s->step = 2;
@@ -1648,14 +1649,15 @@ START_TEST(a_worker_that_keeps_overflowing_does_not_hold_back_spawns_from_outsid
     script s;
     int out = -1;
     busy_of = &flood_vt;
-    outside_of = &outside_vt;
+    busy_rounds = &flood_rounds;
+    outside_mark = OUTSIDE;
     ck_assert_int_eq(run_script(AC_RUNTIME_MULTI_THREAD, 1, outside_body, &s, hs, &out), 0);
     ck_assert_int_eq(out, 0);
     printf("flood: the last of %d spawns from outside started after %d of %d rounds\n", OUTSIDE,
-           flood_rounds_then, FLOOD_ROUNDS);
+           outside_rounds_then, FLOOD_ROUNDS);
     fflush(stdout);
     ck_assert_int_eq(atomic_load(&outside_started), OUTSIDE);
-    ck_assert_int_lt(flood_rounds_then, FLOOD_ROUNDS / 2);
+    ck_assert_int_lt(outside_rounds_then, FLOOD_ROUNDS / 2);
 }
 END_TEST
 
@@ -1674,11 +1676,9 @@ END_TEST
  */
 enum { PULSE_FANOUT = 600, PULSE_ROUNDS = 100, PULSE_FIRST = 128 /* half a ring */ };
 
-static atomic_int pulse_rounds;   /* rounds begun */
-static atomic_int pulse_left;     /* children of this round still to run */
-static ac_waker pulse_waker;      /* the pulse task's, for the last child */
-static atomic_int pulse_outside;  /* OUTSIDE tasks started */
-static int pulse_rounds_then;     /* pulse_rounds when the PULSE_FIRST-th of them started */
+static atomic_int pulse_rounds; /* rounds begun */
+static atomic_int pulse_left;   /* children of this round still to run */
+static ac_waker pulse_waker;    /* the pulse task's, for the last child */
 
 /* async(int) pulse_child(int v): child v of a round; the first of the first
  * round holds its worker like the gate; the last to run wakes the pulse. */
@@ -1722,38 +1722,22 @@ static const ac_future_vt pulse_vt = {
     sizeof(value_frame), _Alignof(value_frame), sizeof(int), pulse_poll, frame_drop, "pulse",
 };
 
-/* async(int) pulse_outside(int v): notes its start; returns v. */
-static ac_poll_t pulse_outside_poll(void *frame, ac_context *cx, void *out)
-{
-    value_frame *f = frame;
-    (void)cx;
-    if (atomic_fetch_add(&pulse_outside, 1) + 1 == PULSE_FIRST)
-        pulse_rounds_then = atomic_load(&pulse_rounds);
-    f->ac_state = AC_STATE_RETURNED;
-    *(int *)out = f->v;
-    return AC_READY;
-}
-
-static const ac_future_vt pulse_outside_vt = {
-    sizeof(value_frame), _Alignof(value_frame), sizeof(int), pulse_outside_poll, frame_drop,
-    "pulse_outside",
-};
-
 START_TEST(a_worker_whose_ring_overflows_every_round_leaves_the_spawners_overflow_a_turn)
 {
     int *hs[OUTSIDE + 1];
     script s;
     int out = -1;
     busy_of = &pulse_vt;
-    outside_of = &pulse_outside_vt;
     busy_gates = true;
+    busy_rounds = &pulse_rounds;
+    outside_mark = PULSE_FIRST;
     ck_assert_int_eq(run_script(AC_RUNTIME_MULTI_THREAD, 1, outside_body, &s, hs, &out), 0);
     ck_assert_int_eq(out, 0);
     printf("pulse: the first %d of %d spawns from outside started by round %d of %d\n",
-           PULSE_FIRST, OUTSIDE, pulse_rounds_then, PULSE_ROUNDS);
+           PULSE_FIRST, OUTSIDE, outside_rounds_then, PULSE_ROUNDS);
     fflush(stdout);
-    ck_assert_int_eq(atomic_load(&pulse_outside), OUTSIDE);
-    ck_assert_int_le(pulse_rounds_then, 10);
+    ck_assert_int_eq(atomic_load(&outside_started), OUTSIDE);
+    ck_assert_int_le(outside_rounds_then, 10);
 }
 END_TEST
 
