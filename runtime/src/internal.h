@@ -431,6 +431,9 @@ int ac__runtime_all_idle(ac_runtime *rt);
 
 /* The configuration a runtime was built with (defaults resolved). */
 const ac_runtime_config *ac__runtime_config(ac_runtime *rt);
+/* Tests only: ring overflow segments rt has queued so far, and how many of
+ * them it had to malloc (the others were reused). */
+void ac__runtime_seg_counts(ac_runtime *rt, size_t *queued, size_t *allocated);
 /* Tests only: when set, called by a wake from outside a runtime after it has
  * queued the task and before it wakes a thread of the runtime. */
 extern void (*ac__test_after_outside_queue)(void);

@@ -1741,6 +1741,75 @@ START_TEST(a_worker_whose_ring_overflows_every_round_leaves_the_spawners_overflo
 }
 END_TEST
 
+/*
+ * Ring overflow segments go round: while the only worker is held by a gate
+ * task, the block_on thread spawns RECYCLE_SPAWNS tasks, which fill its
+ * spawner ring and overflow it into the inject queue (5-6 segments of 129
+ * tasks), then opens the gate and joins them all; RECYCLE_ROUNDS times in
+ * one runtime. The worker empties the segments; the next rounds reuse them.
+ * Before, each of the 290 segments was malloc'd by the block_on thread and
+ * freed by the worker, under the lock of the block_on thread's arena.
+ */
+enum { RECYCLE_SPAWNS = 1000, RECYCLE_ROUNDS = 50 };
+
+static int recycle_rounds; /* rounds done */
+
+static ac_poll_t recycle_body(script *s, ac_context *cx, int *out)
+{
+    int **hs = s->p;
+    for (;;) {
+        switch (s->step) {
+        case 0:
+            /* The last round's gate task has returned: its worker ran the
+             * tasks joined since. */
+            atomic_store(&gate_held, 0);
+            atomic_store(&gate_open, false);
+            ac_handle_detach(spawn_vt(&gate_vt, 0, 0, &cnt));
+            s->step = 1;
+            /* fallthrough */
+        case 1:
+            AWAIT_AT_LEAST(&gate_held, 1);
+            for (int i = 0; i < RECYCLE_SPAWNS; i++)
+                hs[i] = spawn_vt(&value_vt, i, 0, &cnt);
+            ac__spawn_flush();
+            atomic_store(&gate_open, true);
+            s->i = 0;
+            s->step = 2;
+            /* fallthrough */
+        case 2:
+            if (join_all(s, cx, hs, RECYCLE_SPAWNS, -1, out) == AC_PENDING)
+                return AC_PENDING;
+            if (*out || ++recycle_rounds == RECYCLE_ROUNDS)
+                return AC_READY;
+            s->step = 0;
+            break;
+        default:
+            ac__bad_resume("script", (unsigned)s->step);
+        }
+    }
+}
+
+START_TEST(ring_overflow_segments_are_reused_not_allocated_each_time)
+{
+    static int *hs[RECYCLE_SPAWNS];
+    script s;
+    int out = -1;
+    size_t queued, allocated;
+    ac_runtime *rt = new_runtime(AC_RUNTIME_MULTI_THREAD, 1);
+    ck_assert_int_eq(block_on_script(rt, recycle_body, &s, hs, &out), 0);
+    ck_assert_int_eq(out, 0);
+    ac__runtime_seg_counts(rt, &queued, &allocated);
+    ac_runtime_free(rt);
+    printf("segments: %zu queued in %d rounds, %zu of them allocated\n", queued, RECYCLE_ROUNDS,
+           allocated);
+    fflush(stdout);
+    /* Every round overflows (the ring holds 256 tasks)... */
+    ck_assert_uint_ge(queued, (size_t)RECYCLE_ROUNDS * 5);
+    /* ...and only the first allocates, and the second one spare. */
+    ck_assert_uint_le(allocated, 2 * queued / RECYCLE_ROUNDS + 1);
+}
+END_TEST
+
 typedef struct spawning_thread {
     ac_runtime *rt;            /* shared by all */
     pthread_barrier_t *start;  /* so that they spawn at the same time */
@@ -1832,6 +1901,7 @@ static Suite *sched_suite(void)
     tcase_add_test(tc, a_burst_queued_while_its_worker_is_held_starts_in_about_spawn_order);
     tcase_add_test(tc, a_worker_that_keeps_overflowing_does_not_hold_back_spawns_from_outside);
     tcase_add_test(tc, a_worker_whose_ring_overflows_every_round_leaves_the_spawners_overflow_a_turn);
+    tcase_add_test(tc, ring_overflow_segments_are_reused_not_allocated_each_time);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("shutdown");
