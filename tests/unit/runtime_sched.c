@@ -1744,10 +1744,10 @@ END_TEST
 /*
  * Ring overflow segments go round: while the only worker is held by a gate
  * task, the block_on thread spawns RECYCLE_SPAWNS tasks, which fill its
- * spawner ring and overflow it into the inject queue (5-6 segments of 129
+ * spawner ring and overflow it into the inject queue (six segments of 129
  * tasks), then opens the gate and joins them all; RECYCLE_ROUNDS times in
  * one runtime. The worker empties the segments; the next rounds reuse them.
- * Before, each of the 290 segments was malloc'd by the block_on thread and
+ * Before, each of the 300 segments was malloc'd by the block_on thread and
  * freed by the worker, under the lock of the block_on thread's arena.
  */
 enum { RECYCLE_SPAWNS = 1000, RECYCLE_ROUNDS = 50 };
@@ -1805,7 +1805,8 @@ START_TEST(ring_overflow_segments_are_reused_not_allocated_each_time)
     fflush(stdout);
     /* Every round overflows (the ring holds 256 tasks)... */
     ck_assert_uint_ge(queued, (size_t)RECYCLE_ROUNDS * 5);
-    /* ...and only the first allocates, and the second one spare. */
+    /* ...and only the first round allocates its segments, and the second
+     * the spare that the block_on thread keeps from then on (6 + 1). */
     ck_assert_uint_le(allocated, 2 * queued / RECYCLE_ROUNDS + 1);
 }
 END_TEST
