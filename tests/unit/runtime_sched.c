@@ -2,8 +2,9 @@
  * runtime_sched.c: runtimes and their schedulers (sched.c): the builder,
  * block_on on both flavours, many tasks on two workers, work stealing, the
  * bounded LIFO slot, the cooperative budget, wakes from foreign threads, the
- * start order of a burst of spawns, shutdown (also racing with a wake from
- * outside), the driver hooks, and a million spawned tasks.
+ * start order of a burst of spawns, the reuse of ring overflow segments,
+ * shutdown (also racing with a wake from outside), the driver hooks, and a
+ * million spawned tasks.
  *
  * Futures are lowered by hand (docs/runtime-abi.md). A root `script` runs a
  * test's body, a switch on `step`, with an embedded join frame. Nothing here
@@ -1760,8 +1761,8 @@ static ac_poll_t recycle_body(script *s, ac_context *cx, int *out)
     for (;;) {
         switch (s->step) {
         case 0:
-            /* The last round's gate task has returned: its worker ran the
-             * tasks joined since. */
+            /* The last round's gate task, if any, has returned: its worker
+             * ran the tasks joined since. */
             atomic_store(&gate_held, 0);
             atomic_store(&gate_open, false);
             ac_handle_detach(spawn_vt(&gate_vt, 0, 0, &cnt));
