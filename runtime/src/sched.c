@@ -1788,8 +1788,10 @@ static void stop_workers(ac_runtime *rt)
  * were initialised. */
 static void destroy(ac_runtime *rt, unsigned parkers)
 {
-    for (unsigned i = 0; i < parkers; i++)
+    for (unsigned i = 0; i < parkers; i++) {
         parker_destroy(&rt->workers[i].park);
+        free(rt->workers[i].q.spare);
+    }
     ac__slab_close(rt->slab);
     unsigned ns = atomic_load(&rt->nspawners);
     for (unsigned i = 0; i < ns; i++) {
@@ -1797,8 +1799,6 @@ static void destroy(ac_runtime *rt, unsigned parkers)
         free(sp->q.spare);
         free(sp);
     }
-    for (unsigned i = 0; i < parkers; i++)
-        free(rt->workers[i].q.spare);
     while (rt->free_segs) {
         inject_seg *seg = rt->free_segs;
         rt->free_segs = seg->next;
