@@ -475,6 +475,9 @@ static char *lower_special(Lower *L, TSNode n)
         return lower_await(L, aw);
 
     char *ind = indent_of(L, n);
+    /* The lines written here, between the operands' own, are the
+     * operator's: under its line, not counted on from an await's. */
+    int line = source_line(L, n);
     if (type_is(n, "binary_expression")) {
         TSNode op = child_by_field(n, "operator");
         TSNode left = child_by_field(n, "left");
@@ -484,10 +487,12 @@ static char *lower_special(Lower *L, TSNode n)
             char *l = lower_expr(L, left);
             Temp *t = new_temp(L, n, "int", 4, 4);
             char *tr = temp_ref(t);
+            sync_line(L, line);
             buf_printf(&L->out, "%s%s = (%s) != 0;\n", ind, tr, l);
             buf_printf(&L->out, "%sif (%s%s) {\n", ind, and ? "" : "!", tr);
             int mark = L->pending.len;
             char *r = lower_expr(L, right);
+            sync_line(L, line);
             buf_printf(&L->out, "%s%s = (%s) != 0;\n%s}\n", ind, tr, r, ind);
             L->pending.len = mark; /* the right operand's values are used up */
             vec_push(&L->pending, t);
@@ -518,9 +523,11 @@ static char *lower_special(Lower *L, TSNode n)
                 t = new_temp(L, n, type, ti ? ti->size : -1, ti ? ti->align : -1);
                 tr = temp_ref(t);
             }
+            sync_line(L, line);
             buf_printf(&L->out, "%sif (%s) {\n", ind, c);
             int mark = L->pending.len;
             char *a = lower_expr(L, cons);
+            sync_line(L, line);
             if (t)
                 buf_printf(&L->out, "%s%s = %s;\n", ind, tr, a);
             else
@@ -528,6 +535,7 @@ static char *lower_special(Lower *L, TSNode n)
             buf_printf(&L->out, "%s} else {\n", ind);
             L->pending.len = mark; /* each arm's values are used up in it */
             char *b = lower_expr(L, alt);
+            sync_line(L, line);
             if (t)
                 buf_printf(&L->out, "%s%s = %s;\n%s}\n", ind, tr, b, ind);
             else
@@ -545,6 +553,7 @@ static char *lower_special(Lower *L, TSNode n)
         TSNode left = child_by_field(n, "left");
         TSNode right = child_by_field(n, "right");
         char *l = lower_expr(L, left);
+        sync_line(L, line);
         buf_printf(&L->out, "%s(void)(%s);\n", ind, l);
         free(l);
         free(ind);
@@ -868,7 +877,10 @@ static void lower_stmt(Lower *L, TSNode n)
     if (!touched(L, n)) {
         sync_line(L, source_line(L, n));
         char *ind = indent_of(L, n);
-        put(L, ind);
+        if (!L->out.len || L->out.data[L->out.len - 1] == '\n')
+            put(L, ind); /* not after `if (...) `, on the line it continues */
+        else if (L->out.data[L->out.len - 1] != ' ')
+            put(L, " ");
         render_into(L, n, &L->out);
         put(L, "\n");
         free(ind);
@@ -908,6 +920,7 @@ static void lower_stmt(Lower *L, TSNode n)
         TSNode alt = child_by_field(n, "alternative");
         char *c = lower_expr(L, cond);
         L->pending.len = mark;
+        sync_line(L, source_line(L, n)); /* after the condition's awaits */
         buf_printf(&L->out, "%sif (%s)", ind, c);
         lower_block(L, cons, ind);
         if (!ts_node_is_null(alt)) {

@@ -384,9 +384,8 @@ ac_resume_9:
 ac_resume_10:
         if (val__poll(&ac_f->ac_aw10, ac_cx, &ac_t7) == AC_PENDING)
             return AC_PENDING;
-        if (ac_t7 == 2) 
 #line 66 "tests/golden/control/do_while.ac"
-        {
+        if (ac_t7 == 2) {
             ac_f->skipped++;
             goto ac_next_5;
         }
@@ -472,6 +471,7 @@ ac_resume_14:
 ac_resume_15:
     if (check__poll(&ac_f->ac_aw15, ac_cx, &ac_t13) == AC_PENDING)
         return AC_PENDING;
+#line 101 "tests/golden/control/do_while.ac"
     ac_t12 = (ac_t13) != 0;
     }
     if (!(ac_t12))

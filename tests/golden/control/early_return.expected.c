@@ -145,9 +145,8 @@ static ac_poll_t search__poll(struct search__frame *ac_f, ac_context *ac_cx, int
 ac_resume_3:
                 if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
                     return AC_PENDING;
-                if (ac_t1 > ac_f->limit) 
 #line 27 "tests/golden/control/early_return.ac"
-                {
+                if (ac_t1 > ac_f->limit) {
                     {
                         ac_yield__init(&ac_f->ac_aw4);
                         ac_f->ac_state = 4;

@@ -501,8 +501,8 @@ ac_resume_13:
 ac_resume_15:
         if (val__poll(&ac_f->ac_aw15, ac_cx, &ac_t11) == AC_PENDING)
             return AC_PENDING;
+#line 69 "tests/golden/control/for.ac"
         if (ac_t11 == 2) {
-#line 70 "tests/golden/control/for.ac"
             break;
         }
 #line 71 "tests/golden/control/for.ac"

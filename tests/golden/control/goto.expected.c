@@ -221,9 +221,8 @@ again:
 ac_resume_3:
     if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
-    if (ac_t1 != ac_f->works_at) 
 #line 27 "tests/golden/control/goto.ac"
-    {
+    if (ac_t1 != ac_f->works_at) {
         say__init(&ac_f->ac_aw4, "attempt failed:", ac_f->attempt);
         ac_f->ac_state = 4;
 ac_resume_4:
@@ -341,8 +340,8 @@ static ac_poll_t find__poll(struct find__frame *ac_f, ac_context *ac_cx, int *ac
 ac_resume_3:
             if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
                 return AC_PENDING;
+#line 42 "tests/golden/control/goto.ac"
             if (ac_t1 == ac_f->target) {
-#line 43 "tests/golden/control/goto.ac"
                 goto found;
             }
 #line 44 "tests/golden/control/goto.ac"

@@ -225,8 +225,8 @@ static ac_poll_t classify__poll(struct classify__frame *ac_f, ac_context *ac_cx,
 ac_resume_3:
     if (check__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+#line 29 "tests/golden/control/if_else.ac"
     if (ac_t1) {
-#line 30 "tests/golden/control/if_else.ac"
         { *ac_out = "negative"; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     } else {
 #line 31 "tests/golden/control/if_else.ac"
@@ -235,8 +235,8 @@ ac_resume_3:
 ac_resume_4:
     if (check__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+#line 31 "tests/golden/control/if_else.ac"
     if (ac_t2) {
-#line 32 "tests/golden/control/if_else.ac"
         { *ac_out = "zero"; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     } else {
 #line 33 "tests/golden/control/if_else.ac"
@@ -245,8 +245,8 @@ ac_resume_4:
 ac_resume_5:
     if (check__poll(&ac_f->ac_aw5, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
+#line 33 "tests/golden/control/if_else.ac"
     if (ac_t3) {
-#line 34 "tests/golden/control/if_else.ac"
         { *ac_out = "small"; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     } else {
         { *ac_out = "large"; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -422,8 +422,8 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
         if (check__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
             return AC_PENDING;
+#line 46 "tests/golden/control/if_else.ac"
         if (ac_t1) {
-#line 47 "tests/golden/control/if_else.ac"
             printf("  then i=%d\n", ac_f->i);
         } else {
             printf("  else i=%d\n", ac_f->i);
@@ -479,8 +479,8 @@ ac_resume_8:
 ac_resume_9:
         if (check__poll(&ac_f->ac_aw9, ac_cx, &ac_t4) == AC_PENDING)
             return AC_PENDING;
+#line 68 "tests/golden/control/if_else.ac"
         if (ac_t4) {
-#line 69 "tests/golden/control/if_else.ac"
             say__init(&ac_f->ac_aw10, "yes");
             ac_f->ac_state = 10;
 ac_resume_10:
@@ -517,15 +517,15 @@ ac_resume_12:
 ac_resume_13:
             if (check__poll(&ac_f->ac_aw13, ac_cx, &ac_t6) == AC_PENDING)
                 return AC_PENDING;
+#line 82 "tests/golden/control/if_else.ac"
             if (ac_t6) {
-#line 83 "tests/golden/control/if_else.ac"
                 check__init(&ac_f->ac_aw14, "b", ac_f->b);
                 ac_f->ac_state = 14;
 ac_resume_14:
                 if (check__poll(&ac_f->ac_aw14, ac_cx, &ac_t7) == AC_PENDING)
                     return AC_PENDING;
+#line 83 "tests/golden/control/if_else.ac"
                 if (ac_t7) {
-#line 84 "tests/golden/control/if_else.ac"
                     say__init(&ac_f->ac_aw15, "a and b");
                     ac_f->ac_state = 15;
 ac_resume_15:
@@ -569,8 +569,8 @@ ac_resume_18:
 ac_resume_19:
     if (check__poll(&ac_f->ac_aw19, ac_cx, &ac_t8) == AC_PENDING)
         return AC_PENDING;
+#line 98 "tests/golden/control/if_else.ac"
     if (ac_t8) {
-#line 99 "tests/golden/control/if_else.ac"
         ;
     } else {
         ;
@@ -581,9 +581,8 @@ ac_resume_19:
 ac_resume_20:
     if (check__poll(&ac_f->ac_aw20, ac_cx, &ac_t9) == AC_PENDING)
         return AC_PENDING;
-    if (ac_t9) 
 #line 102 "tests/golden/control/if_else.ac"
-    {
+    if (ac_t9) {
     } else {
         say__init(&ac_f->ac_aw21, "unreachable");
         ac_f->ac_state = 21;

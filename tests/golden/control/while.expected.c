@@ -360,8 +360,8 @@ ac_resume_7:
 ac_resume_8:
         if (val__poll(&ac_f->ac_aw8, ac_cx, &ac_t6) == AC_PENDING)
             return AC_PENDING;
+#line 72 "tests/golden/control/while.ac"
         if (ac_t6 != 0) {
-#line 73 "tests/golden/control/while.ac"
             continue;
         }
 #line 74 "tests/golden/control/while.ac"

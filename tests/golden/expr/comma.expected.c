@@ -231,6 +231,7 @@ static ac_poll_t last_of_three__poll(struct last_of_three__frame *ac_f, ac_conte
 ac_resume_3:
     if (step__poll(&ac_f->ac_aw3, ac_cx, &ac_f->ac_t1) == AC_PENDING)
         return AC_PENDING;
+#line 37 "tests/golden/expr/comma.ac"
     (void)(ac_f->ac_t1);
 #line 37 "tests/golden/expr/comma.ac"
     step__init(&ac_f->ac_aw4, ac_f->x + 1);
@@ -238,6 +239,7 @@ ac_resume_3:
 ac_resume_4:
     if (step__poll(&ac_f->ac_aw4, ac_cx, &ac_f->ac_t2) == AC_PENDING)
         return AC_PENDING;
+#line 37 "tests/golden/expr/comma.ac"
     (void)(ac_f->ac_t2);
 #line 37 "tests/golden/expr/comma.ac"
     step__init(&ac_f->ac_aw5, ac_f->x + 2);
@@ -416,6 +418,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (step__poll(&ac_f->ac_aw3, ac_cx, &ac_f->ac_t1) == AC_PENDING)
         return AC_PENDING;
+#line 48 "tests/golden/expr/comma.ac"
     (void)(ac_f->ac_t1);
 #line 48 "tests/golden/expr/comma.ac"
     step__init(&ac_f->ac_aw4, 2);
@@ -423,6 +426,7 @@ ac_resume_3:
 ac_resume_4:
     if (step__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+#line 48 "tests/golden/expr/comma.ac"
     (void)(ac_t2);
 #line 48 "tests/golden/expr/comma.ac"
     ac_f->r = (3);
@@ -433,6 +437,7 @@ ac_resume_4:
 ac_resume_5:
     if (mark__poll(&ac_f->ac_aw5, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+#line 51 "tests/golden/expr/comma.ac"
     (void)(((void)0));
 #line 51 "tests/golden/expr/comma.ac"
     step__init(&ac_f->ac_aw6, 2);
@@ -451,7 +456,9 @@ ac_resume_6:
 ac_resume_7:
     if (step__poll(&ac_f->ac_aw7, ac_cx, &ac_f->ac_t4) == AC_PENDING)
         return AC_PENDING;
+#line 55 "tests/golden/expr/comma.ac"
     (void)(ac_f->ac_t4);
+#line 55 "tests/golden/expr/comma.ac"
     (void)(ac_f->seen = ntrace);
 #line 55 "tests/golden/expr/comma.ac"
     step__init(&ac_f->ac_aw8, 6);
@@ -465,6 +472,7 @@ ac_resume_8:
 #line 58 "tests/golden/expr/comma.ac"
     ac_f->r = 0;
     {
+#line 59 "tests/golden/expr/comma.ac"
     (void)(ac_f->i = 0);
 #line 59 "tests/golden/expr/comma.ac"
     step__init(&ac_f->ac_aw9, 10);
@@ -503,6 +511,7 @@ ac_resume_10:
 ac_resume_11:
     if (mark__poll(&ac_f->ac_aw11, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+#line 65 "tests/golden/expr/comma.ac"
     (void)(((void)0));
     if (!(ac_f->n-- > 0))
         break;
@@ -519,6 +528,7 @@ ac_resume_11:
 ac_resume_12:
     if (step__poll(&ac_f->ac_aw12, ac_cx, &ac_f->ac_t8) == AC_PENDING)
         return AC_PENDING;
+#line 69 "tests/golden/expr/comma.ac"
     (void)(ac_f->ac_t8);
 #line 69 "tests/golden/expr/comma.ac"
     step__init(&ac_f->ac_aw13, 8);
@@ -545,6 +555,7 @@ ac_resume_14:
 ac_resume_15:
     if (step__poll(&ac_f->ac_aw15, ac_cx, &ac_f->ac_t11) == AC_PENDING)
         return AC_PENDING;
+#line 76 "tests/golden/expr/comma.ac"
     (void)(ac_f->x = ac_f->ac_t11);
 #line 76 "tests/golden/expr/comma.ac"
     step__init(&ac_f->ac_aw16, ac_f->x * 10);
@@ -552,6 +563,7 @@ ac_resume_15:
 ac_resume_16:
     if (step__poll(&ac_f->ac_aw16, ac_cx, &ac_t12) == AC_PENDING)
         return AC_PENDING;
+#line 76 "tests/golden/expr/comma.ac"
     (void)(ac_f->x = ac_t12);
 #line 76 "tests/golden/expr/comma.ac"
     ac_f->r = (ac_f->x + 1);
@@ -562,6 +574,7 @@ ac_resume_16:
 ac_resume_17:
     if (step__poll(&ac_f->ac_aw17, ac_cx, &ac_f->ac_t13) == AC_PENDING)
         return AC_PENDING;
+#line 79 "tests/golden/expr/comma.ac"
     if (ac_f->ac_t13) {
 #line 79 "tests/golden/expr/comma.ac"
     mark__init(&ac_f->ac_aw18, 2);
@@ -569,7 +582,9 @@ ac_resume_17:
 ac_resume_18:
     if (mark__poll(&ac_f->ac_aw18, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+#line 79 "tests/golden/expr/comma.ac"
     (void)(((void)0));
+#line 79 "tests/golden/expr/comma.ac"
     ac_t14 = (3);
     } else {
 #line 79 "tests/golden/expr/comma.ac"
@@ -578,7 +593,9 @@ ac_resume_18:
 ac_resume_19:
     if (mark__poll(&ac_f->ac_aw19, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+#line 79 "tests/golden/expr/comma.ac"
     (void)(((void)0));
+#line 79 "tests/golden/expr/comma.ac"
     ac_t14 = (5);
     }
 #line 79 "tests/golden/expr/comma.ac"

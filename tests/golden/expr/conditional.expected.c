@@ -307,7 +307,9 @@ static ac_poll_t sign__poll(struct sign__frame *ac_f, ac_context *ac_cx, const c
 ac_resume_3:
     if (check__poll(&ac_f->ac_aw3, ac_cx, &ac_f->ac_t1) == AC_PENDING)
         return AC_PENDING;
+#line 38 "tests/golden/expr/conditional.ac"
     if (ac_f->ac_t1) {
+#line 38 "tests/golden/expr/conditional.ac"
     ac_t2 = "negative";
     } else {
 #line 38 "tests/golden/expr/conditional.ac"
@@ -316,6 +318,7 @@ ac_resume_3:
 ac_resume_4:
     if (check__poll(&ac_f->ac_aw4, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
+#line 38 "tests/golden/expr/conditional.ac"
     ac_t2 = ac_t3 ? "zero" : "positive";
     }
 #line 38 "tests/golden/expr/conditional.ac"
@@ -555,6 +558,7 @@ ac_resume_4:
 ac_resume_5:
         if (check__poll(&ac_f->ac_aw5, ac_cx, &ac_t4) == AC_PENDING)
             return AC_PENDING;
+#line 55 "tests/golden/expr/conditional.ac"
         ac_t3 = ac_t4;
         } else {
 #line 55 "tests/golden/expr/conditional.ac"
@@ -563,6 +567,7 @@ ac_resume_5:
 ac_resume_6:
         if (check__poll(&ac_f->ac_aw6, ac_cx, &ac_t5) == AC_PENDING)
             return AC_PENDING;
+#line 55 "tests/golden/expr/conditional.ac"
         ac_t3 = ac_t5;
         }
 #line 55 "tests/golden/expr/conditional.ac"
@@ -576,6 +581,7 @@ ac_resume_6:
 ac_resume_7:
     if (check__poll(&ac_f->ac_aw7, ac_cx, &ac_f->ac_t6) == AC_PENDING)
         return AC_PENDING;
+#line 60 "tests/golden/expr/conditional.ac"
     if (ac_f->ac_t6) {
 #line 60 "tests/golden/expr/conditional.ac"
     check__init(&ac_f->ac_aw8, "then", 1);
@@ -583,6 +589,7 @@ ac_resume_7:
 ac_resume_8:
     if (check__poll(&ac_f->ac_aw8, ac_cx, &ac_t8) == AC_PENDING)
         return AC_PENDING;
+#line 60 "tests/golden/expr/conditional.ac"
     ac_t7 = ac_t8;
     } else {
 #line 60 "tests/golden/expr/conditional.ac"
@@ -591,6 +598,7 @@ ac_resume_8:
 ac_resume_9:
     if (check__poll(&ac_f->ac_aw9, ac_cx, &ac_t9) == AC_PENDING)
         return AC_PENDING;
+#line 60 "tests/golden/expr/conditional.ac"
     ac_t7 = ac_t9;
     }
 #line 60 "tests/golden/expr/conditional.ac"
@@ -604,6 +612,7 @@ ac_resume_9:
 ac_resume_10:
         if (check__poll(&ac_f->ac_aw10, ac_cx, &ac_f->ac_t10) == AC_PENDING)
             return AC_PENDING;
+#line 65 "tests/golden/expr/conditional.ac"
         if (ac_f->ac_t10) {
 #line 65 "tests/golden/expr/conditional.ac"
         check__init(&ac_f->ac_aw11, "inner1", ac_f->i == 0);
@@ -611,6 +620,7 @@ ac_resume_10:
 ac_resume_11:
         if (check__poll(&ac_f->ac_aw11, ac_cx, &ac_f->ac_t12) == AC_PENDING)
             return AC_PENDING;
+#line 65 "tests/golden/expr/conditional.ac"
         if (ac_f->ac_t12) {
 #line 65 "tests/golden/expr/conditional.ac"
         check__init(&ac_f->ac_aw12, "A", 1);
@@ -618,6 +628,7 @@ ac_resume_11:
 ac_resume_12:
         if (check__poll(&ac_f->ac_aw12, ac_cx, &ac_t14) == AC_PENDING)
             return AC_PENDING;
+#line 65 "tests/golden/expr/conditional.ac"
         ac_t13 = ac_t14;
         } else {
 #line 65 "tests/golden/expr/conditional.ac"
@@ -626,8 +637,10 @@ ac_resume_12:
 ac_resume_13:
         if (check__poll(&ac_f->ac_aw13, ac_cx, &ac_t15) == AC_PENDING)
             return AC_PENDING;
+#line 65 "tests/golden/expr/conditional.ac"
         ac_t13 = ac_t15;
         }
+#line 65 "tests/golden/expr/conditional.ac"
         ac_t11 = (ac_t13);
         } else {
 #line 66 "tests/golden/expr/conditional.ac"
@@ -636,6 +649,7 @@ ac_resume_13:
 ac_resume_14:
                                           if (check__poll(&ac_f->ac_aw14, ac_cx, &ac_f->ac_t16) == AC_PENDING)
                                               return AC_PENDING;
+#line 66 "tests/golden/expr/conditional.ac"
                                           if (ac_f->ac_t16) {
 #line 66 "tests/golden/expr/conditional.ac"
                                           check__init(&ac_f->ac_aw15, "C", 3);
@@ -643,6 +657,7 @@ ac_resume_14:
 ac_resume_15:
                                           if (check__poll(&ac_f->ac_aw15, ac_cx, &ac_t18) == AC_PENDING)
                                               return AC_PENDING;
+#line 66 "tests/golden/expr/conditional.ac"
                                           ac_t17 = ac_t18;
                                           } else {
 #line 66 "tests/golden/expr/conditional.ac"
@@ -651,8 +666,10 @@ ac_resume_15:
 ac_resume_16:
                                           if (check__poll(&ac_f->ac_aw16, ac_cx, &ac_t19) == AC_PENDING)
                                               return AC_PENDING;
+#line 66 "tests/golden/expr/conditional.ac"
                                           ac_t17 = ac_t19;
                                           }
+#line 65 "tests/golden/expr/conditional.ac"
         ac_t11 = (ac_t17);
         }
 #line 65 "tests/golden/expr/conditional.ac"
@@ -670,6 +687,7 @@ ac_resume_16:
 ac_resume_17:
         if (mkpt__poll(&ac_f->ac_aw17, ac_cx, &ac_t21) == AC_PENDING)
             return AC_PENDING;
+#line 72 "tests/golden/expr/conditional.ac"
         ac_t20 = ac_t21;
         } else {
 #line 72 "tests/golden/expr/conditional.ac"
@@ -678,6 +696,7 @@ ac_resume_17:
 ac_resume_18:
         if (mkpt__poll(&ac_f->ac_aw18, ac_cx, &ac_t22) == AC_PENDING)
             return AC_PENDING;
+#line 72 "tests/golden/expr/conditional.ac"
         ac_t20 = ac_t22;
         }
 #line 72 "tests/golden/expr/conditional.ac"
@@ -689,6 +708,7 @@ ac_resume_18:
 ac_resume_19:
     if (check__poll(&ac_f->ac_aw19, ac_cx, &ac_f->ac_t23) == AC_PENDING)
         return AC_PENDING;
+#line 75 "tests/golden/expr/conditional.ac"
     if (ac_f->ac_t23) {
 #line 75 "tests/golden/expr/conditional.ac"
     mkpt__init(&ac_f->ac_aw20, 5, 6);
@@ -696,6 +716,7 @@ ac_resume_19:
 ac_resume_20:
     if (mkpt__poll(&ac_f->ac_aw20, ac_cx, &ac_t25) == AC_PENDING)
         return AC_PENDING;
+#line 75 "tests/golden/expr/conditional.ac"
     ac_t24 = ac_t25;
     } else {
 #line 75 "tests/golden/expr/conditional.ac"
@@ -704,6 +725,7 @@ ac_resume_20:
 ac_resume_21:
     if (mkpt__poll(&ac_f->ac_aw21, ac_cx, &ac_t26) == AC_PENDING)
         return AC_PENDING;
+#line 75 "tests/golden/expr/conditional.ac"
     ac_t24 = ac_t26;
     }
 #line 75 "tests/golden/expr/conditional.ac"
@@ -719,6 +741,7 @@ ac_resume_21:
 ac_resume_22:
         if (say__poll(&ac_f->ac_aw22, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+#line 80 "tests/golden/expr/conditional.ac"
         ((void)0);
         } else {
 #line 80 "tests/golden/expr/conditional.ac"
@@ -727,6 +750,7 @@ ac_resume_22:
 ac_resume_23:
         if (say__poll(&ac_f->ac_aw23, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+#line 80 "tests/golden/expr/conditional.ac"
         ((void)0);
         }
 #line 80 "tests/golden/expr/conditional.ac"
@@ -748,6 +772,7 @@ ac_resume_24:
     ac_f->b = 0;
     for (ac_f->i_3 = 0; ac_f->i_3 < 5; ac_f->i_3++) {
         if ((ac_f->i_3 % 3 == 0)) {
+#line 89 "tests/golden/expr/conditional.ac"
         (void)(ac_f->a++);
 #line 89 "tests/golden/expr/conditional.ac"
         check__init(&ac_f->ac_aw25, "a-arm", ac_f->a);
@@ -755,8 +780,10 @@ ac_resume_24:
 ac_resume_25:
         if (check__poll(&ac_f->ac_aw25, ac_cx, &ac_t29) == AC_PENDING)
             return AC_PENDING;
+#line 89 "tests/golden/expr/conditional.ac"
         ac_t28 = (ac_t29);
         } else {
+#line 89 "tests/golden/expr/conditional.ac"
         (void)(ac_f->b += 10);
 #line 89 "tests/golden/expr/conditional.ac"
         check__init(&ac_f->ac_aw26, "b-arm", ac_f->b);
@@ -764,6 +791,7 @@ ac_resume_25:
 ac_resume_26:
         if (check__poll(&ac_f->ac_aw26, ac_cx, &ac_t30) == AC_PENDING)
             return AC_PENDING;
+#line 89 "tests/golden/expr/conditional.ac"
         ac_t28 = (ac_t30);
         }
 #line 89 "tests/golden/expr/conditional.ac"
@@ -778,6 +806,7 @@ ac_resume_26:
 ac_resume_27:
     if (check__poll(&ac_f->ac_aw27, ac_cx, &ac_f->ac_t31) == AC_PENDING)
         return AC_PENDING;
+#line 93 "tests/golden/expr/conditional.ac"
     if (ac_f->ac_t31) {
 #line 93 "tests/golden/expr/conditional.ac"
     check__init(&ac_f->ac_aw28, "x", 1);
@@ -785,8 +814,10 @@ ac_resume_27:
 ac_resume_28:
     if (check__poll(&ac_f->ac_aw28, ac_cx, &ac_t33) == AC_PENDING)
         return AC_PENDING;
+#line 93 "tests/golden/expr/conditional.ac"
     ac_t32 = ac_t33;
     } else {
+#line 93 "tests/golden/expr/conditional.ac"
     ac_t32 = 0;
     }
 #line 93 "tests/golden/expr/conditional.ac"

@@ -273,6 +273,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
         ac_f->cond = ac_f->c + ac_f->argc - 1;
         printf("cond=%d\n", ac_f->cond);
         if (ac_f->cond) {
+#line 36 "tests/golden/expr/conditional_args.ac"
         ac_f->ac_t1 = (struct rs){1u, 2u};
         } else {
 #line 36 "tests/golden/expr/conditional_args.ac"
@@ -281,6 +282,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_4:
         if (g__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
             return AC_PENDING;
+#line 36 "tests/golden/expr/conditional_args.ac"
         ac_f->ac_t1 = (struct rs){3u, ac_t2};
         }
 #line 36 "tests/golden/expr/conditional_args.ac"
@@ -298,8 +300,10 @@ ac_resume_3:
 ac_resume_6:
         if (g__poll(&ac_f->ac_aw6, ac_cx, &ac_t5) == AC_PENDING)
             return AC_PENDING;
+#line 37 "tests/golden/expr/conditional_args.ac"
         ac_f->ac_t4 = (struct rs){1u, ac_t5};
         } else {
+#line 37 "tests/golden/expr/conditional_args.ac"
         ac_f->ac_t4 = (struct rs){3u, 4u};
         }
 #line 37 "tests/golden/expr/conditional_args.ac"
@@ -311,6 +315,7 @@ ac_resume_5:
 #line 37 "tests/golden/expr/conditional_args.ac"
         printf("  literal arms, await in then: %u\n", ac_t6);
         if (ac_f->cond) {
+#line 38 "tests/golden/expr/conditional_args.ac"
         ac_f->ac_t7 = ac_f->s;
         } else {
 #line 38 "tests/golden/expr/conditional_args.ac"
@@ -319,6 +324,7 @@ ac_resume_5:
 ac_resume_8:
         if (g__poll(&ac_f->ac_aw8, ac_cx, &ac_t8) == AC_PENDING)
             return AC_PENDING;
+#line 38 "tests/golden/expr/conditional_args.ac"
         ac_f->ac_t7 = (struct rs){5u, ac_t8};
         }
 #line 38 "tests/golden/expr/conditional_args.ac"
@@ -349,13 +355,16 @@ ac_resume_9:
 ac_resume_11:
         if (g__poll(&ac_f->ac_aw11, ac_cx, &ac_t13) == AC_PENDING)
             return AC_PENDING;
+#line 40 "tests/golden/expr/conditional_args.ac"
         ac_t12 = (struct rs){ac_t13, 1u};
         } else {
+#line 40 "tests/golden/expr/conditional_args.ac"
         ac_t12 = ac_f->s;
         }
 #line 40 "tests/golden/expr/conditional_args.ac"
         printf("  sync argument:               %u\n", sum(ac_t12));
         if (ac_f->cond) {
+#line 41 "tests/golden/expr/conditional_args.ac"
         ac_t14 = ac_f->s;
         } else {
 #line 41 "tests/golden/expr/conditional_args.ac"
@@ -370,6 +379,7 @@ ac_resume_12:
 ac_resume_13:
         if (g__poll(&ac_f->ac_aw13, ac_cx, &ac_t16) == AC_PENDING)
             return AC_PENDING;
+#line 41 "tests/golden/expr/conditional_args.ac"
         ac_t14 = (struct rs){ac_f->ac_t15, ac_t16};
         }
 #line 41 "tests/golden/expr/conditional_args.ac"

@@ -147,6 +147,7 @@ static ac_poll_t both__poll(struct both__frame *ac_f, ac_context *ac_cx, int *ac
 ac_resume_3:
     if (check__poll(&ac_f->ac_aw3, ac_cx, &ac_f->ac_t1) == AC_PENDING)
         return AC_PENDING;
+#line 25 "tests/golden/expr/logical.ac"
     ac_t2 = (ac_f->ac_t1) != 0;
     if (ac_t2) {
 #line 25 "tests/golden/expr/logical.ac"
@@ -155,6 +156,7 @@ ac_resume_3:
 ac_resume_4:
     if (check__poll(&ac_f->ac_aw4, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
+#line 25 "tests/golden/expr/logical.ac"
     ac_t2 = (ac_t3) != 0;
     }
 #line 25 "tests/golden/expr/logical.ac"
@@ -250,6 +252,7 @@ static ac_poll_t either__poll(struct either__frame *ac_f, ac_context *ac_cx, int
 ac_resume_3:
     if (check__poll(&ac_f->ac_aw3, ac_cx, &ac_f->ac_t1) == AC_PENDING)
         return AC_PENDING;
+#line 30 "tests/golden/expr/logical.ac"
     ac_t2 = (ac_f->ac_t1) != 0;
     if (!ac_t2) {
 #line 30 "tests/golden/expr/logical.ac"
@@ -258,6 +261,7 @@ ac_resume_3:
 ac_resume_4:
     if (check__poll(&ac_f->ac_aw4, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
+#line 30 "tests/golden/expr/logical.ac"
     ac_t2 = (ac_t3) != 0;
     }
 #line 30 "tests/golden/expr/logical.ac"
@@ -531,6 +535,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (check__poll(&ac_f->ac_aw3, ac_cx, &ac_f->ac_t1) == AC_PENDING)
         return AC_PENDING;
+#line 40 "tests/golden/expr/logical.ac"
     ac_t2 = (ac_f->ac_t1) != 0;
     if (ac_t2) {
 #line 40 "tests/golden/expr/logical.ac"
@@ -539,6 +544,7 @@ ac_resume_3:
 ac_resume_4:
     if (check__poll(&ac_f->ac_aw4, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
+#line 40 "tests/golden/expr/logical.ac"
     ac_t2 = (ac_t3) != 0;
     }
 #line 40 "tests/golden/expr/logical.ac"
@@ -551,6 +557,7 @@ ac_resume_4:
 ac_resume_5:
     if (check__poll(&ac_f->ac_aw5, ac_cx, &ac_f->ac_t4) == AC_PENDING)
         return AC_PENDING;
+#line 44 "tests/golden/expr/logical.ac"
     ac_t5 = (ac_f->ac_t4) != 0;
     if (ac_t5) {
 #line 44 "tests/golden/expr/logical.ac"
@@ -559,6 +566,7 @@ ac_resume_5:
 ac_resume_6:
     if (check__poll(&ac_f->ac_aw6, ac_cx, &ac_t6) == AC_PENDING)
         return AC_PENDING;
+#line 44 "tests/golden/expr/logical.ac"
     ac_t5 = (ac_t6) != 0;
     }
 #line 44 "tests/golden/expr/logical.ac"
@@ -571,6 +579,7 @@ ac_resume_6:
 ac_resume_7:
     if (check__poll(&ac_f->ac_aw7, ac_cx, &ac_f->ac_t7) == AC_PENDING)
         return AC_PENDING;
+#line 48 "tests/golden/expr/logical.ac"
     ac_t8 = (ac_f->ac_t7) != 0;
     if (!ac_t8) {
 #line 48 "tests/golden/expr/logical.ac"
@@ -579,6 +588,7 @@ ac_resume_7:
 ac_resume_8:
     if (check__poll(&ac_f->ac_aw8, ac_cx, &ac_t9) == AC_PENDING)
         return AC_PENDING;
+#line 48 "tests/golden/expr/logical.ac"
     ac_t8 = (ac_t9) != 0;
     }
 #line 48 "tests/golden/expr/logical.ac"
@@ -591,6 +601,7 @@ ac_resume_8:
 ac_resume_9:
     if (check__poll(&ac_f->ac_aw9, ac_cx, &ac_f->ac_t10) == AC_PENDING)
         return AC_PENDING;
+#line 52 "tests/golden/expr/logical.ac"
     ac_t11 = (ac_f->ac_t10) != 0;
     if (!ac_t11) {
 #line 52 "tests/golden/expr/logical.ac"
@@ -599,6 +610,7 @@ ac_resume_9:
 ac_resume_10:
     if (check__poll(&ac_f->ac_aw10, ac_cx, &ac_t12) == AC_PENDING)
         return AC_PENDING;
+#line 52 "tests/golden/expr/logical.ac"
     ac_t11 = (ac_t12) != 0;
     }
 #line 52 "tests/golden/expr/logical.ac"
@@ -611,6 +623,7 @@ ac_resume_10:
 ac_resume_11:
     if (check__poll(&ac_f->ac_aw11, ac_cx, &ac_f->ac_t13) == AC_PENDING)
         return AC_PENDING;
+#line 56 "tests/golden/expr/logical.ac"
     ac_t14 = (ac_f->ac_t13) != 0;
     if (!ac_t14) {
 #line 56 "tests/golden/expr/logical.ac"
@@ -619,6 +632,7 @@ ac_resume_11:
 ac_resume_12:
     if (check__poll(&ac_f->ac_aw12, ac_cx, &ac_f->ac_t15) == AC_PENDING)
         return AC_PENDING;
+#line 56 "tests/golden/expr/logical.ac"
     ac_t16 = (ac_f->ac_t15) != 0;
     if (ac_t16) {
 #line 56 "tests/golden/expr/logical.ac"
@@ -627,8 +641,10 @@ ac_resume_12:
 ac_resume_13:
     if (check__poll(&ac_f->ac_aw13, ac_cx, &ac_t17) == AC_PENDING)
         return AC_PENDING;
+#line 56 "tests/golden/expr/logical.ac"
     ac_t16 = (ac_t17) != 0;
     }
+#line 56 "tests/golden/expr/logical.ac"
     ac_t14 = ((ac_t16)) != 0;
     }
 #line 56 "tests/golden/expr/logical.ac"
@@ -641,6 +657,7 @@ ac_resume_13:
 ac_resume_14:
     if (check__poll(&ac_f->ac_aw14, ac_cx, &ac_f->ac_t18) == AC_PENDING)
         return AC_PENDING;
+#line 60 "tests/golden/expr/logical.ac"
     ac_f->ac_t19 = (ac_f->ac_t18) != 0;
     if (!ac_f->ac_t19) {
 #line 60 "tests/golden/expr/logical.ac"
@@ -649,8 +666,10 @@ ac_resume_14:
 ac_resume_15:
     if (check__poll(&ac_f->ac_aw15, ac_cx, &ac_t20) == AC_PENDING)
         return AC_PENDING;
+#line 60 "tests/golden/expr/logical.ac"
     ac_f->ac_t19 = (ac_t20) != 0;
     }
+#line 60 "tests/golden/expr/logical.ac"
     ac_t21 = ((ac_f->ac_t19)) != 0;
     if (ac_t21) {
 #line 60 "tests/golden/expr/logical.ac"
@@ -659,6 +678,7 @@ ac_resume_15:
 ac_resume_16:
     if (check__poll(&ac_f->ac_aw16, ac_cx, &ac_t22) == AC_PENDING)
         return AC_PENDING;
+#line 60 "tests/golden/expr/logical.ac"
     ac_t21 = (ac_t22) != 0;
     }
 #line 60 "tests/golden/expr/logical.ac"
@@ -674,6 +694,7 @@ ac_resume_16:
 ac_resume_17:
     if (check__poll(&ac_f->ac_aw17, ac_cx, &ac_t24) == AC_PENDING)
         return AC_PENDING;
+#line 64 "tests/golden/expr/logical.ac"
     ac_t23 = (ac_t24) != 0;
     }
 #line 64 "tests/golden/expr/logical.ac"
@@ -687,6 +708,7 @@ ac_resume_17:
 ac_resume_18:
     if (check__poll(&ac_f->ac_aw18, ac_cx, &ac_t26) == AC_PENDING)
         return AC_PENDING;
+#line 66 "tests/golden/expr/logical.ac"
     ac_t25 = (ac_t26) != 0;
     }
 #line 66 "tests/golden/expr/logical.ac"
@@ -712,6 +734,7 @@ ac_resume_19:
 ac_resume_20:
         if (check__poll(&ac_f->ac_aw20, ac_cx, &ac_t29) == AC_PENDING)
             return AC_PENDING;
+#line 74 "tests/golden/expr/logical.ac"
         ac_t28 = (ac_t29) != 0;
         }
 #line 74 "tests/golden/expr/logical.ac"
@@ -724,6 +747,7 @@ ac_resume_20:
     for (ac_f->i_1 = 0; ac_f->i_1 < 4; ac_f->i_1++) {
         ac_t30 = (ac_f->i_1 % 2 == 0) != 0;
         if (!ac_t30) {
+#line 81 "tests/golden/expr/logical.ac"
         (void)(ac_f->hits++);
 #line 81 "tests/golden/expr/logical.ac"
         check__init(&ac_f->ac_aw21, "odd", ac_f->i_1);
@@ -731,10 +755,11 @@ ac_resume_20:
 ac_resume_21:
         if (check__poll(&ac_f->ac_aw21, ac_cx, &ac_t31) == AC_PENDING)
             return AC_PENDING;
+#line 81 "tests/golden/expr/logical.ac"
         ac_t30 = ((ac_t31)) != 0;
         }
+#line 81 "tests/golden/expr/logical.ac"
         if (ac_t30) {
-#line 82 "tests/golden/expr/logical.ac"
             printf("-> i=%d taken, hits=%d\n", ac_f->i_1, ac_f->hits);
         }
 #line 83 "tests/golden/expr/logical.ac"
@@ -746,6 +771,7 @@ ac_resume_21:
 ac_resume_22:
     if (check__poll(&ac_f->ac_aw22, ac_cx, &ac_f->ac_t32) == AC_PENDING)
         return AC_PENDING;
+#line 86 "tests/golden/expr/logical.ac"
     ac_f->ac_t33 = (!ac_f->ac_t32) != 0;
     if (ac_f->ac_t33) {
 #line 86 "tests/golden/expr/logical.ac"
@@ -754,8 +780,10 @@ ac_resume_22:
 ac_resume_23:
     if (check__poll(&ac_f->ac_aw23, ac_cx, &ac_t34) == AC_PENDING)
         return AC_PENDING;
+#line 86 "tests/golden/expr/logical.ac"
     ac_f->ac_t33 = (!ac_t34) != 0;
     }
+#line 86 "tests/golden/expr/logical.ac"
     ac_f->ac_t35 = (ac_f->ac_t33) != 0;
     if (ac_f->ac_t35) {
 #line 86 "tests/golden/expr/logical.ac"
@@ -764,8 +792,10 @@ ac_resume_23:
 ac_resume_24:
     if (check__poll(&ac_f->ac_aw24, ac_cx, &ac_t36) == AC_PENDING)
         return AC_PENDING;
+#line 86 "tests/golden/expr/logical.ac"
     ac_f->ac_t35 = (!ac_t36) != 0;
     }
+#line 86 "tests/golden/expr/logical.ac"
     ac_t37 = (ac_f->ac_t35) != 0;
     if (ac_t37) {
 #line 86 "tests/golden/expr/logical.ac"
@@ -774,6 +804,7 @@ ac_resume_24:
 ac_resume_25:
     if (check__poll(&ac_f->ac_aw25, ac_cx, &ac_t38) == AC_PENDING)
         return AC_PENDING;
+#line 86 "tests/golden/expr/logical.ac"
     ac_t37 = (ac_t38) != 0;
     }
 #line 86 "tests/golden/expr/logical.ac"
@@ -784,6 +815,7 @@ ac_resume_25:
 ac_resume_26:
     if (check__poll(&ac_f->ac_aw26, ac_cx, &ac_f->ac_t39) == AC_PENDING)
         return AC_PENDING;
+#line 88 "tests/golden/expr/logical.ac"
     ac_f->ac_t40 = (ac_f->ac_t39) != 0;
     if (!ac_f->ac_t40) {
 #line 88 "tests/golden/expr/logical.ac"
@@ -792,8 +824,10 @@ ac_resume_26:
 ac_resume_27:
     if (check__poll(&ac_f->ac_aw27, ac_cx, &ac_t41) == AC_PENDING)
         return AC_PENDING;
+#line 88 "tests/golden/expr/logical.ac"
     ac_f->ac_t40 = (ac_t41) != 0;
     }
+#line 88 "tests/golden/expr/logical.ac"
     ac_f->ac_t42 = (ac_f->ac_t40) != 0;
     if (!ac_f->ac_t42) {
 #line 88 "tests/golden/expr/logical.ac"
@@ -802,8 +836,10 @@ ac_resume_27:
 ac_resume_28:
     if (check__poll(&ac_f->ac_aw28, ac_cx, &ac_t43) == AC_PENDING)
         return AC_PENDING;
+#line 88 "tests/golden/expr/logical.ac"
     ac_f->ac_t42 = (ac_t43) != 0;
     }
+#line 88 "tests/golden/expr/logical.ac"
     ac_t44 = (ac_f->ac_t42) != 0;
     if (!ac_t44) {
 #line 88 "tests/golden/expr/logical.ac"
@@ -812,6 +848,7 @@ ac_resume_28:
 ac_resume_29:
     if (check__poll(&ac_f->ac_aw29, ac_cx, &ac_t45) == AC_PENDING)
         return AC_PENDING;
+#line 88 "tests/golden/expr/logical.ac"
     ac_t44 = (ac_t45) != 0;
     }
 #line 88 "tests/golden/expr/logical.ac"
@@ -821,6 +858,7 @@ ac_resume_29:
     printf("in a while condition\n");
     ac_f->k = 0;
     for (;;) {
+#line 93 "tests/golden/expr/logical.ac"
     ac_t46 = (ac_f->k < 10) != 0;
     if (ac_t46) {
 #line 93 "tests/golden/expr/logical.ac"
@@ -829,6 +867,7 @@ ac_resume_29:
 ac_resume_30:
     if (check__poll(&ac_f->ac_aw30, ac_cx, &ac_t47) == AC_PENDING)
         return AC_PENDING;
+#line 93 "tests/golden/expr/logical.ac"
     ac_t46 = (ac_t47) != 0;
     }
     if (!(ac_t46))
@@ -847,6 +886,7 @@ ac_resume_30:
 ac_resume_31:
     if (check__poll(&ac_f->ac_aw31, ac_cx, &ac_f->ac_t48) == AC_PENDING)
         return AC_PENDING;
+#line 98 "tests/golden/expr/logical.ac"
     ac_t49 = (ac_f->ac_t48) != 0;
     if (!ac_t49) {
 #line 98 "tests/golden/expr/logical.ac"
@@ -855,6 +895,7 @@ ac_resume_31:
 ac_resume_32:
     if (check__poll(&ac_f->ac_aw32, ac_cx, &ac_t50) == AC_PENDING)
         return AC_PENDING;
+#line 98 "tests/golden/expr/logical.ac"
     ac_t49 = (ac_t50) != 0;
     }
 #line 98 "tests/golden/expr/logical.ac"
@@ -898,6 +939,7 @@ ac_resume_38:
 ac_resume_37:
     if (both__poll(&ac_f->ac_aw37, ac_cx, &ac_f->ac_t56) == AC_PENDING)
         return AC_PENDING;
+#line 103 "tests/golden/expr/logical.ac"
     ac_t57 = (ac_f->ac_t56) != 0;
     if (!ac_t57) {
 #line 103 "tests/golden/expr/logical.ac"
@@ -906,6 +948,7 @@ ac_resume_37:
 ac_resume_39:
     if (either__poll(&ac_f->ac_aw39, ac_cx, &ac_t58) == AC_PENDING)
         return AC_PENDING;
+#line 103 "tests/golden/expr/logical.ac"
     ac_t57 = (ac_t58) != 0;
     }
 #line 103 "tests/golden/expr/logical.ac"

@@ -810,6 +810,7 @@ ac_resume_10:
 ac_resume_11:
     if (emit__poll(&ac_f->ac_aw11, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+#line 104 "tests/golden/func/void_fns.ac"
     (void)(((void)0));
 #line 104 "tests/golden/func/void_fns.ac"
     emit__init(&ac_f->ac_aw12, 'b');
@@ -827,6 +828,7 @@ ac_resume_12:
 ac_resume_13:
         if (emit__poll(&ac_f->ac_aw13, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+#line 106 "tests/golden/func/void_fns.ac"
         ((void)0);
         } else {
 #line 106 "tests/golden/func/void_fns.ac"
@@ -835,6 +837,7 @@ ac_resume_13:
 ac_resume_14:
         if (emit__poll(&ac_f->ac_aw14, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+#line 106 "tests/golden/func/void_fns.ac"
         ((void)0);
         }
 #line 106 "tests/golden/func/void_fns.ac"

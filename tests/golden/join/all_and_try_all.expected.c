@@ -478,6 +478,7 @@ ac_resume_4:
     }
     if (ac_f->ac_done4 != 3u)
         return AC_PENDING;
+#line 51 "tests/golden/join/all_and_try_all.ac"
     (void)(((void)0));
 #line 51 "tests/golden/join/all_and_try_all.ac"
     int sum = (ac_f->b + ac_f->c);

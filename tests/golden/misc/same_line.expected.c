@@ -307,7 +307,7 @@ ac_resume_8:
     int s = ac_t5;
 #line 29 "tests/golden/misc/same_line.ac"
                       printf("spanning: %d\n", s);
-    if (ac_f->n > 5)     {
+    if (ac_f->n > 5) {
         printf("then\n");
     } else {
 #line 32 "tests/golden/misc/same_line.ac"

@@ -321,8 +321,8 @@ ac_resume_3:
 ac_resume_4:
     if (ac_joinset_next__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+#line 91 "tests/golden/tasks/joinset_fanout.ac"
     if (ac_t2 && ac_f->err == 0) {
-#line 92 "tests/golden/tasks/joinset_fanout.ac"
         printf("mirror %d answered first; aborting the other %zu\n", ac_f->winner,
                ac_joinset_len(ac_f->mirrors));
     }

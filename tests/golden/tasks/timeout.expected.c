@@ -399,18 +399,16 @@ static ac_poll_t price_of__poll(struct price_of__frame *ac_f, ac_context *ac_cx,
 ac_resume_3:
     if (lookup_within_deadline__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
-    if (!ac_t1 || ac_f->price < 0) 
 #line 63 "tests/golden/tasks/timeout.ac"
-    {
+    if (!ac_t1 || ac_f->price < 0) {
         ac_f->source = "backend";
         lookup_within_deadline__init(&ac_f->ac_aw4, ac_f->item, 1, &ac_f->price);
         ac_f->ac_state = 4;
 ac_resume_4:
         if (lookup_within_deadline__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
             return AC_PENDING;
-        if (!ac_t2) 
 #line 65 "tests/golden/tasks/timeout.ac"
-        {
+        if (!ac_t2) {
             printf("item %d: no answer within %d ms, default price %d\n", ac_f->item, DEADLINE_MS,
                    DEFAULT_PRICE);
             { ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }

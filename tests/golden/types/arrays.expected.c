@@ -315,6 +315,7 @@ static ac_poll_t sort__poll(struct sort__frame *ac_f, ac_context *ac_cx, void *a
 #line 44 "tests/golden/types/arrays.ac"
         ac_f->j = ac_f->i;
         for (;;) {
+#line 45 "tests/golden/types/arrays.ac"
         ac_t1 = (ac_f->j > 0) != 0;
         if (ac_t1) {
 #line 45 "tests/golden/types/arrays.ac"
@@ -323,6 +324,7 @@ static ac_poll_t sort__poll(struct sort__frame *ac_f, ac_context *ac_cx, void *a
 ac_resume_3:
         if (greater__poll(&ac_f->ac_aw3, ac_cx, &ac_t2) == AC_PENDING)
             return AC_PENDING;
+#line 45 "tests/golden/types/arrays.ac"
         ac_t1 = (ac_t2) != 0;
         }
         if (!(ac_t1))
