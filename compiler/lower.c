@@ -877,10 +877,9 @@ static void lower_stmt(Lower *L, TSNode n)
     if (!touched(L, n)) {
         sync_line(L, source_line(L, n));
         char *ind = indent_of(L, n);
+        /* Not after `if (...) ` (lower_block), on the line it continues. */
         if (!L->out.len || L->out.data[L->out.len - 1] == '\n')
-            put(L, ind); /* not after `if (...) `, on the line it continues */
-        else if (L->out.data[L->out.len - 1] != ' ')
-            put(L, " ");
+            put(L, ind);
         render_into(L, n, &L->out);
         put(L, "\n");
         free(ind);
