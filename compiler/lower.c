@@ -144,6 +144,17 @@ static char *indent_of(Lower *L, TSNode n)
     return xstrndup(L->u->src.text + b, e - b);
 }
 
+/* Starts an output line with n's indentation, unless n continues the
+ * line the output is in (as after lower_block's `if (...) `). */
+static void indent_line(Lower *L, TSNode n)
+{
+    if (L->out.len && L->out.data[L->out.len - 1] != '\n')
+        return;
+    char *ind = indent_of(L, n);
+    put(L, ind);
+    free(ind);
+}
+
 /* ---- rendering ------------------------------------------------------------- */
 
 static void render_into(Lower *L, TSNode n, Buf *b);
@@ -758,11 +769,7 @@ static void lower_generic(Lower *L, TSNode n)
 {
     uint32_t pos = ts_node_start_byte(n);
     sync_line(L, source_line(L, n));
-    if (!L->out.len || L->out.data[L->out.len - 1] == '\n') {
-        char *ind = indent_of(L, n);
-        put(L, ind);
-        free(ind);
-    }
+    indent_line(L, n);
     int after = 0; /* source line a lowered child ended on, 0: none */
     for (uint32_t i = 0; i < ts_node_child_count(n); i++) {
         TSNode c = ts_node_child(n, i);
@@ -876,13 +883,9 @@ static void lower_stmt(Lower *L, TSNode n)
 {
     if (!touched(L, n)) {
         sync_line(L, source_line(L, n));
-        char *ind = indent_of(L, n);
-        /* Not after `if (...) ` (lower_block), on the line it continues. */
-        if (!L->out.len || L->out.data[L->out.len - 1] == '\n')
-            put(L, ind);
+        indent_line(L, n);
         render_into(L, n, &L->out);
         put(L, "\n");
-        free(ind);
         return;
     }
     int mark = L->pending.len;
