@@ -347,7 +347,7 @@ typedef struct ac_runtime_config {
     unsigned max_blocking_threads;   /* blocking pool size limit (512) */
     unsigned blocking_keep_alive_ms; /* idle blocking threads exit after this (10000) */
     unsigned coop_budget;            /* units per task poll, see ac_coop_consume (128) */
-    int start_paused;                /* non-zero: the clock starts paused (timer tests) */
+    int start_paused;                /* non-zero: the clock is paused while it lives (timer tests) */
 } ac_runtime_config;
 
 /* Fills *c with the defaults shown above. */

@@ -55,6 +55,8 @@ static _Atomic uint64_t frozen;     /* while paused: the clock */
 static atomic_bool paused;          /* ac_time_pause in force */
 static atomic_uint inhibitors;      /* blocking calls in flight */
 static atomic_uint epoch;           /* counts resumes and advances (deadline readings) */
+static unsigned paused_runtimes;    /* live runtimes built with start_paused (under mu) */
+static bool runtimes_paused;        /* they paused the clock: the last one resumes it (under mu) */
 
 /* The time-stamp counter's state for deadline readings. */
 enum { TSC_UNKNOWN, TSC_UNUSABLE, TSC_CALIBRATING, TSC_USABLE };
@@ -194,28 +196,67 @@ bool ac__clock_deadline_is_fast(void) { return false; }
 
 bool ac__clock_paused(void) { return atomic_load_explicit(&paused, memory_order_acquire); }
 
+/* Pauses the clock unless it is paused; returns whether it did. Under mu. */
+static bool pause_locked(void)
+{
+    if (atomic_load_explicit(&paused, memory_order_relaxed))
+        return false;
+    /* Frozen on a whole ms (rounded up: the clock never goes back), so that
+     * paused time is exact: sleep(ms) then takes exactly ms, in this build
+     * and in the sync reading. */
+    uint64_t now = ac__clock_now_ns();
+    atomic_store_explicit(&frozen, (now + 999999u) / 1000000u * 1000000u, memory_order_relaxed);
+    atomic_store_explicit(&paused, true, memory_order_release);
+    return true;
+}
+
+/* Lets a paused clock run on from its frozen value. Under mu. */
+static void resume_locked(void)
+{
+    if (!atomic_load_explicit(&paused, memory_order_relaxed))
+        return;
+    uint64_t f = atomic_load_explicit(&frozen, memory_order_relaxed);
+    atomic_store_explicit(&offset, (int64_t)(f - real_elapsed_ns()), memory_order_relaxed);
+    atomic_fetch_add(&epoch, 1);
+    atomic_store_explicit(&paused, false, memory_order_release);
+}
+
 void ac_time_pause(void)
 {
     pthread_mutex_lock(&mu);
-    if (!atomic_load_explicit(&paused, memory_order_relaxed)) {
-        /* Frozen on a whole ms (rounded up: the clock never goes back), so
-         * that paused time is exact: sleep(ms) then takes exactly ms, in
-         * this build and in the sync reading. */
-        uint64_t now = ac__clock_now_ns();
-        atomic_store_explicit(&frozen, (now + 999999u) / 1000000u * 1000000u, memory_order_relaxed);
-        atomic_store_explicit(&paused, true, memory_order_release);
-    }
+    pause_locked();
     pthread_mutex_unlock(&mu);
 }
 
 void ac_time_resume(void)
 {
     pthread_mutex_lock(&mu);
-    if (atomic_load_explicit(&paused, memory_order_relaxed)) {
-        uint64_t f = atomic_load_explicit(&frozen, memory_order_relaxed);
-        atomic_store_explicit(&offset, (int64_t)(f - real_elapsed_ns()), memory_order_relaxed);
-        atomic_fetch_add(&epoch, 1);
-        atomic_store_explicit(&paused, false, memory_order_release);
+    resume_locked();
+    pthread_mutex_unlock(&mu);
+}
+
+/*
+ * start_paused belongs to a runtime, as in Tokio, but the clock is the
+ * process's: a runtime built paused pauses it, and freeing the last live
+ * one resumes it, so that a runtime built afterwards (the next test in the
+ * same process) runs on real time. A clock that was paused already when
+ * they came (ac_time_pause) is left paused.
+ */
+void ac__clock_runtime_pause(void)
+{
+    pthread_mutex_lock(&mu);
+    paused_runtimes++;
+    if (pause_locked())
+        runtimes_paused = true;
+    pthread_mutex_unlock(&mu);
+}
+
+void ac__clock_runtime_unpause(void)
+{
+    pthread_mutex_lock(&mu);
+    if (--paused_runtimes == 0 && runtimes_paused) {
+        runtimes_paused = false;
+        resume_locked();
     }
     pthread_mutex_unlock(&mu);
 }

@@ -526,6 +526,11 @@ bool ac__clock_deadline_is_fast(void);
 uint64_t ac__clock_real_ns(void);
 /* Whether the clock is paused. */
 bool ac__clock_paused(void);
+/* A runtime built with start_paused is built (pause) or freed (unpause):
+ * the clock is paused while any such runtime lives, and runs again after
+ * the last one unless it was paused before the first (clock.c). */
+void ac__clock_runtime_pause(void);
+void ac__clock_runtime_unpause(void);
 /* Whether a paused clock may jump to the next timer when the executor is
  * idle: paused, and no blocking call in flight (Tokio's inhibit). */
 bool ac__clock_can_auto_advance(void);

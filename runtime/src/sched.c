@@ -112,7 +112,8 @@
 
 /* Linked only when the program uses timers or blocking work. */
 #pragma weak ac__time_driver
-#pragma weak ac_time_pause
+#pragma weak ac__clock_runtime_pause
+#pragma weak ac__clock_runtime_unpause
 #pragma weak ac_blocking_pool_configure
 
 /* ======================================================================== */
@@ -1913,13 +1914,16 @@ int ac_runtime_new(const ac_runtime_config *cfg, ac_runtime **out)
         ac__runtime_set_driver(rt, &ac__time_driver);
     if (ac_blocking_pool_configure)
         ac_blocking_pool_configure(c.max_blocking_threads, c.blocking_keep_alive_ms);
-    if (c.start_paused && ac_time_pause)
-        ac_time_pause();
+    bool paused = c.start_paused && ac__clock_runtime_pause;
+    if (paused)
+        ac__clock_runtime_pause();
 
     int err = start_workers(rt);
     if (err) {
         stop_workers(rt);
         destroy(rt, rt->nworkers);
+        if (paused)
+            ac__clock_runtime_unpause();
         return err;
     }
     *out = rt;
@@ -2068,7 +2072,10 @@ void ac_runtime_free(ac_runtime *rt)
     drain_queues(rt);
     ac__thread_ctx_restore(prev);
 
+    bool paused = rt->config.start_paused && ac__clock_runtime_unpause;
     destroy(rt, rt->nworkers);
+    if (paused)
+        ac__clock_runtime_unpause(); /* the clock runs again once no runtime asks for it paused */
 }
 
 /* ======================================================================== */

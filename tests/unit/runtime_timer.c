@@ -1760,6 +1760,73 @@ START_TEST(multi_thread_runtime_fires_a_timer_on_the_real_clock)
 }
 END_TEST
 
+/* Real ms that a 20 ms sleep takes on a new runtime of `flavor`, which is
+ * freed again. */
+static double real_ms_of_a_20_ms_sleep(int flavor)
+{
+    ac_runtime *rt = new_runtime(flavor, 0, 2);
+    struct sleep_within__frame f;
+    uint64_t elapsed = 0;
+    int out = -1;
+    sleep_within__init(&f, 20, 10000, &elapsed);
+    uint64_t t0 = ac__clock_real_ns();
+    ck_assert_int_eq(ac_runtime_block_on(rt, &sleep_within__vt, &f, &out), 0);
+    uint64_t t1 = ac__clock_real_ns();
+    ck_assert_int_eq(out, 0);
+    ac_runtime_free(rt);
+    return (double)(t1 - t0) / 1e6;
+}
+
+START_TEST(freeing_a_runtime_started_paused_lets_the_next_runtime_sleep_on_real_time)
+{
+    /* start_paused is the runtime's, as in Tokio: a runtime built after it
+     * in the same process (the next test of a suite that does not fork) must
+     * not find the clock paused, where every sleep would jump ahead at once. */
+    for (int flavor = 0; flavor <= 1; flavor++) {
+        ac_time_resume();
+        ac_runtime *rt = new_runtime(flavor, 1, 2);
+        ck_assert(ac__clock_paused());
+        ac_runtime_free(rt);
+        ck_assert(!ac__clock_paused());
+        for (int next = 0; next <= 1; next++) {
+            double ms = real_ms_of_a_20_ms_sleep(next);
+            ck_assert_msg(ms >= 20.0, "flavor %d then %d: the sleep took %.3f real ms", flavor,
+                          next, ms);
+        }
+    }
+}
+END_TEST
+
+START_TEST(the_clock_stays_paused_while_any_runtime_started_paused_is_alive)
+{
+    ac_time_resume();
+    ac_runtime *a = new_runtime(AC_RUNTIME_MULTI_THREAD, 1, 2);
+    ac_runtime *b = new_runtime(AC_RUNTIME_CURRENT_THREAD, 1, 0);
+    ac_runtime *c = new_runtime(AC_RUNTIME_CURRENT_THREAD, 0, 0); /* not paused: no say */
+    ac_runtime_free(c);
+    ck_assert(ac__clock_paused());
+    ac_runtime_free(a);
+    ck_assert(ac__clock_paused()); /* b still runs on it */
+    uint64_t t0 = ac_now_ms();
+    ac_time_advance(40);
+    ck_assert_uint_eq(ac_now_ms(), t0 + 40);
+    ac_runtime_free(b);
+    ck_assert(!ac__clock_paused());
+    ck_assert_uint_ge(ac_now_ms(), t0 + 40); /* runs on from where it stood */
+}
+END_TEST
+
+START_TEST(a_clock_paused_before_a_runtime_started_paused_stays_paused_after_it)
+{
+    ac_time_pause(); /* the program's own pause, not the runtime's */
+    ac_runtime *rt = new_runtime(AC_RUNTIME_MULTI_THREAD, 1, 2);
+    ac_runtime_free(rt);
+    ck_assert(ac__clock_paused());
+    ac_time_resume();
+    ck_assert(!ac__clock_paused());
+}
+END_TEST
+
 START_TEST(park_timeout_is_the_time_to_the_deadline_to_the_nanosecond)
 {
     /* Whole ms rounded up made every timer up to 1 ms late. */
@@ -2084,6 +2151,9 @@ static Suite *timer_suite(void)
     tcase_add_test(driver, block_on_sleep_on_the_real_clock_parks_until_the_deadline);
     tcase_add_test(driver, current_thread_runtime_started_paused_auto_advances_to_the_timeout);
     tcase_add_test(driver, multi_thread_runtime_fires_a_timer_on_the_real_clock);
+    tcase_add_test(driver, freeing_a_runtime_started_paused_lets_the_next_runtime_sleep_on_real_time);
+    tcase_add_test(driver, the_clock_stays_paused_while_any_runtime_started_paused_is_alive);
+    tcase_add_test(driver, a_clock_paused_before_a_runtime_started_paused_stays_paused_after_it);
     tcase_add_test(driver, park_timeout_is_the_time_to_the_deadline_to_the_nanosecond);
     tcase_add_test(driver, a_timer_earlier_than_the_sleeping_drivers_deadline_unparks_it);
     tcase_add_test(driver, paused_clock_on_eight_workers_wakes_every_sleep_at_its_exact_deadline);
