@@ -341,7 +341,7 @@ enum {
 /* How to build a runtime. Start from ac_runtime_config_init's defaults. */
 typedef struct ac_runtime_config {
     int flavor;                      /* AC_RUNTIME_MULTI_THREAD (0, default) or AC_RUNTIME_CURRENT_THREAD */
-    unsigned workers;                /* worker threads (multi-thread); 0: one per core */
+    unsigned workers;                /* worker threads (multi-thread); 0: one per usable CPU */
     const char *thread_name;         /* name of worker threads; NULL: "asyncc-worker" */
     size_t thread_stack_size;        /* worker stack bytes; 0: the system default */
     unsigned max_blocking_threads;   /* blocking pool size limit (512) */
