@@ -1816,6 +1816,21 @@ START_TEST(the_clock_stays_paused_while_any_runtime_started_paused_is_alive)
 }
 END_TEST
 
+START_TEST(a_runtime_started_paused_that_fails_to_start_leaves_the_clock_running)
+{
+    ac_time_resume();
+    ac_runtime_config c;
+    ac_runtime_config_init(&c);
+    c.workers = 2;
+    c.start_paused = 1;
+    c.thread_stack_size = (size_t)1 << 46; /* 64 TiB: no thread gets that */
+    ac_runtime *rt = NULL;
+    ck_assert_int_eq(ac_runtime_new(&c, &rt), AC_EAGAIN);
+    ck_assert_ptr_null(rt);
+    ck_assert(!ac__clock_paused());
+}
+END_TEST
+
 START_TEST(a_clock_paused_before_a_runtime_started_paused_stays_paused_after_it)
 {
     ac_time_pause(); /* the program's own pause, not the runtime's */
@@ -2153,6 +2168,7 @@ static Suite *timer_suite(void)
     tcase_add_test(driver, multi_thread_runtime_fires_a_timer_on_the_real_clock);
     tcase_add_test(driver, freeing_a_runtime_started_paused_lets_the_next_runtime_sleep_on_real_time);
     tcase_add_test(driver, the_clock_stays_paused_while_any_runtime_started_paused_is_alive);
+    tcase_add_test(driver, a_runtime_started_paused_that_fails_to_start_leaves_the_clock_running);
     tcase_add_test(driver, a_clock_paused_before_a_runtime_started_paused_stays_paused_after_it);
     tcase_add_test(driver, park_timeout_is_the_time_to_the_deadline_to_the_nanosecond);
     tcase_add_test(driver, a_timer_earlier_than_the_sleeping_drivers_deadline_unparks_it);
