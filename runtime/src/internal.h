@@ -429,6 +429,16 @@ void ac__runtime_unpark_one(ac_runtime *rt);
  * that it asks again. */
 int ac__runtime_all_idle(ac_runtime *rt);
 
+/* The default worker count (cpus.c): the CPUs in the calling thread's
+ * affinity mask (else the online ones), lowered to the process's cgroup
+ * CPU quota, rounded up, if it has one. */
+long ac__usable_cpus(void);
+/* The cgroup CPU quota of this process in whole CPUs (rounded up; the
+ * smallest on the way up its cgroup hierarchies, v1 or v2), or 0 if none is
+ * found. `prefix` goes before every path it reads ("" for the real ones;
+ * tests point it at a made-up tree). */
+long ac__cgroup_cpu_limit(const char *prefix);
+
 /* The configuration a runtime was built with (defaults resolved). */
 const ac_runtime_config *ac__runtime_config(ac_runtime *rt);
 /* Tests only: ring overflow segments rt has queued so far, and how many of

@@ -1836,28 +1836,6 @@ static int start_workers(ac_runtime *rt)
     return err;
 }
 
-/* The CPUs this thread may run on (its affinity mask, which taskset and
- * container cpusets narrow), else the online ones: the default worker
- * count, as Go's default counts them (Tokio's also heeds a CPU quota). */
-static long usable_cpus(void)
-{
-    for (size_t ncpus = CPU_SETSIZE; ncpus <= (size_t)1 << 20; ncpus *= 2) {
-        cpu_set_t *set = CPU_ALLOC(ncpus);
-        if (!set)
-            break;
-        size_t size = CPU_ALLOC_SIZE(ncpus);
-        int rc = sched_getaffinity(0, size, set);
-        int err = errno;
-        long n = rc == 0 ? CPU_COUNT_S(size, set) : 0;
-        CPU_FREE(set);
-        if (rc == 0)
-            return n;
-        if (err != EINVAL)
-            break; /* EINVAL: the kernel's mask is larger than ours */
-    }
-    return sysconf(_SC_NPROCESSORS_ONLN);
-}
-
 int ac_runtime_new(const ac_runtime_config *cfg, ac_runtime **out)
 {
     ac_runtime_config c;
@@ -1869,7 +1847,7 @@ int ac_runtime_new(const ac_runtime_config *cfg, ac_runtime **out)
         c.coop_budget == 0 || c.workers > MAX_WORKERS || c.max_blocking_threads == 0)
         return AC_EINVAL;
     if (c.flavor == AC_RUNTIME_MULTI_THREAD && c.workers == 0) {
-        long n = usable_cpus();
+        long n = ac__usable_cpus();
         c.workers = n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : (unsigned)n;
     }
 

@@ -430,34 +430,6 @@ START_TEST(worker_threads_carry_the_configured_name_and_no_timer_slack)
 }
 END_TEST
 
-/* Workers of a default runtime built on this thread. */
-static int default_workers(void)
-{
-    ac_runtime *rt;
-    ck_assert_int_eq(ac_runtime_new(NULL, &rt), 0);
-    int n = (int)ac__runtime_config(rt)->workers;
-    ac_runtime_free(rt);
-    return n;
-}
-
-START_TEST(default_workers_are_one_per_cpu_the_thread_may_run_on)
-{
-    /* The affinity mask, not the online count: under taskset or a cpuset
-     * a worker per online CPU would only take turns. */
-    cpu_set_t all, one;
-    ck_assert_int_eq(sched_getaffinity(0, sizeof all, &all), 0);
-    ck_assert_int_eq(default_workers(), CPU_COUNT(&all));
-    int first = 0;
-    while (!CPU_ISSET(first, &all))
-        first++;
-    CPU_ZERO(&one);
-    CPU_SET(first, &one);
-    ck_assert_int_eq(sched_setaffinity(0, sizeof one, &one), 0);
-    ck_assert_int_eq(default_workers(), 1);
-    ck_assert_int_eq(sched_setaffinity(0, sizeof all, &all), 0);
-}
-END_TEST
-
 /*
  * Stealing: a spawner task spawns 100 short tasks, then a spinner, on its
  * own worker: the short ones wait in that worker's ring and the spinner
@@ -1916,7 +1888,6 @@ static Suite *sched_suite(void)
     tcase_add_test(tc, block_on_reports_a_future_nothing_can_wake_on_both_flavours);
     tcase_add_test(tc, block_on_of_a_current_thread_runtime_already_running_is_busy);
     tcase_add_test(tc, worker_threads_carry_the_configured_name_and_no_timer_slack);
-    tcase_add_test(tc, default_workers_are_one_per_cpu_the_thread_may_run_on);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("scheduling");
