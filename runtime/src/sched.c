@@ -1785,8 +1785,8 @@ static void stop_workers(ac_runtime *rt)
     rt->started = 0;
 }
 
-/* Frees what ac_runtime_new built; the first `parkers` workers' parkers
- * were initialised. */
+/* Frees what ac_runtime_new built, and gives back its pause of the clock;
+ * the first `parkers` workers' parkers were initialised. */
 static void destroy(ac_runtime *rt, unsigned parkers)
 {
     for (unsigned i = 0; i < parkers; i++) {
@@ -1811,7 +1811,10 @@ static void destroy(ac_runtime *rt, unsigned parkers)
     pthread_mutex_destroy(&rt->inject_mu);
     pthread_mutex_destroy(&rt->idle_mu);
     parker_destroy(&rt->ct.park);
+    bool paused = rt->config.start_paused && ac__clock_runtime_unpause;
     free(rt);
+    if (paused)
+        ac__clock_runtime_unpause(); /* the clock runs again once no runtime asks for it paused */
 }
 
 static int start_workers(ac_runtime *rt)
@@ -1884,6 +1887,9 @@ int ac_runtime_new(const ac_runtime_config *cfg, ac_runtime **out)
         free(rt);
         return AC_ENOMEM;
     }
+    /* From here on every failure goes through destroy, which gives it back. */
+    if (c.start_paused && ac__clock_runtime_pause)
+        ac__clock_runtime_pause();
 
     rt->slab = ac__slab_new(&rt->base);
     if (rt->nworkers) {
@@ -1914,16 +1920,11 @@ int ac_runtime_new(const ac_runtime_config *cfg, ac_runtime **out)
         ac__runtime_set_driver(rt, &ac__time_driver);
     if (ac_blocking_pool_configure)
         ac_blocking_pool_configure(c.max_blocking_threads, c.blocking_keep_alive_ms);
-    bool paused = c.start_paused && ac__clock_runtime_pause;
-    if (paused)
-        ac__clock_runtime_pause();
 
     int err = start_workers(rt);
     if (err) {
         stop_workers(rt);
         destroy(rt, rt->nworkers);
-        if (paused)
-            ac__clock_runtime_unpause();
         return err;
     }
     *out = rt;
@@ -2072,10 +2073,7 @@ void ac_runtime_free(ac_runtime *rt)
     drain_queues(rt);
     ac__thread_ctx_restore(prev);
 
-    bool paused = rt->config.start_paused && ac__clock_runtime_unpause;
     destroy(rt, rt->nworkers);
-    if (paused)
-        ac__clock_runtime_unpause(); /* the clock runs again once no runtime asks for it paused */
 }
 
 /* ======================================================================== */
