@@ -43,13 +43,21 @@ static bool list_has(const char *list, size_t n, const char *word)
     return false;
 }
 
-/* Reads the first line of prefix/path into buf; false if there is none. */
-static bool read_line(const char *prefix, const char *path, char *buf, size_t size)
+/* Opens prefix/dir/name for reading; NULL if the path is too long or the
+ * file cannot be opened. */
+static FILE *open_in(const char *prefix, const char *dir, const char *name)
 {
     char full[PATH_BYTES];
-    if ((size_t)snprintf(full, sizeof full, "%s%s", prefix, path) >= sizeof full)
-        return false;
-    FILE *f = fopen(full, "re");
+    if ((size_t)snprintf(full, sizeof full, "%s%s/%s", prefix, dir, name) >= sizeof full)
+        return NULL;
+    return fopen(full, "re");
+}
+
+/* Reads the first line of prefix/dir/name into buf; false if there is none. */
+static bool read_line(const char *prefix, const char *dir, const char *name, char *buf,
+                      size_t size)
+{
+    FILE *f = open_in(prefix, dir, name);
     if (!f)
         return false;
     bool ok = fgets(buf, (int)size, f) != NULL;
@@ -57,22 +65,23 @@ static bool read_line(const char *prefix, const char *path, char *buf, size_t si
     return ok;
 }
 
+/* The tighter of two quotas, 0 meaning none. */
+static long tighter(long a, long b) { return a && (!b || a < b) ? a : b; }
+
 /* The quota of one cgroup directory in CPUs (rounded up), or 0: none. */
 static long dir_quota(const char *prefix, const char *dir, bool v2)
 {
-    char path[PATH_BYTES], line[128];
+    char line[128];
     long long quota, period;
     if (v2) {
-        if ((size_t)snprintf(path, sizeof path, "%s/cpu.max", dir) >= sizeof path ||
-            !read_line(prefix, path, line, sizeof line) ||
+        if (!read_line(prefix, dir, "cpu.max", line, sizeof line) ||
             sscanf(line, "%lld %lld", &quota, &period) != 2) /* "max ...": none */
             return 0;
     } else {
-        if ((size_t)snprintf(path, sizeof path, "%s/cpu.cfs_quota_us", dir) >= sizeof path ||
-            !read_line(prefix, path, line, sizeof line) || sscanf(line, "%lld", &quota) != 1)
-            return 0;
-        if ((size_t)snprintf(path, sizeof path, "%s/cpu.cfs_period_us", dir) >= sizeof path ||
-            !read_line(prefix, path, line, sizeof line) || sscanf(line, "%lld", &period) != 1)
+        if (!read_line(prefix, dir, "cpu.cfs_quota_us", line, sizeof line) ||
+            sscanf(line, "%lld", &quota) != 1 ||
+            !read_line(prefix, dir, "cpu.cfs_period_us", line, sizeof line) ||
+            sscanf(line, "%lld", &period) != 1)
             return 0;
     }
     if (quota <= 0 || period <= 0)
@@ -98,9 +107,7 @@ static long walk_quota(const char *prefix, const char *mnt, const char *root, co
         size_t len = strlen(dir);
         while (len > mntlen && dir[len - 1] == '/') /* "/sys/fs/cgroup/": the mount itself */
             dir[--len] = '\0';
-        long q = dir_quota(prefix, dir, v2);
-        if (q && (!best || q < best))
-            best = q;
+        best = tighter(best, dir_quota(prefix, dir, v2));
         if (len <= mntlen)
             return best;
         char *slash = strrchr(dir + mntlen, '/');
@@ -110,48 +117,45 @@ static long walk_quota(const char *prefix, const char *mnt, const char *root, co
     }
 }
 
-/* The cgroup path of the process in the v2 hierarchy (`v2`) or in the v1
- * hierarchy that has the cpu controller, into out; false if none. */
-static bool own_cgroup(const char *prefix, bool v2, char *out, size_t size)
+/* The process's cgroup paths from /proc/self/cgroup: cg[0] in the v1
+ * hierarchy that has the cpu controller, cg[1] in the v2 one; have[i] says
+ * which were found. */
+static void own_cgroups(const char *prefix, char cg[2][PATH_BYTES], bool have[2])
 {
-    char full[PATH_BYTES];
-    snprintf(full, sizeof full, "%s/proc/self/cgroup", prefix);
-    FILE *f = fopen(full, "re");
+    have[0] = have[1] = false;
+    FILE *f = open_in(prefix, "/proc/self", "cgroup");
     if (!f)
-        return false;
+        return;
     char *line = NULL;
     size_t cap = 0;
-    bool found = false;
-    while (!found && getline(&line, &cap, f) > 0) {
+    while (getline(&line, &cap, f) > 0) {
         /* ID:CONTROLLERS:PATH; v2's line is 0 with no controllers. */
         char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
         if (!c2)
             continue;
         size_t ncontrollers = (size_t)(c2 - c1 - 1);
-        if (v2 ? ncontrollers == 0 && strncmp(line, "0:", 2) == 0
-               : list_has(c1 + 1, ncontrollers, "cpu")) {
-            char *path = c2 + 1;
-            path[strcspn(path, "\n")] = '\0';
-            found = strlen(path) < size;
-            if (found)
-                strcpy(out, path);
+        int v2 = ncontrollers == 0 && strncmp(line, "0:", 2) == 0;
+        if (have[v2] || (!v2 && !list_has(c1 + 1, ncontrollers, "cpu")))
+            continue;
+        char *path = c2 + 1;
+        path[strcspn(path, "\n")] = '\0';
+        if (strlen(path) < PATH_BYTES) {
+            strcpy(cg[v2], path);
+            have[v2] = true;
         }
     }
     free(line);
     fclose(f);
-    return found;
 }
 
 long ac__cgroup_cpu_limit(const char *prefix)
 {
     char cg[2][PATH_BYTES];
-    bool have[2] = {own_cgroup(prefix, false, cg[0], sizeof cg[0]),
-                    own_cgroup(prefix, true, cg[1], sizeof cg[1])};
+    bool have[2];
+    own_cgroups(prefix, cg, have);
     if (!have[0] && !have[1])
         return 0;
-    char full[PATH_BYTES];
-    snprintf(full, sizeof full, "%s/proc/self/mountinfo", prefix);
-    FILE *f = fopen(full, "re");
+    FILE *f = open_in(prefix, "/proc/self", "mountinfo");
     if (!f)
         return 0;
     char *line = NULL;
@@ -173,9 +177,7 @@ long ac__cgroup_cpu_limit(const char *prefix)
             /* Mount fields escape spaces as \040; such paths are not ours to guess. */
             if (strchr(root, '\\') || strchr(mnt, '\\'))
                 continue;
-            long q = walk_quota(prefix, mnt, root, cg[v2], v2);
-            if (q && (!best || q < best))
-                best = q;
+            best = tighter(best, walk_quota(prefix, mnt, root, cg[v2], v2));
         }
     }
     free(line);
