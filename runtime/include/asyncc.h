@@ -372,8 +372,12 @@ int ac_runtime_new(const ac_runtime_config *c, ac_runtime **out);
  * this thread runs them all, and only while some block_on is running. The
  * caller keeps the frame memory; its contents are dropped before returning.
  * Returns what ac_block_on returns (0, AC_EDEADLK, AC_EINVAL, AC_ENOMEM,
- * AC_ECANCELED, AC_EPANIC), and AC_EBUSY when rt is a current-thread runtime
- * that is already inside a block_on.
+ * AC_ECANCELED, AC_EPANIC), and AC_EBUSY (frame dropped) when rt is a
+ * current-thread runtime that is already inside a block_on, or when the
+ * calling thread runs a runtime's tasks: a task (or a current-thread root
+ * future) may not block its thread on a runtime, which could then wait for
+ * work only that thread can do (Tokio panics there). Await the future
+ * instead, or enter the runtime from ac_spawn_blocking's thread.
  */
 int ac_runtime_block_on(ac_runtime *rt, const ac_future_vt *vt, void *frame, void *out);
 

@@ -1939,6 +1939,15 @@ int ac_runtime_block_on(ac_runtime *rt, const ac_future_vt *vt, void *frame, voi
         vt->drop(frame);
         return AC_EINVAL;
     }
+    /* This thread runs a runtime's tasks (a worker, or a current-thread
+     * runtime's block_on): blocking it on a future could wait for one of
+     * those tasks, or a task in a worker's LIFO slot, which nobody else may
+     * take, and never return; with one worker it always does. Tokio panics
+     * here ("Cannot start a runtime from within a runtime"). */
+    if (tls_core) {
+        vt->drop(frame);
+        return AC_EBUSY;
+    }
     if (!is_mt(rt))
         return ct_block_on(rt, vt, frame, out);
     return ac__block_on_root(rt, vt, frame, out);

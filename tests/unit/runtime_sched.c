@@ -319,6 +319,171 @@ static ac_poll_t nested_body(script *s, ac_context *cx, int *out)
     ac__bad_resume("script", (unsigned)s->step);
 }
 
+/* A body's steps that spawn a task of type vt (a value_frame, v) and await
+ * its handle into s->value and s->err. */
+static ac_poll_t spawn_one_and_join(script *s, ac_context *cx, const ac_future_vt *vt, int v)
+{
+    switch (s->step) {
+    case 0:
+        ac_join__init(&s->join, spawn_vt(vt, v, 0, &cnt), &s->err);
+        s->step = 1;
+        /* fallthrough */
+    case 1:
+        return ac_join__poll(&s->join, cx, &s->value);
+    }
+    ac__bad_resume("script", (unsigned)s->step);
+}
+
+/* A body that spawns a value task and returns its output (5): it needs the
+ * runtime's threads to finish. */
+static ac_poll_t spawn_and_join_body(script *s, ac_context *cx, int *out)
+{
+    if (spawn_one_and_join(s, cx, &value_vt, 5) == AC_PENDING)
+        return AC_PENDING;
+    *out = s->value;
+    return AC_READY;
+}
+
+/* Enters nested_rt with spawn_and_join_body, keeping what
+ * ac_runtime_block_on returned (nested_result) and wrote (nested_out). */
+static int nested_out;
+
+static void enter_nested(void)
+{
+    script inner;
+    nested_out = -1;
+    nested_result = block_on_script(nested_rt, spawn_and_join_body, &inner, NULL, &nested_out);
+}
+
+/* A root body that enters nested_rt from the block_on thread. */
+static ac_poll_t nested_root_body(script *s, ac_context *cx, int *out)
+{
+    (void)s, (void)cx;
+    enter_nested();
+    *out = 0;
+    return AC_READY;
+}
+
+/* A task's poll that enters nested_rt from the task's thread. */
+static ac_poll_t nesting_task_poll(void *frame, ac_context *cx, void *out)
+{
+    value_frame *f = frame;
+    (void)cx;
+    enter_nested();
+    f->ac_state = AC_STATE_RETURNED;
+    *(int *)out = 0;
+    return AC_READY;
+}
+
+static const ac_future_vt nesting_task_vt = {
+    sizeof(value_frame), _Alignof(value_frame), sizeof(int), nesting_task_poll, frame_drop,
+    "nesting_task",
+};
+
+/* The root: runs one nesting task to completion; returns its join error. */
+static ac_poll_t nesting_body(script *s, ac_context *cx, int *out)
+{
+    if (spawn_one_and_join(s, cx, &nesting_task_vt, 0) == AC_PENDING)
+        return AC_PENDING;
+    *out = s->err;
+    return AC_READY;
+}
+
+/* A task that blocks its worker on a future needing that worker would hang
+ * (with one worker, always): refused, as Tokio refuses by panicking. */
+START_TEST(block_on_from_a_worker_of_its_own_runtime_is_busy)
+{
+    ac_runtime *rt = new_runtime(AC_RUNTIME_MULTI_THREAD, 1);
+    nested_rt = rt;
+    script s;
+    int out = -1;
+    ck_assert_int_eq(block_on_script(rt, nesting_body, &s, NULL, &out), 0);
+    ck_assert_int_eq(out, 0); /* the nesting task completed */
+    ck_assert_int_eq(nested_result, AC_EBUSY);
+    ck_assert_int_eq(nested_out, -1);
+    /* The runtime is still usable from outside. */
+    ck_assert_int_eq(block_on_script(rt, spawn_and_join_body, &s, NULL, &out), 0);
+    ck_assert_int_eq(out, 5);
+    ac_runtime_free(rt);
+}
+END_TEST
+
+/* Entering another runtime is refused too, as in Tokio (its future could
+ * wait on a task of the first): from a task of either flavour, and from a
+ * current-thread root future, which runs on the thread that runs the tasks. */
+START_TEST(block_on_of_another_runtime_from_a_task_is_busy)
+{
+    struct {
+        int flavor;
+        body_fn body;
+    } cases[] = {
+        {AC_RUNTIME_MULTI_THREAD, nesting_body},
+        {AC_RUNTIME_CURRENT_THREAD, nesting_body},
+        {AC_RUNTIME_CURRENT_THREAD, nested_root_body},
+    };
+    for (int i = 0; i < 3; i++) {
+        ac_runtime *outer = new_runtime(cases[i].flavor, 1);
+        nested_rt = new_runtime(AC_RUNTIME_MULTI_THREAD, 1);
+        script s;
+        int out = -1;
+        nested_result = 1;
+        ck_assert_int_eq(block_on_script(outer, cases[i].body, &s, NULL, &out), 0);
+        ck_assert_int_eq(out, 0);
+        ck_assert_int_eq(nested_result, AC_EBUSY);
+        ck_assert_int_eq(nested_out, -1);
+        ac_runtime_free(nested_rt);
+        ac_runtime_free(outer);
+    }
+}
+END_TEST
+
+/* What a task does instead: enters the runtime from a blocking-pool thread,
+ * which runs no tasks. */
+static void *enter_nested_rt(void *arg)
+{
+    (void)arg;
+    enter_nested();
+    return NULL;
+}
+
+static struct ac_blocking_join__frame blocking_entry;
+
+static ac_poll_t blocking_entry_body(script *s, ac_context *cx, int *out)
+{
+    void *r;
+    switch (s->step) {
+    case 0:
+        ac_blocking_join__init(&blocking_entry, ac_spawn_blocking(enter_nested_rt, NULL));
+        s->step = 1;
+        /* fallthrough */
+    case 1:
+        if (ac_blocking_join__poll(&blocking_entry, cx, &r) == AC_PENDING)
+            return AC_PENDING;
+        *out = 0;
+        return AC_READY;
+    }
+    ac__bad_resume("script", (unsigned)s->step);
+}
+
+/* Threads that run no tasks may enter a runtime, even the one they are
+ * in: a blocking-pool thread, and the thread inside a multi-thread block_on,
+ * which is not a worker (its root future blocks only itself). */
+START_TEST(block_on_from_a_thread_that_runs_no_tasks_runs)
+{
+    body_fn bodies[] = {blocking_entry_body, nested_root_body};
+    for (int i = 0; i < 2; i++) {
+        nested_rt = new_runtime(AC_RUNTIME_MULTI_THREAD, 1);
+        script s;
+        int out = -1;
+        nested_result = 1;
+        ck_assert_int_eq(block_on_script(nested_rt, bodies[i], &s, NULL, &out), 0);
+        ck_assert_int_eq(nested_result, 0);
+        ck_assert_int_eq(nested_out, 5);
+        ac_runtime_free(nested_rt);
+    }
+}
+END_TEST
+
 START_TEST(block_on_of_a_current_thread_runtime_already_running_is_busy)
 {
     nested_rt = new_runtime(AC_RUNTIME_CURRENT_THREAD, 0);
@@ -1887,6 +2052,9 @@ static Suite *sched_suite(void)
     tcase_add_test(tc, block_on_runs_the_future_with_the_runtime_current_on_both_flavours);
     tcase_add_test(tc, block_on_reports_a_future_nothing_can_wake_on_both_flavours);
     tcase_add_test(tc, block_on_of_a_current_thread_runtime_already_running_is_busy);
+    tcase_add_test(tc, block_on_from_a_worker_of_its_own_runtime_is_busy);
+    tcase_add_test(tc, block_on_of_another_runtime_from_a_task_is_busy);
+    tcase_add_test(tc, block_on_from_a_thread_that_runs_no_tasks_runs);
     tcase_add_test(tc, worker_threads_carry_the_configured_name_and_no_timer_slack);
     suite_add_tcase(s, tc);
 
