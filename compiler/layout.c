@@ -79,14 +79,51 @@ static void field_declarator(Unit *u, Var *v, TSNode d, Buf *b)
     buf_putn(b, u->src.text + pos, ts_node_end_byte(d) - pos);
 }
 
+/* Whether an enumerator named like `name` is declared in fn's body. */
+static bool local_enumerator(Unit *u, AsyncFn *fn, TSNode name)
+{
+    TSTreeCursor c = ts_tree_cursor_new(fn->body);
+    bool found = false;
+    do {
+        TSNode n = ts_tree_cursor_current_node(&c);
+        if (type_is(n, "enumerator")) {
+            char *e = parse_text(u, child_by_field(n, "name"));
+            found = parse_eq(u, name, e);
+            free(e);
+        }
+    } while (!found && cursor_advance(&c, true));
+    ts_tree_cursor_delete(&c);
+    return found;
+}
+
+/* Whether the declarator d (of v) names, in an array size, something
+ * declared in the function: a variable (`char b[sizeof n]`) or an
+ * enumerator (`enum { N = 4 }; char b[N]`), which the frame, declared at
+ * file scope, cannot see. */
+static bool names_locals(Unit *u, AsyncFn *fn, Var *v, TSNode d)
+{
+    TSTreeCursor c = ts_tree_cursor_new(d);
+    bool found = false;
+    do {
+        TSNode n = ts_tree_cursor_current_node(&c);
+        if (ts_node_eq(n, v->ident) || !(type_is(n, "identifier") || type_is(n, "type_identifier")))
+            continue;
+        found = nodemap_get(&fn->refs, n) != NULL ||
+                (type_is(n, "identifier") && local_enumerator(u, fn, n));
+    } while (!found && cursor_advance(&c, true));
+    ts_tree_cursor_delete(&c);
+    return found;
+}
+
 /* The frame field declaration for a hoisted variable: its type as written,
  * without storage class, and without a top-level const (the frame is
  * assigned to when the variable is initialised), then the attributes that
  * stood after its declarator (attrs: source spans, parse_masked_attrs). */
-static char *var_field_decl(Unit *u, Var *v, const Vec *attrs)
+static char *var_field_decl(Unit *u, AsyncFn *fn, Var *v, const Vec *attrs)
 {
-    /* typeof(local) and __auto_type name nothing at file scope: use the type
-     * clang worked out. */
+    /* typeof(local) and __auto_type name nothing at file scope, nor does an
+     * array size made of the function's names: use the type clang worked
+     * out. */
     TSNode type = child_by_field(v->decl, "type");
     bool inferred = !ts_node_is_null(type) &&
                     ((type_is(type, "macro_type_specifier") &&
@@ -94,12 +131,14 @@ static char *var_field_decl(Unit *u, Var *v, const Vec *attrs)
                        parse_eq(u, child_by_field(type, "name"), "__typeof__") ||
                        parse_eq(u, child_by_field(type, "name"), "__typeof"))) ||
                      (type_is(type, "type_identifier") && parse_eq(u, type, "__auto_type")));
-    const TypeInfo *ti = inferred ? sema_var_type(u->sema, ts_node_start_byte(v->ident)) : NULL;
-    if (ti)
-        return lower_declare(ti->canonical, v->field);
     TSNode d = v->declarator;
     if (type_is(d, "init_declarator"))
         d = child_by_field(d, "declarator");
+    if (!inferred && !v->is_param)
+        inferred = names_locals(u, fn, v, d);
+    const TypeInfo *ti = inferred ? sema_var_type(u->sema, ts_node_start_byte(v->ident)) : NULL;
+    if (ti)
+        return lower_declare(ti->canonical, v->field);
     /* A const in the specifiers qualifies the variable itself only when no
      * pointer (or array parameter, which is one) stands between. */
     bool pointer = type_is(d, "pointer_declarator") ||
@@ -267,7 +306,7 @@ void layout_fn(Unit *u, AsyncFn *fn)
                 align = n;
         }
         Slot *s = add_slot(f, v->is_param ? SLOT_PARAM : SLOT_LOCAL, xstrdup(v->field),
-                           var_field_decl(u, v, &attrs), size, align,
+                           var_field_decl(u, fn, v, &attrs), size, align,
                            (int)ts_node_start_point(v->ident).row + 1);
         free(attrs.items);
         s->what = v->is_param ? "parameter" : "local";

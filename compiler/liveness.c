@@ -134,11 +134,56 @@ static void mark_address_taken(Walk *w, TSNode e)
     }
 }
 
+/* Records the identifier n as a reference if it names a variable in scope. */
+static void add_ref(Walk *w, TSNode n)
+{
+    Var *v = resolve(w, n);
+    if (v) {
+        TSNode *p = xmalloc(sizeof *p);
+        *p = n;
+        vec_push(&v->refs, p);
+        nodemap_put(&w->fn->refs, n, v);
+    }
+}
+
+static bool is_typeof(Unit *u, TSNode name)
+{
+    return parse_eq(u, name, "typeof") || parse_eq(u, name, "__typeof__") ||
+           parse_eq(u, name, "__typeof");
+}
+
+/* Whether the type_identifier n is the whole operand of a typeof, where C
+ * reads a variable's name as an expression. The grammar sees a type name
+ * there: `typeof(x) y;` is a macro type specifier around a type descriptor,
+ * and the cast `(typeof(x))e` a type `typeof` with a function declarator
+ * whose one parameter is x. */
+static bool typeof_operand(Unit *u, TSNode n)
+{
+    TSNode p = parse_parent(u, n);
+    if (ts_node_is_null(p) || ts_node_named_child_count(p) != 1)
+        return false;
+    TSNode g = parse_parent(u, p);
+    if (ts_node_is_null(g))
+        return false;
+    if (type_is(p, "type_descriptor"))
+        return type_is(g, "macro_type_specifier") && is_typeof(u, child_by_field(g, "name"));
+    if (!type_is(p, "parameter_declaration") || !type_is(g, "parameter_list") ||
+        ts_node_named_child_count(g) != 1)
+        return false;
+    TSNode f = parse_parent(u, g);
+    TSNode d = ts_node_is_null(f) ? f : parse_parent(u, f);
+    if (ts_node_is_null(d) || !type_is(f, "abstract_function_declarator") ||
+        !type_is(d, "type_descriptor"))
+        return false;
+    TSNode t = child_by_field(d, "type");
+    return type_is(t, "type_identifier") && is_typeof(u, t);
+}
+
 static void walk_except(Walk *w, TSNode n, TSNode skip)
 {
     if (ts_node_eq(n, skip))
         return;
-    if (type_is(n, "identifier")) {
+    if (type_is(n, "identifier") || type_is(n, "parameter_declaration")) {
         walk(w, n);
         return;
     }
@@ -188,13 +233,21 @@ static void walk(Walk *w, TSNode n)
     } else if (SYM_IS(t, "declaration")) {
         walk_declaration(w, n);
     } else if (SYM_IS(t, "identifier")) {
-        Var *v = resolve(w, n);
-        if (v) {
-            TSNode *p = xmalloc(sizeof *p);
-            *p = n;
-            vec_push(&v->refs, p);
-            nodemap_put(&w->fn->refs, n, v);
+        add_ref(w, n);
+    } else if (SYM_IS(t, "parameter_declaration")) {
+        /* `int (*fp)(int n)`: a prototype's parameter name declares an
+         * object of its own, not a reference to a variable n. */
+        TSNode d = child_by_field(n, "declarator");
+        TSNode id = ts_node_is_null(d) ? d : parse_declarator_ident(d);
+        for (uint32_t i = 0; i < ts_node_child_count(n); i++) {
+            TSNode c = ts_node_child(n, i);
+            if (ts_node_eq(c, d) && !ts_node_is_null(id))
+                walk_except(w, c, id);
+            else
+                walk(w, c);
         }
+    } else if (SYM_IS(t, "type_identifier") && typeof_operand(w->u, n)) {
+        add_ref(w, n); /* typeof(x): x is a variable when one is in scope */
     } else if (SYM_IS(t, "pointer_expression")) {
         TSNode op = child_by_field(n, "operator");
         if (!ts_node_is_null(op) && parse_eq(w->u, op, "&"))

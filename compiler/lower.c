@@ -203,7 +203,7 @@ static void render_into(Lower *L, TSNode n, Buf *b)
         buf_putn(b, L->u->src.text + s, e - s);
         return;
     }
-    if (type_is(n, "identifier")) {
+    if (type_is(n, "identifier") || type_is(n, "type_identifier")) { /* typeof(x) */
         Var *v = nodemap_get(&L->fn->refs, n);
         if (v && v->hoisted) {
             buf_printf(b, "ac_f->%s", v->field);
@@ -645,20 +645,21 @@ static void emit_return(Lower *L, TSNode n, const char *value, const char *ind)
     (void)n;
 }
 
-/* Text of the declaration's specifiers (everything before its first declarator). */
+/* The declaration's specifiers (everything before its first declarator),
+ * rendered: `typeof(x)` names a frame variable as ac_f->x. */
 static char *specifiers(Lower *L, TSNode decl)
 {
-    uint32_t s = ts_node_start_byte(decl), e = s;
+    Buf b = {0};
+    uint32_t pos = ts_node_start_byte(decl);
     for (uint32_t i = 0; i < ts_node_child_count(decl); i++) {
-        if (parse_is_declarator(ts_node_child(decl, i))) {
-            e = ts_node_start_byte(ts_node_child(decl, i));
+        TSNode c = ts_node_child(decl, i);
+        if (parse_is_declarator(c))
             break;
-        }
+        buf_putn(&b, L->u->src.text + pos, ts_node_start_byte(c) - pos);
+        render_into(L, c, &b);
+        pos = ts_node_end_byte(c);
     }
-    while (e > s && (L->u->src.text[e - 1] == ' ' || L->u->src.text[e - 1] == '\t' ||
-                     L->u->src.text[e - 1] == '\n'))
-        e--;
-    return xstrndup(L->u->src.text + s, e - s);
+    return buf_take(&b);
 }
 
 static void lower_declaration(Lower *L, TSNode n)
@@ -677,17 +678,14 @@ static void lower_declaration(Lower *L, TSNode n)
                 continue;
             if (type_is(value, "initializer_list") || type_is(d, "array_declarator")) {
                 /* Aggregates: initialise a C object the usual way, then copy. */
-                Buf dt = {0};
-                uint32_t ds = ts_node_start_byte(d), is = ts_node_start_byte(v->ident);
-                buf_putn(&dt, L->u->src.text + ds, is - ds);
-                buf_puts(&dt, "ac_init");
-                buf_putn(&dt, L->u->src.text + ts_node_end_byte(v->ident),
-                         ts_node_end_byte(d) - ts_node_end_byte(v->ident));
+                nodemap_put(&L->repl, v->ident, "ac_init");
+                mark_up(L, &L->touched, v->ident);
+                char *dt = render(L, d);
                 if (!spec)
                     spec = specifiers(L, n);
                 buf_printf(&L->out, "%s{ %s %s = %s; __builtin_memcpy(&ac_f->%s, &ac_init, sizeof ac_f->%s); }\n",
-                           ind, spec, dt.data, val, v->field, v->field);
-                buf_free(&dt);
+                           ind, spec, dt, val, v->field, v->field);
+                free(dt);
             } else {
                 buf_printf(&L->out, "%sac_f->%s = %s;\n", ind, v->field, val);
             }
