@@ -206,6 +206,16 @@ struct Var {
     Vec refs;          /* TSNode* of every identifier referring to it */
 };
 
+/* A compound literal `(T){...}` in an async function: an unnamed object that
+ * lives until its block ends, so one whose block goes on past an await is
+ * kept in the frame (liveness.c, layout.c, lower.c). */
+typedef struct Literal {
+    TSNode node;       /* the compound_literal_expression */
+    TSNode scope;      /* the node whose extent is its lifetime's */
+    StateSet live;     /* await states across which it lives */
+    char *field;       /* frame field name when kept (ac_clN), else NULL */
+} Literal;
+
 /* An async function defined or declared in the translated file. */
 struct AsyncFn {
     char *name;       /* function name */
@@ -219,6 +229,7 @@ struct AsyncFn {
     Vec awaits;       /* Await*, in source order */
     Vec spawns;       /* Spawn*, in source order */
     Vec vars;         /* Var*, parameters first, then locals in source order */
+    Vec literals;     /* Literal*, in source order */
     NodeMap refs;     /* identifier node -> Var* it resolves to */
     bool has_goto;    /* the body contains goto (liveness is more conservative) */
     int nstates;      /* AC_STATE_FIRST + number of awaits */
@@ -364,6 +375,8 @@ bool sema_frame(Sema *s, const char *name, int64_t *size, int64_t *align);
 bool sema_is_blocking(Sema *s, const char *name);
 /* Type of the variable whose name starts at byte `start`, or NULL. */
 const TypeInfo *sema_var_type(Sema *s, uint32_t start);
+/* Type of the compound literal starting at byte `start`, or NULL. */
+const TypeInfo *sema_literal_type(Sema *s, uint32_t start);
 
 /* ======================================================================== */
 /* liveness.c: scopes, name resolution, live-across-await sets, checks       */

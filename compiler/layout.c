@@ -313,6 +313,18 @@ void layout_fn(Unit *u, AsyncFn *fn)
         set_union(&s->live, &v->live);
         var_range(u, fn, v, &s->from, &s->to);
     }
+    for (int i = 0; i < fn->literals.len; i++) {
+        Literal *lit = fn->literals.items[i];
+        const TypeInfo *ti = sema_literal_type(u->sema, ts_node_start_byte(lit->node));
+        if (!lit->field || !ti)
+            continue;
+        Slot *s = add_slot(f, SLOT_LOCAL, xstrdup(lit->field), lower_declare(ti->canonical, lit->field),
+                           ti->size, ti->align, (int)ts_node_start_point(lit->node).row + 1);
+        s->what = "compound literal";
+        set_union(&s->live, &lit->live);
+        s->from = ts_node_start_byte(lit->node);
+        s->to = ts_node_end_byte(lit->scope);
+    }
     for (int i = 0; i < fn->temps.len; i++) {
         Temp *t = fn->temps.items[i];
         if (set_empty(&t->live))

@@ -90,6 +90,7 @@ static Var *resolve(Walk *w, TSNode ident)
 }
 
 static void walk(Walk *w, TSNode n);
+static void walk_except(Walk *w, TSNode n, TSNode skip);
 
 /* `ac_handle(int) *p = ...;` is a declaration to C but tree-sitter (like any
  * parser without the macro's definition) reads a multiplication; the
@@ -135,7 +136,7 @@ static void mark_address_taken(Walk *w, TSNode e)
 }
 
 /* Records the identifier n as a reference if it names a variable in scope. */
-static void add_ref(Walk *w, TSNode n)
+static __attribute__((noinline)) void add_ref(Walk *w, TSNode n)
 {
     Var *v = resolve(w, n);
     if (v) {
@@ -157,7 +158,7 @@ static bool is_typeof(Unit *u, TSNode name)
  * there: `typeof(x) y;` is a macro type specifier around a type descriptor,
  * and the cast `(typeof(x))e` a type `typeof` with a function declarator
  * whose one parameter is x. */
-static bool typeof_operand(Unit *u, TSNode n)
+static __attribute__((noinline)) bool typeof_operand(Unit *u, TSNode n)
 {
     TSNode p = parse_parent(u, n);
     if (ts_node_is_null(p) || ts_node_named_child_count(p) != 1)
@@ -177,6 +178,34 @@ static bool typeof_operand(Unit *u, TSNode n)
         return false;
     TSNode t = child_by_field(d, "type");
     return type_is(t, "type_identifier") && is_typeof(u, t);
+}
+
+/* The helpers below stay out of line: walk recurses as deep as the tree
+ * (20,000 levels for a long sum), so its own frame must stay small. */
+
+/* `int (*fp)(int n)`: a prototype's parameter name declares an object of its
+ * own, not a reference to a variable n. */
+static __attribute__((noinline)) void walk_parameter(Walk *w, TSNode n)
+{
+    TSNode d = child_by_field(n, "declarator");
+    TSNode id = ts_node_is_null(d) ? d : parse_declarator_ident(d);
+    for (uint32_t i = 0; i < ts_node_child_count(n); i++) {
+        TSNode c = ts_node_child(n, i);
+        if (ts_node_eq(c, d) && !ts_node_is_null(id))
+            walk_except(w, c, id);
+        else
+            walk(w, c);
+    }
+}
+
+/* A compound literal: an unnamed object of the current scope. */
+static __attribute__((noinline)) void walk_literal(Walk *w, TSNode n)
+{
+    Literal *lit = xcalloc(1, sizeof *lit);
+    lit->node = n;
+    lit->scope = w->scope;
+    vec_push(&w->fn->literals, lit);
+    walk_children(w, n);
 }
 
 static void walk_except(Walk *w, TSNode n, TSNode skip)
@@ -234,18 +263,10 @@ static void walk(Walk *w, TSNode n)
         walk_declaration(w, n);
     } else if (SYM_IS(t, "identifier")) {
         add_ref(w, n);
+    } else if (SYM_IS(t, "compound_literal_expression")) {
+        walk_literal(w, n);
     } else if (SYM_IS(t, "parameter_declaration")) {
-        /* `int (*fp)(int n)`: a prototype's parameter name declares an
-         * object of its own, not a reference to a variable n. */
-        TSNode d = child_by_field(n, "declarator");
-        TSNode id = ts_node_is_null(d) ? d : parse_declarator_ident(d);
-        for (uint32_t i = 0; i < ts_node_child_count(n); i++) {
-            TSNode c = ts_node_child(n, i);
-            if (ts_node_eq(c, d) && !ts_node_is_null(id))
-                walk_except(w, c, id);
-            else
-                walk(w, c);
-        }
+        walk_parameter(w, n);
     } else if (SYM_IS(t, "type_identifier") && typeof_operand(w->u, n)) {
         add_ref(w, n); /* typeof(x): x is a variable when one is in scope */
     } else if (SYM_IS(t, "pointer_expression")) {
@@ -470,6 +491,48 @@ static bool live_at(Unit *u, AsyncFn *fn, Var *v, Await *aw)
     return false;
 }
 
+/* What the value of n (in parentheses, perhaps) is used by: the nearest
+ * ancestor that is not a parenthesized_expression. Null unless n is the
+ * operand of a unary `&` or the object of `.`, `->` or `[]` (the `argument`
+ * of those nodes); *kind says which: '&', '.' (also `->`) or '['. */
+static TSNode object_use(Unit *u, TSNode n, char *kind)
+{
+    TSNode c = n, p = parse_parent(u, n);
+    while (!ts_node_is_null(p) && type_is(p, "parenthesized_expression")) {
+        c = p;
+        p = parse_parent(u, p);
+    }
+    if (ts_node_is_null(p) || !ts_node_eq(child_by_field(p, "argument"), c))
+        return (TSNode){0};
+    if (type_is(p, "pointer_expression") && parse_eq(u, child_by_field(p, "operator"), "&"))
+        *kind = '&';
+    else if (type_is(p, "field_expression"))
+        *kind = '.';
+    else if (type_is(p, "subscript_expression"))
+        *kind = '[';
+    else
+        return (TSNode){0};
+    return p;
+}
+
+/* Whether the program can hold the address of a compound literal's object:
+ * it is the operand of `&` or the object of `.`, `->` or `[]`, or it is an
+ * array, which decays to a pointer; except a one-dimensional array only
+ * indexed for a value (`(int[]){1, 2, 3}[i]`). Otherwise its value is read
+ * at once. A literal clang did not type stays where it is. */
+static bool literal_addressed(Unit *u, Literal *lit)
+{
+    const TypeInfo *ti = sema_literal_type(u->sema, ts_node_start_byte(lit->node));
+    if (!ti)
+        return false;
+    const char *br = strchr(ti->canonical, '[');
+    char kind = 0, outer = 0;
+    TSNode p = object_use(u, lit->node, &kind);
+    if (br && kind == '[' && !strchr(br + 1, '['))
+        return !ts_node_is_null(object_use(u, p, &outer));
+    return br != NULL || kind != 0;
+}
+
 static void compute_liveness(Unit *u, AsyncFn *fn)
 {
     for (int i = 0; i < fn->vars.len; i++) {
@@ -500,6 +563,25 @@ static void compute_liveness(Unit *u, AsyncFn *fn)
             name = xasprintf("%s_%d", v->name, n);
         }
         v->field = name;
+    }
+    /* A compound literal's object exists from its evaluation to the end of
+     * its block. One whose address can be taken (an array, which decays;
+     * `&(T){...}`; a member or element of it) may be used through that
+     * address anywhere in the block, so it is kept when an await comes in
+     * between. An await in its own initialiser runs before it exists. */
+    int kept = 0;
+    for (int i = 0; i < fn->literals.len; i++) {
+        Literal *lit = fn->literals.items[i];
+        if (!literal_addressed(u, lit))
+            continue;
+        for (int j = 0; j < fn->awaits.len; j++) {
+            Await *aw = fn->awaits.items[j];
+            uint32_t at = ts_node_start_byte(aw->node);
+            if (at >= ts_node_end_byte(lit->node) && at < ts_node_end_byte(lit->scope))
+                set_add(&lit->live, aw->state);
+        }
+        if (!set_empty(&lit->live))
+            lit->field = xasprintf("ac_cl%d", ++kept);
     }
     (void)u;
 }

@@ -39,6 +39,7 @@ typedef struct Lower {
     NodeMap touched;  /* nodes whose subtree needs more than a verbatim copy */
     NodeMap has_await;/* nodes whose subtree contains an await */
     NodeMap repl;     /* expression node -> its lowered text */
+    NodeMap literals; /* compound literal node -> its Literal, when kept in the frame */
     NodeMap awaits;   /* await node -> Await* */
     NodeMap spawns;   /* ac_spawn node -> Spawn* */
     Vec pending;      /* Temp* whose value is still to be used in this statement */
@@ -196,6 +197,20 @@ static void render_into(Lower *L, TSNode n, Buf *b)
     Spawn *sp = nodemap_get(&L->spawns, n);
     if (sp) {
         render_spawn(L, sp, b);
+        return;
+    }
+    Literal *lit = nodemap_get(&L->literals, n);
+    if (lit) {
+        /* A compound literal that outlives a suspension: its object is the
+         * frame field, which the literal initialises (C's own evaluation
+         * makes it anew each time too). The result is that field, an lvalue
+         * of the literal's type. */
+        nodemap_put(&L->literals, n, NULL);
+        buf_printf(b, "(*(__typeof__(ac_f->%s) *)__builtin_memcpy((void *)&ac_f->%s, &", lit->field,
+                   lit->field);
+        render_into(L, n, b);
+        buf_printf(b, ", sizeof ac_f->%s))", lit->field);
+        nodemap_put(&L->literals, n, lit);
         return;
     }
     uint32_t s = ts_node_start_byte(n), e = ts_node_end_byte(n);
@@ -1091,6 +1106,13 @@ bool lower_fn(Unit *u, AsyncFn *fn)
         nodemap_put(&L.spawns, sp->node, sp);
         mark_up(&L, &L.touched, sp->node);
     }
+    for (int i = 0; i < fn->literals.len; i++) {
+        Literal *lit = fn->literals.items[i];
+        if (!lit->field)
+            continue;
+        nodemap_put(&L.literals, lit->node, lit);
+        mark_up(&L, &L.touched, lit->node);
+    }
     for (int i = 0; i < fn->vars.len; i++) {
         Var *v = fn->vars.items[i];
         if (!v->hoisted)
@@ -1153,6 +1175,7 @@ bool lower_fn(Unit *u, AsyncFn *fn)
     nodemap_free(&L.touched);
     nodemap_free(&L.has_await);
     nodemap_free(&L.repl);
+    nodemap_free(&L.literals);
     nodemap_free(&L.awaits);
     nodemap_free(&L.spawns);
     free(L.pending.items);

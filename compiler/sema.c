@@ -12,7 +12,8 @@
  *    can be embedded by value, as asyncc.h does for ac_yield);
  *  - for the bodies of the file's async functions: the type (spelling, size,
  *    alignment, variably-modified or not) of each variable by the byte offset
- *    of its name, and of each conditional expression by its byte range.
+ *    of its name, and of each conditional expression and compound literal by
+ *    where it starts.
  * Rejects: anything clang reports as an error; those diagnostics are printed
  * in asyncc's format and translation stops.
  */
@@ -28,6 +29,9 @@
 
 /* `end` of expression entries: the outermost expression starting there. */
 #define EXPR_KEY (UINT32_MAX - 2)
+
+/* `end` of compound literal entries. */
+#define LITERAL_KEY (UINT32_MAX - 3)
 
 typedef struct RangeType {
     uint32_t start, end; /* where it starts in the main file; a *_KEY kind */
@@ -167,8 +171,11 @@ static enum CXChildVisitResult visit_body(CXCursor c, CXCursor parent, CXClientD
     if (clang_isExpression(k)) {
         CXSourceRange r = clang_getCursorExtent(c);
         uint32_t a;
-        if (offset_in_main(s, clang_getRangeStart(r), &a))
+        if (offset_in_main(s, clang_getRangeStart(r), &a)) {
             add_range(s, a, EXPR_KEY, clang_getCursorType(c));
+            if (k == CXCursor_CompoundLiteralExpr)
+                add_range(s, a, LITERAL_KEY, clang_getCursorType(c));
+        }
     }
     return CXChildVisit_Recurse;
 }
@@ -382,4 +389,6 @@ const TypeInfo *sema_cond_type(Sema *s, uint32_t start) { return lookup(s, start
 const TypeInfo *sema_expr_type(Sema *s, uint32_t start) { return lookup(s, start, EXPR_KEY); }
 
 const TypeInfo *sema_var_type(Sema *s, uint32_t start) { return lookup(s, start, UINT32_MAX); }
+
+const TypeInfo *sema_literal_type(Sema *s, uint32_t start) { return lookup(s, start, LITERAL_KEY); }
 
