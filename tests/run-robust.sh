@@ -15,8 +15,9 @@
 #     local live across its own await), loops nested 30 deep around an
 #     await, a 20,000-term expression, a 1 MB line of statements and a 1 MB
 #     string literal.
-# Each run of `$ASYNCC IN.ac -o OUT.c` (some also with --emit=states) is
-# limited to TIMEOUT seconds. It passes if the exit status is 0, or 1 with
+# Each run of `$ASYNCC IN.ac -o OUT.c` (some also with --emit=states, the
+# deep ones also with the shell's stack limited to 1 MiB, which the passes'
+# threads do not depend on) is limited to TIMEOUT seconds. It passes if the exit status is 0, or 1 with
 # `error:` on stderr and no output file; a crash (signal), a timeout or any
 # other status fails.
 # Failing inputs are kept in $BUILD/robust-failures/.
@@ -194,6 +195,7 @@ close=$REPLY
 printf '%sasync(int) async_main(int argc, char **argv)\n{\n    (void)argv;\n    int x = %sawait(val(argc))%s;\n    return x - 1;\n}\n' \
     "$PRELUDE" "$open" "$close" > "$IN/parens-10000.ac"
 add c "$IN/parens-10000.ac"
+add small-stack "$IN/parens-10000.ac"
 add states "$IN/parens-10000.ac"
 
 repeat 2000 '{ '
@@ -242,6 +244,7 @@ repeat 20000 'argc + '
 printf '%sasync(int) async_main(int argc, char **argv)\n{\n    (void)argv;\n    int x = %sawait(val(argc));\n    return x == 0;\n}\n' \
     "$PRELUDE" "$REPLY" > "$IN/long-expression.ac"
 add c "$IN/long-expression.ac"
+add small-stack "$IN/long-expression.ac"
 
 repeat 1000 'x += 1; '
 chunk=$REPLY
@@ -274,6 +277,10 @@ robust_case() {
     if [ "$mode" = states ]; then
         what="asyncc --emit=states ${in#"$TMP"/}"
         timeout -k 2 "$TIMEOUT" "$ASYNCC" --emit=states "$in" > "$t/stdout" 2> "$t/stderr" || status=$?
+    elif [ "$mode" = small-stack ]; then
+        what="asyncc ${in#"$TMP"/} (ulimit -s 1024)"
+        (ulimit -s 1024 && exec timeout -k 2 "$TIMEOUT" "$ASYNCC" "$in" -o "$t/out.c") \
+            > "$t/stdout" 2> "$t/stderr" || status=$?
     else
         timeout -k 2 "$TIMEOUT" "$ASYNCC" "$in" -o "$t/out.c" > "$t/stdout" 2> "$t/stderr" || status=$?
     fi
