@@ -318,8 +318,9 @@ void layout_fn(Unit *u, AsyncFn *fn)
         const TypeInfo *ti = sema_literal_type(u->sema, ts_node_start_byte(lit->node));
         if (!lit->field || !ti)
             continue;
-        Slot *s = add_slot(f, SLOT_LOCAL, xstrdup(lit->field), lower_declare(ti->canonical, lit->field),
-                           ti->size, ti->align, (int)ts_node_start_point(lit->node).row + 1);
+        Slot *s = add_slot(f, SLOT_LOCAL, xstrdup(lit->field),
+                           lower_declare(ti->canonical, lit->field), ti->size, ti->align,
+                           (int)ts_node_start_point(lit->node).row + 1);
         s->what = "compound literal";
         set_union(&s->live, &lit->live);
         s->from = ts_node_start_byte(lit->node);

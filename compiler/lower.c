@@ -203,13 +203,12 @@ static void render_into(Lower *L, TSNode n, Buf *b)
     if (lit) {
         /* A compound literal that outlives a suspension: its object is the
          * frame field, which the literal initialises (C's own evaluation
-         * makes it anew each time too). The result is that field, an lvalue
-         * of the literal's type. */
+         * makes it anew each time too); ac__keep (asyncc.h) is that field,
+         * an lvalue of the literal's type. */
         nodemap_put(&L->literals, n, NULL);
-        buf_printf(b, "(*(__typeof__(ac_f->%s) *)__builtin_memcpy((void *)&ac_f->%s, &", lit->field,
-                   lit->field);
+        buf_printf(b, "ac__keep(ac_f->%s, ", lit->field);
         render_into(L, n, b);
-        buf_printf(b, ", sizeof ac_f->%s))", lit->field);
+        buf_putc(b, ')');
         nodemap_put(&L->literals, n, lit);
         return;
     }

@@ -371,7 +371,8 @@ static int run_cc(int argc, char **argv)
     Vec generated = {0};
     for (int i = 2; i < argc && !status; i++) {
         if (ends_with(argv[i], ".ac") && (i == 2 || strcmp(argv[i - 1], "-o") != 0)) {
-            char *text = translate_deep(argv[i], (const char *const *)cargs.items, cargs.len, false);
+            char *text =
+                translate_deep(argv[i], (const char *const *)cargs.items, cargs.len, false);
             if (!text) {
                 status = 1;
                 break;

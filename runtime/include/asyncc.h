@@ -283,6 +283,11 @@ const ac_waker *ac_waker_noop(void);
 _Noreturn void ac__bad_resume(const char *fn, unsigned state);
 /* Traps: control reached the end of a non-void async function. */
 _Noreturn void ac__no_return(const char *fn);
+/* For generated code: ac__keep(ac_f->ac_clN, (T){...}) copies a compound
+ * literal that must outlive a suspension into its frame field and is that
+ * field (an lvalue of the literal's type). Variadic: the literal's commas. */
+#define ac__keep(field, ...)                                                   \
+    (*(__typeof__(field) *)__builtin_memcpy((void *)&(field), &(__VA_ARGS__), sizeof(field)))
 
 /* ======================================================================== */
 /* Frame arena: storage for futures whose frame size is only known at run    */

@@ -201,17 +201,17 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
     (void)ac_f->argc;
     (void)ac_f->argv;
 #line 51 "tests/golden/storage/compound_literals.ac"
-    ac_f->digits = (*(__typeof__(ac_f->ac_cl1) *)__builtin_memcpy((void *)&ac_f->ac_cl1, &(int[]){1, 2, 3, 4}, sizeof ac_f->ac_cl1));
-    ac_f->origin = &(*(__typeof__(ac_f->ac_cl2) *)__builtin_memcpy((void *)&ac_f->ac_cl2, &(struct point){10, 20}, sizeof ac_f->ac_cl2));
-    ac_f->inner = (*(__typeof__(ac_f->ac_cl3) *)__builtin_memcpy((void *)&ac_f->ac_cl3, &(struct triple){{5, 6, 7}}, sizeof ac_f->ac_cl3)).v;
-    ac_f->word = (*(__typeof__(ac_f->ac_cl4) *)__builtin_memcpy((void *)&ac_f->ac_cl4, &(char[]){"frame"}, sizeof ac_f->ac_cl4));
+    ac_f->digits = ac__keep(ac_f->ac_cl1, (int[]){1, 2, 3, 4});
+    ac_f->origin = &ac__keep(ac_f->ac_cl2, (struct point){10, 20});
+    ac_f->inner = ac__keep(ac_f->ac_cl3, (struct triple){{5, 6, 7}}).v;
+    ac_f->word = ac__keep(ac_f->ac_cl4, (char[]){"frame"});
     val__init(&ac_f->ac_aw3, 8);
     ac_f->ac_state = 3;
 ac_resume_3:
     if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
 #line 55 "tests/golden/storage/compound_literals.ac"
-    ac_f->late = (*(__typeof__(ac_f->ac_cl5) *)__builtin_memcpy((void *)&ac_f->ac_cl5, &(int[]){ac_t1, 9}, sizeof ac_f->ac_cl5));
+    ac_f->late = ac__keep(ac_f->ac_cl5, (int[]){ac_t1, 9});
     ac_yield__init(&ac_f->ac_aw4);
     ac_f->ac_state = 4;
 ac_resume_4:
@@ -224,7 +224,7 @@ ac_resume_4:
 #line 61 "tests/golden/storage/compound_literals.ac"
     ac_f->total = 0;
     for (ac_f->i = 0; ac_f->i < 3; ac_f->i++) {
-        ac_f->pair = (*(__typeof__(ac_f->ac_cl6) *)__builtin_memcpy((void *)&ac_f->ac_cl6, &(int[2]){ac_f->i, 10 * ac_f->i}, sizeof ac_f->ac_cl6));
+        ac_f->pair = ac__keep(ac_f->ac_cl6, (int[2]){ac_f->i, 10 * ac_f->i});
         ac_yield__init(&ac_f->ac_aw5);
         ac_f->ac_state = 5;
 ac_resume_5:
