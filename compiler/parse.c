@@ -19,6 +19,8 @@
  */
 #include "compiler.h"
 
+#include <ctype.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -348,6 +350,64 @@ static void check_read_as_type(Unit *u, TSNode n)
     free(callee);
 }
 
+/* Where in text[0, n) the first call of one of `names` (an identifier
+ * followed by '('), outside comments and string and character literals,
+ * starts; n if none. */
+static size_t find_call(const char *text, size_t n, const char *const *names)
+{
+    for (size_t i = 0; i < n;) {
+        char ch = text[i];
+        if (ch == '"' || ch == '\'') {
+            for (i++; i < n && text[i] != ch; i++)
+                if (text[i] == '\\')
+                    i++;
+            i++;
+        } else if (ch == '/' && i + 1 < n && text[i + 1] == '*') {
+            const char *end = i + 2 < n ? strstr(text + i + 2, "*/") : NULL;
+            i = end && (size_t)(end - text) < n ? (size_t)(end - text) + 2 : n;
+        } else if (ch == '/' && i + 1 < n && text[i + 1] == '/') {
+            while (i < n && text[i] != '\n')
+                i++;
+        } else if (isalpha((unsigned char)ch) || ch == '_') {
+            size_t start = i;
+            while (i < n && (isalnum((unsigned char)text[i]) || text[i] == '_'))
+                i++;
+            size_t j = i;
+            while (j < n && (text[j] == ' ' || text[j] == '\t' || text[j] == '\\' ||
+                             text[j] == '\n' || text[j] == '\r'))
+                j++;
+            for (const char *const *nm = names; *nm; nm++)
+                if (j < n && text[j] == '(' && i - start == strlen(*nm) &&
+                    !memcmp(text + start, *nm, i - start))
+                    return start;
+        } else {
+            i++;
+        }
+    }
+    return n;
+}
+
+/* A macro whose body awaits or spawns: the translator reads the source
+ * before the preprocessor, so where the macro is used it would see neither
+ * (and call the awaited future unawaited, or leave `await` in C). */
+static void check_macro_body(Unit *u, TSNode value)
+{
+    static const char *const dialect[] = {"await", "ac_spawn", "ac_joinset_spawn", NULL};
+    if (ts_node_is_null(value))
+        return;
+    uint32_t s = ts_node_start_byte(value), e = ts_node_end_byte(value);
+    size_t at = find_call(u->src.text + s, e - s, dialect);
+    if (at == e - s)
+        return;
+    char *name = xstrndup(u->src.text + s + at, strcspn(u->src.text + s + at, " \t\\\r\n("));
+    diag_error(&u->src, s + (uint32_t)at,
+               "%s() inside a macro definition: the translator reads async functions before "
+               "macros are expanded, so it would not see it; write %s(...) where the macro is "
+               "used (the macro may still build the call: await(FETCH(x)))",
+               name, name);
+    free(name);
+}
+
 /* Whether the named ancestors on stack (TSNode *, innermost last) include
  * a statement read as a type, which check_read_as_type reports. */
 static bool in_statement_read_as_type(const Vec *stack)
@@ -596,6 +656,8 @@ bool parse_unit(Unit *u)
                 diag_error(&u->src, ts_node_start_byte(d),
                            "write the whole result type inside async(...), as in async(int *) f(void)");
             }
+        } else if (SYM_IS(t, "preproc_def") || SYM_IS(t, "preproc_function_def")) {
+            check_macro_body(u, child_by_field(n, "value"));
         } else if (SYM_IS(t, "macro_type_specifier") && stack.len &&
                    type_is(*(TSNode *)stack.items[stack.len - 1], "compound_statement")) {
             /* A statement read as a type (see below): checked once the
