@@ -368,7 +368,8 @@ static int run_cc(int argc, char **argv)
     }
     vec_push(&ccargs, (void *)cc);
     int status = 0, nfile = 0;
-    Vec generated = {0};
+    bool links = true; /* no -c, -S, -E or the like: the library is needed */
+    Vec generated = {0}, subdirs = {0};
     for (int i = 2; i < argc && !status; i++) {
         if (ends_with(argv[i], ".ac") && (i == 2 || strcmp(argv[i - 1], "-o") != 0)) {
             char *text =
@@ -377,11 +378,21 @@ static int run_cc(int argc, char **argv)
                 status = 1;
                 break;
             }
+            /* DIR/N/NAME.c: NAME as the source's, so that `-c` without -o
+             * names the object NAME.o as cc does; N keeps two NAME.ac of
+             * different directories apart. */
             const char *base = strrchr(argv[i], '/');
             base = base ? base + 1 : argv[i];
-            char *out = xasprintf("%s/%d-%.*s.c", dir, nfile++, (int)(strlen(base) - 3), base);
-            if (!write_atomically(out, text))
+            char *sub = xasprintf("%s/%d", dir, nfile++);
+            char *out = xasprintf("%s/%.*s.c", sub, (int)(strlen(base) - 3), base);
+            if (mkdir(sub, 0700) != 0) {
+                diag_fatal("cannot create %s: %s", sub, strerror(errno));
                 status = 1;
+            } else {
+                vec_push(&subdirs, sub);
+                if (!write_atomically(out, text))
+                    status = 1;
+            }
             free(text);
             /* The generated file lives in a temporary directory: keep the
              * source's own directory first for its #include "..." */
@@ -392,13 +403,18 @@ static int run_cc(int argc, char **argv)
             vec_push(&ccargs, out);
             vec_push(&generated, out);
         } else {
-            vec_push(&ccargs, argv[i]);
+            const char *a = argv[i];
+            if (!strcmp(a, "-c") || !strcmp(a, "-S") || !strcmp(a, "-E") || !strcmp(a, "-M") ||
+                !strcmp(a, "-MM") || !strcmp(a, "-fsyntax-only"))
+                links = false;
+            vec_push(&ccargs, (void *)a);
         }
     }
     if (!status) {
         char *inc = include_dir();
         vec_push(&ccargs, xasprintf("-I%s", inc));
-        vec_push(&ccargs, library_path());
+        if (links) /* else cc warns that the library is unused */
+            vec_push(&ccargs, library_path());
         vec_push(&ccargs, "-pthread");
         vec_push(&ccargs, NULL);
         pid_t pid = fork();
@@ -416,6 +432,8 @@ static int run_cc(int argc, char **argv)
     }
     for (int i = 0; i < generated.len; i++)
         unlink(generated.items[i]);
+    for (int i = 0; i < subdirs.len; i++)
+        rmdir(subdirs.items[i]);
     rmdir(dir);
     return status;
 }
