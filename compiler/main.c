@@ -348,6 +348,10 @@ static char *translate_deep(const char *in, const char *const *cargs, int ncargs
 
 static int run_cc(int argc, char **argv)
 {
+    if (argc == 2) {
+        diag_fatal("no input files\n%s", usage);
+        return 2;
+    }
     Vec cargs = {0}, ccargs = {0};
     const char *cc = getenv("CC");
     if (!cc || !*cc)
@@ -471,6 +475,11 @@ int main(int argc, char **argv)
             out = argv[++i];
         } else if ((n = clang_flag(argv, i, argc, &cargs)) > 0) {
             i += n - 1;
+        } else if (i + 1 == argc && (!strcmp(a, "-I") || !strcmp(a, "-D") || !strcmp(a, "-U") ||
+                                     !strcmp(a, "-include") || !strcmp(a, "-isystem") ||
+                                     !strcmp(a, "-iquote"))) {
+            diag_fatal("%s needs an argument", a);
+            return 2;
         } else if (a[0] == '-' && a[1]) {
             diag_fatal("unknown option '%s'\n%s", a, usage);
             return 2;
