@@ -567,17 +567,23 @@ static void compute_liveness(Unit *u, AsyncFn *fn)
     /* A compound literal's object exists from its evaluation to the end of
      * its block. One whose address can be taken (an array, which decays;
      * `&(T){...}`; a member or element of it) may be used through that
-     * address anywhere in the block, so it is kept when an await comes in
-     * between. An await in its own initialiser runs before it exists. */
+     * address anywhere in the block, so it is kept when an await comes
+     * after it in the block, or awaits a callee it is passed to
+     * (`await(f(&(struct opts){...}))`, which holds the address while it
+     * is suspended). An await in its own initialiser runs before it
+     * exists. */
     int kept = 0;
     for (int i = 0; i < fn->literals.len; i++) {
         Literal *lit = fn->literals.items[i];
         if (!literal_addressed(u, lit))
             continue;
+        uint32_t ls = ts_node_start_byte(lit->node), le = ts_node_end_byte(lit->node);
         for (int j = 0; j < fn->awaits.len; j++) {
             Await *aw = fn->awaits.items[j];
-            uint32_t at = ts_node_start_byte(aw->node);
-            if (at >= ts_node_end_byte(lit->node) && at < ts_node_end_byte(lit->scope))
+            uint32_t as = ts_node_start_byte(aw->node), ae = ts_node_end_byte(aw->node);
+            bool after = as >= le && as < ts_node_end_byte(lit->scope);
+            bool around = as <= ls && ae >= le;
+            if (after || around)
                 set_add(&lit->live, aw->state);
         }
         if (!set_empty(&lit->live))

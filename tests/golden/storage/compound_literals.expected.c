@@ -8,9 +8,11 @@
  * may be used after an await in that block; such a literal is kept in the
  * frame (ac_clN) and initialised there. Kept: an array literal held as a
  * pointer, &(T){...}, a member array of a struct literal, a string in a
- * char array literal, one in a loop body, and one with an await in its own
- * initialiser. Not kept, since their values are read at once: a struct
- * literal assigned by value, and an array literal indexed for a value.
+ * char array literal, one in a loop body, one with an await in its own
+ * initialiser, and literals passed by address to an awaited callee, which
+ * uses them while it is suspended. Not kept, since their values are read
+ * at once: a struct literal assigned by value, and an array literal indexed
+ * for a value.
  */
 #include <asyncc.h>
 #include <stdio.h>
@@ -25,18 +27,18 @@ struct triple {
 };
 
 
-#line 23 "tests/golden/storage/compound_literals.ac"
+#line 25 "tests/golden/storage/compound_literals.ac"
 /* val: frame of its state machine (8 bytes; asyncc --emit=states) */
 struct val__frame {
-    int v; /* parameter, line 23; live in states 0 3 */
-    struct ac_yield__frame ac_aw3; /* awaited future, line 25; live in states 3 */
+    int v; /* parameter, line 25; live in states 0 3 */
+    struct ac_yield__frame ac_aw3; /* awaited future, line 27; live in states 3 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 static void val__init(void *ac_frame, int v) __attribute__((unused));
 static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_out);
 static void val__drop(struct val__frame *ac_f);
 static const ac_future_vt val__vt __attribute__((unused));
-#line 23 "tests/golden/storage/compound_literals.ac"
+#line 25 "tests/golden/storage/compound_literals.ac"
 static void val__init(void *ac_frame, int v)
 {
     struct val__frame *ac_f = ac_frame;
@@ -44,7 +46,7 @@ static void val__init(void *ac_frame, int v)
     ac_f->ac_state = AC_STATE_UNRESUMED;
 }
 
-#line 23 "tests/golden/storage/compound_literals.ac"
+#line 25 "tests/golden/storage/compound_literals.ac"
 static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_out)
 {
     switch (ac_f->ac_state) {
@@ -55,17 +57,17 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
     default:
         ac__bad_resume("val", ac_f->ac_state);
     }
-#line 25 "tests/golden/storage/compound_literals.ac"
+#line 27 "tests/golden/storage/compound_literals.ac"
     ac_yield__init(&ac_f->ac_aw3);
     ac_f->ac_state = 3;
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 26 "tests/golden/storage/compound_literals.ac"
+#line 28 "tests/golden/storage/compound_literals.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
 }
-#line 23 "tests/golden/storage/compound_literals.ac"
+#line 25 "tests/golden/storage/compound_literals.ac"
 static void val__drop(struct val__frame *ac_f)
 {
     switch (ac_f->ac_state) {
@@ -101,7 +103,7 @@ __attribute__((unused)) static int val(int v)
 static const ac_future_vt val__vt __attribute__((unused)) = {
     sizeof(struct val__frame), _Alignof(struct val__frame), sizeof(int), val__vpoll, val__vdrop, "val",
 };
-#line 27 "tests/golden/storage/compound_literals.ac"
+#line 29 "tests/golden/storage/compound_literals.ac"
 
 
 /* Fills some stack with a pattern, over where a dead poll's locals were. */
@@ -113,6 +115,104 @@ static int scribble(int seed)
     return junk[seed & 255];
 }
 
+/* Reads *p and w[] after suspending twice. */
+
+#line 41 "tests/golden/storage/compound_literals.ac"
+/* weigh: frame of its state machine (24 bytes; asyncc --emit=states) */
+struct weigh__frame {
+    const struct point *p; /* parameter, line 41; live in states 0 3 4 */
+    const int *w; /* parameter, line 41; live in states 0 3 4 */
+    union {
+        struct ac_yield__frame ac_aw3; /* awaited future, line 43; live in states 3 */
+        struct ac_yield__frame ac_aw4; /* awaited future, line 45; live in states 4 */
+    };
+    uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
+};
+static void weigh__init(void *ac_frame, const struct point *p, const int *w) __attribute__((unused));
+static ac_poll_t weigh__poll(struct weigh__frame *ac_f, ac_context *ac_cx, int *ac_out);
+static void weigh__drop(struct weigh__frame *ac_f);
+static const ac_future_vt weigh__vt __attribute__((unused));
+#line 41 "tests/golden/storage/compound_literals.ac"
+static void weigh__init(void *ac_frame, const struct point *p, const int *w)
+{
+    struct weigh__frame *ac_f = ac_frame;
+    ac_f->p = p;
+    ac_f->w = w;
+    ac_f->ac_state = AC_STATE_UNRESUMED;
+}
+
+#line 41 "tests/golden/storage/compound_literals.ac"
+static ac_poll_t weigh__poll(struct weigh__frame *ac_f, ac_context *ac_cx, int *ac_out)
+{
+    switch (ac_f->ac_state) {
+    case AC_STATE_UNRESUMED:
+        break;
+    case 3:
+        goto ac_resume_3;
+    case 4:
+        goto ac_resume_4;
+    default:
+        ac__bad_resume("weigh", ac_f->ac_state);
+    }
+#line 43 "tests/golden/storage/compound_literals.ac"
+    ac_yield__init(&ac_f->ac_aw3);
+    ac_f->ac_state = 3;
+ac_resume_3:
+    if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
+        return AC_PENDING;
+#line 44 "tests/golden/storage/compound_literals.ac"
+    scribble(ac_f->p->x);
+    ac_yield__init(&ac_f->ac_aw4);
+    ac_f->ac_state = 4;
+ac_resume_4:
+    if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
+        return AC_PENDING;
+#line 46 "tests/golden/storage/compound_literals.ac"
+    { *ac_out = ac_f->p->x * ac_f->w[0] + ac_f->p->y * ac_f->w[2]; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
+    ac__no_return("weigh");
+}
+#line 41 "tests/golden/storage/compound_literals.ac"
+static void weigh__drop(struct weigh__frame *ac_f)
+{
+    switch (ac_f->ac_state) {
+    case 3:
+        ac_yield__drop(&ac_f->ac_aw3);
+        break;
+    case 4:
+        ac_yield__drop(&ac_f->ac_aw4);
+        break;
+    default:
+        break;
+    }
+    ac_f->ac_state = AC_STATE_RETURNED;
+}
+
+__attribute__((unused)) static ac_poll_t weigh__vpoll(void *f, ac_context *cx, void *out)
+{
+    return weigh__poll(f, cx, out);
+}
+
+__attribute__((unused)) static void weigh__vdrop(void *f)
+{
+    weigh__drop(f);
+}
+
+__attribute__((unused)) static int weigh(const struct point *p, const int *w)
+{
+    struct weigh__frame ac_fr;
+    weigh__init(&ac_fr, p, w);
+    weigh__drop(&ac_fr);
+    int ac_r;
+    __builtin_memset(&ac_r, 0, sizeof ac_r);
+    return ac_r;
+}
+
+static const ac_future_vt weigh__vt __attribute__((unused)) = {
+    sizeof(struct weigh__frame), _Alignof(struct weigh__frame), sizeof(int), weigh__vpoll, weigh__vdrop, "weigh",
+};
+#line 47 "tests/golden/storage/compound_literals.ac"
+
+
 static int sum(const int *a, int n)
 {
     int s = 0;
@@ -122,52 +222,53 @@ static int sum(const int *a, int n)
 }
 
 
-#line 46 "tests/golden/storage/compound_literals.ac"
-/* async_main: frame of its state machine (104 bytes; asyncc --emit=states) */
+#line 57 "tests/golden/storage/compound_literals.ac"
+/* async_main: frame of its state machine (128 bytes; asyncc --emit=states) */
 struct async_main__frame {
     union {
-        char **argv; /* parameter, line 46; live in states 0 */
-        __typeof__(int[4]) ac_cl1; /* compound literal, line 51; live in states 3 4 5 6 7 */
+        char **argv; /* parameter, line 57; live in states 0 */
+        int *digits; /* local, line 62; live in states 3 4 */
+        int *pair; /* local, line 74; live in states 5 */
+        struct point p; /* local, line 83; live in states 7 8 */
+        struct weigh__frame ac_aw6; /* awaited future, line 81; live in states 6 */
     };
     union {
-        int *digits; /* local, line 51; live in states 3 4 */
-        int *pair; /* local, line 63; live in states 5 */
-        struct point p; /* local, line 70; live in states 6 7 */
+        struct point *origin; /* local, line 63; live in states 3 4 */
+        __typeof__(int[2]) ac_cl6; /* compound literal, line 74; live in states 5 */
+        __typeof__(int[3]) ac_cl8; /* compound literal, line 81; live in states 6 7 8 */
     };
     union {
-        struct point *origin; /* local, line 52; live in states 3 4 */
-        __typeof__(int[2]) ac_cl6; /* compound literal, line 63; live in states 5 */
-        struct val__frame ac_aw6; /* awaited future, line 71; live in states 6 */
-        struct ac_yield__frame ac_aw7; /* awaited future, line 72; live in states 7 */
+        const int *inner; /* local, line 64; live in states 3 4 */
+        int total; /* local, line 72; live in states 5 */
+        struct point ac_cl7; /* compound literal, line 81; live in states 6 7 8 */
     };
     union {
-        const int *inner; /* local, line 53; live in states 3 4 */
-        int total; /* local, line 61; live in states 5 */
+        const char *word; /* local, line 65; live in states 3 4 */
+        int i; /* local, line 73; live in states 5 */
+        struct val__frame ac_aw7; /* awaited future, line 84; live in states 7 */
+        struct ac_yield__frame ac_aw8; /* awaited future, line 85; live in states 8 */
     };
     union {
-        const char *word; /* local, line 54; live in states 3 4 */
-        int i; /* local, line 62; live in states 5 */
+        int *late; /* local, line 66; live in states 4 */
+        struct ac_yield__frame ac_aw5; /* awaited future, line 75; live in states 5 */
     };
+    __typeof__(int[4]) ac_cl1; /* compound literal, line 62; live in states 3 4 5 6 7 8 */
+    struct triple ac_cl3; /* compound literal, line 64; live in states 3 4 5 6 7 8 */
+    struct point ac_cl2; /* compound literal, line 63; live in states 3 4 5 6 7 8 */
+    __typeof__(int[2]) ac_cl5; /* compound literal, line 66; live in states 4 5 6 7 8 */
     union {
-        int *late; /* local, line 55; live in states 4 */
-        struct ac_yield__frame ac_aw5; /* awaited future, line 64; live in states 5 */
+        struct val__frame ac_aw3; /* awaited future, line 66; live in states 3 */
+        struct ac_yield__frame ac_aw4; /* awaited future, line 67; live in states 4 */
     };
-    struct triple ac_cl3; /* compound literal, line 53; live in states 3 4 5 6 7 */
-    struct point ac_cl2; /* compound literal, line 52; live in states 3 4 5 6 7 */
-    __typeof__(int[2]) ac_cl5; /* compound literal, line 55; live in states 4 5 6 7 */
-    union {
-        struct val__frame ac_aw3; /* awaited future, line 55; live in states 3 */
-        struct ac_yield__frame ac_aw4; /* awaited future, line 56; live in states 4 */
-    };
-    int argc; /* parameter, line 46; live in states 0 3 4 */
-    __typeof__(char[6]) ac_cl4; /* compound literal, line 54; live in states 3 4 5 6 7 */
+    int argc; /* parameter, line 57; live in states 0 3 4 */
+    __typeof__(char[6]) ac_cl4; /* compound literal, line 65; live in states 3 4 5 6 7 8 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 void async_main__init(void *ac_frame, int argc, char **argv);
 static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac_cx, int *ac_out);
 static void async_main__drop(struct async_main__frame *ac_f);
 extern const ac_future_vt async_main__vt;
-#line 46 "tests/golden/storage/compound_literals.ac"
+#line 57 "tests/golden/storage/compound_literals.ac"
 void async_main__init(void *ac_frame, int argc, char **argv)
 {
     struct async_main__frame *ac_f = ac_frame;
@@ -176,11 +277,12 @@ void async_main__init(void *ac_frame, int argc, char **argv)
     ac_f->ac_state = AC_STATE_UNRESUMED;
 }
 
-#line 46 "tests/golden/storage/compound_literals.ac"
+#line 57 "tests/golden/storage/compound_literals.ac"
 static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac_cx, int *ac_out)
 {
     int ac_t1;
     int ac_t2;
+    int ac_t3;
     switch (ac_f->ac_state) {
     case AC_STATE_UNRESUMED:
         break;
@@ -194,13 +296,15 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
         goto ac_resume_6;
     case 7:
         goto ac_resume_7;
+    case 8:
+        goto ac_resume_8;
     default:
         ac__bad_resume("async_main", ac_f->ac_state);
     }
-#line 48 "tests/golden/storage/compound_literals.ac"
+#line 59 "tests/golden/storage/compound_literals.ac"
     (void)ac_f->argc;
     (void)ac_f->argv;
-#line 51 "tests/golden/storage/compound_literals.ac"
+#line 62 "tests/golden/storage/compound_literals.ac"
     ac_f->digits = ac__keep(ac_f->ac_cl1, (int[]){1, 2, 3, 4});
     ac_f->origin = &ac__keep(ac_f->ac_cl2, (struct point){10, 20});
     ac_f->inner = ac__keep(ac_f->ac_cl3, (struct triple){{5, 6, 7}}).v;
@@ -210,18 +314,18 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
-#line 55 "tests/golden/storage/compound_literals.ac"
+#line 66 "tests/golden/storage/compound_literals.ac"
     ac_f->late = ac__keep(ac_f->ac_cl5, (int[]){ac_t1, 9});
     ac_yield__init(&ac_f->ac_aw4);
     ac_f->ac_state = 4;
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 57 "tests/golden/storage/compound_literals.ac"
+#line 68 "tests/golden/storage/compound_literals.ac"
     scribble(ac_f->argc);
     printf("digits %d, origin %d,%d, inner %d, word %s (%zu), late %d\n", sum(ac_f->digits, 4),
            ac_f->origin->x, ac_f->origin->y, sum(ac_f->inner, 3), ac_f->word, strlen(ac_f->word), sum(ac_f->late, 2));
-#line 61 "tests/golden/storage/compound_literals.ac"
+#line 72 "tests/golden/storage/compound_literals.ac"
     ac_f->total = 0;
     for (ac_f->i = 0; ac_f->i < 3; ac_f->i++) {
         ac_f->pair = ac__keep(ac_f->ac_cl6, (int[2]){ac_f->i, 10 * ac_f->i});
@@ -230,31 +334,39 @@ ac_resume_4:
 ac_resume_5:
         if (ac_yield__poll(&ac_f->ac_aw5, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 65 "tests/golden/storage/compound_literals.ac"
+#line 76 "tests/golden/storage/compound_literals.ac"
         scribble(ac_f->i);
         ac_f->total += ac_f->pair[0] + ac_f->pair[1];
     }
     printf("loop %d\n", ac_f->total);
-#line 70 "tests/golden/storage/compound_literals.ac"
-    ac_f->p = (struct point){1, 2};
-    val__init(&ac_f->ac_aw6, 3);
+#line 81 "tests/golden/storage/compound_literals.ac"
+    weigh__init(&ac_f->ac_aw6, &ac__keep(ac_f->ac_cl7, (struct point){3, 4}), ac__keep(ac_f->ac_cl8, (int[]){10, 20, 30}));
     ac_f->ac_state = 6;
 ac_resume_6:
-    if (val__poll(&ac_f->ac_aw6, ac_cx, &ac_t2) == AC_PENDING)
+    if (weigh__poll(&ac_f->ac_aw6, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
-#line 71 "tests/golden/storage/compound_literals.ac"
-    ac_f->p = (struct point){ac_t2, (int[]){4, 5, 6}[1]};
-    ac_yield__init(&ac_f->ac_aw7);
+#line 81 "tests/golden/storage/compound_literals.ac"
+    printf("weigh %d\n", ac_t2);
+#line 83 "tests/golden/storage/compound_literals.ac"
+    ac_f->p = (struct point){1, 2};
+    val__init(&ac_f->ac_aw7, 3);
     ac_f->ac_state = 7;
 ac_resume_7:
-    if (ac_yield__poll(&ac_f->ac_aw7, ac_cx, NULL) == AC_PENDING)
+    if (val__poll(&ac_f->ac_aw7, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
-#line 73 "tests/golden/storage/compound_literals.ac"
+#line 84 "tests/golden/storage/compound_literals.ac"
+    ac_f->p = (struct point){ac_t3, (int[]){4, 5, 6}[1]};
+    ac_yield__init(&ac_f->ac_aw8);
+    ac_f->ac_state = 8;
+ac_resume_8:
+    if (ac_yield__poll(&ac_f->ac_aw8, ac_cx, NULL) == AC_PENDING)
+        return AC_PENDING;
+#line 86 "tests/golden/storage/compound_literals.ac"
     printf("by value %d,%d\n", ac_f->p.x, ac_f->p.y);
     { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("async_main");
 }
-#line 46 "tests/golden/storage/compound_literals.ac"
+#line 57 "tests/golden/storage/compound_literals.ac"
 static void async_main__drop(struct async_main__frame *ac_f)
 {
     switch (ac_f->ac_state) {
@@ -268,10 +380,13 @@ static void async_main__drop(struct async_main__frame *ac_f)
         ac_yield__drop(&ac_f->ac_aw5);
         break;
     case 6:
-        val__drop(&ac_f->ac_aw6);
+        weigh__drop(&ac_f->ac_aw6);
         break;
     case 7:
-        ac_yield__drop(&ac_f->ac_aw7);
+        val__drop(&ac_f->ac_aw7);
+        break;
+    case 8:
+        ac_yield__drop(&ac_f->ac_aw8);
         break;
     default:
         break;
@@ -302,5 +417,5 @@ int async_main(int argc, char **argv)
 const ac_future_vt async_main__vt = {
     sizeof(struct async_main__frame), _Alignof(struct async_main__frame), sizeof(int), async_main__vpoll, async_main__vdrop, "async_main",
 };
-#line 75 "tests/golden/storage/compound_literals.ac"
+#line 88 "tests/golden/storage/compound_literals.ac"
 
