@@ -173,6 +173,7 @@ static void check_spawn_arg(Unit *u, AsyncFn *fn, TSNode spawn, TSNode arg)
         }
         Var *v = NULL;
         const char *why = NULL;
+        TSNode literal = {0}; /* a compound literal whose address is captured */
         if (type_is(n, "pointer_expression") &&
             parse_eq(u, child_by_field(n, "operator"), "&")) {
             TSNode e = child_by_field(n, "argument");
@@ -184,6 +185,16 @@ static void check_spawn_arg(Unit *u, AsyncFn *fn, TSNode spawn, TSNode arg)
             if (!ts_node_is_null(e) && type_is(e, "identifier") && fn &&
                 (v = nodemap_get(&fn->refs, e)) != NULL && !v->is_static)
                 why = "the address of";
+            else if (!ts_node_is_null(e) && type_is(e, "compound_literal_expression"))
+                literal = e;
+        } else if (type_is(n, "compound_literal_expression")) {
+            /* An array literal decays to a pointer into itself. */
+            const TypeInfo *ti = sema_literal_type(u->sema, ts_node_start_byte(n));
+            TSNode p = parse_parent(u, n);
+            bool read = !ts_node_is_null(p) && type_is(p, "subscript_expression") &&
+                        ts_node_eq(child_by_field(p, "argument"), n);
+            if (ti && strchr(ti->canonical, '[') && !read)
+                literal = n;
         } else if (type_is(n, "identifier") && fn && (v = nodemap_get(&fn->refs, n)) != NULL &&
                    !v->is_static) {
             const TypeInfo *ti = sema_var_type(u->sema, ts_node_start_byte(v->ident));
@@ -200,6 +211,16 @@ static void check_spawn_arg(Unit *u, AsyncFn *fn, TSNode spawn, TSNode arg)
                 why = "the array";
             else if (v->is_param && (strchr(sp, '*') || strchr(sp, '[')))
                 why = "the pointer parameter";
+        }
+        if (!ts_node_is_null(literal)) {
+            diag_check(&u->src, ts_node_start_byte(n), true, "spawn-borrow",
+                       "pass ownership instead: copy it into memory the task frees (malloc), "
+                       "or pass it by value",
+                       "a spawned task may outlive this frame, but its future captures the "
+                       "address of a compound literal, which lives only until its block ends");
+            if (!cursor_advance(&c, false))
+                break;
+            continue;
         }
         if (why) {
             char *hint = xasprintf("pass ownership instead: copy '%s' into memory the task frees "
