@@ -74,7 +74,7 @@ TOOL_BINS    := $(addprefix $(BUILD)/tests/,$(basename $(notdir \
                   $(wildcard tests/tools/*.c tests/gen/*.c))))
 
 # Test runner scripts, in the order 'make check' runs them.
-RUNNER_NAMES := syntax golden diff random errors robust multifile diagnostics programs install cli
+RUNNER_NAMES := syntax golden diff random errors robust multifile diagnostics programs install cli asan
 RUNNERS      := $(wildcard $(RUNNER_NAMES:%=tests/run-%.sh))
 BLESS_RUNNERS := $(wildcard tests/run-golden.sh tests/run-errors.sh tests/run-diagnostics.sh tests/run-programs.sh)
 

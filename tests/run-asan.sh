@@ -1,0 +1,85 @@
+#!/bin/bash
+# run-asan.sh: translated programs under AddressSanitizer and UBSan, with
+# ASan's stack-use-after-return detection on. That finds the bug a
+# translator of this kind is prone to: an object left in the poll
+# function's stack frame (a compound literal, a temporary) while a pointer
+# to it lives on across a suspension, which the poll function's return
+# frees. The output is often right by luck; valgrind reports only some of
+# these reads, ASan reports each one.
+#
+# The runtime is built with the same sanitizers into $BUILD/asan (through
+# the Makefile), and `asyncc cc` links it (ASYNCC_LIB). Cases: every golden
+# program (its expected.stdout), every tests/programs one (its
+# expected.stdout), every sample, and random programs (ASAN_RANDOM seeds,
+# default 40, from 1), which must exit 0 with no report. Leak checking is
+# left to valgrind (run-multifile.sh): LeakSanitizer needs ptrace, which
+# some machines forbid.
+#
+# Usage: run-asan.sh [FILE.ac...] (default: all the cases above).
+# Environment: see tests/lib.sh; ASAN_RANDOM. Last line: `asan: N passed,
+# N failed`.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+SAN_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer"
+ASAN_BUILD=$BUILD/asan
+ASAN_LIB=$ASAN_BUILD/lib/libasyncc.a
+export ASAN_OPTIONS=detect_stack_use_after_return=1:detect_leaks=0:abort_on_error=0:exitcode=70
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=71
+RANDPROG=$BUILD/tests/randprog
+
+# asan_case SRC[:EXPECTED]: builds SRC with the sanitizers and runs it; it
+# must exit 0, report nothing, and print EXPECTED if one is given.
+asan_case() {
+    local src=${1%%:*} expected=${1#*:} t=$CASE_TMP status=0
+    [ "$expected" = "$1" ] && expected=
+    if ! ASYNCC_LIB=$ASAN_LIB "$ASYNCC" cc -O1 -g $SAN_FLAGS -Isamples "$src" -o "$t/prog" \
+        > "$t/build.log" 2>&1; then
+        fail "$src: asyncc cc with sanitizers failed"
+        show "$t/build.log"
+        return 1
+    fi
+    timeout -k 2 "$TIMEOUT" "$t/prog" > "$t/stdout" 2> "$t/stderr" < /dev/null || status=$?
+    if [ "$status" -ne 0 ] || grep -q 'ERROR: AddressSanitizer\|runtime error:' "$t/stderr"; then
+        fail "$src: $(describe_status "$status") under the sanitizers"
+        show "$t/stderr"
+        return 1
+    fi
+    if [ -n "$expected" ] && ! cmp -s "$expected" "$t/stdout"; then
+        fail "$src: stdout differs from $expected"
+        show_diff "$expected" "$t/stdout"
+        return 1
+    fi
+    return 0
+}
+
+require_asyncc asan 1
+if ! make --no-print-directory -s BUILD="$ASAN_BUILD" \
+    CFLAGS="-std=gnu11 -Wall -Wextra -Werror -O1 -g $SAN_FLAGS" "$ASAN_LIB" > "$TMP/lib.log" 2>&1; then
+    fail "the runtime does not build with the sanitizers"
+    show "$TMP/lib.log"
+    FAILED=1
+    finish asan
+fi
+
+cases=()
+if [ $# -gt 0 ]; then
+    for f in "$@"; do
+        if [ -f "${f%.ac}.expected.stdout" ]; then cases+=("$f:${f%.ac}.expected.stdout"); else cases+=("$f"); fi
+    done
+    run_cases asan_case "${cases[@]}"
+    finish asan
+fi
+for f in tests/golden/*/*.ac tests/programs/*.ac; do
+    cases+=("$f:${f%.ac}.expected.stdout")
+done
+for f in samples/*.ac; do
+    cases+=("$f")
+done
+if [ -x "$RANDPROG" ]; then
+    mkdir -p "$TMP/random"
+    for ((seed = 1; seed <= ${ASAN_RANDOM:-40}; seed++)); do
+        "$RANDPROG" "$seed" > "$TMP/random/seed-$seed.ac" && cases+=("$TMP/random/seed-$seed.ac")
+    done
+fi
+run_cases asan_case "${cases[@]}"
+finish asan
