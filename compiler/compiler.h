@@ -210,10 +210,12 @@ struct Var {
  * lives until its block ends, so one whose block goes on past an await is
  * kept in the frame (liveness.c, layout.c, lower.c). */
 typedef struct Literal {
-    TSNode node;       /* the compound_literal_expression */
+    TSNode node;       /* the compound_literal_expression, or the call (see `call`) */
     TSNode scope;      /* the node whose extent is its lifetime's */
     StateSet live;     /* await states across which it lives */
     char *field;       /* frame field name when kept (ac_clN), else NULL */
+    bool call;         /* a plain call's struct result whose array member is used:
+                        * C keeps it, a temporary, to the end of the statement */
 } Literal;
 
 /* An async function defined or declared in the translated file. */
@@ -377,6 +379,11 @@ bool sema_is_blocking(Sema *s, const char *name);
 const TypeInfo *sema_var_type(Sema *s, uint32_t start);
 /* Type of the compound literal starting at byte `start`, or NULL. */
 const TypeInfo *sema_literal_type(Sema *s, uint32_t start);
+/* Type of the outermost function call starting at byte `start`, or NULL. */
+const TypeInfo *sema_call_type(Sema *s, uint32_t start);
+/* Type of the outermost member access (`.` or `->`) starting at byte
+ * `start`, or NULL. */
+const TypeInfo *sema_member_type(Sema *s, uint32_t start);
 
 /* ======================================================================== */
 /* liveness.c: scopes, name resolution, live-across-await sets, checks       */

@@ -315,13 +315,14 @@ void layout_fn(Unit *u, AsyncFn *fn)
     }
     for (int i = 0; i < fn->literals.len; i++) {
         Literal *lit = fn->literals.items[i];
-        const TypeInfo *ti = sema_literal_type(u->sema, ts_node_start_byte(lit->node));
+        uint32_t at = ts_node_start_byte(lit->node);
+        const TypeInfo *ti = lit->call ? sema_call_type(u->sema, at) : sema_literal_type(u->sema, at);
         if (!lit->field || !ti)
             continue;
         Slot *s = add_slot(f, SLOT_LOCAL, xstrdup(lit->field),
                            lower_declare(ti->canonical, lit->field), ti->size, ti->align,
                            (int)ts_node_start_point(lit->node).row + 1);
-        s->what = "compound literal";
+        s->what = lit->call ? "call result" : "compound literal";
         set_union(&s->live, &lit->live);
         s->from = ts_node_start_byte(lit->node);
         s->to = ts_node_end_byte(lit->scope);

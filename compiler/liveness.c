@@ -91,6 +91,7 @@ static Var *resolve(Walk *w, TSNode ident)
 
 static void walk(Walk *w, TSNode n);
 static void walk_except(Walk *w, TSNode n, TSNode skip);
+static TSNode object_use(Unit *u, TSNode n, char *kind);
 
 /* `ac_handle(int) *p = ...;` is a declaration to C but tree-sitter (like any
  * parser without the macro's definition) reads a multiplication; the
@@ -208,6 +209,34 @@ static __attribute__((noinline)) void walk_literal(Walk *w, TSNode n)
     walk_children(w, n);
 }
 
+/* `make().buf`, a plain call's struct result with an array member that
+ * decays to a pointer: C gives the result a temporary object that lives to
+ * the end of the full expression (C11 6.2.4p8), which an await in the
+ * statement outlasts. Recorded like a compound literal whose block is the
+ * statement. */
+static __attribute__((noinline)) void walk_member(Walk *w, TSNode n)
+{
+    TSNode obj = child_by_field(n, "argument");
+    while (!ts_node_is_null(obj) && type_is(obj, "parenthesized_expression"))
+        obj = ts_node_named_child(obj, 0);
+    const TypeInfo *mt = sema_member_type(w->u->sema, ts_node_start_byte(n));
+    const char *br = mt ? strchr(mt->canonical, '[') : NULL;
+    char kind = 0, outer = 0;
+    TSNode use = object_use(w->u, n, &kind);
+    bool read = br && kind == '[' && !strchr(br + 1, '[') &&
+                ts_node_is_null(object_use(w->u, use, &outer)); /* make().buf[i]: a value */
+    if (!ts_node_is_null(obj) && type_is(obj, "call_expression") &&
+        parse_eq(w->u, child_by_field(n, "operator"), ".") && !parse_is_await(w->u, obj) &&
+        br && !read) {
+        Literal *lit = xcalloc(1, sizeof *lit);
+        lit->node = obj;
+        lit->scope = parse_statement_of(w->u, n);
+        lit->call = true;
+        vec_push(&w->fn->literals, lit);
+    }
+    walk_children(w, n);
+}
+
 static void walk_except(Walk *w, TSNode n, TSNode skip)
 {
     if (ts_node_eq(n, skip))
@@ -265,6 +294,8 @@ static void walk(Walk *w, TSNode n)
         add_ref(w, n);
     } else if (SYM_IS(t, "compound_literal_expression")) {
         walk_literal(w, n);
+    } else if (SYM_IS(t, "field_expression")) {
+        walk_member(w, n);
     } else if (SYM_IS(t, "parameter_declaration")) {
         walk_parameter(w, n);
     } else if (SYM_IS(t, "type_identifier") && typeof_operand(w->u, n)) {
@@ -522,6 +553,8 @@ static TSNode object_use(Unit *u, TSNode n, char *kind)
  * at once. A literal clang did not type stays where it is. */
 static bool literal_addressed(Unit *u, Literal *lit)
 {
+    if (lit->call)
+        return true; /* recorded because its array member decays */
     const TypeInfo *ti = sema_literal_type(u->sema, ts_node_start_byte(lit->node));
     if (!ti)
         return false;

@@ -206,7 +206,7 @@ static void render_into(Lower *L, TSNode n, Buf *b)
          * makes it anew each time too); ac__keep (asyncc.h) is that field,
          * an lvalue of the literal's type. */
         nodemap_put(&L->literals, n, NULL);
-        buf_printf(b, "ac__keep(ac_f->%s, ", lit->field);
+        buf_printf(b, "%s(ac_f->%s, ", lit->call ? "ac__hold" : "ac__keep", lit->field);
         render_into(L, n, b);
         buf_putc(b, ')');
         nodemap_put(&L->literals, n, lit);

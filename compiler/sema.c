@@ -12,8 +12,8 @@
  *    can be embedded by value, as asyncc.h does for ac_yield);
  *  - for the bodies of the file's async functions: the type (spelling, size,
  *    alignment, variably-modified or not) of each variable by the byte offset
- *    of its name, and of each conditional expression and compound literal by
- *    where it starts.
+ *    of its name, and of each conditional expression, compound literal, call
+ *    and member access by where it starts.
  * Rejects: anything clang reports as an error; those diagnostics are printed
  * in asyncc's format and translation stops.
  */
@@ -30,8 +30,10 @@
 /* `end` of expression entries: the outermost expression starting there. */
 #define EXPR_KEY (UINT32_MAX - 2)
 
-/* `end` of compound literal entries. */
+/* `end` of compound literal, call and member access entries. */
 #define LITERAL_KEY (UINT32_MAX - 3)
+#define CALL_KEY (UINT32_MAX - 4)
+#define MEMBER_KEY (UINT32_MAX - 5)
 
 typedef struct RangeType {
     uint32_t start, end; /* where it starts in the main file; a *_KEY kind */
@@ -175,6 +177,10 @@ static enum CXChildVisitResult visit_body(CXCursor c, CXCursor parent, CXClientD
             add_range(s, a, EXPR_KEY, clang_getCursorType(c));
             if (k == CXCursor_CompoundLiteralExpr)
                 add_range(s, a, LITERAL_KEY, clang_getCursorType(c));
+            else if (k == CXCursor_CallExpr)
+                add_range(s, a, CALL_KEY, clang_getCursorType(c));
+            else if (k == CXCursor_MemberRefExpr)
+                add_range(s, a, MEMBER_KEY, clang_getCursorType(c));
         }
     }
     return CXChildVisit_Recurse;
@@ -391,4 +397,8 @@ const TypeInfo *sema_expr_type(Sema *s, uint32_t start) { return lookup(s, start
 const TypeInfo *sema_var_type(Sema *s, uint32_t start) { return lookup(s, start, UINT32_MAX); }
 
 const TypeInfo *sema_literal_type(Sema *s, uint32_t start) { return lookup(s, start, LITERAL_KEY); }
+
+const TypeInfo *sema_call_type(Sema *s, uint32_t start) { return lookup(s, start, CALL_KEY); }
+
+const TypeInfo *sema_member_type(Sema *s, uint32_t start) { return lookup(s, start, MEMBER_KEY); }
 

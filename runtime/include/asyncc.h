@@ -288,6 +288,14 @@ _Noreturn void ac__no_return(const char *fn);
  * field (an lvalue of the literal's type). Variadic: the literal's commas. */
 #define ac__keep(field, ...)                                                   \
     (*(__typeof__(field) *)__builtin_memcpy((void *)&(field), &(__VA_ARGS__), sizeof(field)))
+/* For generated code: ac__hold(ac_f->ac_clN, f(x)) is the same for a call's
+ * struct result, a temporary whose array member is used across an await. */
+#define ac__hold(field, ...)                                                   \
+    (*({                                                                       \
+        __typeof__(field) ac__v = (__VA_ARGS__);                               \
+        __builtin_memcpy((void *)&(field), &ac__v, sizeof(field));             \
+        &(field);                                                              \
+    }))
 
 /* ======================================================================== */
 /* Frame arena: storage for futures whose frame size is only known at run    */
