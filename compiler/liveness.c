@@ -225,14 +225,18 @@ static __attribute__((noinline)) void walk_member(Walk *w, TSNode n)
     TSNode use = object_use(w->u, n, &kind);
     bool read = br && kind == '[' && !strchr(br + 1, '[') &&
                 ts_node_is_null(object_use(w->u, use, &outer)); /* make().buf[i]: a value */
-    if (!ts_node_is_null(obj) && type_is(obj, "call_expression") &&
-        parse_eq(w->u, child_by_field(n, "operator"), ".") && !parse_is_await(w->u, obj) &&
-        br && !read) {
+    bool dot = parse_eq(w->u, child_by_field(n, "operator"), ".");
+    if (!ts_node_is_null(obj) && type_is(obj, "call_expression") && dot &&
+        !parse_is_await(w->u, obj) && br && !read) {
         Literal *lit = xcalloc(1, sizeof *lit);
         lit->node = obj;
         lit->scope = parse_statement_of(w->u, n);
         lit->call = true;
         vec_push(&w->fn->literals, lit);
+    } else if (dot && br && !read) {
+        /* `int *p = s.buf;`: the array member decays to a pointer into the
+         * variable s, as `&s.buf[0]` would. */
+        mark_address_taken(w, n);
     }
     walk_children(w, n);
 }
