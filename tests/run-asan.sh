@@ -10,12 +10,13 @@
 # The runtime is built with the same sanitizers into $BUILD/asan (through
 # the Makefile), and `asyncc cc` links it (ASYNCC_LIB). Cases: every golden
 # program (its expected.stdout), every tests/programs one (its
-# expected.stdout), every sample, and random programs (ASAN_RANDOM seeds,
-# default 40, from 1), which must exit 0 with no report. Leak checking is
+# expected.stdout), every sample, every tests/multifile program (its
+# expected.stdout), and random programs (ASAN_RANDOM seeds, default 40,
+# from 1), which must exit 0 with no report. Leak checking is
 # left to valgrind (run-multifile.sh): LeakSanitizer needs ptrace, which
 # some machines forbid.
 #
-# Usage: run-asan.sh [FILE.ac...] (default: all the cases above).
+# Usage: run-asan.sh [FILE.ac | DIR]... (default: all the cases above).
 # Environment: see tests/lib.sh; ASAN_RANDOM. Last line: `asan: N passed,
 # N failed`.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -27,12 +28,14 @@ export ASAN_OPTIONS=detect_stack_use_after_return=1:detect_leaks=0:abort_on_erro
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=71
 RANDPROG=$BUILD/tests/randprog
 
-# asan_case SRC[:EXPECTED]: builds SRC with the sanitizers and runs it; it
-# must exit 0, report nothing, and print EXPECTED if one is given.
+# asan_case SRC[:EXPECTED]: builds SRC (a .ac file, or a directory of them,
+# a tests/multifile program) with the sanitizers and runs it; it must exit
+# 0, report nothing, and print EXPECTED if one is given.
 asan_case() {
-    local src=${1%%:*} expected=${1#*:} t=$CASE_TMP status=0
+    local src=${1%%:*} expected=${1#*:} t=$CASE_TMP status=0 srcs
     [ "$expected" = "$1" ] && expected=
-    if ! ASYNCC_LIB=$ASAN_LIB "$ASYNCC" cc -O1 -g $SAN_FLAGS -Isamples "$src" -o "$t/prog" \
+    if [ -d "$src" ]; then srcs=("$src"/*.ac -I"$src"); else srcs=("$src"); fi
+    if ! ASYNCC_LIB=$ASAN_LIB "$ASYNCC" cc -O1 -g $SAN_FLAGS -Isamples "${srcs[@]}" -o "$t/prog" \
         > "$t/build.log" 2>&1; then
         fail "$src: asyncc cc with sanitizers failed"
         show "$t/build.log"
@@ -64,7 +67,14 @@ fi
 cases=()
 if [ $# -gt 0 ]; then
     for f in "$@"; do
-        if [ -f "${f%.ac}.expected.stdout" ]; then cases+=("$f:${f%.ac}.expected.stdout"); else cases+=("$f"); fi
+        f=${f%/}
+        if [ -d "$f" ] && [ -f "$f/expected.stdout" ]; then
+            cases+=("$f:$f/expected.stdout")
+        elif [ -f "${f%.ac}.expected.stdout" ]; then
+            cases+=("$f:${f%.ac}.expected.stdout")
+        else
+            cases+=("$f")
+        fi
     done
     run_cases asan_case "${cases[@]}"
     finish asan
@@ -74,6 +84,9 @@ for f in tests/golden/*/*.ac tests/programs/*.ac; do
 done
 for f in samples/*.ac; do
     cases+=("$f")
+done
+for d in tests/multifile/*/; do
+    cases+=("${d%/}:${d}expected.stdout")
 done
 if [ -x "$RANDPROG" ]; then
     mkdir -p "$TMP/random"
