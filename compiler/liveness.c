@@ -92,6 +92,7 @@ static Var *resolve(Walk *w, TSNode ident)
 static void walk(Walk *w, TSNode n);
 static void walk_except(Walk *w, TSNode n, TSNode skip);
 static TSNode object_use(Unit *u, TSNode n, char *kind);
+static bool indexed_for_value(Unit *u, TSNode n, const TypeInfo *ti);
 
 /* `ac_handle(int) *p = ...;` is a declaration to C but tree-sitter (like any
  * parser without the macro's definition) reads a multiplication; the
@@ -216,27 +217,25 @@ static __attribute__((noinline)) void walk_literal(Walk *w, TSNode n)
  * statement. */
 static __attribute__((noinline)) void walk_member(Walk *w, TSNode n)
 {
-    TSNode obj = child_by_field(n, "argument");
-    while (!ts_node_is_null(obj) && type_is(obj, "parenthesized_expression"))
-        obj = ts_node_named_child(obj, 0);
-    const TypeInfo *mt = sema_member_type(w->u->sema, ts_node_start_byte(n));
-    const char *br = mt ? strchr(mt->canonical, '[') : NULL;
-    char kind = 0, outer = 0;
-    TSNode use = object_use(w->u, n, &kind);
-    bool read = br && kind == '[' && !strchr(br + 1, '[') &&
-                ts_node_is_null(object_use(w->u, use, &outer)); /* make().buf[i]: a value */
-    bool dot = parse_eq(w->u, child_by_field(n, "operator"), ".");
-    if (!ts_node_is_null(obj) && type_is(obj, "call_expression") && dot &&
-        !parse_is_await(w->u, obj) && br && !read) {
-        Literal *lit = xcalloc(1, sizeof *lit);
-        lit->node = obj;
-        lit->scope = parse_statement_of(w->u, n);
-        lit->call = true;
-        vec_push(&w->fn->literals, lit);
-    } else if (dot && br && !read) {
-        /* `int *p = s.buf;`: the array member decays to a pointer into the
-         * variable s, as `&s.buf[0]` would. */
-        mark_address_taken(w, n);
+    const TypeInfo *mt = parse_eq(w->u, child_by_field(n, "operator"), ".")
+                             ? sema_member_type(w->u->sema, ts_node_start_byte(n))
+                             : NULL;
+    if (mt && strchr(mt->canonical, '[') && !indexed_for_value(w->u, n, mt)) {
+        TSNode obj = child_by_field(n, "argument");
+        while (!ts_node_is_null(obj) && type_is(obj, "parenthesized_expression"))
+            obj = ts_node_named_child(obj, 0);
+        if (!ts_node_is_null(obj) && type_is(obj, "call_expression") &&
+            !parse_is_await(w->u, obj)) {
+            Literal *lit = xcalloc(1, sizeof *lit);
+            lit->node = obj;
+            lit->scope = parse_statement_of(w->u, n);
+            lit->call = true;
+            vec_push(&w->fn->literals, lit);
+        } else {
+            /* `int *p = s.buf;`: the array member decays to a pointer into
+             * the variable s, as `&s.buf[0]` would. */
+            mark_address_taken(w, n);
+        }
     }
     walk_children(w, n);
 }
@@ -555,19 +554,26 @@ static TSNode object_use(Unit *u, TSNode n, char *kind)
  * array, which decays to a pointer; except a one-dimensional array only
  * indexed for a value (`(int[]){1, 2, 3}[i]`). Otherwise its value is read
  * at once. A literal clang did not type stays where it is. */
+/* Whether n, of type ti, is a one-dimensional array that is only indexed
+ * for a value (`a[i]`, not `&a[i]`, `a[i].f` or `a[i][j]`): it decays to a
+ * pointer that nothing keeps. */
+static bool indexed_for_value(Unit *u, TSNode n, const TypeInfo *ti)
+{
+    const char *br = strchr(ti->canonical, '[');
+    char kind = 0, outer = 0;
+    TSNode p = object_use(u, n, &kind);
+    return br && !strchr(br + 1, '[') && kind == '[' && ts_node_is_null(object_use(u, p, &outer));
+}
+
 static bool literal_addressed(Unit *u, Literal *lit)
 {
     if (lit->call)
         return true; /* recorded because its array member decays */
     const TypeInfo *ti = sema_literal_type(u->sema, ts_node_start_byte(lit->node));
-    if (!ti)
+    if (!ti || indexed_for_value(u, lit->node, ti))
         return false;
-    const char *br = strchr(ti->canonical, '[');
-    char kind = 0, outer = 0;
-    TSNode p = object_use(u, lit->node, &kind);
-    if (br && kind == '[' && !strchr(br + 1, '['))
-        return !ts_node_is_null(object_use(u, p, &outer));
-    return br != NULL || kind != 0;
+    char kind = 0;
+    return strchr(ti->canonical, '[') || !ts_node_is_null(object_use(u, lit->node, &kind));
 }
 
 static void compute_liveness(Unit *u, AsyncFn *fn)
