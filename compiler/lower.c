@@ -159,6 +159,7 @@ static void indent_line(Lower *L, TSNode n)
 /* ---- rendering ------------------------------------------------------------- */
 
 static void render_into(Lower *L, TSNode n, Buf *b);
+static void render_children(Lower *L, TSNode n, Buf *b);
 
 /* ac_spawn(f(args)): a task allocation holding f's frame, initialised, then
  * scheduled; the handle points at the task's output slot, typed T *. */
@@ -205,11 +206,9 @@ static void render_into(Lower *L, TSNode n, Buf *b)
          * frame field, which the literal initialises (C's own evaluation
          * makes it anew each time too); ac__keep (asyncc.h) is that field,
          * an lvalue of the literal's type. */
-        nodemap_put(&L->literals, n, NULL);
         buf_printf(b, "%s(ac_f->%s, ", lit->call ? "ac__hold" : "ac__keep", lit->field);
-        render_into(L, n, b);
+        render_children(L, n, b);
         buf_putc(b, ')');
-        nodemap_put(&L->literals, n, lit);
         return;
     }
     uint32_t s = ts_node_start_byte(n), e = ts_node_end_byte(n);
@@ -224,14 +223,20 @@ static void render_into(Lower *L, TSNode n, Buf *b)
             return;
         }
     }
-    uint32_t pos = s;
+    render_children(L, n, b);
+}
+
+/* n's text with each child rendered. */
+static void render_children(Lower *L, TSNode n, Buf *b)
+{
+    uint32_t pos = ts_node_start_byte(n);
     for (uint32_t i = 0; i < ts_node_child_count(n); i++) {
         TSNode c = ts_node_child(n, i);
         buf_putn(b, L->u->src.text + pos, ts_node_start_byte(c) - pos);
         render_into(L, c, b);
         pos = ts_node_end_byte(c);
     }
-    buf_putn(b, L->u->src.text + pos, e - pos);
+    buf_putn(b, L->u->src.text + pos, ts_node_end_byte(n) - pos);
 }
 
 static char *render(Lower *L, TSNode n)
