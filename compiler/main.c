@@ -289,8 +289,9 @@ static bool write_atomically(const char *path, const char *text)
     return ok;
 }
 
-/* Flags that reach libclang: -I -D -U -std= -include -isystem (joined or
- * separate). Returns how many argv entries were consumed (0 if not one). */
+/* Flags that reach libclang: -I -D -U -std= -include -isystem -iquote
+ * (joined or separate). Returns how many argv entries were consumed (0 if
+ * not one), or -1 for one that takes an argument and is last. */
 static int clang_flag(char **argv, int i, int argc, Vec *cargs)
 {
     const char *a = argv[i];
@@ -298,7 +299,7 @@ static int clang_flag(char **argv, int i, int argc, Vec *cargs)
     for (size_t k = 0; k < sizeof two / sizeof *two; k++) {
         if (strcmp(a, two[k]) == 0) {
             if (i + 1 >= argc)
-                return 0;
+                return -1;
             vec_push(cargs, xasprintf("%s%s", a, argv[i + 1]));
             return 2;
         }
@@ -473,13 +474,12 @@ int main(int argc, char **argv)
                 return 2;
             }
             out = argv[++i];
-        } else if ((n = clang_flag(argv, i, argc, &cargs)) > 0) {
+        } else if ((n = clang_flag(argv, i, argc, &cargs)) != 0) {
+            if (n < 0) {
+                diag_fatal("%s needs an argument", a);
+                return 2;
+            }
             i += n - 1;
-        } else if (i + 1 == argc && (!strcmp(a, "-I") || !strcmp(a, "-D") || !strcmp(a, "-U") ||
-                                     !strcmp(a, "-include") || !strcmp(a, "-isystem") ||
-                                     !strcmp(a, "-iquote"))) {
-            diag_fatal("%s needs an argument", a);
-            return 2;
         } else if (a[0] == '-' && a[1]) {
             diag_fatal("unknown option '%s'\n%s", a, usage);
             return 2;
