@@ -357,7 +357,7 @@ typedef struct ac_runtime_config {
     unsigned workers;                /* worker threads (multi-thread); 0: one per usable CPU */
     const char *thread_name;         /* name of worker threads; NULL: "asyncc-worker" */
     size_t thread_stack_size;        /* worker stack bytes; 0: the system default */
-    unsigned max_blocking_threads;   /* blocking pool size limit (512) */
+    unsigned max_blocking_threads;   /* its blocking pool's size limit (512) */
     unsigned blocking_keep_alive_ms; /* idle blocking threads exit after this (10000) */
     unsigned coop_budget;            /* units per task poll, see ac_coop_consume (128) */
     int start_paused;                /* non-zero: the clock is paused while it lives (timer tests) */
@@ -669,7 +669,9 @@ void ac_deadline__drop(struct ac_deadline__frame *f);
 /*
  * await(ac_blocking(fn, arg)) yields fn(arg), run on a thread of the blocking
  * pool so that the awaiting task's worker stays free (tokio::task::
- * spawn_blocking). fn is submitted at the first poll; the task is woken from
+ * spawn_blocking). The pool is the current runtime's (each runtime has its
+ * own, sized by its config), or, from a thread outside every runtime, the
+ * process's default pool. fn is submitted at the first poll; the task is woken from
  * the pool thread when it returns. Dropping the future while fn runs
  * detaches the call: fn still finishes, and its result is discarded (so a
  * result that owns memory leaks). If the call cannot be submitted (no memory
@@ -708,13 +710,17 @@ extern const ac_future_vt ac_blocking_join__vt;
 void ac_blocking_detach(ac_blocking_handle *h);
 
 /*
- * Sets the pool's maximum number of threads (default 512; calls beyond it
- * wait in a queue) and how long an idle pool thread lives before it exits
- * (default 10000 ms). Takes effect for the threads' next wait. Returns 0, or
- * AC_EINVAL when max_threads is 0.
+ * Sets the calling thread's pool's maximum number of threads (default 512;
+ * calls beyond it wait in a queue) and how long an idle pool thread lives
+ * before it exits (default 10000 ms). Takes effect for the threads' next
+ * wait. The pool is the one ac_blocking would use from this thread: the
+ * current runtime's (built from its config's max_blocking_threads and
+ * blocking_keep_alive_ms), or outside every runtime the default pool.
+ * Returns 0, or AC_EINVAL when max_threads is 0.
  */
 int ac_blocking_pool_configure(unsigned max_threads, unsigned keep_alive_ms);
-/* The number of pool threads alive now, busy or idle (not ac_spawn_thread's). */
+/* The number of threads of the calling thread's pool (as above) alive now,
+ * busy or idle (not ac_spawn_thread's). */
 unsigned ac_blocking_pool_threads(void);
 
 #else /* !ASYNCC_LOWERED: the sync reading */

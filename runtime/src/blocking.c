@@ -2,8 +2,15 @@
  * blocking.c: the blocking pool (tokio::task::spawn_blocking) and dedicated
  * threads for long blocking work.
  *
+ * Every runtime has a pool of its own, sized by its config
+ * (max_blocking_threads, blocking_keep_alive_ms), as each Tokio runtime has
+ * its blocking spawner. A call goes to the pool of the runtime the calling
+ * thread is in (a worker, or inside a block_on), else to the pool of the
+ * pool thread making it, else to the process's default pool, which
+ * ac_blocking_pool_configure sets up for code outside every runtime.
+ *
  * A call (ac_blocking_handle) is a heap record: fn, arg, and, once fn has
- * returned, its result. The pool runs queued calls on threads it creates
+ * returned, its result. A pool runs queued calls on threads it creates
  * on demand, up to max_threads (default 512); beyond that calls wait in the
  * FIFO queue. A thread that finds the queue empty waits up to keep_alive_ms
  * (default 10 s) for more work and then exits, so an idle program holds no
@@ -18,7 +25,7 @@
  * result, marks it done (the last write, after which the joiner may free the
  * record) and wakes the clone. A joiner that goes away first (drop,
  * ac_blocking_detach) marks the record detached, and the pool thread frees
- * it. One mutex guards the pool and every record's waker and flags; `done`
+ * it. A pool's mutex guards it and its records' wakers and flags; `done`
  * is also read without it.
  *
  * Pool calls inhibit the paused clock's auto-advance while in flight
@@ -26,20 +33,31 @@
  * while blocking work that it awaits is still running. Dedicated threads
  * (ac_spawn_thread) do not: they are for work that may never end.
  *
- * Threads are joinable, and an exited thread is joined by the next spawn or
- * by ac__blocking_pool_shutdown, which runs at exit: it makes every thread
- * that is not inside a call's fn exit (idle ones, and ones between calls or
- * just past one) and joins them, so a program that has finished its
- * blocking work exits clean under valgrind. Threads inside fn are not waited
- * for, since fn may never return (in_fn counts them).
+ * Threads are joinable, and an exited thread is joined by the next spawn, or
+ * when its pool shuts: ac_runtime_free for a runtime's pool, the atexit
+ * handler (ac__blocking_pool_shutdown) for the default one. Shutting makes
+ * every thread that is not inside a call's fn exit (idle ones, and ones
+ * between calls or just past one) and joins them, so a program that has
+ * finished its blocking work exits clean under valgrind. Threads inside fn
+ * are not waited for, since fn may never return (in_fn counts them; Tokio's
+ * Runtime drop would wait). A runtime's pool outlives its runtime while
+ * such a thread, or a record not yet joined, holds a reference to it: the
+ * thread runs what is still queued, exits detached, and the last reference
+ * frees the pool.
  */
 #include "internal.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 
+/* A pool: Tokio's blocking spawner. Each runtime has its own, built with
+ * its config; calls made outside every runtime go to the process's default
+ * pool, which also hosts ac_spawn_thread's threads. */
+typedef struct ac__pool pool;
+
 struct ac_blocking_handle {
     struct ac_blocking_handle *next; /* queue link */
+    pool *pool;                      /* whose lock guards the fields below; a reference */
     void *(*fn)(void *);             /* the call */
     void *arg;                       /* its argument */
     void *result;                    /* what fn returned, once done */
@@ -56,24 +74,31 @@ typedef struct ac_blocking_handle job;
 typedef struct worker {
     pthread_t thread;    /* to join */
     struct worker *next; /* in the exited list */
+    pool *pool;          /* the pool it belongs to (a reference) */
     job *only;           /* a dedicated thread's one call; NULL for pool threads */
 } worker;
 
-static struct {
+struct ac__pool {
     pthread_mutex_t mu;     /* guards all of this and the records' flags and wakers */
     pthread_cond_t work;    /* idle pool threads wait here for calls */
-    pthread_cond_t gone;    /* broadcast when a thread exits */
+    pthread_cond_t gone;    /* broadcast when a thread exits or leaves fn */
     job *head, *tail;       /* queued calls, FIFO */
     unsigned threads;       /* pool threads alive, busy or idle */
     unsigned idle;          /* of those, waiting for work and not notified */
     unsigned notified;      /* signalled for a queued call, not yet awake */
-    unsigned dedicated;     /* ac_spawn_thread threads alive */
+    unsigned dedicated;     /* ac_spawn_thread threads alive (default pool only) */
     unsigned in_fn;         /* threads (of both kinds) inside a call's fn */
     unsigned max_threads;   /* pool size limit */
     unsigned keep_alive_ms; /* how long an idle thread waits before exiting */
     worker *exited;         /* exited threads not yet joined */
-    bool shutdown;          /* ac__blocking_pool_shutdown is running */
-} pool = {
+    bool shutdown;          /* threads exit once the queue is empty (see shut) */
+    bool orphaned;          /* its runtime is gone: exiting threads detach themselves */
+    /* The runtime's one, each record's and each thread's: the last one to
+     * let go frees a runtime's pool. Not counted for the default pool. */
+    atomic_uint refs;
+};
+
+static pool default_pool = {
     .mu = PTHREAD_MUTEX_INITIALIZER,
     .work = PTHREAD_COND_INITIALIZER,
     .gone = PTHREAD_COND_INITIALIZER,
@@ -81,10 +106,56 @@ static struct {
     .keep_alive_ms = 10000,
 };
 
+/* The pool a pool thread belongs to: its own calls to ac_spawn_blocking go
+ * there too, as a Tokio blocking thread's do to its runtime's. */
+static _Thread_local pool *own_pool;
+
 static pthread_once_t atexit_once = PTHREAD_ONCE_INIT;
+
+/* Threads of every pool, created and not yet joined or detached (for tests). */
+static atomic_uint live_threads;
 
 static void shutdown_at_exit(void) { ac__blocking_pool_shutdown(); }
 static void register_atexit(void) { atexit(shutdown_at_exit); }
+
+/* References count only for runtimes' pools: the default one is static. */
+static void pool_ref(pool *p)
+{
+    if (p != &default_pool)
+        atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+}
+
+/* Lets go of a reference; the last one frees a runtime's pool. Call
+ * without its lock, and touch p no more. */
+static void pool_unref(pool *p)
+{
+    if (p == &default_pool || atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    pthread_cond_destroy(&p->work);
+    pthread_cond_destroy(&p->gone);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+/* The pool a call made by this thread goes to: that of the runtime the
+ * thread is in (a worker, or inside a block_on), else a pool thread's own,
+ * else the default one. */
+static pool *current_pool(void)
+{
+    ac_runtime *rt = ac_runtime_current();
+    pool *p = rt ? ac__runtime_blocking_pool(rt) : NULL;
+    if (!p)
+        p = own_pool;
+    return p ? p : &default_pool;
+}
+
+/* Frees a record whose call is done and that no one joins. */
+static void free_job(job *j)
+{
+    pool *p = j->pool;
+    free(j);
+    pool_unref(p);
+}
 
 /* Joins and frees a list of exited threads; call without the lock. */
 static void join_all(worker *w)
@@ -92,43 +163,54 @@ static void join_all(worker *w)
     while (w) {
         worker *next = w->next;
         pthread_join(w->thread, NULL);
+        atomic_fetch_sub(&live_threads, 1);
+        pool_unref(w->pool);
         free(w);
         w = next;
     }
 }
 
 /* Takes the exited threads (lock held) for join_all. */
-static worker *take_exited(void)
+static worker *take_exited(pool *p)
 {
-    worker *w = pool.exited;
-    pool.exited = NULL;
+    worker *w = p->exited;
+    p->exited = NULL;
     return w;
 }
 
-/* Records that the calling thread is exiting (lock held). */
-static void exiting(worker *self)
+/* Records that the calling thread is exiting (lock held): it waits to be
+ * joined, or, once its pool is orphaned and no one will join it, detaches
+ * itself and returns true (the caller frees self). */
+static bool exiting(worker *self)
 {
-    self->next = pool.exited;
-    pool.exited = self;
-    pthread_cond_broadcast(&pool.gone);
+    pool *p = self->pool;
+    pthread_cond_broadcast(&p->gone);
+    if (p->orphaned) {
+        pthread_detach(pthread_self());
+        atomic_fetch_sub(&live_threads, 1);
+        return true;
+    }
+    self->next = p->exited;
+    p->exited = self;
+    return false;
 }
 
-static job *pop(void)
+static job *pop(pool *p)
 {
-    job *j = pool.head;
+    job *j = p->head;
     if (j)
-        pool.head = j->next;
+        p->head = j->next;
     return j;
 }
 
-static void push(job *j)
+static void push(pool *p, job *j)
 {
     j->next = NULL;
-    if (pool.head)
-        pool.tail->next = j;
+    if (p->head)
+        p->tail->next = j;
     else
-        pool.head = j;
-    pool.tail = j;
+        p->head = j;
+    p->tail = j;
 }
 
 /* Stores fn's result and wakes the joiner, or frees a detached record.
@@ -136,11 +218,12 @@ static void push(job *j)
  * now leaves fn (see in_fn). */
 static void complete(job *j, void *result, bool own_thread)
 {
+    pool *p = j->pool;
     /* Before the wake: a task that is woken, runs, and parks again must not
      * find the clock still inhibited, as nothing would wake it afterwards. */
     if (j->inhibits)
         ac__clock_allow_auto_advance();
-    pthread_mutex_lock(&pool.mu);
+    pthread_mutex_lock(&p->mu);
     j->result = result;
     bool wake = j->has_waker, detached = j->detached;
     ac_waker w = j->waker;
@@ -148,14 +231,14 @@ static void complete(job *j, void *result, bool own_thread)
     /* The last write: a joiner that sees it may free the record. */
     __atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
     if (own_thread) {
-        pool.in_fn--;
-        pthread_cond_broadcast(&pool.gone); /* shutdown now waits for this thread */
+        p->in_fn--;
+        pthread_cond_broadcast(&p->gone); /* shutdown now waits for this thread */
     }
-    pthread_mutex_unlock(&pool.mu);
+    pthread_mutex_unlock(&p->mu);
     if (wake)
         ac_waker_wake(w);
     if (detached)
-        free(j);
+        free_job(j);
 }
 
 /* Runs a call on the calling thread, outside the pool (no thread could be
@@ -165,35 +248,37 @@ static void run_here(job *j) { complete(j, j->fn(j->arg), false); }
 static void *pool_main(void *arg)
 {
     worker *self = arg;
-    pthread_mutex_lock(&pool.mu);
+    pool *p = self->pool;
+    own_pool = p;
+    pthread_mutex_lock(&p->mu);
     for (;;) {
-        job *j = pop();
+        job *j = pop(p);
         if (j) {
-            pool.in_fn++;
-            if (pool.shutdown)
-                pthread_cond_broadcast(&pool.gone); /* one fewer to wait for */
-            pthread_mutex_unlock(&pool.mu);
+            p->in_fn++;
+            if (p->shutdown)
+                pthread_cond_broadcast(&p->gone); /* one fewer to wait for */
+            pthread_mutex_unlock(&p->mu);
             complete(j, j->fn(j->arg), true);
-            pthread_mutex_lock(&pool.mu);
+            pthread_mutex_lock(&p->mu);
             continue;
         }
-        if (pool.shutdown || pool.threads > pool.max_threads)
+        if (p->shutdown || p->threads > p->max_threads)
             break;
         /* Idle: wait for a call, at most keep_alive_ms (re-read on every
          * wake-up, since ac_blocking_pool_configure may change it). */
-        pool.idle++;
+        p->idle++;
         uint64_t idle_since = ac__clock_real_ns();
         bool leave = false;
         for (;;) {
-            uint64_t deadline = idle_since + (uint64_t)pool.keep_alive_ms * 1000000u;
-            ac__cond_wait_until(&pool.work, &pool.mu, deadline);
-            if (pool.notified) {
-                pool.notified--; /* the submitter already took us off idle */
+            uint64_t deadline = idle_since + (uint64_t)p->keep_alive_ms * 1000000u;
+            ac__cond_wait_until(&p->work, &p->mu, deadline);
+            if (p->notified) {
+                p->notified--; /* the submitter already took us off idle */
                 break;
             }
-            if (pool.shutdown || pool.threads > pool.max_threads ||
-                ac__clock_real_ns() >= idle_since + (uint64_t)pool.keep_alive_ms * 1000000u) {
-                pool.idle--;
+            if (p->shutdown || p->threads > p->max_threads ||
+                ac__clock_real_ns() >= idle_since + (uint64_t)p->keep_alive_ms * 1000000u) {
+                p->idle--;
                 leave = true;
                 break;
             }
@@ -201,81 +286,98 @@ static void *pool_main(void *arg)
         if (leave)
             break;
     }
-    pool.threads--;
-    exiting(self);
-    pthread_mutex_unlock(&pool.mu);
+    p->threads--;
+    bool alone = exiting(self);
+    pthread_mutex_unlock(&p->mu);
+    if (alone) {
+        free(self);
+        pool_unref(p);
+    }
     return NULL;
 }
 
 static void *dedicated_main(void *arg)
 {
     worker *self = arg;
+    pool *p = self->pool;
     complete(self->only, self->only->fn(self->only->arg), true);
-    pthread_mutex_lock(&pool.mu);
-    pool.dedicated--;
-    exiting(self);
-    pthread_mutex_unlock(&pool.mu);
+    pthread_mutex_lock(&p->mu);
+    p->dedicated--;
+    exiting(self); /* the default pool is never orphaned */
+    pthread_mutex_unlock(&p->mu);
     return NULL;
 }
 
-static job *new_job(void *(*fn)(void *), void *arg)
+/* A record for a call on pool p, holding a reference to it. */
+static job *new_job(pool *p, void *(*fn)(void *), void *arg)
 {
     job *j = calloc(1, sizeof *j);
     if (j) {
+        j->pool = p;
         j->fn = fn;
         j->arg = arg;
+        pool_ref(p);
     }
     return j;
 }
 
-/* Queues j for the pool, creating a thread if none is free and the limit
+/* Queues j for its pool, creating a thread if none is free and the limit
  * allows. With no thread at all (none could be created), the calling thread
  * runs the queue itself. */
 static void submit(job *j)
 {
+    pool *p = j->pool;
     j->inhibits = true;
     ac__clock_inhibit_auto_advance();
     bool spawn = false;
-    pthread_mutex_lock(&pool.mu);
-    push(j);
-    if (pool.idle > 0) {
-        pool.idle--;
-        pool.notified++;
-        pthread_cond_signal(&pool.work);
-    } else if (pool.threads < pool.max_threads) {
-        pool.threads++;
+    pthread_mutex_lock(&p->mu);
+    push(p, j);
+    if (p->idle > 0) {
+        p->idle--;
+        p->notified++;
+        pthread_cond_signal(&p->work);
+    } else if (p->threads < p->max_threads) {
+        p->threads++;
         spawn = true;
     }
-    worker *reap = take_exited();
-    pthread_mutex_unlock(&pool.mu);
+    worker *reap = take_exited(p);
+    pthread_mutex_unlock(&p->mu);
     join_all(reap);
     if (!spawn)
         return;
 
     pthread_once(&atexit_once, register_atexit);
     worker *w = calloc(1, sizeof *w);
-    if (w && pthread_create(&w->thread, NULL, pool_main, w) == 0)
-        return;
-    free(w);
-    pthread_mutex_lock(&pool.mu);
-    pool.threads--;
-    while (pool.threads == 0 && (j = pop())) {
-        pthread_mutex_unlock(&pool.mu);
-        run_here(j);
-        pthread_mutex_lock(&pool.mu);
+    if (w) {
+        w->pool = p;
+        pool_ref(p); /* before the thread can exit and let go */
+        atomic_fetch_add(&live_threads, 1);
+        if (pthread_create(&w->thread, NULL, pool_main, w) == 0)
+            return;
+        atomic_fetch_sub(&live_threads, 1);
+        pool_unref(p); /* j's reference keeps p */
     }
-    pthread_mutex_unlock(&pool.mu);
+    free(w);
+    pthread_mutex_lock(&p->mu);
+    p->threads--;
+    while (p->threads == 0 && (j = pop(p))) {
+        pthread_mutex_unlock(&p->mu);
+        run_here(j);
+        pthread_mutex_lock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
 }
 
 /* Polls a call for its joiner: true with *out set (the record freed) once
  * it is done; otherwise registers waker to be woken then. */
 static bool join_poll(job *j, const ac_waker *waker, void **out)
 {
+    pool *p = j->pool;
     bool done = __atomic_load_n(&j->done, __ATOMIC_ACQUIRE);
     bool drop_old = false;
     ac_waker old;
     if (!done) {
-        pthread_mutex_lock(&pool.mu);
+        pthread_mutex_lock(&p->mu);
         done = __atomic_load_n(&j->done, __ATOMIC_RELAXED);
         if (!done) {
             if (!j->has_waker) {
@@ -287,7 +389,7 @@ static bool join_poll(job *j, const ac_waker *waker, void **out)
                 j->waker = ac_waker_clone(waker);
             }
         }
-        pthread_mutex_unlock(&pool.mu);
+        pthread_mutex_unlock(&p->mu);
     }
     if (drop_old)
         ac_waker_drop(old);
@@ -295,16 +397,17 @@ static bool join_poll(job *j, const ac_waker *waker, void **out)
         return false;
     if (out)
         *out = j->result;
-    free(j);
+    free_job(j);
     return true;
 }
 
 /* The joiner gives the record up: free it if done, else let the pool. */
 static void release(job *j)
 {
+    pool *p = j->pool;
     bool drop_old = false;
     ac_waker old;
-    pthread_mutex_lock(&pool.mu);
+    pthread_mutex_lock(&p->mu);
     bool done = __atomic_load_n(&j->done, __ATOMIC_RELAXED);
     if (!done) {
         j->detached = true;
@@ -314,11 +417,77 @@ static void release(job *j)
             j->has_waker = false;
         }
     }
-    pthread_mutex_unlock(&pool.mu);
+    pthread_mutex_unlock(&p->mu);
     if (drop_old)
         ac_waker_drop(old);
     if (done)
-        free(j);
+        free_job(j);
+}
+
+/* Makes every thread of p that is not inside a call's fn exit, and joins
+ * it with every thread that exited before. Queued calls still run: a
+ * thread takes the next one before it looks at `shutdown`. `orphan`: p's
+ * runtime is going away, and threads still inside fn will detach
+ * themselves when they exit; otherwise p is usable again afterwards. */
+static void shut(pool *p, bool orphan)
+{
+    pthread_mutex_lock(&p->mu);
+    p->shutdown = true;
+    pthread_cond_broadcast(&p->work);
+    /* Every thread not inside a call's fn exits promptly (idle ones are
+     * woken; one between calls sees `shutdown`, or enters fn and is no
+     * longer waited for). */
+    while (p->threads + p->dedicated > p->in_fn)
+        pthread_cond_wait(&p->gone, &p->mu);
+    worker *reap = take_exited(p);
+    /* In the same hold: a thread that leaves fn after it either finds
+     * the pool open again or knows that no one will join it. */
+    if (orphan)
+        p->orphaned = true;
+    else
+        p->shutdown = false;
+    pthread_mutex_unlock(&p->mu);
+    join_all(reap);
+}
+
+/* ======================================================================== */
+/* Runtimes' pools                                                           */
+/* ======================================================================== */
+
+ac__pool *ac__pool_new(unsigned max_threads, unsigned keep_alive_ms)
+{
+    pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    if (pthread_mutex_init(&p->mu, NULL) != 0) {
+        free(p);
+        return NULL;
+    }
+    if (pthread_cond_init(&p->work, NULL) != 0) {
+        pthread_mutex_destroy(&p->mu);
+        free(p);
+        return NULL;
+    }
+    if (pthread_cond_init(&p->gone, NULL) != 0) {
+        pthread_cond_destroy(&p->work);
+        pthread_mutex_destroy(&p->mu);
+        free(p);
+        return NULL;
+    }
+    p->max_threads = max_threads;
+    p->keep_alive_ms = keep_alive_ms;
+    atomic_init(&p->refs, 1);
+    return p;
+}
+
+void ac__pool_free(ac__pool *p)
+{
+    if (!p)
+        return;
+    /* Threads still inside fn run the rest of the queue and then exit on
+     * their own, detached; the last reference frees p. */
+    shut(p, true);
+    pool_unref(p);
 }
 
 /* ======================================================================== */
@@ -327,7 +496,7 @@ static void release(job *j)
 
 ac_blocking_handle *ac_spawn_blocking(void *(*fn)(void *), void *arg)
 {
-    job *j = new_job(fn, arg);
+    job *j = new_job(current_pool(), fn, arg);
     if (j)
         submit(j);
     return j;
@@ -335,28 +504,35 @@ ac_blocking_handle *ac_spawn_blocking(void *(*fn)(void *), void *arg)
 
 ac_blocking_handle *ac_spawn_thread(void *(*fn)(void *), void *arg)
 {
-    job *j = new_job(fn, arg);
+    pool *p = &default_pool;
+    job *j = new_job(p, fn, arg);
     worker *w = calloc(1, sizeof *w);
     if (!j || !w) {
-        free(j);
+        if (j)
+            free_job(j);
         free(w);
         return NULL;
     }
     w->only = j;
+    w->pool = p;
+    pool_ref(p);
     pthread_once(&atexit_once, register_atexit);
-    pthread_mutex_lock(&pool.mu);
-    pool.dedicated++;
-    pool.in_fn++; /* from the start: the thread exists to run fn */
-    worker *reap = take_exited();
-    pthread_mutex_unlock(&pool.mu);
+    atomic_fetch_add(&live_threads, 1);
+    pthread_mutex_lock(&p->mu);
+    p->dedicated++;
+    p->in_fn++; /* from the start: the thread exists to run fn */
+    worker *reap = take_exited(p);
+    pthread_mutex_unlock(&p->mu);
     join_all(reap);
     if (pthread_create(&w->thread, NULL, dedicated_main, w) != 0) {
-        pthread_mutex_lock(&pool.mu);
-        pool.dedicated--;
-        pool.in_fn--;
-        pthread_mutex_unlock(&pool.mu);
+        pthread_mutex_lock(&p->mu);
+        p->dedicated--;
+        p->in_fn--;
+        pthread_mutex_unlock(&p->mu);
+        atomic_fetch_sub(&live_threads, 1);
         free(w);
-        free(j);
+        pool_unref(p);
+        free_job(j);
         return NULL;
     }
     return j;
@@ -372,11 +548,12 @@ int ac_blocking_pool_configure(unsigned max_threads, unsigned keep_alive_ms)
 {
     if (max_threads == 0)
         return AC_EINVAL;
-    pthread_mutex_lock(&pool.mu);
-    pool.max_threads = max_threads;
-    pool.keep_alive_ms = keep_alive_ms;
-    pthread_cond_broadcast(&pool.work); /* idle threads re-read both */
-    pthread_mutex_unlock(&pool.mu);
+    pool *p = current_pool();
+    pthread_mutex_lock(&p->mu);
+    p->max_threads = max_threads;
+    p->keep_alive_ms = keep_alive_ms;
+    pthread_cond_broadcast(&p->work); /* idle threads re-read both */
+    pthread_mutex_unlock(&p->mu);
     return 0;
 }
 
@@ -385,35 +562,25 @@ int ac_blocking_pool_configure(unsigned max_threads, unsigned keep_alive_ms)
  * may legitimately start a new thread). */
 unsigned ac__blocking_pool_idle(void)
 {
-    pthread_mutex_lock(&pool.mu);
-    unsigned n = pool.idle;
-    pthread_mutex_unlock(&pool.mu);
+    pool *p = current_pool();
+    pthread_mutex_lock(&p->mu);
+    unsigned n = p->idle;
+    pthread_mutex_unlock(&p->mu);
     return n;
 }
+
+unsigned ac__blocking_threads_alive(void) { return atomic_load(&live_threads); }
 
 unsigned ac_blocking_pool_threads(void)
 {
-    pthread_mutex_lock(&pool.mu);
-    unsigned n = pool.threads;
-    pthread_mutex_unlock(&pool.mu);
+    pool *p = current_pool();
+    pthread_mutex_lock(&p->mu);
+    unsigned n = p->threads;
+    pthread_mutex_unlock(&p->mu);
     return n;
 }
 
-void ac__blocking_pool_shutdown(void)
-{
-    pthread_mutex_lock(&pool.mu);
-    pool.shutdown = true;
-    pthread_cond_broadcast(&pool.work);
-    /* Every thread not inside a call's fn exits promptly (idle ones are
-     * woken; one between calls sees `shutdown`, or enters fn and is no
-     * longer waited for). */
-    while (pool.threads + pool.dedicated > pool.in_fn)
-        pthread_cond_wait(&pool.gone, &pool.mu);
-    worker *reap = take_exited();
-    pool.shutdown = false; /* usable again, e.g. by a later test */
-    pthread_mutex_unlock(&pool.mu);
-    join_all(reap);
-}
+void ac__blocking_pool_shutdown(void) { shut(&default_pool, false); }
 
 /* ---- ac_blocking_join ---------------------------------------------------- */
 

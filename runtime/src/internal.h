@@ -700,12 +700,30 @@ extern const ac__driver ac__time_driver;
 /* Blocking work (blocking.c)                                                */
 /* ======================================================================== */
 
-/* Waits for the pool's idle threads to exit and joins every thread that has
- * exited (the atexit handler, callable from tests). Threads still running a
- * call are left alone. */
+/* A runtime's blocking pool (Tokio's blocking spawner), built with its
+ * config's max_blocking_threads and blocking_keep_alive_ms. Calls made from
+ * the runtime's threads (and from its pool's) go to it. */
+typedef struct ac__pool ac__pool;
+/* A new pool, no threads yet; NULL if out of memory. */
+ac__pool *ac__pool_new(unsigned max_threads, unsigned keep_alive_ms);
+/* The runtime lets go of its pool: its threads that are not inside a call's
+ * fn exit and are joined; those inside fn finish it, run what is still
+ * queued, and exit detached. The last of them frees the pool. NULL is
+ * ignored. */
+void ac__pool_free(ac__pool *p);
+/* rt's pool, or NULL when the program does not link blocking work (sched.c). */
+ac__pool *ac__runtime_blocking_pool(ac_runtime *rt);
+
+/* The default pool, for calls made outside every runtime: waits for its idle
+ * threads to exit and joins every thread that has exited (the atexit
+ * handler, callable from tests). Threads still running a call are left
+ * alone. */
 void ac__blocking_pool_shutdown(void);
 
-/* Blocking pool threads idle right now (blocking.c; for tests). */
+/* Threads of the calling thread's pool idle right now (blocking.c; for tests). */
 unsigned ac__blocking_pool_idle(void);
+/* Threads of every pool and dedicated ones, created and not yet joined, nor
+ * exited detached (for tests). */
+unsigned ac__blocking_threads_alive(void);
 
 #endif /* ASYNCC_INTERNAL_H */

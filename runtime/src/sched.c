@@ -114,7 +114,8 @@
 #pragma weak ac__time_driver
 #pragma weak ac__clock_runtime_pause
 #pragma weak ac__clock_runtime_unpause
-#pragma weak ac_blocking_pool_configure
+#pragma weak ac__pool_new
+#pragma weak ac__pool_free
 
 /* ======================================================================== */
 /* Data                                                                      */
@@ -256,6 +257,8 @@ struct ac_runtime {
 
     /* Current-thread. */
     ct_core ct;
+
+    ac__pool *blocking;        /* blocking pool; NULL when blocking.c is not linked */
 
     /* Time driver. */
     _Atomic(const ac__driver *) driver; /* installed driver (not owned), or NULL */
@@ -893,6 +896,8 @@ void ac__runtime_thread_idle(ac_runtime *rt) { busy_dec(rt, NULL); }
 void ac__runtime_thread_busy(ac_runtime *rt) { busy_inc(rt); }
 
 const ac_runtime_config *ac__runtime_config(ac_runtime *rt) { return &rt->config; }
+
+ac__pool *ac__runtime_blocking_pool(ac_runtime *rt) { return rt->blocking; }
 
 void ac__runtime_seg_counts(ac_runtime *rt, size_t *queued, size_t *allocated)
 {
@@ -1789,6 +1794,10 @@ static void stop_workers(ac_runtime *rt)
  * the first `parkers` workers' parkers were initialised. */
 static void destroy(ac_runtime *rt, unsigned parkers)
 {
+    /* After the tasks (ac_runtime_free): a cancelled one has detached its
+     * blocking call. */
+    if (rt->blocking)
+        ac__pool_free(rt->blocking);
     for (unsigned i = 0; i < parkers; i++) {
         parker_destroy(&rt->workers[i].park);
         free(rt->workers[i].q.spare);
@@ -1918,8 +1927,10 @@ int ac_runtime_new(const ac_runtime_config *cfg, ac_runtime **out)
 
     if (&ac__time_driver)
         ac__runtime_set_driver(rt, &ac__time_driver);
-    if (ac_blocking_pool_configure)
-        ac_blocking_pool_configure(c.max_blocking_threads, c.blocking_keep_alive_ms);
+    if (ac__pool_new && !(rt->blocking = ac__pool_new(c.max_blocking_threads, c.blocking_keep_alive_ms))) {
+        destroy(rt, rt->nworkers);
+        return AC_ENOMEM;
+    }
 
     int err = start_workers(rt);
     if (err) {

@@ -428,6 +428,157 @@ START_TEST(pool_shutdown_joins_idle_threads)
 END_TEST
 
 /* ------------------------------------------------------------------------ */
+/* Runtimes' pools                                                           */
+/* ------------------------------------------------------------------------ */
+
+/* A future whose one poll calls fn(arg): runs plain C inside a runtime. */
+typedef struct call_frame {
+    void (*fn)(void *);
+    void *arg;
+} call_frame;
+static ac_poll_t call_vpoll(void *f, ac_context *cx, void *out)
+{
+    (void)cx;
+    (void)out;
+    call_frame *c = f;
+    c->fn(c->arg);
+    return AC_READY;
+}
+static void call_vdrop(void *f) { (void)f; }
+static const ac_future_vt call__vt = {sizeof(call_frame), _Alignof(call_frame), 0, call_vpoll, call_vdrop,
+                                      "call"};
+
+static void run_in(ac_runtime *rt, void (*fn)(void *), void *arg)
+{
+    call_frame f = {fn, arg};
+    ck_assert_int_eq(ac_runtime_block_on(rt, &call__vt, &f, NULL), 0);
+}
+
+static ac_runtime *runtime_with_pool(unsigned max_threads)
+{
+    ac_runtime_config c;
+    ac_runtime_config_init(&c);
+    c.workers = 1;
+    c.max_blocking_threads = max_threads;
+    c.blocking_keep_alive_ms = 60000;
+    ac_runtime *rt = NULL;
+    ck_assert_int_eq(ac_runtime_new(&c, &rt), 0);
+    return rt;
+}
+
+/* Gate calls started from inside a runtime, and what its pool had then. */
+typedef struct gate_calls {
+    int n;                   /* calls to start */
+    ac_blocking_handle *h[8]; /* their handles */
+    unsigned threads;        /* the pool's threads right after */
+} gate_calls;
+
+static void start_gate_calls(void *arg)
+{
+    gate_calls *c = arg;
+    for (int i = 0; i < c->n; i++)
+        ck_assert_ptr_nonnull(c->h[i] = ac_spawn_blocking(wait_at_gate, (void *)(intptr_t)(i + 1)));
+    c->threads = ac_blocking_pool_threads();
+}
+
+static void read_pool_threads(void *arg) { *(unsigned *)arg = ac_blocking_pool_threads(); }
+
+START_TEST(each_runtime_has_a_pool_of_its_own_size)
+{
+    /* Built in this order, with one pool for the process the second's
+     * limit would have been the first's too. */
+    ac_runtime *small = runtime_with_pool(1), *big = runtime_with_pool(4);
+    gate_calls a = {.n = 3}, b = {.n = 4};
+    run_in(small, start_gate_calls, &a);
+    run_in(big, start_gate_calls, &b);
+    ck_assert_uint_eq(a.threads, 1); /* the other two calls wait in its queue */
+    ck_assert_uint_eq(b.threads, 4);
+    ck_assert(gate_reaches(&g.started, 5));
+    ck_assert_uint_eq(ac_blocking_pool_threads(), 0); /* outside: the default pool, unused */
+    open_gate();
+    for (int i = 0; i < a.n; i++)
+        ck_assert_ptr_eq(join(a.h[i]), (void *)(intptr_t)(i + 1));
+    for (int i = 0; i < b.n; i++)
+        ck_assert_ptr_eq(join(b.h[i]), (void *)(intptr_t)(i + 1));
+    unsigned threads = 0;
+    run_in(small, read_pool_threads, &threads);
+    ck_assert_uint_eq(threads, 1);
+    ac_runtime_free(small);
+    ac_runtime_free(big);
+}
+END_TEST
+
+static void *pool_threads_here(void *arg)
+{
+    (void)arg;
+    return (void *)(uintptr_t)ac_blocking_pool_threads();
+}
+
+static void start_pool_threads_here(void *arg)
+{
+    *(ac_blocking_handle **)arg = ac_spawn_blocking(pool_threads_here, NULL);
+}
+
+START_TEST(a_pool_thread_counts_as_inside_its_runtime)
+{
+    /* Two idle threads in the default pool, none in the runtime's. */
+    ac_blocking_handle *h[2];
+    for (int i = 0; i < 2; i++)
+        h[i] = ac_spawn_blocking(wait_at_gate, NULL);
+    ck_assert(gate_reaches(&g.started, 2));
+    open_gate();
+    for (int i = 0; i < 2; i++)
+        join(h[i]);
+    ac_runtime *rt = runtime_with_pool(4);
+    ac_blocking_handle *mine = NULL;
+    run_in(rt, start_pool_threads_here, &mine);
+    ck_assert_ptr_eq(join(mine), (void *)1); /* its pool: the one thread running it */
+    ck_assert_uint_eq(ac_blocking_pool_threads(), 2);
+    ac_runtime_free(rt);
+}
+END_TEST
+
+START_TEST(runtime_free_joins_its_idle_pool_threads)
+{
+    unsigned before = ac__blocking_threads_alive();
+    ac_runtime *rt = runtime_with_pool(8);
+    gate_calls c = {.n = 3};
+    run_in(rt, start_gate_calls, &c);
+    ck_assert(gate_reaches(&g.started, 3));
+    open_gate();
+    for (int i = 0; i < c.n; i++)
+        join(c.h[i]);
+    ck_assert_uint_eq(ac__blocking_threads_alive(), before + 3);
+    ac_runtime_free(rt);
+    /* Idle for less than the 60 s keep-alive, but gone with their runtime. */
+    ck_assert_uint_eq(ac__blocking_threads_alive(), before);
+}
+END_TEST
+
+static unsigned threads_before;
+static bool back_to_threads_before(void) { return ac__blocking_threads_alive() == threads_before; }
+
+START_TEST(runtime_free_leaves_a_call_in_flight_to_finish)
+{
+    threads_before = ac__blocking_threads_alive();
+    ac_runtime *rt = runtime_with_pool(1);
+    gate_calls c = {.n = 3}; /* one running, two queued behind it */
+    run_in(rt, start_gate_calls, &c);
+    ck_assert(gate_reaches(&g.started, 1));
+    ac_blocking_detach(c.h[2]);
+    ac_runtime_free(rt); /* returns with the call still at the gate */
+    ck_assert_int_eq(gate_count(&g.finished), 0);
+    open_gate();
+    /* The queued calls still run; their results outlive the runtime. */
+    for (int i = 0; i < 2; i++)
+        ck_assert_ptr_eq(join(c.h[i]), (void *)(intptr_t)(i + 1));
+    ck_assert(gate_reaches(&g.finished, 3));
+    /* The pool thread exits on its own, the pool freed with it. */
+    ck_assert(eventually(back_to_threads_before));
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
 /* Blocking calls and the paused clock                                       */
 /* ------------------------------------------------------------------------ */
 
@@ -558,6 +709,15 @@ static Suite *blocking_suite(void)
     tcase_add_test(pool, many_calls_through_a_small_pool_all_complete);
     tcase_add_test(pool, pool_shutdown_joins_idle_threads);
     suite_add_tcase(s, pool);
+
+    TCase *runtimes = tcase_create("runtimes");
+    tcase_add_checked_fixture(runtimes, setup, NULL);
+    tcase_set_timeout(runtimes, 30);
+    tcase_add_test(runtimes, each_runtime_has_a_pool_of_its_own_size);
+    tcase_add_test(runtimes, a_pool_thread_counts_as_inside_its_runtime);
+    tcase_add_test(runtimes, runtime_free_joins_its_idle_pool_threads);
+    tcase_add_test(runtimes, runtime_free_leaves_a_call_in_flight_to_finish);
+    suite_add_tcase(s, runtimes);
 
     TCase *clock = tcase_create("clock");
     tcase_add_checked_fixture(clock, setup, NULL);
