@@ -202,6 +202,11 @@ struct Var {
     bool is_static;    /* static or extern storage: never hoisted */
     bool addr_taken;   /* `&v` appears, or v is an array */
     bool hoisted;      /* lives in the frame */
+    /* Hoisted, with a type declared inside the function, which the frame at
+     * file scope cannot name: the type name (`struct point`, `pair *`) that
+     * the body, where the type is in scope, reaches the variable's raw frame
+     * storage through. NULL otherwise. */
+    char *local_type;
     StateSet live;     /* await states across which it is live (+0 for params) */
     Vec refs;          /* TSNode* of every identifier referring to it */
 };
@@ -304,6 +309,11 @@ char *parse_text(const Unit *u, TSNode n);
 bool parse_is_await(const Unit *u, TSNode n);
 /* True if n is a call to the identifier `name`. */
 bool parse_is_call_to(const Unit *u, TSNode n, const char *name);
+/* The tag of a struct, union or enum specifier: its name, or for an unnamed
+ * one `ac_type_LINE_COL` (where it starts), which lowering writes into the
+ * definition of a type declared in an async function when a variable of it
+ * is kept in the frame (liveness.c, lower.c). Owned by the caller. */
+char *parse_type_tag(const Unit *u, TSNode type);
 /* True if the identifier or field node n spells `s`. */
 bool parse_eq(const Unit *u, TSNode n, const char *s);
 /* The async function definition whose body holds byte `at`, or NULL. */

@@ -118,12 +118,21 @@ static bool names_locals(Unit *u, AsyncFn *fn, Var *v, TSNode d)
 /* The frame field declaration for a hoisted variable: its type as written,
  * without storage class, and without a top-level const (the frame is
  * assigned to when the variable is initialised), then the attributes that
- * stood after its declarator (attrs: source spans, parse_masked_attrs). */
-static char *var_field_decl(Unit *u, AsyncFn *fn, Var *v, const Vec *attrs)
+ * stood after its declarator (attrs: source spans, parse_masked_attrs). A
+ * type declared in the function gets bytes of its size and `align`. */
+static char *var_field_decl(Unit *u, AsyncFn *fn, Var *v, const Vec *attrs, int64_t align)
 {
     /* typeof(local) and __auto_type name nothing at file scope, nor does an
      * array size made of the function's names: use the type clang worked
      * out. */
+    if (v->local_type) {
+        /* Raw storage of the type's size and alignment, which the body
+         * reaches through v->local_type (lower.c). */
+        const TypeInfo *ti = sema_var_type(u->sema, ts_node_start_byte(v->ident));
+        if (ti && ti->size > 0 && align > 0)
+            return xasprintf("_Alignas(%lld) unsigned char %s[%lld]", (long long)align, v->field,
+                             (long long)ti->size);
+    }
     TSNode type = child_by_field(v->decl, "type");
     bool inferred = !ts_node_is_null(type) &&
                     ((type_is(type, "macro_type_specifier") &&
@@ -306,7 +315,7 @@ void layout_fn(Unit *u, AsyncFn *fn)
                 align = n;
         }
         Slot *s = add_slot(f, v->is_param ? SLOT_PARAM : SLOT_LOCAL, xstrdup(v->field),
-                           var_field_decl(u, fn, v, &attrs), size, align,
+                           var_field_decl(u, fn, v, &attrs, align), size, align,
                            (int)ts_node_start_point(v->ident).row + 1);
         free(attrs.items);
         s->what = v->is_param ? "parameter" : "local";

@@ -705,8 +705,8 @@ static void check_vla_alloca(Unit *u, AsyncFn *fn)
     ts_tree_cursor_delete(&c);
 }
 
-/* A frame is declared at file scope, so a variable it holds cannot have a
- * type declared inside the function. */
+/* Whether a variable's type specifier names a type declared inside the
+ * function, which a frame declared at file scope cannot name. */
 static bool local_type(Unit *u, AsyncFn *fn, TSNode type)
 {
     TSSymbol t = ts_node_symbol(type);
@@ -728,9 +728,13 @@ static bool local_type(Unit *u, AsyncFn *fn, TSNode type)
             break;
         TSSymbol nt = ts_node_symbol(n);
         if (SYM_IS(t, "type_identifier") && SYM_IS(nt, "type_definition")) {
+            /* The name it defines: `pair`, or `fn_t` in `(*fn_t)(void)`. */
             TSNode d = child_by_field(n, "declarator");
             while (!ts_node_is_null(d) && !type_is(d, "type_identifier"))
-                d = child_by_field(d, "declarator");
+                d = !ts_node_is_null(child_by_field(d, "declarator")) ? child_by_field(d, "declarator")
+                    : type_is(d, "parenthesized_declarator") && ts_node_named_child_count(d)
+                        ? ts_node_named_child(d, 0)
+                        : (TSNode){0};
             if (!ts_node_is_null(d) && ts_node_end_byte(d) - ts_node_start_byte(d) ==
                                            ts_node_end_byte(name) - ts_node_start_byte(name) &&
                 !memcmp(u->src.text + ts_node_start_byte(d), u->src.text + ts_node_start_byte(name),
@@ -752,7 +756,53 @@ static bool local_type(Unit *u, AsyncFn *fn, TSNode type)
     return found;
 }
 
-static void check_frame_types(Unit *u, AsyncFn *fn)
+/* The type name of v, whose type is declared inside the function: its
+ * specifiers without storage class or _Alignas (a type defined right there
+ * by its tag alone, generated for an unnamed one), and its declarator
+ * without the name. */
+static char *local_type_name(Unit *u, Var *v)
+{
+    Buf b = {0};
+    for (uint32_t i = 0; i < ts_node_child_count(v->decl); i++) {
+        TSNode c = ts_node_child(v->decl, i);
+        if (parse_is_declarator(c))
+            break;
+        if (type_is(c, "storage_class_specifier") || type_is(c, "comment") ||
+            (type_is(c, "type_qualifier") && ts_node_named_child_count(c) &&
+             type_is(ts_node_named_child(c, 0), "alignas_qualifier")))
+            continue; /* _Alignas belongs to the object, not its type */
+        if (!ts_node_is_null(child_by_field(c, "body"))) {
+            char *kw = parse_text(u, ts_node_child(c, 0)), *tag = parse_type_tag(u, c);
+            buf_printf(&b, "%s %s", kw, tag); /* `struct`, `union` or `enum`, then the tag */
+            free(kw);
+            free(tag);
+        } else {
+            buf_putn(&b, u->src.text + ts_node_start_byte(c), ts_node_end_byte(c) - ts_node_start_byte(c));
+        }
+        buf_putc(&b, ' ');
+    }
+    TSNode d = v->declarator;
+    if (type_is(d, "init_declarator"))
+        d = child_by_field(d, "declarator");
+    /* The declarator's text around the name; `pair ps[][2] = {...}` takes
+     * its outer length from clang. */
+    uint32_t from = ts_node_start_byte(d), name = ts_node_start_byte(v->ident),
+             after = ts_node_end_byte(v->ident), to = ts_node_end_byte(d);
+    buf_putn(&b, u->src.text + from, name - from);
+    if (to - after >= 2 && !memcmp(u->src.text + after, "[]", 2)) {
+        const TypeInfo *ti = sema_var_type(u->sema, ts_node_start_byte(v->ident));
+        const char *br = ti ? strchr(ti->spelling, '[') : NULL;
+        buf_printf(&b, "[%ld]", br ? strtol(br + 1, NULL, 10) : 0L);
+        after += 2;
+    }
+    buf_putn(&b, u->src.text + after, to - after);
+    /* No trailing blank: the name sits in casts and __typeof__. */
+    while (b.len && b.data[b.len - 1] == ' ')
+        b.data[--b.len] = 0;
+    return buf_take(&b);
+}
+
+static void frame_types(Unit *u, AsyncFn *fn)
 {
     for (int i = 0; i < fn->vars.len; i++) {
         Var *v = fn->vars.items[i];
@@ -760,11 +810,7 @@ static void check_frame_types(Unit *u, AsyncFn *fn)
             continue;
         TSNode type = child_by_field(v->decl, "type");
         if (!ts_node_is_null(type) && local_type(u, fn, type))
-            diag_error(&u->src, ts_node_start_byte(v->ident),
-                       "'%s' lives across an await, so it is stored in the frame, which is "
-                       "declared outside the function; its type is declared inside it (move the "
-                       "type to file scope)",
-                       v->name);
+            v->local_type = local_type_name(u, v);
         if (strncmp(v->name, "ac_", 3) == 0)
             diag_error(&u->src, ts_node_start_byte(v->ident),
                        "names starting with 'ac_' are reserved for generated code in async "
@@ -848,7 +894,7 @@ bool liveness_run(Unit *u)
         resolve_names(u, fn);
         compute_liveness(u, fn);
         check_vla_alloca(u, fn);
-        check_frame_types(u, fn);
+        frame_types(u, fn);
         for (int j = 0; j < fn->vars.len; j++) {
             Var *v = fn->vars.items[j];
             if ((v->is_param || !v->hoisted) && strncmp(v->name, "ac_", 3) == 0)

@@ -219,7 +219,13 @@ static void render_into(Lower *L, TSNode n, Buf *b)
     if (type_is(n, "identifier") || type_is(n, "type_identifier")) { /* typeof(x) */
         Var *v = nodemap_get(&L->fn->refs, n);
         if (v && v->hoisted) {
-            buf_printf(b, "ac_f->%s", v->field);
+            if (v->local_type && strpbrk(v->local_type, "[("))
+                buf_printf(b, "(*(__typeof__(%s) *)ac_f->%s)", v->local_type, v->field);
+            else if (v->local_type) /* `struct point *` makes `struct point **` */
+                buf_printf(b, "(*(%s%s*)ac_f->%s)", v->local_type,
+                           v->local_type[strlen(v->local_type) - 1] == '*' ? "" : " ", v->field);
+            else
+                buf_printf(b, "ac_f->%s", v->field);
             return;
         }
     }
@@ -681,10 +687,63 @@ static char *specifiers(Lower *L, TSNode decl)
     return buf_take(&b);
 }
 
+/* A declaration that defines a type (`struct point { int x, y; } pt`) and
+ * a variable of it kept in the frame: the definition stays where it was, as
+ * a declaration of its own (an unnamed type gets the tag parse_type_tag
+ * makes, for the frame's casts to name it); the returned specifiers name the
+ * type by its tag alone. NULL when n is not such a declaration. */
+static char *split_type_definition(Lower *L, TSNode n, const char *ind)
+{
+    TSNode type = child_by_field(n, "type");
+    if (ts_node_is_null(type) || ts_node_is_null(child_by_field(type, "body")))
+        return NULL;
+    Var *local = NULL;
+    for (uint32_t i = 0; i < ts_node_child_count(n) && !local; i++) {
+        TSNode c = ts_node_child(n, i), d, value;
+        Var *v = parse_is_declarator(c) ? declared_var(L, c, &d, &value) : NULL;
+        if (v && v->hoisted && v->local_type)
+            local = v;
+    }
+    if (!local)
+        return NULL;
+    /* The definition, with its generated tag if it has none. */
+    char *tag = parse_type_tag(L->u, type);
+    Buf def = {0};
+    render_children(L, type, &def);
+    if (ts_node_is_null(child_by_field(type, "name"))) {
+        TSNode kw = ts_node_child(type, 0);
+        uint32_t at = ts_node_end_byte(kw) - ts_node_start_byte(kw);
+        char *rest = xstrdup(def.data + at);
+        def.len = at;
+        buf_printf(&def, " %s%s", tag, rest);
+        free(rest);
+    }
+    buf_printf(&L->out, "%s%s;\n", ind, def.data);
+    buf_free(&def);
+    Buf b = {0};
+    uint32_t pos = ts_node_start_byte(n);
+    for (uint32_t i = 0; i < ts_node_child_count(n); i++) {
+        TSNode c = ts_node_child(n, i);
+        if (parse_is_declarator(c))
+            break;
+        buf_putn(&b, L->u->src.text + pos, ts_node_start_byte(c) - pos);
+        if (ts_node_eq(c, type)) {
+            char *k = parse_text(L->u, ts_node_child(type, 0));
+            buf_printf(&b, "%s %s", k, tag);
+            free(k);
+        } else {
+            render_into(L, c, &b);
+        }
+        pos = ts_node_end_byte(c);
+    }
+    free(tag);
+    return buf_take(&b);
+}
+
 static void lower_declaration(Lower *L, TSNode n)
 {
     char *ind = indent_of(L, n);
-    char *spec = NULL;
+    char *spec = split_type_definition(L, n, ind);
     for (uint32_t i = 0; i < ts_node_child_count(n); i++) {
         TSNode c = ts_node_child(n, i), d, value;
         if (!parse_is_declarator(c))
@@ -695,7 +754,7 @@ static void lower_declaration(Lower *L, TSNode n)
         if (v && v->hoisted) {
             if (!val)
                 continue;
-            if (type_is(value, "initializer_list") || type_is(d, "array_declarator")) {
+            if (type_is(value, "initializer_list") || type_is(d, "array_declarator") || v->local_type) {
                 /* Aggregates: initialise a C object the usual way, then copy. */
                 nodemap_put(&L->repl, v->ident, "ac_init");
                 mark_up(L, &L->touched, v->ident);
@@ -842,7 +901,7 @@ static bool all_hoisted_scalars(Lower *L, TSNode decl)
         if (!parse_is_declarator(c))
             continue;
         Var *v = declared_var(L, c, &d, &value);
-        if (!v || !v->hoisted || type_is(d, "array_declarator") ||
+        if (!v || !v->hoisted || v->local_type || type_is(d, "array_declarator") ||
             (!ts_node_is_null(value) && type_is(value, "initializer_list")))
             return false;
     }

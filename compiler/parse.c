@@ -42,6 +42,15 @@ char *parse_text(const Unit *u, TSNode n)
     return xstrndup(u->src.text + s, e - s);
 }
 
+char *parse_type_tag(const Unit *u, TSNode type)
+{
+    TSNode tag = child_by_field(type, "name");
+    if (!ts_node_is_null(tag))
+        return parse_text(u, tag);
+    TSPoint at = ts_node_start_point(type);
+    return xasprintf("ac_type_%u_%u", at.row + 1, at.column + 1);
+}
+
 bool parse_eq(const Unit *u, TSNode n, const char *s)
 {
     uint32_t a = ts_node_start_byte(n), b = ts_node_end_byte(n);
