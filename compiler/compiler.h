@@ -359,6 +359,14 @@ typedef struct ExtFn {
     int64_t ret_align;/* alignof the result, -1 if void or unknown */
 } ExtFn;
 
+/* An automatic variable declared in a function body, as clang sees it. */
+typedef struct SemaDecl {
+    char *name;        /* its name */
+    uint32_t at;       /* the name's offset in the file, UINT32_MAX if not in it */
+    uint32_t expanded; /* where the declaration was expanded: `at`, or the use of
+                        * the macro that declares it */
+} SemaDecl;
+
 /* Type facts for a range of the source. */
 typedef struct TypeInfo {
     char *spelling;   /* the type as clang spells it */
@@ -387,6 +395,9 @@ bool sema_frame(Sema *s, const char *name, int64_t *size, int64_t *align);
 bool sema_is_blocking(Sema *s, const char *name);
 /* Type of the variable whose name starts at byte `start`, or NULL. */
 const TypeInfo *sema_var_type(Sema *s, uint32_t start);
+/* Every automatic variable (not static, not extern) clang found declared in
+ * a function body of the file, in visiting order (SemaDecl *). */
+const Vec *sema_decls(Sema *s);
 /* Type of the compound literal starting at byte `start`, or NULL. */
 const TypeInfo *sema_literal_type(Sema *s, uint32_t start);
 /* Type of the outermost function call starting at byte `start`, or NULL. */

@@ -647,6 +647,95 @@ static Await *await_in_scope(AsyncFn *fn, Var *v)
     return NULL;
 }
 
+/* The first await of fn in [from, to), or NULL. */
+static Await *first_await_in(AsyncFn *fn, uint32_t from, uint32_t to)
+{
+    Await *first = NULL;
+    for (int j = 0; j < fn->awaits.len; j++) {
+        Await *aw = fn->awaits.items[j];
+        uint32_t at = ts_node_start_byte(aw->node);
+        if (at >= from && at < to && (!first || at < ts_node_start_byte(first->node)))
+            first = aw;
+    }
+    return first;
+}
+
+/* Whether identifier node `ref`, in [.., scope), must outlive an await:
+ * it comes after `first` (the first await after the declaration), or a
+ * loop inside the scope holds both it and an await. */
+static bool used_across(Unit *u, AsyncFn *fn, TSNode ref, TSNode scope, Await *first)
+{
+    if (ts_node_start_byte(ref) > ts_node_start_byte(first->node))
+        return true;
+    for (TSNode p = parse_parent(u, ref); !ts_node_is_null(p) && !ts_node_eq(p, scope);
+         p = parse_parent(u, p))
+        if (is_loop(p) && first_await_in(fn, ts_node_start_byte(p), ts_node_end_byte(p)))
+            return true;
+    return false;
+}
+
+/*
+ * A variable that clang sees declared in fn's body but the translator does
+ * not: one declared by a macro (the translator reads the text before
+ * expansion), or a declaration that tree-sitter's grammar, which does not
+ * know typedef names, reads as an expression (`box (*mk)(void) = f;` is a
+ * call of `box`). Such a variable stays a C local of the poll function,
+ * which is fine until it must outlive an await: then say so, rather than
+ * read it uninitialised after the resume.
+ */
+static void check_unseen_decls(Unit *u, AsyncFn *fn)
+{
+    const Vec *decls = sema_decls(u->sema);
+    uint32_t body_from = ts_node_start_byte(fn->body), body_to = ts_node_end_byte(fn->body);
+    for (int i = 0; i < decls->len; i++) {
+        const SemaDecl *d = decls->items[i];
+        if (d->expanded <= body_from || d->expanded >= body_to)
+            continue;
+        bool seen = false;
+        for (int j = 0; j < fn->vars.len && !seen; j++)
+            seen = ts_node_start_byte(((Var *)fn->vars.items[j])->ident) == d->at;
+        if (seen)
+            continue;
+        TSNode at = ts_node_descendant_for_byte_range(ts_tree_root_node(u->tree), d->expanded,
+                                                      d->expanded);
+        TSNode stmt = parse_statement_of(u, at), scope = parse_parent(u, stmt);
+        if (ts_node_is_null(stmt) || ts_node_is_null(scope))
+            continue;
+        Await *first = first_await_in(fn, ts_node_end_byte(stmt), ts_node_end_byte(scope));
+        if (!first)
+            continue;
+        /* Its uses, by name, in the rest of its scope. */
+        TSNode use = {0};
+        TSTreeCursor c = ts_tree_cursor_new(scope);
+        for (bool more = true; more && ts_node_is_null(use); more = cursor_advance(&c, true)) {
+            TSNode n = ts_tree_cursor_current_node(&c);
+            if (ts_node_start_byte(n) >= ts_node_end_byte(stmt) && type_is(n, "identifier") &&
+                parse_eq(u, n, d->name) && used_across(u, fn, n, scope, first))
+                use = n;
+        }
+        ts_tree_cursor_delete(&c);
+        if (ts_node_is_null(use))
+            continue;
+        bool macro = d->at != d->expanded;
+        if (macro)
+            diag_error(&u->src, d->expanded,
+                       "'%s' is declared by a macro, and used after an await: the translator "
+                       "reads the function before macros are expanded, so it cannot keep '%s' "
+                       "in the frame (declare it in the function's own text)",
+                       d->name, d->name);
+        else
+            diag_error(&u->src, d->at,
+                       "the C grammar reads the declaration of '%s' as an expression (a typedef "
+                       "name followed by '(' reads as a call), so the translator cannot keep '%s' "
+                       "in the frame across an await (name its type with a typedef: "
+                       "'typedef T (*fn_t)(...); fn_t %s = ...;')",
+                       d->name, d->name, d->name);
+        diag_note(&u->src, ts_node_start_byte(first->node), "the await is here");
+        diag_note(&u->src, ts_node_start_byte(use), "'%s' is used here, which runs after the await",
+                  d->name);
+    }
+}
+
 static void check_vla_alloca(Unit *u, AsyncFn *fn)
 {
     for (int i = 0; i < fn->vars.len; i++) {
@@ -894,6 +983,7 @@ bool liveness_run(Unit *u)
         resolve_names(u, fn);
         compute_liveness(u, fn);
         check_vla_alloca(u, fn);
+        check_unseen_decls(u, fn);
         frame_types(u, fn);
         for (int j = 0; j < fn->vars.len; j++) {
             Var *v = fn->vars.items[j];

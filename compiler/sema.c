@@ -50,6 +50,7 @@ struct Sema {
     Vec ext;                /* ExtFn* */
     Vec frames;             /* FrameInfo*: complete struct NAME__frame types */
     Vec blocking;           /* char*: functions declared ac_blocks(T) */
+    Vec decls;              /* SemaDecl*: variables declared in function bodies */
     RangeType *ranges;      /* expression and variable types */
     size_t nranges, cap;    /* used, allocated */
     bool sorted;            /* ranges sorted by start */
@@ -159,8 +160,22 @@ static enum CXChildVisitResult visit_body(CXCursor c, CXCursor parent, CXClientD
     }
     if (k == CXCursor_VarDecl || k == CXCursor_ParmDecl) {
         uint32_t off;
-        if (offset_in_main(s, clang_getCursorLocation(c), &off))
+        bool in_file = offset_in_main(s, clang_getCursorLocation(c), &off);
+        if (in_file)
             add_range(s, off, UINT32_MAX, clang_getCursorType(c));
+        CXFile f;
+        unsigned exp;
+        clang_getExpansionLocation(clang_getCursorLocation(c), &f, NULL, NULL, &exp);
+        enum CX_StorageClass sc = clang_Cursor_getStorageClass(c);
+        bool automatic = sc != CX_SC_Static && sc != CX_SC_Extern; /* a frame would keep it */
+        if (k == CXCursor_VarDecl && automatic && f && s->main_file &&
+            clang_File_isEqual(f, s->main_file)) {
+            SemaDecl *d = xcalloc(1, sizeof *d);
+            d->name = take(clang_getCursorSpelling(c));
+            d->at = in_file ? off : UINT32_MAX;
+            d->expanded = exp;
+            vec_push(&s->decls, d);
+        }
     } else if (k == CXCursor_ConditionalOperator) {
         /* Keyed by where it starts: its end may lie inside an await()
          * macro expansion, which has no offset in the file. No two
@@ -326,8 +341,16 @@ void sema_free(Sema *s)
         clang_disposeTranslationUnit(s->tu);
     clang_disposeIndex(s->index);
     free(s->ranges);
+    for (int i = 0; i < s->decls.len; i++) {
+        SemaDecl *d = s->decls.items[i];
+        free(d->name);
+        free(d);
+    }
+    free(s->decls.items);
     free(s);
 }
+
+const Vec *sema_decls(Sema *s) { return &s->decls; }
 
 bool sema_frame(Sema *s, const char *name, int64_t *size, int64_t *align)
 {
