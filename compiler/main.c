@@ -33,7 +33,8 @@ static const char usage[] =
     "usage: asyncc IN.ac -o OUT.c [-I DIR] [-D NAME[=VALUE]] [-U NAME] [-std=STD] [-Werror]\n"
     "       asyncc --emit=states IN.ac [-I DIR] [-D ...]\n"
     "       asyncc cc [C compiler options] FILES... -o PROG\n"
-    "Translates the async dialect of C (async(T), await(e)) into C state machines.\n";
+    "Translates the async dialect of C (async(T), await(e)) into C state machines\n"
+    "(-o - writes the translation to standard output).\n";
 
 /* Directory holding this executable, e.g. build/bin or PREFIX/bin. */
 static char *exe_dir(void)
@@ -258,10 +259,12 @@ static char *translate(const char *in, const char *const *cargs, int ncargs, boo
 static bool write_atomically(const char *path, const char *text)
 {
     /* A device or FIFO (-o /dev/null, -o /dev/stdout) is written in place:
-     * renaming over it would replace it with a regular file. */
+     * renaming over it would replace it with a regular file. `-o -` is
+     * standard output, as for cc -E. */
     struct stat st;
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-        FILE *f = fopen(path, "wb");
+    bool dash = strcmp(path, "-") == 0;
+    if (dash || (stat(path, &st) == 0 && !S_ISREG(st.st_mode))) {
+        FILE *f = dash ? fdopen(dup(STDOUT_FILENO), "wb") : fopen(path, "wb");
         size_t n = strlen(text);
         bool ok = f && fwrite(text, 1, n, f) == n;
         ok = f && fclose(f) == 0 && ok;

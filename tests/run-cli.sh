@@ -3,7 +3,8 @@
 # documented status, never a crash or a half-written file: usage errors exit
 # 2 (no input, an unknown option, an option missing its argument, two
 # inputs, `asyncc cc` with no files), a file that cannot be read or written
-# exits 1 with `asyncc: error: cannot ...`; --help and --version exit 0.
+# exits 1 with `asyncc: error: cannot ...`; --help and --version exit 0;
+# `-o -` is standard output.
 #
 # Environment: see tests/lib.sh. Last line: `cli: N passed, N failed`.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -43,9 +44,15 @@ expect "an output in a missing directory" 1 '^asyncc: error: cannot write .*: No
 expect "a directory as output" 1 '^asyncc: error: cannot write .*: Is a directory' "$hello" -o "$TMP"
 expect "asyncc cc without files" 2 '^asyncc: error: no input files' cc
 expect "asyncc cc with a missing input" 1 '^asyncc: error: cannot open ' cc "$TMP/nosuch.ac" -o "$TMP/p"
-if ls "$TMP"/nodir "$TMP"/p "$TMP"/x.c > /dev/null 2>&1; then
+expect "-o - writes the translation to standard output" 0 '^static ac_poll_t greet__poll' \
+    "$hello" -o -
+left=
+for f in "$TMP"/nodir "$TMP"/p "$TMP"/x.c ./-; do
+    [ -e "$f" ] && left="$left $f"
+done
+if [ -n "$left" ]; then
     FAILED=$((FAILED + 1))
-    fail "cli: a failed run left a file behind"
+    fail "cli: a run left a file behind:$left"
 else
     PASSED=$((PASSED + 1))
 fi
