@@ -365,7 +365,15 @@ typedef struct SemaDecl {
     uint32_t at;       /* the name's offset in the file, UINT32_MAX if not in it */
     uint32_t expanded; /* where the declaration was expanded: `at`, or the use of
                         * the macro that declares it */
+    bool macro;        /* a macro declares it */
 } SemaDecl;
+
+/* A `return` or `continue` written inside a macro, as clang sees it: the
+ * translator, which reads the text before expansion, does not. */
+typedef struct SemaJump {
+    bool is_return;    /* return; else continue */
+    uint32_t expanded; /* where the macro holding it was used */
+} SemaJump;
 
 /* Type facts for a range of the source. */
 typedef struct TypeInfo {
@@ -398,6 +406,9 @@ const TypeInfo *sema_var_type(Sema *s, uint32_t start);
 /* Every automatic variable (not static, not extern) clang found declared in
  * a function body of the file, in visiting order (SemaDecl *). */
 const Vec *sema_decls(Sema *s);
+/* Every return and continue statement that a macro used in a function body
+ * of the file brings in (SemaJump *). */
+const Vec *sema_macro_jumps(Sema *s);
 /* Type of the compound literal starting at byte `start`, or NULL. */
 const TypeInfo *sema_literal_type(Sema *s, uint32_t start);
 /* Type of the outermost function call starting at byte `start`, or NULL. */

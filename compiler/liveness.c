@@ -716,8 +716,7 @@ static void check_unseen_decls(Unit *u, AsyncFn *fn)
         ts_tree_cursor_delete(&c);
         if (ts_node_is_null(use))
             continue;
-        bool macro = d->at != d->expanded;
-        if (macro)
+        if (d->macro)
             diag_error(&u->src, d->expanded,
                        "'%s' is declared by a macro, and used after an await: the translator "
                        "reads the function before macros are expanded, so it cannot keep '%s' "
@@ -733,6 +732,33 @@ static void check_unseen_decls(Unit *u, AsyncFn *fn)
         diag_note(&u->src, ts_node_start_byte(first->node), "the await is here");
         diag_note(&u->src, ts_node_start_byte(use), "'%s' is used here, which runs after the await",
                   d->name);
+    }
+}
+
+/*
+ * A `return` that a macro brings into fn (`#define CHECK(c) if (!(c))
+ * return -1`): the translator reads the text before expansion, so it cannot
+ * turn it into the future's completion, and it would leave the poll function
+ * with its value as a poll result. Say so where the macro is used.
+ */
+static void check_macro_returns(Unit *u, AsyncFn *fn)
+{
+    const Vec *jumps = sema_macro_jumps(u->sema);
+    uint32_t body_from = ts_node_start_byte(fn->body), body_to = ts_node_end_byte(fn->body);
+    for (int i = 0; i < jumps->len; i++) {
+        const SemaJump *j = jumps->items[i];
+        if (!j->is_return || j->expanded <= body_from || j->expanded >= body_to)
+            continue;
+        TSNode at = ts_node_descendant_for_byte_range(ts_tree_root_node(u->tree), j->expanded,
+                                                      j->expanded);
+        char *name = type_is(at, "identifier") ? parse_text(u, at) : xstrdup("this macro");
+        diag_error(&u->src, j->expanded,
+                   "'%s' returns from the async function '%s' inside its expansion: the "
+                   "translator reads the function before macros are expanded, so that return "
+                   "would leave the poll function instead of completing the future (write the "
+                   "return in the function's own text: if (...) return ...;)",
+                   name, fn->name);
+        free(name);
     }
 }
 
@@ -984,6 +1010,7 @@ bool liveness_run(Unit *u)
         compute_liveness(u, fn);
         check_vla_alloca(u, fn);
         check_unseen_decls(u, fn);
+        check_macro_returns(u, fn);
         frame_types(u, fn);
         for (int j = 0; j < fn->vars.len; j++) {
             Var *v = fn->vars.items[j];

@@ -940,10 +940,50 @@ static void lower_block(Lower *L, TSNode s, const char *ind)
     buf_printf(&L->out, "%s}\n", ind);
 }
 
+/* The loop a `continue` at node n belongs to: the innermost enclosing one. */
+static TSNode loop_of(Lower *L, TSNode n)
+{
+    for (TSNode p = parse_parent(L->u, n); !ts_node_is_null(p); p = parse_parent(L->u, p))
+        if (type_is(p, "while_statement") || type_is(p, "for_statement") ||
+            type_is(p, "do_statement"))
+            return p;
+    return (TSNode){0};
+}
+
+/* A loop whose continue must jump to a label (its step or condition is
+ * lowered into its body): a `continue` that a macro brings into it would go
+ * to the top of the rewritten loop and skip them. Say so where the macro is
+ * used. */
+static void check_macro_continues(Lower *L, TSNode body)
+{
+    const Vec *jumps = sema_macro_jumps(L->u->sema);
+    TSNode loop = parse_parent(L->u, body);
+    for (int i = 0; i < jumps->len; i++) {
+        const SemaJump *j = jumps->items[i];
+        if (j->is_return || j->expanded < ts_node_start_byte(body) ||
+            j->expanded >= ts_node_end_byte(body))
+            continue;
+        TSNode at = ts_node_descendant_for_byte_range(ts_tree_root_node(L->u->tree), j->expanded,
+                                                      j->expanded);
+        if (!ts_node_eq(loop_of(L, at), loop))
+            continue;
+        char *name = type_is(at, "identifier") ? parse_text(L->u, at) : xstrdup("this macro");
+        diag_error(&L->u->src, j->expanded,
+                   "'%s' continues the loop inside its expansion; the translator rewrites this "
+                   "loop around its awaits, and a continue it cannot see (it reads the function "
+                   "before macros are expanded) would skip the loop's %s (write the continue in "
+                   "the function's own text: if (...) continue;)",
+                   name, type_is(loop, "for_statement") ? "step and condition" : "condition");
+        free(name);
+    }
+}
+
 /* Lowers a loop body whose continue jumps to label `cont` (NULL: a plain
  * continue); returns whether any continue used the label. */
 static bool lower_body(Lower *L, TSNode body, const char *cont, const char *ind)
 {
+    if (cont)
+        check_macro_continues(L, body);
     const char *outer = L->cont;
     bool outer_used = L->cont_used;
     L->cont = cont;

@@ -51,6 +51,7 @@ struct Sema {
     Vec frames;             /* FrameInfo*: complete struct NAME__frame types */
     Vec blocking;           /* char*: functions declared ac_blocks(T) */
     Vec decls;              /* SemaDecl*: variables declared in function bodies */
+    Vec jumps;              /* SemaJump*: returns and continues from macros */
     RangeType *ranges;      /* expression and variable types */
     size_t nranges, cap;    /* used, allocated */
     bool sorted;            /* ranges sorted by start */
@@ -147,6 +148,18 @@ static Annotations annotations(CXCursor c)
 
 static void record_async(Sema *s, CXCursor c);
 
+/* Whether the file has the identifier or keyword `word` at byte `at`. */
+static bool spelled_at(Sema *s, uint32_t at, const char *word)
+{
+    const Source *src = &s->unit->src;
+    size_t n = strlen(word);
+    if (at > src->len || src->len - at < n || memcmp(src->text + at, word, n) != 0)
+        return false;
+    char next = at + n < src->len ? src->text[at + n] : ' ';
+    return !(next == '_' || (next >= 'a' && next <= 'z') || (next >= 'A' && next <= 'Z') ||
+             (next >= '0' && next <= '9'));
+}
+
 static enum CXChildVisitResult visit_body(CXCursor c, CXCursor parent, CXClientData data)
 {
     (void)parent;
@@ -174,7 +187,23 @@ static enum CXChildVisitResult visit_body(CXCursor c, CXCursor parent, CXClientD
             d->name = take(clang_getCursorSpelling(c));
             d->at = in_file ? off : UINT32_MAX;
             d->expanded = exp;
+            d->macro = d->at != exp || !spelled_at(s, exp, d->name);
             vec_push(&s->decls, d);
+        }
+    } else if (k == CXCursor_ReturnStmt || k == CXCursor_ContinueStmt) {
+        /* From a macro when the file does not have the keyword where the
+         * statement was expanded (libclang's spelling location of a macro
+         * body's token is the expansion's too). */
+        CXFile ef;
+        unsigned eo;
+        clang_getExpansionLocation(clang_getCursorLocation(c), &ef, NULL, NULL, &eo);
+        const char *word = k == CXCursor_ReturnStmt ? "return" : "continue";
+        if (ef && s->main_file && clang_File_isEqual(ef, s->main_file) &&
+            !spelled_at(s, eo, word)) {
+            SemaJump *j = xcalloc(1, sizeof *j);
+            j->is_return = k == CXCursor_ReturnStmt;
+            j->expanded = eo;
+            vec_push(&s->jumps, j);
         }
     } else if (k == CXCursor_ConditionalOperator) {
         /* Keyed by where it starts: its end may lie inside an await()
@@ -347,10 +376,15 @@ void sema_free(Sema *s)
         free(d);
     }
     free(s->decls.items);
+    for (int i = 0; i < s->jumps.len; i++)
+        free(s->jumps.items[i]);
+    free(s->jumps.items);
     free(s);
 }
 
 const Vec *sema_decls(Sema *s) { return &s->decls; }
+
+const Vec *sema_macro_jumps(Sema *s) { return &s->jumps; }
 
 bool sema_frame(Sema *s, const char *name, int64_t *size, int64_t *align)
 {
