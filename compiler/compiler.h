@@ -375,6 +375,14 @@ typedef struct SemaJump {
     uint32_t expanded; /* where the macro holding it was used */
 } SemaJump;
 
+/* A use of a function's local variable or parameter written inside a
+ * macro's body, as clang sees it (the translator does not). */
+typedef struct SemaRef {
+    char *name;        /* the variable's name */
+    uint32_t decl;     /* where the variable's name is declared in the file */
+    uint32_t expanded; /* where the macro holding the use was used */
+} SemaRef;
+
 /* Type facts for a range of the source. */
 typedef struct TypeInfo {
     char *spelling;   /* the type as clang spells it */
@@ -409,6 +417,9 @@ const Vec *sema_decls(Sema *s);
 /* Every return and continue statement that a macro used in a function body
  * of the file brings in (SemaJump *). */
 const Vec *sema_macro_jumps(Sema *s);
+/* Every use of a local variable or parameter that a macro's body, used in a
+ * function body of the file, brings in (SemaRef *). */
+const Vec *sema_macro_refs(Sema *s);
 /* Type of the compound literal starting at byte `start`, or NULL. */
 const TypeInfo *sema_literal_type(Sema *s, uint32_t start);
 /* Type of the outermost function call starting at byte `start`, or NULL. */

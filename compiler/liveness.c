@@ -762,6 +762,41 @@ static void check_macro_returns(Unit *u, AsyncFn *fn)
     }
 }
 
+/*
+ * A macro whose body uses a variable of fn by name (`#define SHOW()
+ * printf("%d", count)`): the translator renames the uses it reads, and it
+ * reads the function before macros are expanded. When the variable is kept
+ * in the frame, the macro's use would name nothing after the translation
+ * (or a global of the same name). Say so where the macro is used.
+ */
+static void check_macro_refs(Unit *u, AsyncFn *fn)
+{
+    const Vec *refs = sema_macro_refs(u->sema);
+    uint32_t body_from = ts_node_start_byte(fn->body), body_to = ts_node_end_byte(fn->body);
+    for (int i = 0; i < refs->len; i++) {
+        const SemaRef *r = refs->items[i];
+        if (r->expanded <= body_from || r->expanded >= body_to)
+            continue;
+        Var *v = NULL;
+        for (int j = 0; j < fn->vars.len && !v; j++)
+            if (ts_node_start_byte(((Var *)fn->vars.items[j])->ident) == r->decl)
+                v = fn->vars.items[j];
+        if (!v || !v->hoisted)
+            continue;
+        TSNode at = ts_node_descendant_for_byte_range(ts_tree_root_node(u->tree), r->expanded,
+                                                      r->expanded);
+        char *name = type_is(at, "identifier") ? parse_text(u, at) : xstrdup("this macro");
+        diag_error(&u->src, r->expanded,
+                   "'%s' uses '%s' inside its expansion, and '%s' is kept in the frame (%s); the "
+                   "translator reads the function before macros are expanded, so it cannot "
+                   "rename that use (pass '%s' to the macro as an argument)",
+                   name, r->name, r->name,
+                   v->is_param ? "a parameter" : "it lives across an await", r->name);
+        diag_note(&u->src, ts_node_start_byte(v->ident), "'%s' is declared here", r->name);
+        free(name);
+    }
+}
+
 static void check_vla_alloca(Unit *u, AsyncFn *fn)
 {
     for (int i = 0; i < fn->vars.len; i++) {
@@ -1011,6 +1046,7 @@ bool liveness_run(Unit *u)
         check_vla_alloca(u, fn);
         check_unseen_decls(u, fn);
         check_macro_returns(u, fn);
+        check_macro_refs(u, fn);
         frame_types(u, fn);
         for (int j = 0; j < fn->vars.len; j++) {
             Var *v = fn->vars.items[j];

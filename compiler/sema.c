@@ -52,6 +52,7 @@ struct Sema {
     Vec blocking;           /* char*: functions declared ac_blocks(T) */
     Vec decls;              /* SemaDecl*: variables declared in function bodies */
     Vec jumps;              /* SemaJump*: returns and continues from macros */
+    Vec refs;               /* SemaRef*: uses of locals from macro bodies */
     RangeType *ranges;      /* expression and variable types */
     size_t nranges, cap;    /* used, allocated */
     bool sorted;            /* ranges sorted by start */
@@ -204,6 +205,28 @@ static enum CXChildVisitResult visit_body(CXCursor c, CXCursor parent, CXClientD
             j->is_return = k == CXCursor_ReturnStmt;
             j->expanded = eo;
             vec_push(&s->jumps, j);
+        }
+    } else if (k == CXCursor_DeclRefExpr) {
+        /* A local's name that the file does not have where clang found it:
+         * a macro body's (a macro argument's is in the file, where the
+         * translator sees and renames it). */
+        CXCursor ref = clang_getCursorReferenced(c);
+        enum CXCursorKind rk = clang_getCursorKind(ref);
+        uint32_t at, decl;
+        if ((rk == CXCursor_VarDecl || rk == CXCursor_ParmDecl) &&
+            clang_getCursorKind(clang_getCursorSemanticParent(ref)) == CXCursor_FunctionDecl &&
+            offset_in_main(s, clang_getCursorLocation(c), &at) &&
+            offset_in_main(s, clang_getCursorLocation(ref), &decl)) {
+            char *name = take(clang_getCursorSpelling(ref));
+            if (!spelled_at(s, at, name)) {
+                SemaRef *r = xcalloc(1, sizeof *r);
+                r->name = name;
+                r->decl = decl;
+                r->expanded = at;
+                vec_push(&s->refs, r);
+            } else {
+                free(name);
+            }
         }
     } else if (k == CXCursor_ConditionalOperator) {
         /* Keyed by where it starts: its end may lie inside an await()
@@ -379,12 +402,20 @@ void sema_free(Sema *s)
     for (int i = 0; i < s->jumps.len; i++)
         free(s->jumps.items[i]);
     free(s->jumps.items);
+    for (int i = 0; i < s->refs.len; i++) {
+        SemaRef *r = s->refs.items[i];
+        free(r->name);
+        free(r);
+    }
+    free(s->refs.items);
     free(s);
 }
 
 const Vec *sema_decls(Sema *s) { return &s->decls; }
 
 const Vec *sema_macro_jumps(Sema *s) { return &s->jumps; }
+
+const Vec *sema_macro_refs(Sema *s) { return &s->refs; }
 
 bool sema_frame(Sema *s, const char *name, int64_t *size, int64_t *align)
 {

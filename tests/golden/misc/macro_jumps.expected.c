@@ -6,9 +6,12 @@
  * Jumps that macros bring into async functions, where they stay right: a
  * continue in a loop the translator keeps as written (only its body awaits),
  * a break in a loop it rewrites (a break leaves the rewritten loop just the
- * same), and a return in a macro used by a plain C function of the file. A
- * return from a macro in an async function, and a continue from one in a
- * loop it rewrites, are errors (tests/errors/macro_*.ac).
+ * same), and a return in a macro used by a plain C function of the file;
+ * and a macro body that names a local which is not kept in the frame (used
+ * only between two awaits, it is a C local of the poll function). A return
+ * from a macro in an async function, a continue from one in a loop it
+ * rewrites, and a macro body naming a frame variable are errors
+ * (tests/errors/macro_*.ac).
  */
 #include <asyncc.h>
 #include <stdio.h>
@@ -16,6 +19,7 @@
 #define SKIP_IF(cond) if (cond) continue
 #define STOP_IF(cond) if (cond) break
 #define RETURN_IF_NEGATIVE(x) do { if ((x) < 0) return -1; } while (0)
+#define TRIPLE_TMP() (tmp * 3)
 
 static int checked(int x)
 {
@@ -24,18 +28,18 @@ static int checked(int x)
 }
 
 
-#line 22 "tests/golden/misc/macro_jumps.ac"
+#line 26 "tests/golden/misc/macro_jumps.ac"
 /* val: frame of its state machine (8 bytes; asyncc --emit=states) */
 struct val__frame {
-    int v; /* parameter, line 22; live in states 0 3 */
-    struct ac_yield__frame ac_aw3; /* awaited future, line 24; live in states 3 */
+    int v; /* parameter, line 26; live in states 0 3 */
+    struct ac_yield__frame ac_aw3; /* awaited future, line 28; live in states 3 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 static void val__init(void *ac_frame, int v) __attribute__((unused));
 static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_out);
 static void val__drop(struct val__frame *ac_f);
 static const ac_future_vt val__vt __attribute__((unused));
-#line 22 "tests/golden/misc/macro_jumps.ac"
+#line 26 "tests/golden/misc/macro_jumps.ac"
 static void val__init(void *ac_frame, int v)
 {
     struct val__frame *ac_f = ac_frame;
@@ -43,7 +47,7 @@ static void val__init(void *ac_frame, int v)
     ac_f->ac_state = AC_STATE_UNRESUMED;
 }
 
-#line 22 "tests/golden/misc/macro_jumps.ac"
+#line 26 "tests/golden/misc/macro_jumps.ac"
 static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_out)
 {
     switch (ac_f->ac_state) {
@@ -54,17 +58,17 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
     default:
         ac__bad_resume("val", ac_f->ac_state);
     }
-#line 24 "tests/golden/misc/macro_jumps.ac"
+#line 28 "tests/golden/misc/macro_jumps.ac"
     ac_yield__init(&ac_f->ac_aw3);
     ac_f->ac_state = 3;
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 25 "tests/golden/misc/macro_jumps.ac"
+#line 29 "tests/golden/misc/macro_jumps.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
 }
-#line 22 "tests/golden/misc/macro_jumps.ac"
+#line 26 "tests/golden/misc/macro_jumps.ac"
 static void val__drop(struct val__frame *ac_f)
 {
     switch (ac_f->ac_state) {
@@ -100,30 +104,31 @@ __attribute__((unused)) static int val(int v)
 static const ac_future_vt val__vt __attribute__((unused)) = {
     sizeof(struct val__frame), _Alignof(struct val__frame), sizeof(int), val__vpoll, val__vdrop, "val",
 };
-#line 26 "tests/golden/misc/macro_jumps.ac"
+#line 30 "tests/golden/misc/macro_jumps.ac"
 
 
 
-#line 28 "tests/golden/misc/macro_jumps.ac"
+#line 32 "tests/golden/misc/macro_jumps.ac"
 /* walk: frame of its state machine (24 bytes; asyncc --emit=states) */
 struct walk__frame {
     union {
-        struct val__frame ac_aw3; /* awaited future, line 33; live in states 3 */
-        struct val__frame ac_aw4; /* awaited future, line 36; live in states 4 */
+        struct val__frame ac_aw3; /* awaited future, line 37; live in states 3 */
+        struct val__frame ac_aw4; /* awaited future, line 40; live in states 4 */
+        struct ac_yield__frame ac_aw5; /* awaited future, line 48; live in states 5 */
     };
     union {
-        int n; /* parameter, line 28; live in states 0 3 */
-        int k; /* local, line 35; live in states 4 */
+        int n; /* parameter, line 32; live in states 0 3 */
+        int k; /* local, line 39; live in states 4 5 */
     };
-    int sum; /* local, line 30; live in states 3 4 */
-    int i; /* local, line 31; live in states 3 */
+    int sum; /* local, line 34; live in states 3 4 5 */
+    int i; /* local, line 35; live in states 3 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 static void walk__init(void *ac_frame, int n) __attribute__((unused));
 static ac_poll_t walk__poll(struct walk__frame *ac_f, ac_context *ac_cx, int *ac_out);
 static void walk__drop(struct walk__frame *ac_f);
 static const ac_future_vt walk__vt __attribute__((unused));
-#line 28 "tests/golden/misc/macro_jumps.ac"
+#line 32 "tests/golden/misc/macro_jumps.ac"
 static void walk__init(void *ac_frame, int n)
 {
     struct walk__frame *ac_f = ac_frame;
@@ -131,7 +136,7 @@ static void walk__init(void *ac_frame, int n)
     ac_f->ac_state = AC_STATE_UNRESUMED;
 }
 
-#line 28 "tests/golden/misc/macro_jumps.ac"
+#line 32 "tests/golden/misc/macro_jumps.ac"
 static ac_poll_t walk__poll(struct walk__frame *ac_f, ac_context *ac_cx, int *ac_out)
 {
     int ac_t1;
@@ -143,10 +148,12 @@ static ac_poll_t walk__poll(struct walk__frame *ac_f, ac_context *ac_cx, int *ac
         goto ac_resume_3;
     case 4:
         goto ac_resume_4;
+    case 5:
+        goto ac_resume_5;
     default:
         ac__bad_resume("walk", ac_f->ac_state);
     }
-#line 30 "tests/golden/misc/macro_jumps.ac"
+#line 34 "tests/golden/misc/macro_jumps.ac"
     ac_f->sum = 0;
     for (ac_f->i = 0; ac_f->i < ac_f->n; ac_f->i++) { /* kept as written: its continue reaches i++ */
         SKIP_IF(ac_f->i % 2 == 1);
@@ -155,12 +162,12 @@ static ac_poll_t walk__poll(struct walk__frame *ac_f, ac_context *ac_cx, int *ac
 ac_resume_3:
         if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
             return AC_PENDING;
-#line 33 "tests/golden/misc/macro_jumps.ac"
+#line 37 "tests/golden/misc/macro_jumps.ac"
         ac_f->sum += ac_t1;
     }
     ac_f->k = 0;
     for (;;) {
-#line 36 "tests/golden/misc/macro_jumps.ac"
+#line 40 "tests/golden/misc/macro_jumps.ac"
     val__init(&ac_f->ac_aw4, ac_f->k);
     ac_f->ac_state = 4;
 ac_resume_4:
@@ -168,17 +175,27 @@ ac_resume_4:
         return AC_PENDING;
     if (!(ac_t2 < 100))
         break;
-#line 36 "tests/golden/misc/macro_jumps.ac"
+#line 40 "tests/golden/misc/macro_jumps.ac"
     { /* rewritten: the condition awaits */
         STOP_IF(ac_f->k == 5);
         ac_f->k++;
     }
     }
-#line 40 "tests/golden/misc/macro_jumps.ac"
-    { *ac_out = ac_f->sum * 100 + ac_f->k * 10 + checked(-3) + checked(1); ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
+#line 44 "tests/golden/misc/macro_jumps.ac"
+    {
+        int tmp = ac_f->k + 1; /* used only before the next await */
+        ac_f->k = TRIPLE_TMP();
+    }
+    ac_yield__init(&ac_f->ac_aw5);
+    ac_f->ac_state = 5;
+ac_resume_5:
+    if (ac_yield__poll(&ac_f->ac_aw5, ac_cx, NULL) == AC_PENDING)
+        return AC_PENDING;
+#line 49 "tests/golden/misc/macro_jumps.ac"
+    { *ac_out = ac_f->sum * 1000 + ac_f->k * 10 + checked(-3) + checked(1); ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("walk");
 }
-#line 28 "tests/golden/misc/macro_jumps.ac"
+#line 32 "tests/golden/misc/macro_jumps.ac"
 static void walk__drop(struct walk__frame *ac_f)
 {
     switch (ac_f->ac_state) {
@@ -187,6 +204,9 @@ static void walk__drop(struct walk__frame *ac_f)
         break;
     case 4:
         val__drop(&ac_f->ac_aw4);
+        break;
+    case 5:
+        ac_yield__drop(&ac_f->ac_aw5);
         break;
     default:
         break;
@@ -217,25 +237,25 @@ __attribute__((unused)) static int walk(int n)
 static const ac_future_vt walk__vt __attribute__((unused)) = {
     sizeof(struct walk__frame), _Alignof(struct walk__frame), sizeof(int), walk__vpoll, walk__vdrop, "walk",
 };
-#line 41 "tests/golden/misc/macro_jumps.ac"
+#line 50 "tests/golden/misc/macro_jumps.ac"
 
 
 
-#line 43 "tests/golden/misc/macro_jumps.ac"
+#line 52 "tests/golden/misc/macro_jumps.ac"
 /* async_main: frame of its state machine (32 bytes; asyncc --emit=states) */
 struct async_main__frame {
     union {
-        char **argv; /* parameter, line 43; live in states 0 */
-        struct walk__frame ac_aw3; /* awaited future, line 47; live in states 3 */
+        char **argv; /* parameter, line 52; live in states 0 */
+        struct walk__frame ac_aw3; /* awaited future, line 56; live in states 3 */
     };
-    int argc; /* parameter, line 43; live in states 0 */
+    int argc; /* parameter, line 52; live in states 0 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 void async_main__init(void *ac_frame, int argc, char **argv);
 static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac_cx, int *ac_out);
 static void async_main__drop(struct async_main__frame *ac_f);
 extern const ac_future_vt async_main__vt;
-#line 43 "tests/golden/misc/macro_jumps.ac"
+#line 52 "tests/golden/misc/macro_jumps.ac"
 void async_main__init(void *ac_frame, int argc, char **argv)
 {
     struct async_main__frame *ac_f = ac_frame;
@@ -244,7 +264,7 @@ void async_main__init(void *ac_frame, int argc, char **argv)
     ac_f->ac_state = AC_STATE_UNRESUMED;
 }
 
-#line 43 "tests/golden/misc/macro_jumps.ac"
+#line 52 "tests/golden/misc/macro_jumps.ac"
 static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac_cx, int *ac_out)
 {
     int ac_t1;
@@ -256,7 +276,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
     default:
         ac__bad_resume("async_main", ac_f->ac_state);
     }
-#line 45 "tests/golden/misc/macro_jumps.ac"
+#line 54 "tests/golden/misc/macro_jumps.ac"
     (void)ac_f->argc;
     (void)ac_f->argv;
     walk__init(&ac_f->ac_aw3, 7);
@@ -264,12 +284,12 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (walk__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
-#line 47 "tests/golden/misc/macro_jumps.ac"
+#line 56 "tests/golden/misc/macro_jumps.ac"
     printf("walk %d\n", ac_t1);
     { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("async_main");
 }
-#line 43 "tests/golden/misc/macro_jumps.ac"
+#line 52 "tests/golden/misc/macro_jumps.ac"
 static void async_main__drop(struct async_main__frame *ac_f)
 {
     switch (ac_f->ac_state) {
@@ -305,5 +325,5 @@ int async_main(int argc, char **argv)
 const ac_future_vt async_main__vt = {
     sizeof(struct async_main__frame), _Alignof(struct async_main__frame), sizeof(int), async_main__vpoll, async_main__vdrop, "async_main",
 };
-#line 49 "tests/golden/misc/macro_jumps.ac"
+#line 58 "tests/golden/misc/macro_jumps.ac"
 
