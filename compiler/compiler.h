@@ -139,6 +139,11 @@ void diag_note(const Source *src, uint32_t offset, const char *fmt, ...)
 /* An error with no source position (`asyncc: error: ...`). */
 void diag_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int diag_error_count(void);
+/* The errors reported by the calling thread so far. */
+int diag_thread_error_count(void);
+/* Forgets n errors this thread reported (whose messages were captured and
+ * dropped), so that they fail nothing. */
+void diag_discard_errors(int n);
 /* -Werror: warnings are reported and counted as errors. */
 extern bool diag_werror;
 /* True if a comment `asyncc: allow(KIND)` (or `allow(all)`) on the line of
@@ -289,6 +294,11 @@ typedef struct Unit {
  * pushed on out's lists (malloc'd uint32_t[2]: start, end), in source
  * order. Cannot fail. */
 char *gaps_mask(const char *text, uint32_t len, GapSpans *out);
+/* Blanks (newlines kept) in text[0, len) the code in `inactive` (uint32_t[2]
+ * ranges, sema_inactive) and then every conditional directive line (#if,
+ * #ifdef, #ifndef, #elif, #else, #endif...), so that what is left is the
+ * configuration clang saw, in place. */
+void gaps_keep_active(char *text, uint32_t len, const Vec *inactive);
 
 /* Parses src; returns false (after reporting) on syntax errors. */
 bool parse_unit(Unit *u);
@@ -420,6 +430,9 @@ const Vec *sema_macro_jumps(Sema *s);
 /* Every use of a local variable or parameter that a macro's body, used in a
  * function body of the file, brings in (SemaRef *). */
 const Vec *sema_macro_refs(Sema *s);
+/* The file's code that the preprocessor skipped, as uint32_t[2] byte ranges
+ * (start, end) between the lines of the directives around it. */
+const Vec *sema_inactive(Sema *s);
 /* Type of the compound literal starting at byte `start`, or NULL. */
 const TypeInfo *sema_literal_type(Sema *s, uint32_t start);
 /* Type of the outermost function call starting at byte `start`, or NULL. */

@@ -13,6 +13,7 @@
 #include <string.h>
 
 static _Atomic int errors;
+static _Thread_local int thread_errors; /* of those, this thread's */
 /* While set, this thread's diagnostics go here instead of stderr, so passes
  * running on two threads still print in a fixed order. */
 static _Thread_local Buf *capture;
@@ -98,6 +99,7 @@ void diag_error(const Source *src, uint32_t offset, const char *fmt, ...)
     report(src, offset, "error", fmt, ap);
     va_end(ap);
     errors++;
+    thread_errors++;
 }
 
 void diag_warning(const Source *src, uint32_t offset, const char *fmt, ...)
@@ -190,6 +192,15 @@ void diag_fatal(const char *fmt, ...)
     va_end(ap);
     out("asyncc: error: %s\n", msg);
     errors++;
+    thread_errors++;
 }
 
 int diag_error_count(void) { return errors; }
+
+int diag_thread_error_count(void) { return thread_errors; }
+
+void diag_discard_errors(int n)
+{
+    errors -= n;
+    thread_errors -= n;
+}

@@ -501,3 +501,41 @@ char *gaps_mask(const char *text, uint32_t len, GapSpans *out)
     }
     return lx.out;
 }
+
+void gaps_keep_active(char *text, uint32_t len, const Vec *inactive)
+{
+    Lexer lx = {text, text, len, 0};
+    for (int i = 0; i < inactive->len; i++) {
+        const uint32_t *r = inactive->items[i];
+        blank(&lx, r[0], r[1] < len ? r[1] : len, 0);
+    }
+    static const char *const conditionals[] = {"if",   "ifdef",   "ifndef", "elif", "elifdef",
+                                               "elifndef", "else", "endif",  NULL};
+    for (;;) {
+        skip_space(&lx);
+        if (lx.i >= lx.n)
+            return;
+        uint32_t at = lx.i;
+        if (text[at] != '#' || !at_line_start(&lx, at)) {
+            uint32_t from;
+            next(&lx, &from);
+            continue;
+        }
+        uint32_t w = at + 1;
+        while (w < len && (text[w] == ' ' || text[w] == '\t'))
+            w++;
+        bool conditional = false;
+        for (const char *const *c = conditionals; *c && !conditional; c++)
+            conditional = word_is(&lx, w, *c);
+        /* The directive runs to its unescaped newline, past comments. */
+        while (lx.i < lx.n && text[lx.i] != '\n') {
+            if (text[lx.i] == '/' && lx.i + 1 < lx.n && text[lx.i + 1] == '*') {
+                skip_space(&lx);
+                continue;
+            }
+            lx.i += text[lx.i] == '\\' && lx.i + 1 < lx.n ? 2 : 1;
+        }
+        if (conditional)
+            blank(&lx, at, lx.i, 0);
+    }
+}

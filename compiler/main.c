@@ -175,6 +175,32 @@ static void *sema_thread(void *arg)
     return NULL;
 }
 
+/* Makes the lines of b that hold only blanks empty: the code the
+ * preprocessor skipped is spaces in the translation (gaps_keep_active).
+ * A line of blanks means nothing anywhere in C (a string literal cannot
+ * span lines but through a backslash-newline). */
+static void empty_blank_lines(Buf *b)
+{
+    size_t w = 0, line = 0;
+    for (size_t r = 0; r < b->len; r++) {
+        char c = b->data[r];
+        if (c == '\n') {
+            bool blank = true;
+            for (size_t k = line; k < w && blank; k++)
+                blank = b->data[k] == ' ' || b->data[k] == '\t';
+            if (blank)
+                w = line;
+            b->data[w++] = '\n';
+            line = w;
+        } else {
+            b->data[w++] = c;
+        }
+    }
+    b->len = w;
+    if (b->data)
+        b->data[w] = 0;
+}
+
 /* Runs every pass on `in`; on success returns the translation (or the
  * state report when `states`). */
 static char *translate(const char *in, const char *const *cargs, int ncargs, bool states)
@@ -203,12 +229,34 @@ static char *translate(const char *in, const char *const *cargs, int ncargs, boo
         sema_thread(&job);
     Buf parse_diags = {0};
     diag_capture(&parse_diags);
+    int parse_errors = diag_thread_error_count();
     bool parsed = parse_unit(&u);
+    parse_errors = diag_thread_error_count() - parse_errors;
     diag_capture(NULL);
     if (threaded)
         pthread_join(th, NULL);
     free(job.inc);
     phase("sema+parse");
+    if (job.sema && sema_inactive(job.sema)->len) {
+        /* The preprocessor skipped some code, which tree-sitter read, and
+         * whose #if branches need not even be balanced: translate what clang
+         * saw. The skipped code and the conditional directives become blank
+         * (lines kept, so #line and diagnostics still point at the file),
+         * and the file is read again (the first reading's diagnostics, which
+         * may be about what is gone, go too). */
+        if (u.tree)
+            ts_tree_delete(u.tree);
+        if (u.parser)
+            ts_parser_delete(u.parser);
+        gaps_keep_active(text, u.src.len, sema_inactive(job.sema));
+        u = (Unit){.src = u.src};
+        buf_truncate(&parse_diags, 0);
+        diag_discard_errors(parse_errors);
+        diag_capture(&parse_diags);
+        parsed = parse_unit(&u);
+        diag_capture(NULL);
+        phase("parse again");
+    }
     /* An await outside an async function is the root cause of whatever
      * clang says about it (at file scope: "not a compile-time constant"). */
     if (parsed && liveness_report_strays(&u)) {
@@ -253,6 +301,8 @@ static char *translate(const char *in, const char *const *cargs, int ncargs, boo
     else
         emit_unit(&u, &out);
     phase("emit");
+    if (!states && sema_inactive(u.sema)->len)
+        empty_blank_lines(&out);
     return buf_take(&out);
 }
 

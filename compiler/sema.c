@@ -53,6 +53,7 @@ struct Sema {
     Vec decls;              /* SemaDecl*: variables declared in function bodies */
     Vec jumps;              /* SemaJump*: returns and continues from macros */
     Vec refs;               /* SemaRef*: uses of locals from macro bodies */
+    Vec inactive;           /* uint32_t[2]: code the preprocessor skipped */
     RangeType *ranges;      /* expression and variable types */
     size_t nranges, cap;    /* used, allocated */
     bool sorted;            /* ranges sorted by start */
@@ -330,6 +331,48 @@ static void report(Sema *s, CXDiagnostic d)
     free(msg);
 }
 
+/* The end of the line holding byte `at` (its '\n', or the text's end),
+ * past backslash-newline continuations. */
+static uint32_t logical_line_end(const Source *src, uint32_t at)
+{
+    while (at < src->len) {
+        if (src->text[at] == '\n' && !(at > 0 && src->text[at - 1] == '\\'))
+            return at;
+        at++;
+    }
+    return at;
+}
+
+/* Code the preprocessor skipped in the file (`#ifdef X` when X is not
+ * defined): what lies between the line of the directive that opens a
+ * skipped block and the line of the one that closes it. */
+static void record_inactive(Sema *s)
+{
+    if (!s->main_file)
+        return;
+    const Source *src = &s->unit->src;
+    CXSourceRangeList *l = clang_getSkippedRanges(s->tu, s->main_file);
+    for (unsigned i = 0; l && i < l->count; i++) {
+        unsigned a, b;
+        clang_getFileLocation(clang_getRangeStart(l->ranges[i]), NULL, NULL, NULL, &a);
+        clang_getFileLocation(clang_getRangeEnd(l->ranges[i]), NULL, NULL, NULL, &b);
+        if (a >= b || b > src->len)
+            continue;
+        uint32_t from = logical_line_end(src, a);
+        uint32_t to = b;
+        while (to > from && src->text[to - 1] != '\n')
+            to--;
+        if (from < to) {
+            uint32_t *r = xmalloc(2 * sizeof *r);
+            r[0] = from;
+            r[1] = to;
+            vec_push(&s->inactive, r);
+        }
+    }
+    if (l)
+        clang_disposeSourceRangeList(l);
+}
+
 Sema *sema_run(Unit *u, const char *const *args, int nargs, const char *include_dir)
 {
     Sema *s = xcalloc(1, sizeof *s);
@@ -346,7 +389,7 @@ Sema *sema_run(Unit *u, const char *const *args, int nargs, const char *include_
     struct CXUnsavedFile unsaved = {u->src.path, u->src.text, u->src.len};
     enum CXErrorCode rc = clang_parseTranslationUnit2(
         s->index, u->src.path, (const char *const *)argv.items, argv.len, &unsaved, 1,
-        CXTranslationUnit_KeepGoing, &s->tu);
+        CXTranslationUnit_KeepGoing | CXTranslationUnit_DetailedPreprocessingRecord, &s->tu);
     free(inc);
     free(argv.items);
     if (rc != CXError_Success || !s->tu) {
@@ -370,6 +413,7 @@ Sema *sema_run(Unit *u, const char *const *args, int nargs, const char *include_
         sema_free(s);
         return NULL;
     }
+    record_inactive(s);
     clang_visitChildren(clang_getTranslationUnitCursor(s->tu), visit_top, s);
     for (int i = 0; i < s->ext.len; i++) {
         ExtFn *e = s->ext.items[i];
@@ -408,6 +452,9 @@ void sema_free(Sema *s)
         free(r);
     }
     free(s->refs.items);
+    for (int i = 0; i < s->inactive.len; i++)
+        free(s->inactive.items[i]);
+    free(s->inactive.items);
     free(s);
 }
 
@@ -416,6 +463,8 @@ const Vec *sema_decls(Sema *s) { return &s->decls; }
 const Vec *sema_macro_jumps(Sema *s) { return &s->jumps; }
 
 const Vec *sema_macro_refs(Sema *s) { return &s->refs; }
+
+const Vec *sema_inactive(Sema *s) { return &s->inactive; }
 
 bool sema_frame(Sema *s, const char *name, int64_t *size, int64_t *align)
 {

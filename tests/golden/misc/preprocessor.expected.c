@@ -7,7 +7,11 @@
  * async bodies (with awaits in macro arguments that are evaluated once), #if
  * choosing between two definitions of an async function, a multi-line macro,
  * and __LINE__ after awaits (the translation's #line directives must map
- * lines back to this file).
+ * lines back to this file). Inside an async function: #ifdef branches that
+ * declare the same variable and await different things. Only what the
+ * preprocessor keeps is translated: the skipped code and the conditional
+ * directives are blank lines in the translation (branches that each open a
+ * brace: grammar_gaps_unbalanced_if.ac).
  */
 #include <asyncc.h>
 #include <stdio.h>
@@ -22,18 +26,18 @@
 #define USE_FAST_PATH 0
 
 
-#line 20 "tests/golden/misc/preprocessor.ac"
+#line 24 "tests/golden/misc/preprocessor.ac"
 /* val: frame of its state machine (8 bytes; asyncc --emit=states) */
 struct val__frame {
-    int v; /* parameter, line 20; live in states 0 3 */
-    struct ac_yield__frame ac_aw3; /* awaited future, line 22; live in states 3 */
+    int v; /* parameter, line 24; live in states 0 3 */
+    struct ac_yield__frame ac_aw3; /* awaited future, line 26; live in states 3 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 static void val__init(void *ac_frame, int v) __attribute__((unused));
 static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_out);
 static void val__drop(struct val__frame *ac_f);
 static const ac_future_vt val__vt __attribute__((unused));
-#line 20 "tests/golden/misc/preprocessor.ac"
+#line 24 "tests/golden/misc/preprocessor.ac"
 static void val__init(void *ac_frame, int v)
 {
     struct val__frame *ac_f = ac_frame;
@@ -41,7 +45,7 @@ static void val__init(void *ac_frame, int v)
     ac_f->ac_state = AC_STATE_UNRESUMED;
 }
 
-#line 20 "tests/golden/misc/preprocessor.ac"
+#line 24 "tests/golden/misc/preprocessor.ac"
 static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_out)
 {
     switch (ac_f->ac_state) {
@@ -52,17 +56,17 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
     default:
         ac__bad_resume("val", ac_f->ac_state);
     }
-#line 22 "tests/golden/misc/preprocessor.ac"
+#line 26 "tests/golden/misc/preprocessor.ac"
     ac_yield__init(&ac_f->ac_aw3);
     ac_f->ac_state = 3;
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 23 "tests/golden/misc/preprocessor.ac"
+#line 27 "tests/golden/misc/preprocessor.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
 }
-#line 20 "tests/golden/misc/preprocessor.ac"
+#line 24 "tests/golden/misc/preprocessor.ac"
 static void val__drop(struct val__frame *ac_f)
 {
     switch (ac_f->ac_state) {
@@ -98,94 +102,30 @@ __attribute__((unused)) static int val(int v)
 static const ac_future_vt val__vt __attribute__((unused)) = {
     sizeof(struct val__frame), _Alignof(struct val__frame), sizeof(int), val__vpoll, val__vdrop, "val",
 };
-#line 24 "tests/golden/misc/preprocessor.ac"
+#line 28 "tests/golden/misc/preprocessor.ac"
 
 
-#if USE_FAST_PATH
 
-#line 27 "tests/golden/misc/preprocessor.ac"
-/* compute: frame of its state machine (16 bytes; asyncc --emit=states) */
-struct compute__frame {
-    int n; /* parameter, line 27; live in states 0 */
-    uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
-};
-static void compute__init(void *ac_frame, int n) __attribute__((unused));
-static ac_poll_t compute__poll(struct compute__frame *ac_f, ac_context *ac_cx, int *ac_out);
-static void compute__drop(struct compute__frame *ac_f);
-static const ac_future_vt compute__vt __attribute__((unused));
-#line 27 "tests/golden/misc/preprocessor.ac"
-static void compute__init(void *ac_frame, int n)
-{
-    struct compute__frame *ac_f = ac_frame;
-    ac_f->n = n;
-    ac_f->ac_state = AC_STATE_UNRESUMED;
-}
 
-#line 27 "tests/golden/misc/preprocessor.ac"
-static ac_poll_t compute__poll(struct compute__frame *ac_f, ac_context *ac_cx, int *ac_out)
-{
-    (void)ac_cx;
-    switch (ac_f->ac_state) {
-    case AC_STATE_UNRESUMED:
-        break;
-    default:
-        ac__bad_resume("compute", ac_f->ac_state);
-    }
-#line 29 "tests/golden/misc/preprocessor.ac"
-    { *ac_out = ac_f->n; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
-    ac__no_return("compute");
-}
-#line 27 "tests/golden/misc/preprocessor.ac"
-static void compute__drop(struct compute__frame *ac_f)
-{
-    switch (ac_f->ac_state) {
-    default:
-        break;
-    }
-    ac_f->ac_state = AC_STATE_RETURNED;
-}
 
-__attribute__((unused)) static ac_poll_t compute__vpoll(void *f, ac_context *cx, void *out)
-{
-    return compute__poll(f, cx, out);
-}
 
-__attribute__((unused)) static void compute__vdrop(void *f)
-{
-    compute__drop(f);
-}
 
-__attribute__((unused)) static int compute(int n)
-{
-    struct compute__frame ac_fr;
-    compute__init(&ac_fr, n);
-    compute__drop(&ac_fr);
-    int ac_r;
-    __builtin_memset(&ac_r, 0, sizeof ac_r);
-    return ac_r;
-}
 
-static const ac_future_vt compute__vt __attribute__((unused)) = {
-    sizeof(struct compute__frame), _Alignof(struct compute__frame), sizeof(int), compute__vpoll, compute__vdrop, "compute",
-};
-#line 30 "tests/golden/misc/preprocessor.ac"
 
-#else
-
-#line 32 "tests/golden/misc/preprocessor.ac"
+#line 36 "tests/golden/misc/preprocessor.ac"
 /* compute: frame of its state machine (24 bytes; asyncc --emit=states) */
 struct compute__frame {
-    struct val__frame ac_aw3; /* awaited future, line 36; live in states 3 */
-    int n; /* parameter, line 32; live in states 0 3 */
-    int acc; /* local, line 34; live in states 3 */
-    int i; /* local, line 35; live in states 3 */
+    struct val__frame ac_aw3; /* awaited future, line 40; live in states 3 */
+    int n; /* parameter, line 36; live in states 0 3 */
+    int acc; /* local, line 38; live in states 3 */
+    int i; /* local, line 39; live in states 3 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 static void compute__init(void *ac_frame, int n) __attribute__((unused));
 static ac_poll_t compute__poll(struct compute__frame *ac_f, ac_context *ac_cx, int *ac_out);
 static void compute__drop(struct compute__frame *ac_f);
 static const ac_future_vt compute__vt __attribute__((unused));
-#line 32 "tests/golden/misc/preprocessor.ac"
+#line 36 "tests/golden/misc/preprocessor.ac"
 static void compute__init(void *ac_frame, int n)
 {
     struct compute__frame *ac_f = ac_frame;
@@ -193,7 +133,7 @@ static void compute__init(void *ac_frame, int n)
     ac_f->ac_state = AC_STATE_UNRESUMED;
 }
 
-#line 32 "tests/golden/misc/preprocessor.ac"
+#line 36 "tests/golden/misc/preprocessor.ac"
 static ac_poll_t compute__poll(struct compute__frame *ac_f, ac_context *ac_cx, int *ac_out)
 {
     int ac_t1;
@@ -205,7 +145,7 @@ static ac_poll_t compute__poll(struct compute__frame *ac_f, ac_context *ac_cx, i
     default:
         ac__bad_resume("compute", ac_f->ac_state);
     }
-#line 34 "tests/golden/misc/preprocessor.ac"
+#line 38 "tests/golden/misc/preprocessor.ac"
     ac_f->acc = 0;
     for (ac_f->i = 0; ac_f->i < ac_f->n; ac_f->i++) {
         val__init(&ac_f->ac_aw3, ac_f->i);
@@ -213,14 +153,14 @@ static ac_poll_t compute__poll(struct compute__frame *ac_f, ac_context *ac_cx, i
 ac_resume_3:
         if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
             return AC_PENDING;
-#line 36 "tests/golden/misc/preprocessor.ac"
+#line 40 "tests/golden/misc/preprocessor.ac"
         ac_f->acc += SCALE(ac_t1);
     }
-#line 37 "tests/golden/misc/preprocessor.ac"
+#line 41 "tests/golden/misc/preprocessor.ac"
     { *ac_out = ac_f->acc; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("compute");
 }
-#line 32 "tests/golden/misc/preprocessor.ac"
+#line 36 "tests/golden/misc/preprocessor.ac"
 static void compute__drop(struct compute__frame *ac_f)
 {
     switch (ac_f->ac_state) {
@@ -256,25 +196,133 @@ __attribute__((unused)) static int compute(int n)
 static const ac_future_vt compute__vt __attribute__((unused)) = {
     sizeof(struct compute__frame), _Alignof(struct compute__frame), sizeof(int), compute__vpoll, compute__vdrop, "compute",
 };
-#line 38 "tests/golden/misc/preprocessor.ac"
-
-#endif
+#line 42 "tests/golden/misc/preprocessor.ac"
 
 
-#line 41 "tests/golden/misc/preprocessor.ac"
+
+
+#line 45 "tests/golden/misc/preprocessor.ac"
+/* pick: frame of its state machine (20 bytes; asyncc --emit=states) */
+struct pick__frame {
+    union {
+        struct val__frame ac_aw3; /* awaited future, line 50; live in states 3 */
+        struct val__frame ac_aw4; /* awaited future, line 54; live in states 4 */
+    };
+    union {
+        int k; /* parameter, line 45; live in states 0 3 */
+        int total; /* local, line 52; live in states 4 */
+    };
+    int x; /* local, line 50; live in states 4 */
+    uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
+};
+static void pick__init(void *ac_frame, int k) __attribute__((unused));
+static ac_poll_t pick__poll(struct pick__frame *ac_f, ac_context *ac_cx, int *ac_out);
+static void pick__drop(struct pick__frame *ac_f);
+static const ac_future_vt pick__vt __attribute__((unused));
+#line 45 "tests/golden/misc/preprocessor.ac"
+static void pick__init(void *ac_frame, int k)
+{
+    struct pick__frame *ac_f = ac_frame;
+    ac_f->k = k;
+    ac_f->ac_state = AC_STATE_UNRESUMED;
+}
+
+#line 45 "tests/golden/misc/preprocessor.ac"
+static ac_poll_t pick__poll(struct pick__frame *ac_f, ac_context *ac_cx, int *ac_out)
+{
+    int ac_t1;
+    int ac_t2;
+    switch (ac_f->ac_state) {
+    case AC_STATE_UNRESUMED:
+        break;
+    case 3:
+        goto ac_resume_3;
+    case 4:
+        goto ac_resume_4;
+    default:
+        ac__bad_resume("pick", ac_f->ac_state);
+    }
+#line 50 "tests/golden/misc/preprocessor.ac"
+    val__init(&ac_f->ac_aw3, ac_f->k);
+    ac_f->ac_state = 3;
+ac_resume_3:
+    if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
+        return AC_PENDING;
+#line 50 "tests/golden/misc/preprocessor.ac"
+    ac_f->x = ac_t1;
+#line 52 "tests/golden/misc/preprocessor.ac"
+    ac_f->total = 0;
+    if (ac_f->x > 0) {
+        val__init(&ac_f->ac_aw4, ac_f->x * 2);
+        ac_f->ac_state = 4;
+ac_resume_4:
+        if (val__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
+            return AC_PENDING;
+#line 54 "tests/golden/misc/preprocessor.ac"
+        ac_f->total += ac_t2;
+    }
+#line 55 "tests/golden/misc/preprocessor.ac"
+    { *ac_out = ac_f->x + ac_f->total; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
+    ac__no_return("pick");
+}
+#line 45 "tests/golden/misc/preprocessor.ac"
+static void pick__drop(struct pick__frame *ac_f)
+{
+    switch (ac_f->ac_state) {
+    case 3:
+        val__drop(&ac_f->ac_aw3);
+        break;
+    case 4:
+        val__drop(&ac_f->ac_aw4);
+        break;
+    default:
+        break;
+    }
+    ac_f->ac_state = AC_STATE_RETURNED;
+}
+
+__attribute__((unused)) static ac_poll_t pick__vpoll(void *f, ac_context *cx, void *out)
+{
+    return pick__poll(f, cx, out);
+}
+
+__attribute__((unused)) static void pick__vdrop(void *f)
+{
+    pick__drop(f);
+}
+
+__attribute__((unused)) static int pick(int k)
+{
+    struct pick__frame ac_fr;
+    pick__init(&ac_fr, k);
+    pick__drop(&ac_fr);
+    int ac_r;
+    __builtin_memset(&ac_r, 0, sizeof ac_r);
+    return ac_r;
+}
+
+static const ac_future_vt pick__vt __attribute__((unused)) = {
+    sizeof(struct pick__frame), _Alignof(struct pick__frame), sizeof(int), pick__vpoll, pick__vdrop, "pick",
+};
+#line 56 "tests/golden/misc/preprocessor.ac"
+
+
+
+#line 58 "tests/golden/misc/preprocessor.ac"
 /* async_main: frame of its state machine (32 bytes; asyncc --emit=states) */
 struct async_main__frame {
     union {
-        char **argv; /* parameter, line 41; live in states 0 */
-        int line; /* local, line 49; live in states 7 */
-        struct val__frame ac_aw3; /* awaited future, line 45; live in states 3 */
-        struct val__frame ac_aw4; /* awaited future, line 46; live in states 4 */
-        struct compute__frame ac_aw5; /* awaited future, line 47; live in states 5 */
-        struct ac_yield__frame ac_aw6; /* awaited future, line 48; live in states 6 */
+        char **argv; /* parameter, line 58; live in states 0 */
+        int line; /* local, line 67; live in states 8 */
+        struct val__frame ac_aw3; /* awaited future, line 62; live in states 3 */
+        struct val__frame ac_aw4; /* awaited future, line 63; live in states 4 */
+        struct compute__frame ac_aw5; /* awaited future, line 64; live in states 5 */
+        struct pick__frame ac_aw6; /* awaited future, line 65; live in states 6 */
+        struct ac_yield__frame ac_aw7; /* awaited future, line 66; live in states 7 */
     };
     union {
-        int argc; /* parameter, line 41; live in states 0 */
-        struct ac_yield__frame ac_aw7; /* awaited future, line 50; live in states 7 */
+        int argc; /* parameter, line 58; live in states 0 */
+        struct ac_yield__frame ac_aw8; /* awaited future, line 68; live in states 8 */
     };
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
@@ -282,7 +330,7 @@ void async_main__init(void *ac_frame, int argc, char **argv);
 static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac_cx, int *ac_out);
 static void async_main__drop(struct async_main__frame *ac_f);
 extern const ac_future_vt async_main__vt;
-#line 41 "tests/golden/misc/preprocessor.ac"
+#line 58 "tests/golden/misc/preprocessor.ac"
 void async_main__init(void *ac_frame, int argc, char **argv)
 {
     struct async_main__frame *ac_f = ac_frame;
@@ -291,12 +339,13 @@ void async_main__init(void *ac_frame, int argc, char **argv)
     ac_f->ac_state = AC_STATE_UNRESUMED;
 }
 
-#line 41 "tests/golden/misc/preprocessor.ac"
+#line 58 "tests/golden/misc/preprocessor.ac"
 static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac_cx, int *ac_out)
 {
     int ac_t1;
     int ac_t2;
     int ac_t3;
+    int ac_t4;
     switch (ac_f->ac_state) {
     case AC_STATE_UNRESUMED:
         break;
@@ -310,10 +359,12 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
         goto ac_resume_6;
     case 7:
         goto ac_resume_7;
+    case 8:
+        goto ac_resume_8;
     default:
         ac__bad_resume("async_main", ac_f->ac_state);
     }
-#line 43 "tests/golden/misc/preprocessor.ac"
+#line 60 "tests/golden/misc/preprocessor.ac"
     (void)ac_f->argc;
     (void)ac_f->argv;
     val__init(&ac_f->ac_aw3, 5);
@@ -321,41 +372,48 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
-#line 45 "tests/golden/misc/preprocessor.ac"
+#line 62 "tests/golden/misc/preprocessor.ac"
     SHOW("scaled", SCALE(ac_t1));
     val__init(&ac_f->ac_aw4, LIMIT);
     ac_f->ac_state = 4;
 ac_resume_4:
     if (val__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
-#line 46 "tests/golden/misc/preprocessor.ac"
+#line 63 "tests/golden/misc/preprocessor.ac"
     SHOW("limit", ac_t2);
     compute__init(&ac_f->ac_aw5, LIMIT);
     ac_f->ac_state = 5;
 ac_resume_5:
     if (compute__poll(&ac_f->ac_aw5, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
-#line 47 "tests/golden/misc/preprocessor.ac"
+#line 64 "tests/golden/misc/preprocessor.ac"
     SHOW("sum", ac_t3);
-    ac_yield__init(&ac_f->ac_aw6);
+    pick__init(&ac_f->ac_aw6, 3);
     ac_f->ac_state = 6;
 ac_resume_6:
-    if (ac_yield__poll(&ac_f->ac_aw6, ac_cx, NULL) == AC_PENDING)
+    if (pick__poll(&ac_f->ac_aw6, ac_cx, &ac_t4) == AC_PENDING)
         return AC_PENDING;
-#line 49 "tests/golden/misc/preprocessor.ac"
-    ac_f->line = __LINE__;
+#line 65 "tests/golden/misc/preprocessor.ac"
+    SHOW("pick", ac_t4);
     ac_yield__init(&ac_f->ac_aw7);
     ac_f->ac_state = 7;
 ac_resume_7:
     if (ac_yield__poll(&ac_f->ac_aw7, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 51 "tests/golden/misc/preprocessor.ac"
+#line 67 "tests/golden/misc/preprocessor.ac"
+    ac_f->line = __LINE__;
+    ac_yield__init(&ac_f->ac_aw8);
+    ac_f->ac_state = 8;
+ac_resume_8:
+    if (ac_yield__poll(&ac_f->ac_aw8, ac_cx, NULL) == AC_PENDING)
+        return AC_PENDING;
+#line 69 "tests/golden/misc/preprocessor.ac"
     SHOW("line", ac_f->line);
     SHOW("line2", __LINE__);
     { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("async_main");
 }
-#line 41 "tests/golden/misc/preprocessor.ac"
+#line 58 "tests/golden/misc/preprocessor.ac"
 static void async_main__drop(struct async_main__frame *ac_f)
 {
     switch (ac_f->ac_state) {
@@ -369,10 +427,13 @@ static void async_main__drop(struct async_main__frame *ac_f)
         compute__drop(&ac_f->ac_aw5);
         break;
     case 6:
-        ac_yield__drop(&ac_f->ac_aw6);
+        pick__drop(&ac_f->ac_aw6);
         break;
     case 7:
         ac_yield__drop(&ac_f->ac_aw7);
+        break;
+    case 8:
+        ac_yield__drop(&ac_f->ac_aw8);
         break;
     default:
         break;
@@ -403,5 +464,5 @@ int async_main(int argc, char **argv)
 const ac_future_vt async_main__vt = {
     sizeof(struct async_main__frame), _Alignof(struct async_main__frame), sizeof(int), async_main__vpoll, async_main__vdrop, "async_main",
 };
-#line 54 "tests/golden/misc/preprocessor.ac"
+#line 72 "tests/golden/misc/preprocessor.ac"
 
