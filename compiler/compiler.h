@@ -207,6 +207,7 @@ struct Var {
     bool is_static;    /* static or extern storage: never hoisted */
     bool addr_taken;   /* `&v` appears, or v is an array */
     bool hoisted;      /* lives in the frame */
+    bool not_variable; /* an enumerator's name, which hides variables: no refs */
     /* Hoisted, with a type declared inside the function, which the frame at
      * file scope cannot name: the type name (`struct point`, `pair *`) that
      * the body, where the type is in scope, reaches the variable's raw frame
@@ -430,6 +431,11 @@ const Vec *sema_macro_jumps(Sema *s);
 /* Every use of a local variable or parameter that a macro's body, used in a
  * function body of the file, brings in (SemaRef *). */
 const Vec *sema_macro_refs(Sema *s);
+/* Every other name clang resolved in a function body of the file, written
+ * where clang found it (`expanded`, SemaRef *): a use of a local variable or
+ * parameter, or with `decl` UINT32_MAX of something else (an enumerator, a
+ * function, a global). */
+const Vec *sema_names(Sema *s);
 /* The file's code that the preprocessor skipped, as uint32_t[2] byte ranges
  * (start, end) between the lines of the directives around it. */
 const Vec *sema_inactive(Sema *s);

@@ -141,7 +141,7 @@ static void mark_address_taken(Walk *w, TSNode e)
 static __attribute__((noinline)) void add_ref(Walk *w, TSNode n)
 {
     Var *v = resolve(w, n);
-    if (v) {
+    if (v && !v->not_variable) {
         TSNode *p = xmalloc(sizeof *p);
         *p = n;
         vec_push(&v->refs, p);
@@ -281,6 +281,30 @@ static void walk_declaration(Walk *w, TSNode n)
     }
 }
 
+/* Makes `name` (an enumerator or a typedef name) hide the variables of the
+ * same name to the end of the current scope. */
+static void hide(Walk *w, TSNode name)
+{
+    Var *e = xcalloc(1, sizeof *e);
+    e->name = parse_text(w->u, name);
+    e->ident = name;
+    e->not_variable = true;
+    vec_push(&w->visible, e);
+}
+
+/* Hides the name a typedef's declarator d defines (`T`, or `fn_t` in
+ * `(*fn_t)(void)`). */
+static void hide_type_name(Walk *w, TSNode d)
+{
+    while (!ts_node_is_null(d) && !type_is(d, "type_identifier"))
+        d = !ts_node_is_null(child_by_field(d, "declarator")) ? child_by_field(d, "declarator")
+            : type_is(d, "parenthesized_declarator") && ts_node_named_child_count(d)
+                ? ts_node_named_child(d, 0)
+                : (TSNode){0};
+    if (!ts_node_is_null(d))
+        hide(w, d);
+}
+
 static void walk(Walk *w, TSNode n)
 {
     TSSymbol t = ts_node_symbol(n);
@@ -293,6 +317,15 @@ static void walk(Walk *w, TSNode n)
         w->visible.len = mark;
     } else if (SYM_IS(t, "declaration")) {
         walk_declaration(w, n);
+    } else if (SYM_IS(t, "enumerator")) {
+        /* `enum { N = N + 1 }`: the value sees an outer N; from here on,
+         * to the end of the scope, N is the enumerator. */
+        TSNode value = child_by_field(n, "value");
+        if (!ts_node_is_null(value))
+            walk(w, value);
+        TSNode name = child_by_field(n, "name");
+        if (!ts_node_is_null(name))
+            hide(w, name);
     } else if (SYM_IS(t, "identifier")) {
         add_ref(w, n);
     } else if (SYM_IS(t, "compound_literal_expression")) {
@@ -323,8 +356,16 @@ static void walk(Walk *w, TSNode n)
                        "names starting with 'ac_' are reserved for generated code in async "
                        "functions");
         walk_children(w, n);
-    } else if (SYM_IS(t, "type_definition") || SYM_IS(t, "field_identifier") ||
-               SYM_IS(t, "statement_identifier") || SYM_IS(t, "type_identifier")) {
+    } else if (SYM_IS(t, "type_definition")) {
+        /* No variable references; the names it defines hide variables of
+         * the same name to the end of the scope (`sizeof(T)`). */
+        for (uint32_t i = 0; i < ts_node_child_count(n); i++) {
+            TSNode d = ts_node_child(n, i);
+            if (!ts_node_eq(d, child_by_field(n, "type")) && ts_node_is_named(d))
+                hide_type_name(w, d);
+        }
+    } else if (SYM_IS(t, "field_identifier") || SYM_IS(t, "statement_identifier") ||
+               SYM_IS(t, "type_identifier")) {
         /* no variable references */
     } else {
         walk_children(w, n);
@@ -797,6 +838,105 @@ static void check_macro_refs(Unit *u, AsyncFn *fn)
     }
 }
 
+/* The variable of fn whose name is declared at byte `at`, or NULL. */
+static Var *var_declared_at(AsyncFn *fn, uint32_t at)
+{
+    for (int j = 0; j < fn->vars.len; j++)
+        if (ts_node_start_byte(((Var *)fn->vars.items[j])->ident) == at)
+            return fn->vars.items[j];
+    return NULL;
+}
+
+/*
+ * The translator resolves names on tree-sitter's tree, which does not know
+ * typedef names and reads the text before the preprocessor; clang resolves
+ * them for real. Where the two disagree about a use of a variable kept in
+ * the frame, the translation would read or write the wrong object (or none):
+ * say so instead. (A variable the translator does not see declared at all
+ * is check_unseen_decls' business.)
+ */
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void check_names_agree(Unit *u, AsyncFn *fn)
+{
+    const Vec *uses = sema_names(u->sema);
+    uint32_t body_from = ts_node_start_byte(fn->body), body_to = ts_node_end_byte(fn->body);
+    /* Where clang resolved a name in the body, sorted, for the other way
+     * round below. */
+    uint32_t *named = xmalloc(((size_t)uses->len + 1) * sizeof *named);
+    size_t nnamed = 0;
+    for (int i = 0; i < uses->len; i++) {
+        const SemaRef *r = uses->items[i];
+        if (r->expanded > body_from && r->expanded < body_to)
+            named[nnamed++] = r->expanded;
+    }
+    qsort(named, nnamed, sizeof *named, cmp_u32);
+    /* A use the translator renames into the frame that clang does not read
+     * as a name at all (a type's name, say, that hides the variable). */
+    for (int i = 0; i < fn->vars.len; i++) {
+        Var *v = fn->vars.items[i];
+        if (!v->hoisted)
+            continue;
+        for (int j = 0; j < v->refs.len; j++) {
+            TSNode ref = *(TSNode *)v->refs.items[j];
+            uint32_t at = ts_node_start_byte(ref);
+            if (type_is(ref, "type_identifier") || bsearch(&at, named, nnamed, sizeof *named, cmp_u32))
+                continue; /* typeof(x), which clang's visit does not show */
+            int line, col;
+            diag_position(&u->src, ts_node_start_byte(v->ident), &line, &col);
+            diag_error(&u->src, at,
+                       "the translator's C grammar reads this '%s' as the variable declared on "
+                       "line %d, which is kept in the frame, but clang does not read it as a "
+                       "variable here (rename one of them)",
+                       v->name, line);
+        }
+    }
+    free(named);
+    for (int i = 0; i < uses->len; i++) {
+        const SemaRef *r = uses->items[i];
+        if (r->expanded <= body_from || r->expanded >= body_to)
+            continue;
+        Var *cv = r->decl == UINT32_MAX ? NULL : var_declared_at(fn, r->decl);
+        if (!cv && r->decl != UINT32_MAX)
+            continue;
+        TSNode at = ts_node_descendant_for_byte_range(ts_tree_root_node(u->tree), r->expanded,
+                                                      r->expanded + (uint32_t)strlen(r->name));
+        Var *tv = nodemap_get(&fn->refs, at);
+        if (tv == cv || !((tv && tv->hoisted) || (cv && cv->hoisted)))
+            continue;
+        int line = 0, col, tline = 0, tcol;
+        if (cv)
+            diag_position(&u->src, ts_node_start_byte(cv->ident), &line, &col);
+        if (tv)
+            diag_position(&u->src, ts_node_start_byte(tv->ident), &tline, &tcol);
+        if (!cv) {
+            diag_error(&u->src, r->expanded,
+                       "clang reads this '%s' as something other than a variable of the "
+                       "function (an enumerator, a function or a global), but the translator's "
+                       "C grammar as the variable declared on line %d, which is kept in the "
+                       "frame, so the translation would use that variable (rename one of them)",
+                       r->name, tline);
+        } else if (tv) {
+            diag_error(&u->src, r->expanded,
+                       "clang reads this '%s' as the one declared on line %d, but the "
+                       "translator's C grammar as the one on line %d; one of them is kept in the "
+                       "frame, so the translation would use the wrong one (rename one of them)",
+                       r->name, line, tline);
+        } else {
+            diag_error(&u->src, r->expanded,
+                       "clang reads this '%s' as the variable declared on line %d, which is kept "
+                       "in the frame, but the translator's C grammar does not read it as a "
+                       "variable, so it would not reach the frame (write the statement so that it "
+                       "parses as an expression, e.g. with parentheses or a cast to void)",
+                       r->name, line);
+        }
+    }
+}
+
 static void check_vla_alloca(Unit *u, AsyncFn *fn)
 {
     for (int i = 0; i < fn->vars.len; i++) {
@@ -1047,6 +1187,7 @@ bool liveness_run(Unit *u)
         check_unseen_decls(u, fn);
         check_macro_returns(u, fn);
         check_macro_refs(u, fn);
+        check_names_agree(u, fn);
         frame_types(u, fn);
         for (int j = 0; j < fn->vars.len; j++) {
             Var *v = fn->vars.items[j];

@@ -53,6 +53,7 @@ struct Sema {
     Vec decls;              /* SemaDecl*: variables declared in function bodies */
     Vec jumps;              /* SemaJump*: returns and continues from macros */
     Vec refs;               /* SemaRef*: uses of locals from macro bodies */
+    Vec uses;               /* SemaRef*: the other names resolved (in the file) */
     Vec inactive;           /* uint32_t[2]: code the preprocessor skipped */
     RangeType *ranges;      /* expression and variable types */
     size_t nranges, cap;    /* used, allocated */
@@ -208,23 +209,27 @@ static enum CXChildVisitResult visit_body(CXCursor c, CXCursor parent, CXClientD
             vec_push(&s->jumps, j);
         }
     } else if (k == CXCursor_DeclRefExpr) {
-        /* A local's name that the file does not have where clang found it:
-         * a macro body's (a macro argument's is in the file, where the
-         * translator sees and renames it). */
+        /* A name clang resolved. A local's that the file does not have where
+         * clang found it is a macro body's (a macro argument's is in the
+         * file, where the translator sees and renames it); any other name
+         * written in the file is kept for check_names_agree, with decl
+         * UINT32_MAX when it is not a local variable (an enumerator, a
+         * function, a global). */
         CXCursor ref = clang_getCursorReferenced(c);
         enum CXCursorKind rk = clang_getCursorKind(ref);
-        uint32_t at, decl;
-        if ((rk == CXCursor_VarDecl || rk == CXCursor_ParmDecl) &&
-            clang_getCursorKind(clang_getCursorSemanticParent(ref)) == CXCursor_FunctionDecl &&
-            offset_in_main(s, clang_getCursorLocation(c), &at) &&
-            offset_in_main(s, clang_getCursorLocation(ref), &decl)) {
+        bool local = (rk == CXCursor_VarDecl || rk == CXCursor_ParmDecl) &&
+                     clang_getCursorKind(clang_getCursorSemanticParent(ref)) == CXCursor_FunctionDecl;
+        uint32_t at, decl = UINT32_MAX;
+        if (offset_in_main(s, clang_getCursorLocation(c), &at) &&
+            (!local || offset_in_main(s, clang_getCursorLocation(ref), &decl))) {
             char *name = take(clang_getCursorSpelling(ref));
-            if (!spelled_at(s, at, name)) {
+            bool spelled = spelled_at(s, at, name);
+            if (local || spelled) {
                 SemaRef *r = xcalloc(1, sizeof *r);
                 r->name = name;
-                r->decl = decl;
+                r->decl = local ? decl : UINT32_MAX;
                 r->expanded = at;
-                vec_push(&s->refs, r);
+                vec_push(spelled ? &s->uses : &s->refs, r);
             } else {
                 free(name);
             }
@@ -446,12 +451,15 @@ void sema_free(Sema *s)
     for (int i = 0; i < s->jumps.len; i++)
         free(s->jumps.items[i]);
     free(s->jumps.items);
-    for (int i = 0; i < s->refs.len; i++) {
-        SemaRef *r = s->refs.items[i];
-        free(r->name);
-        free(r);
+    for (int k = 0; k < 2; k++) {
+        Vec *v = k ? &s->uses : &s->refs;
+        for (int i = 0; i < v->len; i++) {
+            SemaRef *r = v->items[i];
+            free(r->name);
+            free(r);
+        }
+        free(v->items);
     }
-    free(s->refs.items);
     for (int i = 0; i < s->inactive.len; i++)
         free(s->inactive.items[i]);
     free(s->inactive.items);
@@ -463,6 +471,8 @@ const Vec *sema_decls(Sema *s) { return &s->decls; }
 const Vec *sema_macro_jumps(Sema *s) { return &s->jumps; }
 
 const Vec *sema_macro_refs(Sema *s) { return &s->refs; }
+
+const Vec *sema_names(Sema *s) { return &s->uses; }
 
 const Vec *sema_inactive(Sema *s) { return &s->inactive; }
 
