@@ -244,6 +244,10 @@ struct AsyncFn {
     Vec vars;         /* Var*, parameters first, then locals in source order */
     Vec literals;     /* Literal*, in source order */
     NodeMap refs;     /* identifier node -> Var* it resolves to */
+    /* Statements in which a frame variable is reached through a #define of
+     * its own name, since a macro makes a string of its name there
+     * (liveness.c, lower.c): TSNode* statement, Var*, in pairs. */
+    Vec by_define;
     bool has_goto;    /* the body contains goto (liveness is more conservative) */
     int nstates;      /* AC_STATE_FIRST + number of awaits */
     /* set by later passes */
@@ -394,6 +398,14 @@ typedef struct SemaRef {
     uint32_t expanded; /* where the macro holding the use was used */
 } SemaRef;
 
+/* The text of a macro argument that the macro turns into a string (`#x`)
+ * or pastes (`x ## y`), where the macro is used in the file. */
+typedef struct SemaSpelled {
+    uint32_t from, to; /* the argument's bytes */
+    bool pasted;       /* pasted (else only made a string) */
+    char *macro;       /* the macro's name */
+} SemaSpelled;
+
 /* Type facts for a range of the source. */
 typedef struct TypeInfo {
     char *spelling;   /* the type as clang spells it */
@@ -439,6 +451,9 @@ const Vec *sema_names(Sema *s);
 /* The file's code that the preprocessor skipped, as uint32_t[2] byte ranges
  * (start, end) between the lines of the directives around it. */
 const Vec *sema_inactive(Sema *s);
+/* Every argument, in a use of a function-like macro in the file, that the
+ * macro makes a string of or pastes (SemaSpelled *). */
+const Vec *sema_spelled_args(Sema *s);
 /* Type of the compound literal starting at byte `start`, or NULL. */
 const TypeInfo *sema_literal_type(Sema *s, uint32_t start);
 /* Type of the outermost function call starting at byte `start`, or NULL. */

@@ -855,6 +855,18 @@ static Var *var_declared_at(AsyncFn *fn, uint32_t at)
  * say so instead. (A variable the translator does not see declared at all
  * is check_unseen_decls' business.)
  */
+/* Whether byte `at` lies in a macro argument that the macro pastes. */
+static bool in_pasted_arg(Unit *u, uint32_t at)
+{
+    const Vec *args = sema_spelled_args(u->sema);
+    for (int i = 0; i < args->len; i++) {
+        const SemaSpelled *a = args->items[i];
+        if (a->pasted && at >= a->from && at < a->to)
+            return true;
+    }
+    return false;
+}
+
 static int cmp_u32(const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -884,8 +896,10 @@ static void check_names_agree(Unit *u, AsyncFn *fn)
         for (int j = 0; j < v->refs.len; j++) {
             TSNode ref = *(TSNode *)v->refs.items[j];
             uint32_t at = ts_node_start_byte(ref);
-            if (type_is(ref, "type_identifier") || bsearch(&at, named, nnamed, sizeof *named, cmp_u32))
-                continue; /* typeof(x), which clang's visit does not show */
+            if (type_is(ref, "type_identifier") || bsearch(&at, named, nnamed, sizeof *named, cmp_u32) ||
+                in_pasted_arg(u, at))
+                continue; /* typeof(x), which clang's visit does not show; a paste
+                           * is spelled_args' to report */
             int line, col;
             diag_position(&u->src, ts_node_start_byte(v->ident), &line, &col);
             diag_error(&u->src, at,
@@ -933,6 +947,70 @@ static void check_names_agree(Unit *u, AsyncFn *fn)
                        "variable, so it would not reach the frame (write the statement so that it "
                        "parses as an expression, e.g. with parentheses or a cast to void)",
                        r->name, line);
+        }
+    }
+}
+
+/*
+ * A frame variable in the argument of a macro that makes a string of it
+ * (`#define SHOW(v) printf(#v " = %d\n", v)`, assert): renamed to its frame
+ * field, the string would read `ac_f->count`. In the statement holding the
+ * use, the variable is reached instead through `#define count (ac_f->count)`
+ * (lower.c), so the argument keeps its spelling. Not when the statement
+ * also names a member `count` (the #define would rename it) or declares the
+ * variable: then the string changes, and a warning says so. A pasted
+ * argument (`v ## _x`) cannot work renamed: an error.
+ */
+static void spelled_args(Unit *u, AsyncFn *fn)
+{
+    const Vec *args = sema_spelled_args(u->sema);
+    uint32_t body_from = ts_node_start_byte(fn->body), body_to = ts_node_end_byte(fn->body);
+    for (int i = 0; i < args->len; i++) {
+        const SemaSpelled *a = args->items[i];
+        if (a->from <= body_from || a->to >= body_to)
+            continue;
+        for (int j = 0; j < fn->vars.len; j++) {
+            Var *v = fn->vars.items[j];
+            if (!v->hoisted)
+                continue;
+            for (int k = 0; k < v->refs.len; k++) {
+                TSNode ref = *(TSNode *)v->refs.items[k];
+                if (ts_node_start_byte(ref) < a->from || ts_node_end_byte(ref) > a->to)
+                    continue;
+                if (a->pasted) {
+                    diag_error(&u->src, ts_node_start_byte(ref),
+                               "'%s' pastes its argument (##), and '%s' is kept in the frame: "
+                               "renamed, the paste would make another name (copy '%s' to a local "
+                               "that lives only in this statement, and pass that)",
+                               a->macro, v->name, v->name);
+                    continue;
+                }
+                TSNode stmt = parse_statement_of(u, ref);
+                bool member = ts_node_eq(stmt, v->decl);
+                TSTreeCursor c = ts_tree_cursor_new(stmt);
+                do {
+                    TSNode n = ts_tree_cursor_current_node(&c);
+                    member |= type_is(n, "field_identifier") && parse_eq(u, n, v->name);
+                } while (!member && cursor_advance(&c, true));
+                ts_tree_cursor_delete(&c);
+                if (member) {
+                    diag_warning(&u->src, ts_node_start_byte(ref),
+                                 "'%s' makes a string of its argument, and '%s' is kept in the "
+                                 "frame: the string will read 'ac_f->%s'",
+                                 a->macro, v->name, v->field);
+                    continue;
+                }
+                bool known = false;
+                for (int m = 0; m + 1 < fn->by_define.len && !known; m += 2)
+                    known = ts_node_eq(*(TSNode *)fn->by_define.items[m], stmt) &&
+                            fn->by_define.items[m + 1] == v;
+                if (!known) {
+                    TSNode *sp = xmalloc(sizeof *sp);
+                    *sp = stmt;
+                    vec_push(&fn->by_define, sp);
+                    vec_push(&fn->by_define, v);
+                }
+            }
         }
     }
 }
@@ -1188,6 +1266,7 @@ bool liveness_run(Unit *u)
         check_macro_returns(u, fn);
         check_macro_refs(u, fn);
         check_names_agree(u, fn);
+        spelled_args(u, fn);
         frame_types(u, fn);
         for (int j = 0; j < fn->vars.len; j++) {
             Var *v = fn->vars.items[j];

@@ -53,6 +53,7 @@ typedef struct Lower {
     size_t directive;     /* where it starts in out */
     size_t directive_end; /* where it ends: nothing follows it while out.len is this */
     int line_before;      /* `line` before it */
+    Vec defined;          /* Var* reached through a #define of their name now (by_define) */
 } Lower;
 
 static bool touched(Lower *L, TSNode n) { return nodemap_get(&L->touched, n) != NULL; }
@@ -188,6 +189,19 @@ static void render_spawn(Lower *L, Spawn *sp, Buf *b)
     }
 }
 
+/* How the body reaches frame variable v: `ac_f->x`, or through a cast to
+ * its type when that is declared in the function (v->local_type). */
+static void frame_access(const Var *v, Buf *b)
+{
+    if (v->local_type && strpbrk(v->local_type, "[("))
+        buf_printf(b, "(*(__typeof__(%s) *)ac_f->%s)", v->local_type, v->field);
+    else if (v->local_type) /* `struct point *` makes `struct point **` */
+        buf_printf(b, "(*(%s%s*)ac_f->%s)", v->local_type,
+                   v->local_type[strlen(v->local_type) - 1] == '*' ? "" : " ", v->field);
+    else
+        buf_printf(b, "ac_f->%s", v->field);
+}
+
 static void render_into(Lower *L, TSNode n, Buf *b)
 {
     const char *r = nodemap_get(&L->repl, n);
@@ -218,14 +232,11 @@ static void render_into(Lower *L, TSNode n, Buf *b)
     }
     if (type_is(n, "identifier") || type_is(n, "type_identifier")) { /* typeof(x) */
         Var *v = nodemap_get(&L->fn->refs, n);
-        if (v && v->hoisted) {
-            if (v->local_type && strpbrk(v->local_type, "[("))
-                buf_printf(b, "(*(__typeof__(%s) *)ac_f->%s)", v->local_type, v->field);
-            else if (v->local_type) /* `struct point *` makes `struct point **` */
-                buf_printf(b, "(*(%s%s*)ac_f->%s)", v->local_type,
-                           v->local_type[strlen(v->local_type) - 1] == '*' ? "" : " ", v->field);
-            else
-                buf_printf(b, "ac_f->%s", v->field);
+        bool defined = false;
+        for (int i = 0; v && i < L->defined.len; i++)
+            defined |= L->defined.items[i] == v;
+        if (v && v->hoisted && !defined) {
+            frame_access(v, b);
             return;
         }
     }
@@ -995,7 +1006,41 @@ static bool lower_body(Lower *L, TSNode body, const char *cont, const char *ind)
     return used;
 }
 
+static void lower_stmt_here(Lower *L, TSNode n);
+
+/*
+ * Lowers statement n. Frame variables that a macro in it makes a string of
+ * (fn->by_define) are reached, in n, through a #define of their own name,
+ * so that the argument keeps its spelling: `#define count (ac_f->count)`
+ * before n, `#undef count` after. A macro is not expanded again inside its
+ * own expansion, so `ac_f->count` stays a member access.
+ */
 static void lower_stmt(Lower *L, TSNode n)
+{
+    int mark = L->defined.len;
+    const Vec *bd = &L->fn->by_define;
+    for (int i = 0; i + 1 < bd->len; i += 2) {
+        if (!ts_node_eq(*(TSNode *)bd->items[i], n))
+            continue;
+        Var *v = bd->items[i + 1];
+        Buf access = {0};
+        frame_access(v, &access);
+        if (L->out.len && L->out.data[L->out.len - 1] != '\n')
+            put(L, "\n");
+        buf_printf(&L->out, "#define %s (%s)\n", v->name, access.data);
+        buf_free(&access);
+        vec_push(&L->defined, v);
+    }
+    lower_stmt_here(L, n);
+    for (int i = L->defined.len - 1; i >= mark; i--) {
+        if (L->out.len && L->out.data[L->out.len - 1] != '\n')
+            put(L, "\n");
+        buf_printf(&L->out, "#undef %s\n", ((Var *)L->defined.items[i])->name);
+    }
+    L->defined.len = mark;
+}
+
+static void lower_stmt_here(Lower *L, TSNode n)
 {
     if (!touched(L, n)) {
         sync_line(L, source_line(L, n));
@@ -1278,6 +1323,7 @@ bool lower_fn(Unit *u, AsyncFn *fn)
     nodemap_free(&L.touched);
     nodemap_free(&L.has_await);
     nodemap_free(&L.repl);
+    free(L.defined.items);
     nodemap_free(&L.literals);
     nodemap_free(&L.awaits);
     nodemap_free(&L.spawns);

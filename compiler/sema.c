@@ -55,6 +55,7 @@ struct Sema {
     Vec refs;               /* SemaRef*: uses of locals from macro bodies */
     Vec uses;               /* SemaRef*: the other names resolved (in the file) */
     Vec inactive;           /* uint32_t[2]: code the preprocessor skipped */
+    Vec spelled;            /* SemaSpelled*: macro arguments made strings or pasted */
     RangeType *ranges;      /* expression and variable types */
     size_t nranges, cap;    /* used, allocated */
     bool sorted;            /* ranges sorted by start */
@@ -283,6 +284,96 @@ static void record_async(Sema *s, CXCursor c)
         }
 }
 
+/* The spelling of token t, owned by the caller. */
+static char *token_text(CXTranslationUnit tu, CXToken t) { return take(clang_getTokenSpelling(tu, t)); }
+
+static bool token_is(CXTranslationUnit tu, CXToken t, const char *s)
+{
+    CXString x = clang_getTokenSpelling(tu, t);
+    bool eq = strcmp(clang_getCString(x), s) == 0;
+    clang_disposeString(x);
+    return eq;
+}
+
+/* A use of a function-like macro in the file (a macro expansion cursor):
+ * records the arguments whose parameter the macro's body makes a string of
+ * (`#p`) or pastes (`p ## q`). */
+static void record_spelled(Sema *s, CXCursor use)
+{
+    CXCursor def = clang_getCursorReferenced(use);
+    if (clang_getCursorKind(def) != CXCursor_MacroDefinition || !clang_Cursor_isMacroFunctionLike(def))
+        return;
+    CXToken *dt;
+    unsigned dn;
+    clang_tokenize(s->tu, clang_getCursorExtent(def), &dt, &dn);
+    /* NAME ( params ) body: what each parameter undergoes */
+    enum { MAX_PARAMS = 64 };
+    char *params[MAX_PARAMS];
+    unsigned char how[MAX_PARAMS] = {0}; /* 1: made a string, 2: pasted */
+    unsigned np = 0, i = 2;
+    for (; i < dn && !token_is(s->tu, dt[i], ")"); i++)
+        if (!token_is(s->tu, dt[i], ",") && np < MAX_PARAMS)
+            params[np++] = token_is(s->tu, dt[i], "...") ? xstrdup("__VA_ARGS__")
+                                                          : token_text(s->tu, dt[i]);
+    bool any = false;
+    for (unsigned b = i + 1; b < dn; b++) {
+        bool hash = token_is(s->tu, dt[b], "#"), paste = token_is(s->tu, dt[b], "##");
+        if (!hash && !paste)
+            continue;
+        for (unsigned p = 0; p < np; p++) {
+            if (b + 1 < dn && token_is(s->tu, dt[b + 1], params[p])) {
+                how[p] |= paste ? 2 : 1;
+                any = true;
+            }
+            if (paste && b > i + 1 && token_is(s->tu, dt[b - 1], params[p])) {
+                how[p] |= 2;
+                any = true;
+            }
+        }
+    }
+    clang_disposeTokens(s->tu, dt, dn);
+    if (any) {
+        /* NAME ( arg , arg ) at the use: split at the top-level commas */
+        CXToken *ut;
+        unsigned un;
+        clang_tokenize(s->tu, clang_getCursorExtent(use), &ut, &un);
+        char *name = un ? token_text(s->tu, ut[0]) : xstrdup("?");
+        unsigned arg = 0, depth = 0, first = 2;
+        for (unsigned t = 2; t < un; t++) {
+            bool open = token_is(s->tu, ut[t], "("), close = token_is(s->tu, ut[t], ")");
+            bool comma = token_is(s->tu, ut[t], ",");
+            if (open)
+                depth++;
+            if ((close && depth == 0) || (comma && depth == 0)) {
+                unsigned p = arg < np ? arg : np && !strcmp(params[np - 1], "__VA_ARGS__") ? np - 1 : np;
+                if (p < np && how[p] && t > first) {
+                    unsigned a, b;
+                    clang_getFileLocation(clang_getRangeStart(clang_getTokenExtent(s->tu, ut[first])),
+                                          NULL, NULL, NULL, &a);
+                    clang_getFileLocation(clang_getRangeEnd(clang_getTokenExtent(s->tu, ut[t - 1])),
+                                          NULL, NULL, NULL, &b);
+                    SemaSpelled *sp = xcalloc(1, sizeof *sp);
+                    sp->from = a;
+                    sp->to = b;
+                    sp->pasted = how[p] & 2;
+                    sp->macro = xstrdup(name);
+                    vec_push(&s->spelled, sp);
+                }
+                arg++;
+                first = t + 1;
+                if (close)
+                    break;
+            } else if (close) {
+                depth--;
+            }
+        }
+        free(name);
+        clang_disposeTokens(s->tu, ut, un);
+    }
+    for (unsigned p = 0; p < np; p++)
+        free(params[p]);
+}
+
 static enum CXChildVisitResult visit_top(CXCursor c, CXCursor parent, CXClientData data)
 {
     (void)parent;
@@ -296,7 +387,9 @@ static enum CXChildVisitResult visit_top(CXCursor c, CXCursor parent, CXClientDa
         else
             vec_push(&s->blocking, name);
     }
-    if (k == CXCursor_FunctionDecl && an.async) {
+    if (k == CXCursor_MacroExpansion && clang_Location_isFromMainFile(clang_getCursorLocation(c))) {
+        record_spelled(s, c);
+    } else if (k == CXCursor_FunctionDecl && an.async) {
         bool in_main = clang_Location_isFromMainFile(clang_getCursorLocation(c));
         record_async(s, c);
         if (in_main && clang_isCursorDefinition(c))
@@ -463,6 +556,12 @@ void sema_free(Sema *s)
     for (int i = 0; i < s->inactive.len; i++)
         free(s->inactive.items[i]);
     free(s->inactive.items);
+    for (int i = 0; i < s->spelled.len; i++) {
+        SemaSpelled *sp = s->spelled.items[i];
+        free(sp->macro);
+        free(sp);
+    }
+    free(s->spelled.items);
     free(s);
 }
 
@@ -475,6 +574,8 @@ const Vec *sema_macro_refs(Sema *s) { return &s->refs; }
 const Vec *sema_names(Sema *s) { return &s->uses; }
 
 const Vec *sema_inactive(Sema *s) { return &s->inactive; }
+
+const Vec *sema_spelled_args(Sema *s) { return &s->spelled; }
 
 bool sema_frame(Sema *s, const char *name, int64_t *size, int64_t *align)
 {
