@@ -398,11 +398,14 @@ typedef struct SemaRef {
     uint32_t expanded; /* where the macro holding the use was used */
 } SemaRef;
 
-/* The text of a macro argument that the macro turns into a string (`#x`)
- * or pastes (`x ## y`), where the macro is used in the file. */
+/* A macro argument, where a function-like macro is used in the file, that
+ * the macro turns into a string (`#x`), pastes (`x ## y`), or evaluates
+ * other than once (its parameter appears `uses` times in the body). */
 typedef struct SemaSpelled {
     uint32_t from, to; /* the argument's bytes */
-    bool pasted;       /* pasted (else only made a string) */
+    bool stringified;  /* made a string */
+    bool pasted;       /* pasted */
+    int uses;          /* plain appearances of its parameter in the body */
     char *macro;       /* the macro's name */
 } SemaSpelled;
 
@@ -452,7 +455,8 @@ const Vec *sema_names(Sema *s);
  * (start, end) between the lines of the directives around it. */
 const Vec *sema_inactive(Sema *s);
 /* Every argument, in a use of a function-like macro in the file, that the
- * macro makes a string of or pastes (SemaSpelled *). */
+ * macro makes a string of, pastes, or does not use exactly once
+ * (SemaSpelled *). */
 const Vec *sema_spelled_args(Sema *s);
 /* Type of the compound literal starting at byte `start`, or NULL. */
 const TypeInfo *sema_literal_type(Sema *s, uint32_t start);

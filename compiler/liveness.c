@@ -688,6 +688,39 @@ static Await *await_in_scope(AsyncFn *fn, Var *v)
     return NULL;
 }
 
+/* A place in the source and the variable there (its declaration, or a
+ * reference to it), for sorted lookups: a walk down the tree for each would
+ * take as long as the tree is deep. */
+typedef struct RefAt {
+    uint32_t at;
+    Var *v;
+} RefAt;
+
+static int cmp_ref_at(const void *a, const void *b)
+{
+    uint32_t x = ((const RefAt *)a)->at, y = ((const RefAt *)b)->at;
+    return x < y ? -1 : x > y;
+}
+
+/* fn's variables by where their names are declared, sorted (*n of them). */
+static RefAt *vars_by_place(AsyncFn *fn, size_t *n)
+{
+    RefAt *a = xmalloc(((size_t)fn->vars.len + 1) * sizeof *a);
+    for (int i = 0; i < fn->vars.len; i++)
+        a[i] = (RefAt){ts_node_start_byte(((Var *)fn->vars.items[i])->ident), fn->vars.items[i]};
+    *n = (size_t)fn->vars.len;
+    qsort(a, *n, sizeof *a, cmp_ref_at);
+    return a;
+}
+
+/* The variable in a sorted RefAt array at byte `at`, or NULL. */
+static Var *var_at(const RefAt *a, size_t n, uint32_t at)
+{
+    RefAt key = {at, NULL};
+    const RefAt *hit = bsearch(&key, a, n, sizeof *a, cmp_ref_at);
+    return hit ? hit->v : NULL;
+}
+
 /* The first await of fn in [from, to), or NULL. */
 static Await *first_await_in(AsyncFn *fn, uint32_t from, uint32_t to)
 {
@@ -728,14 +761,13 @@ static void check_unseen_decls(Unit *u, AsyncFn *fn)
 {
     const Vec *decls = sema_decls(u->sema);
     uint32_t body_from = ts_node_start_byte(fn->body), body_to = ts_node_end_byte(fn->body);
+    size_t nvars;
+    RefAt *vars = vars_by_place(fn, &nvars);
     for (int i = 0; i < decls->len; i++) {
         const SemaDecl *d = decls->items[i];
         if (d->expanded <= body_from || d->expanded >= body_to)
             continue;
-        bool seen = false;
-        for (int j = 0; j < fn->vars.len && !seen; j++)
-            seen = ts_node_start_byte(((Var *)fn->vars.items[j])->ident) == d->at;
-        if (seen)
+        if (var_at(vars, nvars, d->at))
             continue;
         TSNode at = ts_node_descendant_for_byte_range(ts_tree_root_node(u->tree), d->expanded,
                                                       d->expanded);
@@ -774,6 +806,7 @@ static void check_unseen_decls(Unit *u, AsyncFn *fn)
         diag_note(&u->src, ts_node_start_byte(use), "'%s' is used here, which runs after the await",
                   d->name);
     }
+    free(vars);
 }
 
 /*
@@ -838,14 +871,6 @@ static void check_macro_refs(Unit *u, AsyncFn *fn)
     }
 }
 
-/* The variable of fn whose name is declared at byte `at`, or NULL. */
-static Var *var_declared_at(AsyncFn *fn, uint32_t at)
-{
-    for (int j = 0; j < fn->vars.len; j++)
-        if (ts_node_start_byte(((Var *)fn->vars.items[j])->ident) == at)
-            return fn->vars.items[j];
-    return NULL;
-}
 
 /*
  * The translator resolves names on tree-sitter's tree, which does not know
@@ -873,53 +898,61 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+
 static void check_names_agree(Unit *u, AsyncFn *fn)
 {
     const Vec *uses = sema_names(u->sema);
     uint32_t body_from = ts_node_start_byte(fn->body), body_to = ts_node_end_byte(fn->body);
     /* Where clang resolved a name in the body, sorted, for the other way
-     * round below. */
+     * round below; and the translator's references by where they start
+     * (no walks down the tree, which a deep expression makes long). */
     uint32_t *named = xmalloc(((size_t)uses->len + 1) * sizeof *named);
-    size_t nnamed = 0;
+    size_t nnamed = 0, nrefs = 0;
     for (int i = 0; i < uses->len; i++) {
         const SemaRef *r = uses->items[i];
         if (r->expanded > body_from && r->expanded < body_to)
             named[nnamed++] = r->expanded;
     }
     qsort(named, nnamed, sizeof *named, cmp_u32);
-    /* A use the translator renames into the frame that clang does not read
-     * as a name at all (a type's name, say, that hides the variable). */
+    for (int i = 0; i < fn->vars.len; i++)
+        nrefs += (size_t)((Var *)fn->vars.items[i])->refs.len;
+    RefAt *refs = xmalloc((nrefs + 1) * sizeof *refs);
+    nrefs = 0;
     for (int i = 0; i < fn->vars.len; i++) {
         Var *v = fn->vars.items[i];
-        if (!v->hoisted)
-            continue;
-        for (int j = 0; j < v->refs.len; j++) {
-            TSNode ref = *(TSNode *)v->refs.items[j];
-            uint32_t at = ts_node_start_byte(ref);
-            if (type_is(ref, "type_identifier") || bsearch(&at, named, nnamed, sizeof *named, cmp_u32) ||
-                in_pasted_arg(u, at))
-                continue; /* typeof(x), which clang's visit does not show; a paste
-                           * is spelled_args' to report */
-            int line, col;
-            diag_position(&u->src, ts_node_start_byte(v->ident), &line, &col);
-            diag_error(&u->src, at,
-                       "the translator's C grammar reads this '%s' as the variable declared on "
-                       "line %d, which is kept in the frame, but clang does not read it as a "
-                       "variable here (rename one of them)",
-                       v->name, line);
-        }
+        for (int j = 0; j < v->refs.len; j++)
+            refs[nrefs++] = (RefAt){ts_node_start_byte(*(TSNode *)v->refs.items[j]), v};
+    }
+    qsort(refs, nrefs, sizeof *refs, cmp_ref_at);
+    size_t nvars;
+    RefAt *vars = vars_by_place(fn, &nvars);
+    /* A use the translator renames into the frame that clang does not read
+     * as a name at all (a type's name, say, that hides the variable). */
+    for (size_t i = 0; i < nrefs; i++) {
+        Var *v = refs[i].v;
+        uint32_t at = refs[i].at;
+        if (!v->hoisted || bsearch(&at, named, nnamed, sizeof *named, cmp_u32) || in_pasted_arg(u, at))
+            continue; /* a paste is spelled_args' to report */
+        TSNode ref = ts_node_descendant_for_byte_range(ts_tree_root_node(u->tree), at, at + 1);
+        if (type_is(ref, "type_identifier"))
+            continue; /* typeof(x), which clang's visit does not show */
+        int line, col;
+        diag_position(&u->src, ts_node_start_byte(v->ident), &line, &col);
+        diag_error(&u->src, at,
+                   "the translator's C grammar reads this '%s' as the variable declared on "
+                   "line %d, which is kept in the frame, but clang does not read it as a "
+                   "variable here (rename one of them)",
+                   v->name, line);
     }
     free(named);
     for (int i = 0; i < uses->len; i++) {
         const SemaRef *r = uses->items[i];
         if (r->expanded <= body_from || r->expanded >= body_to)
             continue;
-        Var *cv = r->decl == UINT32_MAX ? NULL : var_declared_at(fn, r->decl);
+        Var *cv = r->decl == UINT32_MAX ? NULL : var_at(vars, nvars, r->decl);
         if (!cv && r->decl != UINT32_MAX)
             continue;
-        TSNode at = ts_node_descendant_for_byte_range(ts_tree_root_node(u->tree), r->expanded,
-                                                      r->expanded + (uint32_t)strlen(r->name));
-        Var *tv = nodemap_get(&fn->refs, at);
+        Var *tv = var_at(refs, nrefs, r->expanded);
         if (tv == cv || !((tv && tv->hoisted) || (cv && cv->hoisted)))
             continue;
         int line = 0, col, tline = 0, tcol;
@@ -949,6 +982,8 @@ static void check_names_agree(Unit *u, AsyncFn *fn)
                        r->name, line);
         }
     }
+    free(refs);
+    free(vars);
 }
 
 /*
@@ -968,6 +1003,29 @@ static void spelled_args(Unit *u, AsyncFn *fn)
     for (int i = 0; i < args->len; i++) {
         const SemaSpelled *a = args->items[i];
         if (a->from <= body_from || a->to >= body_to)
+            continue;
+        /* An await in it runs once, where the translator hoists it. */
+        for (int j = 0; j < fn->awaits.len; j++) {
+            Await *aw = fn->awaits.items[j];
+            uint32_t at = ts_node_start_byte(aw->node);
+            if (at < a->from || at >= a->to)
+                continue;
+            if (a->uses != 1 || a->pasted)
+                diag_error(&u->src, at,
+                           "'%s' %s, but an await in it runs once, before the statement "
+                           "(await into a variable first, and pass that)",
+                           a->macro,
+                           a->pasted      ? "pastes its argument"
+                           : a->uses == 0 ? "does not evaluate its argument"
+                                          : "may evaluate its argument more than once");
+            else if (a->stringified)
+                diag_warning(&u->src, at,
+                             "'%s' makes a string of its argument, and the await in it runs "
+                             "before the statement: the string will read its result's temporary",
+                             a->macro);
+            break;
+        }
+        if (!a->stringified && !a->pasted)
             continue;
         for (int j = 0; j < fn->vars.len; j++) {
             Var *v = fn->vars.items[j];

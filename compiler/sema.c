@@ -310,12 +310,20 @@ static void record_spelled(Sema *s, CXCursor use)
     enum { MAX_PARAMS = 64 };
     char *params[MAX_PARAMS];
     unsigned char how[MAX_PARAMS] = {0}; /* 1: made a string, 2: pasted */
+    int uses[MAX_PARAMS] = {0};          /* plain appearances */
     unsigned np = 0, i = 2;
     for (; i < dn && !token_is(s->tu, dt[i], ")"); i++)
         if (!token_is(s->tu, dt[i], ",") && np < MAX_PARAMS)
             params[np++] = token_is(s->tu, dt[i], "...") ? xstrdup("__VA_ARGS__")
                                                           : token_text(s->tu, dt[i]);
+    for (unsigned b = i + 1; b < dn; b++)
+        for (unsigned p = 0; p < np; p++)
+            if (token_is(s->tu, dt[b], params[p]) && !token_is(s->tu, dt[b - 1], "#") &&
+                !token_is(s->tu, dt[b - 1], "##") && !(b + 1 < dn && token_is(s->tu, dt[b + 1], "##")))
+                uses[p]++;
     bool any = false;
+    for (unsigned p = 0; p < np; p++)
+        any |= uses[p] != 1;
     for (unsigned b = i + 1; b < dn; b++) {
         bool hash = token_is(s->tu, dt[b], "#"), paste = token_is(s->tu, dt[b], "##");
         if (!hash && !paste)
@@ -346,7 +354,7 @@ static void record_spelled(Sema *s, CXCursor use)
                 depth++;
             if ((close && depth == 0) || (comma && depth == 0)) {
                 unsigned p = arg < np ? arg : np && !strcmp(params[np - 1], "__VA_ARGS__") ? np - 1 : np;
-                if (p < np && how[p] && t > first) {
+                if (p < np && (how[p] || uses[p] != 1) && t > first) {
                     unsigned a, b;
                     clang_getFileLocation(clang_getRangeStart(clang_getTokenExtent(s->tu, ut[first])),
                                           NULL, NULL, NULL, &a);
@@ -355,7 +363,9 @@ static void record_spelled(Sema *s, CXCursor use)
                     SemaSpelled *sp = xcalloc(1, sizeof *sp);
                     sp->from = a;
                     sp->to = b;
+                    sp->stringified = how[p] & 1;
                     sp->pasted = how[p] & 2;
+                    sp->uses = uses[p];
                     sp->macro = xstrdup(name);
                     vec_push(&s->spelled, sp);
                 }
