@@ -300,9 +300,11 @@ typedef struct Unit {
  * order. Cannot fail. */
 char *gaps_mask(const char *text, uint32_t len, GapSpans *out);
 /* Blanks (newlines kept) in text[0, len) the code in `inactive` (uint32_t[2]
- * ranges, sema_inactive) and then every conditional directive line (#if,
+ * ranges, sema_inactive) and every conditional directive line (#if,
  * #ifdef, #ifndef, #elif, #else, #endif...), so that what is left is the
- * configuration clang saw, in place. */
+ * configuration clang saw, in place; except an #if ... #endif that tests
+ * ASYNCC_LOWERED, kept whole with what it skipped: clang reads the sync
+ * reading, the translation is compiled with ASYNCC_LOWERED defined. */
 void gaps_keep_active(char *text, uint32_t len, const Vec *inactive);
 
 /* Parses src; returns false (after reporting) on syntax errors. */

@@ -126,6 +126,18 @@ static bool at_line_start(const Lexer *lx, uint32_t at)
     return at == 0 || lx->s[at - 1] == '\n';
 }
 
+/* Where a comment starting at `at` ends (past its end), in text[0, len). */
+static uint32_t comment_end(const char *text, uint32_t len, uint32_t at)
+{
+    if (text[at + 1] == '/') {
+        while (at < len && text[at] != '\n')
+            at += text[at] == '\\' && at + 1 < len ? 2 : 1;
+        return at;
+    }
+    const char *end = strstr(text + at + 2, "*/");
+    return end ? (uint32_t)(end - text) + 2 : len;
+}
+
 /* Token kinds the masker tells apart. */
 typedef enum Tok { T_END, T_WORD, T_OPEN, T_CLOSE, T_COMMA, T_COLON, T_ELLIPSIS, T_BRACKET_CLOSE, T_OTHER } Tok;
 
@@ -140,10 +152,11 @@ static Tok next(Lexer *lx, uint32_t *from)
         char c = lx->s[lx->i];
         if (c == '#' && at_line_start(lx, lx->i)) {
             /* A directive, to its unescaped newline: left as it is (the
-             * grammar keeps macro bodies as text). */
+             * grammar keeps macro bodies as text). A comment in it may span
+             * lines; the newline after the comment still ends it. */
             while (lx->i < lx->n && lx->s[lx->i] != '\n') {
                 if (lx->s[lx->i] == '/' && lx->i + 1 < lx->n && lx->s[lx->i + 1] == '*') {
-                    skip_space(lx);
+                    lx->i = comment_end(lx->s, lx->n, lx->i);
                     continue;
                 }
                 lx->i += lx->s[lx->i] == '\\' && lx->i + 1 < lx->n ? 2 : 1;
@@ -502,19 +515,27 @@ char *gaps_mask(const char *text, uint32_t len, GapSpans *out)
     return lx.out;
 }
 
+/* A conditional directive line of the file. */
+typedef struct Cond {
+    uint32_t at, end; /* the line, from its '#' to its newline */
+    int group;        /* which #if ... #endif it belongs to */
+} Cond;
+
 void gaps_keep_active(char *text, uint32_t len, const Vec *inactive)
 {
+    /* The conditional directives, grouped by #if ... #endif. A group that
+     * tests ASYNCC_LOWERED is kept whole: clang reads the sync reading,
+     * where it is not defined, but the translation is compiled with it. */
     Lexer lx = {text, text, len, 0};
-    for (int i = 0; i < inactive->len; i++) {
-        const uint32_t *r = inactive->items[i];
-        blank(&lx, r[0], r[1] < len ? r[1] : len, 0);
-    }
-    static const char *const conditionals[] = {"if",   "ifdef",   "ifndef", "elif", "elifdef",
-                                               "elifndef", "else", "endif",  NULL};
+    Vec conds = {0};
+    int *stack = NULL, depth = 0, groups = 0;
+    bool *keep = NULL;
+    static const char *const opens[] = {"if", "ifdef", "ifndef", NULL};
+    static const char *const others[] = {"elif", "elifdef", "elifndef", "else", "endif", NULL};
     for (;;) {
         skip_space(&lx);
         if (lx.i >= lx.n)
-            return;
+            break;
         uint32_t at = lx.i;
         if (text[at] != '#' || !at_line_start(&lx, at)) {
             uint32_t from;
@@ -524,18 +545,64 @@ void gaps_keep_active(char *text, uint32_t len, const Vec *inactive)
         uint32_t w = at + 1;
         while (w < len && (text[w] == ' ' || text[w] == '\t'))
             w++;
-        bool conditional = false;
-        for (const char *const *c = conditionals; *c && !conditional; c++)
-            conditional = word_is(&lx, w, *c);
-        /* The directive runs to its unescaped newline, past comments. */
+        int kind = 0; /* 1 opens a group, 2 continues or ends one */
+        for (const char *const *c = opens; *c && !kind; c++)
+            kind = word_is(&lx, w, *c) ? 1 : 0;
+        for (const char *const *c = others; *c && !kind; c++)
+            kind = word_is(&lx, w, *c) ? 2 : 0;
+        /* The directive runs to its unescaped newline, past comments (a
+         * comment's own newlines included, not the one after it). */
+        bool lowered = false;
         while (lx.i < lx.n && text[lx.i] != '\n') {
-            if (text[lx.i] == '/' && lx.i + 1 < lx.n && text[lx.i + 1] == '*') {
-                skip_space(&lx);
+            if (text[lx.i] == '/' && lx.i + 1 < lx.n && (text[lx.i + 1] == '*' || text[lx.i + 1] == '/')) {
+                lx.i = comment_end(text, len, lx.i);
                 continue;
             }
+            if (word_is(&lx, lx.i, "ASYNCC_LOWERED") && (lx.i == 0 || !c_ident_char(text[lx.i - 1])))
+                lowered = true;
             lx.i += text[lx.i] == '\\' && lx.i + 1 < lx.n ? 2 : 1;
         }
-        if (conditional)
-            blank(&lx, at, lx.i, 0);
+        if (!kind)
+            continue;
+        if (kind == 1) {
+            stack = xrealloc(stack, (size_t)(depth + 1) * sizeof *stack);
+            keep = xrealloc(keep, (size_t)(groups + 1) * sizeof *keep);
+            keep[groups] = false;
+            stack[depth++] = groups++;
+        }
+        if (depth == 0)
+            continue; /* an #endif without its #if: clang has said so */
+        int g = stack[depth - 1];
+        keep[g] |= lowered && !word_is(&lx, w, "else") && !word_is(&lx, w, "endif");
+        Cond *c = xmalloc(sizeof *c);
+        *c = (Cond){at, lx.i, g};
+        vec_push(&conds, c);
+        if (word_is(&lx, w, "endif"))
+            depth--;
     }
+    /* A group's span: from its first directive to the end of its last. */
+    for (int i = 0; i < inactive->len; i++) {
+        const uint32_t *r = inactive->items[i];
+        bool kept = false;
+        for (int k = 0; k < conds.len && !kept; k++) {
+            const Cond *open = conds.items[k];
+            if (!keep[open->group])
+                continue;
+            for (int m = conds.len - 1; m >= k && !kept; m--) {
+                const Cond *close = conds.items[m];
+                kept = close->group == open->group && r[0] >= open->at && r[0] < close->end;
+            }
+        }
+        if (!kept)
+            blank(&lx, r[0], r[1] < len ? r[1] : len, 0);
+    }
+    for (int k = 0; k < conds.len; k++) {
+        const Cond *c = conds.items[k];
+        if (!keep[c->group])
+            blank(&lx, c->at, c->end, 0);
+        free(conds.items[k]);
+    }
+    free(conds.items);
+    free(stack);
+    free(keep);
 }
