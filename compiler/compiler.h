@@ -408,6 +408,7 @@ typedef struct SemaSpelled {
     bool stringified;  /* made a string */
     bool pasted;       /* pasted */
     int uses;          /* plain appearances of its parameter in the body */
+    bool conditional;  /* one of them follows a ?:, &&, ||, if, loop or sizeof */
     char *macro;       /* the macro's name */
 } SemaSpelled;
 

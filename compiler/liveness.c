@@ -1010,14 +1010,16 @@ static void spelled_args(Unit *u, AsyncFn *fn)
             uint32_t at = ts_node_start_byte(aw->node);
             if (at < a->from || at >= a->to)
                 continue;
-            if (a->uses != 1 || a->pasted)
+            if (a->uses != 1 || a->pasted || a->conditional)
                 diag_error(&u->src, at,
                            "'%s' %s, but an await in it runs once, before the statement "
                            "(await into a variable first, and pass that)",
                            a->macro,
-                           a->pasted      ? "pastes its argument"
-                           : a->uses == 0 ? "does not evaluate its argument"
-                                          : "may evaluate its argument more than once");
+                           a->pasted        ? "pastes its argument"
+                           : a->uses == 0   ? "does not evaluate its argument"
+                           : a->uses > 1    ? "may evaluate its argument more than once"
+                                            : "may not evaluate its argument (it follows a ?:, "
+                                              "&&, ||, if, loop or sizeof in the macro)");
             else if (a->stringified)
                 diag_warning(&u->src, at,
                              "'%s' makes a string of its argument, and the await in it runs "

@@ -316,14 +316,25 @@ static void record_spelled(Sema *s, CXCursor use)
         if (!token_is(s->tu, dt[i], ",") && np < MAX_PARAMS)
             params[np++] = token_is(s->tu, dt[i], "...") ? xstrdup("__VA_ARGS__")
                                                           : token_text(s->tu, dt[i]);
-    for (unsigned b = i + 1; b < dn; b++)
+    /* After one of these, the body may skip what follows, or never evaluate
+     * it (sizeof): a parameter used there is used conditionally. */
+    static const char *const maybe[] = {"?",     "&&",      "||",         "if",       "while",
+                                        "for",   "switch",  "sizeof",     "_Alignof", "typeof",
+                                        "__typeof__", "_Generic", NULL};
+    bool cond_seen = false, conditional[MAX_PARAMS] = {false};
+    for (unsigned b = i + 1; b < dn; b++) {
+        for (const char *const *m = maybe; *m && !cond_seen; m++)
+            cond_seen = token_is(s->tu, dt[b], *m);
         for (unsigned p = 0; p < np; p++)
             if (token_is(s->tu, dt[b], params[p]) && !token_is(s->tu, dt[b - 1], "#") &&
-                !token_is(s->tu, dt[b - 1], "##") && !(b + 1 < dn && token_is(s->tu, dt[b + 1], "##")))
+                !token_is(s->tu, dt[b - 1], "##") && !(b + 1 < dn && token_is(s->tu, dt[b + 1], "##"))) {
                 uses[p]++;
+                conditional[p] |= cond_seen;
+            }
+    }
     bool any = false;
     for (unsigned p = 0; p < np; p++)
-        any |= uses[p] != 1;
+        any |= uses[p] != 1 || conditional[p];
     for (unsigned b = i + 1; b < dn; b++) {
         bool hash = token_is(s->tu, dt[b], "#"), paste = token_is(s->tu, dt[b], "##");
         if (!hash && !paste)
@@ -354,7 +365,7 @@ static void record_spelled(Sema *s, CXCursor use)
                 depth++;
             if ((close && depth == 0) || (comma && depth == 0)) {
                 unsigned p = arg < np ? arg : np && !strcmp(params[np - 1], "__VA_ARGS__") ? np - 1 : np;
-                if (p < np && (how[p] || uses[p] != 1) && t > first) {
+                if (p < np && (how[p] || uses[p] != 1 || conditional[p]) && t > first) {
                     unsigned a, b;
                     clang_getFileLocation(clang_getRangeStart(clang_getTokenExtent(s->tu, ut[first])),
                                           NULL, NULL, NULL, &a);
@@ -366,6 +377,7 @@ static void record_spelled(Sema *s, CXCursor use)
                     sp->stringified = how[p] & 1;
                     sp->pasted = how[p] & 2;
                     sp->uses = uses[p];
+                    sp->conditional = conditional[p];
                     sp->macro = xstrdup(name);
                     vec_push(&s->spelled, sp);
                 }
