@@ -1018,8 +1018,9 @@ static void spelled_args(Unit *u, AsyncFn *fn)
                            a->pasted        ? "pastes its argument"
                            : a->uses == 0   ? "does not evaluate its argument"
                            : a->uses > 1    ? "may evaluate its argument more than once"
-                                            : "may not evaluate its argument (it follows a ?:, "
-                                              "&&, ||, if, loop or sizeof in the macro)");
+                                            : "may not evaluate its argument (it follows a ?, "
+                                              "&&, ||, or the condition of an if or a loop, in "
+                                              "the macro)");
             else if (a->stringified)
                 diag_warning(&u->src, at,
                              "'%s' makes a string of its argument, and the await in it runs "

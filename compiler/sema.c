@@ -56,6 +56,7 @@ struct Sema {
     Vec uses;               /* SemaRef*: the other names resolved (in the file) */
     Vec inactive;           /* uint32_t[2]: code the preprocessor skipped */
     Vec spelled;            /* SemaSpelled*: macro arguments made strings or pasted */
+    Vec macros;             /* MacroDef*: function-like macro definitions seen so far */
     RangeType *ranges;      /* expression and variable types */
     size_t nranges, cap;    /* used, allocated */
     bool sorted;            /* ranges sorted by start */
@@ -295,62 +296,182 @@ static bool token_is(CXTranslationUnit tu, CXToken t, const char *s)
     return eq;
 }
 
+enum { MAX_PARAMS = 64, MAX_FORWARD = 8 };
+
+/* What a function-like macro's body does with each parameter. */
+typedef struct MacroProf {
+    unsigned np;                    /* parameters (`...` is __VA_ARGS__, last) */
+    char *params[MAX_PARAMS];       /* their names */
+    int uses[MAX_PARAMS];           /* times evaluated, as far as the body shows */
+    bool conditional[MAX_PARAMS];   /* some use may be skipped */
+    unsigned char how[MAX_PARAMS];  /* 1: made a string, 2: pasted */
+} MacroProf;
+
+static void prof_free(MacroProf *mp)
+{
+    for (unsigned p = 0; p < mp->np; p++)
+        free(mp->params[p]);
+}
+
+/* A function-like macro definition seen so far. */
+typedef struct MacroDef {
+    char *name;
+    CXCursor def;
+} MacroDef;
+
+/* The function-like macro named like token t (the latest definition), or a
+ * null cursor. */
+static CXCursor macro_named(Sema *s, CXToken t)
+{
+    char *name = token_text(s->tu, t);
+    CXCursor found = clang_getNullCursor();
+    for (int i = s->macros.len - 1; i >= 0 && clang_Cursor_isNull(found); i--) {
+        const MacroDef *m = s->macros.items[i];
+        if (strcmp(m->name, name) == 0)
+            found = m->def;
+    }
+    free(name);
+    return found;
+}
+
+/* The parameter of mp that argument `arg` goes to, or mp->np. */
+static unsigned param_of_arg(const MacroProf *mp, unsigned arg)
+{
+    if (arg < mp->np)
+        return arg;
+    return mp->np && !strcmp(mp->params[mp->np - 1], "__VA_ARGS__") ? mp->np - 1 : mp->np;
+}
+
+/*
+ * Reads macro definition `def` into *mp: its parameters, and how often and
+ * how its body uses each. A use inside the argument of another
+ * function-like macro the body calls (`#define LOG(...) LOG_AT(1,
+ * __VA_ARGS__)`) counts as that macro uses its parameter, to MAX_FORWARD
+ * levels. After a ?, &&, ||, `for`, or the condition of an if, while or
+ * switch, uses are conditional: the body may skip them. Uses inside
+ * sizeof(...), _Alignof(...) or typeof(...) do not count: they are never
+ * evaluated.
+ */
+static void macro_profile(Sema *s, CXCursor def, int depth, MacroProf *mp)
+{
+    memset(mp, 0, sizeof *mp);
+    CXToken *dt;
+    unsigned dn;
+    clang_tokenize(s->tu, clang_getCursorExtent(def), &dt, &dn);
+    unsigned i = 2; /* NAME ( params ) body */
+    for (; i < dn && !token_is(s->tu, dt[i], ")"); i++)
+        if (!token_is(s->tu, dt[i], ",") && mp->np < MAX_PARAMS)
+            mp->params[mp->np++] = token_is(s->tu, dt[i], "...") ? xstrdup("__VA_ARGS__")
+                                                                  : token_text(s->tu, dt[i]);
+    /* After one of these, what follows may be skipped. The condition of an
+     * `if`, `while` or `switch` is evaluated, so only what comes after its
+     * `)` is; the operand of sizeof, _Alignof or typeof in parentheses is
+     * never evaluated, so uses there do not count. */
+    static const char *const maybe[] = {"?", "&&", "||", "for", "_Generic", NULL};
+    static const char *const guards[] = {"if", "while", "switch", NULL};
+    static const char *const unevaluated[] = {"sizeof", "_Alignof", "typeof", "__typeof__", NULL};
+    bool cond_seen = false;
+    unsigned cond_after = 0; /* a guard's `)`: from there on, cond_seen */
+    for (unsigned b = i + 1; b < dn; b++) {
+        if (cond_after && b > cond_after)
+            cond_seen = true;
+        for (const char *const *m = maybe; *m && !cond_seen; m++)
+            cond_seen = token_is(s->tu, dt[b], *m);
+        bool guard = false, skip = false;
+        for (const char *const *m = guards; *m && !guard; m++)
+            guard = token_is(s->tu, dt[b], *m);
+        for (const char *const *m = unevaluated; *m && !skip && !guard; m++)
+            skip = token_is(s->tu, dt[b], *m);
+        if ((guard || skip) && b + 1 < dn && token_is(s->tu, dt[b + 1], "(")) {
+            unsigned level = 0, t = b + 1;
+            for (; t < dn; t++) {
+                if (token_is(s->tu, dt[t], "("))
+                    level++;
+                else if (token_is(s->tu, dt[t], ")") && --level == 0)
+                    break;
+            }
+            if (skip) {
+                b = t; /* uses in it are never evaluated */
+                continue;
+            }
+            if (!cond_after || t > cond_after)
+                cond_after = t;
+        } else if (guard || skip) {
+            cond_seen = true; /* `sizeof x`: not followed */
+        }
+        bool hash = token_is(s->tu, dt[b], "#"), paste = token_is(s->tu, dt[b], "##");
+        for (unsigned p = 0; p < mp->np && (hash || paste); p++) {
+            if (b + 1 < dn && token_is(s->tu, dt[b + 1], mp->params[p]))
+                mp->how[p] |= paste ? 2 : 1;
+            if (paste && b > i + 1 && token_is(s->tu, dt[b - 1], mp->params[p]))
+                mp->how[p] |= 2;
+        }
+        if (hash || paste)
+            continue;
+        /* A call of another function-like macro: its arguments count as it
+         * uses them. */
+        CXCursor inner = depth < MAX_FORWARD && b + 1 < dn && token_is(s->tu, dt[b + 1], "(") &&
+                                 clang_getTokenKind(dt[b]) == CXToken_Identifier
+                             ? macro_named(s, dt[b])
+                             : clang_getNullCursor();
+        if (!clang_Cursor_isNull(inner)) {
+            MacroProf ip;
+            macro_profile(s, inner, depth + 1, &ip);
+            unsigned arg = 0, level = 0, t = b + 2;
+            for (; t < dn; t++) {
+                bool open = token_is(s->tu, dt[t], "("), close = token_is(s->tu, dt[t], ")");
+                if (close && level == 0)
+                    break;
+                if (open)
+                    level++;
+                else if (close)
+                    level--;
+                else if (level == 0 && token_is(s->tu, dt[t], ","))
+                    arg++;
+                else {
+                    unsigned q = param_of_arg(&ip, arg);
+                    for (unsigned p = 0; p < mp->np; p++)
+                        if (q < ip.np && token_is(s->tu, dt[t], mp->params[p])) {
+                            /* Its evaluations only: an argument passed on is
+                             * macro-expanded first, so what the inner macro
+                             * makes a string of or pastes is that expansion. */
+                            mp->uses[p] += ip.uses[q];
+                            mp->conditional[p] |= cond_seen || ip.conditional[q];
+                        }
+                }
+            }
+            prof_free(&ip);
+            b = t; /* past the call's `)` */
+            continue;
+        }
+        for (unsigned p = 0; p < mp->np; p++)
+            if (token_is(s->tu, dt[b], mp->params[p]) && !token_is(s->tu, dt[b - 1], "#") &&
+                !token_is(s->tu, dt[b - 1], "##") && !(b + 1 < dn && token_is(s->tu, dt[b + 1], "##"))) {
+                mp->uses[p]++;
+                mp->conditional[p] |= cond_seen;
+            }
+    }
+    clang_disposeTokens(s->tu, dt, dn);
+}
+
 /* A use of a function-like macro in the file (a macro expansion cursor):
  * records the arguments whose parameter the macro's body makes a string of
- * (`#p`) or pastes (`p ## q`). */
+ * (`#p`), pastes (`p ## q`), or does not evaluate exactly once. */
 static void record_spelled(Sema *s, CXCursor use)
 {
     CXCursor def = clang_getCursorReferenced(use);
     if (clang_getCursorKind(def) != CXCursor_MacroDefinition || !clang_Cursor_isMacroFunctionLike(def))
         return;
-    CXToken *dt;
-    unsigned dn;
-    clang_tokenize(s->tu, clang_getCursorExtent(def), &dt, &dn);
-    /* NAME ( params ) body: what each parameter undergoes */
-    enum { MAX_PARAMS = 64 };
-    char *params[MAX_PARAMS];
-    unsigned char how[MAX_PARAMS] = {0}; /* 1: made a string, 2: pasted */
-    int uses[MAX_PARAMS] = {0};          /* plain appearances */
-    unsigned np = 0, i = 2;
-    for (; i < dn && !token_is(s->tu, dt[i], ")"); i++)
-        if (!token_is(s->tu, dt[i], ",") && np < MAX_PARAMS)
-            params[np++] = token_is(s->tu, dt[i], "...") ? xstrdup("__VA_ARGS__")
-                                                          : token_text(s->tu, dt[i]);
-    /* After one of these, the body may skip what follows, or never evaluate
-     * it (sizeof): a parameter used there is used conditionally. */
-    static const char *const maybe[] = {"?",     "&&",      "||",         "if",       "while",
-                                        "for",   "switch",  "sizeof",     "_Alignof", "typeof",
-                                        "__typeof__", "_Generic", NULL};
-    bool cond_seen = false, conditional[MAX_PARAMS] = {false};
-    for (unsigned b = i + 1; b < dn; b++) {
-        for (const char *const *m = maybe; *m && !cond_seen; m++)
-            cond_seen = token_is(s->tu, dt[b], *m);
-        for (unsigned p = 0; p < np; p++)
-            if (token_is(s->tu, dt[b], params[p]) && !token_is(s->tu, dt[b - 1], "#") &&
-                !token_is(s->tu, dt[b - 1], "##") && !(b + 1 < dn && token_is(s->tu, dt[b + 1], "##"))) {
-                uses[p]++;
-                conditional[p] |= cond_seen;
-            }
-    }
+    MacroProf mp;
+    macro_profile(s, def, 0, &mp);
+    unsigned np = mp.np;
+    char **params = mp.params;
+    unsigned char *how = mp.how;
+    int *uses = mp.uses;
+    bool *conditional = mp.conditional;
     bool any = false;
     for (unsigned p = 0; p < np; p++)
-        any |= uses[p] != 1 || conditional[p];
-    for (unsigned b = i + 1; b < dn; b++) {
-        bool hash = token_is(s->tu, dt[b], "#"), paste = token_is(s->tu, dt[b], "##");
-        if (!hash && !paste)
-            continue;
-        for (unsigned p = 0; p < np; p++) {
-            if (b + 1 < dn && token_is(s->tu, dt[b + 1], params[p])) {
-                how[p] |= paste ? 2 : 1;
-                any = true;
-            }
-            if (paste && b > i + 1 && token_is(s->tu, dt[b - 1], params[p])) {
-                how[p] |= 2;
-                any = true;
-            }
-        }
-    }
-    clang_disposeTokens(s->tu, dt, dn);
+        any |= how[p] || uses[p] != 1 || conditional[p];
     if (any) {
         /* NAME ( arg , arg ) at the use: split at the top-level commas */
         CXToken *ut;
@@ -364,7 +485,7 @@ static void record_spelled(Sema *s, CXCursor use)
             if (open)
                 depth++;
             if ((close && depth == 0) || (comma && depth == 0)) {
-                unsigned p = arg < np ? arg : np && !strcmp(params[np - 1], "__VA_ARGS__") ? np - 1 : np;
+                unsigned p = param_of_arg(&mp, arg);
                 if (p < np && (how[p] || uses[p] != 1 || conditional[p]) && t > first) {
                     unsigned a, b;
                     clang_getFileLocation(clang_getRangeStart(clang_getTokenExtent(s->tu, ut[first])),
@@ -392,8 +513,8 @@ static void record_spelled(Sema *s, CXCursor use)
         free(name);
         clang_disposeTokens(s->tu, ut, un);
     }
-    for (unsigned p = 0; p < np; p++)
-        free(params[p]);
+    (void)params;
+    prof_free(&mp);
 }
 
 static enum CXChildVisitResult visit_top(CXCursor c, CXCursor parent, CXClientData data)
@@ -409,7 +530,12 @@ static enum CXChildVisitResult visit_top(CXCursor c, CXCursor parent, CXClientDa
         else
             vec_push(&s->blocking, name);
     }
-    if (k == CXCursor_MacroExpansion && clang_Location_isFromMainFile(clang_getCursorLocation(c))) {
+    if (k == CXCursor_MacroDefinition && clang_Cursor_isMacroFunctionLike(c)) {
+        MacroDef *d = xmalloc(sizeof *d);
+        d->name = take(clang_getCursorSpelling(c));
+        d->def = c;
+        vec_push(&s->macros, d);
+    } else if (k == CXCursor_MacroExpansion && clang_Location_isFromMainFile(clang_getCursorLocation(c))) {
         record_spelled(s, c);
     } else if (k == CXCursor_FunctionDecl && an.async) {
         bool in_main = clang_Location_isFromMainFile(clang_getCursorLocation(c));
@@ -584,6 +710,12 @@ void sema_free(Sema *s)
         free(sp);
     }
     free(s->spelled.items);
+    for (int i = 0; i < s->macros.len; i++) {
+        MacroDef *d = s->macros.items[i];
+        free(d->name);
+        free(d);
+    }
+    free(s->macros.items);
     free(s);
 }
 
