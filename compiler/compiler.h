@@ -326,6 +326,11 @@ char *parse_text(const Unit *u, TSNode n);
 bool parse_is_await(const Unit *u, TSNode n);
 /* True if n is a call to the identifier `name`. */
 bool parse_is_call_to(const Unit *u, TSNode n, const char *name);
+/* True if n is a while, for or do statement. */
+bool parse_is_loop(TSNode n);
+/* The name of the macro used at byte `at` (where clang expanded it), or
+ * "this macro". Owned by the caller. */
+char *parse_macro_name_at(const Unit *u, uint32_t at);
 /* The tag of a struct, union or enum specifier: its name, or for an unnamed
  * one `ac_type_LINE_COL` (where it starts), which lowering writes into the
  * definition of a type declared in an async function when a variable of it

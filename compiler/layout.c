@@ -29,12 +29,6 @@ static bool node_within(TSNode inner, TSNode outer)
            ts_node_end_byte(inner) <= ts_node_end_byte(outer);
 }
 
-static bool is_loop(TSNode n)
-{
-    return type_is(n, "while_statement") || type_is(n, "for_statement") ||
-           type_is(n, "do_statement");
-}
-
 /* Renders a variable's declarator as a field declarator named `field`. */
 static void field_declarator(Unit *u, Var *v, TSNode d, Buf *b)
 {
@@ -193,7 +187,7 @@ static void var_range(Unit *u, AsyncFn *fn, Var *v, uint32_t *from, uint32_t *to
         for (TSNode p = stmt; !ts_node_is_null(p); p = parse_parent(u, p)) {
             if (!node_within(p, v->scope))
                 break;
-            if (is_loop(p) && ts_node_end_byte(p) > end)
+            if (parse_is_loop(p) && ts_node_end_byte(p) > end)
                 end = ts_node_end_byte(p);
         }
     }

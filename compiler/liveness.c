@@ -35,12 +35,6 @@ static bool node_within(TSNode inner, TSNode outer)
            ts_node_end_byte(inner) <= ts_node_end_byte(outer);
 }
 
-static bool is_loop(TSNode n)
-{
-    return type_is(n, "while_statement") || type_is(n, "for_statement") ||
-           type_is(n, "do_statement");
-}
-
 /* ---- name resolution ---------------------------------------------------- */
 
 typedef struct Walk {
@@ -292,15 +286,22 @@ static void hide(Walk *w, TSNode name)
     vec_push(&w->visible, e);
 }
 
-/* Hides the name a typedef's declarator d defines (`T`, or `fn_t` in
- * `(*fn_t)(void)`). */
-static void hide_type_name(Walk *w, TSNode d)
+/* The name a typedef's declarator d defines (`T`, or `fn_t` in
+ * `(*fn_t)(void)`), or a null node. */
+static TSNode typedef_name(TSNode d)
 {
     while (!ts_node_is_null(d) && !type_is(d, "type_identifier"))
         d = !ts_node_is_null(child_by_field(d, "declarator")) ? child_by_field(d, "declarator")
             : type_is(d, "parenthesized_declarator") && ts_node_named_child_count(d)
                 ? ts_node_named_child(d, 0)
                 : (TSNode){0};
+    return d;
+}
+
+/* Hides the name a typedef's declarator d defines. */
+static void hide_type_name(Walk *w, TSNode d)
+{
+    d = typedef_name(d);
     if (!ts_node_is_null(d))
         hide(w, d);
 }
@@ -557,7 +558,7 @@ static bool live_at(Unit *u, AsyncFn *fn, Var *v, Await *aw)
     for (TSNode p = parse_parent(u, aw->node); !ts_node_is_null(p); p = parse_parent(u, p)) {
         if (!node_within(p, v->scope))
             break; /* a loop around the declaration starts the variable anew */
-        if (!is_loop(p))
+        if (!parse_is_loop(p))
             continue;
         for (int i = 0; i < v->refs.len; i++)
             if (node_within(*(TSNode *)v->refs.items[i], p))
@@ -676,16 +677,27 @@ static void compute_liveness(Unit *u, AsyncFn *fn)
     (void)u;
 }
 
-/* The first await in v's scope after its declaration, or NULL. */
-static Await *await_in_scope(AsyncFn *fn, Var *v)
+
+/* The first await of fn in [from, to), or NULL (fn->awaits is in source
+ * order). */
+static Await *first_await_in(AsyncFn *fn, uint32_t from, uint32_t to)
 {
     for (int j = 0; j < fn->awaits.len; j++) {
         Await *aw = fn->awaits.items[j];
         uint32_t at = ts_node_start_byte(aw->node);
-        if (at >= v->live_from && at < scope_end(v))
+        if (at >= from && at < to)
             return aw;
     }
     return NULL;
+}
+
+/* The first await in v's scope after its declaration, or NULL. */
+static Await *await_in_scope(AsyncFn *fn, Var *v) { return first_await_in(fn, v->live_from, scope_end(v)); }
+
+/* Whether byte `at` lies inside fn's body (its braces excluded). */
+static bool in_body(const AsyncFn *fn, uint32_t at)
+{
+    return at > ts_node_start_byte(fn->body) && at < ts_node_end_byte(fn->body);
 }
 
 /* A place in the source and the variable there (its declaration, or a
@@ -721,18 +733,6 @@ static Var *var_at(const RefAt *a, size_t n, uint32_t at)
     return hit ? hit->v : NULL;
 }
 
-/* The first await of fn in [from, to), or NULL. */
-static Await *first_await_in(AsyncFn *fn, uint32_t from, uint32_t to)
-{
-    Await *first = NULL;
-    for (int j = 0; j < fn->awaits.len; j++) {
-        Await *aw = fn->awaits.items[j];
-        uint32_t at = ts_node_start_byte(aw->node);
-        if (at >= from && at < to && (!first || at < ts_node_start_byte(first->node)))
-            first = aw;
-    }
-    return first;
-}
 
 /* Whether identifier node `ref`, in [.., scope), must outlive an await:
  * it comes after `first` (the first await after the declaration), or a
@@ -743,7 +743,7 @@ static bool used_across(Unit *u, AsyncFn *fn, TSNode ref, TSNode scope, Await *f
         return true;
     for (TSNode p = parse_parent(u, ref); !ts_node_is_null(p) && !ts_node_eq(p, scope);
          p = parse_parent(u, p))
-        if (is_loop(p) && first_await_in(fn, ts_node_start_byte(p), ts_node_end_byte(p)))
+        if (parse_is_loop(p) && first_await_in(fn, ts_node_start_byte(p), ts_node_end_byte(p)))
             return true;
     return false;
 }
@@ -760,12 +760,11 @@ static bool used_across(Unit *u, AsyncFn *fn, TSNode ref, TSNode scope, Await *f
 static void check_unseen_decls(Unit *u, AsyncFn *fn)
 {
     const Vec *decls = sema_decls(u->sema);
-    uint32_t body_from = ts_node_start_byte(fn->body), body_to = ts_node_end_byte(fn->body);
     size_t nvars;
     RefAt *vars = vars_by_place(fn, &nvars);
     for (int i = 0; i < decls->len; i++) {
         const SemaDecl *d = decls->items[i];
-        if (d->expanded <= body_from || d->expanded >= body_to)
+        if (!in_body(fn, d->expanded))
             continue;
         if (var_at(vars, nvars, d->at))
             continue;
@@ -818,14 +817,11 @@ static void check_unseen_decls(Unit *u, AsyncFn *fn)
 static void check_macro_returns(Unit *u, AsyncFn *fn)
 {
     const Vec *jumps = sema_macro_jumps(u->sema);
-    uint32_t body_from = ts_node_start_byte(fn->body), body_to = ts_node_end_byte(fn->body);
     for (int i = 0; i < jumps->len; i++) {
         const SemaJump *j = jumps->items[i];
-        if (!j->is_return || j->expanded <= body_from || j->expanded >= body_to)
+        if (!j->is_return || !in_body(fn, j->expanded))
             continue;
-        TSNode at = ts_node_descendant_for_byte_range(ts_tree_root_node(u->tree), j->expanded,
-                                                      j->expanded);
-        char *name = type_is(at, "identifier") ? parse_text(u, at) : xstrdup("this macro");
+        char *name = parse_macro_name_at(u, j->expanded);
         diag_error(&u->src, j->expanded,
                    "'%s' returns from the async function '%s' inside its expansion: the "
                    "translator reads the function before macros are expanded, so that return "
@@ -846,20 +842,16 @@ static void check_macro_returns(Unit *u, AsyncFn *fn)
 static void check_macro_refs(Unit *u, AsyncFn *fn)
 {
     const Vec *refs = sema_macro_refs(u->sema);
-    uint32_t body_from = ts_node_start_byte(fn->body), body_to = ts_node_end_byte(fn->body);
+    size_t nvars;
+    RefAt *vars = vars_by_place(fn, &nvars);
     for (int i = 0; i < refs->len; i++) {
         const SemaRef *r = refs->items[i];
-        if (r->expanded <= body_from || r->expanded >= body_to)
+        if (!in_body(fn, r->expanded))
             continue;
-        Var *v = NULL;
-        for (int j = 0; j < fn->vars.len && !v; j++)
-            if (ts_node_start_byte(((Var *)fn->vars.items[j])->ident) == r->decl)
-                v = fn->vars.items[j];
+        Var *v = var_at(vars, nvars, r->decl);
         if (!v || !v->hoisted)
             continue;
-        TSNode at = ts_node_descendant_for_byte_range(ts_tree_root_node(u->tree), r->expanded,
-                                                      r->expanded);
-        char *name = type_is(at, "identifier") ? parse_text(u, at) : xstrdup("this macro");
+        char *name = parse_macro_name_at(u, r->expanded);
         diag_error(&u->src, r->expanded,
                    "'%s' uses '%s' inside its expansion, and '%s' is kept in the frame (%s); the "
                    "translator reads the function before macros are expanded, so it cannot "
@@ -869,6 +861,7 @@ static void check_macro_refs(Unit *u, AsyncFn *fn)
         diag_note(&u->src, ts_node_start_byte(v->ident), "'%s' is declared here", r->name);
         free(name);
     }
+    free(vars);
 }
 
 
@@ -902,7 +895,6 @@ static int cmp_u32(const void *a, const void *b)
 static void check_names_agree(Unit *u, AsyncFn *fn)
 {
     const Vec *uses = sema_names(u->sema);
-    uint32_t body_from = ts_node_start_byte(fn->body), body_to = ts_node_end_byte(fn->body);
     /* Where clang resolved a name in the body, sorted, for the other way
      * round below; and the translator's references by where they start
      * (no walks down the tree, which a deep expression makes long). */
@@ -910,7 +902,7 @@ static void check_names_agree(Unit *u, AsyncFn *fn)
     size_t nnamed = 0, nrefs = 0;
     for (int i = 0; i < uses->len; i++) {
         const SemaRef *r = uses->items[i];
-        if (r->expanded > body_from && r->expanded < body_to)
+        if (in_body(fn, r->expanded))
             named[nnamed++] = r->expanded;
     }
     qsort(named, nnamed, sizeof *named, cmp_u32);
@@ -947,7 +939,7 @@ static void check_names_agree(Unit *u, AsyncFn *fn)
     free(named);
     for (int i = 0; i < uses->len; i++) {
         const SemaRef *r = uses->items[i];
-        if (r->expanded <= body_from || r->expanded >= body_to)
+        if (!in_body(fn, r->expanded))
             continue;
         Var *cv = r->decl == UINT32_MAX ? NULL : var_at(vars, nvars, r->decl);
         if (!cv && r->decl != UINT32_MAX)
@@ -999,10 +991,9 @@ static void check_names_agree(Unit *u, AsyncFn *fn)
 static void spelled_args(Unit *u, AsyncFn *fn)
 {
     const Vec *args = sema_spelled_args(u->sema);
-    uint32_t body_from = ts_node_start_byte(fn->body), body_to = ts_node_end_byte(fn->body);
     for (int i = 0; i < args->len; i++) {
         const SemaSpelled *a = args->items[i];
-        if (a->from <= body_from || a->to >= body_to)
+        if (!in_body(fn, a->from) || !in_body(fn, a->to))
             continue;
         /* An await in it runs once, where the translator hoists it. */
         for (int j = 0; j < fn->awaits.len; j++) {
@@ -1157,13 +1148,7 @@ static bool local_type(Unit *u, AsyncFn *fn, TSNode type)
             break;
         TSSymbol nt = ts_node_symbol(n);
         if (SYM_IS(t, "type_identifier") && SYM_IS(nt, "type_definition")) {
-            /* The name it defines: `pair`, or `fn_t` in `(*fn_t)(void)`. */
-            TSNode d = child_by_field(n, "declarator");
-            while (!ts_node_is_null(d) && !type_is(d, "type_identifier"))
-                d = !ts_node_is_null(child_by_field(d, "declarator")) ? child_by_field(d, "declarator")
-                    : type_is(d, "parenthesized_declarator") && ts_node_named_child_count(d)
-                        ? ts_node_named_child(d, 0)
-                        : (TSNode){0};
+            TSNode d = typedef_name(child_by_field(n, "declarator"));
             if (!ts_node_is_null(d) && ts_node_end_byte(d) - ts_node_start_byte(d) ==
                                            ts_node_end_byte(name) - ts_node_start_byte(name) &&
                 !memcmp(u->src.text + ts_node_start_byte(d), u->src.text + ts_node_start_byte(name),

@@ -955,8 +955,7 @@ static void lower_block(Lower *L, TSNode s, const char *ind)
 static TSNode loop_of(Lower *L, TSNode n)
 {
     for (TSNode p = parse_parent(L->u, n); !ts_node_is_null(p); p = parse_parent(L->u, p))
-        if (type_is(p, "while_statement") || type_is(p, "for_statement") ||
-            type_is(p, "do_statement"))
+        if (parse_is_loop(p))
             return p;
     return (TSNode){0};
 }
@@ -978,7 +977,7 @@ static void check_macro_continues(Lower *L, TSNode body)
                                                       j->expanded);
         if (!ts_node_eq(loop_of(L, at), loop))
             continue;
-        char *name = type_is(at, "identifier") ? parse_text(L->u, at) : xstrdup("this macro");
+        char *name = parse_macro_name_at(L->u, j->expanded);
         diag_error(&L->u->src, j->expanded,
                    "'%s' continues the loop inside its expansion; the translator rewrites this "
                    "loop around its awaits, and a continue it cannot see (it reads the function "

@@ -42,6 +42,17 @@ char *parse_text(const Unit *u, TSNode n)
     return xstrndup(u->src.text + s, e - s);
 }
 
+bool parse_is_loop(TSNode n)
+{
+    return type_is(n, "while_statement") || type_is(n, "for_statement") || type_is(n, "do_statement");
+}
+
+char *parse_macro_name_at(const Unit *u, uint32_t at)
+{
+    TSNode n = ts_node_descendant_for_byte_range(ts_tree_root_node(u->tree), at, at);
+    return type_is(n, "identifier") ? parse_text(u, n) : xstrdup("this macro");
+}
+
 char *parse_type_tag(const Unit *u, TSNode type)
 {
     TSNode tag = child_by_field(type, "name");

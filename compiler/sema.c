@@ -457,6 +457,13 @@ static void macro_profile(Sema *s, CXCursor def, int depth, MacroProf *mp)
 /* A use of a function-like macro in the file (a macro expansion cursor):
  * records the arguments whose parameter the macro's body makes a string of
  * (`#p`), pastes (`p ## q`), or does not evaluate exactly once. */
+/* Whether the argument for parameter p needs a look: the body makes a
+ * string of it, pastes it, or does not evaluate it exactly once. */
+static bool noteworthy(const MacroProf *mp, unsigned p)
+{
+    return mp->how[p] || mp->uses[p] != 1 || mp->conditional[p];
+}
+
 static void record_spelled(Sema *s, CXCursor use)
 {
     CXCursor def = clang_getCursorReferenced(use);
@@ -464,56 +471,52 @@ static void record_spelled(Sema *s, CXCursor use)
         return;
     MacroProf mp;
     macro_profile(s, def, 0, &mp);
-    unsigned np = mp.np;
-    char **params = mp.params;
-    unsigned char *how = mp.how;
-    int *uses = mp.uses;
-    bool *conditional = mp.conditional;
     bool any = false;
-    for (unsigned p = 0; p < np; p++)
-        any |= how[p] || uses[p] != 1 || conditional[p];
-    if (any) {
-        /* NAME ( arg , arg ) at the use: split at the top-level commas */
-        CXToken *ut;
-        unsigned un;
-        clang_tokenize(s->tu, clang_getCursorExtent(use), &ut, &un);
-        char *name = un ? token_text(s->tu, ut[0]) : xstrdup("?");
-        unsigned arg = 0, depth = 0, first = 2;
-        for (unsigned t = 2; t < un; t++) {
-            bool open = token_is(s->tu, ut[t], "("), close = token_is(s->tu, ut[t], ")");
-            bool comma = token_is(s->tu, ut[t], ",");
-            if (open)
-                depth++;
-            if ((close && depth == 0) || (comma && depth == 0)) {
-                unsigned p = param_of_arg(&mp, arg);
-                if (p < np && (how[p] || uses[p] != 1 || conditional[p]) && t > first) {
-                    unsigned a, b;
-                    clang_getFileLocation(clang_getRangeStart(clang_getTokenExtent(s->tu, ut[first])),
-                                          NULL, NULL, NULL, &a);
-                    clang_getFileLocation(clang_getRangeEnd(clang_getTokenExtent(s->tu, ut[t - 1])),
-                                          NULL, NULL, NULL, &b);
-                    SemaSpelled *sp = xcalloc(1, sizeof *sp);
-                    sp->from = a;
-                    sp->to = b;
-                    sp->stringified = how[p] & 1;
-                    sp->pasted = how[p] & 2;
-                    sp->uses = uses[p];
-                    sp->conditional = conditional[p];
-                    sp->macro = xstrdup(name);
-                    vec_push(&s->spelled, sp);
-                }
-                arg++;
-                first = t + 1;
-                if (close)
-                    break;
-            } else if (close) {
-                depth--;
-            }
-        }
-        free(name);
-        clang_disposeTokens(s->tu, ut, un);
+    for (unsigned p = 0; p < mp.np; p++)
+        any |= noteworthy(&mp, p);
+    if (!any) {
+        prof_free(&mp);
+        return;
     }
-    (void)params;
+    /* NAME ( arg , arg ) at the use: split at the top-level commas */
+    CXToken *ut;
+    unsigned un;
+    clang_tokenize(s->tu, clang_getCursorExtent(use), &ut, &un);
+    char *name = un ? token_text(s->tu, ut[0]) : xstrdup("?");
+    unsigned arg = 0, depth = 0, first = 2;
+    for (unsigned t = 2; t < un; t++) {
+        bool open = token_is(s->tu, ut[t], "("), close = token_is(s->tu, ut[t], ")");
+        bool comma = token_is(s->tu, ut[t], ",");
+        if (open)
+            depth++;
+        if ((close && depth == 0) || (comma && depth == 0)) {
+            unsigned p = param_of_arg(&mp, arg);
+            if (p < mp.np && noteworthy(&mp, p) && t > first) {
+                unsigned a, b;
+                clang_getFileLocation(clang_getRangeStart(clang_getTokenExtent(s->tu, ut[first])),
+                                      NULL, NULL, NULL, &a);
+                clang_getFileLocation(clang_getRangeEnd(clang_getTokenExtent(s->tu, ut[t - 1])),
+                                      NULL, NULL, NULL, &b);
+                SemaSpelled *sp = xcalloc(1, sizeof *sp);
+                sp->from = a;
+                sp->to = b;
+                sp->stringified = mp.how[p] & 1;
+                sp->pasted = mp.how[p] & 2;
+                sp->uses = mp.uses[p];
+                sp->conditional = mp.conditional[p];
+                sp->macro = xstrdup(name);
+                vec_push(&s->spelled, sp);
+            }
+            arg++;
+            first = t + 1;
+            if (close)
+                break;
+        } else if (close) {
+            depth--;
+        }
+    }
+    free(name);
+    clang_disposeTokens(s->tu, ut, un);
     prof_free(&mp);
 }
 
