@@ -264,12 +264,26 @@ static void layout_join(Unit *u, Frame *f, Await *aw)
 
 /* The number in the first parentheses after `word` in the source bytes
  * [from, to) (`_Alignas(16)`, `aligned(16)`), or 0. */
+/* Whether the text in [from, to) contains `word`. */
+static bool strstr_n(Unit *u, uint32_t from, uint32_t to, const char *word)
+{
+    char *t = xstrndup(u->src.text + from, to - from);
+    bool found = strstr(t, word) != NULL;
+    free(t);
+    return found;
+}
+
 static long number_in_parens(Unit *u, uint32_t from, uint32_t to, const char *word)
 {
     char *t = xstrndup(u->src.text + from, to - from);
     const char *at = strstr(t, word);
     const char *open = at ? strchr(at, '(') : NULL;
-    long n = open ? strtol(open + 1, NULL, 0) : 0;
+    char *end = NULL;
+    long n = open ? strtol(open + 1, &end, 0) : 0;
+    while (end && (*end == ' ' || *end == '\t' || *end == '\n'))
+        end++;
+    if (!end || *end != ')')
+        n = 0; /* `_Alignas(2 * 8)`, `aligned(LINE)`: not a plain number */
     free(t);
     return n;
 }
@@ -287,6 +301,8 @@ void layout_fn(Unit *u, AsyncFn *fn)
         int64_t size = ti ? ti->size : -1, align = ti ? ti->align : -1;
         if (v->is_param && ti && strchr(ti->spelling, '['))
             size = align = (int64_t)sizeof(void *); /* an array parameter is a pointer */
+        /* The first alignment written other than as a number, if any. */
+        uint32_t unread = UINT32_MAX;
         for (uint32_t k = 0; k < ts_node_child_count(v->decl); k++) {
             /* _Alignas(N) in the declaration raises the field's alignment. */
             TSNode q = ts_node_child(v->decl, k);
@@ -296,6 +312,8 @@ void layout_fn(Unit *u, AsyncFn *fn)
                 long n = number_in_parens(u, ts_node_start_byte(a), ts_node_end_byte(a), "");
                 if (n > align)
                     align = n;
+                if (n <= 0 && unread == UINT32_MAX)
+                    unread = ts_node_start_byte(a);
             }
         }
         /* So does aligned(N) among the attributes after the declarator,
@@ -307,7 +325,18 @@ void layout_fn(Unit *u, AsyncFn *fn)
             long n = number_in_parens(u, span[0], span[1], "aligned");
             if (n > align)
                 align = n;
+            if (n <= 0 && unread == UINT32_MAX && strstr_n(u, span[0], span[1], "aligned"))
+                unread = span[0];
         }
+        /* Bytes standing in for a type declared in the function carry the
+         * alignment as a number; one written as a type or a name is kept
+         * as written elsewhere, but cannot be read here. */
+        if (v->local_type && unread != UINT32_MAX)
+            diag_error(&u->src, unread,
+                       "'%s' lives across an await and its declaration names a type declared "
+                       "in the function, so the frame holds it as bytes, whose alignment must "
+                       "be a number (write _Alignas(N), or declare the type at file scope)",
+                       v->name);
         Slot *s = add_slot(f, v->is_param ? SLOT_PARAM : SLOT_LOCAL, xstrdup(v->field),
                            var_field_decl(u, fn, v, &attrs, align), size, align,
                            (int)ts_node_start_point(v->ident).row + 1);

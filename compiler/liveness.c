@@ -1125,18 +1125,20 @@ static void check_vla_alloca(Unit *u, AsyncFn *fn)
     ts_tree_cursor_delete(&c);
 }
 
-/* Whether a variable's type specifier names a type declared inside the
- * function, which a frame declared at file scope cannot name. */
+/* Whether a type specifier, or a name that may be a typedef name (an
+ * identifier: tree-sitter reads `sizeof(pair)` and `_Alignas(pair)` as
+ * expressions), names a type declared inside the function, which a frame
+ * declared at file scope cannot name. */
 static bool local_type(Unit *u, AsyncFn *fn, TSNode type)
 {
     TSSymbol t = ts_node_symbol(type);
     bool tagged = SYM_IS(t, "struct_specifier") || SYM_IS(t, "union_specifier") ||
                   SYM_IS(t, "enum_specifier");
+    bool named = SYM_IS(t, "type_identifier") || SYM_IS(t, "identifier");
     if (tagged && ts_node_named_child_count(type) > 0 &&
         !ts_node_is_null(child_by_field(type, "body")))
         return true; /* defined right here, in the declaration */
-    TSNode name = tagged ? child_by_field(type, "name")
-                         : (SYM_IS(t, "type_identifier") ? type : (TSNode){0});
+    TSNode name = tagged ? child_by_field(type, "name") : (named ? type : (TSNode){0});
     if (ts_node_is_null(name))
         return false;
     /* Is that name (typedef or tag) declared in the body before the use? */
@@ -1147,7 +1149,7 @@ static bool local_type(Unit *u, AsyncFn *fn, TSNode type)
         if (ts_node_start_byte(n) >= ts_node_start_byte(type))
             break;
         TSSymbol nt = ts_node_symbol(n);
-        if (SYM_IS(t, "type_identifier") && SYM_IS(nt, "type_definition")) {
+        if (named && SYM_IS(nt, "type_definition")) {
             TSNode d = typedef_name(child_by_field(n, "declarator"));
             if (!ts_node_is_null(d) && ts_node_end_byte(d) - ts_node_start_byte(d) ==
                                            ts_node_end_byte(name) - ts_node_start_byte(name) &&
@@ -1216,14 +1218,45 @@ static char *local_type_name(Unit *u, Var *v)
     return buf_take(&b);
 }
 
+/* Whether v's declaration names a type declared inside the function
+ * anywhere but in its initialiser: in its type specifier (`pair p`), its
+ * declarator (`int (*f)(pair)`, `char b[sizeof(pair)]`) or a qualifier
+ * (`_Alignas(pair)`). */
+static bool mentions_local_type(Unit *u, AsyncFn *fn, Var *v)
+{
+    TSNode type = child_by_field(v->decl, "type");
+    if (!ts_node_is_null(type) && local_type(u, fn, type))
+        return true;
+    bool found = false;
+    for (uint32_t i = 0; i < ts_node_child_count(v->decl) && !found; i++) {
+        TSNode c = ts_node_child(v->decl, i);
+        if (parse_is_declarator(c) && !ts_node_eq(c, v->declarator))
+            continue; /* another variable's, in `pair a, *b;` */
+        if (type_is(c, "init_declarator"))
+            c = child_by_field(c, "declarator");
+        TSTreeCursor k = ts_tree_cursor_new(c);
+        do {
+            TSNode n = ts_tree_cursor_current_node(&k);
+            TSSymbol t = ts_node_symbol(n);
+            if (ts_node_eq(n, v->ident) || ts_node_eq(n, type) ||
+                !(SYM_IS(t, "type_identifier") || SYM_IS(t, "identifier") ||
+                  SYM_IS(t, "struct_specifier") || SYM_IS(t, "union_specifier") ||
+                  SYM_IS(t, "enum_specifier")))
+                continue;
+            found = local_type(u, fn, n);
+        } while (!found && cursor_advance(&k, true));
+        ts_tree_cursor_delete(&k);
+    }
+    return found;
+}
+
 static void frame_types(Unit *u, AsyncFn *fn)
 {
     for (int i = 0; i < fn->vars.len; i++) {
         Var *v = fn->vars.items[i];
         if (!v->hoisted || v->is_param)
             continue;
-        TSNode type = child_by_field(v->decl, "type");
-        if (!ts_node_is_null(type) && local_type(u, fn, type))
+        if (mentions_local_type(u, fn, v))
             v->local_type = local_type_name(u, v);
         if (strncmp(v->name, "ac_", 3) == 0)
             diag_error(&u->src, ts_node_start_byte(v->ident),
