@@ -328,6 +328,9 @@ bool parse_is_await(const Unit *u, TSNode n);
 bool parse_is_call_to(const Unit *u, TSNode n, const char *name);
 /* True if n is a while, for or do statement. */
 bool parse_is_loop(TSNode n);
+/* True if the type specifier `type` (may be null) leaves the type to the
+ * compiler: typeof(...), __typeof__(...) or __auto_type. */
+bool parse_is_inferred_type(Unit *u, TSNode type);
 /* The name of the macro used at byte `at` (where clang expanded it), or
  * "this macro". Owned by the caller. */
 char *parse_macro_name_at(const Unit *u, uint32_t at);

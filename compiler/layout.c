@@ -128,12 +128,7 @@ static char *var_field_decl(Unit *u, AsyncFn *fn, Var *v, const Vec *attrs, int6
                              (long long)ti->size);
     }
     TSNode type = child_by_field(v->decl, "type");
-    bool inferred = !ts_node_is_null(type) &&
-                    ((type_is(type, "macro_type_specifier") &&
-                      (parse_eq(u, child_by_field(type, "name"), "typeof") ||
-                       parse_eq(u, child_by_field(type, "name"), "__typeof__") ||
-                       parse_eq(u, child_by_field(type, "name"), "__typeof"))) ||
-                     (type_is(type, "type_identifier") && parse_eq(u, type, "__auto_type")));
+    bool inferred = parse_is_inferred_type(u, type);
     TSNode d = v->declarator;
     if (type_is(d, "init_declarator"))
         d = child_by_field(d, "declarator");

@@ -25,6 +25,7 @@
  */
 #include "compiler.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1125,6 +1126,33 @@ static void check_vla_alloca(Unit *u, AsyncFn *fn)
     ts_tree_cursor_delete(&c);
 }
 
+/* Whether a typedef (tag NULL) or a struct, union or enum tag (tag
+ * "struct_specifier" etc.) spelled name[0..len) is declared in fn's body
+ * before byte `before`. */
+static bool declared_in_body(Unit *u, AsyncFn *fn, uint32_t before, const char *name, size_t len,
+                             const char *tag)
+{
+    TSTreeCursor c = ts_tree_cursor_new(fn->body);
+    bool found = false;
+    for (;;) {
+        TSNode n = ts_tree_cursor_current_node(&c);
+        if (ts_node_start_byte(n) >= before)
+            break;
+        TSSymbol nt = ts_node_symbol(n);
+        TSNode d = {0};
+        if (!tag && SYM_IS(nt, "type_definition"))
+            d = typedef_name(child_by_field(n, "declarator"));
+        else if (tag && !strcmp(ts_node_type(n), tag) && !ts_node_is_null(child_by_field(n, "body")))
+            d = child_by_field(n, "name");
+        found = !ts_node_is_null(d) && ts_node_end_byte(d) - ts_node_start_byte(d) == len &&
+                !memcmp(u->src.text + ts_node_start_byte(d), name, len);
+        if (found || !cursor_advance(&c, true))
+            break;
+    }
+    ts_tree_cursor_delete(&c);
+    return found;
+}
+
 /* Whether a type specifier, or a name that may be a typedef name (an
  * identifier: tree-sitter reads `sizeof(pair)` and `_Alignas(pair)` as
  * expressions), names a type declared inside the function, which a frame
@@ -1141,35 +1169,36 @@ static bool local_type(Unit *u, AsyncFn *fn, TSNode type)
     TSNode name = tagged ? child_by_field(type, "name") : (named ? type : (TSNode){0});
     if (ts_node_is_null(name))
         return false;
-    /* Is that name (typedef or tag) declared in the body before the use? */
-    TSTreeCursor c = ts_tree_cursor_new(fn->body);
-    bool found = false;
-    for (;;) {
-        TSNode n = ts_tree_cursor_current_node(&c);
-        if (ts_node_start_byte(n) >= ts_node_start_byte(type))
-            break;
-        TSSymbol nt = ts_node_symbol(n);
-        if (named && SYM_IS(nt, "type_definition")) {
-            TSNode d = typedef_name(child_by_field(n, "declarator"));
-            if (!ts_node_is_null(d) && ts_node_end_byte(d) - ts_node_start_byte(d) ==
-                                           ts_node_end_byte(name) - ts_node_start_byte(name) &&
-                !memcmp(u->src.text + ts_node_start_byte(d), u->src.text + ts_node_start_byte(name),
-                        ts_node_end_byte(name) - ts_node_start_byte(name)))
-                found = true;
-        } else if (tagged && nt == t && /* struct_specifier etc. have one symbol each */
-                   !ts_node_is_null(child_by_field(n, "body"))) {
-            TSNode nn = child_by_field(n, "name");
-            if (!ts_node_is_null(nn) && ts_node_end_byte(nn) - ts_node_start_byte(nn) ==
-                                            ts_node_end_byte(name) - ts_node_start_byte(name) &&
-                !memcmp(u->src.text + ts_node_start_byte(nn), u->src.text + ts_node_start_byte(name),
-                        ts_node_end_byte(name) - ts_node_start_byte(name)))
-                found = true;
+    return declared_in_body(u, fn, ts_node_start_byte(type), u->src.text + ts_node_start_byte(name),
+                            ts_node_end_byte(name) - ts_node_start_byte(name),
+                            tagged ? ts_node_type(type) : NULL);
+}
+
+/* Whether clang's spelling of a type names one declared in fn's body
+ * before byte `before`: a tag after struct, union or enum, or another name
+ * (a typedef; keywords are declared nowhere). */
+static bool spelling_names_local(Unit *u, AsyncFn *fn, uint32_t before, const char *spelling)
+{
+    const char *tag = NULL;
+    for (const char *p = spelling; *p;) {
+        if (!(isalpha((unsigned char)*p) || *p == '_')) {
+            p++;
+            continue;
         }
-        if (found || !cursor_advance(&c, true))
-            break;
+        const char *q = p;
+        while (isalnum((unsigned char)*q) || *q == '_')
+            q++;
+        size_t len = (size_t)(q - p);
+        const char *kind = len == 6 && !memcmp(p, "struct", 6) ? "struct_specifier"
+                           : len == 5 && !memcmp(p, "union", 5) ? "union_specifier"
+                           : len == 4 && !memcmp(p, "enum", 4)  ? "enum_specifier"
+                                                                : NULL;
+        if (!kind && declared_in_body(u, fn, before, p, len, tag))
+            return true;
+        tag = kind;
+        p = q;
     }
-    ts_tree_cursor_delete(&c);
-    return found;
+    return false;
 }
 
 /* The type name of v, whose type is declared inside the function: its
@@ -1256,8 +1285,23 @@ static void frame_types(Unit *u, AsyncFn *fn)
         Var *v = fn->vars.items[i];
         if (!v->hoisted || v->is_param)
             continue;
-        if (mentions_local_type(u, fn, v))
+        const TypeInfo *ti;
+        if (mentions_local_type(u, fn, v)) {
             v->local_type = local_type_name(u, v);
+        } else if (parse_is_inferred_type(u, child_by_field(v->decl, "type")) &&
+                   (ti = sema_var_type(u->sema, ts_node_start_byte(v->ident)))) {
+            /* `__typeof__(pt) p2`, `__auto_type p3 = pt`: the frame needs a
+             * name for the type, clang's; one declared in the function is
+             * for the body only, where it is in scope. */
+            if (strstr(ti->canonical, "(unnamed") || strstr(ti->canonical, "(anonymous"))
+                diag_error(&u->src, ts_node_start_byte(v->ident),
+                           "'%s' lives across an await and its type, inferred from an unnamed "
+                           "struct, union or enum, has no name that its frame field can use "
+                           "(give the type a tag or a typedef name)",
+                           v->name);
+            else if (spelling_names_local(u, fn, ts_node_start_byte(v->decl), ti->canonical))
+                v->local_type = xstrdup(ti->canonical);
+        }
         if (strncmp(v->name, "ac_", 3) == 0)
             diag_error(&u->src, ts_node_start_byte(v->ident),
                        "names starting with 'ac_' are reserved for generated code in async "

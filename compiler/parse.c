@@ -47,6 +47,18 @@ bool parse_is_loop(TSNode n)
     return type_is(n, "while_statement") || type_is(n, "for_statement") || type_is(n, "do_statement");
 }
 
+bool parse_is_inferred_type(Unit *u, TSNode type)
+{
+    if (ts_node_is_null(type))
+        return false;
+    if (type_is(type, "macro_type_specifier")) {
+        TSNode name = child_by_field(type, "name");
+        return parse_eq(u, name, "typeof") || parse_eq(u, name, "__typeof__") ||
+               parse_eq(u, name, "__typeof");
+    }
+    return type_is(type, "type_identifier") && parse_eq(u, type, "__auto_type");
+}
+
 char *parse_macro_name_at(const Unit *u, uint32_t at)
 {
     TSNode n = ts_node_descendant_for_byte_range(ts_tree_root_node(u->tree), at, at);

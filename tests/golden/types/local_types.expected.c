@@ -9,7 +9,8 @@
  * tag), arrays and pointers of such types, a tag that
  * shadows a file-scope one, types declared in an inner block and in a
  * loop body, and local types named only in a declarator (a function
- * pointer's parameter, an array size) or next to a numeric _Alignas. The frame, declared at file scope, cannot name them: each gets
+ * pointer's parameter, an array size) or next to a numeric _Alignas, and
+ * variables whose type __typeof__ or __auto_type takes from a local one. The frame, declared at file scope, cannot name them: each gets
  * raw bytes of the type's size and alignment, which the body, where the
  * type is in scope, reaches through a cast to a pointer to the type.
  */
@@ -19,18 +20,18 @@
 struct point { double unused; }; /* shadowed inside the function below */
 
 
-#line 17 "tests/golden/types/local_types.ac"
+#line 18 "tests/golden/types/local_types.ac"
 /* val: frame of its state machine (8 bytes; asyncc --emit=states) */
 struct val__frame {
-    int v; /* parameter, line 17; live in states 0 3 */
-    struct ac_yield__frame ac_aw3; /* awaited future, line 19; live in states 3 */
+    int v; /* parameter, line 18; live in states 0 3 */
+    struct ac_yield__frame ac_aw3; /* awaited future, line 20; live in states 3 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 static void val__init(void *ac_frame, int v) __attribute__((unused));
 static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_out);
 static void val__drop(struct val__frame *ac_f);
 static const ac_future_vt val__vt __attribute__((unused));
-#line 17 "tests/golden/types/local_types.ac"
+#line 18 "tests/golden/types/local_types.ac"
 static void val__init(void *ac_frame, int v)
 {
     struct val__frame *ac_f = ac_frame;
@@ -38,7 +39,7 @@ static void val__init(void *ac_frame, int v)
     ac_f->ac_state = AC_STATE_UNRESUMED;
 }
 
-#line 17 "tests/golden/types/local_types.ac"
+#line 18 "tests/golden/types/local_types.ac"
 static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_out)
 {
     switch (ac_f->ac_state) {
@@ -49,17 +50,17 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
     default:
         ac__bad_resume("val", ac_f->ac_state);
     }
-#line 19 "tests/golden/types/local_types.ac"
+#line 20 "tests/golden/types/local_types.ac"
     ac_yield__init(&ac_f->ac_aw3);
     ac_f->ac_state = 3;
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 20 "tests/golden/types/local_types.ac"
+#line 21 "tests/golden/types/local_types.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
 }
-#line 17 "tests/golden/types/local_types.ac"
+#line 18 "tests/golden/types/local_types.ac"
 static void val__drop(struct val__frame *ac_f)
 {
     switch (ac_f->ac_state) {
@@ -95,40 +96,40 @@ __attribute__((unused)) static int val(int v)
 static const ac_future_vt val__vt __attribute__((unused)) = {
     sizeof(struct val__frame), _Alignof(struct val__frame), sizeof(int), val__vpoll, val__vdrop, "val",
 };
-#line 21 "tests/golden/types/local_types.ac"
+#line 22 "tests/golden/types/local_types.ac"
 
 
 
-#line 23 "tests/golden/types/local_types.ac"
+#line 24 "tests/golden/types/local_types.ac"
 /* shapes: frame of its state machine (88 bytes; asyncc --emit=states) */
 struct shapes__frame {
     union {
-        _Alignas(8) unsigned char where[8]; /* local, line 26; live in states 3 */
-        int total; /* local, line 40; live in states 5 */
-        struct val__frame ac_aw4; /* awaited future, line 39; live in states 4 */
+        _Alignas(8) unsigned char where[8]; /* local, line 27; live in states 3 */
+        int total; /* local, line 41; live in states 5 */
+        struct val__frame ac_aw4; /* awaited future, line 40; live in states 4 */
     };
     union {
-        int n; /* parameter, line 23; live in states 0 */
-        _Alignas(8) unsigned char pp[8]; /* local, line 33; live in states 3 4 */
-        _Alignas(4) unsigned char k[4]; /* local, line 42; live in states 5 */
+        int n; /* parameter, line 24; live in states 0 */
+        _Alignas(8) unsigned char pp[8]; /* local, line 34; live in states 3 4 */
+        _Alignas(4) unsigned char k[4]; /* local, line 43; live in states 5 */
     };
-    _Alignas(4) unsigned char ps[24]; /* local, line 32; live in states 3 4 5 */
+    _Alignas(4) unsigned char ps[24]; /* local, line 33; live in states 3 4 5 */
     union {
-        _Alignas(4) unsigned char r[12]; /* local, line 31; live in states 3 4 */
-        struct val__frame ac_aw5; /* awaited future, line 43; live in states 5 */
+        _Alignas(4) unsigned char r[12]; /* local, line 32; live in states 3 4 */
+        struct val__frame ac_aw5; /* awaited future, line 44; live in states 5 */
     };
-    _Alignas(4) unsigned char pt[8]; /* local, line 26; live in states 3 4 5 */
-    _Alignas(4) unsigned char fixed[8]; /* local, line 34; live in states 3 */
-    struct val__frame ac_aw3; /* awaited future, line 37; live in states 3 */
-    _Alignas(4) unsigned char uu[4]; /* local, line 27; live in states 3 4 */
-    _Alignas(4) unsigned char c[4]; /* local, line 28; live in states 3 4 */
+    _Alignas(4) unsigned char pt[8]; /* local, line 27; live in states 3 4 5 */
+    _Alignas(4) unsigned char fixed[8]; /* local, line 35; live in states 3 */
+    struct val__frame ac_aw3; /* awaited future, line 38; live in states 3 */
+    _Alignas(4) unsigned char uu[4]; /* local, line 28; live in states 3 4 */
+    _Alignas(4) unsigned char c[4]; /* local, line 29; live in states 3 4 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 static void shapes__init(void *ac_frame, int n) __attribute__((unused));
 static ac_poll_t shapes__poll(struct shapes__frame *ac_f, ac_context *ac_cx, int *ac_out);
 static void shapes__drop(struct shapes__frame *ac_f);
 static const ac_future_vt shapes__vt __attribute__((unused));
-#line 23 "tests/golden/types/local_types.ac"
+#line 24 "tests/golden/types/local_types.ac"
 static void shapes__init(void *ac_frame, int n)
 {
     struct shapes__frame *ac_f = ac_frame;
@@ -136,7 +137,7 @@ static void shapes__init(void *ac_frame, int n)
     ac_f->ac_state = AC_STATE_UNRESUMED;
 }
 
-#line 23 "tests/golden/types/local_types.ac"
+#line 24 "tests/golden/types/local_types.ac"
 static ac_poll_t shapes__poll(struct shapes__frame *ac_f, ac_context *ac_cx, int *ac_out)
 {
     int ac_t1;
@@ -154,18 +155,18 @@ static ac_poll_t shapes__poll(struct shapes__frame *ac_f, ac_context *ac_cx, int
     default:
         ac__bad_resume("shapes", ac_f->ac_state);
     }
-#line 25 "tests/golden/types/local_types.ac"
+#line 26 "tests/golden/types/local_types.ac"
     typedef struct { int a, b; } pair;
     struct point { int x, y; };
-#line 26 "tests/golden/types/local_types.ac"
+#line 27 "tests/golden/types/local_types.ac"
     { struct point ac_init = {3, 4}; __builtin_memcpy(&ac_f->pt, &ac_init, sizeof ac_f->pt); }
-#line 26 "tests/golden/types/local_types.ac"
+#line 27 "tests/golden/types/local_types.ac"
     { struct point *ac_init = &(*(struct point *)ac_f->pt); __builtin_memcpy(&ac_f->where, &ac_init, sizeof ac_f->where); }
-#line 26 "tests/golden/types/local_types.ac"
+#line 27 "tests/golden/types/local_types.ac"
     /* defined in the declaration */
     union u { int i; unsigned char bytes[4]; };
     enum color { RED = 7, GREEN, BLUE };
-#line 28 "tests/golden/types/local_types.ac"
+#line 29 "tests/golden/types/local_types.ac"
     { enum color ac_init = GREEN; __builtin_memcpy(&ac_f->c, &ac_init, sizeof ac_f->c); }
     enum { N = 3 };
     typedef int row[N];
@@ -180,7 +181,7 @@ static ac_poll_t shapes__poll(struct shapes__frame *ac_f, ac_context *ac_cx, int
 ac_resume_3:
     if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
-#line 37 "tests/golden/types/local_types.ac"
+#line 38 "tests/golden/types/local_types.ac"
     (void)ac_t1;
     (*(struct point **)ac_f->where)->x += (*(const pair *)ac_f->fixed).a;
     val__init(&ac_f->ac_aw4, 100);
@@ -188,35 +189,35 @@ ac_resume_3:
 ac_resume_4:
     if (val__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
-#line 39 "tests/golden/types/local_types.ac"
+#line 40 "tests/golden/types/local_types.ac"
     (*(pair **)ac_f->pp)->b += ac_t2;
     ac_f->total = (*(struct point *)ac_f->pt).x + (*(struct point *)ac_f->pt).y + (*(__typeof__(pair [3]) *)ac_f->ps)[2].a + (*(__typeof__(pair [3]) *)ac_f->ps)[1].b + (int)(*(enum color *)ac_f->c) + (*(row *)ac_f->r)[2] + ((*(union u *)ac_f->uu).i != 0);
     ac_f->total += (int)(sizeof (*(__typeof__(pair [3]) *)ac_f->ps) / sizeof (*(__typeof__(pair [3]) *)ac_f->ps)[0]) + (int)sizeof (*(struct point *)ac_f->pt);
     {
-#line 42 "tests/golden/types/local_types.ac"
+#line 43 "tests/golden/types/local_types.ac"
     { enum color ac_init = RED; __builtin_memcpy(&ac_f->k, &ac_init, sizeof ac_f->k); }
     for (;;) {
     if (!((*(enum color *)ac_f->k) <= BLUE))
         break;
  {
-#line 43 "tests/golden/types/local_types.ac"
+#line 44 "tests/golden/types/local_types.ac"
         val__init(&ac_f->ac_aw5, (*(enum color *)ac_f->k) == BLUE);
         ac_f->ac_state = 5;
 ac_resume_5:
         if (val__poll(&ac_f->ac_aw5, ac_cx, &ac_t3) == AC_PENDING)
             return AC_PENDING;
-#line 43 "tests/golden/types/local_types.ac"
+#line 44 "tests/golden/types/local_types.ac"
         ac_f->total += ac_t3;
     }
-#line 42 "tests/golden/types/local_types.ac"
+#line 43 "tests/golden/types/local_types.ac"
     (*(enum color *)ac_f->k)++;
     }
     }
-#line 44 "tests/golden/types/local_types.ac"
+#line 45 "tests/golden/types/local_types.ac"
     { *ac_out = ac_f->total; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("shapes");
 }
-#line 23 "tests/golden/types/local_types.ac"
+#line 24 "tests/golden/types/local_types.ac"
 static void shapes__drop(struct shapes__frame *ac_f)
 {
     switch (ac_f->ac_state) {
@@ -258,31 +259,31 @@ __attribute__((unused)) static int shapes(int n)
 static const ac_future_vt shapes__vt __attribute__((unused)) = {
     sizeof(struct shapes__frame), _Alignof(struct shapes__frame), sizeof(int), shapes__vpoll, shapes__vdrop, "shapes",
 };
-#line 45 "tests/golden/types/local_types.ac"
+#line 46 "tests/golden/types/local_types.ac"
 
 
 
-#line 47 "tests/golden/types/local_types.ac"
+#line 48 "tests/golden/types/local_types.ac"
 /* inner_blocks: frame of its state machine (48 bytes; asyncc --emit=states) */
 struct inner_blocks__frame {
     union {
-        _Alignas(8) unsigned char a[16]; /* local, line 51; live in states 3 */
-        _Alignas(4) unsigned char e[8]; /* local, line 57; live in states 4 */
-        _Alignas(4) unsigned char tally[12]; /* local, line 61; live in states 5 */
+        _Alignas(8) unsigned char a[16]; /* local, line 52; live in states 3 */
+        _Alignas(4) unsigned char e[8]; /* local, line 58; live in states 4 */
+        _Alignas(4) unsigned char tally[12]; /* local, line 62; live in states 5 */
     };
     union {
-        _Alignas(8) unsigned char b[16]; /* local, line 51; live in states 3 */
-        _Alignas(4) unsigned char other[12]; /* local, line 61; live in states 5 */
-        struct val__frame ac_aw4; /* awaited future, line 58; live in states 4 */
+        _Alignas(8) unsigned char b[16]; /* local, line 52; live in states 3 */
+        _Alignas(4) unsigned char other[12]; /* local, line 62; live in states 5 */
+        struct val__frame ac_aw4; /* awaited future, line 59; live in states 4 */
     };
     union {
-        int n; /* parameter, line 47; live in states 0 3 4 */
-        struct ac_yield__frame ac_aw5; /* awaited future, line 62; live in states 5 */
+        int n; /* parameter, line 48; live in states 0 3 4 */
+        struct ac_yield__frame ac_aw5; /* awaited future, line 63; live in states 5 */
     };
-    int sum; /* local, line 49; live in states 3 4 5 */
+    int sum; /* local, line 50; live in states 3 4 5 */
     union {
-        int i; /* local, line 55; live in states 4 */
-        struct ac_yield__frame ac_aw3; /* awaited future, line 52; live in states 3 */
+        int i; /* local, line 56; live in states 4 */
+        struct ac_yield__frame ac_aw3; /* awaited future, line 53; live in states 3 */
     };
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
@@ -290,7 +291,7 @@ static void inner_blocks__init(void *ac_frame, int n) __attribute__((unused));
 static ac_poll_t inner_blocks__poll(struct inner_blocks__frame *ac_f, ac_context *ac_cx, int *ac_out);
 static void inner_blocks__drop(struct inner_blocks__frame *ac_f);
 static const ac_future_vt inner_blocks__vt __attribute__((unused));
-#line 47 "tests/golden/types/local_types.ac"
+#line 48 "tests/golden/types/local_types.ac"
 static void inner_blocks__init(void *ac_frame, int n)
 {
     struct inner_blocks__frame *ac_f = ac_frame;
@@ -298,7 +299,7 @@ static void inner_blocks__init(void *ac_frame, int n)
     ac_f->ac_state = AC_STATE_UNRESUMED;
 }
 
-#line 47 "tests/golden/types/local_types.ac"
+#line 48 "tests/golden/types/local_types.ac"
 static ac_poll_t inner_blocks__poll(struct inner_blocks__frame *ac_f, ac_context *ac_cx, int *ac_out)
 {
     int ac_t1;
@@ -314,20 +315,20 @@ static ac_poll_t inner_blocks__poll(struct inner_blocks__frame *ac_f, ac_context
     default:
         ac__bad_resume("inner_blocks", ac_f->ac_state);
     }
-#line 49 "tests/golden/types/local_types.ac"
+#line 50 "tests/golden/types/local_types.ac"
     ac_f->sum = 0;
     {
         struct cell { int v; struct cell *next; };
-#line 51 "tests/golden/types/local_types.ac"
+#line 52 "tests/golden/types/local_types.ac"
         { struct cell ac_init = {1, NULL}; __builtin_memcpy(&ac_f->a, &ac_init, sizeof ac_f->a); }
-#line 51 "tests/golden/types/local_types.ac"
+#line 52 "tests/golden/types/local_types.ac"
         { struct cell ac_init = {2, &(*(struct cell *)ac_f->a)}; __builtin_memcpy(&ac_f->b, &ac_init, sizeof ac_f->b); }
         ac_yield__init(&ac_f->ac_aw3);
         ac_f->ac_state = 3;
 ac_resume_3:
         if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 53 "tests/golden/types/local_types.ac"
+#line 54 "tests/golden/types/local_types.ac"
         ac_f->sum += (*(struct cell *)ac_f->b).v + (*(struct cell *)ac_f->b).next->v;
     }
     for (ac_f->i = 0; ac_f->i < ac_f->n; ac_f->i++) {
@@ -338,26 +339,26 @@ ac_resume_3:
 ac_resume_4:
         if (val__poll(&ac_f->ac_aw4, ac_cx, &ac_t1) == AC_PENDING)
             return AC_PENDING;
-#line 58 "tests/golden/types/local_types.ac"
+#line 59 "tests/golden/types/local_types.ac"
         (void)ac_t1;
         ac_f->sum += (*(entry *)ac_f->e).sq;
     }
-    struct ac_type_61_5 { int count; char label[8]; };
-#line 61 "tests/golden/types/local_types.ac"
-    { struct ac_type_61_5 ac_init = {ac_f->n, "tally"}; __builtin_memcpy(&ac_f->tally, &ac_init, sizeof ac_f->tally); }
-#line 61 "tests/golden/types/local_types.ac"
-    { struct ac_type_61_5 ac_init = {1, "x"}; __builtin_memcpy(&ac_f->other, &ac_init, sizeof ac_f->other); }
+    struct ac_type_62_5 { int count; char label[8]; };
+#line 62 "tests/golden/types/local_types.ac"
+    { struct ac_type_62_5 ac_init = {ac_f->n, "tally"}; __builtin_memcpy(&ac_f->tally, &ac_init, sizeof ac_f->tally); }
+#line 62 "tests/golden/types/local_types.ac"
+    { struct ac_type_62_5 ac_init = {1, "x"}; __builtin_memcpy(&ac_f->other, &ac_init, sizeof ac_f->other); }
     ac_yield__init(&ac_f->ac_aw5);
     ac_f->ac_state = 5;
 ac_resume_5:
     if (ac_yield__poll(&ac_f->ac_aw5, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 63 "tests/golden/types/local_types.ac"
-    ac_f->sum += (*(struct ac_type_61_5 *)ac_f->tally).count + (*(struct ac_type_61_5 *)ac_f->other).count + ((*(struct ac_type_61_5 *)ac_f->tally).label[0] == 't');
+#line 64 "tests/golden/types/local_types.ac"
+    ac_f->sum += (*(struct ac_type_62_5 *)ac_f->tally).count + (*(struct ac_type_62_5 *)ac_f->other).count + ((*(struct ac_type_62_5 *)ac_f->tally).label[0] == 't');
     { *ac_out = ac_f->sum; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("inner_blocks");
 }
-#line 47 "tests/golden/types/local_types.ac"
+#line 48 "tests/golden/types/local_types.ac"
 static void inner_blocks__drop(struct inner_blocks__frame *ac_f)
 {
     switch (ac_f->ac_state) {
@@ -399,30 +400,30 @@ __attribute__((unused)) static int inner_blocks(int n)
 static const ac_future_vt inner_blocks__vt __attribute__((unused)) = {
     sizeof(struct inner_blocks__frame), _Alignof(struct inner_blocks__frame), sizeof(int), inner_blocks__vpoll, inner_blocks__vdrop, "inner_blocks",
 };
-#line 65 "tests/golden/types/local_types.ac"
+#line 66 "tests/golden/types/local_types.ac"
 
 
 struct outer { int o; }; /* file scope: the frame may name it */
 
 
-#line 69 "tests/golden/types/local_types.ac"
+#line 70 "tests/golden/types/local_types.ac"
 /* in_declarators: frame of its state machine (48 bytes; asyncc --emit=states) */
 struct in_declarators__frame {
-    _Alignas(8) unsigned char fp[8]; /* local, line 73; live in states 3 */
-    _Alignas(8) unsigned char aligned[8]; /* local, line 75; live in states 3 */
+    _Alignas(8) unsigned char fp[8]; /* local, line 74; live in states 3 */
+    _Alignas(8) unsigned char aligned[8]; /* local, line 76; live in states 3 */
     union {
-        int n; /* parameter, line 69; live in states 0 */
-        int (*keep)(struct outer *); /* local, line 76; live in states 3 */
+        int n; /* parameter, line 70; live in states 0 */
+        int (*keep)(struct outer *); /* local, line 77; live in states 3 */
     };
-    struct val__frame ac_aw3; /* awaited future, line 77; live in states 3 */
-    _Alignas(1) unsigned char raw[10]; /* local, line 74; live in states 3 */
+    struct val__frame ac_aw3; /* awaited future, line 78; live in states 3 */
+    _Alignas(1) unsigned char raw[10]; /* local, line 75; live in states 3 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 static void in_declarators__init(void *ac_frame, int n) __attribute__((unused));
 static ac_poll_t in_declarators__poll(struct in_declarators__frame *ac_f, ac_context *ac_cx, int *ac_out);
 static void in_declarators__drop(struct in_declarators__frame *ac_f);
 static const ac_future_vt in_declarators__vt __attribute__((unused));
-#line 69 "tests/golden/types/local_types.ac"
+#line 70 "tests/golden/types/local_types.ac"
 static void in_declarators__init(void *ac_frame, int n)
 {
     struct in_declarators__frame *ac_f = ac_frame;
@@ -430,7 +431,7 @@ static void in_declarators__init(void *ac_frame, int n)
     ac_f->ac_state = AC_STATE_UNRESUMED;
 }
 
-#line 69 "tests/golden/types/local_types.ac"
+#line 70 "tests/golden/types/local_types.ac"
 static ac_poll_t in_declarators__poll(struct in_declarators__frame *ac_f, ac_context *ac_cx, int *ac_out)
 {
     int ac_t1;
@@ -442,30 +443,30 @@ static ac_poll_t in_declarators__poll(struct in_declarators__frame *ac_f, ac_con
     default:
         ac__bad_resume("in_declarators", ac_f->ac_state);
     }
-#line 71 "tests/golden/types/local_types.ac"
+#line 72 "tests/golden/types/local_types.ac"
     typedef struct { int a, b; } pair;
     struct tag { short s; };
     { int (*ac_init)(pair *) = NULL; __builtin_memcpy(&ac_f->fp, &ac_init, sizeof ac_f->fp); }
-#line 73 "tests/golden/types/local_types.ac"
+#line 74 "tests/golden/types/local_types.ac"
     /* the function's type only inside the () */
     { char ac_init[sizeof(pair) + sizeof(struct tag)] = {1}; __builtin_memcpy(&ac_f->raw, &ac_init, sizeof ac_f->raw); }
     { _Alignas(8) pair ac_init = {ac_f->n, ac_f->n + 1}; __builtin_memcpy(&ac_f->aligned, &ac_init, sizeof ac_f->aligned); }
     ac_f->keep = NULL;
-#line 76 "tests/golden/types/local_types.ac"
+#line 77 "tests/golden/types/local_types.ac"
     /* names no local type: kept as written */
     val__init(&ac_f->ac_aw3, 0);
     ac_f->ac_state = 3;
 ac_resume_3:
     if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
-#line 77 "tests/golden/types/local_types.ac"
+#line 78 "tests/golden/types/local_types.ac"
     (void)ac_t1;
     int total = ((*(__typeof__(int (*)(pair *)) *)ac_f->fp) == NULL) + (ac_f->keep == NULL) + (int)sizeof (*(__typeof__(char [sizeof(pair) + sizeof(struct tag)]) *)ac_f->raw) + (*(__typeof__(char [sizeof(pair) + sizeof(struct tag)]) *)ac_f->raw)[0];
     total += (*(pair *)ac_f->aligned).a + (*(pair *)ac_f->aligned).b + (int)(_Alignof(__typeof__((*(pair *)ac_f->aligned))) >= 4);
     { *ac_out = total; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("in_declarators");
 }
-#line 69 "tests/golden/types/local_types.ac"
+#line 70 "tests/golden/types/local_types.ac"
 static void in_declarators__drop(struct in_declarators__frame *ac_f)
 {
     switch (ac_f->ac_state) {
@@ -501,27 +502,136 @@ __attribute__((unused)) static int in_declarators(int n)
 static const ac_future_vt in_declarators__vt __attribute__((unused)) = {
     sizeof(struct in_declarators__frame), _Alignof(struct in_declarators__frame), sizeof(int), in_declarators__vpoll, in_declarators__vdrop, "in_declarators",
 };
-#line 81 "tests/golden/types/local_types.ac"
+#line 82 "tests/golden/types/local_types.ac"
 
 
 
-#line 83 "tests/golden/types/local_types.ac"
+#line 84 "tests/golden/types/local_types.ac"
+/* inferred: frame of its state machine (56 bytes; asyncc --emit=states) */
+struct inferred__frame {
+    _Alignas(8) unsigned char pp[8]; /* local, line 91; live in states 3 */
+    _Alignas(4) unsigned char pt[8]; /* local, line 87; live in states 3 */
+    union {
+        int n; /* parameter, line 84; live in states 0 */
+        _Alignas(4) unsigned char q[8]; /* local, line 89; live in states 3 */
+    };
+    _Alignas(4) unsigned char q2[8]; /* local, line 90; live in states 3 */
+    _Alignas(4) unsigned char p2[8]; /* local, line 92; live in states 3 */
+    struct val__frame ac_aw3; /* awaited future, line 94; live in states 3 */
+    _Alignas(4) unsigned char h2[4]; /* local, line 93; live in states 3 */
+    uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
+};
+static void inferred__init(void *ac_frame, int n) __attribute__((unused));
+static ac_poll_t inferred__poll(struct inferred__frame *ac_f, ac_context *ac_cx, int *ac_out);
+static void inferred__drop(struct inferred__frame *ac_f);
+static const ac_future_vt inferred__vt __attribute__((unused));
+#line 84 "tests/golden/types/local_types.ac"
+static void inferred__init(void *ac_frame, int n)
+{
+    struct inferred__frame *ac_f = ac_frame;
+    ac_f->n = n;
+    ac_f->ac_state = AC_STATE_UNRESUMED;
+}
+
+#line 84 "tests/golden/types/local_types.ac"
+static ac_poll_t inferred__poll(struct inferred__frame *ac_f, ac_context *ac_cx, int *ac_out)
+{
+    int ac_t1;
+    switch (ac_f->ac_state) {
+    case AC_STATE_UNRESUMED:
+        break;
+    case 3:
+        goto ac_resume_3;
+    default:
+        ac__bad_resume("inferred", ac_f->ac_state);
+    }
+#line 86 "tests/golden/types/local_types.ac"
+    typedef struct { int a, b; } pair;
+    struct point { int x, y; };
+#line 87 "tests/golden/types/local_types.ac"
+    { struct point ac_init = {ac_f->n, ac_f->n + 1}; __builtin_memcpy(&ac_f->pt, &ac_init, sizeof ac_f->pt); }
+    enum hue { RED, GREEN } h = GREEN;
+    { pair ac_init = {2, 3}; __builtin_memcpy(&ac_f->q, &ac_init, sizeof ac_f->q); }
+    { __typeof__((*(pair *)ac_f->q)) ac_init = {4, 5}; __builtin_memcpy(&ac_f->q2, &ac_init, sizeof ac_f->q2); }
+#line 90 "tests/golden/types/local_types.ac"
+    /* clang: pair */
+    { __auto_type ac_init = &(*(struct point *)ac_f->pt); __builtin_memcpy(&ac_f->pp, &ac_init, sizeof ac_f->pp); }
+#line 91 "tests/golden/types/local_types.ac"
+    /* struct point * */
+    { __typeof__((*(struct point *)ac_f->pt)) ac_init = (*(struct point *)ac_f->pt); __builtin_memcpy(&ac_f->p2, &ac_init, sizeof ac_f->p2); }
+#line 92 "tests/golden/types/local_types.ac"
+    /* struct point */
+    { __auto_type ac_init = h; __builtin_memcpy(&ac_f->h2, &ac_init, sizeof ac_f->h2); }
+#line 93 "tests/golden/types/local_types.ac"
+    /* enum hue */
+    val__init(&ac_f->ac_aw3, 0);
+    ac_f->ac_state = 3;
+ac_resume_3:
+    if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
+        return AC_PENDING;
+#line 94 "tests/golden/types/local_types.ac"
+    (void)ac_t1;
+    { *ac_out = (*(pair *)ac_f->q).a + (*(pair *)ac_f->q2).b + (*(struct point **)ac_f->pp)->x + (*(struct point *)ac_f->p2).y + (int)(*(enum hue *)ac_f->h2); ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
+    ac__no_return("inferred");
+}
+#line 84 "tests/golden/types/local_types.ac"
+static void inferred__drop(struct inferred__frame *ac_f)
+{
+    switch (ac_f->ac_state) {
+    case 3:
+        val__drop(&ac_f->ac_aw3);
+        break;
+    default:
+        break;
+    }
+    ac_f->ac_state = AC_STATE_RETURNED;
+}
+
+__attribute__((unused)) static ac_poll_t inferred__vpoll(void *f, ac_context *cx, void *out)
+{
+    return inferred__poll(f, cx, out);
+}
+
+__attribute__((unused)) static void inferred__vdrop(void *f)
+{
+    inferred__drop(f);
+}
+
+__attribute__((unused)) static int inferred(int n)
+{
+    struct inferred__frame ac_fr;
+    inferred__init(&ac_fr, n);
+    inferred__drop(&ac_fr);
+    int ac_r;
+    __builtin_memset(&ac_r, 0, sizeof ac_r);
+    return ac_r;
+}
+
+static const ac_future_vt inferred__vt __attribute__((unused)) = {
+    sizeof(struct inferred__frame), _Alignof(struct inferred__frame), sizeof(int), inferred__vpoll, inferred__vdrop, "inferred",
+};
+#line 96 "tests/golden/types/local_types.ac"
+
+
+
+#line 98 "tests/golden/types/local_types.ac"
 /* async_main: frame of its state machine (96 bytes; asyncc --emit=states) */
 struct async_main__frame {
     union {
-        char **argv; /* parameter, line 83; live in states 0 */
-        struct shapes__frame ac_aw3; /* awaited future, line 87; live in states 3 */
-        struct inner_blocks__frame ac_aw4; /* awaited future, line 88; live in states 4 */
-        struct in_declarators__frame ac_aw5; /* awaited future, line 89; live in states 5 */
+        char **argv; /* parameter, line 98; live in states 0 */
+        struct shapes__frame ac_aw3; /* awaited future, line 102; live in states 3 */
+        struct inner_blocks__frame ac_aw4; /* awaited future, line 103; live in states 4 */
+        struct in_declarators__frame ac_aw5; /* awaited future, line 104; live in states 5 */
+        struct inferred__frame ac_aw6; /* awaited future, line 105; live in states 6 */
     };
-    int argc; /* parameter, line 83; live in states 0 */
+    int argc; /* parameter, line 98; live in states 0 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 void async_main__init(void *ac_frame, int argc, char **argv);
 static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac_cx, int *ac_out);
 static void async_main__drop(struct async_main__frame *ac_f);
 extern const ac_future_vt async_main__vt;
-#line 83 "tests/golden/types/local_types.ac"
+#line 98 "tests/golden/types/local_types.ac"
 void async_main__init(void *ac_frame, int argc, char **argv)
 {
     struct async_main__frame *ac_f = ac_frame;
@@ -530,12 +640,13 @@ void async_main__init(void *ac_frame, int argc, char **argv)
     ac_f->ac_state = AC_STATE_UNRESUMED;
 }
 
-#line 83 "tests/golden/types/local_types.ac"
+#line 98 "tests/golden/types/local_types.ac"
 static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac_cx, int *ac_out)
 {
     int ac_t1;
     int ac_t2;
     int ac_t3;
+    int ac_t4;
     switch (ac_f->ac_state) {
     case AC_STATE_UNRESUMED:
         break;
@@ -545,10 +656,12 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
         goto ac_resume_4;
     case 5:
         goto ac_resume_5;
+    case 6:
+        goto ac_resume_6;
     default:
         ac__bad_resume("async_main", ac_f->ac_state);
     }
-#line 85 "tests/golden/types/local_types.ac"
+#line 100 "tests/golden/types/local_types.ac"
     (void)ac_f->argc;
     (void)ac_f->argv;
     shapes__init(&ac_f->ac_aw3, 9);
@@ -556,26 +669,33 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (shapes__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
-#line 87 "tests/golden/types/local_types.ac"
+#line 102 "tests/golden/types/local_types.ac"
     printf("shapes %d\n", ac_t1);
     inner_blocks__init(&ac_f->ac_aw4, 4);
     ac_f->ac_state = 4;
 ac_resume_4:
     if (inner_blocks__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
-#line 88 "tests/golden/types/local_types.ac"
+#line 103 "tests/golden/types/local_types.ac"
     printf("inner_blocks %d\n", ac_t2);
     in_declarators__init(&ac_f->ac_aw5, 5);
     ac_f->ac_state = 5;
 ac_resume_5:
     if (in_declarators__poll(&ac_f->ac_aw5, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
-#line 89 "tests/golden/types/local_types.ac"
+#line 104 "tests/golden/types/local_types.ac"
     printf("in_declarators %d\n", ac_t3);
+    inferred__init(&ac_f->ac_aw6, 7);
+    ac_f->ac_state = 6;
+ac_resume_6:
+    if (inferred__poll(&ac_f->ac_aw6, ac_cx, &ac_t4) == AC_PENDING)
+        return AC_PENDING;
+#line 105 "tests/golden/types/local_types.ac"
+    printf("inferred %d\n", ac_t4);
     { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("async_main");
 }
-#line 83 "tests/golden/types/local_types.ac"
+#line 98 "tests/golden/types/local_types.ac"
 static void async_main__drop(struct async_main__frame *ac_f)
 {
     switch (ac_f->ac_state) {
@@ -587,6 +707,9 @@ static void async_main__drop(struct async_main__frame *ac_f)
         break;
     case 5:
         in_declarators__drop(&ac_f->ac_aw5);
+        break;
+    case 6:
+        inferred__drop(&ac_f->ac_aw6);
         break;
     default:
         break;
@@ -617,5 +740,5 @@ int async_main(int argc, char **argv)
 const ac_future_vt async_main__vt = {
     sizeof(struct async_main__frame), _Alignof(struct async_main__frame), sizeof(int), async_main__vpoll, async_main__vdrop, "async_main",
 };
-#line 91 "tests/golden/types/local_types.ac"
+#line 107 "tests/golden/types/local_types.ac"
 
