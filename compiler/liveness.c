@@ -177,6 +177,20 @@ static __attribute__((noinline)) bool typeof_operand(Unit *u, TSNode n)
     return type_is(t, "type_identifier") && is_typeof(u, t);
 }
 
+/* Walks the sizes of the array declarators in a typedef's declarator d,
+ * not those of the parameters of a function type (their own scope). */
+static __attribute__((noinline)) void walk_array_sizes(Walk *w, TSNode d)
+{
+    while (!ts_node_is_null(d)) {
+        if (type_is(d, "array_declarator")) {
+            TSNode size = child_by_field(d, "size");
+            if (!ts_node_is_null(size))
+                walk(w, size);
+        }
+        d = child_by_field(d, "declarator");
+    }
+}
+
 /* The helpers below stay out of line: walk recurses as deep as the tree
  * (20,000 levels for a long sum), so its own frame must stay small. */
 
@@ -359,12 +373,19 @@ static void walk(Walk *w, TSNode n)
                        "functions");
         walk_children(w, n);
     } else if (SYM_IS(t, "type_definition")) {
-        /* No variable references; the names it defines hide variables of
-         * the same name to the end of the scope (`sizeof(T)`). */
+        /* Variables it names are in its type (`typedef __typeof__(x) *xp;`)
+         * and its array sizes (`typedef char buf[sizeof n];`); the names it
+         * defines hide variables of the same name to the end of the scope
+         * (`sizeof(T)`). */
+        TSNode type = child_by_field(n, "type");
+        if (!ts_node_is_null(type))
+            walk(w, type);
         for (uint32_t i = 0; i < ts_node_child_count(n); i++) {
             TSNode d = ts_node_child(n, i);
-            if (!ts_node_eq(d, child_by_field(n, "type")) && ts_node_is_named(d))
-                hide_type_name(w, d);
+            if (ts_node_eq(d, type) || !ts_node_is_named(d))
+                continue;
+            walk_array_sizes(w, d);
+            hide_type_name(w, d);
         }
     } else if (SYM_IS(t, "field_identifier") || SYM_IS(t, "statement_identifier") ||
                SYM_IS(t, "type_identifier")) {
@@ -749,6 +770,24 @@ static bool used_across(Unit *u, AsyncFn *fn, TSNode ref, TSNode scope, Await *f
     return false;
 }
 
+/* Whether statement n begins with typeof(, __typeof__( or __typeof(. */
+static bool starts_with_typeof(Unit *u, TSNode n)
+{
+    static const char *const words[] = {"typeof", "__typeof__", "__typeof"};
+    const char *at = u->src.text + ts_node_start_byte(n), *end = u->src.text + ts_node_end_byte(n);
+    for (size_t i = 0; i < sizeof words / sizeof *words; i++) {
+        size_t len = strlen(words[i]);
+        const char *p = at + len;
+        if ((size_t)(end - at) <= len || memcmp(at, words[i], len) != 0)
+            continue;
+        while (p < end && (*p == ' ' || *p == '\t'))
+            p++;
+        if (p < end && *p == '(')
+            return true;
+    }
+    return false;
+}
+
 /*
  * A variable that clang sees declared in fn's body but the translator does
  * not: one declared by a macro (the translator reads the text before
@@ -795,6 +834,13 @@ static void check_unseen_decls(Unit *u, AsyncFn *fn)
                        "reads the function before macros are expanded, so it cannot keep '%s' "
                        "in the frame (declare it in the function's own text)",
                        d->name, d->name);
+        else if (starts_with_typeof(u, stmt))
+            diag_error(&u->src, d->at,
+                       "the C grammar reads the declaration of '%s' as an expression "
+                       "('__typeof__(...)' followed by '*' or '(' reads as a call), so the "
+                       "translator cannot keep '%s' in the frame across an await (name its type "
+                       "with a typedef: 'typedef __typeof__(...) *%s_t; %s_t %s = ...;')",
+                       d->name, d->name, d->name, d->name, d->name);
         else
             diag_error(&u->src, d->at,
                        "the C grammar reads the declaration of '%s' as an expression (a typedef "

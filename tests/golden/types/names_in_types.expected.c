@@ -10,24 +10,25 @@
  * the frame, declared at file scope, cannot see (the field takes the size
  * clang computed); and parameter names in the prototype of a local function
  * pointer, which name nothing outside it even where a variable of the same
- * name is in the frame.
+ * name is in the frame; and the same names in typedefs (typeof(x) and an
+ * array size), which the translator used to skip as naming no variable.
  */
 #include <asyncc.h>
 #include <stdio.h>
 
 
-#line 14 "tests/golden/types/names_in_types.ac"
+#line 15 "tests/golden/types/names_in_types.ac"
 /* val: frame of its state machine (8 bytes; asyncc --emit=states) */
 struct val__frame {
-    int v; /* parameter, line 14; live in states 0 3 */
-    struct ac_yield__frame ac_aw3; /* awaited future, line 16; live in states 3 */
+    int v; /* parameter, line 15; live in states 0 3 */
+    struct ac_yield__frame ac_aw3; /* awaited future, line 17; live in states 3 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 static void val__init(void *ac_frame, int v) __attribute__((unused));
 static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_out);
 static void val__drop(struct val__frame *ac_f);
 static const ac_future_vt val__vt __attribute__((unused));
-#line 14 "tests/golden/types/names_in_types.ac"
+#line 15 "tests/golden/types/names_in_types.ac"
 static void val__init(void *ac_frame, int v)
 {
     struct val__frame *ac_f = ac_frame;
@@ -35,7 +36,7 @@ static void val__init(void *ac_frame, int v)
     ac_f->ac_state = AC_STATE_UNRESUMED;
 }
 
-#line 14 "tests/golden/types/names_in_types.ac"
+#line 15 "tests/golden/types/names_in_types.ac"
 static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_out)
 {
     switch (ac_f->ac_state) {
@@ -46,17 +47,17 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
     default:
         ac__bad_resume("val", ac_f->ac_state);
     }
-#line 16 "tests/golden/types/names_in_types.ac"
+#line 17 "tests/golden/types/names_in_types.ac"
     ac_yield__init(&ac_f->ac_aw3);
     ac_f->ac_state = 3;
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 17 "tests/golden/types/names_in_types.ac"
+#line 18 "tests/golden/types/names_in_types.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
 }
-#line 14 "tests/golden/types/names_in_types.ac"
+#line 15 "tests/golden/types/names_in_types.ac"
 static void val__drop(struct val__frame *ac_f)
 {
     switch (ac_f->ac_state) {
@@ -92,30 +93,30 @@ __attribute__((unused)) static int val(int v)
 static const ac_future_vt val__vt __attribute__((unused)) = {
     sizeof(struct val__frame), _Alignof(struct val__frame), sizeof(int), val__vpoll, val__vdrop, "val",
 };
-#line 18 "tests/golden/types/names_in_types.ac"
+#line 19 "tests/golden/types/names_in_types.ac"
 
 
 static int twice(int n) { return 2 * n; }
 
 
-#line 22 "tests/golden/types/names_in_types.ac"
+#line 23 "tests/golden/types/names_in_types.ac"
 /* typeof_names: frame of its state machine (24 bytes; asyncc --emit=states) */
 struct typeof_names__frame {
-    long total; /* local, line 24; live in states 4 5 */
+    long total; /* local, line 25; live in states 4 5 */
     union {
-        int b; /* local, line 28; live in states 5 */
-        struct val__frame ac_aw3; /* awaited future, line 24; live in states 3 */
-        struct val__frame ac_aw4; /* awaited future, line 27; live in states 4 */
+        int b; /* local, line 29; live in states 5 */
+        struct val__frame ac_aw3; /* awaited future, line 25; live in states 3 */
+        struct val__frame ac_aw4; /* awaited future, line 28; live in states 4 */
     };
-    int n; /* parameter, line 22; live in states 0 3 4 5 */
-    struct ac_yield__frame ac_aw5; /* awaited future, line 29; live in states 5 */
+    int n; /* parameter, line 23; live in states 0 3 4 5 */
+    struct ac_yield__frame ac_aw5; /* awaited future, line 30; live in states 5 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 static void typeof_names__init(void *ac_frame, int n) __attribute__((unused));
 static ac_poll_t typeof_names__poll(struct typeof_names__frame *ac_f, ac_context *ac_cx, long *ac_out);
 static void typeof_names__drop(struct typeof_names__frame *ac_f);
 static const ac_future_vt typeof_names__vt __attribute__((unused));
-#line 22 "tests/golden/types/names_in_types.ac"
+#line 23 "tests/golden/types/names_in_types.ac"
 static void typeof_names__init(void *ac_frame, int n)
 {
     struct typeof_names__frame *ac_f = ac_frame;
@@ -123,7 +124,7 @@ static void typeof_names__init(void *ac_frame, int n)
     ac_f->ac_state = AC_STATE_UNRESUMED;
 }
 
-#line 22 "tests/golden/types/names_in_types.ac"
+#line 23 "tests/golden/types/names_in_types.ac"
 static ac_poll_t typeof_names__poll(struct typeof_names__frame *ac_f, ac_context *ac_cx, long *ac_out)
 {
     int ac_t1;
@@ -140,16 +141,16 @@ static ac_poll_t typeof_names__poll(struct typeof_names__frame *ac_f, ac_context
     default:
         ac__bad_resume("typeof_names", ac_f->ac_state);
     }
-#line 24 "tests/golden/types/names_in_types.ac"
+#line 25 "tests/golden/types/names_in_types.ac"
     val__init(&ac_f->ac_aw3, ac_f->n);
     ac_f->ac_state = 3;
 ac_resume_3:
     if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
-#line 24 "tests/golden/types/names_in_types.ac"
+#line 25 "tests/golden/types/names_in_types.ac"
     ac_f->total = ac_t1;
     typeof(ac_f->total) a = 1;
-#line 25 "tests/golden/types/names_in_types.ac"
+#line 26 "tests/golden/types/names_in_types.ac"
     /* a stays a local of the poll function */
     ac_f->total += a;
     val__init(&ac_f->ac_aw4, 2);
@@ -157,24 +158,24 @@ ac_resume_3:
 ac_resume_4:
     if (val__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
-#line 27 "tests/golden/types/names_in_types.ac"
+#line 28 "tests/golden/types/names_in_types.ac"
     ac_f->total += (__typeof__(ac_f->total))ac_t2;
-#line 27 "tests/golden/types/names_in_types.ac"
+#line 28 "tests/golden/types/names_in_types.ac"
     /* a cast naming a frame variable */
     ac_f->b = 3;
-#line 28 "tests/golden/types/names_in_types.ac"
+#line 29 "tests/golden/types/names_in_types.ac"
     /* b lives across the await below */
     ac_yield__init(&ac_f->ac_aw5);
     ac_f->ac_state = 5;
 ac_resume_5:
     if (ac_yield__poll(&ac_f->ac_aw5, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 30 "tests/golden/types/names_in_types.ac"
+#line 31 "tests/golden/types/names_in_types.ac"
     ac_f->total += ac_f->b + (typeof(ac_f->n))sizeof(__typeof__(ac_f->total));
     { *ac_out = ac_f->total + ac_f->n; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("typeof_names");
 }
-#line 22 "tests/golden/types/names_in_types.ac"
+#line 23 "tests/golden/types/names_in_types.ac"
 static void typeof_names__drop(struct typeof_names__frame *ac_f)
 {
     switch (ac_f->ac_state) {
@@ -216,29 +217,29 @@ __attribute__((unused)) static long typeof_names(int n)
 static const ac_future_vt typeof_names__vt __attribute__((unused)) = {
     sizeof(struct typeof_names__frame), _Alignof(struct typeof_names__frame), sizeof(long), typeof_names__vpoll, typeof_names__vdrop, "typeof_names",
 };
-#line 32 "tests/golden/types/names_in_types.ac"
+#line 33 "tests/golden/types/names_in_types.ac"
 
 
 
-#line 34 "tests/golden/types/names_in_types.ac"
+#line 35 "tests/golden/types/names_in_types.ac"
 /* sizes: frame of its state machine (88 bytes; asyncc --emit=states) */
 struct sizes__frame {
-    __typeof__(long[4]) wide; /* local, line 38; live in states 3 4 */
-    __typeof__(int[4][2]) grid; /* local, line 39; live in states 3 4 */
+    __typeof__(long[4]) wide; /* local, line 39; live in states 3 4 */
+    __typeof__(int[4][2]) grid; /* local, line 40; live in states 3 4 */
     union {
-        struct val__frame ac_aw3; /* awaited future, line 41; live in states 3 */
-        struct ac_yield__frame ac_aw4; /* awaited future, line 45; live in states 4 */
+        struct val__frame ac_aw3; /* awaited future, line 42; live in states 3 */
+        struct ac_yield__frame ac_aw4; /* awaited future, line 46; live in states 4 */
     };
-    int n; /* parameter, line 34; live in states 0 3 4 */
-    int i; /* local, line 40; live in states 3 */
-    __typeof__(char[4]) tags; /* local, line 37; live in states 3 4 */
+    int n; /* parameter, line 35; live in states 0 3 4 */
+    int i; /* local, line 41; live in states 3 */
+    __typeof__(char[4]) tags; /* local, line 38; live in states 3 4 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 static void sizes__init(void *ac_frame, int n) __attribute__((unused));
 static ac_poll_t sizes__poll(struct sizes__frame *ac_f, ac_context *ac_cx, int *ac_out);
 static void sizes__drop(struct sizes__frame *ac_f);
 static const ac_future_vt sizes__vt __attribute__((unused));
-#line 34 "tests/golden/types/names_in_types.ac"
+#line 35 "tests/golden/types/names_in_types.ac"
 static void sizes__init(void *ac_frame, int n)
 {
     struct sizes__frame *ac_f = ac_frame;
@@ -246,7 +247,7 @@ static void sizes__init(void *ac_frame, int n)
     ac_f->ac_state = AC_STATE_UNRESUMED;
 }
 
-#line 34 "tests/golden/types/names_in_types.ac"
+#line 35 "tests/golden/types/names_in_types.ac"
 static ac_poll_t sizes__poll(struct sizes__frame *ac_f, ac_context *ac_cx, int *ac_out)
 {
     int ac_t1;
@@ -260,16 +261,16 @@ static ac_poll_t sizes__poll(struct sizes__frame *ac_f, ac_context *ac_cx, int *
     default:
         ac__bad_resume("sizes", ac_f->ac_state);
     }
-#line 36 "tests/golden/types/names_in_types.ac"
+#line 37 "tests/golden/types/names_in_types.ac"
     enum { SLOTS = 4 };
-#line 40 "tests/golden/types/names_in_types.ac"
+#line 41 "tests/golden/types/names_in_types.ac"
     for (ac_f->i = 0; ac_f->i < SLOTS; ac_f->i++) {
         val__init(&ac_f->ac_aw3, ac_f->i);
         ac_f->ac_state = 3;
 ac_resume_3:
         if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
             return AC_PENDING;
-#line 41 "tests/golden/types/names_in_types.ac"
+#line 42 "tests/golden/types/names_in_types.ac"
         ac_f->tags[ac_f->i] = (char)('a' + ac_t1);
         ac_f->grid[ac_f->i][1] = ac_f->i * ac_f->n;
     }
@@ -279,12 +280,12 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 46 "tests/golden/types/names_in_types.ac"
+#line 47 "tests/golden/types/names_in_types.ac"
     { *ac_out = (int)sizeof ac_f->tags + (int)sizeof ac_f->wide + (int)sizeof ac_f->grid + ac_f->tags[3] + ac_f->grid[3][1] +
            (int)ac_f->wide[sizeof ac_f->n - 1]; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("sizes");
 }
-#line 34 "tests/golden/types/names_in_types.ac"
+#line 35 "tests/golden/types/names_in_types.ac"
 static void sizes__drop(struct sizes__frame *ac_f)
 {
     switch (ac_f->ac_state) {
@@ -323,23 +324,23 @@ __attribute__((unused)) static int sizes(int n)
 static const ac_future_vt sizes__vt __attribute__((unused)) = {
     sizeof(struct sizes__frame), _Alignof(struct sizes__frame), sizeof(int), sizes__vpoll, sizes__vdrop, "sizes",
 };
-#line 48 "tests/golden/types/names_in_types.ac"
+#line 49 "tests/golden/types/names_in_types.ac"
 
 
 
-#line 50 "tests/golden/types/names_in_types.ac"
+#line 51 "tests/golden/types/names_in_types.ac"
 /* prototypes: frame of its state machine (16 bytes; asyncc --emit=states) */
 struct prototypes__frame {
-    int (*f)(int n); /* local, line 52; live in states 3 */
-    int n; /* parameter, line 50; live in states 0 3 */
-    struct ac_yield__frame ac_aw3; /* awaited future, line 53; live in states 3 */
+    int (*f)(int n); /* local, line 53; live in states 3 */
+    int n; /* parameter, line 51; live in states 0 3 */
+    struct ac_yield__frame ac_aw3; /* awaited future, line 54; live in states 3 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 static void prototypes__init(void *ac_frame, int n) __attribute__((unused));
 static ac_poll_t prototypes__poll(struct prototypes__frame *ac_f, ac_context *ac_cx, int *ac_out);
 static void prototypes__drop(struct prototypes__frame *ac_f);
 static const ac_future_vt prototypes__vt __attribute__((unused));
-#line 50 "tests/golden/types/names_in_types.ac"
+#line 51 "tests/golden/types/names_in_types.ac"
 static void prototypes__init(void *ac_frame, int n)
 {
     struct prototypes__frame *ac_f = ac_frame;
@@ -347,7 +348,7 @@ static void prototypes__init(void *ac_frame, int n)
     ac_f->ac_state = AC_STATE_UNRESUMED;
 }
 
-#line 50 "tests/golden/types/names_in_types.ac"
+#line 51 "tests/golden/types/names_in_types.ac"
 static ac_poll_t prototypes__poll(struct prototypes__frame *ac_f, ac_context *ac_cx, int *ac_out)
 {
     switch (ac_f->ac_state) {
@@ -358,19 +359,19 @@ static ac_poll_t prototypes__poll(struct prototypes__frame *ac_f, ac_context *ac
     default:
         ac__bad_resume("prototypes", ac_f->ac_state);
     }
-#line 52 "tests/golden/types/names_in_types.ac"
+#line 53 "tests/golden/types/names_in_types.ac"
     ac_f->f = twice;
     ac_yield__init(&ac_f->ac_aw3);
     ac_f->ac_state = 3;
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 54 "tests/golden/types/names_in_types.ac"
+#line 55 "tests/golden/types/names_in_types.ac"
     int (*g)(int n) = twice;
     { *ac_out = ac_f->f(ac_f->n) + g(ac_f->n + 1) + ac_f->n; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("prototypes");
 }
-#line 50 "tests/golden/types/names_in_types.ac"
+#line 51 "tests/golden/types/names_in_types.ac"
 static void prototypes__drop(struct prototypes__frame *ac_f)
 {
     switch (ac_f->ac_state) {
@@ -406,27 +407,127 @@ __attribute__((unused)) static int prototypes(int n)
 static const ac_future_vt prototypes__vt __attribute__((unused)) = {
     sizeof(struct prototypes__frame), _Alignof(struct prototypes__frame), sizeof(int), prototypes__vpoll, prototypes__vdrop, "prototypes",
 };
-#line 56 "tests/golden/types/names_in_types.ac"
+#line 57 "tests/golden/types/names_in_types.ac"
 
 
 
-#line 58 "tests/golden/types/names_in_types.ac"
+#line 59 "tests/golden/types/names_in_types.ac"
+/* in_typedefs: frame of its state machine (32 bytes; asyncc --emit=states) */
+struct in_typedefs__frame {
+    int *keep; /* local, line 61; live in states 3 */
+    _Alignas(8) unsigned char p[8]; /* local, line 65; live in states 3 */
+    struct val__frame ac_aw3; /* awaited future, line 66; live in states 3 */
+    int n; /* parameter, line 59; live in states 0 3 */
+    uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
+};
+static void in_typedefs__init(void *ac_frame, int n) __attribute__((unused));
+static ac_poll_t in_typedefs__poll(struct in_typedefs__frame *ac_f, ac_context *ac_cx, int *ac_out);
+static void in_typedefs__drop(struct in_typedefs__frame *ac_f);
+static const ac_future_vt in_typedefs__vt __attribute__((unused));
+#line 59 "tests/golden/types/names_in_types.ac"
+static void in_typedefs__init(void *ac_frame, int n)
+{
+    struct in_typedefs__frame *ac_f = ac_frame;
+    ac_f->n = n;
+    ac_f->ac_state = AC_STATE_UNRESUMED;
+}
+
+#line 59 "tests/golden/types/names_in_types.ac"
+static ac_poll_t in_typedefs__poll(struct in_typedefs__frame *ac_f, ac_context *ac_cx, int *ac_out)
+{
+    int ac_t1;
+    switch (ac_f->ac_state) {
+    case AC_STATE_UNRESUMED:
+        break;
+    case 3:
+        goto ac_resume_3;
+    default:
+        ac__bad_resume("in_typedefs", ac_f->ac_state);
+    }
+#line 61 "tests/golden/types/names_in_types.ac"
+    ac_f->keep = &ac_f->n;
+#line 61 "tests/golden/types/names_in_types.ac"
+    /* n lives in the frame */
+    typedef __typeof__(ac_f->n) *n_ptr;
+#line 62 "tests/golden/types/names_in_types.ac"
+    /* typeof(ac_f->n) */
+    typedef char n_bytes[sizeof ac_f->n * 2];
+#line 63 "tests/golden/types/names_in_types.ac"
+    /* sizeof ac_f->n */
+    typedef int unary(int n);
+#line 64 "tests/golden/types/names_in_types.ac"
+    /* a parameter: not the variable */
+    { n_ptr ac_init = &ac_f->n; __builtin_memcpy(&ac_f->p, &ac_init, sizeof ac_f->p); }
+    val__init(&ac_f->ac_aw3, 0);
+    ac_f->ac_state = 3;
+ac_resume_3:
+    if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
+        return AC_PENDING;
+#line 66 "tests/golden/types/names_in_types.ac"
+    (void)ac_t1;
+    unary *u = NULL;
+    n_bytes b = {1};
+    { *ac_out = *(*(n_ptr *)ac_f->p) + *ac_f->keep + (int)sizeof b + b[0] + (u == NULL); ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
+    ac__no_return("in_typedefs");
+}
+#line 59 "tests/golden/types/names_in_types.ac"
+static void in_typedefs__drop(struct in_typedefs__frame *ac_f)
+{
+    switch (ac_f->ac_state) {
+    case 3:
+        val__drop(&ac_f->ac_aw3);
+        break;
+    default:
+        break;
+    }
+    ac_f->ac_state = AC_STATE_RETURNED;
+}
+
+__attribute__((unused)) static ac_poll_t in_typedefs__vpoll(void *f, ac_context *cx, void *out)
+{
+    return in_typedefs__poll(f, cx, out);
+}
+
+__attribute__((unused)) static void in_typedefs__vdrop(void *f)
+{
+    in_typedefs__drop(f);
+}
+
+__attribute__((unused)) static int in_typedefs(int n)
+{
+    struct in_typedefs__frame ac_fr;
+    in_typedefs__init(&ac_fr, n);
+    in_typedefs__drop(&ac_fr);
+    int ac_r;
+    __builtin_memset(&ac_r, 0, sizeof ac_r);
+    return ac_r;
+}
+
+static const ac_future_vt in_typedefs__vt __attribute__((unused)) = {
+    sizeof(struct in_typedefs__frame), _Alignof(struct in_typedefs__frame), sizeof(int), in_typedefs__vpoll, in_typedefs__vdrop, "in_typedefs",
+};
+#line 70 "tests/golden/types/names_in_types.ac"
+
+
+
+#line 72 "tests/golden/types/names_in_types.ac"
 /* async_main: frame of its state machine (96 bytes; asyncc --emit=states) */
 struct async_main__frame {
     union {
-        char **argv; /* parameter, line 58; live in states 0 */
-        struct typeof_names__frame ac_aw3; /* awaited future, line 62; live in states 3 */
-        struct sizes__frame ac_aw4; /* awaited future, line 63; live in states 4 */
-        struct prototypes__frame ac_aw5; /* awaited future, line 64; live in states 5 */
+        char **argv; /* parameter, line 72; live in states 0 */
+        struct typeof_names__frame ac_aw3; /* awaited future, line 76; live in states 3 */
+        struct sizes__frame ac_aw4; /* awaited future, line 77; live in states 4 */
+        struct prototypes__frame ac_aw5; /* awaited future, line 78; live in states 5 */
+        struct in_typedefs__frame ac_aw6; /* awaited future, line 79; live in states 6 */
     };
-    int argc; /* parameter, line 58; live in states 0 */
+    int argc; /* parameter, line 72; live in states 0 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 void async_main__init(void *ac_frame, int argc, char **argv);
 static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac_cx, int *ac_out);
 static void async_main__drop(struct async_main__frame *ac_f);
 extern const ac_future_vt async_main__vt;
-#line 58 "tests/golden/types/names_in_types.ac"
+#line 72 "tests/golden/types/names_in_types.ac"
 void async_main__init(void *ac_frame, int argc, char **argv)
 {
     struct async_main__frame *ac_f = ac_frame;
@@ -435,12 +536,13 @@ void async_main__init(void *ac_frame, int argc, char **argv)
     ac_f->ac_state = AC_STATE_UNRESUMED;
 }
 
-#line 58 "tests/golden/types/names_in_types.ac"
+#line 72 "tests/golden/types/names_in_types.ac"
 static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac_cx, int *ac_out)
 {
     long ac_t1;
     int ac_t2;
     int ac_t3;
+    int ac_t4;
     switch (ac_f->ac_state) {
     case AC_STATE_UNRESUMED:
         break;
@@ -450,10 +552,12 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
         goto ac_resume_4;
     case 5:
         goto ac_resume_5;
+    case 6:
+        goto ac_resume_6;
     default:
         ac__bad_resume("async_main", ac_f->ac_state);
     }
-#line 60 "tests/golden/types/names_in_types.ac"
+#line 74 "tests/golden/types/names_in_types.ac"
     (void)ac_f->argc;
     (void)ac_f->argv;
     typeof_names__init(&ac_f->ac_aw3, 10);
@@ -461,26 +565,33 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (typeof_names__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
-#line 62 "tests/golden/types/names_in_types.ac"
+#line 76 "tests/golden/types/names_in_types.ac"
     printf("typeof_names %ld\n", ac_t1);
     sizes__init(&ac_f->ac_aw4, 5);
     ac_f->ac_state = 4;
 ac_resume_4:
     if (sizes__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
-#line 63 "tests/golden/types/names_in_types.ac"
+#line 77 "tests/golden/types/names_in_types.ac"
     printf("sizes %d\n", ac_t2);
     prototypes__init(&ac_f->ac_aw5, 7);
     ac_f->ac_state = 5;
 ac_resume_5:
     if (prototypes__poll(&ac_f->ac_aw5, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
-#line 64 "tests/golden/types/names_in_types.ac"
+#line 78 "tests/golden/types/names_in_types.ac"
     printf("prototypes %d\n", ac_t3);
+    in_typedefs__init(&ac_f->ac_aw6, 6);
+    ac_f->ac_state = 6;
+ac_resume_6:
+    if (in_typedefs__poll(&ac_f->ac_aw6, ac_cx, &ac_t4) == AC_PENDING)
+        return AC_PENDING;
+#line 79 "tests/golden/types/names_in_types.ac"
+    printf("in_typedefs %d\n", ac_t4);
     { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("async_main");
 }
-#line 58 "tests/golden/types/names_in_types.ac"
+#line 72 "tests/golden/types/names_in_types.ac"
 static void async_main__drop(struct async_main__frame *ac_f)
 {
     switch (ac_f->ac_state) {
@@ -492,6 +603,9 @@ static void async_main__drop(struct async_main__frame *ac_f)
         break;
     case 5:
         prototypes__drop(&ac_f->ac_aw5);
+        break;
+    case 6:
+        in_typedefs__drop(&ac_f->ac_aw6);
         break;
     default:
         break;
@@ -522,5 +636,5 @@ int async_main(int argc, char **argv)
 const ac_future_vt async_main__vt = {
     sizeof(struct async_main__frame), _Alignof(struct async_main__frame), sizeof(int), async_main__vpoll, async_main__vdrop, "async_main",
 };
-#line 66 "tests/golden/types/names_in_types.ac"
+#line 81 "tests/golden/types/names_in_types.ac"
 
