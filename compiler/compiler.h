@@ -414,6 +414,7 @@ typedef struct SemaRef {
 typedef struct SemaSpelled {
     uint32_t from, to; /* the argument's bytes */
     bool stringified;  /* made a string */
+    bool forwarded;    /* passed on to a macro that makes a string of it */
     bool pasted;       /* pasted */
     int uses;          /* plain appearances of its parameter in the body */
     bool conditional;  /* one of them follows a ?:, &&, ||, if, loop or sizeof */

@@ -1066,7 +1066,7 @@ static void spelled_args(Unit *u, AsyncFn *fn)
                              a->macro);
             break;
         }
-        if (!a->stringified && !a->pasted)
+        if (!a->stringified && !a->pasted && !a->forwarded)
             continue;
         for (int j = 0; j < fn->vars.len; j++) {
             Var *v = fn->vars.items[j];
@@ -1084,6 +1084,15 @@ static void spelled_args(Unit *u, AsyncFn *fn)
                                a->macro, v->name, v->name);
                     continue;
                 }
+                if (a->forwarded)
+                    diag_warning(&u->src, ts_node_start_byte(ref),
+                                 "'%s' passes its argument on to a macro that makes a string of "
+                                 "it, and '%s' is kept in the frame: the argument is expanded "
+                                 "before it is passed on, so that string will read '%sac_f->%s%s'",
+                                 a->macro, v->name, a->stringified ? "(" : "", v->field,
+                                 a->stringified ? ")" : "");
+                if (!a->stringified)
+                    continue;
                 TSNode stmt = parse_statement_of(u, ref);
                 bool member = ts_node_eq(stmt, v->decl);
                 TSTreeCursor c = ts_tree_cursor_new(stmt);

@@ -304,7 +304,8 @@ typedef struct MacroProf {
     char *params[MAX_PARAMS];       /* their names */
     int uses[MAX_PARAMS];           /* times evaluated, as far as the body shows */
     bool conditional[MAX_PARAMS];   /* some use may be skipped */
-    unsigned char how[MAX_PARAMS];  /* 1: made a string, 2: pasted */
+    unsigned char how[MAX_PARAMS];  /* 1: made a string, 2: pasted, 4: passed on to a macro
+                                       that makes a string of it (after expanding it) */
 } MacroProf;
 
 static void prof_free(MacroProf *mp)
@@ -432,11 +433,15 @@ static void macro_profile(Sema *s, CXCursor def, int depth, MacroProf *mp)
                     unsigned q = param_of_arg(&ip, arg);
                     for (unsigned p = 0; p < mp->np; p++)
                         if (q < ip.np && token_is(s->tu, dt[t], mp->params[p])) {
-                            /* Its evaluations only: an argument passed on is
+                            /* Its evaluations; and its strings, as a mark of
+                             * their own: an argument passed on is
                              * macro-expanded first, so what the inner macro
-                             * makes a string of or pastes is that expansion. */
+                             * makes a string of (or pastes) is that
+                             * expansion, not the argument's spelling. */
                             mp->uses[p] += ip.uses[q];
                             mp->conditional[p] |= cond_seen || ip.conditional[q];
+                            if (ip.how[q] & 5)
+                                mp->how[p] |= 4;
                         }
                 }
             }
@@ -501,6 +506,7 @@ static void record_spelled(Sema *s, CXCursor use)
                 sp->from = a;
                 sp->to = b;
                 sp->stringified = mp.how[p] & 1;
+                sp->forwarded = mp.how[p] & 4;
                 sp->pasted = mp.how[p] & 2;
                 sp->uses = mp.uses[p];
                 sp->conditional = mp.conditional[p];
