@@ -21,7 +21,10 @@
  *    `_Atomic T`): read as a macro type `_Atomix(T)`, the shape `async(T)`
  *    has.
  *  - `_Complex`, `_Imaginary`, `__complex__`, `__complex` (C99, GNU): read as
- *    the qualifier `volatile`, which stands where they may; `__real__` and
+ *    the qualifier `volatile`, which stands where they may; <complex.h>'s
+ *    macros `complex` and `imaginary` next to `float`, `double` or `long`
+ *    (and not where a variable of that name would be) as the qualifiers
+ *    of their lengths, `_Atomic` and `_Noreturn`; `__real__` and
  *    `__imag__` (GNU) as a unary `*`, which may be assigned through.
  *  - type arguments of `va_arg`, `__builtin_va_arg`, `__builtin_offsetof`
  *    and `__builtin_types_compatible_p` (the grammar takes a lone word there,
@@ -211,6 +214,30 @@ static bool word_is(const Lexer *lx, uint32_t from, const char *w)
     size_t len = strlen(w);
     return from + len <= lx->n && memcmp(lx->s + from, w, len) == 0 &&
            (from + len == lx->n || !c_ident_char(lx->s[from + len]));
+}
+
+/* Whether the word at `from` (just read; `prev`: the word before it, or
+ * UINT32_MAX) is <complex.h>'s `complex` or `imaginary` (macros for
+ * _Complex and _Imaginary): it stands next to `float`, `double` or `long`
+ * in a type, and no declarator follows it where one would if it were a
+ * variable's name (`double complex;`, `double complex = 1.0;` in a file
+ * without <complex.h>). */
+static bool complex_macro(Lexer *lx, uint32_t from, uint32_t prev)
+{
+    if (!word_is(lx, from, "complex") && !word_is(lx, from, "imaginary"))
+        return false;
+    static const char *const floats[] = {"float", "double", "long"};
+    uint32_t save = lx->i, at;
+    Tok t = next(lx, &at);
+    bool before = false, after = false;
+    for (size_t k = 0; k < sizeof floats / sizeof *floats; k++) {
+        before |= prev != UINT32_MAX && word_is(lx, prev, floats[k]);
+        after |= t == T_WORD && word_is(lx, at, floats[k]);
+    }
+    bool declarator_follows = t == T_WORD || t == T_OPEN || t == T_CLOSE ||
+                              (t == T_OTHER && lx->s[at] == '*');
+    lx->i = save;
+    return after || (before && declarator_follows);
 }
 
 /* Whether the next token (not consumed) is `(`. */
@@ -456,6 +483,9 @@ char *gaps_mask(const char *text, uint32_t len, GapSpans *out)
                 record(&out->gotos, from, save);
             }
             lx.i = save;
+        } else if (t == T_WORD && (text[from] == 'c' || text[from] == 'i') &&
+                   complex_macro(&lx, from, prev == T_WORD ? prev_from : UINT32_MAX)) {
+            rewrite(&lx, from, lx.i - from, text[from] == 'c' ? "_Atomic" : "_Noreturn");
         } else if (t == T_WORD && text[from] == 'c' && word_is(&lx, from, "case")) {
             in_case = true;
             depth = 0;

@@ -714,6 +714,22 @@ START_TEST(grammar_gaps_are_rewritten_in_place)
 }
 END_TEST
 
+/* <complex.h>'s macros next to a floating type, in every order and use;
+ * a variable named complex (no <complex.h>) is left as it is. */
+START_TEST(complex_h_macros_are_read_as_qualifiers)
+{
+    masks_to("double complex z; complex float w; long double complex *p;\n"
+             "double f(double complex a) { return sizeof(float complex) + (double complex)1; }\n"
+             "float imaginary i;\n",
+             "double _Atomic z; _Atomic float w; long double _Atomic *p;\n"
+             "double f(double _Atomic a) { return sizeof(float _Atomic) + (double _Atomic)1; }\n"
+             "float _Noreturn i;\n");
+    masks_to("double complex; double complex = 1.0; double complex, x; float complex[4];\n"
+             "int g(void) { complex = 2; return complex + imaginary; }\n",
+             NULL);
+}
+END_TEST
+
 START_TEST(grammar_gaps_leave_comments_strings_and_directives_alone)
 {
     Vec attrs = masks_to("/* _Thread_local 1 ... 2 */ // _Complex\n"
@@ -850,6 +866,7 @@ static Suite *parse_suite(void)
     tcase_add_test(tc, type_is_agrees_with_node_type_on_every_node);
     tcase_add_test(tc, calls_are_recorded_in_source_order);
     tcase_add_test(tc, grammar_gaps_are_rewritten_in_place);
+    tcase_add_test(tc, complex_h_macros_are_read_as_qualifiers);
     tcase_add_test(tc, grammar_gaps_leave_comments_strings_and_directives_alone);
     tcase_add_test(tc, attributes_after_declarators_are_blanked_and_recorded);
     tcase_add_test(tc, a_macro_standing_as_a_statement_is_read_as_a_comment);
