@@ -24,7 +24,9 @@
  *    the qualifier `volatile`, which stands where they may; <complex.h>'s
  *    macros `complex` and `imaginary` next to `float`, `double` or `long`
  *    (and not where a variable of that name would be) as the qualifiers
- *    of their lengths, `_Atomic` and `_Noreturn`; `__real__` and
+ *    of their lengths, `_Atomic` and `_Noreturn`; GNU's `__const`,
+ *    `__const__`, `__volatile__` and `__signed` as qualifiers of their
+ *    lengths (gnu_keywords); `__real__` and
  *    `__imag__` (GNU) as a unary `*`, which may be assigned through.
  *  - type arguments of `va_arg`, `__builtin_va_arg`, `__builtin_offsetof`
  *    and `__builtin_types_compatible_p` (the grammar takes a lone word there,
@@ -55,7 +57,8 @@
  *    its `: 4` blanked, leaving a field without a declarator, which it
  *    takes. Only the declaration's sole field: in a list (`a : 3, : 0`)
  *    it still does not parse.
- * `_BitInt(N)` (C23) still does not parse; the error points at it.
+ * `_BitInt(N)` (C23), and GNU's `__volatile` and `__signed__`, still do
+ * not parse; the error points at them.
  */
 #include "compiler.h"
 
@@ -238,6 +241,28 @@ static bool complex_macro(Lexer *lx, uint32_t from, uint32_t prev)
                               (t == T_OTHER && lx->s[at] == '*');
     lx->i = save;
     return after || (before && declarator_follows);
+}
+
+/* GNU's alternate spellings of qualifiers and `signed` that the grammar
+ * does not know, each with a qualifier it knows of the same length (there
+ * is none of 10 bytes for `__volatile` and `__signed__`). */
+static const char *const gnu_keywords[][2] = {
+    {"__const", "_Atomic"},
+    {"__const__", "_Noreturn"},
+    {"__volatile__", "__restrict__"},
+    {"__signed", "restrict"},
+};
+
+/* Rewrites the word at `from` (wlen bytes) if it is one of gnu_keywords;
+ * returns whether it was. */
+static bool gnu_keyword(Lexer *lx, uint32_t from, uint32_t wlen)
+{
+    for (size_t k = 0; k < sizeof gnu_keywords / sizeof *gnu_keywords; k++)
+        if (word_is(lx, from, gnu_keywords[k][0])) {
+            rewrite(lx, from, wlen, gnu_keywords[k][1]);
+            return true;
+        }
+    return false;
 }
 
 /* Whether the next token (not consumed) is `(`. */
@@ -498,6 +523,8 @@ char *gaps_mask(const char *text, uint32_t len, GapSpans *out)
             } else if (word_is(&lx, from, "_Complex") || word_is(&lx, from, "_Imaginary") ||
                        word_is(&lx, from, "__complex__") || word_is(&lx, from, "__complex")) {
                 rewrite(&lx, from, wlen, "volatile");
+            } else if (gnu_keyword(&lx, from, wlen)) {
+                /* rewritten by gnu_keyword */
             } else if (word_is(&lx, from, "__real__") || word_is(&lx, from, "__imag__")) {
                 rewrite(&lx, from, wlen, "*");
             } else if (word_is(&lx, from, "_Atomic") && open_follows(&lx)) {

@@ -148,7 +148,8 @@ static char *var_field_decl(Unit *u, AsyncFn *fn, Var *v, const Vec *attrs, int6
             break;
         if (type_is(c, "storage_class_specifier") || type_is(c, "comment"))
             continue;
-        if (type_is(c, "type_qualifier") && !pointer && parse_eq(u, c, "const"))
+        if (type_is(c, "type_qualifier") && !pointer &&
+            (parse_eq(u, c, "const") || parse_eq(u, c, "__const") || parse_eq(u, c, "__const__")))
             continue;
         char *t = parse_text(u, c);
         buf_printf(&b, "%s ", t);

@@ -730,6 +730,16 @@ START_TEST(complex_h_macros_are_read_as_qualifiers)
 }
 END_TEST
 
+/* GNU's alternate keywords, each as a qualifier of its length. */
+START_TEST(gnu_alternate_keywords_are_read_as_qualifiers)
+{
+    masks_to("__const int a; __const__ char *b; __volatile__ int c; __signed int d;\n"
+             "int *__volatile__ e; const int __const_x; int __signed_y;\n",
+             "_Atomic int a; _Noreturn char *b; __restrict__ int c; restrict int d;\n"
+             "int *__restrict__ e; const int __const_x; int __signed_y;\n");
+}
+END_TEST
+
 START_TEST(grammar_gaps_leave_comments_strings_and_directives_alone)
 {
     Vec attrs = masks_to("/* _Thread_local 1 ... 2 */ // _Complex\n"
@@ -867,6 +877,7 @@ static Suite *parse_suite(void)
     tcase_add_test(tc, calls_are_recorded_in_source_order);
     tcase_add_test(tc, grammar_gaps_are_rewritten_in_place);
     tcase_add_test(tc, complex_h_macros_are_read_as_qualifiers);
+    tcase_add_test(tc, gnu_alternate_keywords_are_read_as_qualifiers);
     tcase_add_test(tc, grammar_gaps_leave_comments_strings_and_directives_alone);
     tcase_add_test(tc, attributes_after_declarators_are_blanked_and_recorded);
     tcase_add_test(tc, a_macro_standing_as_a_statement_is_read_as_a_comment);

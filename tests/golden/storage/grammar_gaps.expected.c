@@ -6,7 +6,8 @@
  * Valid C that the stock tree-sitter-c grammar cannot parse, in async
  * functions and across awaits (compiler/gaps.c masks it for the parse):
  * _Thread_local, the _Atomic(T) specifier, _Complex with __real__ and
- * __imag__, <complex.h>'s `complex` macro in a type, va_arg and offsetof of types that are not one word, GNU case
+ * __imag__, <complex.h>'s `complex` macro in a type, GNU's __const and
+ * __volatile__, va_arg and offsetof of types that are not one word, GNU case
  * ranges, attributes after a declarator, which a hoisted variable's frame
  * field must keep (the alignment is checked), a computed goto in a plain
  * function (inside an async one it is refused), _Pragma and statement
@@ -100,18 +101,18 @@ stop:
 }
 
 
-#line 98 "tests/golden/storage/grammar_gaps.ac"
+#line 99 "tests/golden/storage/grammar_gaps.ac"
 /* echo: frame of its state machine (8 bytes; asyncc --emit=states) */
 struct echo__frame {
-    int x; /* parameter, line 98; live in states 0 3 */
-    struct ac_yield__frame ac_aw3; /* awaited future, line 101; live in states 3 */
+    int x; /* parameter, line 99; live in states 0 3 */
+    struct ac_yield__frame ac_aw3; /* awaited future, line 102; live in states 3 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 static void echo__init(void *ac_frame, int x) __attribute__((unused));
 static ac_poll_t echo__poll(struct echo__frame *ac_f, ac_context *ac_cx, int *ac_out);
 static void echo__drop(struct echo__frame *ac_f);
 static const ac_future_vt echo__vt __attribute__((unused));
-#line 98 "tests/golden/storage/grammar_gaps.ac"
+#line 99 "tests/golden/storage/grammar_gaps.ac"
 static void echo__init(void *ac_frame, int x)
 {
     struct echo__frame *ac_f = ac_frame;
@@ -119,7 +120,7 @@ static void echo__init(void *ac_frame, int x)
     ac_f->ac_state = AC_STATE_UNRESUMED;
 }
 
-#line 98 "tests/golden/storage/grammar_gaps.ac"
+#line 99 "tests/golden/storage/grammar_gaps.ac"
 static ac_poll_t echo__poll(struct echo__frame *ac_f, ac_context *ac_cx, int *ac_out)
 {
     switch (ac_f->ac_state) {
@@ -130,18 +131,18 @@ static ac_poll_t echo__poll(struct echo__frame *ac_f, ac_context *ac_cx, int *ac
     default:
         ac__bad_resume("echo", ac_f->ac_state);
     }
-#line 100 "tests/golden/storage/grammar_gaps.ac"
+#line 101 "tests/golden/storage/grammar_gaps.ac"
     polls_here++;
     ac_yield__init(&ac_f->ac_aw3);
     ac_f->ac_state = 3;
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 102 "tests/golden/storage/grammar_gaps.ac"
+#line 103 "tests/golden/storage/grammar_gaps.ac"
     { *ac_out = ac_f->x; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("echo");
 }
-#line 98 "tests/golden/storage/grammar_gaps.ac"
+#line 99 "tests/golden/storage/grammar_gaps.ac"
 static void echo__drop(struct echo__frame *ac_f)
 {
     switch (ac_f->ac_state) {
@@ -177,33 +178,35 @@ __attribute__((unused)) static int echo(int x)
 static const ac_future_vt echo__vt __attribute__((unused)) = {
     sizeof(struct echo__frame), _Alignof(struct echo__frame), sizeof(int), echo__vpoll, echo__vdrop, "echo",
 };
-#line 103 "tests/golden/storage/grammar_gaps.ac"
+#line 104 "tests/golden/storage/grammar_gaps.ac"
 
 
 
-#line 105 "tests/golden/storage/grammar_gaps.ac"
+#line 106 "tests/golden/storage/grammar_gaps.ac"
 /* gaps: frame of its state machine (128 bytes; asyncc --emit=states) */
 struct gaps__frame {
-    int wide __attribute__((aligned(64))); /* local, line 113; live in states 3 4 */
-    double _Complex z; /* local, line 108; live in states 3 4 */
-    complex double sum; /* local, line 110; live in states 3 4 */
-    float complex *wp; /* local, line 109; live in states 3 4 */
-    float complex w; /* local, line 109; live in states 3 4 */
-    struct reg r; /* local, line 114; live in states 3 4 */
+    int wide __attribute__((aligned(64))); /* local, line 116; live in states 3 4 */
+    double _Complex z; /* local, line 109; live in states 3 4 */
+    complex double sum; /* local, line 111; live in states 3 4 */
+    float complex *wp; /* local, line 110; live in states 3 4 */
+    float complex w; /* local, line 110; live in states 3 4 */
+    struct reg r; /* local, line 117; live in states 3 4 */
     union {
-        struct echo__frame ac_aw3; /* awaited future, line 118; live in states 3 */
-        struct echo__frame ac_aw4; /* awaited future, line 122; live in states 4 */
+        struct echo__frame ac_aw3; /* awaited future, line 121; live in states 3 */
+        struct echo__frame ac_aw4; /* awaited future, line 125; live in states 4 */
     };
-    int k; /* parameter, line 105; live in states 0 3 4 */
-    _Atomic(int) counter; /* local, line 107; live in states 3 4 */
-    int plain; /* local, line 113; live in states 3 4 */
+    int k; /* parameter, line 106; live in states 0 3 4 */
+    _Atomic(int) counter; /* local, line 108; live in states 3 4 */
+    int base; /* local, line 112; live in states 3 4 */
+    __volatile__ int ticks; /* local, line 113; live in states 3 4 */
+    int plain; /* local, line 116; live in states 3 4 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 static void gaps__init(void *ac_frame, int k) __attribute__((unused));
 static ac_poll_t gaps__poll(struct gaps__frame *ac_f, ac_context *ac_cx, double *ac_out);
 static void gaps__drop(struct gaps__frame *ac_f);
 static const ac_future_vt gaps__vt __attribute__((unused));
-#line 105 "tests/golden/storage/grammar_gaps.ac"
+#line 106 "tests/golden/storage/grammar_gaps.ac"
 static void gaps__init(void *ac_frame, int k)
 {
     struct gaps__frame *ac_f = ac_frame;
@@ -211,7 +214,7 @@ static void gaps__init(void *ac_frame, int k)
     ac_f->ac_state = AC_STATE_UNRESUMED;
 }
 
-#line 105 "tests/golden/storage/grammar_gaps.ac"
+#line 106 "tests/golden/storage/grammar_gaps.ac"
 static ac_poll_t gaps__poll(struct gaps__frame *ac_f, ac_context *ac_cx, double *ac_out)
 {
     int ac_t1;
@@ -226,19 +229,23 @@ static ac_poll_t gaps__poll(struct gaps__frame *ac_f, ac_context *ac_cx, double 
     default:
         ac__bad_resume("gaps", ac_f->ac_state);
     }
-#line 107 "tests/golden/storage/grammar_gaps.ac"
+#line 108 "tests/golden/storage/grammar_gaps.ac"
     ac_f->counter = ac_f->k;
-#line 109 "tests/golden/storage/grammar_gaps.ac"
+#line 110 "tests/golden/storage/grammar_gaps.ac"
     ac_f->w = 1.0f + 2.0f * I;
-#line 109 "tests/golden/storage/grammar_gaps.ac"
+#line 110 "tests/golden/storage/grammar_gaps.ac"
     ac_f->wp = &ac_f->w;
-#line 109 "tests/golden/storage/grammar_gaps.ac"
+#line 110 "tests/golden/storage/grammar_gaps.ac"
     /* complex.h's macro */
     ac_f->sum = 0;
+    ac_f->base = ac_f->k * 10;
+#line 112 "tests/golden/storage/grammar_gaps.ac"
+    /* GNU spellings */
+    ac_f->ticks = 0;
     __real__ ac_f->z = 3.0;
     __imag__ ac_f->z = 4.0;
     ac_f->wide = 2 * ac_f->k;
-#line 113 "tests/golden/storage/grammar_gaps.ac"
+#line 116 "tests/golden/storage/grammar_gaps.ac"
     ac_f->plain = 1;
     { struct reg ac_init = {.ready = 1, .mode = 2, .count = (unsigned)ac_f->k}; __builtin_memcpy(&ac_f->r, &ac_init, sizeof ac_f->r); }
     static _Thread_local int calls;
@@ -249,19 +256,19 @@ static ac_poll_t gaps__poll(struct gaps__frame *ac_f, ac_context *ac_cx, double 
 ac_resume_3:
     if (echo__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
-#line 118 "tests/golden/storage/grammar_gaps.ac"
+#line 121 "tests/golden/storage/grammar_gaps.ac"
     ac_f->counter += ac_t1;
     _Pragma("GCC unroll 2")
     for (int i = 0; i < 2; i++) {
         __real__ ac_f->z += 0.5;
     }
-#line 122 "tests/golden/storage/grammar_gaps.ac"
+#line 125 "tests/golden/storage/grammar_gaps.ac"
     echo__init(&ac_f->ac_aw4, 1);
     ac_f->ac_state = 4;
 ac_resume_4:
     if (echo__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
-#line 122 "tests/golden/storage/grammar_gaps.ac"
+#line 125 "tests/golden/storage/grammar_gaps.ac"
     __real__ ac_f->z += ac_t2 - 1;
     switch (ac_f->k) {
     case 5:
@@ -276,11 +283,13 @@ resumed: __attribute__((unused));
     printf("counter %d, z %.1f%+.1fi, wide %d aligned %d, plain %d, calls %d\n", (int)ac_f->counter,
            __real__ ac_f->z, __imag__ ac_f->z, ac_f->wide, (int)((uintptr_t)&ac_f->wide % 64 == 0), ac_f->plain, *last_seen);
     ac_f->sum = ac_f->z + *ac_f->wp * 2;
+    ac_f->ticks += ac_f->base;
+    printf("gnu: base %d ticks %d\n", ac_f->base, ac_f->ticks);
     printf("complex.h: w %.1f%+.1fi, sum %.1f%+.1fi\n", crealf(ac_f->w), cimagf(ac_f->w), creal(ac_f->sum), cimag(ac_f->sum));
     { *ac_out = __real__ ac_f->z * __imag__ ac_f->z + (double)offsetof(struct pair, value); ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("gaps");
 }
-#line 105 "tests/golden/storage/grammar_gaps.ac"
+#line 106 "tests/golden/storage/grammar_gaps.ac"
 static void gaps__drop(struct gaps__frame *ac_f)
 {
     switch (ac_f->ac_state) {
@@ -319,21 +328,21 @@ __attribute__((unused)) static double gaps(int k)
 static const ac_future_vt gaps__vt __attribute__((unused)) = {
     sizeof(struct gaps__frame), _Alignof(struct gaps__frame), sizeof(double), gaps__vpoll, gaps__vdrop, "gaps",
 };
-#line 138 "tests/golden/storage/grammar_gaps.ac"
+#line 143 "tests/golden/storage/grammar_gaps.ac"
 
 
 
-#line 140 "tests/golden/storage/grammar_gaps.ac"
+#line 145 "tests/golden/storage/grammar_gaps.ac"
 /* async_main: frame of its state machine (192 bytes; asyncc --emit=states) */
 struct async_main__frame {
     union {
-        char **argv; /* parameter, line 140; live in states 0 */
-        struct gaps__frame ac_aw3; /* awaited future, line 144; live in states 3 */
-        struct gaps__frame ac_aw4; /* awaited future, line 145; live in states 4 */
+        char **argv; /* parameter, line 145; live in states 0 */
+        struct gaps__frame ac_aw3; /* awaited future, line 149; live in states 3 */
+        struct gaps__frame ac_aw4; /* awaited future, line 150; live in states 4 */
     };
     union {
-        int argc; /* parameter, line 140; live in states 0 */
-        double a; /* local, line 144; live in states 4 */
+        int argc; /* parameter, line 145; live in states 0 */
+        double a; /* local, line 149; live in states 4 */
     };
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
@@ -341,7 +350,7 @@ void async_main__init(void *ac_frame, int argc, char **argv);
 static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac_cx, int *ac_out);
 static void async_main__drop(struct async_main__frame *ac_f);
 extern const ac_future_vt async_main__vt;
-#line 140 "tests/golden/storage/grammar_gaps.ac"
+#line 145 "tests/golden/storage/grammar_gaps.ac"
 void async_main__init(void *ac_frame, int argc, char **argv)
 {
     struct async_main__frame *ac_f = ac_frame;
@@ -350,7 +359,7 @@ void async_main__init(void *ac_frame, int argc, char **argv)
     ac_f->ac_state = AC_STATE_UNRESUMED;
 }
 
-#line 140 "tests/golden/storage/grammar_gaps.ac"
+#line 145 "tests/golden/storage/grammar_gaps.ac"
 static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac_cx, int *ac_out)
 {
     double ac_t1;
@@ -365,7 +374,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
     default:
         ac__bad_resume("async_main", ac_f->ac_state);
     }
-#line 142 "tests/golden/storage/grammar_gaps.ac"
+#line 147 "tests/golden/storage/grammar_gaps.ac"
     (void)ac_f->argc;
     (void)ac_f->argv;
     gaps__init(&ac_f->ac_aw3, 5);
@@ -373,14 +382,14 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (gaps__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
-#line 144 "tests/golden/storage/grammar_gaps.ac"
+#line 149 "tests/golden/storage/grammar_gaps.ac"
     ac_f->a = ac_t1;
     gaps__init(&ac_f->ac_aw4, 7);
     ac_f->ac_state = 4;
 ac_resume_4:
     if (gaps__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
-#line 145 "tests/golden/storage/grammar_gaps.ac"
+#line 150 "tests/golden/storage/grammar_gaps.ac"
     double b = ac_t2;
     printf("%.1f %.1f\n", ac_f->a, b);
     printf("%d %s %s %s %d %s %s\n", firsts(3, "a", "b", "c"), kind('7'), kind('q'), kind('-'),
@@ -389,7 +398,7 @@ ac_resume_4:
     { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("async_main");
 }
-#line 140 "tests/golden/storage/grammar_gaps.ac"
+#line 145 "tests/golden/storage/grammar_gaps.ac"
 static void async_main__drop(struct async_main__frame *ac_f)
 {
     switch (ac_f->ac_state) {
@@ -428,5 +437,5 @@ int async_main(int argc, char **argv)
 const ac_future_vt async_main__vt = {
     sizeof(struct async_main__frame), _Alignof(struct async_main__frame), sizeof(int), async_main__vpoll, async_main__vdrop, "async_main",
 };
-#line 151 "tests/golden/storage/grammar_gaps.ac"
+#line 156 "tests/golden/storage/grammar_gaps.ac"
 
