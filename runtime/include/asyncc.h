@@ -444,7 +444,11 @@ void *ac__task_frame_new(const ac_future_vt *vt);
  * once, by awaiting it (ac_join) or by ac_handle_detach. C has no destructor
  * to drop a handle for you: a handle that is never joined or detached keeps
  * the task's memory until the runtime is freed. Handles are invalid after
- * their runtime is freed.
+ * their runtime is freed. A handle used after it was consumed (joined
+ * twice, say) is a use after free; the handle functions and ac_join
+ * report it ("asyncc: ac_join of a JoinHandle that was already joined or
+ * detached") and abort while no new task has taken the memory, which is
+ * not guaranteed.
  */
 void *ac__spawn(void *frame);
 

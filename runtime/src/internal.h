@@ -309,6 +309,11 @@ void ac__task_abort(ac__task *task);
 /* A borrowed waker for the task (holds no reference), for a poll's context. */
 ac_waker ac__task_waker(ac__task *task);
 
+/* The state word of a free slab slot (slab.c): every bit set, which the
+ * reference limit of task.c keeps any task's state from reaching. A handle
+ * whose task's state reads this was consumed already. */
+#define AC__SLOT_FREE (~(size_t)0)
+
 /* Snapshot of the state word, for schedulers' checks and tests. */
 static inline size_t ac__task_state(ac__task *task)
 {

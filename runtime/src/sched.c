@@ -2133,19 +2133,34 @@ void *ac__spawn(void *frame)
     return ac__task_handle(task);
 }
 
+/* The task of handle h, which `what` was given. A handle consumed already
+ * (joined, or detached) whose memory no task has taken since reads as a
+ * free slot: that is a use after free in the caller, reported here rather
+ * than read as a finished task's (a second join would return the first
+ * one's output, and its detach free the slot again). */
+static ac__task *handle_task(void *h, const char *what)
+{
+    ac__task *task = ac__task_of_handle(h);
+    if (ac__task_state(task) == AC__SLOT_FREE) {
+        fprintf(stderr, "asyncc: %s of a JoinHandle that was already joined or detached\n", what);
+        abort();
+    }
+    return task;
+}
+
 int ac_handle_abort(void *h)
 {
     ac__spawn_flush();
     if (!h)
         return AC_EINVAL;
-    ac__task_abort(ac__task_of_handle(h));
+    ac__task_abort(handle_task(h, "ac_handle_abort"));
     return 0;
 }
 
 int ac_handle_is_finished(void *h)
 {
     ac__spawn_flush();
-    return h && (ac__task_state(ac__task_of_handle(h)) & AC__TASK_COMPLETE) ? 1 : 0;
+    return h && (ac__task_state(handle_task(h, "ac_handle_is_finished")) & AC__TASK_COMPLETE) ? 1 : 0;
 }
 
 void ac_handle_detach(void *h)
@@ -2153,7 +2168,7 @@ void ac_handle_detach(void *h)
     ac__spawn_flush();
     if (!h)
         return;
-    ac__task *task = ac__task_of_handle(h);
+    ac__task *task = handle_task(h, "ac_handle_detach");
     size_t state = ac__task_state(task);
     if ((state & AC__TASK_COMPLETE) && !(state & AC__TASK_JOIN_WAKER)) {
         /* Complete, and the completer is done with the join_waker slot, which
@@ -2212,7 +2227,7 @@ ac_poll_t ac_join__poll(struct ac_join__frame *f, ac_context *cx, void *out)
     ac__spawn_flush();
     if (!f->handle)
         ac__bad_resume("ac_join", f->state);
-    ac__task *task = ac__task_of_handle(f->handle);
+    ac__task *task = handle_task(f->handle, "ac_join");
     size_t state = ac__task_state(task);
     if (!(state & AC__TASK_COMPLETE) && !join_register(task, state, cx->waker)) {
         f->state = AC_STATE_FIRST;

@@ -69,9 +69,7 @@
 #define REGION_SIZE ((size_t)2 << 20)  /* a huge page on x86-64 and arm64 (4 KiB base pages) */
 #define REGION_AFTER ((size_t)256 << 10) /* chunk bytes a slab holds before it maps regions */
 
-/* The state word of a free slot: every bit set, which the reference limit
- * of task.c keeps any task's state from reaching. */
-#define SLOT_FREE (~(size_t)0)
+#define SLOT_FREE AC__SLOT_FREE /* the state word of a free slot (internal.h) */
 
 /* A free slot. It overlays the task header: `state` is the task's state
  * word, and the other fields lie within the header's first 32 bytes, away

@@ -1030,6 +1030,60 @@ static void spawn_here(void)
     ac__spawn(fr);
 }
 
+/* Joins a task's handle, then joins (mode 0), detaches (1), aborts (2) or
+ * asks is_finished (3) of the same handle, whose slot is free by then. */
+static int reuse_mode;
+
+static ac_poll_t join_twice_body(script *s, ac_context *cx, int *out)
+{
+    switch (s->step) {
+    case 0:
+        s->h = spawn_value(5, 1, &cnt);
+        join_start(s, s->h);
+        s->step = 1;
+        /* fallthrough */
+    case 1:
+        if (join_poll(s, cx) == AC_PENDING)
+            return AC_PENDING;
+        if (reuse_mode == 1)
+            ac_handle_detach(s->h);
+        else if (reuse_mode == 2)
+            ac_handle_abort(s->h);
+        else if (reuse_mode == 3)
+            (void)ac_handle_is_finished(s->h);
+        join_start(s, s->h);
+        s->step = 2;
+        /* fallthrough */
+    case 2:
+        if (join_poll(s, cx) == AC_PENDING)
+            return AC_PENDING;
+        *out = s->value;
+        return AC_READY;
+    }
+    ac__bad_resume("script", (unsigned)s->step);
+}
+
+static void join_twice_here(void)
+{
+    script s;
+    int out = 0;
+    run_script(AC_RUNTIME_CURRENT_THREAD, join_twice_body, &s, NULL, &out);
+}
+
+START_TEST(a_handle_used_after_its_join_aborts_with_a_message)
+{
+    static const char *const what[] = {"ac_join", "ac_handle_detach", "ac_handle_abort",
+                                       "ac_handle_is_finished"};
+    for (reuse_mode = 0; reuse_mode < 4; reuse_mode++) {
+        char want[128];
+        snprintf(want, sizeof want,
+                 "asyncc: %s of a JoinHandle that was already joined or detached\n",
+                 what[reuse_mode]);
+        ck_assert_str_eq(run_aborting(join_twice_here), want);
+    }
+}
+END_TEST
+
 START_TEST(panic_outside_a_task_aborts_with_its_message)
 {
     ck_assert_str_eq(run_aborting(panic_here), "asyncc: panicked outside a task: no task 1\n");
@@ -1136,6 +1190,7 @@ static Suite *spawn_suite(void)
     tcase_add_test(tc, panic_in_the_block_on_future_returns_epanic);
     tcase_add_test(tc, panic_outside_a_task_aborts_with_its_message);
     tcase_add_test(tc, spawn_outside_a_runtime_aborts);
+    tcase_add_test(tc, a_handle_used_after_its_join_aborts_with_a_message);
     suite_add_tcase(s, tc);
     return s;
 }
