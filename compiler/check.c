@@ -259,6 +259,14 @@ static void check_spawn(Unit *u, AsyncFn *fn, TSNode call)
 
 /* ---- typed handles -------------------------------------------------------------- */
 
+/* clang's spelling of a pointer to the type clang spells t: `int *` for
+ * `int`, `char **` for `char *`. Owned by the caller. */
+static char *pointer_to(const char *t)
+{
+    size_t n = strlen(t);
+    return xasprintf(n && t[n - 1] == '*' ? "%s*" : "%s *", t);
+}
+
 /* `ac_handle(long) h = ac_spawn(f())` where f yields int: joining would read
  * a long out of an int slot. C only warns about the pointer conversion; it
  * is an error here, as in Rust. */
@@ -268,7 +276,7 @@ static void check_set_type(Unit *u, Spawn *sp)
     const TypeInfo *out = sema_expr_type(u->sema, ts_node_start_byte(sp->call));
     if (!set || !out || strchr(out->canonical, '('))
         return;
-    char *want = xasprintf("%s *", out->canonical);
+    char *want = pointer_to(out->canonical);
     if (strcmp(set->canonical, want) != 0 && strcmp(set->canonical, "void *") != 0)
         diag_check(&u->src, ts_node_start_byte(sp->node), true, "handle-type",
                    "declare the set ac_joinset(T) with the T its tasks yield",
@@ -300,7 +308,7 @@ static void check_handle_type(Unit *u, AsyncFn *fn, Spawn *sp)
     const TypeInfo *out = sema_expr_type(u->sema, ts_node_start_byte(sp->call));
     if (!hv || !out || strchr(out->canonical, '('))
         return;
-    char *want = xasprintf("%s *", out->canonical);
+    char *want = pointer_to(out->canonical);
     if (strcmp(hv->canonical, want) != 0)
         diag_check(&u->src, ts_node_start_byte(sp->node), true, "handle-type",
                    "declare the handle ac_handle(T) with the T the spawned function yields",
