@@ -16,6 +16,12 @@
 # left to valgrind (run-multifile.sh): LeakSanitizer needs ptrace, which
 # some machines forbid.
 #
+# And the other way round: each tests/asan-reports/<name>.ac is a program
+# with a use after free of a task's memory, which the runtime's slab
+# poisons under ASan (runtime/src/slab.c); it must end with ASan's report of
+# the kind its first line names ("use-after-poison" unless
+# <name>.expected.report says otherwise).
+#
 # Usage: run-asan.sh [FILE.ac | DIR]... (default: all the cases above).
 # Environment: see tests/lib.sh; ASAN_RANDOM. Last line: `asan: N passed,
 # N failed`.
@@ -55,6 +61,26 @@ asan_case() {
     return 0
 }
 
+# asan_report_case SRC: builds SRC like asan_case; running it must end
+# with exit status 70 and ASan's report of the expected kind.
+asan_report_case() {
+    local src=$1 t=$CASE_TMP status=0 kind=use-after-poison
+    [ -f "${src%.ac}.expected.report" ] && read -r kind < "${src%.ac}.expected.report"
+    if ! ASYNCC_LIB=$ASAN_LIB "$ASYNCC" cc -O1 -g $SAN_FLAGS "$src" -o "$t/prog" \
+        > "$t/build.log" 2>&1; then
+        fail "$src: asyncc cc with sanitizers failed"
+        show "$t/build.log"
+        return 1
+    fi
+    timeout -k 2 "$TIMEOUT" "$t/prog" > "$t/stdout" 2> "$t/stderr" < /dev/null || status=$?
+    if [ "$status" -ne 70 ] || ! grep -q "ERROR: AddressSanitizer: $kind" "$t/stderr"; then
+        fail "$src: $(describe_status "$status"), without ASan's $kind report"
+        show "$t/stderr"
+        return 1
+    fi
+    return 0
+}
+
 require_asyncc asan 1
 if ! make --no-print-directory -s BUILD="$ASAN_BUILD" \
     CFLAGS="-std=gnu11 -Wall -Wextra -Werror -O1 -g $SAN_FLAGS" "$ASAN_LIB" > "$TMP/lib.log" 2>&1; then
@@ -76,7 +102,16 @@ if [ $# -gt 0 ]; then
             cases+=("$f")
         fi
     done
-    run_cases asan_case "${cases[@]}"
+    reports=()
+    for c in "${cases[@]}"; do
+        case $c in */asan-reports/*) reports+=("${c%%:*}") ;; esac
+    done
+    kept=()
+    for c in "${cases[@]}"; do
+        case $c in */asan-reports/*) ;; *) kept+=("$c") ;; esac
+    done
+    [ ${#kept[@]} -gt 0 ] && run_cases asan_case "${kept[@]}"
+    [ ${#reports[@]} -gt 0 ] && run_cases asan_report_case "${reports[@]}"
     finish asan
 fi
 for f in tests/golden/*/*.ac tests/programs/*.ac; do
@@ -95,4 +130,5 @@ if [ -x "$RANDPROG" ]; then
     done
 fi
 run_cases asan_case "${cases[@]}"
+run_cases asan_report_case tests/asan-reports/*.ac
 finish asan

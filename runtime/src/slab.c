@@ -59,6 +59,33 @@
 #include <string.h>
 #include <sys/mman.h>
 
+/* Under AddressSanitizer, a free slot's bytes past the task header are
+ * poisoned, so that a program reading a task's output slot or frame after
+ * the task's memory went back to the slab (a pointer into a finished task,
+ * kept too long) is reported, as it would be for malloc'd memory. The
+ * header stays readable: the free lists and the walks use it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SLAB_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SLAB_ASAN 1
+#endif
+#endif
+#ifdef SLAB_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+/* Poisons the bytes of a free slot of `size` bytes past its header. */
+static void poison_slot(void *slot, size_t size)
+{
+    POISON((char *)slot + sizeof(ac__task), size - sizeof(ac__task));
+}
+
 #define CHUNK_SIZE (16 * 1024)      /* bytes of a small chunk, header included */
 #define GRAIN 16                    /* size class step, bytes; also the slot alignment */
 #define MAX_SMALL 1024              /* largest slot of a small chunk, bytes */
@@ -298,6 +325,7 @@ static region *region_new(void)
 
 static void region_free(region *r)
 {
+    UNPOISON(r->base, REGION_SIZE); /* a later mapping there starts clean */
     munmap(r->base, REGION_SIZE);
     free(r);
     atomic_fetch_sub(&regions_mapped, 1);
@@ -335,6 +363,7 @@ static void chunk_free_locked(ac__slab *s, chunk *ch)
 {
     region *r = ch->region;
     if (!r) {
+        UNPOISON(ch, CHUNK_SIZE);
         free(ch);
         return;
     }
@@ -369,6 +398,7 @@ static slot *carve(ac__slab *s, int c, unsigned *n)
         atomic_store_explicit(&sl->state, SLOT_FREE, memory_order_relaxed);
         sl->next = head;
         head = sl;
+        poison_slot(sl, size);
     }
     pthread_mutex_lock(&s->mu);
     link_chunk_locked(s, ch);
@@ -448,6 +478,7 @@ ac__task *ac__slab_alloc(ac__slab_heap *h, size_t size, size_t align)
     slot *sl = h->cls[c].free;
     h->cls[c].free = sl->next;
     h->cls[c].n--;
+    UNPOISON(sl, (size_t)(c + 1) * GRAIN);
     if (sl->next)
         ac__task_prefetch(sl->next); /* the next spawn's */
     return (ac__task *)sl;
@@ -507,6 +538,8 @@ void ac__slab_free(ac__task *task)
     int c = task->slab_class;
     ac__slab_heap *h = tls_heap;
 
+    if (c != AC__SLAB_LARGE)
+        poison_slot(sl, ch->slot_size);
     if (c != AC__SLAB_LARGE && ac__tls_heap_slab == s) {
         atomic_store_explicit(&sl->state, SLOT_FREE, memory_order_relaxed);
         sl->next = h->cls[c].free;
