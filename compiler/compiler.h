@@ -405,7 +405,9 @@ typedef struct SemaJump {
 typedef struct SemaRef {
     char *name;        /* the variable's name */
     uint32_t decl;     /* where the variable's name is declared in the file */
-    uint32_t expanded; /* where the macro holding the use was used */
+    uint32_t expanded; /* where the macro holding the use was used, or the
+                          #include that brought in the file holding it */
+    char *file;        /* that included file, or NULL for a macro's use */
 } SemaRef;
 
 /* A macro argument, where a function-like macro is used in the file, that

@@ -898,6 +898,24 @@ static void check_macro_refs(Unit *u, AsyncFn *fn)
         Var *v = var_at(vars, nvars, r->decl);
         if (!v || !v->hoisted)
             continue;
+        if (r->file) {
+            bool told = false; /* once per #include and variable */
+            for (int j = 0; j < i && !told; j++) {
+                const SemaRef *q = refs->items[j];
+                told = q->file && q->expanded == r->expanded && q->decl == r->decl;
+            }
+            if (told)
+                continue;
+            diag_error(&u->src, r->expanded,
+                       "the file included here, '%s', uses '%s', and '%s' is kept in the frame "
+                       "(%s); the translator cannot rename a use in an included file (keep the "
+                       "#include in a plain function, or use a local that does not live across "
+                       "an await there)",
+                       r->file, r->name, r->name,
+                       v->is_param ? "a parameter" : "it lives across an await");
+            diag_note(&u->src, ts_node_start_byte(v->ident), "'%s' is declared here", r->name);
+            continue;
+        }
         char *name = parse_macro_name_at(u, r->expanded);
         diag_error(&u->src, r->expanded,
                    "'%s' uses '%s' inside its expansion, and '%s' is kept in the frame (%s); the "

@@ -61,7 +61,16 @@ struct Sema {
     size_t nranges, cap;    /* used, allocated */
     bool sorted;            /* ranges sorted by start */
     CXFile main_file;       /* the translated file, in tu */
+    Vec includes;           /* Inclusion*: files #included, with where in the file */
 };
+
+/* A file the translation unit includes, and the byte of the #include
+ * directive in the translated file that brought it in (directly or through
+ * other headers). */
+typedef struct Inclusion {
+    CXFile file;
+    uint32_t at;
+} Inclusion;
 
 typedef struct FrameInfo {
     char *fn;        /* NAME of struct NAME__frame */
@@ -165,6 +174,57 @@ static bool spelled_at(Sema *s, uint32_t at, const char *word)
              (next >= '0' && next <= '9'));
 }
 
+static void note_inclusion(CXFile file, CXSourceLocation *stack, unsigned len, CXClientData data)
+{
+    Sema *s = data;
+    uint32_t at;
+    if (len > 0 && offset_in_main(s, stack[len - 1], &at)) {
+        Inclusion *inc = xmalloc(sizeof *inc);
+        inc->file = file;
+        inc->at = at;
+        vec_push(&s->includes, inc);
+    }
+}
+
+/* Where the translated file includes `file` (the #include's byte), or
+ * UINT32_MAX. */
+static uint32_t inclusion_of(Sema *s, CXFile file)
+{
+    for (int i = 0; i < s->includes.len; i++) {
+        const Inclusion *inc = s->includes.items[i];
+        if (clang_File_isEqual(inc->file, file))
+            return inc->at;
+    }
+    return UINT32_MAX;
+}
+
+/* A use, in text that an #include inside a function of the file brings in
+ * (an X-macro table of cases, say), of a local variable of that function:
+ * recorded in refs, at the #include, with the included file's name, since
+ * the translator cannot rename it there. Returns whether c was one. */
+static bool included_use(Sema *s, CXCursor c)
+{
+    CXCursor ref = clang_getCursorReferenced(c);
+    enum CXCursorKind rk = clang_getCursorKind(ref);
+    uint32_t decl, at;
+    if ((rk != CXCursor_VarDecl && rk != CXCursor_ParmDecl) ||
+        clang_getCursorKind(clang_getCursorSemanticParent(ref)) != CXCursor_FunctionDecl ||
+        !offset_in_main(s, clang_getCursorLocation(ref), &decl) ||
+        offset_in_main(s, clang_getCursorLocation(c), &at))
+        return false;
+    CXFile f;
+    clang_getFileLocation(clang_getCursorLocation(c), &f, NULL, NULL, NULL);
+    if (!f || (at = inclusion_of(s, f)) == UINT32_MAX)
+        return false;
+    SemaRef *r = xcalloc(1, sizeof *r);
+    r->name = take(clang_getCursorSpelling(ref));
+    r->decl = decl;
+    r->expanded = at;
+    r->file = take(clang_getFileName(f));
+    vec_push(&s->refs, r);
+    return true;
+}
+
 static enum CXChildVisitResult visit_body(CXCursor c, CXCursor parent, CXClientData data)
 {
     (void)parent;
@@ -210,6 +270,8 @@ static enum CXChildVisitResult visit_body(CXCursor c, CXCursor parent, CXClientD
             j->expanded = eo;
             vec_push(&s->jumps, j);
         }
+    } else if (k == CXCursor_DeclRefExpr && included_use(s, c)) {
+        /* recorded by included_use */
     } else if (k == CXCursor_DeclRefExpr) {
         /* A name clang resolved. A local's that the file does not have where
          * clang found it is a macro body's (a macro argument's is in the
@@ -669,6 +731,7 @@ Sema *sema_run(Unit *u, const char *const *args, int nargs, const char *include_
         return NULL;
     }
     record_inactive(s);
+    clang_getInclusions(s->tu, note_inclusion, s);
     clang_visitChildren(clang_getTranslationUnitCursor(s->tu), visit_top, s);
     for (int i = 0; i < s->ext.len; i++) {
         ExtFn *e = s->ext.items[i];
@@ -706,6 +769,7 @@ void sema_free(Sema *s)
         for (int i = 0; i < v->len; i++) {
             SemaRef *r = v->items[i];
             free(r->name);
+            free(r->file);
             free(r);
         }
         free(v->items);
@@ -725,6 +789,9 @@ void sema_free(Sema *s)
         free(d);
     }
     free(s->macros.items);
+    for (int i = 0; i < s->includes.len; i++)
+        free(s->includes.items[i]);
+    free(s->includes.items);
     free(s);
 }
 
