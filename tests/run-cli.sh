@@ -4,7 +4,8 @@
 # 2 (no input, an unknown option, an option missing its argument, two
 # inputs, `asyncc cc` with no files), a file that cannot be read or written
 # exits 1 with `asyncc: error: cannot ...`; --help and --version exit 0;
-# `-o -` is standard output.
+# `-o -` is standard output. An await the translator never saw stops the
+# C compile with a message naming it.
 #
 # Environment: see tests/lib.sh. Last line: `cli: N passed, N failed`.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -46,6 +47,26 @@ expect "asyncc cc without files" 2 '^asyncc: error: no input files' cc
 expect "asyncc cc with a missing input" 1 '^asyncc: error: cannot open ' cc "$TMP/nosuch.ac" -o "$TMP/p"
 expect "-o - writes the translation to standard output" 0 '^static ac_poll_t greet__poll' \
     "$hello" -o -
+# An await the translator never sees (in text an #include brings into an
+# async function) stops the C compile with a message that says so; it was an
+# implicit declaration and a link error.
+printf 'case 1: out = await(val(5)); break;\n' > "$TMP/aw.inc"
+cat > "$TMP/inc.ac" << 'EOF_AC'
+#include <asyncc.h>
+static async(int) val(int v) { await(ac_yield()); return v; }
+async(int) async_main(int argc, char **argv)
+{
+    (void)argv;
+    int out = 0;
+    switch (argc) {
+#include "aw.inc"
+    }
+    return out;
+}
+EOF_AC
+expect "an untranslated await stops the compile" 1 'await\(\) in code that asyncc did not translate' \
+    cc "$TMP/inc.ac" -o "$TMP/p"
+
 left=
 for f in "$TMP"/nodir "$TMP"/p "$TMP"/x.c ./-; do
     [ -e "$f" ] && left="$left $f"

@@ -1128,6 +1128,18 @@ __attribute__((weak)) int main(int argc, char **argv)
 #define ac_handle(T) T *
 /* A JoinSet of tasks whose futures yield T (struct ac_joinset behind it). */
 #define ac_joinset(T) T *
+/* An await() left in the output is one the translator never saw: in text
+ * that an #include brings into an async function, or in a macro from a
+ * header. It cannot suspend anything, so it stops the compile, saying so
+ * (without this it was an implicit declaration and a link error). */
+#define await(e)                                                               \
+    (sizeof(struct {                                                           \
+         _Static_assert(0, "await() in code that asyncc did not translate (an " \
+                           "#include in an async function, or a macro from a " \
+                           "header): write the await in the .ac file");        \
+         int ac_x;                                                             \
+     }),                                                                       \
+     (e))
 #endif
 
 #ifdef __cplusplus
