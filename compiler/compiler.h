@@ -451,6 +451,9 @@ bool sema_frame(Sema *s, const char *name, int64_t *size, int64_t *align);
 bool sema_is_blocking(Sema *s, const char *name);
 /* Type of the variable whose name starts at byte `start`, or NULL. */
 const TypeInfo *sema_var_type(Sema *s, uint32_t start);
+/* Whether the body of async function fn uses __func__, __FUNCTION__ or
+ * __PRETTY_FUNCTION__ (also through a macro, as assert does). */
+bool sema_uses_function_name(Sema *s, const char *fn);
 /* Every automatic variable (not static, not extern) clang found declared in
  * a function body of the file, in visiting order (SemaDecl *). */
 const Vec *sema_decls(Sema *s);

@@ -186,10 +186,18 @@ static void emit_function(Emit *e, AsyncFn *fn)
     }
     buf_puts(o, "    ac_f->ac_state = AC_STATE_UNRESUMED;\n}\n\n");
 
+    /* The body reads its own name (__func__, or assert's message): the
+     * async function's, as in the sync reading, not the poll function's. */
+    static const char *const names[] = {"__func__", "__FUNCTION__", "__PRETTY_FUNCTION__"};
+    bool named = u->sema && sema_uses_function_name(u->sema, fn->name);
+    for (size_t i = 0; named && i < sizeof names / sizeof *names; i++)
+        buf_printf(o, "#define %s \"%s\"\n", names[i], fn->name);
     buf_printf(o, "#line %d \"%s\"\n", line_of(fn->node), u->line_path);
     buf_printf(o, "static ac_poll_t %s__poll(struct %s__frame *ac_f, ac_context *ac_cx, %s)\n",
                fn->name, fn->name, outp);
     buf_puts(o, fn->poll_text);
+    for (size_t i = 0; named && i < sizeof names / sizeof *names; i++)
+        buf_printf(o, "#undef %s\n", names[i]);
 
     buf_printf(o, "#line %d \"%s\"\n", line_of(fn->node), u->line_path);
     buf_printf(o, "static void %s__drop(struct %s__frame *ac_f)\n{\n", fn->name, fn->name);

@@ -62,6 +62,8 @@ struct Sema {
     bool sorted;            /* ranges sorted by start */
     CXFile main_file;       /* the translated file, in tu */
     Vec includes;           /* Inclusion*: files #included, with where in the file */
+    const char *cur_fn;     /* the async function whose body visit_body is in */
+    Vec func_names;         /* char*: async functions whose bodies use __func__ & co */
 };
 
 /* A file the translation unit includes, and the byte of the #include
@@ -225,6 +227,38 @@ static bool included_use(Sema *s, CXCursor c)
     return true;
 }
 
+/* __func__, __FUNCTION__ and __PRETTY_FUNCTION__ (assert's message uses
+ * the last) reach libclang as a string literal of the function's name,
+ * located at the name or at the macro that holds it, where the file has no
+ * string. Such a use in an async function's body would read the poll
+ * function's name after the translation: noted for the emitter
+ * (sema_uses_function_name). A literal "NAME" that a macro brings in looks
+ * the same; it only costs three #defines. Returns whether c was one. */
+static bool function_name_literal(Sema *s, CXCursor c)
+{
+    if (!s->cur_fn)
+        return false;
+    char *lit = take(clang_getCursorSpelling(c));
+    size_t n = strlen(s->cur_fn);
+    bool named = strlen(lit) == n + 2 && lit[0] == '"' && !strncmp(lit + 1, s->cur_fn, n);
+    free(lit);
+    uint32_t at;
+    if (!named || !offset_in_main(s, clang_getCursorLocation(c), &at) ||
+        (at < s->unit->src.len && strchr("\"LuU", s->unit->src.text[at])))
+        return false;
+    if (!sema_uses_function_name(s, s->cur_fn))
+        vec_push(&s->func_names, xstrdup(s->cur_fn));
+    return true;
+}
+
+bool sema_uses_function_name(Sema *s, const char *fn)
+{
+    for (int i = 0; i < s->func_names.len; i++)
+        if (strcmp(s->func_names.items[i], fn) == 0)
+            return true;
+    return false;
+}
+
 static enum CXChildVisitResult visit_body(CXCursor c, CXCursor parent, CXClientData data)
 {
     (void)parent;
@@ -270,6 +304,8 @@ static enum CXChildVisitResult visit_body(CXCursor c, CXCursor parent, CXClientD
             j->expanded = eo;
             vec_push(&s->jumps, j);
         }
+    } else if (k == CXCursor_StringLiteral && function_name_literal(s, c)) {
+        /* recorded by function_name_literal */
     } else if (k == CXCursor_DeclRefExpr && included_use(s, c)) {
         /* recorded by included_use */
     } else if (k == CXCursor_DeclRefExpr) {
@@ -611,8 +647,13 @@ static enum CXChildVisitResult visit_top(CXCursor c, CXCursor parent, CXClientDa
     } else if (k == CXCursor_FunctionDecl && an.async) {
         bool in_main = clang_Location_isFromMainFile(clang_getCursorLocation(c));
         record_async(s, c);
-        if (in_main && clang_isCursorDefinition(c))
+        if (in_main && clang_isCursorDefinition(c)) {
+            char *name = take(clang_getCursorSpelling(c));
+            s->cur_fn = name;
             clang_visitChildren(c, visit_body, s);
+            s->cur_fn = NULL;
+            free(name);
+        }
     } else if (k == CXCursor_StructDecl && clang_isCursorDefinition(c)) {
         char *name = take(clang_getCursorSpelling(c));
         size_t n = strlen(name);
@@ -792,6 +833,9 @@ void sema_free(Sema *s)
     for (int i = 0; i < s->includes.len; i++)
         free(s->includes.items[i]);
     free(s->includes.items);
+    for (int i = 0; i < s->func_names.len; i++)
+        free(s->func_names.items[i]);
+    free(s->func_names.items);
     free(s);
 }
 
