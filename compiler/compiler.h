@@ -375,6 +375,7 @@ typedef struct ExtFn {
     char *name;       /* function name */
     char *ret_type;   /* result type spelling */
     bool ret_void;    /* result is void */
+    bool ret_const_member; /* result has a const member: stored by memcpy */
     Vec param_types;  /* char* spellings of parameter types */
     bool embeddable;  /* a complete struct NAME__frame is visible */
     uint64_t size;    /* sizeof(struct NAME__frame) when embeddable */
@@ -430,6 +431,7 @@ typedef struct TypeInfo {
     int64_t size;     /* sizeof, or -1 if unknown or incomplete */
     int64_t align;    /* alignof, or -1 */
     bool vla;         /* a variably modified type */
+    bool const_member;/* a struct or union with a const member: not assignable */
 } TypeInfo;
 
 typedef struct Sema Sema;

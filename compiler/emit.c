@@ -181,7 +181,13 @@ static void emit_function(Emit *e, AsyncFn *fn)
     buf_printf(o, "    struct %s__frame *ac_f = ac_frame;\n", fn->name);
     for (int i = 0; i < fn->vars.len; i++) {
         Var *v = fn->vars.items[i];
-        if (v->is_param)
+        if (!v->is_param)
+            continue;
+        const TypeInfo *ti = u->sema ? sema_var_type(u->sema, ts_node_start_byte(v->ident)) : NULL;
+        if (ti && ti->const_member) /* not assignable as a whole */
+            buf_printf(o, "    __builtin_memcpy(&ac_f->%s, &%s, sizeof ac_f->%s);\n", v->field,
+                       v->name, v->field);
+        else
             buf_printf(o, "    ac_f->%s = %s;\n", v->field, v->name);
     }
     buf_puts(o, "    ac_f->ac_state = AC_STATE_UNRESUMED;\n}\n\n");

@@ -670,7 +670,14 @@ static Var *declared_var(Lower *L, TSNode c, TSNode *d, TSNode *value)
 
 static void emit_return(Lower *L, TSNode n, const char *value, const char *ind)
 {
-    if (value && !L->fn->ret_void)
+    const ExtFn *self = L->u->sema ? sema_ext_fn(L->u->sema, L->fn->name) : NULL;
+    if (value && !L->fn->ret_void && self && self->ret_const_member)
+        /* A struct with a const member is initialised, not assigned. */
+        buf_printf(&L->out,
+                   "%s{ __typeof__(*ac_out) ac_r = %s; __builtin_memcpy(ac_out, &ac_r, sizeof *ac_out); "
+                   "ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }\n",
+                   ind, value);
+    else if (value && !L->fn->ret_void)
         buf_printf(&L->out, "%s{ *ac_out = %s; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }\n",
                    ind, value);
     else if (value)
@@ -765,8 +772,12 @@ static void lower_declaration(Lower *L, TSNode n)
         if (v && v->hoisted) {
             if (!val)
                 continue;
-            if (type_is(value, "initializer_list") || type_is(d, "array_declarator") || v->local_type) {
-                /* Aggregates: initialise a C object the usual way, then copy. */
+            const TypeInfo *ti = sema_var_type(L->u->sema, ts_node_start_byte(v->ident));
+            if (type_is(value, "initializer_list") || type_is(d, "array_declarator") || v->local_type ||
+                (ti && ti->const_member)) {
+                /* Aggregates, and structs with a const member (which C
+                 * initialises but does not assign): initialise a C object
+                 * the usual way, then copy. */
                 nodemap_put(&L->repl, v->ident, "ac_init");
                 mark_up(L, &L->touched, v->ident);
                 char *dt = render(L, d);

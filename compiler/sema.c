@@ -87,6 +87,33 @@ static char *take(CXString s)
     return r;
 }
 
+static bool const_member(CXType t);
+
+static enum CXVisitorResult const_field(CXCursor field, CXClientData data)
+{
+    CXType ft = clang_getCursorType(field);
+    if (clang_isConstQualifiedType(ft) || const_member(ft)) {
+        *(bool *)data = true;
+        return CXVisit_Break;
+    }
+    return CXVisit_Continue;
+}
+
+/* Whether an object of type t has a const member somewhere (a struct or
+ * union with a const field, in a nested one, or an array of such): C then
+ * refuses to assign it as a whole, though it may be initialised. */
+static bool const_member(CXType t)
+{
+    t = clang_getCanonicalType(t);
+    while (t.kind == CXType_ConstantArray || t.kind == CXType_IncompleteArray)
+        t = clang_getCanonicalType(clang_getArrayElementType(t));
+    if (t.kind != CXType_Record)
+        return false;
+    bool found = false;
+    clang_Type_visitFields(t, const_field, &found);
+    return found;
+}
+
 static TypeInfo type_info(CXType t)
 {
     TypeInfo ti;
@@ -96,6 +123,7 @@ static TypeInfo type_info(CXType t)
     ti.size = sz < 0 ? -1 : sz;
     ti.align = al < 0 ? -1 : al;
     ti.vla = clang_getCanonicalType(t).kind == CXType_VariableArray;
+    ti.const_member = const_member(t);
     /* An array of VLAs, or a pointer is fine; only the object itself matters. */
     return ti;
 }
@@ -370,6 +398,7 @@ static void record_async(Sema *s, CXCursor c)
             CXType rt = clang_getResultType(ft);
             e->ret_type = take(clang_getTypeSpelling(rt));
             e->ret_void = rt.kind == CXType_Void;
+            e->ret_const_member = const_member(rt);
             long long sz = clang_Type_getSizeOf(rt), al = clang_Type_getAlignOf(rt);
             e->ret_size = sz < 0 ? -1 : sz;
             e->ret_align = al < 0 ? -1 : al;

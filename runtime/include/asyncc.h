@@ -767,7 +767,8 @@ unsigned ac_blocking_pool_threads(void);
         __typeof__(AC__VALUE(e)) *ac__h = malloc(sizeof *ac__h);               \
         if (!ac__h)                                                            \
             abort();                                                           \
-        *ac__h = AC__VALUE(e);                                                 \
+        __typeof__(AC__VALUE(e)) ac__v = AC__VALUE(e); /* no assignment: a */  \
+        __builtin_memcpy(ac__h, &ac__v, sizeof ac__v); /* const member */      \
         (__typeof__(__builtin_choose_expr(AC__IS_VOID(e), (void *)0, ac__h)))ac__h; \
     })
 static inline void ac__sync_join(void *box, int *err)
@@ -903,8 +904,12 @@ static inline void ac_joinset_free(void *set)
  * for a void future); ac_try_all stops at the first negative int result and
  * yields it (0 if none). Up to 8 pairs in this reading. */
 #define AC__STORE(p, e)                                                        \
-    __builtin_choose_expr(AC__IS_VOID(e), (void)(e),                           \
-                          (void)(*(__typeof__(AC__VALUE(e)) *)(p) = AC__VALUE(e)))
+    __builtin_choose_expr(AC__IS_VOID(e), (void)(e), ({                        \
+        /* initialised, then copied: a struct with a const member */         \
+        __typeof__(AC__VALUE(e)) ac__v = AC__VALUE(e);                         \
+        __builtin_memcpy((p), &ac__v, sizeof ac__v);                           \
+        (void)0;                                                               \
+    }))
 #define AC__NARGS(...) AC__NARGS_(__VA_ARGS__, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1)
 #define AC__NARGS_(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, _13, _14, _15, _16, N, ...) N
 #define AC__CAT(a, b) AC__CAT_(a, b)
