@@ -291,9 +291,11 @@ $(BUILD)/tests/%: tests/gen/%.c $(TS_OBJ) | need-build
 # ---------------------------------------------------------------------------
 # ThreadSanitizer: 'make check-tsan' builds the runtime and its unit tests
 # with clang -fsanitize=thread -O1 -g into $(TSAN_BUILD) (the rules above,
-# run again with CC, CFLAGS and BUILD set for it) and runs those tests. A
-# data race ends the test process with TSAN's report and counts as a failure;
-# allocations too large to satisfy return NULL, as the OOM tests expect.
+# run again with CC, CFLAGS and BUILD set for it) and runs those tests, then
+# tests/run-tsan.sh: the samples and tests/programs translated and built the
+# same way against that runtime. A data race ends the test process with
+# TSAN's report and counts as a failure; allocations too large to satisfy
+# return NULL, as the OOM tests expect.
 # ---------------------------------------------------------------------------
 
 TSAN_CC      = clang
@@ -307,7 +309,8 @@ check-tsan: need-build need-test
 	@$(MAKE) --no-print-directory -k $(TESTS_J) CC='$(TSAN_CC)' CFLAGS='$(TSAN_CFLAGS)' \
 	    BUILD='$(TSAN_BUILD)' $(TSAN_BINS) || $(NOT_BUILT)
 	@TSAN_OPTIONS='$(TSAN_OPTIONS)' BUILD='$(abspath $(TSAN_BUILD))' \
-	    bash scripts/run-checks.sh $(TSAN_BINS)
+	    ASYNCC='$(abspath $(BUILD))/bin/asyncc' TSAN_LIB='$(abspath $(TSAN_BUILD))/lib/libasyncc.a' \
+	    bash scripts/run-checks.sh $(TSAN_BINS) tests/run-tsan.sh
 
 # Header dependencies recorded by -MMD -MP.
 -include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/tests/*.d)
