@@ -109,6 +109,13 @@ static bool names_locals(Unit *u, AsyncFn *fn, Var *v, TSNode d)
     return found;
 }
 
+/* Whether n is the qualifier const (or GNU's __const, __const__). */
+static bool is_const(Unit *u, TSNode n)
+{
+    return type_is(n, "type_qualifier") &&
+           (parse_eq(u, n, "const") || parse_eq(u, n, "__const") || parse_eq(u, n, "__const__"));
+}
+
 /* The frame field declaration for a hoisted variable: its type as written,
  * without storage class, and without a top-level const (the frame is
  * assigned to when the variable is initialised), then the attributes that
@@ -148,9 +155,27 @@ static char *var_field_decl(Unit *u, AsyncFn *fn, Var *v, const Vec *attrs, int6
             break;
         if (type_is(c, "storage_class_specifier") || type_is(c, "comment"))
             continue;
-        if (type_is(c, "type_qualifier") && !pointer &&
-            (parse_eq(u, c, "const") || parse_eq(u, c, "__const") || parse_eq(u, c, "__const__")))
+        if (!pointer && is_const(u, c))
             continue;
+        if (!pointer && type_is(c, "sized_type_specifier")) {
+            /* `long const x`, `unsigned const x`: the grammar puts the
+             * qualifier inside the sized type. */
+            uint32_t pos = ts_node_start_byte(c), end = ts_node_end_byte(c);
+            for (uint32_t k = 0; k < ts_node_child_count(c); k++) {
+                TSNode q = ts_node_child(c, k);
+                if (!is_const(u, q))
+                    continue;
+                buf_putn(&b, u->src.text + pos, ts_node_start_byte(q) - pos);
+                pos = ts_node_end_byte(q);
+                while (pos < end && (u->src.text[pos] == ' ' || u->src.text[pos] == '\t'))
+                    pos++;
+            }
+            buf_putn(&b, u->src.text + pos, end - pos);
+            while (b.len && b.data[b.len - 1] == ' ')
+                b.data[--b.len] = 0;
+            buf_putc(&b, ' ');
+            continue;
+        }
         char *t = parse_text(u, c);
         buf_printf(&b, "%s ", t);
         free(t);
