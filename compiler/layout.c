@@ -109,6 +109,36 @@ static bool names_locals(Unit *u, AsyncFn *fn, Var *v, TSNode d)
     return found;
 }
 
+/* clang's spelling of a type without the const that qualifies the object
+ * itself (the frame assigns the variable when initialised): every const of
+ * a type with no pointer in it (`const int`, `const int[3]`, whose
+ * elements' const is the array's), else the one right after the last `*`
+ * (`int *const`, `int (*const)(int)`). Owned by the caller. */
+static char *drop_top_const(const char *t)
+{
+    char *r = xstrdup(t);
+    char *star = strrchr(r, '*');
+    for (char *p = star ? star + 1 : r; (p = strstr(p, "const")) != NULL;) {
+        bool word = (p == r || !c_ident_char(p[-1])) && !c_ident_char(p[5]);
+        char *q = p;
+        if (star && q > star + 1)
+            while (q > star + 1 && q[-1] == ' ')
+                q--;
+        if (!word || (star && q != star + 1)) {
+            p += 5;
+            continue;
+        }
+        size_t skip = 5 + (p[5] == ' ');
+        memmove(p, p + skip, strlen(p + skip) + 1);
+        if (star)
+            break;
+    }
+    size_t n = strlen(r);
+    while (n && r[n - 1] == ' ')
+        r[--n] = 0;
+    return r;
+}
+
 /* Whether n is the qualifier const (or GNU's __const, __const__). */
 static bool is_const(Unit *u, TSNode n)
 {
@@ -142,8 +172,12 @@ static char *var_field_decl(Unit *u, AsyncFn *fn, Var *v, const Vec *attrs, int6
     if (!inferred && !v->is_param)
         inferred = names_locals(u, fn, v, d);
     const TypeInfo *ti = inferred ? sema_var_type(u->sema, ts_node_start_byte(v->ident)) : NULL;
-    if (ti)
-        return lower_declare(ti->canonical, v->field);
+    if (ti) {
+        char *type = drop_top_const(ti->canonical);
+        char *decl = lower_declare(type, v->field);
+        free(type);
+        return decl;
+    }
     /* A const in the specifiers qualifies the variable itself only when no
      * pointer (or array parameter, which is one) stands between. */
     bool pointer = type_is(d, "pointer_declarator") ||

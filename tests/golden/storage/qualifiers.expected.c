@@ -7,24 +7,26 @@
  * locals updated around suspensions, const volatile, pointers to const and
  * const pointers, const arrays, register locals, and restrict pointers; and
  * const after a sized type (`long const`, `unsigned const`), which the
- * grammar reads inside the type and the frame field used to keep.
+ * grammar reads inside the type and the frame field used to keep; and const
+ * with a type clang works out (typeof, __auto_type, an array sized by a
+ * local enumerator), whose frame field kept clang's `const int`.
  */
 #include <asyncc.h>
 #include <stdio.h>
 
 
-#line 11 "tests/golden/storage/qualifiers.ac"
+#line 13 "tests/golden/storage/qualifiers.ac"
 /* val: frame of its state machine (8 bytes; asyncc --emit=states) */
 struct val__frame {
-    int v; /* parameter, line 11; live in states 0 3 */
-    struct ac_yield__frame ac_aw3; /* awaited future, line 13; live in states 3 */
+    int v; /* parameter, line 13; live in states 0 3 */
+    struct ac_yield__frame ac_aw3; /* awaited future, line 15; live in states 3 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 static void val__init(void *ac_frame, int v) __attribute__((unused));
 static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_out);
 static void val__drop(struct val__frame *ac_f);
 static const ac_future_vt val__vt __attribute__((unused));
-#line 11 "tests/golden/storage/qualifiers.ac"
+#line 13 "tests/golden/storage/qualifiers.ac"
 static void val__init(void *ac_frame, int v)
 {
     struct val__frame *ac_f = ac_frame;
@@ -32,7 +34,7 @@ static void val__init(void *ac_frame, int v)
     ac_f->ac_state = AC_STATE_UNRESUMED;
 }
 
-#line 11 "tests/golden/storage/qualifiers.ac"
+#line 13 "tests/golden/storage/qualifiers.ac"
 static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_out)
 {
     switch (ac_f->ac_state) {
@@ -43,17 +45,17 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
     default:
         ac__bad_resume("val", ac_f->ac_state);
     }
-#line 13 "tests/golden/storage/qualifiers.ac"
+#line 15 "tests/golden/storage/qualifiers.ac"
     ac_yield__init(&ac_f->ac_aw3);
     ac_f->ac_state = 3;
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 14 "tests/golden/storage/qualifiers.ac"
+#line 16 "tests/golden/storage/qualifiers.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
 }
-#line 11 "tests/golden/storage/qualifiers.ac"
+#line 13 "tests/golden/storage/qualifiers.ac"
 static void val__drop(struct val__frame *ac_f)
 {
     switch (ac_f->ac_state) {
@@ -89,26 +91,26 @@ __attribute__((unused)) static int val(int v)
 static const ac_future_vt val__vt __attribute__((unused)) = {
     sizeof(struct val__frame), _Alignof(struct val__frame), sizeof(int), val__vpoll, val__vdrop, "val",
 };
-#line 15 "tests/golden/storage/qualifiers.ac"
-
-
-
 #line 17 "tests/golden/storage/qualifiers.ac"
+
+
+
+#line 19 "tests/golden/storage/qualifiers.ac"
 /* dot: frame of its state machine (40 bytes; asyncc --emit=states) */
 struct dot__frame {
-    const int * a; /* parameter, line 17; live in states 0 3 */
-    const int * b; /* parameter, line 17; live in states 0 3 */
-    long s; /* local, line 19; live in states 3 */
-    int n; /* parameter, line 17; live in states 0 3 */
-    int i; /* local, line 20; live in states 3 */
-    struct ac_yield__frame ac_aw3; /* awaited future, line 21; live in states 3 */
+    const int * a; /* parameter, line 19; live in states 0 3 */
+    const int * b; /* parameter, line 19; live in states 0 3 */
+    long s; /* local, line 21; live in states 3 */
+    int n; /* parameter, line 19; live in states 0 3 */
+    int i; /* local, line 22; live in states 3 */
+    struct ac_yield__frame ac_aw3; /* awaited future, line 23; live in states 3 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 static void dot__init(void *ac_frame, const int *restrict a, const int *restrict b, int n) __attribute__((unused));
 static ac_poll_t dot__poll(struct dot__frame *ac_f, ac_context *ac_cx, long *ac_out);
 static void dot__drop(struct dot__frame *ac_f);
 static const ac_future_vt dot__vt __attribute__((unused));
-#line 17 "tests/golden/storage/qualifiers.ac"
+#line 19 "tests/golden/storage/qualifiers.ac"
 static void dot__init(void *ac_frame, const int *restrict a, const int *restrict b, int n)
 {
     struct dot__frame *ac_f = ac_frame;
@@ -118,7 +120,7 @@ static void dot__init(void *ac_frame, const int *restrict a, const int *restrict
     ac_f->ac_state = AC_STATE_UNRESUMED;
 }
 
-#line 17 "tests/golden/storage/qualifiers.ac"
+#line 19 "tests/golden/storage/qualifiers.ac"
 static ac_poll_t dot__poll(struct dot__frame *ac_f, ac_context *ac_cx, long *ac_out)
 {
     switch (ac_f->ac_state) {
@@ -129,7 +131,7 @@ static ac_poll_t dot__poll(struct dot__frame *ac_f, ac_context *ac_cx, long *ac_
     default:
         ac__bad_resume("dot", ac_f->ac_state);
     }
-#line 19 "tests/golden/storage/qualifiers.ac"
+#line 21 "tests/golden/storage/qualifiers.ac"
     ac_f->s = 0;
     for (ac_f->i = 0; ac_f->i < ac_f->n; ac_f->i++) {
         ac_yield__init(&ac_f->ac_aw3);
@@ -137,13 +139,13 @@ static ac_poll_t dot__poll(struct dot__frame *ac_f, ac_context *ac_cx, long *ac_
 ac_resume_3:
         if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
-#line 22 "tests/golden/storage/qualifiers.ac"
+#line 24 "tests/golden/storage/qualifiers.ac"
         ac_f->s += (long)ac_f->a[ac_f->i] * ac_f->b[ac_f->i];
     }
     { *ac_out = ac_f->s; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("dot");
 }
-#line 17 "tests/golden/storage/qualifiers.ac"
+#line 19 "tests/golden/storage/qualifiers.ac"
 static void dot__drop(struct dot__frame *ac_f)
 {
     switch (ac_f->ac_state) {
@@ -179,63 +181,69 @@ __attribute__((unused)) static long dot(const int *restrict a, const int *restri
 static const ac_future_vt dot__vt __attribute__((unused)) = {
     sizeof(struct dot__frame), _Alignof(struct dot__frame), sizeof(long), dot__vpoll, dot__vdrop, "dot",
 };
-#line 25 "tests/golden/storage/qualifiers.ac"
-
-
-
 #line 27 "tests/golden/storage/qualifiers.ac"
-/* async_main: frame of its state machine (112 bytes; asyncc --emit=states) */
+
+
+
+#line 29 "tests/golden/storage/qualifiers.ac"
+/* async_main: frame of its state machine (128 bytes; asyncc --emit=states) */
 struct async_main__frame {
     union {
-        char **argv; /* parameter, line 27; live in states 0 */
-        long volatile lcv; /* local, line 37; live in states 7 */
-        const int *pc; /* local, line 56; live in states 12 13 */
-        volatile double acc; /* local, line 74; live in states 17 */
-        struct val__frame ac_aw3; /* awaited future, line 32; live in states 3 */
-        struct ac_yield__frame ac_aw4; /* awaited future, line 33; live in states 4 */
-        struct val__frame ac_aw5; /* awaited future, line 34; live in states 5 */
-        struct val__frame ac_aw8; /* awaited future, line 46; live in states 8 */
-        struct ac_yield__frame ac_aw9; /* awaited future, line 47; live in states 9 */
-        struct val__frame ac_aw10; /* awaited future, line 51; live in states 10 */
-        struct ac_yield__frame ac_aw11; /* awaited future, line 52; live in states 11 */
-        struct dot__frame ac_aw14; /* awaited future, line 66; live in states 14 */
-        struct val__frame ac_aw15; /* awaited future, line 68; live in states 15 */
-        struct ac_yield__frame ac_aw16; /* awaited future, line 69; live in states 16 */
+        char **argv; /* parameter, line 29; live in states 0 */
+        long volatile lcv; /* local, line 39; live in states 7 */
+        int ty; /* local, line 46; live in states 8 */
+        const int *pc; /* local, line 65; live in states 13 14 */
+        volatile double acc; /* local, line 83; live in states 18 */
+        struct val__frame ac_aw3; /* awaited future, line 34; live in states 3 */
+        struct ac_yield__frame ac_aw4; /* awaited future, line 35; live in states 4 */
+        struct val__frame ac_aw5; /* awaited future, line 36; live in states 5 */
+        struct val__frame ac_aw9; /* awaited future, line 55; live in states 9 */
+        struct ac_yield__frame ac_aw10; /* awaited future, line 56; live in states 10 */
+        struct val__frame ac_aw11; /* awaited future, line 60; live in states 11 */
+        struct ac_yield__frame ac_aw12; /* awaited future, line 61; live in states 12 */
+        struct dot__frame ac_aw15; /* awaited future, line 75; live in states 15 */
+        struct val__frame ac_aw16; /* awaited future, line 77; live in states 16 */
+        struct ac_yield__frame ac_aw17; /* awaited future, line 78; live in states 17 */
     };
     union {
-        int argc; /* parameter, line 27; live in states 0 */
-        int c; /* local, line 32; live in states 4 5 */
-        unsigned const *pu; /* local, line 40; live in states 7 */
-        volatile int v; /* local, line 44; live in states 8 9 */
-        volatile unsigned cv; /* local, line 51; live in states 11 */
-        int * cp; /* local, line 57; live in states 12 13 */
-        int primes[5]; /* local, line 63; live in states 14 15 16 17 */
-        struct val__frame ac_aw6; /* awaited future, line 37; live in states 6 */
+        int argc; /* parameter, line 29; live in states 0 */
+        unsigned const *pu; /* local, line 42; live in states 7 */
+        int au; /* local, line 47; live in states 8 */
+        volatile int v; /* local, line 53; live in states 9 10 */
+        volatile unsigned cv; /* local, line 60; live in states 12 */
+        int * cp; /* local, line 66; live in states 13 14 */
+        int primes[5]; /* local, line 72; live in states 15 16 17 18 */
+        struct val__frame ac_aw6; /* awaited future, line 39; live in states 6 */
     };
     union {
-        const char * label; /* local, line 64; live in states 14 */
-        int r; /* local, line 68; live in states 16 */
-        struct ac_yield__frame ac_aw7; /* awaited future, line 41; live in states 7 */
-        struct val__frame ac_aw17; /* awaited future, line 76; live in states 17 */
+        const char * label; /* local, line 73; live in states 15 */
+        int r; /* local, line 77; live in states 17 */
+        struct ac_yield__frame ac_aw7; /* awaited future, line 43; live in states 7 */
+        struct val__frame ac_aw18; /* awaited future, line 85; live in states 18 */
     };
     union {
-        short int si; /* local, line 39; live in states 7 */
-        int i; /* local, line 45; live in states 8 9 */
-        int ones[5]; /* local, line 65; live in states 14 15 16 17 */
-        struct ac_yield__frame ac_aw12; /* awaited future, line 58; live in states 12 */
-        struct val__frame ac_aw13; /* awaited future, line 59; live in states 13 */
+        int c; /* local, line 34; live in states 4 5 6 7 */
+        int i; /* local, line 54; live in states 9 10 */
+        int ones[5]; /* local, line 74; live in states 15 16 17 18 */
+        struct ac_yield__frame ac_aw8; /* awaited future, line 50; live in states 8 */
+        struct ac_yield__frame ac_aw13; /* awaited future, line 67; live in states 13 */
+        struct val__frame ac_aw14; /* awaited future, line 68; live in states 14 */
     };
-    unsigned u; /* local, line 38; live in states 7 8 9 10 11 12 13 14 15 16 17 */
-    int target; /* local, line 55; live in states 12 13 14 15 16 17 */
-    int other; /* local, line 55; live in states 12 13 14 15 16 17 */
-    int i_1; /* local, line 75; live in states 17 */
+    union {
+        short int si; /* local, line 41; live in states 7 */
+        __typeof__(int[3]) arr; /* local, line 49; live in states 8 9 10 11 12 13 14 15 16 17 18 */
+    };
+    unsigned u; /* local, line 40; live in states 7 8 9 10 11 12 13 14 15 16 17 18 */
+    int target; /* local, line 64; live in states 13 14 15 16 17 18 */
+    int other; /* local, line 64; live in states 13 14 15 16 17 18 */
+    int i_1; /* local, line 84; live in states 18 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 void async_main__init(void *ac_frame, int argc, char **argv);
 static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac_cx, int *ac_out);
 static void async_main__drop(struct async_main__frame *ac_f);
 extern const ac_future_vt async_main__vt;
-#line 27 "tests/golden/storage/qualifiers.ac"
+#line 29 "tests/golden/storage/qualifiers.ac"
 void async_main__init(void *ac_frame, int argc, char **argv)
 {
     struct async_main__frame *ac_f = ac_frame;
@@ -244,7 +252,7 @@ void async_main__init(void *ac_frame, int argc, char **argv)
     ac_f->ac_state = AC_STATE_UNRESUMED;
 }
 
-#line 27 "tests/golden/storage/qualifiers.ac"
+#line 29 "tests/golden/storage/qualifiers.ac"
 static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac_cx, int *ac_out)
 {
     int ac_t1;
@@ -289,153 +297,167 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
         goto ac_resume_16;
     case 17:
         goto ac_resume_17;
+    case 18:
+        goto ac_resume_18;
     default:
         ac__bad_resume("async_main", ac_f->ac_state);
     }
-#line 29 "tests/golden/storage/qualifiers.ac"
+#line 31 "tests/golden/storage/qualifiers.ac"
     (void)ac_f->argc;
     (void)ac_f->argv;
-#line 32 "tests/golden/storage/qualifiers.ac"
+#line 34 "tests/golden/storage/qualifiers.ac"
     val__init(&ac_f->ac_aw3, 7);
     ac_f->ac_state = 3;
 ac_resume_3:
     if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
-#line 32 "tests/golden/storage/qualifiers.ac"
+#line 34 "tests/golden/storage/qualifiers.ac"
     ac_f->c = ac_t1;
     ac_yield__init(&ac_f->ac_aw4);
     ac_f->ac_state = 4;
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 34 "tests/golden/storage/qualifiers.ac"
+#line 36 "tests/golden/storage/qualifiers.ac"
     val__init(&ac_f->ac_aw5, 6);
     ac_f->ac_state = 5;
 ac_resume_5:
     if (val__poll(&ac_f->ac_aw5, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
-#line 34 "tests/golden/storage/qualifiers.ac"
+#line 36 "tests/golden/storage/qualifiers.ac"
     const int d = ac_f->c * ac_t2;
     printf("const: c=%d d=%d\n", ac_f->c, d);
-#line 37 "tests/golden/storage/qualifiers.ac"
+#line 39 "tests/golden/storage/qualifiers.ac"
     val__init(&ac_f->ac_aw6, 8);
     ac_f->ac_state = 6;
 ac_resume_6:
     if (val__poll(&ac_f->ac_aw6, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
-#line 37 "tests/golden/storage/qualifiers.ac"
+#line 39 "tests/golden/storage/qualifiers.ac"
     ac_f->lcv = ac_t3;
     ac_f->u = 3u;
     ac_f->si = 2;
     ac_f->pu = &ac_f->u;
-#line 40 "tests/golden/storage/qualifiers.ac"
+#line 42 "tests/golden/storage/qualifiers.ac"
     /* a pointer to const: kept */
     ac_yield__init(&ac_f->ac_aw7);
     ac_f->ac_state = 7;
 ac_resume_7:
     if (ac_yield__poll(&ac_f->ac_aw7, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 42 "tests/golden/storage/qualifiers.ac"
-    printf("sized const: %ld %u %d %u\n", (long)ac_f->lcv, ac_f->u, ac_f->si, *ac_f->pu);
 #line 44 "tests/golden/storage/qualifiers.ac"
+    printf("sized const: %ld %u %d %u\n", (long)ac_f->lcv, ac_f->u, ac_f->si, *ac_f->pu);
+#line 46 "tests/golden/storage/qualifiers.ac"
+    ac_f->ty = ac_f->c * 2;
+    ac_f->au = ac_f->c * 3;
+    enum { N = 3 };
+    { const int ac_init[N] = {1, 2, ac_f->c}; __builtin_memcpy(&ac_f->arr, &ac_init, sizeof ac_f->arr); }
+    ac_yield__init(&ac_f->ac_aw8);
+    ac_f->ac_state = 8;
+ac_resume_8:
+    if (ac_yield__poll(&ac_f->ac_aw8, ac_cx, NULL) == AC_PENDING)
+        return AC_PENDING;
+#line 51 "tests/golden/storage/qualifiers.ac"
+    printf("inferred const: %d %d %d\n", ac_f->ty, ac_f->au, ac_f->arr[2]);
+#line 53 "tests/golden/storage/qualifiers.ac"
     ac_f->v = 0;
     for (ac_f->i = 0; ac_f->i < 5; ac_f->i++) {
-        val__init(&ac_f->ac_aw8, ac_f->i);
-        ac_f->ac_state = 8;
-ac_resume_8:
-        if (val__poll(&ac_f->ac_aw8, ac_cx, &ac_t4) == AC_PENDING)
-            return AC_PENDING;
-#line 46 "tests/golden/storage/qualifiers.ac"
-        ac_f->v = ac_f->v + ac_t4;
-        ac_yield__init(&ac_f->ac_aw9);
+        val__init(&ac_f->ac_aw9, ac_f->i);
         ac_f->ac_state = 9;
 ac_resume_9:
-        if (ac_yield__poll(&ac_f->ac_aw9, ac_cx, NULL) == AC_PENDING)
+        if (val__poll(&ac_f->ac_aw9, ac_cx, &ac_t4) == AC_PENDING)
             return AC_PENDING;
-#line 48 "tests/golden/storage/qualifiers.ac"
+#line 55 "tests/golden/storage/qualifiers.ac"
+        ac_f->v = ac_f->v + ac_t4;
+        ac_yield__init(&ac_f->ac_aw10);
+        ac_f->ac_state = 10;
+ac_resume_10:
+        if (ac_yield__poll(&ac_f->ac_aw10, ac_cx, NULL) == AC_PENDING)
+            return AC_PENDING;
+#line 57 "tests/golden/storage/qualifiers.ac"
     }
     printf("volatile: v=%d\n", ac_f->v);
-#line 51 "tests/golden/storage/qualifiers.ac"
-    val__init(&ac_f->ac_aw10, 99);
-    ac_f->ac_state = 10;
-ac_resume_10:
-    if (val__poll(&ac_f->ac_aw10, ac_cx, &ac_t5) == AC_PENDING)
-        return AC_PENDING;
-#line 51 "tests/golden/storage/qualifiers.ac"
-    ac_f->cv = (unsigned)ac_t5;
-    ac_yield__init(&ac_f->ac_aw11);
+#line 60 "tests/golden/storage/qualifiers.ac"
+    val__init(&ac_f->ac_aw11, 99);
     ac_f->ac_state = 11;
 ac_resume_11:
-    if (ac_yield__poll(&ac_f->ac_aw11, ac_cx, NULL) == AC_PENDING)
+    if (val__poll(&ac_f->ac_aw11, ac_cx, &ac_t5) == AC_PENDING)
         return AC_PENDING;
-#line 53 "tests/golden/storage/qualifiers.ac"
-    printf("const volatile: cv=%u\n", ac_f->cv);
-#line 55 "tests/golden/storage/qualifiers.ac"
-    ac_f->target = 3;
-#line 55 "tests/golden/storage/qualifiers.ac"
-    ac_f->other = 4;
-    ac_f->pc = &ac_f->target;
-    ac_f->cp = &ac_f->other;
+#line 60 "tests/golden/storage/qualifiers.ac"
+    ac_f->cv = (unsigned)ac_t5;
     ac_yield__init(&ac_f->ac_aw12);
     ac_f->ac_state = 12;
 ac_resume_12:
     if (ac_yield__poll(&ac_f->ac_aw12, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 59 "tests/golden/storage/qualifiers.ac"
-    val__init(&ac_f->ac_aw13, 10);
+#line 62 "tests/golden/storage/qualifiers.ac"
+    printf("const volatile: cv=%u\n", ac_f->cv);
+#line 64 "tests/golden/storage/qualifiers.ac"
+    ac_f->target = 3;
+#line 64 "tests/golden/storage/qualifiers.ac"
+    ac_f->other = 4;
+    ac_f->pc = &ac_f->target;
+    ac_f->cp = &ac_f->other;
+    ac_yield__init(&ac_f->ac_aw13);
     ac_f->ac_state = 13;
 ac_resume_13:
-    if (val__poll(&ac_f->ac_aw13, ac_cx, &ac_t6) == AC_PENDING)
+    if (ac_yield__poll(&ac_f->ac_aw13, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 59 "tests/golden/storage/qualifiers.ac"
+#line 68 "tests/golden/storage/qualifiers.ac"
+    val__init(&ac_f->ac_aw14, 10);
+    ac_f->ac_state = 14;
+ac_resume_14:
+    if (val__poll(&ac_f->ac_aw14, ac_cx, &ac_t6) == AC_PENDING)
+        return AC_PENDING;
+#line 68 "tests/golden/storage/qualifiers.ac"
     *ac_f->cp += ac_t6;
     ac_f->pc = ac_f->cp;
     printf("pointers: *pc=%d *cp=%d target=%d\n", *ac_f->pc, *ac_f->cp, ac_f->target);
-#line 63 "tests/golden/storage/qualifiers.ac"
+#line 72 "tests/golden/storage/qualifiers.ac"
     { const int ac_init[] = {2, 3, 5, 7, 11}; __builtin_memcpy(&ac_f->primes, &ac_init, sizeof ac_f->primes); }
     ac_f->label = "primes";
     { int ac_init[5] = {1, 1, 1, 1, 1}; __builtin_memcpy(&ac_f->ones, &ac_init, sizeof ac_f->ones); }
-    dot__init(&ac_f->ac_aw14, ac_f->primes, ac_f->ones, 5);
-    ac_f->ac_state = 14;
-ac_resume_14:
-    if (dot__poll(&ac_f->ac_aw14, ac_cx, &ac_t7) == AC_PENDING)
-        return AC_PENDING;
-#line 66 "tests/golden/storage/qualifiers.ac"
-    printf("%s: dot=%ld\n", ac_f->label, ac_t7);
-#line 68 "tests/golden/storage/qualifiers.ac"
-    val__init(&ac_f->ac_aw15, 40);
+    dot__init(&ac_f->ac_aw15, ac_f->primes, ac_f->ones, 5);
     ac_f->ac_state = 15;
 ac_resume_15:
-    if (val__poll(&ac_f->ac_aw15, ac_cx, &ac_t8) == AC_PENDING)
+    if (dot__poll(&ac_f->ac_aw15, ac_cx, &ac_t7) == AC_PENDING)
         return AC_PENDING;
-#line 68 "tests/golden/storage/qualifiers.ac"
-    ac_f->r = ac_t8;
-    ac_yield__init(&ac_f->ac_aw16);
+#line 75 "tests/golden/storage/qualifiers.ac"
+    printf("%s: dot=%ld\n", ac_f->label, ac_t7);
+#line 77 "tests/golden/storage/qualifiers.ac"
+    val__init(&ac_f->ac_aw16, 40);
     ac_f->ac_state = 16;
 ac_resume_16:
-    if (ac_yield__poll(&ac_f->ac_aw16, ac_cx, NULL) == AC_PENDING)
+    if (val__poll(&ac_f->ac_aw16, ac_cx, &ac_t8) == AC_PENDING)
         return AC_PENDING;
-#line 70 "tests/golden/storage/qualifiers.ac"
+#line 77 "tests/golden/storage/qualifiers.ac"
+    ac_f->r = ac_t8;
+    ac_yield__init(&ac_f->ac_aw17);
+    ac_f->ac_state = 17;
+ac_resume_17:
+    if (ac_yield__poll(&ac_f->ac_aw17, ac_cx, NULL) == AC_PENDING)
+        return AC_PENDING;
+#line 79 "tests/golden/storage/qualifiers.ac"
     ac_f->r += 2;
     printf("register: r=%d\n", ac_f->r);
-#line 73 "tests/golden/storage/qualifiers.ac"
+#line 82 "tests/golden/storage/qualifiers.ac"
     static const double scale = 0.5;
     ac_f->acc = 0;
     for (ac_f->i_1 = 1; ac_f->i_1 <= 4; ac_f->i_1++) {
-        val__init(&ac_f->ac_aw17, ac_f->i_1);
-        ac_f->ac_state = 17;
-ac_resume_17:
-        if (val__poll(&ac_f->ac_aw17, ac_cx, &ac_t9) == AC_PENDING)
+        val__init(&ac_f->ac_aw18, ac_f->i_1);
+        ac_f->ac_state = 18;
+ac_resume_18:
+        if (val__poll(&ac_f->ac_aw18, ac_cx, &ac_t9) == AC_PENDING)
             return AC_PENDING;
-#line 76 "tests/golden/storage/qualifiers.ac"
+#line 85 "tests/golden/storage/qualifiers.ac"
         ac_f->acc += scale * ac_t9;
     }
-#line 77 "tests/golden/storage/qualifiers.ac"
+#line 86 "tests/golden/storage/qualifiers.ac"
     printf("double: acc=%.2f\n", ac_f->acc);
     { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("async_main");
 }
-#line 27 "tests/golden/storage/qualifiers.ac"
+#line 29 "tests/golden/storage/qualifiers.ac"
 static void async_main__drop(struct async_main__frame *ac_f)
 {
     switch (ac_f->ac_state) {
@@ -455,34 +477,37 @@ static void async_main__drop(struct async_main__frame *ac_f)
         ac_yield__drop(&ac_f->ac_aw7);
         break;
     case 8:
-        val__drop(&ac_f->ac_aw8);
+        ac_yield__drop(&ac_f->ac_aw8);
         break;
     case 9:
-        ac_yield__drop(&ac_f->ac_aw9);
+        val__drop(&ac_f->ac_aw9);
         break;
     case 10:
-        val__drop(&ac_f->ac_aw10);
+        ac_yield__drop(&ac_f->ac_aw10);
         break;
     case 11:
-        ac_yield__drop(&ac_f->ac_aw11);
+        val__drop(&ac_f->ac_aw11);
         break;
     case 12:
         ac_yield__drop(&ac_f->ac_aw12);
         break;
     case 13:
-        val__drop(&ac_f->ac_aw13);
+        ac_yield__drop(&ac_f->ac_aw13);
         break;
     case 14:
-        dot__drop(&ac_f->ac_aw14);
+        val__drop(&ac_f->ac_aw14);
         break;
     case 15:
-        val__drop(&ac_f->ac_aw15);
+        dot__drop(&ac_f->ac_aw15);
         break;
     case 16:
-        ac_yield__drop(&ac_f->ac_aw16);
+        val__drop(&ac_f->ac_aw16);
         break;
     case 17:
-        val__drop(&ac_f->ac_aw17);
+        ac_yield__drop(&ac_f->ac_aw17);
+        break;
+    case 18:
+        val__drop(&ac_f->ac_aw18);
         break;
     default:
         break;
@@ -513,5 +538,5 @@ int async_main(int argc, char **argv)
 const ac_future_vt async_main__vt = {
     sizeof(struct async_main__frame), _Alignof(struct async_main__frame), sizeof(int), async_main__vpoll, async_main__vdrop, "async_main",
 };
-#line 79 "tests/golden/storage/qualifiers.ac"
+#line 88 "tests/golden/storage/qualifiers.ac"
 
