@@ -53,6 +53,9 @@
  *    read as a comment, which the lowering copies where it stands, and
  *    recorded, so that parse.c refuses one inside an async function (the
  *    translator cannot see what it expands to).
+ *  - typeof of an expression around one variable, `typeof(*p)`,
+ *    `typeof(p->next)` (the grammar wants a type there): masked down to
+ *    the variable, `typeof( p)`, which it reads as typeof of a name.
  *  - an unnamed bit-field, `unsigned : 4;` (the grammar wants a name):
  *    its `: 4` blanked, leaving a field without a declarator, which it
  *    takes. Only the declaration's sole field: in a list (`a : 3, : 0`)
@@ -263,6 +266,50 @@ static bool gnu_keyword(Lexer *lx, uint32_t from, uint32_t wlen)
             return true;
         }
     return false;
+}
+
+/* After `typeof`, `__typeof__` or `__typeof` (just read, `(` next): an
+ * operand that is an expression around one variable (`*p`, `p->next`,
+ * `a[0]`, `&x`), which the grammar cannot read as a type, is masked down
+ * to that variable's name, which it reads as typeof(x) (the translator
+ * then renames it, and copies the rest of the operand as written). An
+ * operand with a keyword, another name, or nothing but the name is left as
+ * it is. Nothing is consumed. */
+static bool is_keyword(const Lexer *lx, uint32_t from);
+
+static void mask_typeof_operand(Lexer *lx)
+{
+    uint32_t save = lx->i, at, open = 0, name = 0, name_end = 0, close = 0;
+    int depth = 0, names = 0;
+    bool other = false, member = false;
+    Tok t;
+    while ((t = next(lx, &at)) != T_END) {
+        if (t == T_OPEN && depth++ == 0) {
+            open = at;
+            continue;
+        }
+        if (t == T_CLOSE && --depth == 0) {
+            close = at;
+            break;
+        }
+        if (t == T_WORD && !member) {
+            if (is_keyword(lx, at))
+                names = 2; /* a type, a cast, sizeof: leave it */
+            name = at;
+            name_end = lx->i;
+            names++;
+        } else {
+            other = true;
+        }
+        /* A name after `.` or `->` is a member, not a variable. */
+        member = t == T_OTHER && (lx->s[at] == '.' || (lx->s[at] == '>' && at > 0 && lx->s[at - 1] == '-'));
+    }
+    lx->i = save;
+    if (t == T_END || names != 1 || !other)
+        return;
+    for (uint32_t k = open + 1; k < close; k++)
+        if ((k < name || k >= name_end) && lx->s[k] != '\n')
+            lx->out[k] = ' ';
 }
 
 /* Whether the next token (not consumed) is `(`. */
@@ -511,6 +558,11 @@ char *gaps_mask(const char *text, uint32_t len, GapSpans *out)
         } else if (t == T_WORD && (text[from] == 'c' || text[from] == 'i') &&
                    complex_macro(&lx, from, prev == T_WORD ? prev_from : UINT32_MAX)) {
             rewrite(&lx, from, lx.i - from, text[from] == 'c' ? "_Atomic" : "_Noreturn");
+        } else if (t == T_WORD && (text[from] == 't' || text[from] == '_') &&
+                   (word_is(&lx, from, "typeof") || word_is(&lx, from, "__typeof__") ||
+                    word_is(&lx, from, "__typeof")) &&
+                   open_follows(&lx)) {
+            mask_typeof_operand(&lx);
         } else if (t == T_WORD && text[from] == 'c' && word_is(&lx, from, "case")) {
             in_case = true;
             depth = 0;

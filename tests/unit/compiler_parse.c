@@ -730,6 +730,18 @@ START_TEST(complex_h_macros_are_read_as_qualifiers)
 }
 END_TEST
 
+/* typeof of an expression around one variable, masked down to it; other
+ * operands left alone. */
+START_TEST(typeof_of_an_expression_is_masked_to_its_variable)
+{
+    masks_to("void f(int *a, struct n *p) { typeof(*a) t; __typeof__(p->next) m; typeof(a[0]) z; }\n",
+             "void f(int *a, struct n *p) { typeof( a) t; __typeof__(p      ) m; typeof(a   ) z; }\n");
+    masks_to("void g(int x, int y) { typeof(x) a; typeof(int) b; typeof(struct n *) c;\n"
+             "    typeof(x + y) d; typeof(*(int *)x) e; typeof(sizeof x) f; }\n",
+             NULL);
+}
+END_TEST
+
 /* GNU's alternate keywords, each as a qualifier of its length. */
 START_TEST(gnu_alternate_keywords_are_read_as_qualifiers)
 {
@@ -878,6 +890,7 @@ static Suite *parse_suite(void)
     tcase_add_test(tc, grammar_gaps_are_rewritten_in_place);
     tcase_add_test(tc, complex_h_macros_are_read_as_qualifiers);
     tcase_add_test(tc, gnu_alternate_keywords_are_read_as_qualifiers);
+    tcase_add_test(tc, typeof_of_an_expression_is_masked_to_its_variable);
     tcase_add_test(tc, grammar_gaps_leave_comments_strings_and_directives_alone);
     tcase_add_test(tc, attributes_after_declarators_are_blanked_and_recorded);
     tcase_add_test(tc, a_macro_standing_as_a_statement_is_read_as_a_comment);

@@ -7,7 +7,8 @@
  * functions and across awaits (compiler/gaps.c masks it for the parse):
  * _Thread_local, the _Atomic(T) specifier, _Complex with __real__ and
  * __imag__, <complex.h>'s `complex` macro in a type, GNU's __const and
- * __volatile__, va_arg and offsetof of types that are not one word, GNU case
+ * __volatile__, typeof of an expression around one variable (`typeof(*a)`,
+ * whose variable the translation renames), va_arg and offsetof of types that are not one word, GNU case
  * ranges, attributes after a declarator, which a hoisted variable's frame
  * field must keep (the alignment is checked), a computed goto in a plain
  * function (inside an async one it is refused), _Pragma and statement
@@ -101,18 +102,18 @@ stop:
 }
 
 
-#line 99 "tests/golden/storage/grammar_gaps.ac"
+#line 100 "tests/golden/storage/grammar_gaps.ac"
 /* echo: frame of its state machine (8 bytes; asyncc --emit=states) */
 struct echo__frame {
-    int x; /* parameter, line 99; live in states 0 3 */
-    struct ac_yield__frame ac_aw3; /* awaited future, line 102; live in states 3 */
+    int x; /* parameter, line 100; live in states 0 3 */
+    struct ac_yield__frame ac_aw3; /* awaited future, line 103; live in states 3 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 static void echo__init(void *ac_frame, int x) __attribute__((unused));
 static ac_poll_t echo__poll(struct echo__frame *ac_f, ac_context *ac_cx, int *ac_out);
 static void echo__drop(struct echo__frame *ac_f);
 static const ac_future_vt echo__vt __attribute__((unused));
-#line 99 "tests/golden/storage/grammar_gaps.ac"
+#line 100 "tests/golden/storage/grammar_gaps.ac"
 static void echo__init(void *ac_frame, int x)
 {
     struct echo__frame *ac_f = ac_frame;
@@ -120,7 +121,7 @@ static void echo__init(void *ac_frame, int x)
     ac_f->ac_state = AC_STATE_UNRESUMED;
 }
 
-#line 99 "tests/golden/storage/grammar_gaps.ac"
+#line 100 "tests/golden/storage/grammar_gaps.ac"
 static ac_poll_t echo__poll(struct echo__frame *ac_f, ac_context *ac_cx, int *ac_out)
 {
     switch (ac_f->ac_state) {
@@ -131,18 +132,18 @@ static ac_poll_t echo__poll(struct echo__frame *ac_f, ac_context *ac_cx, int *ac
     default:
         ac__bad_resume("echo", ac_f->ac_state);
     }
-#line 101 "tests/golden/storage/grammar_gaps.ac"
+#line 102 "tests/golden/storage/grammar_gaps.ac"
     polls_here++;
     ac_yield__init(&ac_f->ac_aw3);
     ac_f->ac_state = 3;
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
-#line 103 "tests/golden/storage/grammar_gaps.ac"
+#line 104 "tests/golden/storage/grammar_gaps.ac"
     { *ac_out = ac_f->x; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("echo");
 }
-#line 99 "tests/golden/storage/grammar_gaps.ac"
+#line 100 "tests/golden/storage/grammar_gaps.ac"
 static void echo__drop(struct echo__frame *ac_f)
 {
     switch (ac_f->ac_state) {
@@ -178,35 +179,35 @@ __attribute__((unused)) static int echo(int x)
 static const ac_future_vt echo__vt __attribute__((unused)) = {
     sizeof(struct echo__frame), _Alignof(struct echo__frame), sizeof(int), echo__vpoll, echo__vdrop, "echo",
 };
-#line 104 "tests/golden/storage/grammar_gaps.ac"
+#line 105 "tests/golden/storage/grammar_gaps.ac"
 
 
 
-#line 106 "tests/golden/storage/grammar_gaps.ac"
+#line 107 "tests/golden/storage/grammar_gaps.ac"
 /* gaps: frame of its state machine (128 bytes; asyncc --emit=states) */
 struct gaps__frame {
-    int wide __attribute__((aligned(64))); /* local, line 116; live in states 3 4 */
-    double _Complex z; /* local, line 109; live in states 3 4 */
-    complex double sum; /* local, line 111; live in states 3 4 */
-    float complex *wp; /* local, line 110; live in states 3 4 */
-    float complex w; /* local, line 110; live in states 3 4 */
-    struct reg r; /* local, line 117; live in states 3 4 */
+    int wide __attribute__((aligned(64))); /* local, line 117; live in states 3 4 */
+    double _Complex z; /* local, line 110; live in states 3 4 */
+    complex double sum; /* local, line 112; live in states 3 4 */
+    float complex *wp; /* local, line 111; live in states 3 4 */
+    float complex w; /* local, line 111; live in states 3 4 */
+    struct reg r; /* local, line 118; live in states 3 4 */
     union {
-        struct echo__frame ac_aw3; /* awaited future, line 121; live in states 3 */
-        struct echo__frame ac_aw4; /* awaited future, line 125; live in states 4 */
+        struct echo__frame ac_aw3; /* awaited future, line 122; live in states 3 */
+        struct echo__frame ac_aw4; /* awaited future, line 126; live in states 4 */
     };
-    int k; /* parameter, line 106; live in states 0 3 4 */
-    _Atomic(int) counter; /* local, line 108; live in states 3 4 */
-    int base; /* local, line 112; live in states 3 4 */
-    __volatile__ int ticks; /* local, line 113; live in states 3 4 */
-    int plain; /* local, line 116; live in states 3 4 */
+    int k; /* parameter, line 107; live in states 0 3 4 */
+    _Atomic(int) counter; /* local, line 109; live in states 3 4 */
+    int base; /* local, line 113; live in states 3 4 */
+    __volatile__ int ticks; /* local, line 114; live in states 3 4 */
+    int plain; /* local, line 117; live in states 3 4 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 static void gaps__init(void *ac_frame, int k) __attribute__((unused));
 static ac_poll_t gaps__poll(struct gaps__frame *ac_f, ac_context *ac_cx, double *ac_out);
 static void gaps__drop(struct gaps__frame *ac_f);
 static const ac_future_vt gaps__vt __attribute__((unused));
-#line 106 "tests/golden/storage/grammar_gaps.ac"
+#line 107 "tests/golden/storage/grammar_gaps.ac"
 static void gaps__init(void *ac_frame, int k)
 {
     struct gaps__frame *ac_f = ac_frame;
@@ -214,7 +215,7 @@ static void gaps__init(void *ac_frame, int k)
     ac_f->ac_state = AC_STATE_UNRESUMED;
 }
 
-#line 106 "tests/golden/storage/grammar_gaps.ac"
+#line 107 "tests/golden/storage/grammar_gaps.ac"
 static ac_poll_t gaps__poll(struct gaps__frame *ac_f, ac_context *ac_cx, double *ac_out)
 {
     int ac_t1;
@@ -229,23 +230,23 @@ static ac_poll_t gaps__poll(struct gaps__frame *ac_f, ac_context *ac_cx, double 
     default:
         ac__bad_resume("gaps", ac_f->ac_state);
     }
-#line 108 "tests/golden/storage/grammar_gaps.ac"
+#line 109 "tests/golden/storage/grammar_gaps.ac"
     ac_f->counter = ac_f->k;
-#line 110 "tests/golden/storage/grammar_gaps.ac"
+#line 111 "tests/golden/storage/grammar_gaps.ac"
     ac_f->w = 1.0f + 2.0f * I;
-#line 110 "tests/golden/storage/grammar_gaps.ac"
+#line 111 "tests/golden/storage/grammar_gaps.ac"
     ac_f->wp = &ac_f->w;
-#line 110 "tests/golden/storage/grammar_gaps.ac"
+#line 111 "tests/golden/storage/grammar_gaps.ac"
     /* complex.h's macro */
     ac_f->sum = 0;
     ac_f->base = ac_f->k * 10;
-#line 112 "tests/golden/storage/grammar_gaps.ac"
+#line 113 "tests/golden/storage/grammar_gaps.ac"
     /* GNU spellings */
     ac_f->ticks = 0;
     __real__ ac_f->z = 3.0;
     __imag__ ac_f->z = 4.0;
     ac_f->wide = 2 * ac_f->k;
-#line 116 "tests/golden/storage/grammar_gaps.ac"
+#line 117 "tests/golden/storage/grammar_gaps.ac"
     ac_f->plain = 1;
     { struct reg ac_init = {.ready = 1, .mode = 2, .count = (unsigned)ac_f->k}; __builtin_memcpy(&ac_f->r, &ac_init, sizeof ac_f->r); }
     static _Thread_local int calls;
@@ -256,19 +257,19 @@ static ac_poll_t gaps__poll(struct gaps__frame *ac_f, ac_context *ac_cx, double 
 ac_resume_3:
     if (echo__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
-#line 121 "tests/golden/storage/grammar_gaps.ac"
+#line 122 "tests/golden/storage/grammar_gaps.ac"
     ac_f->counter += ac_t1;
     _Pragma("GCC unroll 2")
     for (int i = 0; i < 2; i++) {
         __real__ ac_f->z += 0.5;
     }
-#line 125 "tests/golden/storage/grammar_gaps.ac"
+#line 126 "tests/golden/storage/grammar_gaps.ac"
     echo__init(&ac_f->ac_aw4, 1);
     ac_f->ac_state = 4;
 ac_resume_4:
     if (echo__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
-#line 125 "tests/golden/storage/grammar_gaps.ac"
+#line 126 "tests/golden/storage/grammar_gaps.ac"
     __real__ ac_f->z += ac_t2 - 1;
     switch (ac_f->k) {
     case 5:
@@ -289,7 +290,7 @@ resumed: __attribute__((unused));
     { *ac_out = __real__ ac_f->z * __imag__ ac_f->z + (double)offsetof(struct pair, value); ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("gaps");
 }
-#line 106 "tests/golden/storage/grammar_gaps.ac"
+#line 107 "tests/golden/storage/grammar_gaps.ac"
 static void gaps__drop(struct gaps__frame *ac_f)
 {
     switch (ac_f->ac_state) {
@@ -328,29 +329,137 @@ __attribute__((unused)) static double gaps(int k)
 static const ac_future_vt gaps__vt __attribute__((unused)) = {
     sizeof(struct gaps__frame), _Alignof(struct gaps__frame), sizeof(double), gaps__vpoll, gaps__vdrop, "gaps",
 };
-#line 143 "tests/golden/storage/grammar_gaps.ac"
+#line 144 "tests/golden/storage/grammar_gaps.ac"
+
+
+struct link {
+    int v;
+    struct link *next;
+};
+
+
+#line 151 "tests/golden/storage/grammar_gaps.ac"
+/* typeof_expressions: frame of its state machine (24 bytes; asyncc --emit=states) */
+struct typeof_expressions__frame {
+    union {
+        int *a; /* parameter, line 151; live in states 0 */
+        struct echo__frame ac_aw3; /* awaited future, line 160; live in states 3 */
+    };
+    union {
+        struct link *n; /* parameter, line 151; live in states 0 */
+        int kept; /* local, line 159; live in states 3 */
+    };
+    int s; /* local, line 153; live in states 3 */
+    uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
+};
+static void typeof_expressions__init(void *ac_frame, int *a, struct link *n) __attribute__((unused));
+static ac_poll_t typeof_expressions__poll(struct typeof_expressions__frame *ac_f, ac_context *ac_cx, int *ac_out);
+static void typeof_expressions__drop(struct typeof_expressions__frame *ac_f);
+static const ac_future_vt typeof_expressions__vt __attribute__((unused));
+#line 151 "tests/golden/storage/grammar_gaps.ac"
+static void typeof_expressions__init(void *ac_frame, int *a, struct link *n)
+{
+    struct typeof_expressions__frame *ac_f = ac_frame;
+    ac_f->a = a;
+    ac_f->n = n;
+    ac_f->ac_state = AC_STATE_UNRESUMED;
+}
+
+#line 151 "tests/golden/storage/grammar_gaps.ac"
+static ac_poll_t typeof_expressions__poll(struct typeof_expressions__frame *ac_f, ac_context *ac_cx, int *ac_out)
+{
+    int ac_t1;
+    switch (ac_f->ac_state) {
+    case AC_STATE_UNRESUMED:
+        break;
+    case 3:
+        goto ac_resume_3;
+    default:
+        ac__bad_resume("typeof_expressions", ac_f->ac_state);
+    }
+#line 153 "tests/golden/storage/grammar_gaps.ac"
+    ac_f->s = 0;
+    {
+        typeof(*ac_f->a) t = *ac_f->a;                 /* a local; 'a' is in the frame */
+        __typeof__(ac_f->n->next) m = ac_f->n->next;
+        ac_f->s = t + (m ? m->v : 0);
+    }
+    ac_f->kept = ac_f->a[0] * 10;
+#line 159 "tests/golden/storage/grammar_gaps.ac"
+    /* kept across the await */
+    echo__init(&ac_f->ac_aw3, 0);
+    ac_f->ac_state = 3;
+ac_resume_3:
+    if (echo__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
+        return AC_PENDING;
+#line 160 "tests/golden/storage/grammar_gaps.ac"
+    (void)ac_t1;
+    { *ac_out = ac_f->s + ac_f->kept; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
+    ac__no_return("typeof_expressions");
+}
+#line 151 "tests/golden/storage/grammar_gaps.ac"
+static void typeof_expressions__drop(struct typeof_expressions__frame *ac_f)
+{
+    switch (ac_f->ac_state) {
+    case 3:
+        echo__drop(&ac_f->ac_aw3);
+        break;
+    default:
+        break;
+    }
+    ac_f->ac_state = AC_STATE_RETURNED;
+}
+
+__attribute__((unused)) static ac_poll_t typeof_expressions__vpoll(void *f, ac_context *cx, void *out)
+{
+    return typeof_expressions__poll(f, cx, out);
+}
+
+__attribute__((unused)) static void typeof_expressions__vdrop(void *f)
+{
+    typeof_expressions__drop(f);
+}
+
+__attribute__((unused)) static int typeof_expressions(int *a, struct link *n)
+{
+    struct typeof_expressions__frame ac_fr;
+    typeof_expressions__init(&ac_fr, a, n);
+    typeof_expressions__drop(&ac_fr);
+    int ac_r;
+    __builtin_memset(&ac_r, 0, sizeof ac_r);
+    return ac_r;
+}
+
+static const ac_future_vt typeof_expressions__vt __attribute__((unused)) = {
+    sizeof(struct typeof_expressions__frame), _Alignof(struct typeof_expressions__frame), sizeof(int), typeof_expressions__vpoll, typeof_expressions__vdrop, "typeof_expressions",
+};
+#line 162 "tests/golden/storage/grammar_gaps.ac"
 
 
 
-#line 145 "tests/golden/storage/grammar_gaps.ac"
+#line 164 "tests/golden/storage/grammar_gaps.ac"
 /* async_main: frame of its state machine (192 bytes; asyncc --emit=states) */
 struct async_main__frame {
     union {
-        char **argv; /* parameter, line 145; live in states 0 */
-        struct gaps__frame ac_aw3; /* awaited future, line 149; live in states 3 */
-        struct gaps__frame ac_aw4; /* awaited future, line 150; live in states 4 */
+        char **argv; /* parameter, line 164; live in states 0 */
+        struct typeof_expressions__frame ac_aw3; /* awaited future, line 170; live in states 3 */
+        struct gaps__frame ac_aw4; /* awaited future, line 171; live in states 4 */
+        struct gaps__frame ac_aw5; /* awaited future, line 172; live in states 5 */
     };
     union {
-        int argc; /* parameter, line 145; live in states 0 */
-        double a; /* local, line 149; live in states 4 */
+        int argc; /* parameter, line 164; live in states 0 */
+        struct link l2; /* local, line 169; live in states 3 4 5 */
     };
+    struct link l1; /* local, line 169; live in states 3 4 5 */
+    double a; /* local, line 171; live in states 5 */
+    int three; /* local, line 168; live in states 3 4 5 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 void async_main__init(void *ac_frame, int argc, char **argv);
 static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac_cx, int *ac_out);
 static void async_main__drop(struct async_main__frame *ac_f);
 extern const ac_future_vt async_main__vt;
-#line 145 "tests/golden/storage/grammar_gaps.ac"
+#line 164 "tests/golden/storage/grammar_gaps.ac"
 void async_main__init(void *ac_frame, int argc, char **argv)
 {
     struct async_main__frame *ac_f = ac_frame;
@@ -359,11 +468,12 @@ void async_main__init(void *ac_frame, int argc, char **argv)
     ac_f->ac_state = AC_STATE_UNRESUMED;
 }
 
-#line 145 "tests/golden/storage/grammar_gaps.ac"
+#line 164 "tests/golden/storage/grammar_gaps.ac"
 static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac_cx, int *ac_out)
 {
-    double ac_t1;
+    int ac_t1;
     double ac_t2;
+    double ac_t3;
     switch (ac_f->ac_state) {
     case AC_STATE_UNRESUMED:
         break;
@@ -371,26 +481,39 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
         goto ac_resume_3;
     case 4:
         goto ac_resume_4;
+    case 5:
+        goto ac_resume_5;
     default:
         ac__bad_resume("async_main", ac_f->ac_state);
     }
-#line 147 "tests/golden/storage/grammar_gaps.ac"
+#line 166 "tests/golden/storage/grammar_gaps.ac"
     (void)ac_f->argc;
     (void)ac_f->argv;
-    gaps__init(&ac_f->ac_aw3, 5);
+    ac_f->three = 3;
+    { struct link ac_init = {5, NULL}; __builtin_memcpy(&ac_f->l2, &ac_init, sizeof ac_f->l2); }
+#line 169 "tests/golden/storage/grammar_gaps.ac"
+    { struct link ac_init = {4, &ac_f->l2}; __builtin_memcpy(&ac_f->l1, &ac_init, sizeof ac_f->l1); }
+    typeof_expressions__init(&ac_f->ac_aw3, &ac_f->three, &ac_f->l1);
     ac_f->ac_state = 3;
 ac_resume_3:
-    if (gaps__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
+    if (typeof_expressions__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
-#line 149 "tests/golden/storage/grammar_gaps.ac"
-    ac_f->a = ac_t1;
-    gaps__init(&ac_f->ac_aw4, 7);
+#line 170 "tests/golden/storage/grammar_gaps.ac"
+    printf("typeof_expressions %d\n", ac_t1);
+    gaps__init(&ac_f->ac_aw4, 5);
     ac_f->ac_state = 4;
 ac_resume_4:
     if (gaps__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
-#line 150 "tests/golden/storage/grammar_gaps.ac"
-    double b = ac_t2;
+#line 171 "tests/golden/storage/grammar_gaps.ac"
+    ac_f->a = ac_t2;
+    gaps__init(&ac_f->ac_aw5, 7);
+    ac_f->ac_state = 5;
+ac_resume_5:
+    if (gaps__poll(&ac_f->ac_aw5, ac_cx, &ac_t3) == AC_PENDING)
+        return AC_PENDING;
+#line 172 "tests/golden/storage/grammar_gaps.ac"
+    double b = ac_t3;
     printf("%.1f %.1f\n", ac_f->a, b);
     printf("%d %s %s %s %d %s %s\n", firsts(3, "a", "b", "c"), kind('7'), kind('q'), kind('-'),
            count_up(6), shape(3), shape(5));
@@ -398,15 +521,18 @@ ac_resume_4:
     { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("async_main");
 }
-#line 145 "tests/golden/storage/grammar_gaps.ac"
+#line 164 "tests/golden/storage/grammar_gaps.ac"
 static void async_main__drop(struct async_main__frame *ac_f)
 {
     switch (ac_f->ac_state) {
     case 3:
-        gaps__drop(&ac_f->ac_aw3);
+        typeof_expressions__drop(&ac_f->ac_aw3);
         break;
     case 4:
         gaps__drop(&ac_f->ac_aw4);
+        break;
+    case 5:
+        gaps__drop(&ac_f->ac_aw5);
         break;
     default:
         break;
@@ -437,5 +563,5 @@ int async_main(int argc, char **argv)
 const ac_future_vt async_main__vt = {
     sizeof(struct async_main__frame), _Alignof(struct async_main__frame), sizeof(int), async_main__vpoll, async_main__vdrop, "async_main",
 };
-#line 156 "tests/golden/storage/grammar_gaps.ac"
+#line 178 "tests/golden/storage/grammar_gaps.ac"
 
