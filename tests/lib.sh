@@ -92,6 +92,36 @@ describe_status() {
     fi
 }
 
+# san_case LIB CFLAGS REPORT WHAT SRC[:EXPECTED]: builds SRC (a .ac file, or
+# a directory of them, a tests/multifile program) with `asyncc cc CFLAGS`
+# against the runtime library LIB, runs it, and requires exit 0, no line of
+# stderr matching REPORT (grep), and EXPECTED's text on stdout when given.
+# WHAT names the sanitizers in failure messages. Uses $CASE_TMP.
+san_case() {
+    local lib=$1 cflags=$2 report=$3 what=$4 src=${5%%:*} expected=${5#*:} t=$CASE_TMP status=0 srcs
+    [ "$expected" = "$5" ] && expected=
+    if [ -d "$src" ]; then srcs=("$src"/*.ac -I"$src"); else srcs=("$src"); fi
+    # shellcheck disable=SC2086 # cflags is a list of flags
+    if ! ASYNCC_LIB=$lib "$ASYNCC" cc $cflags -Isamples "${srcs[@]}" -o "$t/prog" \
+        > "$t/build.log" 2>&1; then
+        fail "$src: asyncc cc with $what failed"
+        show "$t/build.log"
+        return 1
+    fi
+    timeout -k 2 "$TIMEOUT" "$t/prog" > "$t/stdout" 2> "$t/stderr" < /dev/null || status=$?
+    if [ "$status" -ne 0 ] || grep -q "$report" "$t/stderr"; then
+        fail "$src: $(describe_status "$status") under $what"
+        show "$t/stderr"
+        return 1
+    fi
+    if [ -n "$expected" ] && ! cmp -s "$expected" "$t/stdout"; then
+        fail "$src: stdout differs from $expected"
+        show_diff "$expected" "$t/stdout"
+        return 1
+    fi
+    return 0
+}
+
 # Case bookkeeping for run_cases: logs are printed in case order as soon as
 # every earlier case has finished.
 _NCASES=0

@@ -38,27 +38,8 @@ RANDPROG=$BUILD/tests/randprog
 # a tests/multifile program) with the sanitizers and runs it; it must exit
 # 0, report nothing, and print EXPECTED if one is given.
 asan_case() {
-    local src=${1%%:*} expected=${1#*:} t=$CASE_TMP status=0 srcs
-    [ "$expected" = "$1" ] && expected=
-    if [ -d "$src" ]; then srcs=("$src"/*.ac -I"$src"); else srcs=("$src"); fi
-    if ! ASYNCC_LIB=$ASAN_LIB "$ASYNCC" cc -O1 -g $SAN_FLAGS -Isamples "${srcs[@]}" -o "$t/prog" \
-        > "$t/build.log" 2>&1; then
-        fail "$src: asyncc cc with sanitizers failed"
-        show "$t/build.log"
-        return 1
-    fi
-    timeout -k 2 "$TIMEOUT" "$t/prog" > "$t/stdout" 2> "$t/stderr" < /dev/null || status=$?
-    if [ "$status" -ne 0 ] || grep -q 'ERROR: AddressSanitizer\|runtime error:' "$t/stderr"; then
-        fail "$src: $(describe_status "$status") under the sanitizers"
-        show "$t/stderr"
-        return 1
-    fi
-    if [ -n "$expected" ] && ! cmp -s "$expected" "$t/stdout"; then
-        fail "$src: stdout differs from $expected"
-        show_diff "$expected" "$t/stdout"
-        return 1
-    fi
-    return 0
+    san_case "$ASAN_LIB" "-O1 -g $SAN_FLAGS" 'ERROR: AddressSanitizer\|runtime error:' \
+        "the sanitizers" "$1"
 }
 
 # asan_report_case SRC: builds SRC like asan_case; running it must end

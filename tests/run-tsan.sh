@@ -18,26 +18,8 @@ export TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1"
 # tsan_case SRC[:EXPECTED]: builds SRC with TSan and runs it; it must exit 0
 # with no report, and print EXPECTED if one is given.
 tsan_case() {
-    local src=${1%%:*} expected=${1#*:} t=$CASE_TMP status=0
-    [ "$expected" = "$1" ] && expected=
-    if ! CC=clang ASYNCC_LIB=$TSAN_LIB "$ASYNCC" cc -O1 -g -fsanitize=thread -Isamples "$src" \
-        -o "$t/prog" > "$t/build.log" 2>&1; then
-        fail "$src: asyncc cc with -fsanitize=thread failed"
-        show "$t/build.log"
-        return 1
-    fi
-    timeout -k 2 "$TIMEOUT" "$t/prog" > "$t/stdout" 2> "$t/stderr" < /dev/null || status=$?
-    if [ "$status" -ne 0 ] || grep -q 'WARNING: ThreadSanitizer' "$t/stderr"; then
-        fail "$src: $(describe_status "$status") under ThreadSanitizer"
-        show "$t/stderr"
-        return 1
-    fi
-    if [ -n "$expected" ] && ! cmp -s "$expected" "$t/stdout"; then
-        fail "$src: stdout differs from $expected"
-        show_diff "$expected" "$t/stdout"
-        return 1
-    fi
-    return 0
+    CC=clang san_case "$TSAN_LIB" "-O1 -g -fsanitize=thread" 'WARNING: ThreadSanitizer' \
+        "ThreadSanitizer" "$1"
 }
 
 require_asyncc tsan 1
