@@ -328,6 +328,8 @@ bool parse_is_await(const Unit *u, TSNode n);
 bool parse_is_call_to(const Unit *u, TSNode n, const char *name);
 /* True if n is a while, for or do statement. */
 bool parse_is_loop(TSNode n);
+/* True if the word n is typeof, __typeof__ or __typeof. */
+bool parse_is_typeof(const Unit *u, TSNode n);
 /* True if the type specifier `type` (may be null) leaves the type to the
  * compiler: typeof(...), __typeof__(...) or __auto_type. */
 bool parse_is_inferred_type(Unit *u, TSNode type);

@@ -120,18 +120,13 @@ static char *drop_top_const(const char *t)
     char *star = strrchr(r, '*');
     for (char *p = star ? star + 1 : r; (p = strstr(p, "const")) != NULL;) {
         bool word = (p == r || !c_ident_char(p[-1])) && !c_ident_char(p[5]);
-        char *q = p;
-        if (star && q > star + 1)
-            while (q > star + 1 && q[-1] == ' ')
-                q--;
-        if (!word || (star && q != star + 1)) {
+        /* behind a pointer, only the const that comes right after it */
+        bool top = !star || strspn(star + 1, " ") == (size_t)(p - (star + 1));
+        if (!word || !top) {
             p += 5;
             continue;
         }
-        size_t skip = 5 + (p[5] == ' ');
-        memmove(p, p + skip, strlen(p + skip) + 1);
-        if (star)
-            break;
+        memmove(p, p + 5 + (p[5] == ' '), strlen(p + 5 + (p[5] == ' ')) + 1);
     }
     size_t n = strlen(r);
     while (n && r[n - 1] == ' ')
@@ -318,16 +313,9 @@ static void layout_join(Unit *u, Frame *f, Await *aw)
 }
 
 /* The number in the first parentheses after `word` in the source bytes
- * [from, to) (`_Alignas(16)`, `aligned(16)`), or 0. */
-/* Whether the text in [from, to) contains `word`. */
-static bool strstr_n(Unit *u, uint32_t from, uint32_t to, const char *word)
-{
-    char *t = xstrndup(u->src.text + from, to - from);
-    bool found = strstr(t, word) != NULL;
-    free(t);
-    return found;
-}
-
+ * [from, to) (`_Alignas(16)`, `aligned(16)`); 0 without `word`, and -1
+ * when what follows it is not a plain number (`_Alignas(2 * 8)`,
+ * `aligned(LINE)`, `_Alignas(pair)`, a bare `aligned`). */
 static long number_in_parens(Unit *u, uint32_t from, uint32_t to, const char *word)
 {
     char *t = xstrndup(u->src.text + from, to - from);
@@ -337,8 +325,8 @@ static long number_in_parens(Unit *u, uint32_t from, uint32_t to, const char *wo
     long n = open ? strtol(open + 1, &end, 0) : 0;
     while (end && (*end == ' ' || *end == '\t' || *end == '\n'))
         end++;
-    if (!end || *end != ')')
-        n = 0; /* `_Alignas(2 * 8)`, `aligned(LINE)`: not a plain number */
+    if (at && (!end || *end != ')' || n <= 0))
+        n = -1;
     free(t);
     return n;
 }
@@ -367,7 +355,7 @@ void layout_fn(Unit *u, AsyncFn *fn)
                 long n = number_in_parens(u, ts_node_start_byte(a), ts_node_end_byte(a), "");
                 if (n > align)
                     align = n;
-                if (n <= 0 && unread == UINT32_MAX)
+                if (n < 0 && unread == UINT32_MAX)
                     unread = ts_node_start_byte(a);
             }
         }
@@ -380,7 +368,7 @@ void layout_fn(Unit *u, AsyncFn *fn)
             long n = number_in_parens(u, span[0], span[1], "aligned");
             if (n > align)
                 align = n;
-            if (n <= 0 && unread == UINT32_MAX && strstr_n(u, span[0], span[1], "aligned"))
+            if (n < 0 && unread == UINT32_MAX)
                 unread = span[0];
         }
         /* Bytes standing in for a type declared in the function carry the

@@ -144,12 +144,6 @@ static __attribute__((noinline)) void add_ref(Walk *w, TSNode n)
     }
 }
 
-static bool is_typeof(Unit *u, TSNode name)
-{
-    return parse_eq(u, name, "typeof") || parse_eq(u, name, "__typeof__") ||
-           parse_eq(u, name, "__typeof");
-}
-
 /* Whether the type_identifier n is the whole operand of a typeof, where C
  * reads a variable's name as an expression. The grammar sees a type name
  * there: `typeof(x) y;` is a macro type specifier around a type descriptor,
@@ -164,7 +158,7 @@ static __attribute__((noinline)) bool typeof_operand(Unit *u, TSNode n)
     if (ts_node_is_null(g))
         return false;
     if (type_is(p, "type_descriptor"))
-        return type_is(g, "macro_type_specifier") && is_typeof(u, child_by_field(g, "name"));
+        return type_is(g, "macro_type_specifier") && parse_is_typeof(u, child_by_field(g, "name"));
     if (!type_is(p, "parameter_declaration") || !type_is(g, "parameter_list") ||
         ts_node_named_child_count(g) != 1)
         return false;
@@ -174,7 +168,7 @@ static __attribute__((noinline)) bool typeof_operand(Unit *u, TSNode n)
         !type_is(d, "type_descriptor"))
         return false;
     TSNode t = child_by_field(d, "type");
-    return type_is(t, "type_identifier") && is_typeof(u, t);
+    return type_is(t, "type_identifier") && parse_is_typeof(u, t);
 }
 
 /* Walks the sizes of the array declarators in a typedef's declarator d,
@@ -770,22 +764,14 @@ static bool used_across(Unit *u, AsyncFn *fn, TSNode ref, TSNode scope, Await *f
     return false;
 }
 
-/* Whether statement n begins with typeof(, __typeof__( or __typeof(. */
+/* Whether statement n begins with a call of typeof, __typeof__ or
+ * __typeof: how the grammar reads `__typeof__(q) *qp = &q;`. */
 static bool starts_with_typeof(Unit *u, TSNode n)
 {
-    static const char *const words[] = {"typeof", "__typeof__", "__typeof"};
-    const char *at = u->src.text + ts_node_start_byte(n), *end = u->src.text + ts_node_end_byte(n);
-    for (size_t i = 0; i < sizeof words / sizeof *words; i++) {
-        size_t len = strlen(words[i]);
-        const char *p = at + len;
-        if ((size_t)(end - at) <= len || memcmp(at, words[i], len) != 0)
-            continue;
-        while (p < end && (*p == ' ' || *p == '\t'))
-            p++;
-        if (p < end && *p == '(')
-            return true;
-    }
-    return false;
+    TSNode first = ts_node_descendant_for_byte_range(n, ts_node_start_byte(n), ts_node_start_byte(n));
+    TSNode call = parse_parent(u, first);
+    return type_is(first, "identifier") && parse_is_typeof(u, first) && !ts_node_is_null(call) &&
+           type_is(call, "call_expression") && ts_node_eq(child_by_field(call, "function"), first);
 }
 
 /*

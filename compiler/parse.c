@@ -47,15 +47,18 @@ bool parse_is_loop(TSNode n)
     return type_is(n, "while_statement") || type_is(n, "for_statement") || type_is(n, "do_statement");
 }
 
+bool parse_is_typeof(const Unit *u, TSNode name)
+{
+    return parse_eq(u, name, "typeof") || parse_eq(u, name, "__typeof__") ||
+           parse_eq(u, name, "__typeof");
+}
+
 bool parse_is_inferred_type(Unit *u, TSNode type)
 {
     if (ts_node_is_null(type))
         return false;
-    if (type_is(type, "macro_type_specifier")) {
-        TSNode name = child_by_field(type, "name");
-        return parse_eq(u, name, "typeof") || parse_eq(u, name, "__typeof__") ||
-               parse_eq(u, name, "__typeof");
-    }
+    if (type_is(type, "macro_type_specifier"))
+        return parse_is_typeof(u, child_by_field(type, "name"));
     return type_is(type, "type_identifier") && parse_eq(u, type, "__auto_type");
 }
 

@@ -228,31 +228,23 @@ static uint32_t inclusion_of(Sema *s, CXFile file)
     return UINT32_MAX;
 }
 
-/* A use, in text that an #include inside a function of the file brings in
- * (an X-macro table of cases, say), of a local variable of that function:
- * recorded in refs, at the #include, with the included file's name, since
- * the translator cannot rename it there. Returns whether c was one. */
-static bool included_use(Sema *s, CXCursor c)
+/* A use c, in text that an #include inside a function of the file brings
+ * in (an X-macro table of cases, say), of ref, a local variable of that
+ * function declared at byte decl: recorded in refs, at the #include, with
+ * the included file's name, since the translator cannot rename it there. */
+static void record_included_use(Sema *s, CXCursor c, CXCursor ref, uint32_t decl)
 {
-    CXCursor ref = clang_getCursorReferenced(c);
-    enum CXCursorKind rk = clang_getCursorKind(ref);
-    uint32_t decl, at;
-    if ((rk != CXCursor_VarDecl && rk != CXCursor_ParmDecl) ||
-        clang_getCursorKind(clang_getCursorSemanticParent(ref)) != CXCursor_FunctionDecl ||
-        !offset_in_main(s, clang_getCursorLocation(ref), &decl) ||
-        offset_in_main(s, clang_getCursorLocation(c), &at))
-        return false;
     CXFile f;
     clang_getFileLocation(clang_getCursorLocation(c), &f, NULL, NULL, NULL);
-    if (!f || (at = inclusion_of(s, f)) == UINT32_MAX)
-        return false;
+    uint32_t at = f ? inclusion_of(s, f) : UINT32_MAX;
+    if (at == UINT32_MAX)
+        return;
     SemaRef *r = xcalloc(1, sizeof *r);
     r->name = take(clang_getCursorSpelling(ref));
     r->decl = decl;
     r->expanded = at;
     r->file = take(clang_getFileName(f));
     vec_push(&s->refs, r);
-    return true;
 }
 
 /* __func__, __FUNCTION__ and __PRETTY_FUNCTION__ (assert's message uses
@@ -334,22 +326,22 @@ static enum CXChildVisitResult visit_body(CXCursor c, CXCursor parent, CXClientD
         }
     } else if (k == CXCursor_StringLiteral && function_name_literal(s, c)) {
         /* recorded by function_name_literal */
-    } else if (k == CXCursor_DeclRefExpr && included_use(s, c)) {
-        /* recorded by included_use */
     } else if (k == CXCursor_DeclRefExpr) {
         /* A name clang resolved. A local's that the file does not have where
          * clang found it is a macro body's (a macro argument's is in the
-         * file, where the translator sees and renames it); any other name
-         * written in the file is kept for check_names_agree, with decl
-         * UINT32_MAX when it is not a local variable (an enumerator, a
-         * function, a global). */
+         * file, where the translator sees and renames it), or an included
+         * file's; any other name written in the file is kept for
+         * check_names_agree, with decl UINT32_MAX when it is not a local
+         * variable (an enumerator, a function, a global). */
         CXCursor ref = clang_getCursorReferenced(c);
         enum CXCursorKind rk = clang_getCursorKind(ref);
         bool local = (rk == CXCursor_VarDecl || rk == CXCursor_ParmDecl) &&
                      clang_getCursorKind(clang_getCursorSemanticParent(ref)) == CXCursor_FunctionDecl;
         uint32_t at, decl = UINT32_MAX;
-        if (offset_in_main(s, clang_getCursorLocation(c), &at) &&
-            (!local || offset_in_main(s, clang_getCursorLocation(ref), &decl))) {
+        bool in_file = offset_in_main(s, clang_getCursorLocation(c), &at);
+        if (!in_file && local && offset_in_main(s, clang_getCursorLocation(ref), &decl)) {
+            record_included_use(s, c, ref, decl);
+        } else if (in_file && (!local || offset_in_main(s, clang_getCursorLocation(ref), &decl))) {
             char *name = take(clang_getCursorSpelling(ref));
             bool spelled = spelled_at(s, at, name);
             if (local || spelled) {
