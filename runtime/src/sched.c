@@ -2133,19 +2133,19 @@ void *ac__spawn(void *frame)
     return ac__task_handle(task);
 }
 
-/* The task of handle h, which `what` was given. A handle consumed already
- * (joined, or detached) whose memory no task has taken since reads as a
- * free slot: that is a use after free in the caller, reported here rather
- * than read as a finished task's (a second join would return the first
- * one's output, and its detach free the slot again). */
-static ac__task *handle_task(void *h, const char *what)
+/* The state word of the task of handle h, which `what` was given. A handle
+ * consumed already (joined, or detached) whose memory no task has taken
+ * since reads as a free slot: that is a use after free in the caller,
+ * reported here rather than read as a finished task's (a second join would
+ * return the first one's output, and its detach free the slot again). */
+static size_t handle_state(ac__task *task, const char *what)
 {
-    ac__task *task = ac__task_of_handle(h);
-    if (ac__task_state(task) == AC__SLOT_FREE) {
+    size_t state = ac__task_state(task);
+    if (state == AC__SLOT_FREE) {
         fprintf(stderr, "asyncc: %s of a JoinHandle that was already joined or detached\n", what);
         abort();
     }
-    return task;
+    return state;
 }
 
 int ac_handle_abort(void *h)
@@ -2153,14 +2153,16 @@ int ac_handle_abort(void *h)
     ac__spawn_flush();
     if (!h)
         return AC_EINVAL;
-    ac__task_abort(handle_task(h, "ac_handle_abort"));
+    ac__task *task = ac__task_of_handle(h);
+    handle_state(task, "ac_handle_abort");
+    ac__task_abort(task);
     return 0;
 }
 
 int ac_handle_is_finished(void *h)
 {
     ac__spawn_flush();
-    return h && (ac__task_state(handle_task(h, "ac_handle_is_finished")) & AC__TASK_COMPLETE) ? 1 : 0;
+    return h && (handle_state(ac__task_of_handle(h), "ac_handle_is_finished") & AC__TASK_COMPLETE) ? 1 : 0;
 }
 
 void ac_handle_detach(void *h)
@@ -2168,8 +2170,8 @@ void ac_handle_detach(void *h)
     ac__spawn_flush();
     if (!h)
         return;
-    ac__task *task = handle_task(h, "ac_handle_detach");
-    size_t state = ac__task_state(task);
+    ac__task *task = ac__task_of_handle(h);
+    size_t state = handle_state(task, "ac_handle_detach");
     if ((state & AC__TASK_COMPLETE) && !(state & AC__TASK_JOIN_WAKER)) {
         /* Complete, and the completer is done with the join_waker slot, which
          * stays ours: release the slot, and then our reference together
@@ -2227,8 +2229,8 @@ ac_poll_t ac_join__poll(struct ac_join__frame *f, ac_context *cx, void *out)
     ac__spawn_flush();
     if (!f->handle)
         ac__bad_resume("ac_join", f->state);
-    ac__task *task = handle_task(f->handle, "ac_join");
-    size_t state = ac__task_state(task);
+    ac__task *task = ac__task_of_handle(f->handle);
+    size_t state = handle_state(task, "ac_join");
     if (!(state & AC__TASK_COMPLETE) && !join_register(task, state, cx->waker)) {
         f->state = AC_STATE_FIRST;
         return AC_PENDING;
