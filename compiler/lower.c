@@ -7,7 +7,8 @@
  * frame is suspended at, then the user's statements with
  *  - each await(f(args)) expanded in place into: construct f's future in its
  *    frame slot, record the suspend state, `ac_resume_N:` label, poll it and
- *    return AC_PENDING while it is pending, take its value into a temporary;
+ *    return AC_PENDING while it is pending, mark the frame poisoned (no
+ *    await in flight: see mark_poisoned), take its value into a temporary;
  *  - awaits inside expressions hoisted into statements before the
  *    expression, in evaluation order; `&&`, `||` and `?:` with an await in a
  *    conditionally evaluated operand become if statements and `,` a statement
@@ -284,6 +285,17 @@ static Temp *new_temp(Lower *L, TSNode at, const char *type, int64_t size, int64
 
 static char *temp_ref(Temp *t) { return xasprintf("\001%d\002", t->id); }
 
+/* After an await completes: the frame holds no future in flight until the
+ * next await stores its state, and the completed future's slot may be
+ * reused by then (layout.c overlaps it). A poll that stops midway (ac_panic
+ * jumps out of it) leaves this state behind, so the drop that follows
+ * releases nothing of an await that is over, where the await's own state
+ * would have it drop that slot again (a boxed frame freed twice). */
+static void mark_poisoned(Lower *L, const char *ind)
+{
+    buf_printf(&L->out, "%sac_f->ac_state = AC_STATE_POISONED;\n", ind);
+}
+
 /* ---- expressions ------------------------------------------------------------- */
 
 static char *lower_expr(Lower *L, TSNode n);
@@ -399,6 +411,7 @@ static char *lower_join(Lower *L, Await *aw)
     buf_printf(&L->out, "%sif (ac_f->ac_done%d != %uu)\n%s    return AC_PENDING;\n", ind, st, all, ind);
     if (t)
         buf_printf(&L->out, "%s%s = 0;\nac_joined_%d:;\n", ind, tr, st);
+    mark_poisoned(L, ind);
     for (int i = 0; i < n; i++) {
         free(outs[i]);
         free(args[i]);
@@ -452,6 +465,7 @@ static char *lower_timeout(Lower *L, Await *aw)
     buf_printf(&L->out, "%s    %s = AC_ETIMEDOUT;\n", ind, tr);
     buf_printf(&L->out, "%s} else {\n%s    return AC_PENDING;\n%s}\n", ind, ind, ind);
     buf_printf(&L->out, "%sac_deadline__drop(&ac_f->ac_dl%d);\n", ind, st);
+    mark_poisoned(L, ind);
     free(poll);
     free(slot);
     free(drop);
@@ -493,6 +507,7 @@ static char *lower_await(Lower *L, Await *aw)
         buf_printf(&L->out, "%sif (%s__poll(&ac_f->ac_aw%d, ac_cx, %s) == AC_PENDING)\n", ind, name,
                    st, out);
         buf_printf(&L->out, "%s    return AC_PENDING;\n", ind);
+        mark_poisoned(L, ind);
     } else {
         buf_printf(&L->out, "%sac_f->ac_aw%d = ac__frame_new(&%s__vt);\n", ind, st, name);
         buf_printf(&L->out, "%s%s__init(ac_f->ac_aw%d%s);\n", ind, name, st, argtext);
@@ -502,6 +517,7 @@ static char *lower_await(Lower *L, Await *aw)
                    st, out);
         buf_printf(&L->out, "%s    return AC_PENDING;\n", ind);
         buf_printf(&L->out, "%sac_frame_free(&%s__vt, ac_f->ac_aw%d);\n", ind, name, st);
+        mark_poisoned(L, ind);
     }
     free(ind);
     free(out);

@@ -49,6 +49,7 @@ static ac_poll_t check__poll(struct check__frame *ac_f, ac_context *ac_cx, int *
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 12 "tests/golden/control/do_while.ac"
     printf("  cond %s = %d\n", ac_f->name, ac_f->v);
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -130,6 +131,7 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 19 "tests/golden/control/do_while.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -287,6 +289,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (check__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
     if (!(ac_t1))
         break;
     }
@@ -301,6 +304,7 @@ ac_resume_3:
 ac_resume_4:
         if (val__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 38 "tests/golden/control/do_while.ac"
         ac_f->i = ac_t2;
         printf("  body i=%d\n", ac_f->i);
@@ -311,6 +315,7 @@ ac_resume_4:
 ac_resume_5:
     if (check__poll(&ac_f->ac_aw5, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
     if (!(ac_t3))
         break;
     }
@@ -330,6 +335,7 @@ ac_resume_5:
 ac_resume_6:
         if (ac_yield__poll(&ac_f->ac_aw6, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 49 "tests/golden/control/do_while.ac"
         printf("  odd i=%d\n", ac_f->i);
     }
@@ -340,6 +346,7 @@ ac_next_3:;
 ac_resume_7:
     if (check__poll(&ac_f->ac_aw7, ac_cx, &ac_t4) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
     if (!(ac_t4))
         break;
     }
@@ -354,6 +361,7 @@ ac_resume_7:
 ac_resume_8:
         if (val__poll(&ac_f->ac_aw8, ac_cx, &ac_t5) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 55 "tests/golden/control/do_while.ac"
         ac_f->i = ac_t5;
         if (ac_f->i == 6) {
@@ -368,6 +376,7 @@ ac_resume_8:
 ac_resume_9:
     if (check__poll(&ac_f->ac_aw9, ac_cx, &ac_t6) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
     if (!(ac_t6))
         break;
     }
@@ -384,6 +393,7 @@ ac_resume_9:
 ac_resume_10:
         if (val__poll(&ac_f->ac_aw10, ac_cx, &ac_t7) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 66 "tests/golden/control/do_while.ac"
         if (ac_t7 == 2) {
             ac_f->skipped++;
@@ -398,6 +408,7 @@ ac_next_5:;
 ac_resume_11:
     if (check__poll(&ac_f->ac_aw11, ac_cx, &ac_t8) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
     if (!(ac_t8))
         break;
     }
@@ -412,6 +423,7 @@ ac_resume_11:
 ac_resume_12:
         if (val__poll(&ac_f->ac_aw12, ac_cx, &ac_t9) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 77 "tests/golden/control/do_while.ac"
         ac_f->i += ac_t9;
     }
@@ -429,6 +441,7 @@ ac_resume_12:
 ac_resume_13:
             if (val__poll(&ac_f->ac_aw13, ac_cx, &ac_t10) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 86 "tests/golden/control/do_while.ac"
             ac_f->v = ac_t10;
             for (;;) {
@@ -442,6 +455,7 @@ ac_resume_13:
 ac_resume_14:
             if (val__poll(&ac_f->ac_aw14, ac_cx, &ac_t11) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
             if (!(ac_t11 > 5))
                 break;
             }
@@ -471,6 +485,7 @@ ac_resume_14:
 ac_resume_15:
     if (check__poll(&ac_f->ac_aw15, ac_cx, &ac_t13) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 101 "tests/golden/control/do_while.ac"
     ac_t12 = (ac_t13) != 0;
     }

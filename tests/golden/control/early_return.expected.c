@@ -52,6 +52,7 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 17 "tests/golden/control/early_return.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -145,6 +146,7 @@ static ac_poll_t search__poll(struct search__frame *ac_f, ac_context *ac_cx, int
 ac_resume_3:
                 if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
                     return AC_PENDING;
+                ac_f->ac_state = AC_STATE_POISONED;
 #line 27 "tests/golden/control/early_return.ac"
                 if (ac_t1 > ac_f->limit) {
                     {
@@ -153,6 +155,7 @@ ac_resume_3:
 ac_resume_4:
                         if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
                             return AC_PENDING;
+                        ac_f->ac_state = AC_STATE_POISONED;
 #line 30 "tests/golden/control/early_return.ac"
                         { *ac_out = ac_f->i * 100 + ac_f->j; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
                     }
@@ -265,6 +268,7 @@ static ac_poll_t pick__poll(struct pick__frame *ac_f, ac_context *ac_cx, int *ac
 ac_resume_3:
         if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 44 "tests/golden/control/early_return.ac"
         { *ac_out = ac_t1; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     }
@@ -278,6 +282,7 @@ ac_resume_3:
 ac_resume_4:
         if (val__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 49 "tests/golden/control/early_return.ac"
         int t = ac_t2;
         if (t > 10) {
@@ -293,6 +298,7 @@ ac_resume_4:
 ac_resume_5:
             if (val__poll(&ac_f->ac_aw5, ac_cx, &ac_t3) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 56 "tests/golden/control/early_return.ac"
             { *ac_out = ac_t3; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
         }
@@ -305,12 +311,14 @@ ac_resume_5:
 ac_resume_6:
     if (ac_yield__poll(&ac_f->ac_aw6, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 61 "tests/golden/control/early_return.ac"
     val__init(&ac_f->ac_aw7, ac_f->n * 1000);
     ac_f->ac_state = 7;
 ac_resume_7:
     if (val__poll(&ac_f->ac_aw7, ac_cx, &ac_t4) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 61 "tests/golden/control/early_return.ac"
     { *ac_out = ac_t4; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("pick");
@@ -414,6 +422,7 @@ static ac_poll_t visit__poll(struct visit__frame *ac_f, ac_context *ac_cx, void 
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 71 "tests/golden/control/early_return.ac"
     if (ac_f->depth == 0) {
         { ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -426,6 +435,7 @@ ac_resume_3:
 ac_resume_4:
         if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 76 "tests/golden/control/early_return.ac"
         if (ac_f->depth == 1 && ac_f->i == 1) {
             { ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -518,6 +528,7 @@ static ac_poll_t locate__poll(struct locate__frame *ac_f, ac_context *ac_cx, str
 ac_resume_3:
         if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 88 "tests/golden/control/early_return.ac"
         ac_f->r.value = ac_t1;
         if (ac_f->r.value == ac_f->target) {
@@ -643,6 +654,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (search__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 101 "tests/golden/control/early_return.ac"
     printf("search(10) = %d\n", ac_t1);
     search__init(&ac_f->ac_aw4, 50);
@@ -650,6 +662,7 @@ ac_resume_3:
 ac_resume_4:
     if (search__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 102 "tests/golden/control/early_return.ac"
     printf("search(50) = %d\n", ac_t2);
     search__init(&ac_f->ac_aw5, 100);
@@ -657,6 +670,7 @@ ac_resume_4:
 ac_resume_5:
     if (search__poll(&ac_f->ac_aw5, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 103 "tests/golden/control/early_return.ac"
     printf("search(100) = %d\n", ac_t3);
 #line 105 "tests/golden/control/early_return.ac"
@@ -666,6 +680,7 @@ ac_resume_5:
 ac_resume_6:
         if (pick__poll(&ac_f->ac_aw6, ac_cx, &ac_t4) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 106 "tests/golden/control/early_return.ac"
         printf("pick(%d) = %d\n", ac_f->n, ac_t4);
     }
@@ -676,6 +691,7 @@ ac_resume_6:
 ac_resume_7:
         if (visit__poll(&ac_f->ac_aw7, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 111 "tests/golden/control/early_return.ac"
         printf("visit(%d): visits=%d\n", ac_f->d, visits);
     }
@@ -685,6 +701,7 @@ ac_resume_7:
 ac_resume_8:
     if (locate__poll(&ac_f->ac_aw8, ac_cx, &ac_t5) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 114 "tests/golden/control/early_return.ac"
     ac_f->r = ac_t5;
     printf("locate(49) = {%d, %d}\n", ac_f->r.where, ac_f->r.value);
@@ -693,6 +710,7 @@ ac_resume_8:
 ac_resume_9:
     if (locate__poll(&ac_f->ac_aw9, ac_cx, &ac_t6) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 116 "tests/golden/control/early_return.ac"
     ac_f->r = ac_t6;
     printf("locate(50) = {%d, %d}\n", ac_f->r.where, ac_f->r.value);

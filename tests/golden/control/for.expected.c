@@ -51,6 +51,7 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 14 "tests/golden/control/for.ac"
     if (log_on) {
         printf("  %s %d\n", ac_f->what, ac_f->v);
@@ -137,6 +138,7 @@ static ac_poll_t below__poll(struct below__frame *ac_f, ac_context *ac_cx, int *
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 22 "tests/golden/control/for.ac"
     { *ac_out = ac_f->i < ac_f->n; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("below");
@@ -315,6 +317,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
     ac_f->i = ac_t1;
     for (;;) {
     if (!(ac_f->i < 4))
@@ -335,6 +338,7 @@ ac_resume_3:
 ac_resume_4:
     if (val__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 36 "tests/golden/control/for.ac"
     int j = ac_t2;
 #line 36 "tests/golden/control/for.ac"
@@ -360,6 +364,7 @@ ac_resume_4:
 ac_resume_5:
     if (val__poll(&ac_f->ac_aw5, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
     if (!(ac_t3 < 3))
         break;
  {
@@ -386,6 +391,7 @@ ac_resume_5:
 ac_resume_6:
     if (val__poll(&ac_f->ac_aw6, ac_cx, &ac_t4) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
     ac_f->i = ac_t4;
     }
     }
@@ -404,6 +410,7 @@ ac_resume_6:
 ac_resume_7:
         if (val__poll(&ac_f->ac_aw7, ac_cx, &ac_t5) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 50 "tests/golden/control/for.ac"
         ac_f->sum += ac_t5;
     }
@@ -422,6 +429,7 @@ ac_resume_7:
 ac_resume_8:
     if (val__poll(&ac_f->ac_aw8, ac_cx, &ac_t6) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 54 "tests/golden/control/for.ac"
     ac_f->j = ac_t6;
     for (;;) {
@@ -431,6 +439,7 @@ ac_resume_8:
 ac_resume_9:
     if (below__poll(&ac_f->ac_aw9, ac_cx, &ac_t7) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
     if (!(ac_t7))
         break;
 #line 54 "tests/golden/control/for.ac"
@@ -440,6 +449,7 @@ ac_resume_9:
 ac_resume_11:
         if (ac_yield__poll(&ac_f->ac_aw11, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 56 "tests/golden/control/for.ac"
         printf("  body j=%d\n", ac_f->j);
     }
@@ -449,6 +459,7 @@ ac_resume_11:
 ac_resume_10:
     if (val__poll(&ac_f->ac_aw10, ac_cx, &ac_t8) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
     ac_f->j += ac_t8;
     }
     }
@@ -463,6 +474,7 @@ ac_resume_10:
 ac_resume_12:
     if (below__poll(&ac_f->ac_aw12, ac_cx, &ac_t9) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
     if (!(ac_t9))
         break;
 #line 60 "tests/golden/control/for.ac"
@@ -476,6 +488,7 @@ ac_resume_12:
 ac_resume_14:
         if (ac_yield__poll(&ac_f->ac_aw14, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 64 "tests/golden/control/for.ac"
         printf("  even i=%d\n", ac_f->i);
     }
@@ -486,6 +499,7 @@ ac_next_7:;
 ac_resume_13:
     if (val__poll(&ac_f->ac_aw13, ac_cx, &ac_t10) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
     ac_f->i = ac_t10;
     }
     }
@@ -501,6 +515,7 @@ ac_resume_13:
 ac_resume_15:
         if (val__poll(&ac_f->ac_aw15, ac_cx, &ac_t11) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 69 "tests/golden/control/for.ac"
         if (ac_t11 == 2) {
             break;
@@ -526,6 +541,7 @@ ac_resume_15:
 ac_resume_16:
     if (val__poll(&ac_f->ac_aw16, ac_cx, &ac_t12) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
     if (!(ac_f->a < ac_t12))
         break;
 #line 76 "tests/golden/control/for.ac"
@@ -538,6 +554,7 @@ ac_resume_16:
 ac_resume_17:
         if (val__poll(&ac_f->ac_aw17, ac_cx, &ac_t13) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 78 "tests/golden/control/for.ac"
         ac_f->b = ac_t13;
         for (;;) {
@@ -547,6 +564,7 @@ ac_resume_17:
 ac_resume_18:
         if (below__poll(&ac_f->ac_aw18, ac_cx, &ac_t14) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
         if (!(ac_t14))
             break;
 #line 78 "tests/golden/control/for.ac"
@@ -564,6 +582,7 @@ ac_resume_18:
 ac_resume_19:
             if (val__poll(&ac_f->ac_aw19, ac_cx, &ac_t15) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 83 "tests/golden/control/for.ac"
             printf(" %d", ac_t15);
         }
@@ -588,6 +607,7 @@ ac_next_10:;
 ac_resume_20:
         if (val__poll(&ac_f->ac_aw20, ac_cx, &ac_t16) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 91 "tests/golden/control/for.ac"
         ac_f->n += ac_t16;
         if (ac_f->n > 20) {
@@ -599,6 +619,7 @@ ac_resume_20:
 ac_resume_21:
         if (ac_yield__poll(&ac_f->ac_aw21, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 95 "tests/golden/control/for.ac"
     }
     printf("  n=%d\n", ac_f->n);
@@ -613,6 +634,7 @@ ac_resume_21:
 ac_resume_22:
     if (below__poll(&ac_f->ac_aw22, ac_cx, &ac_t17) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
     if (!(ac_t17))
         break;
  {
@@ -627,6 +649,7 @@ ac_resume_22:
 ac_resume_23:
     if (val__poll(&ac_f->ac_aw23, ac_cx, &ac_t18) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
     ac_f->i = ac_t18;
     }
     }

@@ -47,6 +47,7 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 12 "tests/golden/control/goto.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -130,6 +131,7 @@ static ac_poll_t say__poll(struct say__frame *ac_f, ac_context *ac_cx, void *ac_
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 18 "tests/golden/control/goto.ac"
     printf("  %s %d\n", ac_f->what, ac_f->n);
     ac_f->ac_state = AC_STATE_RETURNED;
@@ -221,6 +223,7 @@ again:
 ac_resume_3:
     if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 27 "tests/golden/control/goto.ac"
     if (ac_t1 != ac_f->works_at) {
         say__init(&ac_f->ac_aw4, "attempt failed:", ac_f->attempt);
@@ -228,6 +231,7 @@ ac_resume_3:
 ac_resume_4:
         if (say__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 29 "tests/golden/control/goto.ac"
         if (ac_f->attempt < ac_f->limit) {
             goto again;
@@ -340,6 +344,7 @@ static ac_poll_t find__poll(struct find__frame *ac_f, ac_context *ac_cx, int *ac
 ac_resume_3:
             if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 42 "tests/golden/control/goto.ac"
             if (ac_t1 == ac_f->target) {
                 goto found;
@@ -363,6 +368,7 @@ found:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 48 "tests/golden/control/goto.ac"
     { *ac_out = ac_f->r * 10 + ac_f->c; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("find");
@@ -478,6 +484,7 @@ static ac_poll_t setup__poll(struct setup__frame *ac_f, ac_context *ac_cx, int *
 ac_resume_3:
     if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 55 "tests/golden/control/goto.ac"
     ac_f->step = ac_t1;
     if (ac_f->step == ac_f->fail_at) {
@@ -489,12 +496,14 @@ ac_resume_3:
 ac_resume_4:
     if (say__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 59 "tests/golden/control/goto.ac"
     val__init(&ac_f->ac_aw5, 2);
     ac_f->ac_state = 5;
 ac_resume_5:
     if (val__poll(&ac_f->ac_aw5, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 59 "tests/golden/control/goto.ac"
     ac_f->step = ac_t2;
     if (ac_f->step == ac_f->fail_at) {
@@ -506,12 +515,14 @@ ac_resume_5:
 ac_resume_6:
     if (say__poll(&ac_f->ac_aw6, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 63 "tests/golden/control/goto.ac"
     val__init(&ac_f->ac_aw7, 3);
     ac_f->ac_state = 7;
 ac_resume_7:
     if (val__poll(&ac_f->ac_aw7, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 63 "tests/golden/control/goto.ac"
     ac_f->step = ac_t3;
     if (ac_f->step == ac_f->fail_at) {
@@ -523,6 +534,7 @@ ac_resume_7:
 ac_resume_8:
     if (say__poll(&ac_f->ac_aw8, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 67 "tests/golden/control/goto.ac"
     goto out;
 fail:
@@ -532,6 +544,7 @@ fail:
 ac_resume_9:
     if (say__poll(&ac_f->ac_aw9, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 71 "tests/golden/control/goto.ac"
 out:
     say__init(&ac_f->ac_aw10, "cleanup, status", ac_f->status);
@@ -539,6 +552,7 @@ out:
 ac_resume_10:
     if (say__poll(&ac_f->ac_aw10, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 73 "tests/golden/control/goto.ac"
     { *ac_out = ac_f->status; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("setup");
@@ -692,6 +706,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 84 "tests/golden/control/goto.ac"
     ac_f->x = ac_t1;
     say__init(&ac_f->ac_aw4, "unreachable", ac_f->x);
@@ -699,6 +714,7 @@ ac_resume_3:
 ac_resume_4:
     if (say__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 86 "tests/golden/control/goto.ac"
 skip:
     val__init(&ac_f->ac_aw5, 2);
@@ -706,6 +722,7 @@ skip:
 ac_resume_5:
     if (val__poll(&ac_f->ac_aw5, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 87 "tests/golden/control/goto.ac"
     ac_f->x += ac_t2;
     printf("  x=%d\n", ac_f->x);
@@ -716,6 +733,7 @@ ac_resume_5:
 ac_resume_6:
     if (retry__poll(&ac_f->ac_aw6, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 91 "tests/golden/control/goto.ac"
     printf("  retry(3, 5) = %d\n", ac_t3);
     retry__init(&ac_f->ac_aw7, 9, 2);
@@ -723,6 +741,7 @@ ac_resume_6:
 ac_resume_7:
     if (retry__poll(&ac_f->ac_aw7, ac_cx, &ac_t4) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 92 "tests/golden/control/goto.ac"
     printf("  retry(9, 2) = %d\n", ac_t4);
 #line 94 "tests/golden/control/goto.ac"
@@ -732,6 +751,7 @@ ac_resume_7:
 ac_resume_8:
     if (find__poll(&ac_f->ac_aw8, ac_cx, &ac_t5) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 95 "tests/golden/control/goto.ac"
     printf("  find(6) = %d\n", ac_t5);
     find__init(&ac_f->ac_aw9, 7);
@@ -739,6 +759,7 @@ ac_resume_8:
 ac_resume_9:
     if (find__poll(&ac_f->ac_aw9, ac_cx, &ac_t6) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 96 "tests/golden/control/goto.ac"
     printf("  find(7) = %d\n", ac_t6);
 #line 98 "tests/golden/control/goto.ac"
@@ -749,6 +770,7 @@ ac_resume_9:
 ac_resume_10:
         if (setup__poll(&ac_f->ac_aw10, ac_cx, &ac_t7) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 100 "tests/golden/control/goto.ac"
         printf("  setup(%d) = %d\n", ac_f->f, ac_t7);
     }
@@ -766,6 +788,7 @@ top:
 ac_resume_11:
     if (val__poll(&ac_f->ac_aw11, ac_cx, &ac_t8) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 107 "tests/golden/control/goto.ac"
     ac_f->sum += ac_t8;
     ac_f->i++;
@@ -782,6 +805,7 @@ bottom:
 ac_resume_12:
         if (say__poll(&ac_f->ac_aw12, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 118 "tests/golden/control/goto.ac"
         ac_f->rounds++;
     }

@@ -53,6 +53,7 @@ static ac_poll_t check__poll(struct check__frame *ac_f, ac_context *ac_cx, int *
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 16 "tests/golden/control/if_else.ac"
     printf("  test %s = %d\n", ac_f->name, ac_f->v);
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -135,6 +136,7 @@ static ac_poll_t say__poll(struct say__frame *ac_f, ac_context *ac_cx, void *ac_
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 23 "tests/golden/control/if_else.ac"
     printf("  %s\n", ac_f->what);
     ac_f->ac_state = AC_STATE_RETURNED;
@@ -225,6 +227,7 @@ static ac_poll_t classify__poll(struct classify__frame *ac_f, ac_context *ac_cx,
 ac_resume_3:
     if (check__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 29 "tests/golden/control/if_else.ac"
     if (ac_t1) {
         { *ac_out = "negative"; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -235,6 +238,7 @@ ac_resume_3:
 ac_resume_4:
     if (check__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 31 "tests/golden/control/if_else.ac"
     if (ac_t2) {
         { *ac_out = "zero"; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -245,6 +249,7 @@ ac_resume_4:
 ac_resume_5:
     if (check__poll(&ac_f->ac_aw5, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 33 "tests/golden/control/if_else.ac"
     if (ac_t3) {
         { *ac_out = "small"; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -422,6 +427,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
         if (check__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 46 "tests/golden/control/if_else.ac"
         if (ac_t1) {
             printf("  then i=%d\n", ac_f->i);
@@ -440,12 +446,14 @@ ac_resume_3:
 ac_resume_4:
             if (say__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 57 "tests/golden/control/if_else.ac"
             check__init(&ac_f->ac_aw5, "then value", 10);
             ac_f->ac_state = 5;
 ac_resume_5:
             if (check__poll(&ac_f->ac_aw5, ac_cx, &ac_t2) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 57 "tests/golden/control/if_else.ac"
             ac_f->r = ac_t2;
             say__init(&ac_f->ac_aw6, "then, after");
@@ -453,6 +461,7 @@ ac_resume_5:
 ac_resume_6:
             if (say__poll(&ac_f->ac_aw6, ac_cx, NULL) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 59 "tests/golden/control/if_else.ac"
         } else {
             say__init(&ac_f->ac_aw7, "else, before");
@@ -460,12 +469,14 @@ ac_resume_6:
 ac_resume_7:
             if (say__poll(&ac_f->ac_aw7, ac_cx, NULL) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 61 "tests/golden/control/if_else.ac"
             check__init(&ac_f->ac_aw8, "else value", 20);
             ac_f->ac_state = 8;
 ac_resume_8:
             if (check__poll(&ac_f->ac_aw8, ac_cx, &ac_t3) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 61 "tests/golden/control/if_else.ac"
             ac_f->r = ac_t3;
         }
@@ -479,6 +490,7 @@ ac_resume_8:
 ac_resume_9:
         if (check__poll(&ac_f->ac_aw9, ac_cx, &ac_t4) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 68 "tests/golden/control/if_else.ac"
         if (ac_t4) {
             say__init(&ac_f->ac_aw10, "yes");
@@ -486,6 +498,7 @@ ac_resume_9:
 ac_resume_10:
             if (say__poll(&ac_f->ac_aw10, ac_cx, NULL) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 69 "tests/golden/control/if_else.ac"
         }
         else {
@@ -494,6 +507,7 @@ ac_resume_10:
 ac_resume_11:
             if (say__poll(&ac_f->ac_aw11, ac_cx, NULL) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 71 "tests/golden/control/if_else.ac"
         }
     }
@@ -505,6 +519,7 @@ ac_resume_11:
 ac_resume_12:
         if (classify__poll(&ac_f->ac_aw12, ac_cx, &ac_t5) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 76 "tests/golden/control/if_else.ac"
         printf("  %d is %s\n", ac_f->samples[ac_f->i_3], ac_t5);
     }
@@ -517,6 +532,7 @@ ac_resume_12:
 ac_resume_13:
             if (check__poll(&ac_f->ac_aw13, ac_cx, &ac_t6) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 82 "tests/golden/control/if_else.ac"
             if (ac_t6) {
                 check__init(&ac_f->ac_aw14, "b", ac_f->b);
@@ -524,6 +540,7 @@ ac_resume_13:
 ac_resume_14:
                 if (check__poll(&ac_f->ac_aw14, ac_cx, &ac_t7) == AC_PENDING)
                     return AC_PENDING;
+                ac_f->ac_state = AC_STATE_POISONED;
 #line 83 "tests/golden/control/if_else.ac"
                 if (ac_t7) {
                     say__init(&ac_f->ac_aw15, "a and b");
@@ -531,6 +548,7 @@ ac_resume_14:
 ac_resume_15:
                     if (say__poll(&ac_f->ac_aw15, ac_cx, NULL) == AC_PENDING)
                         return AC_PENDING;
+                    ac_f->ac_state = AC_STATE_POISONED;
 #line 84 "tests/golden/control/if_else.ac"
                 }
                 else {
@@ -539,6 +557,7 @@ ac_resume_15:
 ac_resume_16:
                     if (say__poll(&ac_f->ac_aw16, ac_cx, NULL) == AC_PENDING)
                         return AC_PENDING;
+                    ac_f->ac_state = AC_STATE_POISONED;
 #line 86 "tests/golden/control/if_else.ac"
                 }
             }
@@ -550,6 +569,7 @@ ac_resume_16:
 ac_resume_17:
                     if (say__poll(&ac_f->ac_aw17, ac_cx, NULL) == AC_PENDING)
                         return AC_PENDING;
+                    ac_f->ac_state = AC_STATE_POISONED;
 #line 90 "tests/golden/control/if_else.ac"
                 } else {
                     ac_yield__init(&ac_f->ac_aw18);
@@ -557,6 +577,7 @@ ac_resume_17:
 ac_resume_18:
                     if (ac_yield__poll(&ac_f->ac_aw18, ac_cx, NULL) == AC_PENDING)
                         return AC_PENDING;
+                    ac_f->ac_state = AC_STATE_POISONED;
 #line 92 "tests/golden/control/if_else.ac"
                 }
             }
@@ -569,6 +590,7 @@ ac_resume_18:
 ac_resume_19:
     if (check__poll(&ac_f->ac_aw19, ac_cx, &ac_t8) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 98 "tests/golden/control/if_else.ac"
     if (ac_t8) {
         ;
@@ -581,6 +603,7 @@ ac_resume_19:
 ac_resume_20:
     if (check__poll(&ac_f->ac_aw20, ac_cx, &ac_t9) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 102 "tests/golden/control/if_else.ac"
     if (ac_t9) {
     } else {
@@ -589,6 +612,7 @@ ac_resume_20:
 ac_resume_21:
         if (say__poll(&ac_f->ac_aw21, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 105 "tests/golden/control/if_else.ac"
     }
     printf("  n=%d\n", ac_f->n);

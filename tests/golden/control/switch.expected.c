@@ -49,6 +49,7 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 14 "tests/golden/control/switch.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -132,6 +133,7 @@ static ac_poll_t say__poll(struct say__frame *ac_f, ac_context *ac_cx, void *ac_
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 20 "tests/golden/control/switch.ac"
     printf("  %s %d\n", ac_f->what, ac_f->n);
     ac_f->ac_state = AC_STATE_RETURNED;
@@ -226,6 +228,7 @@ static ac_poll_t countdown__poll(struct countdown__frame *ac_f, ac_context *ac_c
 ac_resume_3:
         if (say__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 30 "tests/golden/control/switch.ac"
         ac_f->ran++;
         /* fall through */
@@ -235,6 +238,7 @@ ac_resume_3:
 ac_resume_4:
         if (say__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 34 "tests/golden/control/switch.ac"
         ac_f->ran++;
         /* fall through */
@@ -244,6 +248,7 @@ ac_resume_4:
 ac_resume_5:
         if (say__poll(&ac_f->ac_aw5, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 38 "tests/golden/control/switch.ac"
         ac_f->ran++;
         /* fall through */
@@ -253,6 +258,7 @@ ac_resume_5:
 ac_resume_6:
         if (say__poll(&ac_f->ac_aw6, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 42 "tests/golden/control/switch.ac"
         ac_f->ran++;
     }
@@ -345,6 +351,7 @@ static ac_poll_t color_name__poll(struct color_name__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
     switch (ac_t1) 
 #line 49 "tests/golden/control/switch.ac"
     {
@@ -458,6 +465,7 @@ static ac_poll_t duff__poll(struct duff__frame *ac_f, ac_context *ac_cx, int *ac
 ac_resume_3:
             if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 67 "tests/golden/control/switch.ac"
             ac_f->acc += ac_t1;
             /* fall through */
@@ -467,6 +475,7 @@ ac_resume_3:
 ac_resume_4:
             if (val__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 70 "tests/golden/control/switch.ac"
             ac_f->acc += ac_t2;
             /* fall through */
@@ -476,6 +485,7 @@ ac_resume_4:
 ac_resume_5:
             if (val__poll(&ac_f->ac_aw5, ac_cx, &ac_t3) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 73 "tests/golden/control/switch.ac"
             ac_f->acc += ac_t3;
             /* fall through */
@@ -485,6 +495,7 @@ ac_resume_5:
 ac_resume_6:
             if (val__poll(&ac_f->ac_aw6, ac_cx, &ac_t4) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 76 "tests/golden/control/switch.ac"
             ac_f->acc += ac_t4;
         }
@@ -662,6 +673,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
         if (countdown__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 89 "tests/golden/control/switch.ac"
         printf("  countdown(%d) ran %d cases\n", ac_f->i, ac_t1);
     }
@@ -672,6 +684,7 @@ ac_resume_3:
 ac_resume_4:
         if (color_name__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 93 "tests/golden/control/switch.ac"
         printf("  %d -> %s\n", ac_f->c, ac_t2);
     }
@@ -683,6 +696,7 @@ ac_resume_4:
 ac_resume_5:
         if (val__poll(&ac_f->ac_aw5, ac_cx, &ac_t3) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
         switch (ac_t3) 
 #line 98 "tests/golden/control/switch.ac"
         {
@@ -692,6 +706,7 @@ ac_resume_5:
 ac_resume_6:
             if (val__poll(&ac_f->ac_aw6, ac_cx, &ac_t4) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 100 "tests/golden/control/switch.ac"
             int base = ac_t4;
             ac_f->out = base + ac_f->i_1;
@@ -703,6 +718,7 @@ ac_resume_6:
 ac_resume_7:
             if (val__poll(&ac_f->ac_aw7, ac_cx, &ac_t5) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 105 "tests/golden/control/switch.ac"
             ac_f->out = ac_t5;
             /* fall through */
@@ -712,6 +728,7 @@ ac_resume_7:
 ac_resume_8:
             if (val__poll(&ac_f->ac_aw8, ac_cx, &ac_t6) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 108 "tests/golden/control/switch.ac"
             int bump = ac_t6;
             ac_f->out += bump;
@@ -722,12 +739,14 @@ ac_resume_8:
 ac_resume_9:
             if (val__poll(&ac_f->ac_aw9, ac_cx, &ac_f->ac_t7) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 112 "tests/golden/control/switch.ac"
             val__init(&ac_f->ac_aw10, 8);
             ac_f->ac_state = 10;
 ac_resume_10:
             if (val__poll(&ac_f->ac_aw10, ac_cx, &ac_t8) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 112 "tests/golden/control/switch.ac"
             ac_f->out = ac_f->ac_t7 * ac_t8;
             break;
@@ -743,6 +762,7 @@ ac_resume_10:
 ac_resume_11:
             if (val__poll(&ac_f->ac_aw11, ac_cx, &ac_t9) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
             switch (ac_t9) 
 #line 121 "tests/golden/control/switch.ac"
             {
@@ -755,6 +775,7 @@ ac_resume_11:
 ac_resume_12:
                 if (val__poll(&ac_f->ac_aw12, ac_cx, &ac_t10) == AC_PENDING)
                     return AC_PENDING;
+                ac_f->ac_state = AC_STATE_POISONED;
                 switch (ac_t10) 
 #line 126 "tests/golden/control/switch.ac"
                 {
@@ -768,6 +789,7 @@ ac_resume_12:
 ac_resume_13:
                     if (ac_yield__poll(&ac_f->ac_aw13, ac_cx, NULL) == AC_PENDING)
                         return AC_PENDING;
+                    ac_f->ac_state = AC_STATE_POISONED;
 #line 133 "tests/golden/control/switch.ac"
                 }
                 printf(" (inner done)");
@@ -781,6 +803,7 @@ ac_resume_13:
 ac_resume_14:
                     if (ac_yield__poll(&ac_f->ac_aw14, ac_cx, NULL) == AC_PENDING)
                         return AC_PENDING;
+                    ac_f->ac_state = AC_STATE_POISONED;
 #line 141 "tests/golden/control/switch.ac"
                     printf(" b1");
                     /* fall through */
@@ -804,6 +827,7 @@ ac_resume_14:
 ac_resume_15:
         if (val__poll(&ac_f->ac_aw15, ac_cx, &ac_t11) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
         switch (ac_t11) 
 #line 154 "tests/golden/control/switch.ac"
         {
@@ -813,6 +837,7 @@ ac_resume_15:
 ac_resume_16:
             if (say__poll(&ac_f->ac_aw16, ac_cx, NULL) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 157 "tests/golden/control/switch.ac"
             if (ac_f->i_2 >= 8) {
                 ac_f->done = 1;
@@ -825,6 +850,7 @@ ac_resume_16:
 ac_resume_17:
             if (val__poll(&ac_f->ac_aw17, ac_cx, &ac_t12) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 163 "tests/golden/control/switch.ac"
             ac_f->total += ac_t12;
             break;
@@ -844,6 +870,7 @@ ac_resume_17:
 ac_resume_18:
         if (duff__poll(&ac_f->ac_aw18, ac_cx, &ac_t13) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 176 "tests/golden/control/switch.ac"
         printf("  duff(%d) = %d\n", ac_f->count, ac_t13);
     }

@@ -56,6 +56,7 @@ static ac_poll_t next__poll(struct next__frame *ac_f, ac_context *ac_cx, int *ac
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 19 "tests/golden/control/while.ac"
     if (ac_f->it->pos == ac_f->it->n) {
         { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -141,6 +142,7 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 28 "tests/golden/control/while.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -286,6 +288,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
     if (!(ac_t1 < 3))
         break;
 #line 38 "tests/golden/control/while.ac"
@@ -303,6 +306,7 @@ ac_resume_3:
 ac_resume_4:
         if (val__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 47 "tests/golden/control/while.ac"
         ac_f->sum += ac_t2;
     }
@@ -320,6 +324,7 @@ ac_resume_4:
 ac_resume_5:
     if (next__poll(&ac_f->ac_aw5, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
     if (!(ac_t3))
         break;
 #line 54 "tests/golden/control/while.ac"
@@ -337,6 +342,7 @@ ac_resume_5:
 ac_resume_6:
         if (val__poll(&ac_f->ac_aw6, ac_cx, &ac_t4) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 63 "tests/golden/control/while.ac"
         ac_f->total += ac_t4;
         printf("  take %d total=%d\n", ac_f->item, ac_f->total);
@@ -353,6 +359,7 @@ ac_resume_6:
 ac_resume_7:
         if (val__poll(&ac_f->ac_aw7, ac_cx, &ac_t5) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 71 "tests/golden/control/while.ac"
         ac_f->i += ac_t5;
         val__init(&ac_f->ac_aw8, ac_f->i % 3);
@@ -360,6 +367,7 @@ ac_resume_7:
 ac_resume_8:
         if (val__poll(&ac_f->ac_aw8, ac_cx, &ac_t6) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 72 "tests/golden/control/while.ac"
         if (ac_t6 != 0) {
             continue;
@@ -370,6 +378,7 @@ ac_resume_8:
 ac_resume_9:
         if (ac_yield__poll(&ac_f->ac_aw9, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 75 "tests/golden/control/while.ac"
         if (ac_f->i > 10) {
             break;
@@ -387,6 +396,7 @@ ac_resume_9:
 ac_resume_10:
         if (val__poll(&ac_f->ac_aw10, ac_cx, &ac_t7) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 84 "tests/golden/control/while.ac"
         ac_f->n = ac_t7;
         if (ac_f->n > 100) {
@@ -405,6 +415,7 @@ ac_resume_10:
 ac_resume_11:
     if (val__poll(&ac_f->ac_aw11, ac_cx, &ac_t8) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
     if (!(ac_t8 < 3))
         break;
 #line 92 "tests/golden/control/while.ac"
@@ -417,6 +428,7 @@ ac_resume_11:
 ac_resume_12:
             if (val__poll(&ac_f->ac_aw12, ac_cx, &ac_t9) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 96 "tests/golden/control/while.ac"
             printf(" %d", ac_t9);
             ac_f->inner++;
@@ -433,6 +445,7 @@ ac_resume_12:
 ac_resume_13:
     if (val__poll(&ac_f->ac_aw13, ac_cx, &ac_t10) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
     if (!(ac_t10))
         break;
  {

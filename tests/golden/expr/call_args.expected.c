@@ -62,6 +62,7 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 22 "tests/golden/expr/call_args.ac"
     seen += (unsigned)ac_f->x;
     ac_yield__init(&ac_f->ac_aw4);
@@ -69,6 +70,7 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 24 "tests/golden/expr/call_args.ac"
     { *ac_out = ac_f->x; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -156,6 +158,7 @@ static ac_poll_t add3__poll(struct add3__frame *ac_f, ac_context *ac_cx, int *ac
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 30 "tests/golden/expr/call_args.ac"
     { *ac_out = ac_f->a + ac_f->b + ac_f->c; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("add3");
@@ -242,6 +245,7 @@ static ac_poll_t mkpair__poll(struct mkpair__frame *ac_f, ac_context *ac_cx, str
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 37 "tests/golden/expr/call_args.ac"
     { *ac_out = ac_f->p; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("mkpair");
@@ -466,6 +470,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 51 "tests/golden/expr/call_args.ac"
     ac_f->r = mul(ac_t1, 7);
     printf("mul(await 6, 7) = %d\n", ac_f->r);
@@ -475,12 +480,14 @@ ac_resume_3:
 ac_resume_4:
     if (val__poll(&ac_f->ac_aw4, ac_cx, &ac_f->ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 54 "tests/golden/expr/call_args.ac"
     val__init(&ac_f->ac_aw5, 3);
     ac_f->ac_state = 5;
 ac_resume_5:
     if (val__poll(&ac_f->ac_aw5, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 54 "tests/golden/expr/call_args.ac"
     ac_f->r = mul(ac_f->ac_t2, ac_t3);
     printf("mul(await 2, await 3) = %d\n", ac_f->r);
@@ -490,6 +497,7 @@ ac_resume_5:
 ac_resume_6:
     if (val__poll(&ac_f->ac_aw6, ac_cx, &ac_t4) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 57 "tests/golden/expr/call_args.ac"
     ac_f->r = neg(neg(neg(ac_t4)));
     printf("neg(neg(neg(await 5))) = %d\n", ac_f->r);
@@ -499,24 +507,28 @@ ac_resume_6:
 ac_resume_8:
     if (val__poll(&ac_f->ac_aw8, ac_cx, &ac_f->ac_t5) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 60 "tests/golden/expr/call_args.ac"
     val__init(&ac_f->ac_aw9, 10);
     ac_f->ac_state = 9;
 ac_resume_9:
     if (val__poll(&ac_f->ac_aw9, ac_cx, &ac_f->ac_t6) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 60 "tests/golden/expr/call_args.ac"
     val__init(&ac_f->ac_aw10, 100);
     ac_f->ac_state = 10;
 ac_resume_10:
     if (val__poll(&ac_f->ac_aw10, ac_cx, &ac_f->ac_t7) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 60 "tests/golden/expr/call_args.ac"
     add3__init(&ac_f->ac_aw7, ac_f->ac_t5, ac_f->ac_t6, ac_f->ac_t7);
     ac_f->ac_state = 7;
 ac_resume_7:
     if (add3__poll(&ac_f->ac_aw7, ac_cx, &ac_t8) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 60 "tests/golden/expr/call_args.ac"
     ac_f->r = ac_t8;
     printf("add3(await 1, await 10, await 100) = %d\n", ac_f->r);
@@ -526,36 +538,42 @@ ac_resume_7:
 ac_resume_12:
     if (add3__poll(&ac_f->ac_aw12, ac_cx, &ac_f->ac_t9) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 63 "tests/golden/expr/call_args.ac"
     val__init(&ac_f->ac_aw13, 4);
     ac_f->ac_state = 13;
 ac_resume_13:
     if (val__poll(&ac_f->ac_aw13, ac_cx, &ac_f->ac_t10) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 63 "tests/golden/expr/call_args.ac"
     val__init(&ac_f->ac_aw16, 9);
     ac_f->ac_state = 16;
 ac_resume_16:
     if (val__poll(&ac_f->ac_aw16, ac_cx, &ac_f->ac_t11) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 63 "tests/golden/expr/call_args.ac"
     val__init(&ac_f->ac_aw15, ac_f->ac_t11);
     ac_f->ac_state = 15;
 ac_resume_15:
     if (val__poll(&ac_f->ac_aw15, ac_cx, &ac_f->ac_t12) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 63 "tests/golden/expr/call_args.ac"
     val__init(&ac_f->ac_aw14, ac_f->ac_t12);
     ac_f->ac_state = 14;
 ac_resume_14:
     if (val__poll(&ac_f->ac_aw14, ac_cx, &ac_f->ac_t13) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 63 "tests/golden/expr/call_args.ac"
     add3__init(&ac_f->ac_aw11, ac_f->ac_t9, mul(ac_f->ac_t10, 2), ac_f->ac_t13);
     ac_f->ac_state = 11;
 ac_resume_11:
     if (add3__poll(&ac_f->ac_aw11, ac_cx, &ac_t14) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 63 "tests/golden/expr/call_args.ac"
     ac_f->r = ac_t14;
     printf("nested add3 = %d\n", ac_f->r);
@@ -565,12 +583,14 @@ ac_resume_11:
 ac_resume_17:
     if (val__poll(&ac_f->ac_aw17, ac_cx, &ac_f->ac_t15) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 66 "tests/golden/expr/call_args.ac"
     val__init(&ac_f->ac_aw18, 22);
     ac_f->ac_state = 18;
 ac_resume_18:
     if (val__poll(&ac_f->ac_aw18, ac_cx, &ac_t16) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 66 "tests/golden/expr/call_args.ac"
     printf("printf args: %d %d %d\n", ac_f->ac_t15, 21, ac_t16);
 #line 68 "tests/golden/expr/call_args.ac"
@@ -579,6 +599,7 @@ ac_resume_18:
 ac_resume_19:
     if (mkpair__poll(&ac_f->ac_aw19, ac_cx, &ac_t17) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 68 "tests/golden/expr/call_args.ac"
     ac_f->r = sum_pair(ac_t17);
     printf("sum_pair(await mkpair(3, 4)) = %d\n", ac_f->r);
@@ -588,24 +609,28 @@ ac_resume_19:
 ac_resume_21:
     if (val__poll(&ac_f->ac_aw21, ac_cx, &ac_f->ac_t18) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 71 "tests/golden/expr/call_args.ac"
     mkpair__init(&ac_f->ac_aw20, ac_f->ac_t18, 9);
     ac_f->ac_state = 20;
 ac_resume_20:
     if (mkpair__poll(&ac_f->ac_aw20, ac_cx, &ac_f->ac_t19) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 71 "tests/golden/expr/call_args.ac"
     val__init(&ac_f->ac_aw23, 2);
     ac_f->ac_state = 23;
 ac_resume_23:
     if (val__poll(&ac_f->ac_aw23, ac_cx, &ac_f->ac_t20) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 71 "tests/golden/expr/call_args.ac"
     mkpair__init(&ac_f->ac_aw22, 1, ac_f->ac_t20);
     ac_f->ac_state = 22;
 ac_resume_22:
     if (mkpair__poll(&ac_f->ac_aw22, ac_cx, &ac_t21) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 71 "tests/golden/expr/call_args.ac"
     ac_f->r = ac_f->ac_t19.b - ac_t21.a;
     printf("mkpair(...).b - mkpair(...).a = %d\n", ac_f->r);
@@ -617,6 +642,7 @@ ac_resume_22:
 ac_resume_24:
         if (val__poll(&ac_f->ac_aw24, ac_cx, &ac_t22) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 76 "tests/golden/expr/call_args.ac"
         ac_f->r += mul(ac_f->i, ac_t22);
     }
@@ -629,6 +655,7 @@ ac_resume_24:
 ac_resume_25:
     if (val__poll(&ac_f->ac_aw25, ac_cx, &ac_t23) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 80 "tests/golden/expr/call_args.ac"
     ac_f->r = ac_f->fp(ac_t23, 2);
     printf("fp(await 11, 2) = %d\n", ac_f->r);
@@ -638,24 +665,28 @@ ac_resume_25:
 ac_resume_26:
     if (val__poll(&ac_f->ac_aw26, ac_cx, &ac_f->ac_t24) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 83 "tests/golden/expr/call_args.ac"
     val__init(&ac_f->ac_aw27, 30);
     ac_f->ac_state = 27;
 ac_resume_27:
     if (val__poll(&ac_f->ac_aw27, ac_cx, &ac_f->ac_t25) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 83 "tests/golden/expr/call_args.ac"
     val__init(&ac_f->ac_aw28, 40);
     ac_f->ac_state = 28;
 ac_resume_28:
     if (val__poll(&ac_f->ac_aw28, ac_cx, &ac_f->ac_t26) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 83 "tests/golden/expr/call_args.ac"
     val__init(&ac_f->ac_aw29, 0);
     ac_f->ac_state = 29;
 ac_resume_29:
     if (val__poll(&ac_f->ac_aw29, ac_cx, &ac_t27) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 83 "tests/golden/expr/call_args.ac"
     ac_f->r = pick(ac_f->ac_t24, ac_f->ac_t25, ac_f->ac_t26) + pick(ac_t27, 1000, 2000);
     printf("pick + pick = %d\n", ac_f->r);
@@ -665,24 +696,28 @@ ac_resume_29:
 ac_resume_30:
     if (val__poll(&ac_f->ac_aw30, ac_cx, &ac_f->ac_t28) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 86 "tests/golden/expr/call_args.ac"
     val__init(&ac_f->ac_aw31, 3);
     ac_f->ac_state = 31;
 ac_resume_31:
     if (val__poll(&ac_f->ac_aw31, ac_cx, &ac_f->ac_t29) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 86 "tests/golden/expr/call_args.ac"
     val__init(&ac_f->ac_aw32, 4);
     ac_f->ac_state = 32;
 ac_resume_32:
     if (val__poll(&ac_f->ac_aw32, ac_cx, &ac_f->ac_t30) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 86 "tests/golden/expr/call_args.ac"
     val__init(&ac_f->ac_aw33, 5);
     ac_f->ac_state = 33;
 ac_resume_33:
     if (val__poll(&ac_f->ac_aw33, ac_cx, &ac_t31) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 86 "tests/golden/expr/call_args.ac"
     ac_f->r = mul(mul(ac_f->ac_t28, ac_f->ac_t29), mul(ac_f->ac_t30, neg(ac_t31)));
     printf("mul(mul, mul) = %d\n", ac_f->r);

@@ -51,6 +51,7 @@ static ac_poll_t step__poll(struct step__frame *ac_f, ac_context *ac_cx, int *ac
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 16 "tests/golden/expr/comma.ac"
     trace[ntrace++] = ac_f->v;
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -133,6 +134,7 @@ static ac_poll_t mark__poll(struct mark__frame *ac_f, ac_context *ac_cx, void *a
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 23 "tests/golden/expr/comma.ac"
     trace[ntrace++] = -ac_f->v;
     ac_f->ac_state = AC_STATE_RETURNED;
@@ -231,6 +233,7 @@ static ac_poll_t last_of_three__poll(struct last_of_three__frame *ac_f, ac_conte
 ac_resume_3:
     if (step__poll(&ac_f->ac_aw3, ac_cx, &ac_f->ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 37 "tests/golden/expr/comma.ac"
     (void)(ac_f->ac_t1);
 #line 37 "tests/golden/expr/comma.ac"
@@ -239,6 +242,7 @@ ac_resume_3:
 ac_resume_4:
     if (step__poll(&ac_f->ac_aw4, ac_cx, &ac_f->ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 37 "tests/golden/expr/comma.ac"
     (void)(ac_f->ac_t2);
 #line 37 "tests/golden/expr/comma.ac"
@@ -247,6 +251,7 @@ ac_resume_4:
 ac_resume_5:
     if (step__poll(&ac_f->ac_aw5, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 37 "tests/golden/expr/comma.ac"
     { *ac_out = (ac_t3); ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("last_of_three");
@@ -418,6 +423,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (step__poll(&ac_f->ac_aw3, ac_cx, &ac_f->ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 48 "tests/golden/expr/comma.ac"
     (void)(ac_f->ac_t1);
 #line 48 "tests/golden/expr/comma.ac"
@@ -426,6 +432,7 @@ ac_resume_3:
 ac_resume_4:
     if (step__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 48 "tests/golden/expr/comma.ac"
     (void)(ac_t2);
 #line 48 "tests/golden/expr/comma.ac"
@@ -437,6 +444,7 @@ ac_resume_4:
 ac_resume_5:
     if (mark__poll(&ac_f->ac_aw5, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 51 "tests/golden/expr/comma.ac"
     (void)(((void)0));
 #line 51 "tests/golden/expr/comma.ac"
@@ -445,6 +453,7 @@ ac_resume_5:
 ac_resume_6:
     if (step__poll(&ac_f->ac_aw6, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 51 "tests/golden/expr/comma.ac"
     ac_f->r = (ac_t3);
     dump("void await, await", ac_f->r);
@@ -456,6 +465,7 @@ ac_resume_6:
 ac_resume_7:
     if (step__poll(&ac_f->ac_aw7, ac_cx, &ac_f->ac_t4) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 55 "tests/golden/expr/comma.ac"
     (void)(ac_f->ac_t4);
 #line 55 "tests/golden/expr/comma.ac"
@@ -466,6 +476,7 @@ ac_resume_7:
 ac_resume_8:
     if (step__poll(&ac_f->ac_aw8, ac_cx, &ac_t5) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 55 "tests/golden/expr/comma.ac"
     ac_f->r = (ac_f->seen * 100 + ac_t5);
     dump("sequenced side effects", ac_f->r);
@@ -480,6 +491,7 @@ ac_resume_8:
 ac_resume_9:
     if (step__poll(&ac_f->ac_aw9, ac_cx, &ac_t6) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
     ac_f->j = ac_t6;
     for (;;) {
     if (!(ac_f->i < 3))
@@ -496,6 +508,7 @@ ac_resume_9:
 ac_resume_10:
     if (step__poll(&ac_f->ac_aw10, ac_cx, &ac_t7) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
     ac_f->j = ac_t7;
     }
     }
@@ -511,6 +524,7 @@ ac_resume_10:
 ac_resume_11:
     if (mark__poll(&ac_f->ac_aw11, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 65 "tests/golden/expr/comma.ac"
     (void)(((void)0));
     if (!(ac_f->n-- > 0))
@@ -528,6 +542,7 @@ ac_resume_11:
 ac_resume_12:
     if (step__poll(&ac_f->ac_aw12, ac_cx, &ac_f->ac_t8) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 69 "tests/golden/expr/comma.ac"
     (void)(ac_f->ac_t8);
 #line 69 "tests/golden/expr/comma.ac"
@@ -536,6 +551,7 @@ ac_resume_12:
 ac_resume_13:
     if (step__poll(&ac_f->ac_aw13, ac_cx, &ac_t9) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 69 "tests/golden/expr/comma.ac"
     ac_f->r = id((ac_t9));
     dump("comma inside an argument", ac_f->r);
@@ -545,6 +561,7 @@ ac_resume_13:
 ac_resume_14:
     if (last_of_three__poll(&ac_f->ac_aw14, ac_cx, &ac_t10) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 72 "tests/golden/expr/comma.ac"
     ac_f->r = ac_t10;
     dump("return (a, b, c)", ac_f->r);
@@ -555,6 +572,7 @@ ac_resume_14:
 ac_resume_15:
     if (step__poll(&ac_f->ac_aw15, ac_cx, &ac_f->ac_t11) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 76 "tests/golden/expr/comma.ac"
     (void)(ac_f->x = ac_f->ac_t11);
 #line 76 "tests/golden/expr/comma.ac"
@@ -563,6 +581,7 @@ ac_resume_15:
 ac_resume_16:
     if (step__poll(&ac_f->ac_aw16, ac_cx, &ac_t12) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 76 "tests/golden/expr/comma.ac"
     (void)(ac_f->x = ac_t12);
 #line 76 "tests/golden/expr/comma.ac"
@@ -574,6 +593,7 @@ ac_resume_16:
 ac_resume_17:
     if (step__poll(&ac_f->ac_aw17, ac_cx, &ac_f->ac_t13) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 79 "tests/golden/expr/comma.ac"
     if (ac_f->ac_t13) {
 #line 79 "tests/golden/expr/comma.ac"
@@ -582,6 +602,7 @@ ac_resume_17:
 ac_resume_18:
     if (mark__poll(&ac_f->ac_aw18, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 79 "tests/golden/expr/comma.ac"
     (void)(((void)0));
 #line 79 "tests/golden/expr/comma.ac"
@@ -593,6 +614,7 @@ ac_resume_18:
 ac_resume_19:
     if (mark__poll(&ac_f->ac_aw19, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 79 "tests/golden/expr/comma.ac"
     (void)(((void)0));
 #line 79 "tests/golden/expr/comma.ac"

@@ -54,6 +54,7 @@ static ac_poll_t check__poll(struct check__frame *ac_f, ac_context *ac_cx, int *
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 17 "tests/golden/expr/conditional.ac"
     printf("  eval %s = %d\n", ac_f->name, ac_f->v);
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -137,6 +138,7 @@ static ac_poll_t mkpt__poll(struct mkpt__frame *ac_f, ac_context *ac_cx, struct 
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 24 "tests/golden/expr/conditional.ac"
     printf("  mkpt(%d, %d)\n", ac_f->x, ac_f->y);
     struct pt p = {ac_f->x, ac_f->y};
@@ -220,6 +222,7 @@ static ac_poll_t say__poll(struct say__frame *ac_f, ac_context *ac_cx, void *ac_
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 32 "tests/golden/expr/conditional.ac"
     printf("  say %s\n", ac_f->what);
     ac_f->ac_state = AC_STATE_RETURNED;
@@ -307,6 +310,7 @@ static ac_poll_t sign__poll(struct sign__frame *ac_f, ac_context *ac_cx, const c
 ac_resume_3:
     if (check__poll(&ac_f->ac_aw3, ac_cx, &ac_f->ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 38 "tests/golden/expr/conditional.ac"
     if (ac_f->ac_t1) {
 #line 38 "tests/golden/expr/conditional.ac"
@@ -318,6 +322,7 @@ ac_resume_3:
 ac_resume_4:
     if (check__poll(&ac_f->ac_aw4, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 38 "tests/golden/expr/conditional.ac"
     ac_t2 = ac_t3 ? "zero" : "positive";
     }
@@ -537,6 +542,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (check__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 48 "tests/golden/expr/conditional.ac"
     ac_f->r = ac_t1 ? 10 : 20;
     printf("-> %d\n", ac_f->r);
@@ -545,6 +551,7 @@ ac_resume_3:
 ac_resume_4:
     if (check__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 50 "tests/golden/expr/conditional.ac"
     ac_f->r = ac_t2 ? 10 : 20;
     printf("-> %d\n", ac_f->r);
@@ -558,6 +565,7 @@ ac_resume_4:
 ac_resume_5:
         if (check__poll(&ac_f->ac_aw5, ac_cx, &ac_t4) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 55 "tests/golden/expr/conditional.ac"
         ac_t3 = ac_t4;
         } else {
@@ -567,6 +575,7 @@ ac_resume_5:
 ac_resume_6:
         if (check__poll(&ac_f->ac_aw6, ac_cx, &ac_t5) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 55 "tests/golden/expr/conditional.ac"
         ac_t3 = ac_t5;
         }
@@ -581,6 +590,7 @@ ac_resume_6:
 ac_resume_7:
     if (check__poll(&ac_f->ac_aw7, ac_cx, &ac_f->ac_t6) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 60 "tests/golden/expr/conditional.ac"
     if (ac_f->ac_t6) {
 #line 60 "tests/golden/expr/conditional.ac"
@@ -589,6 +599,7 @@ ac_resume_7:
 ac_resume_8:
     if (check__poll(&ac_f->ac_aw8, ac_cx, &ac_t8) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 60 "tests/golden/expr/conditional.ac"
     ac_t7 = ac_t8;
     } else {
@@ -598,6 +609,7 @@ ac_resume_8:
 ac_resume_9:
     if (check__poll(&ac_f->ac_aw9, ac_cx, &ac_t9) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 60 "tests/golden/expr/conditional.ac"
     ac_t7 = ac_t9;
     }
@@ -612,6 +624,7 @@ ac_resume_9:
 ac_resume_10:
         if (check__poll(&ac_f->ac_aw10, ac_cx, &ac_f->ac_t10) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 65 "tests/golden/expr/conditional.ac"
         if (ac_f->ac_t10) {
 #line 65 "tests/golden/expr/conditional.ac"
@@ -620,6 +633,7 @@ ac_resume_10:
 ac_resume_11:
         if (check__poll(&ac_f->ac_aw11, ac_cx, &ac_f->ac_t12) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 65 "tests/golden/expr/conditional.ac"
         if (ac_f->ac_t12) {
 #line 65 "tests/golden/expr/conditional.ac"
@@ -628,6 +642,7 @@ ac_resume_11:
 ac_resume_12:
         if (check__poll(&ac_f->ac_aw12, ac_cx, &ac_t14) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 65 "tests/golden/expr/conditional.ac"
         ac_t13 = ac_t14;
         } else {
@@ -637,6 +652,7 @@ ac_resume_12:
 ac_resume_13:
         if (check__poll(&ac_f->ac_aw13, ac_cx, &ac_t15) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 65 "tests/golden/expr/conditional.ac"
         ac_t13 = ac_t15;
         }
@@ -649,6 +665,7 @@ ac_resume_13:
 ac_resume_14:
                                           if (check__poll(&ac_f->ac_aw14, ac_cx, &ac_f->ac_t16) == AC_PENDING)
                                               return AC_PENDING;
+                                          ac_f->ac_state = AC_STATE_POISONED;
 #line 66 "tests/golden/expr/conditional.ac"
                                           if (ac_f->ac_t16) {
 #line 66 "tests/golden/expr/conditional.ac"
@@ -657,6 +674,7 @@ ac_resume_14:
 ac_resume_15:
                                           if (check__poll(&ac_f->ac_aw15, ac_cx, &ac_t18) == AC_PENDING)
                                               return AC_PENDING;
+                                          ac_f->ac_state = AC_STATE_POISONED;
 #line 66 "tests/golden/expr/conditional.ac"
                                           ac_t17 = ac_t18;
                                           } else {
@@ -666,6 +684,7 @@ ac_resume_15:
 ac_resume_16:
                                           if (check__poll(&ac_f->ac_aw16, ac_cx, &ac_t19) == AC_PENDING)
                                               return AC_PENDING;
+                                          ac_f->ac_state = AC_STATE_POISONED;
 #line 66 "tests/golden/expr/conditional.ac"
                                           ac_t17 = ac_t19;
                                           }
@@ -687,6 +706,7 @@ ac_resume_16:
 ac_resume_17:
         if (mkpt__poll(&ac_f->ac_aw17, ac_cx, &ac_t21) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 72 "tests/golden/expr/conditional.ac"
         ac_t20 = ac_t21;
         } else {
@@ -696,6 +716,7 @@ ac_resume_17:
 ac_resume_18:
         if (mkpt__poll(&ac_f->ac_aw18, ac_cx, &ac_t22) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 72 "tests/golden/expr/conditional.ac"
         ac_t20 = ac_t22;
         }
@@ -708,6 +729,7 @@ ac_resume_18:
 ac_resume_19:
     if (check__poll(&ac_f->ac_aw19, ac_cx, &ac_f->ac_t23) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 75 "tests/golden/expr/conditional.ac"
     if (ac_f->ac_t23) {
 #line 75 "tests/golden/expr/conditional.ac"
@@ -716,6 +738,7 @@ ac_resume_19:
 ac_resume_20:
     if (mkpt__poll(&ac_f->ac_aw20, ac_cx, &ac_t25) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 75 "tests/golden/expr/conditional.ac"
     ac_t24 = ac_t25;
     } else {
@@ -725,6 +748,7 @@ ac_resume_20:
 ac_resume_21:
     if (mkpt__poll(&ac_f->ac_aw21, ac_cx, &ac_t26) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 75 "tests/golden/expr/conditional.ac"
     ac_t24 = ac_t26;
     }
@@ -741,6 +765,7 @@ ac_resume_21:
 ac_resume_22:
         if (say__poll(&ac_f->ac_aw22, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 80 "tests/golden/expr/conditional.ac"
         ((void)0);
         } else {
@@ -750,6 +775,7 @@ ac_resume_22:
 ac_resume_23:
         if (say__poll(&ac_f->ac_aw23, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 80 "tests/golden/expr/conditional.ac"
         ((void)0);
         }
@@ -763,6 +789,7 @@ ac_resume_23:
 ac_resume_24:
         if (sign__poll(&ac_f->ac_aw24, ac_cx, &ac_t27) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 84 "tests/golden/expr/conditional.ac"
         printf("-> %d is %s\n", ac_f->n, ac_t27);
     }
@@ -780,6 +807,7 @@ ac_resume_24:
 ac_resume_25:
         if (check__poll(&ac_f->ac_aw25, ac_cx, &ac_t29) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 89 "tests/golden/expr/conditional.ac"
         ac_t28 = (ac_t29);
         } else {
@@ -791,6 +819,7 @@ ac_resume_25:
 ac_resume_26:
         if (check__poll(&ac_f->ac_aw26, ac_cx, &ac_t30) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 89 "tests/golden/expr/conditional.ac"
         ac_t28 = (ac_t30);
         }
@@ -806,6 +835,7 @@ ac_resume_26:
 ac_resume_27:
     if (check__poll(&ac_f->ac_aw27, ac_cx, &ac_f->ac_t31) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 93 "tests/golden/expr/conditional.ac"
     if (ac_f->ac_t31) {
 #line 93 "tests/golden/expr/conditional.ac"
@@ -814,6 +844,7 @@ ac_resume_27:
 ac_resume_28:
     if (check__poll(&ac_f->ac_aw28, ac_cx, &ac_t33) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 93 "tests/golden/expr/conditional.ac"
     ac_t32 = ac_t33;
     } else {

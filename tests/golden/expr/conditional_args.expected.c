@@ -53,6 +53,7 @@ static ac_poll_t g__poll(struct g__frame *ac_f, ac_context *ac_cx, unsigned *ac_
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 18 "tests/golden/expr/conditional_args.ac"
     { *ac_out = ac_f->x; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("g");
@@ -133,6 +134,7 @@ static ac_poll_t h__poll(struct h__frame *ac_f, ac_context *ac_cx, unsigned *ac_
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 24 "tests/golden/expr/conditional_args.ac"
     { *ac_out = ac_f->s.a * 100u + ac_f->s.b; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("h");
@@ -282,6 +284,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_4:
         if (g__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 36 "tests/golden/expr/conditional_args.ac"
         ac_f->ac_t1 = (struct rs){3u, ac_t2};
         }
@@ -291,6 +294,7 @@ ac_resume_4:
 ac_resume_3:
         if (h__poll(&ac_f->ac_aw3, ac_cx, &ac_t3) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 36 "tests/golden/expr/conditional_args.ac"
         printf("  literal arms, await in else: %u\n", ac_t3);
         if (ac_f->cond) {
@@ -300,6 +304,7 @@ ac_resume_3:
 ac_resume_6:
         if (g__poll(&ac_f->ac_aw6, ac_cx, &ac_t5) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 37 "tests/golden/expr/conditional_args.ac"
         ac_f->ac_t4 = (struct rs){1u, ac_t5};
         } else {
@@ -312,6 +317,7 @@ ac_resume_6:
 ac_resume_5:
         if (h__poll(&ac_f->ac_aw5, ac_cx, &ac_t6) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 37 "tests/golden/expr/conditional_args.ac"
         printf("  literal arms, await in then: %u\n", ac_t6);
         if (ac_f->cond) {
@@ -324,6 +330,7 @@ ac_resume_5:
 ac_resume_8:
         if (g__poll(&ac_f->ac_aw8, ac_cx, &ac_t8) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 38 "tests/golden/expr/conditional_args.ac"
         ac_f->ac_t7 = (struct rs){5u, ac_t8};
         }
@@ -333,6 +340,7 @@ ac_resume_8:
 ac_resume_7:
         if (h__poll(&ac_f->ac_aw7, ac_cx, &ac_t9) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 38 "tests/golden/expr/conditional_args.ac"
         printf("  variable and literal arms:   %u\n", ac_t9);
         g__init(&ac_f->ac_aw10, (unsigned)ac_f->cond);
@@ -340,12 +348,14 @@ ac_resume_7:
 ac_resume_10:
         if (g__poll(&ac_f->ac_aw10, ac_cx, &ac_f->ac_t10) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 39 "tests/golden/expr/conditional_args.ac"
         h__init(&ac_f->ac_aw9, ac_f->ac_t10 ? ac_f->s : (struct rs){7u, 8u});
         ac_f->ac_state = 9;
 ac_resume_9:
         if (h__poll(&ac_f->ac_aw9, ac_cx, &ac_t11) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 39 "tests/golden/expr/conditional_args.ac"
         printf("  awaited condition:           %u\n", ac_t11);
         if (ac_f->cond) {
@@ -355,6 +365,7 @@ ac_resume_9:
 ac_resume_11:
         if (g__poll(&ac_f->ac_aw11, ac_cx, &ac_t13) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 40 "tests/golden/expr/conditional_args.ac"
         ac_t12 = (struct rs){ac_t13, 1u};
         } else {
@@ -373,12 +384,14 @@ ac_resume_11:
 ac_resume_12:
         if (g__poll(&ac_f->ac_aw12, ac_cx, &ac_f->ac_t15) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 41 "tests/golden/expr/conditional_args.ac"
         g__init(&ac_f->ac_aw13, 12u);
         ac_f->ac_state = 13;
 ac_resume_13:
         if (g__poll(&ac_f->ac_aw13, ac_cx, &ac_t16) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 41 "tests/golden/expr/conditional_args.ac"
         ac_t14 = (struct rs){ac_f->ac_t15, ac_t16};
         }

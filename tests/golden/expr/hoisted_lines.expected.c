@@ -53,6 +53,7 @@ static ac_poll_t check__poll(struct check__frame *ac_f, ac_context *ac_cx, int *
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 16 "tests/golden/expr/hoisted_lines.ac"
     printf("  eval %s = %d\n", ac_f->name, ac_f->v);
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -151,6 +152,7 @@ static ac_poll_t pick__poll(struct pick__frame *ac_f, ac_context *ac_cx, int *ac
 ac_resume_3:
         if (check__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 24 "tests/golden/expr/hoisted_lines.ac"
         (void)ac_t1;
     }
@@ -167,6 +169,7 @@ ac_resume_3:
 ac_resume_4:
     if (check__poll(&ac_f->ac_aw4, ac_cx, &ac_t4) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 26 "tests/golden/expr/hoisted_lines.ac"
     (void)(ac_t4);
 #line 26 "tests/golden/expr/hoisted_lines.ac"
@@ -190,6 +193,7 @@ ac_resume_4:
 ac_resume_5:
     if (check__poll(&ac_f->ac_aw5, ac_cx, &ac_t6) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 32 "tests/golden/expr/hoisted_lines.ac"
     ac_t5 = (ac_t6) != 0;
     }
@@ -297,6 +301,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (pick__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 44 "tests/golden/expr/hoisted_lines.ac"
     printf("pick(1) = %d\n", ac_t1);
     pick__init(&ac_f->ac_aw4, 0);
@@ -304,6 +309,7 @@ ac_resume_3:
 ac_resume_4:
     if (pick__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 45 "tests/golden/expr/hoisted_lines.ac"
     printf("pick(0) = %d\n", ac_t2);
     { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }

@@ -50,6 +50,7 @@ static ac_poll_t check__poll(struct check__frame *ac_f, ac_context *ac_cx, int *
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 13 "tests/golden/expr/logical.ac"
     printf("  eval %s = %d\n", ac_f->name, ac_f->v);
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -147,6 +148,7 @@ static ac_poll_t both__poll(struct both__frame *ac_f, ac_context *ac_cx, int *ac
 ac_resume_3:
     if (check__poll(&ac_f->ac_aw3, ac_cx, &ac_f->ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 25 "tests/golden/expr/logical.ac"
     ac_t2 = (ac_f->ac_t1) != 0;
     if (ac_t2) {
@@ -156,6 +158,7 @@ ac_resume_3:
 ac_resume_4:
     if (check__poll(&ac_f->ac_aw4, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 25 "tests/golden/expr/logical.ac"
     ac_t2 = (ac_t3) != 0;
     }
@@ -252,6 +255,7 @@ static ac_poll_t either__poll(struct either__frame *ac_f, ac_context *ac_cx, int
 ac_resume_3:
     if (check__poll(&ac_f->ac_aw3, ac_cx, &ac_f->ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 30 "tests/golden/expr/logical.ac"
     ac_t2 = (ac_f->ac_t1) != 0;
     if (!ac_t2) {
@@ -261,6 +265,7 @@ ac_resume_3:
 ac_resume_4:
     if (check__poll(&ac_f->ac_aw4, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 30 "tests/golden/expr/logical.ac"
     ac_t2 = (ac_t3) != 0;
     }
@@ -535,6 +540,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (check__poll(&ac_f->ac_aw3, ac_cx, &ac_f->ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 40 "tests/golden/expr/logical.ac"
     ac_t2 = (ac_f->ac_t1) != 0;
     if (ac_t2) {
@@ -544,6 +550,7 @@ ac_resume_3:
 ac_resume_4:
     if (check__poll(&ac_f->ac_aw4, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 40 "tests/golden/expr/logical.ac"
     ac_t2 = (ac_t3) != 0;
     }
@@ -557,6 +564,7 @@ ac_resume_4:
 ac_resume_5:
     if (check__poll(&ac_f->ac_aw5, ac_cx, &ac_f->ac_t4) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 44 "tests/golden/expr/logical.ac"
     ac_t5 = (ac_f->ac_t4) != 0;
     if (ac_t5) {
@@ -566,6 +574,7 @@ ac_resume_5:
 ac_resume_6:
     if (check__poll(&ac_f->ac_aw6, ac_cx, &ac_t6) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 44 "tests/golden/expr/logical.ac"
     ac_t5 = (ac_t6) != 0;
     }
@@ -579,6 +588,7 @@ ac_resume_6:
 ac_resume_7:
     if (check__poll(&ac_f->ac_aw7, ac_cx, &ac_f->ac_t7) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 48 "tests/golden/expr/logical.ac"
     ac_t8 = (ac_f->ac_t7) != 0;
     if (!ac_t8) {
@@ -588,6 +598,7 @@ ac_resume_7:
 ac_resume_8:
     if (check__poll(&ac_f->ac_aw8, ac_cx, &ac_t9) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 48 "tests/golden/expr/logical.ac"
     ac_t8 = (ac_t9) != 0;
     }
@@ -601,6 +612,7 @@ ac_resume_8:
 ac_resume_9:
     if (check__poll(&ac_f->ac_aw9, ac_cx, &ac_f->ac_t10) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 52 "tests/golden/expr/logical.ac"
     ac_t11 = (ac_f->ac_t10) != 0;
     if (!ac_t11) {
@@ -610,6 +622,7 @@ ac_resume_9:
 ac_resume_10:
     if (check__poll(&ac_f->ac_aw10, ac_cx, &ac_t12) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 52 "tests/golden/expr/logical.ac"
     ac_t11 = (ac_t12) != 0;
     }
@@ -623,6 +636,7 @@ ac_resume_10:
 ac_resume_11:
     if (check__poll(&ac_f->ac_aw11, ac_cx, &ac_f->ac_t13) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 56 "tests/golden/expr/logical.ac"
     ac_t14 = (ac_f->ac_t13) != 0;
     if (!ac_t14) {
@@ -632,6 +646,7 @@ ac_resume_11:
 ac_resume_12:
     if (check__poll(&ac_f->ac_aw12, ac_cx, &ac_f->ac_t15) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 56 "tests/golden/expr/logical.ac"
     ac_t16 = (ac_f->ac_t15) != 0;
     if (ac_t16) {
@@ -641,6 +656,7 @@ ac_resume_12:
 ac_resume_13:
     if (check__poll(&ac_f->ac_aw13, ac_cx, &ac_t17) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 56 "tests/golden/expr/logical.ac"
     ac_t16 = (ac_t17) != 0;
     }
@@ -657,6 +673,7 @@ ac_resume_13:
 ac_resume_14:
     if (check__poll(&ac_f->ac_aw14, ac_cx, &ac_f->ac_t18) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 60 "tests/golden/expr/logical.ac"
     ac_f->ac_t19 = (ac_f->ac_t18) != 0;
     if (!ac_f->ac_t19) {
@@ -666,6 +683,7 @@ ac_resume_14:
 ac_resume_15:
     if (check__poll(&ac_f->ac_aw15, ac_cx, &ac_t20) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 60 "tests/golden/expr/logical.ac"
     ac_f->ac_t19 = (ac_t20) != 0;
     }
@@ -678,6 +696,7 @@ ac_resume_15:
 ac_resume_16:
     if (check__poll(&ac_f->ac_aw16, ac_cx, &ac_t22) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 60 "tests/golden/expr/logical.ac"
     ac_t21 = (ac_t22) != 0;
     }
@@ -694,6 +713,7 @@ ac_resume_16:
 ac_resume_17:
     if (check__poll(&ac_f->ac_aw17, ac_cx, &ac_t24) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 64 "tests/golden/expr/logical.ac"
     ac_t23 = (ac_t24) != 0;
     }
@@ -708,6 +728,7 @@ ac_resume_17:
 ac_resume_18:
     if (check__poll(&ac_f->ac_aw18, ac_cx, &ac_t26) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 66 "tests/golden/expr/logical.ac"
     ac_t25 = (ac_t26) != 0;
     }
@@ -719,6 +740,7 @@ ac_resume_18:
 ac_resume_19:
     if (check__poll(&ac_f->ac_aw19, ac_cx, &ac_t27) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 68 "tests/golden/expr/logical.ac"
     ac_f->r = ac_t27 || plain("p", 0);
     printf("-> %d\n", ac_f->r);
@@ -734,6 +756,7 @@ ac_resume_19:
 ac_resume_20:
         if (check__poll(&ac_f->ac_aw20, ac_cx, &ac_t29) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 74 "tests/golden/expr/logical.ac"
         ac_t28 = (ac_t29) != 0;
         }
@@ -755,6 +778,7 @@ ac_resume_20:
 ac_resume_21:
         if (check__poll(&ac_f->ac_aw21, ac_cx, &ac_t31) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 81 "tests/golden/expr/logical.ac"
         ac_t30 = ((ac_t31)) != 0;
         }
@@ -771,6 +795,7 @@ ac_resume_21:
 ac_resume_22:
     if (check__poll(&ac_f->ac_aw22, ac_cx, &ac_f->ac_t32) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 86 "tests/golden/expr/logical.ac"
     ac_f->ac_t33 = (!ac_f->ac_t32) != 0;
     if (ac_f->ac_t33) {
@@ -780,6 +805,7 @@ ac_resume_22:
 ac_resume_23:
     if (check__poll(&ac_f->ac_aw23, ac_cx, &ac_t34) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 86 "tests/golden/expr/logical.ac"
     ac_f->ac_t33 = (!ac_t34) != 0;
     }
@@ -792,6 +818,7 @@ ac_resume_23:
 ac_resume_24:
     if (check__poll(&ac_f->ac_aw24, ac_cx, &ac_t36) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 86 "tests/golden/expr/logical.ac"
     ac_f->ac_t35 = (!ac_t36) != 0;
     }
@@ -804,6 +831,7 @@ ac_resume_24:
 ac_resume_25:
     if (check__poll(&ac_f->ac_aw25, ac_cx, &ac_t38) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 86 "tests/golden/expr/logical.ac"
     ac_t37 = (ac_t38) != 0;
     }
@@ -815,6 +843,7 @@ ac_resume_25:
 ac_resume_26:
     if (check__poll(&ac_f->ac_aw26, ac_cx, &ac_f->ac_t39) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 88 "tests/golden/expr/logical.ac"
     ac_f->ac_t40 = (ac_f->ac_t39) != 0;
     if (!ac_f->ac_t40) {
@@ -824,6 +853,7 @@ ac_resume_26:
 ac_resume_27:
     if (check__poll(&ac_f->ac_aw27, ac_cx, &ac_t41) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 88 "tests/golden/expr/logical.ac"
     ac_f->ac_t40 = (ac_t41) != 0;
     }
@@ -836,6 +866,7 @@ ac_resume_27:
 ac_resume_28:
     if (check__poll(&ac_f->ac_aw28, ac_cx, &ac_t43) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 88 "tests/golden/expr/logical.ac"
     ac_f->ac_t42 = (ac_t43) != 0;
     }
@@ -848,6 +879,7 @@ ac_resume_28:
 ac_resume_29:
     if (check__poll(&ac_f->ac_aw29, ac_cx, &ac_t45) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 88 "tests/golden/expr/logical.ac"
     ac_t44 = (ac_t45) != 0;
     }
@@ -867,6 +899,7 @@ ac_resume_29:
 ac_resume_30:
     if (check__poll(&ac_f->ac_aw30, ac_cx, &ac_t47) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 93 "tests/golden/expr/logical.ac"
     ac_t46 = (ac_t47) != 0;
     }
@@ -886,6 +919,7 @@ ac_resume_30:
 ac_resume_31:
     if (check__poll(&ac_f->ac_aw31, ac_cx, &ac_f->ac_t48) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 98 "tests/golden/expr/logical.ac"
     ac_t49 = (ac_f->ac_t48) != 0;
     if (!ac_t49) {
@@ -895,6 +929,7 @@ ac_resume_31:
 ac_resume_32:
     if (check__poll(&ac_f->ac_aw32, ac_cx, &ac_t50) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 98 "tests/golden/expr/logical.ac"
     ac_t49 = (ac_t50) != 0;
     }
@@ -905,6 +940,7 @@ ac_resume_32:
 ac_resume_33:
     if (both__poll(&ac_f->ac_aw33, ac_cx, &ac_t51) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 99 "tests/golden/expr/logical.ac"
     printf("-> both(1, 0) = %d\n", ac_t51);
     both__init(&ac_f->ac_aw34, 0, 1);
@@ -912,6 +948,7 @@ ac_resume_33:
 ac_resume_34:
     if (both__poll(&ac_f->ac_aw34, ac_cx, &ac_t52) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 100 "tests/golden/expr/logical.ac"
     printf("-> both(0, 1) = %d\n", ac_t52);
     either__init(&ac_f->ac_aw35, 0, 1);
@@ -919,6 +956,7 @@ ac_resume_34:
 ac_resume_35:
     if (either__poll(&ac_f->ac_aw35, ac_cx, &ac_t53) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 101 "tests/golden/expr/logical.ac"
     printf("-> either(0, 1) = %d\n", ac_t53);
     either__init(&ac_f->ac_aw36, 1, 0);
@@ -926,6 +964,7 @@ ac_resume_35:
 ac_resume_36:
     if (either__poll(&ac_f->ac_aw36, ac_cx, &ac_t54) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 102 "tests/golden/expr/logical.ac"
     printf("-> either(1, 0) = %d\n", ac_t54);
     either__init(&ac_f->ac_aw38, 0, 0);
@@ -933,12 +972,14 @@ ac_resume_36:
 ac_resume_38:
     if (either__poll(&ac_f->ac_aw38, ac_cx, &ac_f->ac_t55) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 103 "tests/golden/expr/logical.ac"
     both__init(&ac_f->ac_aw37, ac_f->ac_t55, 1);
     ac_f->ac_state = 37;
 ac_resume_37:
     if (both__poll(&ac_f->ac_aw37, ac_cx, &ac_f->ac_t56) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 103 "tests/golden/expr/logical.ac"
     ac_t57 = (ac_f->ac_t56) != 0;
     if (!ac_t57) {
@@ -948,6 +989,7 @@ ac_resume_37:
 ac_resume_39:
     if (either__poll(&ac_f->ac_aw39, ac_cx, &ac_t58) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 103 "tests/golden/expr/logical.ac"
     ac_t57 = (ac_t58) != 0;
     }

@@ -53,6 +53,7 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 18 "tests/golden/expr/operators.ac"
     { *ac_out = ac_f->x; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -133,6 +134,7 @@ static ac_poll_t uval__poll(struct uval__frame *ac_f, ac_context *ac_cx, unsigne
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 24 "tests/golden/expr/operators.ac"
     { *ac_out = ac_f->x; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("uval");
@@ -213,6 +215,7 @@ static ac_poll_t mks__poll(struct mks__frame *ac_f, ac_context *ac_cx, struct s 
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 30 "tests/golden/expr/operators.ac"
     struct s r = {ac_f->a, {ac_f->a + 1, ac_f->a + 2, ac_f->a + 3}};
     { *ac_out = r; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -301,6 +304,7 @@ static ac_poll_t store__poll(struct store__frame *ac_f, ac_context *ac_cx, int *
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 37 "tests/golden/expr/operators.ac"
     *ac_f->p = ac_f->v;
     ac_yield__init(&ac_f->ac_aw4);
@@ -308,6 +312,7 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 39 "tests/golden/expr/operators.ac"
     { *ac_out = *ac_f->p * 2; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("store");
@@ -596,24 +601,28 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_f->ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 49 "tests/golden/expr/operators.ac"
     val__init(&ac_f->ac_aw4, 5);
     ac_f->ac_state = 4;
 ac_resume_4:
     if (val__poll(&ac_f->ac_aw4, ac_cx, &ac_f->ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 49 "tests/golden/expr/operators.ac"
     val__init(&ac_f->ac_aw5, 5);
     ac_f->ac_state = 5;
 ac_resume_5:
     if (val__poll(&ac_f->ac_aw5, ac_cx, &ac_f->ac_t3) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 49 "tests/golden/expr/operators.ac"
     val__init(&ac_f->ac_aw6, -5);
     ac_f->ac_state = 6;
 ac_resume_6:
     if (val__poll(&ac_f->ac_aw6, ac_cx, &ac_t4) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 49 "tests/golden/expr/operators.ac"
     printf("unary: %d %d %d %d\n", -ac_f->ac_t1, ~ac_f->ac_t2, !ac_f->ac_t3, +ac_t4);
     val__init(&ac_f->ac_aw7, 300);
@@ -621,12 +630,14 @@ ac_resume_6:
 ac_resume_7:
     if (val__poll(&ac_f->ac_aw7, ac_cx, &ac_f->ac_t5) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 50 "tests/golden/expr/operators.ac"
     val__init(&ac_f->ac_aw8, -1);
     ac_f->ac_state = 8;
 ac_resume_8:
     if (val__poll(&ac_f->ac_aw8, ac_cx, &ac_t6) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 50 "tests/golden/expr/operators.ac"
     printf("cast: %d %u\n", (int)(unsigned char)ac_f->ac_t5, (unsigned)(short)ac_t6 & 0xffffu);
     val__init(&ac_f->ac_aw9, 6);
@@ -634,18 +645,21 @@ ac_resume_8:
 ac_resume_9:
     if (val__poll(&ac_f->ac_aw9, ac_cx, &ac_f->ac_t7) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 51 "tests/golden/expr/operators.ac"
     val__init(&ac_f->ac_aw10, 2);
     ac_f->ac_state = 10;
 ac_resume_10:
     if (val__poll(&ac_f->ac_aw10, ac_cx, &ac_f->ac_t8) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 51 "tests/golden/expr/operators.ac"
     val__init(&ac_f->ac_aw11, 4);
     ac_f->ac_state = 11;
 ac_resume_11:
     if (val__poll(&ac_f->ac_aw11, ac_cx, &ac_t9) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 51 "tests/golden/expr/operators.ac"
     printf("binary: %d\n", ac_f->ac_t7 * 7 + ac_f->ac_t8 - 100 / ac_t9 % 7);
     uval__init(&ac_f->ac_aw12, 1);
@@ -653,18 +667,21 @@ ac_resume_11:
 ac_resume_12:
     if (uval__poll(&ac_f->ac_aw12, ac_cx, &ac_f->ac_t10) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 52 "tests/golden/expr/operators.ac"
     uval__init(&ac_f->ac_aw13, 10);
     ac_f->ac_state = 13;
 ac_resume_13:
     if (uval__poll(&ac_f->ac_aw13, ac_cx, &ac_f->ac_t11) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 52 "tests/golden/expr/operators.ac"
     uval__init(&ac_f->ac_aw14, 0xf0);
     ac_f->ac_state = 14;
 ac_resume_14:
     if (uval__poll(&ac_f->ac_aw14, ac_cx, &ac_t12) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 52 "tests/golden/expr/operators.ac"
     printf("shift/bitwise: %u\n", (ac_f->ac_t10 << ac_f->ac_t11) | ((ac_t12 & 0x3c) ^ 1u));
     val__init(&ac_f->ac_aw15, 1);
@@ -672,24 +689,28 @@ ac_resume_14:
 ac_resume_15:
     if (val__poll(&ac_f->ac_aw15, ac_cx, &ac_f->ac_t13) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 53 "tests/golden/expr/operators.ac"
     val__init(&ac_f->ac_aw16, 2);
     ac_f->ac_state = 16;
 ac_resume_16:
     if (val__poll(&ac_f->ac_aw16, ac_cx, &ac_f->ac_t14) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 53 "tests/golden/expr/operators.ac"
     val__init(&ac_f->ac_aw17, 3);
     ac_f->ac_state = 17;
 ac_resume_17:
     if (val__poll(&ac_f->ac_aw17, ac_cx, &ac_f->ac_t15) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 53 "tests/golden/expr/operators.ac"
     val__init(&ac_f->ac_aw18, 4);
     ac_f->ac_state = 18;
 ac_resume_18:
     if (val__poll(&ac_f->ac_aw18, ac_cx, &ac_t16) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 53 "tests/golden/expr/operators.ac"
     printf("relational: %d %d %d\n", ac_f->ac_t13 < ac_f->ac_t14, ac_f->ac_t15 == 3, ac_t16 >= 5);
 #line 55 "tests/golden/expr/operators.ac"
@@ -699,6 +720,7 @@ ac_resume_18:
 ac_resume_19:
     if (val__poll(&ac_f->ac_aw19, ac_cx, &ac_t17) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 56 "tests/golden/expr/operators.ac"
     ac_f->x += ac_t17;
     val__init(&ac_f->ac_aw20, 2);
@@ -706,6 +728,7 @@ ac_resume_19:
 ac_resume_20:
     if (val__poll(&ac_f->ac_aw20, ac_cx, &ac_t18) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 57 "tests/golden/expr/operators.ac"
     ac_f->x -= ac_t18;
     val__init(&ac_f->ac_aw21, 3);
@@ -713,6 +736,7 @@ ac_resume_20:
 ac_resume_21:
     if (val__poll(&ac_f->ac_aw21, ac_cx, &ac_t19) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 58 "tests/golden/expr/operators.ac"
     ac_f->x *= ac_t19;
     val__init(&ac_f->ac_aw22, 2);
@@ -720,6 +744,7 @@ ac_resume_21:
 ac_resume_22:
     if (val__poll(&ac_f->ac_aw22, ac_cx, &ac_t20) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 59 "tests/golden/expr/operators.ac"
     ac_f->x /= ac_t20;
     val__init(&ac_f->ac_aw23, 7);
@@ -727,6 +752,7 @@ ac_resume_22:
 ac_resume_23:
     if (val__poll(&ac_f->ac_aw23, ac_cx, &ac_t21) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 60 "tests/golden/expr/operators.ac"
     ac_f->x %= ac_t21;
     printf("compound arithmetic: %d\n", ac_f->x);
@@ -737,6 +763,7 @@ ac_resume_23:
 ac_resume_24:
     if (uval__poll(&ac_f->ac_aw24, ac_cx, &ac_t22) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 64 "tests/golden/expr/operators.ac"
     ac_f->u <<= ac_t22;
     uval__init(&ac_f->ac_aw25, 3);
@@ -744,6 +771,7 @@ ac_resume_24:
 ac_resume_25:
     if (uval__poll(&ac_f->ac_aw25, ac_cx, &ac_t23) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 65 "tests/golden/expr/operators.ac"
     ac_f->u |= ac_t23;
     uval__init(&ac_f->ac_aw26, 0x11);
@@ -751,6 +779,7 @@ ac_resume_25:
 ac_resume_26:
     if (uval__poll(&ac_f->ac_aw26, ac_cx, &ac_t24) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 66 "tests/golden/expr/operators.ac"
     ac_f->u ^= ac_t24;
     uval__init(&ac_f->ac_aw27, 0xff);
@@ -758,6 +787,7 @@ ac_resume_26:
 ac_resume_27:
     if (uval__poll(&ac_f->ac_aw27, ac_cx, &ac_t25) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 67 "tests/golden/expr/operators.ac"
     ac_f->u &= ac_t25;
     uval__init(&ac_f->ac_aw28, 1);
@@ -765,6 +795,7 @@ ac_resume_27:
 ac_resume_28:
     if (uval__poll(&ac_f->ac_aw28, ac_cx, &ac_t26) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 68 "tests/golden/expr/operators.ac"
     ac_f->u >>= ac_t26;
     printf("compound bitwise: %u\n", ac_f->u);
@@ -774,6 +805,7 @@ ac_resume_28:
 ac_resume_29:
     if (val__poll(&ac_f->ac_aw29, ac_cx, &ac_t27) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 72 "tests/golden/expr/operators.ac"
     ac_f->x = ac_f->y = ac_f->z = ac_t27;
     printf("chained: %d %d %d\n", ac_f->x, ac_f->y, ac_f->z);
@@ -784,6 +816,7 @@ ac_resume_29:
 ac_resume_30:
     if (val__poll(&ac_f->ac_aw30, ac_cx, &ac_t28) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 76 "tests/golden/expr/operators.ac"
     printf("subscript read: %d\n", ac_f->arr[ac_t28]);
     val__init(&ac_f->ac_aw31, 1);
@@ -791,12 +824,14 @@ ac_resume_30:
 ac_resume_31:
     if (val__poll(&ac_f->ac_aw31, ac_cx, &ac_f->ac_t29) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 77 "tests/golden/expr/operators.ac"
     val__init(&ac_f->ac_aw32, 11);
     ac_f->ac_state = 32;
 ac_resume_32:
     if (val__poll(&ac_f->ac_aw32, ac_cx, &ac_t30) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 77 "tests/golden/expr/operators.ac"
     ac_f->arr[ac_f->ac_t29] = ac_t30;
     val__init(&ac_f->ac_aw33, 2);
@@ -804,6 +839,7 @@ ac_resume_32:
 ac_resume_33:
     if (val__poll(&ac_f->ac_aw33, ac_cx, &ac_t31) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 78 "tests/golden/expr/operators.ac"
     ac_f->arr[2] += ac_t31;
     val__init(&ac_f->ac_aw34, 4);
@@ -811,6 +847,7 @@ ac_resume_33:
 ac_resume_34:
     if (val__poll(&ac_f->ac_aw34, ac_cx, &ac_t32) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 79 "tests/golden/expr/operators.ac"
     ac_f->arr[ac_t32]++;
     val__init(&ac_f->ac_aw35, 0);
@@ -818,6 +855,7 @@ ac_resume_34:
 ac_resume_35:
     if (val__poll(&ac_f->ac_aw35, ac_cx, &ac_t33) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 80 "tests/golden/expr/operators.ac"
     --ac_f->arr[ac_t33];
     printf("subscript write: %d %d %d %d %d\n", ac_f->arr[0], ac_f->arr[1], ac_f->arr[2], ac_f->arr[3], ac_f->arr[4]);
@@ -826,6 +864,7 @@ ac_resume_35:
 ac_resume_36:
     if (val__poll(&ac_f->ac_aw36, ac_cx, &ac_t34) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 82 "tests/golden/expr/operators.ac"
     printf("index as base: %d\n", ac_t34[ac_f->arr]);
 #line 84 "tests/golden/expr/operators.ac"
@@ -834,12 +873,14 @@ ac_resume_36:
 ac_resume_37:
     if (mks__poll(&ac_f->ac_aw37, ac_cx, &ac_f->ac_t35) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 84 "tests/golden/expr/operators.ac"
     mks__init(&ac_f->ac_aw38, 7);
     ac_f->ac_state = 38;
 ac_resume_38:
     if (mks__poll(&ac_f->ac_aw38, ac_cx, &ac_t36) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 84 "tests/golden/expr/operators.ac"
     printf("member: %d %d\n", ac_f->ac_t35.a, ac_t36.b[2]);
     mks__init(&ac_f->ac_aw39, 1);
@@ -847,6 +888,7 @@ ac_resume_38:
 ac_resume_39:
     if (mks__poll(&ac_f->ac_aw39, ac_cx, &ac_t37) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 85 "tests/golden/expr/operators.ac"
     ac_f->sv = ac_t37;
     val__init(&ac_f->ac_aw40, 1);
@@ -854,12 +896,14 @@ ac_resume_39:
 ac_resume_40:
     if (val__poll(&ac_f->ac_aw40, ac_cx, &ac_f->ac_t38) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 86 "tests/golden/expr/operators.ac"
     mks__init(&ac_f->ac_aw41, 100);
     ac_f->ac_state = 41;
 ac_resume_41:
     if (mks__poll(&ac_f->ac_aw41, ac_cx, &ac_t39) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 86 "tests/golden/expr/operators.ac"
     ac_f->sv.b[ac_f->ac_t38] = ac_t39.b[0];
     val__init(&ac_f->ac_aw42, 1000);
@@ -867,6 +911,7 @@ ac_resume_41:
 ac_resume_42:
     if (val__poll(&ac_f->ac_aw42, ac_cx, &ac_t40) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 87 "tests/golden/expr/operators.ac"
     ac_f->sv.a += ac_t40;
     printf("struct: %d {%d %d %d}\n", ac_f->sv.a, ac_f->sv.b[0], ac_f->sv.b[1], ac_f->sv.b[2]);
@@ -877,6 +922,7 @@ ac_resume_42:
 ac_resume_43:
     if (store__poll(&ac_f->ac_aw43, ac_cx, &ac_t41) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 91 "tests/golden/expr/operators.ac"
     ac_f->twice = ac_t41;
     printf("through a pointer: cell=%d twice=%d\n", ac_f->cell, ac_f->twice);
@@ -885,12 +931,14 @@ ac_resume_43:
 ac_resume_45:
     if (store__poll(&ac_f->ac_aw45, ac_cx, &ac_f->ac_t42) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 93 "tests/golden/expr/operators.ac"
     store__init(&ac_f->ac_aw44, &ac_f->arr[0], ac_f->ac_t42);
     ac_f->ac_state = 44;
 ac_resume_44:
     if (store__poll(&ac_f->ac_aw44, ac_cx, &ac_t43) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 93 "tests/golden/expr/operators.ac"
     ac_f->twice = ac_t43;
     printf("nested stores: cell=%d arr0=%d twice=%d\n", ac_f->cell, ac_f->arr[0], ac_f->twice);
@@ -900,6 +948,7 @@ ac_resume_44:
 ac_resume_46:
     if (val__poll(&ac_f->ac_aw46, ac_cx, &ac_t44) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 96 "tests/golden/expr/operators.ac"
     ac_f->post = ac_t44;
     val__init(&ac_f->ac_aw47, 0);
@@ -907,6 +956,7 @@ ac_resume_46:
 ac_resume_47:
     if (val__poll(&ac_f->ac_aw47, ac_cx, &ac_t45) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 97 "tests/golden/expr/operators.ac"
     int pre = ac_f->post++ + ac_t45;
     printf("increments: pre=%d post=%d\n", pre, ac_f->post);

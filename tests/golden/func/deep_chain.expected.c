@@ -55,6 +55,7 @@ static ac_poll_t level8__poll(struct level8__frame *ac_f, ac_context *ac_cx, int
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 15 "tests/golden/func/deep_chain.ac"
     printf("        level8(%d)\n", ac_f->x);
     ac_yield__init(&ac_f->ac_aw4);
@@ -62,6 +63,7 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 17 "tests/golden/func/deep_chain.ac"
     { *ac_out = ac_f->x + 8; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("level8");
@@ -157,12 +159,14 @@ static ac_poll_t level7__poll(struct level7__frame *ac_f, ac_context *ac_cx, int
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 24 "tests/golden/func/deep_chain.ac"
     level8__init(&ac_f->ac_aw4, ac_f->x + 1);
     ac_f->ac_state = 4;
 ac_resume_4:
     if (level8__poll(&ac_f->ac_aw4, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 24 "tests/golden/func/deep_chain.ac"
     ac_f->r = ac_t1;
     ac_yield__init(&ac_f->ac_aw5);
@@ -170,6 +174,7 @@ ac_resume_4:
 ac_resume_5:
     if (ac_yield__poll(&ac_f->ac_aw5, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 26 "tests/golden/func/deep_chain.ac"
     { *ac_out = ac_f->r + ac_f->mine; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("level7");
@@ -268,12 +273,14 @@ static ac_poll_t level6__poll(struct level6__frame *ac_f, ac_context *ac_cx, int
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 33 "tests/golden/func/deep_chain.ac"
     level7__init(&ac_f->ac_aw4, ac_f->x + 1);
     ac_f->ac_state = 4;
 ac_resume_4:
     if (level7__poll(&ac_f->ac_aw4, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 33 "tests/golden/func/deep_chain.ac"
     ac_f->r = ac_t1;
     ac_yield__init(&ac_f->ac_aw5);
@@ -281,6 +288,7 @@ ac_resume_4:
 ac_resume_5:
     if (ac_yield__poll(&ac_f->ac_aw5, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 35 "tests/golden/func/deep_chain.ac"
     { *ac_out = ac_f->r + ac_f->mine; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("level6");
@@ -377,6 +385,7 @@ static ac_poll_t level5__poll(struct level5__frame *ac_f, ac_context *ac_cx, int
 ac_resume_3:
     if (level6__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 41 "tests/golden/func/deep_chain.ac"
     ac_f->r = ac_t1;
     depth_log++;
@@ -385,6 +394,7 @@ ac_resume_3:
 ac_resume_4:
     if (level6__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 43 "tests/golden/func/deep_chain.ac"
     ac_f->r += ac_t2;
     { *ac_out = ac_f->r - ac_f->mine; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -475,12 +485,14 @@ static ac_poll_t level4__poll(struct level4__frame *ac_f, ac_context *ac_cx, int
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 50 "tests/golden/func/deep_chain.ac"
     level5__init(&ac_f->ac_aw4, ac_f->x);
     ac_f->ac_state = 4;
 ac_resume_4:
     if (level5__poll(&ac_f->ac_aw4, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 50 "tests/golden/func/deep_chain.ac"
     { *ac_out = ac_t1 + 1; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("level4");
@@ -571,6 +583,7 @@ static ac_poll_t level3__poll(struct level3__frame *ac_f, ac_context *ac_cx, int
 ac_resume_3:
     if (level4__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 56 "tests/golden/func/deep_chain.ac"
     ac_f->parts[0] = ac_t1;
     ac_yield__init(&ac_f->ac_aw4);
@@ -578,6 +591,7 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 58 "tests/golden/func/deep_chain.ac"
     ac_f->parts[1] = ac_f->x;
     { *ac_out = ac_f->parts[0] * 2 + ac_f->parts[1]; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -664,6 +678,7 @@ static ac_poll_t level2__poll(struct level2__frame *ac_f, ac_context *ac_cx, int
 ac_resume_3:
     if (level3__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 65 "tests/golden/func/deep_chain.ac"
     int r = ac_t1;
     printf("  level2(%d) after: %d\n", ac_f->x, r);
@@ -754,6 +769,7 @@ static ac_poll_t level1__poll(struct level1__frame *ac_f, ac_context *ac_cx, int
 ac_resume_3:
     if (level2__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 72 "tests/golden/func/deep_chain.ac"
     ac_f->a = ac_t1;
     level2__init(&ac_f->ac_aw4, ac_f->x + 10);
@@ -761,6 +777,7 @@ ac_resume_3:
 ac_resume_4:
     if (level2__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 73 "tests/golden/func/deep_chain.ac"
     int b = ac_t2;
     { *ac_out = ac_f->a + b; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -866,6 +883,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (level1__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 81 "tests/golden/func/deep_chain.ac"
     int r = ac_t1;
     printf("level1(1) = %d, level5 continued %d times\n", r, depth_log);
@@ -874,18 +892,21 @@ ac_resume_3:
 ac_resume_6:
     if (level6__poll(&ac_f->ac_aw6, ac_cx, &ac_f->ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 83 "tests/golden/func/deep_chain.ac"
     level7__init(&ac_f->ac_aw5, ac_f->ac_t2);
     ac_f->ac_state = 5;
 ac_resume_5:
     if (level7__poll(&ac_f->ac_aw5, ac_cx, &ac_f->ac_t3) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 83 "tests/golden/func/deep_chain.ac"
     level8__init(&ac_f->ac_aw4, ac_f->ac_t3);
     ac_f->ac_state = 4;
 ac_resume_4:
     if (level8__poll(&ac_f->ac_aw4, ac_cx, &ac_t4) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 83 "tests/golden/func/deep_chain.ac"
     int direct = ac_t4;
     printf("direct = %d\n", direct);

@@ -54,6 +54,7 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 19 "tests/golden/func/params.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -157,6 +158,7 @@ static ac_poll_t mix__poll(struct mix__frame *ac_f, ac_context *ac_cx, double *a
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 25 "tests/golden/func/params.ac"
     ac_f->r = ac_f->c + ac_f->s;
     ac_yield__init(&ac_f->ac_aw4);
@@ -164,6 +166,7 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 27 "tests/golden/func/params.ac"
     ac_f->r += ac_f->u + (double)ac_f->ll;
     ac_yield__init(&ac_f->ac_aw5);
@@ -171,6 +174,7 @@ ac_resume_4:
 ac_resume_5:
     if (ac_yield__poll(&ac_f->ac_aw5, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 29 "tests/golden/func/params.ac"
     { *ac_out = ac_f->r + ac_f->f + ac_f->d; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("mix");
@@ -263,6 +267,7 @@ static ac_poll_t sum_array__poll(struct sum_array__frame *ac_f, ac_context *ac_c
 ac_resume_3:
         if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 36 "tests/golden/func/params.ac"
         ac_f->s += ac_t1;
         ac_f->a++;
@@ -349,6 +354,7 @@ static ac_poll_t brightness__poll(struct brightness__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 46 "tests/golden/func/params.ac"
     { *ac_out = (unsigned)(ac_f->c.r + ac_f->c.g + ac_f->c.b) * (unsigned)ac_f->weight; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("brightness");
@@ -435,6 +441,7 @@ static ac_poll_t apply__poll(struct apply__frame *ac_f, ac_context *ac_cx, int *
 ac_resume_3:
         if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 54 "tests/golden/func/params.ac"
     }
     { *ac_out = ac_f->x; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -528,6 +535,7 @@ static ac_poll_t dead_params__poll(struct dead_params__frame *ac_f, ac_context *
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 66 "tests/golden/func/params.ac"
     { *ac_out = ac_f->first < ac_f->limit ? ac_f->first : ac_f->limit; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("dead_params");
@@ -612,6 +620,7 @@ static ac_poll_t pick__poll(struct pick__frame *ac_f, ac_context *ac_cx, const c
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 72 "tests/golden/func/params.ac"
     { *ac_out = ac_f->i < ac_f->n ? ac_f->names[ac_f->i] : "none"; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("pick");
@@ -735,6 +744,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (mix__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 80 "tests/golden/func/params.ac"
     printf("mix: %.3f\n", ac_t1);
 #line 82 "tests/golden/func/params.ac"
@@ -744,6 +754,7 @@ ac_resume_3:
 ac_resume_4:
     if (sum_array__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 83 "tests/golden/func/params.ac"
     printf("sum_array: %d\n", ac_t2);
 #line 85 "tests/golden/func/params.ac"
@@ -753,6 +764,7 @@ ac_resume_4:
 ac_resume_5:
     if (brightness__poll(&ac_f->ac_aw5, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 86 "tests/golden/func/params.ac"
     printf("brightness: %u (c.r still %d)\n", ac_t3, ac_f->c.r);
 #line 88 "tests/golden/func/params.ac"
@@ -761,12 +773,14 @@ ac_resume_5:
 ac_resume_6:
     if (apply__poll(&ac_f->ac_aw6, ac_cx, &ac_f->ac_t4) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 88 "tests/golden/func/params.ac"
     apply__init(&ac_f->ac_aw7, dbl, 1, 10);
     ac_f->ac_state = 7;
 ac_resume_7:
     if (apply__poll(&ac_f->ac_aw7, ac_cx, &ac_t5) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 88 "tests/golden/func/params.ac"
     printf("apply: %d %d\n", ac_f->ac_t4, ac_t5);
     dead_params__init(&ac_f->ac_aw8, 3, 4, 100);
@@ -774,12 +788,14 @@ ac_resume_7:
 ac_resume_8:
     if (dead_params__poll(&ac_f->ac_aw8, ac_cx, &ac_f->ac_t6) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 89 "tests/golden/func/params.ac"
     dead_params__init(&ac_f->ac_aw9, 30, 40, 100);
     ac_f->ac_state = 9;
 ac_resume_9:
     if (dead_params__poll(&ac_f->ac_aw9, ac_cx, &ac_t7) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 89 "tests/golden/func/params.ac"
     printf("dead params: %d %d\n", ac_f->ac_t6, ac_t7);
 #line 91 "tests/golden/func/params.ac"
@@ -790,6 +806,7 @@ ac_resume_9:
 ac_resume_10:
         if (pick__poll(&ac_f->ac_aw10, ac_cx, &ac_t8) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 93 "tests/golden/func/params.ac"
         printf("pick(%d): %s\n", ac_f->i, ac_t8);
     }

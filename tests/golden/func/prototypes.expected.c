@@ -139,12 +139,14 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_4:
         if (top__poll(&ac_f->ac_aw4, ac_cx, &ac_f->ac_t1) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 21 "tests/golden/func/prototypes.ac"
         report__init(&ac_f->ac_aw3, "top", ac_f->ac_t1);
         ac_f->ac_state = 3;
 ac_resume_3:
         if (report__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 21 "tests/golden/func/prototypes.ac"
     }
     { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -221,6 +223,7 @@ static ac_poll_t top__poll(struct top__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
         if (middle__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 29 "tests/golden/func/prototypes.ac"
         ac_f->total += ac_t1;
     }
@@ -297,12 +300,14 @@ static ac_poll_t middle__poll(struct middle__frame *ac_f, ac_context *ac_cx, int
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 36 "tests/golden/func/prototypes.ac"
     bottom__init(&ac_f->ac_aw4, ac_f->a * 10 + ac_f->b);
     ac_f->ac_state = 4;
 ac_resume_4:
     if (bottom__poll(&ac_f->ac_aw4, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 36 "tests/golden/func/prototypes.ac"
     { *ac_out = ac_t1; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("middle");
@@ -375,6 +380,7 @@ static ac_poll_t bottom__poll(struct bottom__frame *ac_f, ac_context *ac_cx, int
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 42 "tests/golden/func/prototypes.ac"
     { *ac_out = ac_f->v + 1; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("bottom");
@@ -446,6 +452,7 @@ static ac_poll_t report__poll(struct report__frame *ac_f, ac_context *ac_cx, voi
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 48 "tests/golden/func/prototypes.ac"
     printf("%s: %d\n", ac_f->what, ac_f->value);
     ac_f->ac_state = AC_STATE_RETURNED;

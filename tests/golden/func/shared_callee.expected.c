@@ -57,6 +57,7 @@ static ac_poll_t work__poll(struct work__frame *ac_f, ac_context *ac_cx, int *ac
 ac_resume_3:
         if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 19 "tests/golden/func/shared_callee.ac"
         ac_f->from--;
         ac_f->steps++;
@@ -145,6 +146,7 @@ static ac_poll_t other__poll(struct other__frame *ac_f, ac_context *ac_cx, long 
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 30 "tests/golden/func/shared_callee.ac"
     { *ac_out = ac_f->local[0] + ac_f->local[3]; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("other");
@@ -232,12 +234,14 @@ static ac_poll_t caller_a__poll(struct caller_a__frame *ac_f, ac_context *ac_cx,
 ac_resume_3:
     if (work__poll(&ac_f->ac_aw3, ac_cx, &ac_f->ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 35 "tests/golden/func/shared_callee.ac"
     work__init(&ac_f->ac_aw4, ac_f->n, 3);
     ac_f->ac_state = 4;
 ac_resume_4:
     if (work__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 35 "tests/golden/func/shared_callee.ac"
     { *ac_out = ac_f->ac_t1 + ac_t2; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("caller_a");
@@ -326,6 +330,7 @@ static ac_poll_t caller_b__poll(struct caller_b__frame *ac_f, ac_context *ac_cx,
 ac_resume_3:
         if (work__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 42 "tests/golden/func/shared_callee.ac"
         ac_f->r += ac_t1;
     }
@@ -485,6 +490,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (work__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 51 "tests/golden/func/shared_callee.ac"
     ac_f->a = ac_t1;
     work__init(&ac_f->ac_aw4, 2, 10);
@@ -492,6 +498,7 @@ ac_resume_3:
 ac_resume_4:
     if (work__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 52 "tests/golden/func/shared_callee.ac"
     ac_f->b = ac_t2;
     work__init(&ac_f->ac_aw5, 0, 100);
@@ -499,6 +506,7 @@ ac_resume_4:
 ac_resume_5:
     if (work__poll(&ac_f->ac_aw5, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 53 "tests/golden/func/shared_callee.ac"
     int c = ac_t3;
     printf("sequence: %d %d %d\n", ac_f->a, ac_f->b, c);
@@ -511,6 +519,7 @@ ac_resume_5:
 ac_resume_6:
             if (work__poll(&ac_f->ac_aw6, ac_cx, &ac_t4) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 59 "tests/golden/func/shared_callee.ac"
             ac_f->r = ac_t4;
         } else {
@@ -519,6 +528,7 @@ ac_resume_6:
 ac_resume_7:
             if (work__poll(&ac_f->ac_aw7, ac_cx, &ac_t5) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 61 "tests/golden/func/shared_callee.ac"
             ac_f->r = ac_t5;
         }
@@ -533,6 +543,7 @@ ac_resume_7:
 ac_resume_8:
         if (work__poll(&ac_f->ac_aw8, ac_cx, &ac_t6) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 67 "tests/golden/func/shared_callee.ac"
         ac_f->loop += ac_t6;
     }
@@ -544,12 +555,14 @@ ac_resume_8:
 ac_resume_9:
     if (work__poll(&ac_f->ac_aw9, ac_cx, &ac_f->ac_t7) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 70 "tests/golden/func/shared_callee.ac"
     work__init(&ac_f->ac_aw10, 3, 1);
     ac_f->ac_state = 10;
 ac_resume_10:
     if (work__poll(&ac_f->ac_aw10, ac_cx, &ac_t8) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 70 "tests/golden/func/shared_callee.ac"
     int twice = ac_f->ac_t7 * 100 + ac_t8;
     printf("twice in one expression: %d\n", twice);
@@ -559,18 +572,21 @@ ac_resume_10:
 ac_resume_13:
     if (work__poll(&ac_f->ac_aw13, ac_cx, &ac_f->ac_t9) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 73 "tests/golden/func/shared_callee.ac"
     work__init(&ac_f->ac_aw12, ac_f->ac_t9, 2);
     ac_f->ac_state = 12;
 ac_resume_12:
     if (work__poll(&ac_f->ac_aw12, ac_cx, &ac_f->ac_t10) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 73 "tests/golden/func/shared_callee.ac"
     work__init(&ac_f->ac_aw11, ac_f->ac_t10, 1);
     ac_f->ac_state = 11;
 ac_resume_11:
     if (work__poll(&ac_f->ac_aw11, ac_cx, &ac_t11) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 73 "tests/golden/func/shared_callee.ac"
     int nested = ac_t11;
     printf("nested: %d\n", nested);
@@ -580,12 +596,14 @@ ac_resume_11:
 ac_resume_14:
     if (caller_a__poll(&ac_f->ac_aw14, ac_cx, &ac_f->ac_t12) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 76 "tests/golden/func/shared_callee.ac"
     caller_b__init(&ac_f->ac_aw15, 4);
     ac_f->ac_state = 15;
 ac_resume_15:
     if (caller_b__poll(&ac_f->ac_aw15, ac_cx, &ac_t13) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 76 "tests/golden/func/shared_callee.ac"
     printf("callers: %d %d\n", ac_f->ac_t12, ac_t13);
 #line 78 "tests/golden/func/shared_callee.ac"
@@ -597,6 +615,7 @@ ac_resume_15:
 ac_resume_16:
             if (other__poll(&ac_f->ac_aw16, ac_cx, &ac_t14) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 81 "tests/golden/func/shared_callee.ac"
             ac_f->r_1 = ac_t14;
         } else {
@@ -605,6 +624,7 @@ ac_resume_16:
 ac_resume_17:
             if (work__poll(&ac_f->ac_aw17, ac_cx, &ac_t15) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 83 "tests/golden/func/shared_callee.ac"
             ac_f->r_1 = ac_t15;
         }

@@ -58,6 +58,7 @@ static ac_poll_t emit__poll(struct emit__frame *ac_f, ac_context *ac_cx, void *a
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 22 "tests/golden/func/void_fns.ac"
     put(ac_f->c);
     ac_f->ac_state = AC_STATE_RETURNED;
@@ -138,6 +139,7 @@ static ac_poll_t emit_word__poll(struct emit_word__frame *ac_f, ac_context *ac_c
 ac_resume_3:
         if (emit__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 29 "tests/golden/func/void_fns.ac"
         ac_f->w++;
     }
@@ -240,6 +242,7 @@ static ac_poll_t digits_until_zero__poll(struct digits_until_zero__frame *ac_f, 
 ac_resume_3:
         if (emit__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 47 "tests/golden/func/void_fns.ac"
     }
     emit__init(&ac_f->ac_aw4, '.');
@@ -247,6 +250,7 @@ ac_resume_3:
 ac_resume_4:
     if (emit__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 48 "tests/golden/func/void_fns.ac"
     ac_f->ac_state = AC_STATE_RETURNED;
     return AC_READY;
@@ -339,6 +343,7 @@ static ac_poll_t divide__poll(struct divide__frame *ac_f, ac_context *ac_cx, voi
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 54 "tests/golden/func/void_fns.ac"
     if (ac_f->b == 0) {
         *ac_f->quot = *ac_f->rem = -1;
@@ -350,6 +355,7 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 60 "tests/golden/func/void_fns.ac"
     *ac_f->rem = ac_f->a % ac_f->b;
     ac_f->ac_state = AC_STATE_RETURNED;
@@ -494,6 +500,7 @@ static ac_poll_t only_yield__poll(struct only_yield__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 69 "tests/golden/func/void_fns.ac"
     ac_f->ac_state = AC_STATE_RETURNED;
     return AC_READY;
@@ -584,30 +591,35 @@ static ac_poll_t sentence__poll(struct sentence__frame *ac_f, ac_context *ac_cx,
 ac_resume_3:
     if (emit_word__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 75 "tests/golden/func/void_fns.ac"
     emit__init(&ac_f->ac_aw4, ' ');
     ac_f->ac_state = 4;
 ac_resume_4:
     if (emit__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 76 "tests/golden/func/void_fns.ac"
     nothing__init(&ac_f->ac_aw5);
     ac_f->ac_state = 5;
 ac_resume_5:
     if (nothing__poll(&ac_f->ac_aw5, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 77 "tests/golden/func/void_fns.ac"
     emit_word__init(&ac_f->ac_aw6, "works");
     ac_f->ac_state = 6;
 ac_resume_6:
     if (emit_word__poll(&ac_f->ac_aw6, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 78 "tests/golden/func/void_fns.ac"
     only_yield__init(&ac_f->ac_aw7);
     ac_f->ac_state = 7;
 ac_resume_7:
     if (only_yield__poll(&ac_f->ac_aw7, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 78 "tests/golden/func/void_fns.ac"
     ac_f->ac_state = AC_STATE_RETURNED;
     return AC_READY;
@@ -753,6 +765,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (sentence__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 87 "tests/golden/func/void_fns.ac"
     printf("log: [%s]\n", log_buf);
     log_len = 0;
@@ -762,30 +775,35 @@ ac_resume_3:
 ac_resume_4:
     if (digits_until_zero__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 91 "tests/golden/func/void_fns.ac"
     emit__init(&ac_f->ac_aw5, '|');
     ac_f->ac_state = 5;
 ac_resume_5:
     if (emit__poll(&ac_f->ac_aw5, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 92 "tests/golden/func/void_fns.ac"
     digits_until_zero__init(&ac_f->ac_aw6, 1205);
     ac_f->ac_state = 6;
 ac_resume_6:
     if (digits_until_zero__poll(&ac_f->ac_aw6, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 93 "tests/golden/func/void_fns.ac"
     emit__init(&ac_f->ac_aw7, '|');
     ac_f->ac_state = 7;
 ac_resume_7:
     if (emit__poll(&ac_f->ac_aw7, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 94 "tests/golden/func/void_fns.ac"
     digits_until_zero__init(&ac_f->ac_aw8, 7);
     ac_f->ac_state = 8;
 ac_resume_8:
     if (digits_until_zero__poll(&ac_f->ac_aw8, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 95 "tests/golden/func/void_fns.ac"
     printf("log: [%s]\n", log_buf);
     log_len = 0;
@@ -795,6 +813,7 @@ ac_resume_8:
 ac_resume_9:
     if (divide__poll(&ac_f->ac_aw9, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 100 "tests/golden/func/void_fns.ac"
     printf("17 / 5 = %d rem %d\n", ac_f->q, ac_f->r);
     divide__init(&ac_f->ac_aw10, 1, 0, &ac_f->q, &ac_f->r);
@@ -802,6 +821,7 @@ ac_resume_9:
 ac_resume_10:
     if (divide__poll(&ac_f->ac_aw10, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 102 "tests/golden/func/void_fns.ac"
     printf("1 / 0 = %d rem %d\n", ac_f->q, ac_f->r);
 #line 104 "tests/golden/func/void_fns.ac"
@@ -810,6 +830,7 @@ ac_resume_10:
 ac_resume_11:
     if (emit__poll(&ac_f->ac_aw11, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 104 "tests/golden/func/void_fns.ac"
     (void)(((void)0));
 #line 104 "tests/golden/func/void_fns.ac"
@@ -818,6 +839,7 @@ ac_resume_11:
 ac_resume_12:
     if (emit__poll(&ac_f->ac_aw12, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 104 "tests/golden/func/void_fns.ac"
     (((void)0));
     for (ac_f->i = 0; ac_f->i < 4; ac_f->i++) {
@@ -828,6 +850,7 @@ ac_resume_12:
 ac_resume_13:
         if (emit__poll(&ac_f->ac_aw13, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 106 "tests/golden/func/void_fns.ac"
         ((void)0);
         } else {
@@ -837,6 +860,7 @@ ac_resume_13:
 ac_resume_14:
         if (emit__poll(&ac_f->ac_aw14, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 106 "tests/golden/func/void_fns.ac"
         ((void)0);
         }
@@ -850,6 +874,7 @@ ac_resume_14:
 ac_resume_15:
         if (emit__poll(&ac_f->ac_aw15, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 108 "tests/golden/func/void_fns.ac"
     }
     printf("log: [%s]\n", log_buf);
@@ -859,12 +884,14 @@ ac_resume_15:
 ac_resume_16:
     if (nothing__poll(&ac_f->ac_aw16, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 112 "tests/golden/func/void_fns.ac"
     only_yield__init(&ac_f->ac_aw17);
     ac_f->ac_state = 17;
 ac_resume_17:
     if (only_yield__poll(&ac_f->ac_aw17, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 113 "tests/golden/func/void_fns.ac"
     printf("done\n");
     { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }

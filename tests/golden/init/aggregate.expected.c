@@ -70,6 +70,7 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 35 "tests/golden/init/aggregate.ac"
     seen += (unsigned)ac_f->x;
     { *ac_out = ac_f->x; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -153,6 +154,7 @@ static ac_poll_t mkpoint__poll(struct mkpoint__frame *ac_f, ac_context *ac_cx, s
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 42 "tests/golden/init/aggregate.ac"
     struct point p = {ac_f->x, ac_f->y};
     { *ac_out = p; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -418,12 +420,14 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_f->ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 56 "tests/golden/init/aggregate.ac"
     val__init(&ac_f->ac_aw4, 2);
     ac_f->ac_state = 4;
 ac_resume_4:
     if (val__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 56 "tests/golden/init/aggregate.ac"
     { struct point ac_init = {ac_f->ac_t1, ac_t2}; __builtin_memcpy(&ac_f->p, &ac_init, sizeof ac_f->p); }
     ac_yield__init(&ac_f->ac_aw5);
@@ -431,6 +435,7 @@ ac_resume_4:
 ac_resume_5:
     if (ac_yield__poll(&ac_f->ac_aw5, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 58 "tests/golden/init/aggregate.ac"
     printf("positional: (%d,%d)\n", ac_f->p.x, ac_f->p.y);
 #line 60 "tests/golden/init/aggregate.ac"
@@ -439,6 +444,7 @@ ac_resume_5:
 ac_resume_6:
     if (val__poll(&ac_f->ac_aw6, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 60 "tests/golden/init/aggregate.ac"
     { struct point ac_init = {.y = ac_t3, .x = 3}; __builtin_memcpy(&ac_f->q, &ac_init, sizeof ac_f->q); }
     ac_yield__init(&ac_f->ac_aw7);
@@ -446,6 +452,7 @@ ac_resume_6:
 ac_resume_7:
     if (ac_yield__poll(&ac_f->ac_aw7, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 62 "tests/golden/init/aggregate.ac"
     printf("designated: (%d,%d)\n", ac_f->q.x, ac_f->q.y);
 #line 64 "tests/golden/init/aggregate.ac"
@@ -454,6 +461,7 @@ ac_resume_7:
 ac_resume_8:
     if (val__poll(&ac_f->ac_aw8, ac_cx, &ac_t4) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 64 "tests/golden/init/aggregate.ac"
     { struct point ac_init = {.x = ac_t4}; __builtin_memcpy(&ac_f->z, &ac_init, sizeof ac_f->z); }
     ac_yield__init(&ac_f->ac_aw9);
@@ -461,6 +469,7 @@ ac_resume_8:
 ac_resume_9:
     if (ac_yield__poll(&ac_f->ac_aw9, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 66 "tests/golden/init/aggregate.ac"
     printf("partial: (%d,%d)\n", ac_f->z.x, ac_f->z.y);
 #line 68 "tests/golden/init/aggregate.ac"
@@ -469,12 +478,14 @@ ac_resume_9:
 ac_resume_10:
     if (val__poll(&ac_f->ac_aw10, ac_cx, &ac_f->ac_t5) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 68 "tests/golden/init/aggregate.ac"
     mkpoint__init(&ac_f->ac_aw11, 3, 4);
     ac_f->ac_state = 11;
 ac_resume_11:
     if (mkpoint__poll(&ac_f->ac_aw11, ac_cx, &ac_t6) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 68 "tests/golden/init/aggregate.ac"
     { struct rect ac_init = {{ac_f->ac_t5, 0}, ac_t6, "box"}; __builtin_memcpy(&ac_f->r, &ac_init, sizeof ac_f->r); }
     ac_yield__init(&ac_f->ac_aw12);
@@ -482,6 +493,7 @@ ac_resume_11:
 ac_resume_12:
     if (ac_yield__poll(&ac_f->ac_aw12, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 70 "tests/golden/init/aggregate.ac"
     show_rect("nested", ac_f->r);
 #line 72 "tests/golden/init/aggregate.ac"
@@ -490,6 +502,7 @@ ac_resume_12:
 ac_resume_13:
     if (val__poll(&ac_f->ac_aw13, ac_cx, &ac_t7) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 72 "tests/golden/init/aggregate.ac"
     { struct rect ac_init = {.hi = {.x = ac_t7}, .name = "half"}; __builtin_memcpy(&ac_f->r2, &ac_init, sizeof ac_f->r2); }
     ac_yield__init(&ac_f->ac_aw14);
@@ -497,6 +510,7 @@ ac_resume_13:
 ac_resume_14:
     if (ac_yield__poll(&ac_f->ac_aw14, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 74 "tests/golden/init/aggregate.ac"
     show_rect("nested designated", ac_f->r2);
 #line 76 "tests/golden/init/aggregate.ac"
@@ -505,12 +519,14 @@ ac_resume_14:
 ac_resume_15:
     if (val__poll(&ac_f->ac_aw15, ac_cx, &ac_f->ac_t8) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 76 "tests/golden/init/aggregate.ac"
     val__init(&ac_f->ac_aw16, 30);
     ac_f->ac_state = 16;
 ac_resume_16:
     if (val__poll(&ac_f->ac_aw16, ac_cx, &ac_t9) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 76 "tests/golden/init/aggregate.ac"
     { int ac_init[6] = {ac_f->ac_t8, 20, ac_t9}; __builtin_memcpy(&ac_f->arr, &ac_init, sizeof ac_f->arr); }
     ac_yield__init(&ac_f->ac_aw17);
@@ -518,6 +534,7 @@ ac_resume_16:
 ac_resume_17:
     if (ac_yield__poll(&ac_f->ac_aw17, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 78 "tests/golden/init/aggregate.ac"
     printf("array:");
     for (int i = 0; i < 6; i++) {
@@ -531,12 +548,14 @@ ac_resume_17:
 ac_resume_18:
     if (val__poll(&ac_f->ac_aw18, ac_cx, &ac_f->ac_t10) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 83 "tests/golden/init/aggregate.ac"
     val__init(&ac_f->ac_aw19, 4);
     ac_f->ac_state = 19;
 ac_resume_19:
     if (val__poll(&ac_f->ac_aw19, ac_cx, &ac_t11) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 83 "tests/golden/init/aggregate.ac"
     { int ac_init[] = {1, ac_f->ac_t10, 3, ac_t11, 5}; __builtin_memcpy(&ac_f->sized, &ac_init, sizeof ac_f->sized); }
     ac_yield__init(&ac_f->ac_aw20);
@@ -544,6 +563,7 @@ ac_resume_19:
 ac_resume_20:
     if (ac_yield__poll(&ac_f->ac_aw20, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 85 "tests/golden/init/aggregate.ac"
     printf("sized: %zu elements, last %d\n", sizeof ac_f->sized / sizeof ac_f->sized[0], ac_f->sized[4]);
 #line 87 "tests/golden/init/aggregate.ac"
@@ -552,12 +572,14 @@ ac_resume_20:
 ac_resume_21:
     if (val__poll(&ac_f->ac_aw21, ac_cx, &ac_f->ac_t12) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 87 "tests/golden/init/aggregate.ac"
     val__init(&ac_f->ac_aw22, 66);
     ac_f->ac_state = 22;
 ac_resume_22:
     if (val__poll(&ac_f->ac_aw22, ac_cx, &ac_t13) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 87 "tests/golden/init/aggregate.ac"
     { int ac_init[8] = {[5] = ac_f->ac_t12, [1] = 11, [6] = ac_t13}; __builtin_memcpy(&ac_f->sparse, &ac_init, sizeof ac_f->sparse); }
     ac_yield__init(&ac_f->ac_aw23);
@@ -565,6 +587,7 @@ ac_resume_22:
 ac_resume_23:
     if (ac_yield__poll(&ac_f->ac_aw23, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 89 "tests/golden/init/aggregate.ac"
     printf("sparse:");
     for (int i = 0; i < 8; i++) {
@@ -578,12 +601,14 @@ ac_resume_23:
 ac_resume_24:
     if (val__poll(&ac_f->ac_aw24, ac_cx, &ac_f->ac_t14) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 94 "tests/golden/init/aggregate.ac"
     val__init(&ac_f->ac_aw25, 5);
     ac_f->ac_state = 25;
 ac_resume_25:
     if (val__poll(&ac_f->ac_aw25, ac_cx, &ac_t15) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 94 "tests/golden/init/aggregate.ac"
     { int ac_init[2][3] = {{ac_f->ac_t14, 2, 3}, {4, ac_t15}}; __builtin_memcpy(&ac_f->grid, &ac_init, sizeof ac_f->grid); }
     ac_yield__init(&ac_f->ac_aw26);
@@ -591,6 +616,7 @@ ac_resume_25:
 ac_resume_26:
     if (ac_yield__poll(&ac_f->ac_aw26, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 96 "tests/golden/init/aggregate.ac"
     printf("grid: %d %d %d / %d %d %d\n", ac_f->grid[0][0], ac_f->grid[0][1], ac_f->grid[0][2], ac_f->grid[1][0], ac_f->grid[1][1], ac_f->grid[1][2]);
 #line 98 "tests/golden/init/aggregate.ac"
@@ -599,18 +625,21 @@ ac_resume_26:
 ac_resume_27:
     if (mkpoint__poll(&ac_f->ac_aw27, ac_cx, &ac_f->ac_t16) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 98 "tests/golden/init/aggregate.ac"
     val__init(&ac_f->ac_aw28, 2);
     ac_f->ac_state = 28;
 ac_resume_28:
     if (val__poll(&ac_f->ac_aw28, ac_cx, &ac_f->ac_t17) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 98 "tests/golden/init/aggregate.ac"
     val__init(&ac_f->ac_aw29, 3);
     ac_f->ac_state = 29;
 ac_resume_29:
     if (val__poll(&ac_f->ac_aw29, ac_cx, &ac_t18) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 98 "tests/golden/init/aggregate.ac"
     { struct point ac_init[3] = {ac_f->ac_t16, {ac_f->ac_t17, 2}, [2].y = ac_t18}; __builtin_memcpy(&ac_f->pts, &ac_init, sizeof ac_f->pts); }
     ac_yield__init(&ac_f->ac_aw30);
@@ -618,6 +647,7 @@ ac_resume_29:
 ac_resume_30:
     if (ac_yield__poll(&ac_f->ac_aw30, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 100 "tests/golden/init/aggregate.ac"
     printf("points: (%d,%d) (%d,%d) (%d,%d)\n", ac_f->pts[0].x, ac_f->pts[0].y, ac_f->pts[1].x, ac_f->pts[1].y, ac_f->pts[2].x, ac_f->pts[2].y);
 #line 102 "tests/golden/init/aggregate.ac"
@@ -628,12 +658,14 @@ ac_resume_30:
 ac_resume_31:
     if (ac_yield__poll(&ac_f->ac_aw31, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 105 "tests/golden/init/aggregate.ac"
     val__init(&ac_f->ac_aw32, 0);
     ac_f->ac_state = 32;
 ac_resume_32:
     if (val__poll(&ac_f->ac_aw32, ac_cx, &ac_t19) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 105 "tests/golden/init/aggregate.ac"
     ac_f->buf[0] = (char)('H' + ac_t19);
     strcat(ac_f->buf, ", ");
@@ -645,6 +677,7 @@ ac_resume_32:
 ac_resume_33:
     if (val__poll(&ac_f->ac_aw33, ac_cx, &ac_t20) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 110 "tests/golden/init/aggregate.ac"
     { union num ac_init = {.i = ac_t20}; __builtin_memcpy(&ac_f->n, &ac_init, sizeof ac_f->n); }
     ac_yield__init(&ac_f->ac_aw34);
@@ -652,12 +685,14 @@ ac_resume_33:
 ac_resume_34:
     if (ac_yield__poll(&ac_f->ac_aw34, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 112 "tests/golden/init/aggregate.ac"
     val__init(&ac_f->ac_aw35, 6);
     ac_f->ac_state = 35;
 ac_resume_35:
     if (val__poll(&ac_f->ac_aw35, ac_cx, &ac_t21) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 112 "tests/golden/init/aggregate.ac"
     union num m = {ac_t21};
     printf("unions: %d %d\n", ac_f->n.i, m.i);
@@ -667,6 +702,7 @@ ac_resume_35:
 ac_resume_36:
     if (val__poll(&ac_f->ac_aw36, ac_cx, &ac_t22) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 115 "tests/golden/init/aggregate.ac"
     ac_f->lit = (struct point){ac_t22, 6};
     val__init(&ac_f->ac_aw37, 8);
@@ -674,6 +710,7 @@ ac_resume_36:
 ac_resume_37:
     if (val__poll(&ac_f->ac_aw37, ac_cx, &ac_t23) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 116 "tests/golden/init/aggregate.ac"
     ac_f->last = ((int[]){7, ac_t23, 9})[1];
     ac_yield__init(&ac_f->ac_aw38);
@@ -681,6 +718,7 @@ ac_resume_37:
 ac_resume_38:
     if (ac_yield__poll(&ac_f->ac_aw38, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 118 "tests/golden/init/aggregate.ac"
     printf("compound literals: (%d,%d) %d\n", ac_f->lit.x, ac_f->lit.y, ac_f->last);
 #line 120 "tests/golden/init/aggregate.ac"
@@ -689,12 +727,14 @@ ac_resume_38:
 ac_resume_40:
     if (val__poll(&ac_f->ac_aw40, ac_cx, &ac_f->ac_t24) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 120 "tests/golden/init/aggregate.ac"
     mkpoint__init(&ac_f->ac_aw39, ac_f->ac_t24, 13);
     ac_f->ac_state = 39;
 ac_resume_39:
     if (mkpoint__poll(&ac_f->ac_aw39, ac_cx, &ac_t25) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 120 "tests/golden/init/aggregate.ac"
     ac_f->whole = ac_t25;
     ac_f->copy = ac_f->r;
@@ -703,6 +743,7 @@ ac_resume_39:
 ac_resume_41:
     if (ac_yield__poll(&ac_f->ac_aw41, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 123 "tests/golden/init/aggregate.ac"
     ac_f->copy.lo = ac_f->whole;
     show_rect("copy", ac_f->copy);

@@ -50,6 +50,7 @@ static ac_poll_t note__poll(struct note__frame *ac_f, ac_context *ac_cx, int *ac
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 13 "tests/golden/init/scalar.ac"
     printf("  init %s = %d\n", ac_f->what, ac_f->v);
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -131,6 +132,7 @@ static ac_poll_t half__poll(struct half__frame *ac_f, ac_context *ac_cx, double 
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 20 "tests/golden/init/scalar.ac"
     { *ac_out = ac_f->d / 2; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("half");
@@ -211,6 +213,7 @@ static ac_poll_t big__poll(struct big__frame *ac_f, ac_context *ac_cx, unsigned 
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 26 "tests/golden/init/scalar.ac"
     { *ac_out = 1ull << ac_f->shift; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("big");
@@ -291,6 +294,7 @@ static ac_poll_t letter__poll(struct letter__frame *ac_f, ac_context *ac_cx, cha
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 32 "tests/golden/init/scalar.ac"
     { *ac_out = (char)('a' + ac_f->i); ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("letter");
@@ -372,6 +376,7 @@ static ac_poll_t word__poll(struct word__frame *ac_f, ac_context *ac_cx, const c
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 39 "tests/golden/init/scalar.ac"
     { *ac_out = words[ac_f->i]; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("word");
@@ -452,6 +457,7 @@ static ac_poll_t address_of__poll(struct address_of__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 45 "tests/golden/init/scalar.ac"
     { *ac_out = ac_f->p; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("address_of");
@@ -648,6 +654,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (note__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 53 "tests/golden/init/scalar.ac"
     ac_f->a = ac_t1;
     printf("a=%d\n", ac_f->a);
@@ -657,6 +664,7 @@ ac_resume_3:
 ac_resume_4:
     if (note__poll(&ac_f->ac_aw4, ac_cx, &ac_f->ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 56 "tests/golden/init/scalar.ac"
     ac_f->b = ac_f->ac_t2;
 #line 56 "tests/golden/init/scalar.ac"
@@ -665,6 +673,7 @@ ac_resume_4:
 ac_resume_5:
     if (note__poll(&ac_f->ac_aw5, ac_cx, &ac_f->ac_t3) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 56 "tests/golden/init/scalar.ac"
     ac_f->c = ac_f->b * ac_f->ac_t3;
 #line 56 "tests/golden/init/scalar.ac"
@@ -673,6 +682,7 @@ ac_resume_5:
 ac_resume_6:
     if (note__poll(&ac_f->ac_aw6, ac_cx, &ac_t4) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 56 "tests/golden/init/scalar.ac"
     ac_f->e = ac_f->c + ac_t4;
     note__init(&ac_f->ac_aw7, "d", 4);
@@ -680,6 +690,7 @@ ac_resume_6:
 ac_resume_7:
     if (note__poll(&ac_f->ac_aw7, ac_cx, &ac_t5) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 57 "tests/golden/init/scalar.ac"
     ac_f->d = ac_t5;
     printf("b=%d c=%d d=%d e=%d\n", ac_f->b, ac_f->c, ac_f->d, ac_f->e);
@@ -689,6 +700,7 @@ ac_resume_7:
 ac_resume_8:
     if (half__poll(&ac_f->ac_aw8, ac_cx, &ac_t6) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 60 "tests/golden/init/scalar.ac"
     ac_f->h = ac_t6;
     half__init(&ac_f->ac_aw9, 3.0);
@@ -696,6 +708,7 @@ ac_resume_8:
 ac_resume_9:
     if (half__poll(&ac_f->ac_aw9, ac_cx, &ac_t7) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 61 "tests/golden/init/scalar.ac"
     ac_f->f = (float)ac_t7;
     big__init(&ac_f->ac_aw10, 40);
@@ -703,12 +716,14 @@ ac_resume_9:
 ac_resume_10:
     if (big__poll(&ac_f->ac_aw10, ac_cx, &ac_f->ac_t8) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 62 "tests/golden/init/scalar.ac"
     big__init(&ac_f->ac_aw11, 3);
     ac_f->ac_state = 11;
 ac_resume_11:
     if (big__poll(&ac_f->ac_aw11, ac_cx, &ac_t9) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 62 "tests/golden/init/scalar.ac"
     ac_f->u = ac_f->ac_t8 + ac_t9;
     letter__init(&ac_f->ac_aw12, 2);
@@ -716,6 +731,7 @@ ac_resume_11:
 ac_resume_12:
     if (letter__poll(&ac_f->ac_aw12, ac_cx, &ac_t10) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 63 "tests/golden/init/scalar.ac"
     ac_f->ch = ac_t10;
     note__init(&ac_f->ac_aw13, "short", -300);
@@ -723,6 +739,7 @@ ac_resume_12:
 ac_resume_13:
     if (note__poll(&ac_f->ac_aw13, ac_cx, &ac_t11) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 64 "tests/golden/init/scalar.ac"
     ac_f->sh = (short)ac_t11;
     note__init(&ac_f->ac_aw14, "long", 70000);
@@ -730,6 +747,7 @@ ac_resume_13:
 ac_resume_14:
     if (note__poll(&ac_f->ac_aw14, ac_cx, &ac_t12) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 65 "tests/golden/init/scalar.ac"
     ac_f->l = ac_t12 * 1000L;
     note__init(&ac_f->ac_aw15, "flag", 42);
@@ -737,6 +755,7 @@ ac_resume_14:
 ac_resume_15:
     if (note__poll(&ac_f->ac_aw15, ac_cx, &ac_t13) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 66 "tests/golden/init/scalar.ac"
     _Bool flag = ac_t13;
     printf("h=%.2f f=%.2f u=%llu ch=%c sh=%d l=%ld flag=%d\n", ac_f->h, (double)ac_f->f, ac_f->u, ac_f->ch, ac_f->sh, ac_f->l, (int)flag);
@@ -746,6 +765,7 @@ ac_resume_15:
 ac_resume_16:
     if (word__poll(&ac_f->ac_aw16, ac_cx, &ac_t14) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 69 "tests/golden/init/scalar.ac"
     ac_f->w = ac_t14;
     address_of__init(&ac_f->ac_aw17, &ac_f->a);
@@ -753,6 +773,7 @@ ac_resume_16:
 ac_resume_17:
     if (address_of__poll(&ac_f->ac_aw17, ac_cx, &ac_t15) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 70 "tests/golden/init/scalar.ac"
     int *p = ac_t15;
     *p += 100;
@@ -764,6 +785,7 @@ ac_resume_17:
 ac_resume_18:
         if (note__poll(&ac_f->ac_aw18, ac_cx, &ac_t16) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 75 "tests/golden/init/scalar.ac"
         ac_f->inner = ac_t16;
         {
@@ -772,6 +794,7 @@ ac_resume_18:
 ac_resume_19:
             if (note__poll(&ac_f->ac_aw19, ac_cx, &ac_t17) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 77 "tests/golden/init/scalar.ac"
             int innermost = ac_f->inner + ac_t17;
             printf("inner=%d innermost=%d\n", ac_f->inner, innermost);
@@ -784,6 +807,7 @@ ac_resume_19:
 ac_resume_20:
         if (note__poll(&ac_f->ac_aw20, ac_cx, &ac_t18) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 83 "tests/golden/init/scalar.ac"
         ac_f->fresh = ac_t18;
         ac_f->counted = 0;
@@ -793,6 +817,7 @@ ac_resume_20:
 ac_resume_21:
         if (word__poll(&ac_f->ac_aw21, ac_cx, &ac_t19) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 86 "tests/golden/init/scalar.ac"
         const char *name = ac_t19;
         printf("i=%d fresh=%d counted=%d name=%s\n", ac_f->i, ac_f->fresh, ac_f->counted, name);
@@ -803,12 +828,14 @@ ac_resume_21:
 ac_resume_22:
     if (ac_yield__poll(&ac_f->ac_aw22, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 92 "tests/golden/init/scalar.ac"
     note__init(&ac_f->ac_aw23, "later", 9);
     ac_f->ac_state = 23;
 ac_resume_23:
     if (note__poll(&ac_f->ac_aw23, ac_cx, &ac_t20) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 92 "tests/golden/init/scalar.ac"
     ac_f->later = ac_t20;
     printf("later=%d\n", ac_f->later);

@@ -53,6 +53,7 @@ static ac_poll_t count__poll(struct count__frame *ac_f, ac_context *ac_cx, int *
 ac_resume_3:
         if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 14 "tests/golden/join/all_and_try_all.ac"
     }
     printf("  %s finished after %d yields\n", ac_f->name, ac_f->n);
@@ -135,6 +136,7 @@ static ac_poll_t locate__poll(struct locate__frame *ac_f, ac_context *ac_cx, str
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 22 "tests/golden/join/all_and_try_all.ac"
     { *ac_out = (struct point){ac_f->k, ac_f->k * ac_f->k}; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("locate");
@@ -216,6 +218,7 @@ static ac_poll_t note__poll(struct note__frame *ac_f, ac_context *ac_cx, void *a
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 28 "tests/golden/join/all_and_try_all.ac"
     printf("  note: %s\n", ac_f->s);
     ac_f->ac_state = AC_STATE_RETURNED;
@@ -299,6 +302,7 @@ static ac_poll_t step__poll(struct step__frame *ac_f, ac_context *ac_cx, int *ac
 ac_resume_3:
         if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 35 "tests/golden/join/all_and_try_all.ac"
     }
     { *ac_out = ac_f->code > 0 ? -ac_f->code : ac_f->n; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -456,6 +460,7 @@ ac_resume_3:
     }
     if (ac_f->ac_done3 != 7u)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 47 "tests/golden/join/all_and_try_all.ac"
     printf("a=%d p=(%d,%d)\n", ac_f->a, ac_f->p.x, ac_f->p.y);
 #line 49 "tests/golden/join/all_and_try_all.ac"
@@ -478,6 +483,7 @@ ac_resume_4:
     }
     if (ac_f->ac_done4 != 3u)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 51 "tests/golden/join/all_and_try_all.ac"
     (void)(((void)0));
 #line 51 "tests/golden/join/all_and_try_all.ac"
@@ -517,6 +523,7 @@ ac_resume_5:
         return AC_PENDING;
     ac_t1 = 0;
 ac_joined_5:;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 56 "tests/golden/join/all_and_try_all.ac"
     ac_f->rc = ac_t1;
     printf("rc=%d r1=%d r2=%d\n", ac_f->rc, ac_f->r1, ac_f->r2);
@@ -554,6 +561,7 @@ ac_resume_6:
         return AC_PENDING;
     ac_t2 = 0;
 ac_joined_6:;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 61 "tests/golden/join/all_and_try_all.ac"
     ac_f->rc = ac_t2;
     printf("rc=%d\n", ac_f->rc);

@@ -50,6 +50,7 @@ static ac_poll_t mixer__poll(struct mixer__frame *ac_f, ac_context *ac_cx, unsig
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 13 "tests/golden/loops/many_iterations.ac"
     { *ac_out = (ac_f->h ^ ac_f->v) * 16777619u; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("mixer");
@@ -134,6 +135,7 @@ static ac_poll_t spin__poll(struct spin__frame *ac_f, ac_context *ac_cx, unsigne
 ac_resume_3:
         if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 21 "tests/golden/loops/many_iterations.ac"
         ac_f->acc += ac_f->i;
     }
@@ -249,6 +251,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
         if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 34 "tests/golden/loops/many_iterations.ac"
         ac_f->count += (unsigned long)ac_f->i;
     }
@@ -262,6 +265,7 @@ ac_resume_3:
 ac_resume_4:
             if (mixer__poll(&ac_f->ac_aw4, ac_cx, &ac_t1) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 41 "tests/golden/loops/many_iterations.ac"
             ac_f->h = ac_t1;
         }
@@ -276,6 +280,7 @@ ac_resume_4:
 ac_resume_5:
         if (spin__poll(&ac_f->ac_aw5, ac_cx, &ac_t2) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 46 "tests/golden/loops/many_iterations.ac"
         ac_f->total += ac_t2;
     }
@@ -289,6 +294,7 @@ ac_resume_5:
 ac_resume_6:
         if (spin__poll(&ac_f->ac_aw6, ac_cx, &ac_t3) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 51 "tests/golden/loops/many_iterations.ac"
         ac_f->n += ac_t3 + 1;
     }

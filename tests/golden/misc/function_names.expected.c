@@ -52,6 +52,7 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 17 "tests/golden/misc/function_names.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -137,6 +138,7 @@ static ac_poll_t fetch__poll(struct fetch__frame *ac_f, ac_context *ac_cx, int *
 ac_resume_3:
     if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 23 "tests/golden/misc/function_names.ac"
     int v = ac_t1;
     printf("%s %s %s %zu\n", __func__, __FUNCTION__, __PRETTY_FUNCTION__, sizeof __func__);
@@ -230,6 +232,7 @@ static ac_poll_t quiet__poll(struct quiet__frame *ac_f, ac_context *ac_cx, int *
 ac_resume_3:
     if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 32 "tests/golden/misc/function_names.ac"
     { *ac_out = ac_t1; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("quiet");
@@ -328,6 +331,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (fetch__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 40 "tests/golden/misc/function_names.ac"
     ac_f->a = ac_t1;
     quiet__init(&ac_f->ac_aw4, 4);
@@ -335,6 +339,7 @@ ac_resume_3:
 ac_resume_4:
     if (quiet__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 41 "tests/golden/misc/function_names.ac"
     int b = ac_t2;
     printf("%s done %d\n", __func__, ac_f->a + b);

@@ -52,6 +52,7 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 17 "tests/golden/misc/grammar_gaps_unbalanced_if.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -138,6 +139,7 @@ static ac_poll_t doubled_if_positive__poll(struct doubled_if_positive__frame *ac
 ac_resume_3:
         if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 28 "tests/golden/misc/grammar_gaps_unbalanced_if.ac"
         ac_f->total += ac_t1;
     }
@@ -233,12 +235,14 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (doubled_if_positive__poll(&ac_f->ac_aw3, ac_cx, &ac_f->ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 37 "tests/golden/misc/grammar_gaps_unbalanced_if.ac"
     doubled_if_positive__init(&ac_f->ac_aw4, -1);
     ac_f->ac_state = 4;
 ac_resume_4:
     if (doubled_if_positive__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 37 "tests/golden/misc/grammar_gaps_unbalanced_if.ac"
     printf("%d %d\n", ac_f->ac_t1, ac_t2);
     { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }

@@ -64,6 +64,7 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 29 "tests/golden/misc/macro_jumps.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -162,6 +163,7 @@ static ac_poll_t walk__poll(struct walk__frame *ac_f, ac_context *ac_cx, int *ac
 ac_resume_3:
         if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 37 "tests/golden/misc/macro_jumps.ac"
         ac_f->sum += ac_t1;
     }
@@ -173,6 +175,7 @@ ac_resume_3:
 ac_resume_4:
     if (val__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
     if (!(ac_t2 < 100))
         break;
 #line 40 "tests/golden/misc/macro_jumps.ac"
@@ -191,6 +194,7 @@ ac_resume_4:
 ac_resume_5:
     if (ac_yield__poll(&ac_f->ac_aw5, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 49 "tests/golden/misc/macro_jumps.ac"
     { *ac_out = ac_f->sum * 1000 + ac_f->k * 10 + checked(-3) + checked(1); ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("walk");
@@ -284,6 +288,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (walk__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 56 "tests/golden/misc/macro_jumps.ac"
     printf("walk %d\n", ac_t1);
     { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }

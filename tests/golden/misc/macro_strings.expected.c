@@ -57,6 +57,7 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 22 "tests/golden/misc/macro_strings.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -147,6 +148,7 @@ static ac_poll_t strings__poll(struct strings__frame *ac_f, ac_context *ac_cx, i
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 29 "tests/golden/misc/macro_strings.ac"
 #define count (ac_f->count)
     SHOW(count);
@@ -164,6 +166,7 @@ ac_resume_3:
 ac_resume_4:
     if (val__poll(&ac_f->ac_aw4, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 32 "tests/golden/misc/macro_strings.ac"
     count = TRACE(count + 1) + ac_t1;
 #undef count
@@ -271,6 +274,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (strings__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 43 "tests/golden/misc/macro_strings.ac"
     printf("strings %d\n", ac_t1);
     { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }

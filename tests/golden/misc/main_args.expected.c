@@ -51,6 +51,7 @@ static ac_poll_t count_args__poll(struct count_args__frame *ac_f, ac_context *ac
 ac_resume_3:
         if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 15 "tests/golden/misc/main_args.ac"
         ac_f->n++;
         ac_f->argv++;
@@ -153,6 +154,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 24 "tests/golden/misc/main_args.ac"
     printf("argc=%d\n", ac_f->argc);
     ac_f->p = ac_f->argv;
@@ -161,6 +163,7 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 27 "tests/golden/misc/main_args.ac"
     printf("argv[argc] is NULL: %d\n", ac_f->p[ac_f->argc] == NULL);
     printf("argv[0] is non-empty: %d\n", ac_f->argv[0] != NULL && strlen(ac_f->argv[0]) > 0);
@@ -169,6 +172,7 @@ ac_resume_4:
 ac_resume_5:
     if (count_args__poll(&ac_f->ac_aw5, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 29 "tests/golden/misc/main_args.ac"
     printf("counted: %d\n", ac_t1);
     count_args__init(&ac_f->ac_aw6, ac_f->argv + 1);
@@ -176,6 +180,7 @@ ac_resume_5:
 ac_resume_6:
     if (count_args__poll(&ac_f->ac_aw6, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 30 "tests/golden/misc/main_args.ac"
     ac_f->argc = ac_t2;
     ac_f->argv = NULL;
@@ -184,6 +189,7 @@ ac_resume_6:
 ac_resume_7:
     if (ac_yield__poll(&ac_f->ac_aw7, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 33 "tests/golden/misc/main_args.ac"
     printf("after reassignment: argc=%d argv=%p\n", ac_f->argc, (void *)ac_f->argv);
     { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }

@@ -62,6 +62,7 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 27 "tests/golden/misc/preprocessor.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -153,6 +154,7 @@ static ac_poll_t compute__poll(struct compute__frame *ac_f, ac_context *ac_cx, i
 ac_resume_3:
         if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 40 "tests/golden/misc/preprocessor.ac"
         ac_f->acc += SCALE(ac_t1);
     }
@@ -248,6 +250,7 @@ static ac_poll_t pick__poll(struct pick__frame *ac_f, ac_context *ac_cx, int *ac
 ac_resume_3:
     if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 50 "tests/golden/misc/preprocessor.ac"
     ac_f->x = ac_t1;
 #line 52 "tests/golden/misc/preprocessor.ac"
@@ -258,6 +261,7 @@ ac_resume_3:
 ac_resume_4:
         if (val__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 54 "tests/golden/misc/preprocessor.ac"
         ac_f->total += ac_t2;
     }
@@ -372,6 +376,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 62 "tests/golden/misc/preprocessor.ac"
     SHOW("scaled", SCALE(ac_t1));
     val__init(&ac_f->ac_aw4, LIMIT);
@@ -379,6 +384,7 @@ ac_resume_3:
 ac_resume_4:
     if (val__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 63 "tests/golden/misc/preprocessor.ac"
     SHOW("limit", ac_t2);
     compute__init(&ac_f->ac_aw5, LIMIT);
@@ -386,6 +392,7 @@ ac_resume_4:
 ac_resume_5:
     if (compute__poll(&ac_f->ac_aw5, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 64 "tests/golden/misc/preprocessor.ac"
     SHOW("sum", ac_t3);
     pick__init(&ac_f->ac_aw6, 3);
@@ -393,6 +400,7 @@ ac_resume_5:
 ac_resume_6:
     if (pick__poll(&ac_f->ac_aw6, ac_cx, &ac_t4) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 65 "tests/golden/misc/preprocessor.ac"
     SHOW("pick", ac_t4);
     ac_yield__init(&ac_f->ac_aw7);
@@ -400,6 +408,7 @@ ac_resume_6:
 ac_resume_7:
     if (ac_yield__poll(&ac_f->ac_aw7, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 67 "tests/golden/misc/preprocessor.ac"
     ac_f->line = __LINE__;
     ac_yield__init(&ac_f->ac_aw8);
@@ -407,6 +416,7 @@ ac_resume_7:
 ac_resume_8:
     if (ac_yield__poll(&ac_f->ac_aw8, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 69 "tests/golden/misc/preprocessor.ac"
     SHOW("line", ac_f->line);
     SHOW("line2", __LINE__);

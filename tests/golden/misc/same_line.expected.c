@@ -46,6 +46,7 @@ static ac_poll_t twice__poll(struct twice__frame *ac_f, ac_context *ac_cx, int *
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 10 "tests/golden/misc/same_line.ac"
     { *ac_out = 2 * ac_f->x; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("twice");
@@ -130,6 +131,7 @@ static ac_poll_t add__poll(struct add__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 16 "tests/golden/misc/same_line.ac"
     { *ac_out = ac_f->a + ac_f->b + ac_f->c; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("add");
@@ -253,6 +255,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 23 "tests/golden/misc/same_line.ac"
     ac_f->n += 1;
 #line 23 "tests/golden/misc/same_line.ac"
@@ -262,6 +265,7 @@ ac_resume_3:
 ac_resume_4:
     if (twice__poll(&ac_f->ac_aw4, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 24 "tests/golden/misc/same_line.ac"
     ac_f->a = ac_t1;
 #line 24 "tests/golden/misc/same_line.ac"
@@ -270,6 +274,7 @@ ac_resume_4:
 ac_resume_5:
     if (twice__poll(&ac_f->ac_aw5, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 24 "tests/golden/misc/same_line.ac"
     int b = ac_t2;
 #line 24 "tests/golden/misc/same_line.ac"
@@ -281,6 +286,7 @@ ac_resume_5:
 ac_resume_6:
     if (twice__poll(&ac_f->ac_aw6, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 25 "tests/golden/misc/same_line.ac"
     ac_f->n += ac_t3;
 #line 25 "tests/golden/misc/same_line.ac"
@@ -296,6 +302,7 @@ ac_resume_6:
 ac_resume_7:
     if (twice__poll(&ac_f->ac_aw7, ac_cx, &ac_t4) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 26 "tests/golden/misc/same_line.ac"
     ac_f->n = ac_t4; printf("case 3\n"); break; default: printf("default\n"); }
     add__init(&ac_f->ac_aw8, 1, 2, 3);
@@ -303,6 +310,7 @@ ac_resume_7:
 ac_resume_8:
     if (add__poll(&ac_f->ac_aw8, ac_cx, &ac_t5) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 27 "tests/golden/misc/same_line.ac"
     int s = ac_t5;
 #line 29 "tests/golden/misc/same_line.ac"
@@ -316,6 +324,7 @@ ac_resume_8:
 ac_resume_9:
     if (ac_yield__poll(&ac_f->ac_aw9, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 32 "tests/golden/misc/same_line.ac"
  printf("else\n"); }
     while (ac_f->n > 0) {
@@ -325,6 +334,7 @@ ac_resume_9:
 ac_resume_10:
     if (twice__poll(&ac_f->ac_aw10, ac_cx, &ac_t6) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 33 "tests/golden/misc/same_line.ac"
     ac_f->n -= ac_t6; }
 #line 33 "tests/golden/misc/same_line.ac"
@@ -340,6 +350,7 @@ ac_resume_10:
 ac_resume_11:
     if (ac_yield__poll(&ac_f->ac_aw11, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 34 "tests/golden/misc/same_line.ac"
  }
     while (ac_f->n < 3);

@@ -50,6 +50,7 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 15 "tests/golden/scope/block_locals.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -221,6 +222,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
         if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_f->ac_t1) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 24 "tests/golden/scope/block_locals.ac"
         ac_f->a = ac_f->ac_t1;
 #line 24 "tests/golden/scope/block_locals.ac"
@@ -229,6 +231,7 @@ ac_resume_3:
 ac_resume_4:
         if (val__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 24 "tests/golden/scope/block_locals.ac"
         ac_f->b = ac_t2;
         ac_yield__init(&ac_f->ac_aw5);
@@ -236,6 +239,7 @@ ac_resume_4:
 ac_resume_5:
         if (ac_yield__poll(&ac_f->ac_aw5, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 26 "tests/golden/scope/block_locals.ac"
         printf("block 1: a=%d b=%d\n", ac_f->a, ac_f->b);
     }
@@ -247,12 +251,14 @@ ac_resume_5:
 ac_resume_6:
         if (ac_yield__poll(&ac_f->ac_aw6, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 32 "tests/golden/scope/block_locals.ac"
         val__init(&ac_f->ac_aw7, 3);
         ac_f->ac_state = 7;
 ac_resume_7:
         if (val__poll(&ac_f->ac_aw7, ac_cx, &ac_t3) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 32 "tests/golden/scope/block_locals.ac"
         int c = ac_t3;
         printf("block 2: s=%s c=%d\n", ac_f->s, c);
@@ -265,6 +271,7 @@ ac_resume_7:
 ac_resume_8:
         if (ac_yield__poll(&ac_f->ac_aw8, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 39 "tests/golden/scope/block_locals.ac"
         printf("block 3: d=%.2f e=%lld\n", ac_f->d, ac_f->e);
     }
@@ -274,12 +281,14 @@ ac_resume_8:
 ac_resume_9:
     if (ac_yield__poll(&ac_f->ac_aw9, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 43 "tests/golden/scope/block_locals.ac"
     val__init(&ac_f->ac_aw10, 4);
     ac_f->ac_state = 10;
 ac_resume_10:
     if (val__poll(&ac_f->ac_aw10, ac_cx, &ac_t4) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 43 "tests/golden/scope/block_locals.ac"
     ac_f->declared_late = ac_t4;
     ac_yield__init(&ac_f->ac_aw11);
@@ -287,6 +296,7 @@ ac_resume_10:
 ac_resume_11:
     if (ac_yield__poll(&ac_f->ac_aw11, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 45 "tests/golden/scope/block_locals.ac"
     printf("declared after awaits: %d\n", ac_f->declared_late);
 #line 47 "tests/golden/scope/block_locals.ac"
@@ -298,12 +308,14 @@ ac_resume_11:
 ac_resume_12:
         if (ac_yield__poll(&ac_f->ac_aw12, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 51 "tests/golden/scope/block_locals.ac"
         val__init(&ac_f->ac_aw13, ac_f->i);
         ac_f->ac_state = 13;
 ac_resume_13:
         if (val__poll(&ac_f->ac_aw13, ac_cx, &ac_t5) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 51 "tests/golden/scope/block_locals.ac"
         ac_f->fresh += ac_t5;
         ac_f->arr[1] = ac_f->fresh;
@@ -313,6 +325,7 @@ ac_resume_13:
 ac_resume_14:
         if (ac_yield__poll(&ac_f->ac_aw14, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 55 "tests/golden/scope/block_locals.ac"
         printf("iteration %d: fresh=%d arr={%d,%d,%d}\n", ac_f->i, ac_f->fresh, ac_f->arr[0], ac_f->arr[1], ac_f->arr[2]);
     }
@@ -325,6 +338,7 @@ ac_resume_14:
 ac_resume_15:
             if (val__poll(&ac_f->ac_aw15, ac_cx, &ac_t6) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 61 "tests/golden/scope/block_locals.ac"
             ac_f->odd = ac_t6;
             ac_yield__init(&ac_f->ac_aw16);
@@ -332,6 +346,7 @@ ac_resume_15:
 ac_resume_16:
             if (ac_yield__poll(&ac_f->ac_aw16, ac_cx, NULL) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 63 "tests/golden/scope/block_locals.ac"
             printf("odd branch k=%d odd=%d\n", ac_f->k, ac_f->odd);
         } else {
@@ -340,6 +355,7 @@ ac_resume_16:
 ac_resume_17:
             if (val__poll(&ac_f->ac_aw17, ac_cx, &ac_t7) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 65 "tests/golden/scope/block_locals.ac"
             ac_f->even = ac_t7;
 #line 65 "tests/golden/scope/block_locals.ac"
@@ -349,6 +365,7 @@ ac_resume_17:
 ac_resume_18:
             if (ac_yield__poll(&ac_f->ac_aw18, ac_cx, NULL) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 67 "tests/golden/scope/block_locals.ac"
             printf("even branch k=%d even=%d also=%d\n", ac_f->k, ac_f->even, ac_f->also);
         }
@@ -360,6 +377,7 @@ ac_resume_18:
 ac_resume_19:
     if (val__poll(&ac_f->ac_aw19, ac_cx, &ac_t8) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 72 "tests/golden/scope/block_locals.ac"
     ac_f->before = ac_t8;
     int after = ac_f->before * 2;
@@ -369,12 +387,14 @@ ac_resume_19:
 ac_resume_20:
     if (ac_yield__poll(&ac_f->ac_aw20, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 76 "tests/golden/scope/block_locals.ac"
     val__init(&ac_f->ac_aw21, 6);
     ac_f->ac_state = 21;
 ac_resume_21:
     if (val__poll(&ac_f->ac_aw21, ac_cx, &ac_t9) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 76 "tests/golden/scope/block_locals.ac"
     int reused = ac_t9;
     printf("live across: before=%d reused=%d\n", ac_f->before, reused);

@@ -50,6 +50,7 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 15 "tests/golden/scope/names_hidden_by_types.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -142,6 +143,7 @@ static ac_poll_t hidden__poll(struct hidden__frame *ac_f, ac_context *ac_cx, int
 ac_resume_3:
     if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 21 "tests/golden/scope/names_hidden_by_types.ac"
     ac_f->T = ac_t1;
     ac_f->r = ac_f->N;
@@ -154,6 +156,7 @@ ac_resume_3:
 ac_resume_4:
         if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 28 "tests/golden/scope/names_hidden_by_types.ac"
         ac_f->r += N;
     }
@@ -246,6 +249,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (hidden__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 37 "tests/golden/scope/names_hidden_by_types.ac"
     printf("hidden %d\n", ac_t1);
     { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }

@@ -56,6 +56,7 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 21 "tests/golden/scope/shadow_declarators.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -145,6 +146,7 @@ static ac_poll_t pointer_shadow__poll(struct pointer_shadow__frame *ac_f, ac_con
 ac_resume_3:
         if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 30 "tests/golden/scope/shadow_declarators.ac"
         *ac_f->out += 1;
         int *out = &ac_f->w;
@@ -155,6 +157,7 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 35 "tests/golden/scope/shadow_declarators.ac"
     { *ac_out = *ac_f->out + ac_f->w; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("pointer_shadow");
@@ -259,6 +262,7 @@ static ac_poll_t array_and_struct_shadow__poll(struct array_and_struct_shadow__f
 ac_resume_3:
         if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 43 "tests/golden/scope/shadow_declarators.ac"
         ac_f->total += ac_t1;
         { int ac_init[3] = {1, 2, 3}; __builtin_memcpy(&ac_f->n_1, &ac_init, sizeof ac_f->n_1); }
@@ -267,6 +271,7 @@ ac_resume_3:
 ac_resume_4:
         if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 46 "tests/golden/scope/shadow_declarators.ac"
         ac_f->total += ac_f->n_1[0] + ac_f->n_1[1] + ac_f->n_1[2];
     }
@@ -276,6 +281,7 @@ ac_resume_4:
 ac_resume_5:
         if (val__poll(&ac_f->ac_aw5, ac_cx, &ac_t2) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 49 "tests/golden/scope/shadow_declarators.ac"
         { struct box ac_init = {ac_t2}; __builtin_memcpy(&ac_f->n_2, &ac_init, sizeof ac_f->n_2); }
         ac_yield__init(&ac_f->ac_aw6);
@@ -283,6 +289,7 @@ ac_resume_5:
 ac_resume_6:
         if (ac_yield__poll(&ac_f->ac_aw6, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 51 "tests/golden/scope/shadow_declarators.ac"
         ac_f->total += ac_f->n_2.v;
     }
@@ -387,6 +394,7 @@ static ac_poll_t function_pointer_shadow__poll(struct function_pointer_shadow__f
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 61 "tests/golden/scope/shadow_declarators.ac"
     {
         ac_f->x = ac_f->f(ac_f->x);
@@ -396,6 +404,7 @@ ac_resume_3:
 ac_resume_4:
         if (val__poll(&ac_f->ac_aw4, ac_cx, &ac_t1) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 64 "tests/golden/scope/shadow_declarators.ac"
         ac_f->x = ac_f->f_1(ac_t1);
     }
@@ -404,6 +413,7 @@ ac_resume_4:
 ac_resume_5:
     if (ac_yield__poll(&ac_f->ac_aw5, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 67 "tests/golden/scope/shadow_declarators.ac"
     { *ac_out = ac_f->f(ac_f->x); ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("function_pointer_shadow");
@@ -509,12 +519,14 @@ static ac_poll_t live_inner__poll(struct live_inner__frame *ac_f, ac_context *ac
 ac_resume_3:
         if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 78 "tests/golden/scope/shadow_declarators.ac"
         val__init(&ac_f->ac_aw4, 5);
         ac_f->ac_state = 4;
 ac_resume_4:
         if (val__poll(&ac_f->ac_aw4, ac_cx, &ac_t1) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 78 "tests/golden/scope/shadow_declarators.ac"
         *ac_f->p_1 += ac_t1;
         ac_f->k += ac_f->k2;
@@ -524,6 +536,7 @@ ac_resume_4:
 ac_resume_5:
     if (ac_yield__poll(&ac_f->ac_aw5, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 82 "tests/golden/scope/shadow_declarators.ac"
     { *ac_out = *ac_f->p; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("live_inner");
@@ -633,6 +646,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (pointer_shadow__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 90 "tests/golden/scope/shadow_declarators.ac"
     int r = ac_t1;
     printf("pointer_shadow: r=%d v=%d\n", r, ac_f->v);
@@ -641,6 +655,7 @@ ac_resume_3:
 ac_resume_4:
     if (array_and_struct_shadow__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 92 "tests/golden/scope/shadow_declarators.ac"
     printf("array_and_struct_shadow(7) = %d\n", ac_t2);
     function_pointer_shadow__init(&ac_f->ac_aw5, 4);
@@ -648,6 +663,7 @@ ac_resume_4:
 ac_resume_5:
     if (function_pointer_shadow__poll(&ac_f->ac_aw5, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 93 "tests/golden/scope/shadow_declarators.ac"
     printf("function_pointer_shadow(4) = %d\n", ac_t3);
     live_inner__init(&ac_f->ac_aw6, 2);
@@ -655,6 +671,7 @@ ac_resume_5:
 ac_resume_6:
     if (live_inner__poll(&ac_f->ac_aw6, ac_cx, &ac_t4) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 94 "tests/golden/scope/shadow_declarators.ac"
     printf("live_inner(2) = %d\n", ac_t4);
     { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }

@@ -55,6 +55,7 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 20 "tests/golden/scope/shadowing.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -152,6 +153,7 @@ static ac_poll_t shadow_param__poll(struct shadow_param__frame *ac_f, ac_context
 ac_resume_3:
         if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 27 "tests/golden/scope/shadowing.ac"
         ac_f->n_1 = ac_t1;
         ac_yield__init(&ac_f->ac_aw4);
@@ -159,6 +161,7 @@ ac_resume_3:
 ac_resume_4:
         if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 29 "tests/golden/scope/shadowing.ac"
         {
             val__init(&ac_f->ac_aw5, 300);
@@ -166,6 +169,7 @@ ac_resume_4:
 ac_resume_5:
             if (val__poll(&ac_f->ac_aw5, ac_cx, &ac_t2) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 30 "tests/golden/scope/shadowing.ac"
             int n = ac_t2;
             ac_f->sum += n;
@@ -177,6 +181,7 @@ ac_resume_5:
 ac_resume_6:
     if (ac_yield__poll(&ac_f->ac_aw6, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 36 "tests/golden/scope/shadowing.ac"
     { *ac_out = ac_f->sum + ac_f->n; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("shadow_param");
@@ -264,6 +269,7 @@ static ac_poll_t read_global__poll(struct read_global__frame *ac_f, ac_context *
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 42 "tests/golden/scope/shadowing.ac"
     { *ac_out = x; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("read_global");
@@ -444,6 +450,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 51 "tests/golden/scope/shadowing.ac"
     ac_f->x = ac_t1;
     read_global__init(&ac_f->ac_aw4);
@@ -451,6 +458,7 @@ ac_resume_3:
 ac_resume_4:
     if (read_global__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 52 "tests/golden/scope/shadowing.ac"
     printf("local x=%d, the global read by a callee: %d\n", ac_f->x, ac_t2);
     {
@@ -459,6 +467,7 @@ ac_resume_4:
 ac_resume_5:
         if (val__poll(&ac_f->ac_aw5, ac_cx, &ac_t3) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 54 "tests/golden/scope/shadowing.ac"
         ac_f->x_1 = ac_t3 + 0.5;
         ac_yield__init(&ac_f->ac_aw6);
@@ -466,6 +475,7 @@ ac_resume_5:
 ac_resume_6:
         if (ac_yield__poll(&ac_f->ac_aw6, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 56 "tests/golden/scope/shadowing.ac"
         {
             val__init(&ac_f->ac_aw7, 3);
@@ -473,6 +483,7 @@ ac_resume_6:
 ac_resume_7:
             if (val__poll(&ac_f->ac_aw7, ac_cx, &ac_t4) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 57 "tests/golden/scope/shadowing.ac"
             { struct x ac_init = {ac_t4}; __builtin_memcpy(&ac_f->x_2, &ac_init, sizeof ac_f->x_2); }
             ac_yield__init(&ac_f->ac_aw8);
@@ -480,6 +491,7 @@ ac_resume_7:
 ac_resume_8:
             if (ac_yield__poll(&ac_f->ac_aw8, ac_cx, NULL) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 59 "tests/golden/scope/shadowing.ac"
             {
                 ac_f->x_3 = "four";
@@ -488,6 +500,7 @@ ac_resume_8:
 ac_resume_9:
                 if (ac_yield__poll(&ac_f->ac_aw9, ac_cx, NULL) == AC_PENDING)
                     return AC_PENDING;
+                ac_f->ac_state = AC_STATE_POISONED;
 #line 62 "tests/golden/scope/shadowing.ac"
                 printf("innermost x=%s\n", ac_f->x_3);
             }
@@ -502,6 +515,7 @@ ac_resume_9:
 ac_resume_10:
     if (shadow_param__poll(&ac_f->ac_aw10, ac_cx, &ac_t5) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 70 "tests/golden/scope/shadowing.ac"
     printf("shadow_param(1) = %d\n", ac_t5);
 #line 72 "tests/golden/scope/shadowing.ac"
@@ -513,6 +527,7 @@ ac_resume_10:
 ac_resume_11:
     if (val__poll(&ac_f->ac_aw11, ac_cx, &ac_t6) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 73 "tests/golden/scope/shadowing.ac"
     ac_f->i_1 = ac_t6;
     for (;;) {
@@ -526,6 +541,7 @@ ac_resume_11:
 ac_resume_12:
         if (ac_yield__poll(&ac_f->ac_aw12, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 76 "tests/golden/scope/shadowing.ac"
         for (ac_f->i_2 = 5; ac_f->i_2 < 7; ac_f->i_2++) {
             ac_yield__init(&ac_f->ac_aw13);
@@ -533,6 +549,7 @@ ac_resume_12:
 ac_resume_13:
             if (ac_yield__poll(&ac_f->ac_aw13, ac_cx, NULL) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 78 "tests/golden/scope/shadowing.ac"
             printf("  inner i=%d x=%d\n", ac_f->i_2, ac_f->x_4);
         }
@@ -551,6 +568,7 @@ ac_resume_13:
 ac_resume_14:
         if (val__poll(&ac_f->ac_aw14, ac_cx, &ac_t7) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 85 "tests/golden/scope/shadowing.ac"
         ac_f->t = ac_t7;
         ac_yield__init(&ac_f->ac_aw15);
@@ -558,6 +576,7 @@ ac_resume_14:
 ac_resume_15:
         if (ac_yield__poll(&ac_f->ac_aw15, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 87 "tests/golden/scope/shadowing.ac"
         printf("first sibling t=%d\n", ac_f->t);
     }
@@ -567,6 +586,7 @@ ac_resume_15:
 ac_resume_16:
         if (val__poll(&ac_f->ac_aw16, ac_cx, &ac_t8) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 90 "tests/golden/scope/shadowing.ac"
         ac_f->t_1 = ac_t8 * 1000L;
         ac_yield__init(&ac_f->ac_aw17);
@@ -574,6 +594,7 @@ ac_resume_16:
 ac_resume_17:
         if (ac_yield__poll(&ac_f->ac_aw17, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 92 "tests/golden/scope/shadowing.ac"
         printf("second sibling t=%ld\n", ac_f->t_1);
     }
@@ -584,6 +605,7 @@ ac_resume_17:
 ac_resume_18:
         if (val__poll(&ac_f->ac_aw18, ac_cx, &ac_t9) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 96 "tests/golden/scope/shadowing.ac"
         ac_f->t_2 = ac_t9;
         {
@@ -593,6 +615,7 @@ ac_resume_18:
 ac_resume_19:
             if (val__poll(&ac_f->ac_aw19, ac_cx, &ac_t10) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 99 "tests/golden/scope/shadowing.ac"
             ac_f->t_3 = ac_f->u + ac_t10;
             ac_yield__init(&ac_f->ac_aw20);
@@ -600,6 +623,7 @@ ac_resume_19:
 ac_resume_20:
             if (ac_yield__poll(&ac_f->ac_aw20, ac_cx, NULL) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 101 "tests/golden/scope/shadowing.ac"
             printf("nested t=%d over u=%d\n", ac_f->t_3, ac_f->u);
         }
@@ -614,6 +638,7 @@ ac_resume_20:
 ac_resume_21:
         if (val__poll(&ac_f->ac_aw21, ac_cx, &ac_t11) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 109 "tests/golden/scope/shadowing.ac"
         ac_f->y_1 = ac_t11;
         ac_yield__init(&ac_f->ac_aw22);
@@ -621,6 +646,7 @@ ac_resume_21:
 ac_resume_22:
         if (ac_yield__poll(&ac_f->ac_aw22, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 111 "tests/golden/scope/shadowing.ac"
         printf("inner y=%d from y2=%d\n", ac_f->y_1, ac_f->y2);
     }

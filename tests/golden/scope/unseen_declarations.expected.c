@@ -59,6 +59,7 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 24 "tests/golden/scope/unseen_declarations.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -153,6 +154,7 @@ static ac_poll_t between_awaits__poll(struct between_awaits__frame *ac_f, ac_con
 ac_resume_3:
     if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 29 "tests/golden/scope/unseen_declarations.ac"
     ac_f->total = ac_t1;
     {
@@ -165,6 +167,7 @@ ac_resume_3:
 ac_resume_4:
     if (val__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 35 "tests/golden/scope/unseen_declarations.ac"
     ac_f->total += ac_t2;
     for (ac_f->i = 0; ac_f->i < 2; ac_f->i++) {
@@ -175,6 +178,7 @@ ac_resume_4:
 ac_resume_5:
         if (ac_yield__poll(&ac_f->ac_aw5, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 40 "tests/golden/scope/unseen_declarations.ac"
     }
     { *ac_out = ac_f->total; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -268,6 +272,7 @@ static ac_poll_t kept__poll(struct kept__frame *ac_f, ac_context *ac_cx, int *ac
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 50 "tests/golden/scope/unseen_declarations.ac"
     { *ac_out = (*(box_fn *)ac_f->mk)().v + calls; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("kept");
@@ -359,6 +364,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (between_awaits__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 57 "tests/golden/scope/unseen_declarations.ac"
     printf("between_awaits %d\n", ac_t1);
     kept__init(&ac_f->ac_aw4);
@@ -366,6 +372,7 @@ ac_resume_3:
 ac_resume_4:
     if (kept__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 58 "tests/golden/scope/unseen_declarations.ac"
     printf("kept %d\n", ac_t2);
     { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }

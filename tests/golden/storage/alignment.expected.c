@@ -55,6 +55,7 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 20 "tests/golden/storage/alignment.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -140,6 +141,7 @@ static ac_poll_t make__poll(struct make__frame *ac_f, ac_context *ac_cx, struct 
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 29 "tests/golden/storage/alignment.ac"
     ac_f->a.tag = ac_f->tag;
     printf("  in make: bytes aligned to 32: %d\n", (int)((uintptr_t)ac_f->a.bytes % 32 == 0));
@@ -257,12 +259,14 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 44 "tests/golden/storage/alignment.ac"
     val__init(&ac_f->ac_aw4, 1);
     ac_f->ac_state = 4;
 ac_resume_4:
     if (val__poll(&ac_f->ac_aw4, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 44 "tests/golden/storage/alignment.ac"
     ac_f->buf16[0] = (char)ac_t1;
     val__init(&ac_f->ac_aw5, 2);
@@ -270,6 +274,7 @@ ac_resume_4:
 ac_resume_5:
     if (val__poll(&ac_f->ac_aw5, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 45 "tests/golden/storage/alignment.ac"
     ac_f->buf64[0] = ac_t2;
     val__init(&ac_f->ac_aw6, 2);
@@ -277,6 +282,7 @@ ac_resume_5:
 ac_resume_6:
     if (val__poll(&ac_f->ac_aw6, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 46 "tests/golden/storage/alignment.ac"
     ac_f->ld *= ac_t3;
     printf("buf16 aligned: %d\n", (int)((uintptr_t)ac_f->buf16 % 16 == 0));
@@ -289,6 +295,7 @@ ac_resume_6:
 ac_resume_7:
     if (make__poll(&ac_f->ac_aw7, ac_cx, &ac_t4) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 52 "tests/golden/storage/alignment.ac"
     ac_f->a = ac_t4;
     ac_yield__init(&ac_f->ac_aw8);
@@ -296,6 +303,7 @@ ac_resume_7:
 ac_resume_8:
     if (ac_yield__poll(&ac_f->ac_aw8, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 54 "tests/golden/storage/alignment.ac"
     printf("aligned32 aligned: %d tag=%d bytes[31]=%d\n", (int)((uintptr_t)&ac_f->a % 32 == 0), ac_f->a.tag, ac_f->a.bytes[31]);
     printf("values: %d %d\n", ac_f->buf16[0], ac_f->buf64[0]);

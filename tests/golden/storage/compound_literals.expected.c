@@ -63,6 +63,7 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 28 "tests/golden/storage/compound_literals.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -160,6 +161,7 @@ static ac_poll_t weigh__poll(struct weigh__frame *ac_f, ac_context *ac_cx, int *
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 44 "tests/golden/storage/compound_literals.ac"
     scribble(ac_f->p->x);
     ac_yield__init(&ac_f->ac_aw4);
@@ -167,6 +169,7 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 46 "tests/golden/storage/compound_literals.ac"
     { *ac_out = ac_f->p->x * ac_f->w[0] + ac_f->p->y * ac_f->w[2]; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("weigh");
@@ -314,6 +317,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 66 "tests/golden/storage/compound_literals.ac"
     ac_f->late = ac__keep(ac_f->ac_cl5, (int[]){ac_t1, 9});
     ac_yield__init(&ac_f->ac_aw4);
@@ -321,6 +325,7 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 68 "tests/golden/storage/compound_literals.ac"
     scribble(ac_f->argc);
     printf("digits %d, origin %d,%d, inner %d, word %s (%zu), late %d\n", sum(ac_f->digits, 4),
@@ -334,6 +339,7 @@ ac_resume_4:
 ac_resume_5:
         if (ac_yield__poll(&ac_f->ac_aw5, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 76 "tests/golden/storage/compound_literals.ac"
         scribble(ac_f->i);
         ac_f->total += ac_f->pair[0] + ac_f->pair[1];
@@ -345,6 +351,7 @@ ac_resume_5:
 ac_resume_6:
     if (weigh__poll(&ac_f->ac_aw6, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 81 "tests/golden/storage/compound_literals.ac"
     printf("weigh %d\n", ac_t2);
 #line 83 "tests/golden/storage/compound_literals.ac"
@@ -354,6 +361,7 @@ ac_resume_6:
 ac_resume_7:
     if (val__poll(&ac_f->ac_aw7, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 84 "tests/golden/storage/compound_literals.ac"
     ac_f->p = (struct point){ac_t3, (int[]){4, 5, 6}[1]};
     ac_yield__init(&ac_f->ac_aw8);
@@ -361,6 +369,7 @@ ac_resume_7:
 ac_resume_8:
     if (ac_yield__poll(&ac_f->ac_aw8, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 86 "tests/golden/storage/compound_literals.ac"
     printf("by value %d,%d\n", ac_f->p.x, ac_f->p.y);
     { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }

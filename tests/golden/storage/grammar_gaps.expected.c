@@ -139,6 +139,7 @@ static ac_poll_t echo__poll(struct echo__frame *ac_f, ac_context *ac_cx, int *ac
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 104 "tests/golden/storage/grammar_gaps.ac"
     { *ac_out = ac_f->x; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("echo");
@@ -257,6 +258,7 @@ static ac_poll_t gaps__poll(struct gaps__frame *ac_f, ac_context *ac_cx, double 
 ac_resume_3:
     if (echo__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 122 "tests/golden/storage/grammar_gaps.ac"
     ac_f->counter += ac_t1;
     _Pragma("GCC unroll 2")
@@ -269,6 +271,7 @@ ac_resume_3:
 ac_resume_4:
     if (echo__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 126 "tests/golden/storage/grammar_gaps.ac"
     __real__ ac_f->z += ac_t2 - 1;
     switch (ac_f->k) {
@@ -392,6 +395,7 @@ static ac_poll_t typeof_expressions__poll(struct typeof_expressions__frame *ac_f
 ac_resume_3:
     if (echo__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 160 "tests/golden/storage/grammar_gaps.ac"
     (void)ac_t1;
     { *ac_out = ac_f->s + ac_f->kept; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -498,6 +502,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (typeof_expressions__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 170 "tests/golden/storage/grammar_gaps.ac"
     printf("typeof_expressions %d\n", ac_t1);
     gaps__init(&ac_f->ac_aw4, 5);
@@ -505,6 +510,7 @@ ac_resume_3:
 ac_resume_4:
     if (gaps__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 171 "tests/golden/storage/grammar_gaps.ac"
     ac_f->a = ac_t2;
     gaps__init(&ac_f->ac_aw5, 7);
@@ -512,6 +518,7 @@ ac_resume_4:
 ac_resume_5:
     if (gaps__poll(&ac_f->ac_aw5, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 172 "tests/golden/storage/grammar_gaps.ac"
     double b = ac_t3;
     printf("%.1f %.1f\n", ac_f->a, b);

@@ -69,6 +69,7 @@ static ac_poll_t later__poll(struct later__frame *ac_f, ac_context *ac_cx, int *
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 29 "tests/golden/storage/member_arrays.ac"
     scribble(ac_f->v);
     ac_yield__init(&ac_f->ac_aw4);
@@ -76,6 +77,7 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 31 "tests/golden/storage/member_arrays.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("later");
@@ -196,6 +198,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
         if (later__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 43 "tests/golden/storage/member_arrays.ac"
         ac_f->total += ac_t1;
         printf("decayed: %d %d %s\n", ac_f->p[0], ac_f->p[3], ac_f->t);
@@ -208,6 +211,7 @@ ac_resume_3:
 ac_resume_4:
         if (later__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 49 "tests/golden/storage/member_arrays.ac"
         ac_f->total += ac_t2;
         printf("element: %d\n", *ac_f->q);
@@ -220,6 +224,7 @@ ac_resume_4:
 ac_resume_5:
         if (later__poll(&ac_f->ac_aw5, ac_cx, &ac_t3) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 55 "tests/golden/storage/member_arrays.ac"
         ac_f->total += ac_t3;
         printf("whole: %d %s\n", ac_f->pd->vals[2], ac_f->pd->tag);
@@ -232,6 +237,7 @@ ac_resume_5:
 ac_resume_6:
         if (later__poll(&ac_f->ac_aw6, ac_cx, &ac_t4) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 61 "tests/golden/storage/member_arrays.ac"
         ac_f->total += ac_t4;
         printf("value: %d\n", ac_f->first);

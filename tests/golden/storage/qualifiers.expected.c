@@ -51,6 +51,7 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 16 "tests/golden/storage/qualifiers.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -139,6 +140,7 @@ static ac_poll_t dot__poll(struct dot__frame *ac_f, ac_context *ac_cx, long *ac_
 ac_resume_3:
         if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 24 "tests/golden/storage/qualifiers.ac"
         ac_f->s += (long)ac_f->a[ac_f->i] * ac_f->b[ac_f->i];
     }
@@ -311,6 +313,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 34 "tests/golden/storage/qualifiers.ac"
     ac_f->c = ac_t1;
     ac_yield__init(&ac_f->ac_aw4);
@@ -318,12 +321,14 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 36 "tests/golden/storage/qualifiers.ac"
     val__init(&ac_f->ac_aw5, 6);
     ac_f->ac_state = 5;
 ac_resume_5:
     if (val__poll(&ac_f->ac_aw5, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 36 "tests/golden/storage/qualifiers.ac"
     const int d = ac_f->c * ac_t2;
     printf("const: c=%d d=%d\n", ac_f->c, d);
@@ -333,6 +338,7 @@ ac_resume_5:
 ac_resume_6:
     if (val__poll(&ac_f->ac_aw6, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 39 "tests/golden/storage/qualifiers.ac"
     ac_f->lcv = ac_t3;
     ac_f->u = 3u;
@@ -345,6 +351,7 @@ ac_resume_6:
 ac_resume_7:
     if (ac_yield__poll(&ac_f->ac_aw7, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 44 "tests/golden/storage/qualifiers.ac"
     printf("sized const: %ld %u %d %u\n", (long)ac_f->lcv, ac_f->u, ac_f->si, *ac_f->pu);
 #line 46 "tests/golden/storage/qualifiers.ac"
@@ -357,6 +364,7 @@ ac_resume_7:
 ac_resume_8:
     if (ac_yield__poll(&ac_f->ac_aw8, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 51 "tests/golden/storage/qualifiers.ac"
     printf("inferred const: %d %d %d\n", ac_f->ty, ac_f->au, ac_f->arr[2]);
 #line 53 "tests/golden/storage/qualifiers.ac"
@@ -367,6 +375,7 @@ ac_resume_8:
 ac_resume_9:
         if (val__poll(&ac_f->ac_aw9, ac_cx, &ac_t4) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 55 "tests/golden/storage/qualifiers.ac"
         ac_f->v = ac_f->v + ac_t4;
         ac_yield__init(&ac_f->ac_aw10);
@@ -374,6 +383,7 @@ ac_resume_9:
 ac_resume_10:
         if (ac_yield__poll(&ac_f->ac_aw10, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 57 "tests/golden/storage/qualifiers.ac"
     }
     printf("volatile: v=%d\n", ac_f->v);
@@ -383,6 +393,7 @@ ac_resume_10:
 ac_resume_11:
     if (val__poll(&ac_f->ac_aw11, ac_cx, &ac_t5) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 60 "tests/golden/storage/qualifiers.ac"
     ac_f->cv = (unsigned)ac_t5;
     ac_yield__init(&ac_f->ac_aw12);
@@ -390,6 +401,7 @@ ac_resume_11:
 ac_resume_12:
     if (ac_yield__poll(&ac_f->ac_aw12, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 62 "tests/golden/storage/qualifiers.ac"
     printf("const volatile: cv=%u\n", ac_f->cv);
 #line 64 "tests/golden/storage/qualifiers.ac"
@@ -403,12 +415,14 @@ ac_resume_12:
 ac_resume_13:
     if (ac_yield__poll(&ac_f->ac_aw13, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 68 "tests/golden/storage/qualifiers.ac"
     val__init(&ac_f->ac_aw14, 10);
     ac_f->ac_state = 14;
 ac_resume_14:
     if (val__poll(&ac_f->ac_aw14, ac_cx, &ac_t6) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 68 "tests/golden/storage/qualifiers.ac"
     *ac_f->cp += ac_t6;
     ac_f->pc = ac_f->cp;
@@ -422,6 +436,7 @@ ac_resume_14:
 ac_resume_15:
     if (dot__poll(&ac_f->ac_aw15, ac_cx, &ac_t7) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 75 "tests/golden/storage/qualifiers.ac"
     printf("%s: dot=%ld\n", ac_f->label, ac_t7);
 #line 77 "tests/golden/storage/qualifiers.ac"
@@ -430,6 +445,7 @@ ac_resume_15:
 ac_resume_16:
     if (val__poll(&ac_f->ac_aw16, ac_cx, &ac_t8) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 77 "tests/golden/storage/qualifiers.ac"
     ac_f->r = ac_t8;
     ac_yield__init(&ac_f->ac_aw17);
@@ -437,6 +453,7 @@ ac_resume_16:
 ac_resume_17:
     if (ac_yield__poll(&ac_f->ac_aw17, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 79 "tests/golden/storage/qualifiers.ac"
     ac_f->r += 2;
     printf("register: r=%d\n", ac_f->r);
@@ -449,6 +466,7 @@ ac_resume_17:
 ac_resume_18:
         if (val__poll(&ac_f->ac_aw18, ac_cx, &ac_t9) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 85 "tests/golden/storage/qualifiers.ac"
         ac_f->acc += scale * ac_t9;
     }

@@ -53,6 +53,7 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 18 "tests/golden/storage/static_locals.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -133,6 +134,7 @@ static ac_poll_t counter__poll(struct counter__frame *ac_f, ac_context *ac_cx, i
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 26 "tests/golden/storage/static_locals.ac"
     { *ac_out = ++n; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("counter");
@@ -219,6 +221,7 @@ static ac_poll_t remember__poll(struct remember__frame *ac_f, ac_context *ac_cx,
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 37 "tests/golden/storage/static_locals.ac"
     ring[ac_f->slot] = ac_f->v;
     int sum = 0;
@@ -310,6 +313,7 @@ static ac_poll_t tally__poll(struct tally__frame *ac_f, ac_context *ac_cx, struc
 ac_resume_3:
     if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 47 "tests/golden/storage/static_locals.ac"
     int auto_copy = ac_t1;
     st.calls++;
@@ -319,6 +323,7 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 51 "tests/golden/storage/static_locals.ac"
     { *ac_out = st; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("tally");
@@ -404,6 +409,7 @@ static ac_poll_t rotate__poll(struct rotate__frame *ac_f, ac_context *ac_cx, con
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 60 "tests/golden/storage/static_locals.ac"
     if (++cur == names + 3)
         cur = names;
@@ -496,6 +502,7 @@ static ac_poll_t nested_static__poll(struct nested_static__frame *ac_f, ac_conte
 ac_resume_3:
         if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 70 "tests/golden/storage/static_locals.ac"
         {
             static int inner = 1000;
@@ -504,6 +511,7 @@ ac_resume_3:
 ac_resume_4:
             if (val__poll(&ac_f->ac_aw4, ac_cx, &ac_t1) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 72 "tests/golden/storage/static_locals.ac"
             inner += ac_t1;
             ac_f->r = inner;
@@ -635,6 +643,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
         if (counter__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 84 "tests/golden/storage/static_locals.ac"
         printf("counter() = %d\n", ac_t1);
     }
@@ -644,6 +653,7 @@ ac_resume_3:
 ac_resume_4:
     if (counter__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 85 "tests/golden/storage/static_locals.ac"
     ac_f->a = ac_t2;
     counter__init(&ac_f->ac_aw5);
@@ -651,6 +661,7 @@ ac_resume_4:
 ac_resume_5:
     if (counter__poll(&ac_f->ac_aw5, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 86 "tests/golden/storage/static_locals.ac"
     int b = ac_t3;
     printf("a=%d b=%d\n", ac_f->a, b);
@@ -661,6 +672,7 @@ ac_resume_5:
 ac_resume_6:
         if (remember__poll(&ac_f->ac_aw6, ac_cx, &ac_t4) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 90 "tests/golden/storage/static_locals.ac"
         printf("remember(%d) = %d\n", ac_f->v, ac_t4);
     }
@@ -671,6 +683,7 @@ ac_resume_6:
 ac_resume_7:
         if (tally__poll(&ac_f->ac_aw7, ac_cx, &ac_t5) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 94 "tests/golden/storage/static_locals.ac"
         ac_f->s = ac_t5;
     }
@@ -683,6 +696,7 @@ ac_resume_7:
 ac_resume_8:
         if (rotate__poll(&ac_f->ac_aw8, ac_cx, &ac_t6) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 98 "tests/golden/storage/static_locals.ac"
         printf("rotate() = %s\n", ac_t6);
     }
@@ -691,6 +705,7 @@ ac_resume_8:
 ac_resume_9:
     if (nested_static__poll(&ac_f->ac_aw9, ac_cx, &ac_t7) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 100 "tests/golden/storage/static_locals.ac"
     printf("nested_static(3) = %d\n", ac_t7);
     nested_static__init(&ac_f->ac_aw10, 2);
@@ -698,6 +713,7 @@ ac_resume_9:
 ac_resume_10:
     if (nested_static__poll(&ac_f->ac_aw10, ac_cx, &ac_t8) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 101 "tests/golden/storage/static_locals.ac"
     printf("nested_static(2) = %d\n", ac_t8);
     { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }

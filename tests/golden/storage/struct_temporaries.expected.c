@@ -63,6 +63,7 @@ static ac_poll_t make_later__poll(struct make_later__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 28 "tests/golden/storage/struct_temporaries.ac"
     { *ac_out = make(ac_f->k); ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("make_later");
@@ -160,6 +161,7 @@ static ac_poll_t weigh__poll(struct weigh__frame *ac_f, ac_context *ac_cx, int *
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 44 "tests/golden/storage/struct_temporaries.ac"
     scribble(7);
     ac_yield__init(&ac_f->ac_aw4);
@@ -167,6 +169,7 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 46 "tests/golden/storage/struct_temporaries.ac"
     { *ac_out = ac_f->v[0] + ac_f->v[3] + (int)strlen(ac_f->s); ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("weigh");
@@ -276,6 +279,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (weigh__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 53 "tests/golden/storage/struct_temporaries.ac"
     printf("kept %d\n", ac_t1);
     weigh__init(&ac_f->ac_aw4, ac__hold(ac_f->ac_cl3, make(3)).vals, "ab");
@@ -283,6 +287,7 @@ ac_resume_3:
 ac_resume_4:
     if (weigh__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 54 "tests/golden/storage/struct_temporaries.ac"
     printf("value %d\n", make(2).vals[0] + ac_t2);
     size_t n = strlen(make(4).name);
@@ -292,12 +297,14 @@ ac_resume_4:
 ac_resume_6:
     if (make_later__poll(&ac_f->ac_aw6, ac_cx, &ac_f->ac_t3) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 57 "tests/golden/storage/struct_temporaries.ac"
     weigh__init(&ac_f->ac_aw5, ac_f->ac_t3.vals, "xyz");
     ac_f->ac_state = 5;
 ac_resume_5:
     if (weigh__poll(&ac_f->ac_aw5, ac_cx, &ac_t4) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 57 "tests/golden/storage/struct_temporaries.ac"
     printf("await result %d\n", ac_t4);
     { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }

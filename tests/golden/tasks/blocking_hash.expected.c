@@ -206,6 +206,7 @@ ac_resume_3:
     }
     if (ac_f->ac_done3 != 3u)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 145 "tests/golden/tasks/blocking_hash.ac"
     struct stretch_job *jobs[2] = {ac_f->done_a, ac_f->done_b};
     for (int i = 0; i < 2; i++) {

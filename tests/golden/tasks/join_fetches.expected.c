@@ -68,6 +68,7 @@ static ac_poll_t fetch_user__poll(struct fetch_user__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (ac_sleep__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 33 "tests/golden/tasks/join_fetches.ac"
     struct user u = {.id = ac_f->id, .karma = 42 * ac_f->id};
     snprintf(u.name, sizeof u.name, "user%d", ac_f->id);
@@ -152,6 +153,7 @@ static ac_poll_t fetch_posts__poll(struct fetch_posts__frame *ac_f, ac_context *
 ac_resume_3:
     if (ac_sleep__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 43 "tests/golden/tasks/join_fetches.ac"
     struct posts p = {3, {"Futures are frames", "Polling, not threads", "A wheel of timers"}};
     printf("  fetched %d posts of user %d\n", p.count, ac_f->user_id);
@@ -253,6 +255,7 @@ ac_resume_3:
     }
     if (ac_f->ac_done3 != 3u)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 55 "tests/golden/tasks/join_fetches.ac"
     printf("  %s (karma %d)\n", ac_f->u.name, ac_f->u.karma);
     for (int i = 0; i < ac_f->p.count; i++) {
@@ -346,12 +349,14 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (show_profile__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 65 "tests/golden/tasks/join_fetches.ac"
     show_profile__init(&ac_f->ac_aw4, 12);
     ac_f->ac_state = 4;
 ac_resume_4:
     if (show_profile__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 66 "tests/golden/tasks/join_fetches.ac"
     { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("async_main");

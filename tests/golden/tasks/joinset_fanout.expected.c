@@ -83,6 +83,7 @@ static ac_poll_t check_link__poll(struct check_link__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (ac_sleep__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 47 "tests/golden/tasks/joinset_fanout.ac"
     { *ac_out = (struct link_check){ac_f->index, ac_f->index % 3 == 2 ? 404 : 200, ac_f->ms}; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("check_link");
@@ -166,6 +167,7 @@ static ac_poll_t download__poll(struct download__frame *ac_f, ac_context *ac_cx,
 ac_resume_3:
     if (ac_sleep__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 54 "tests/golden/tasks/joinset_fanout.ac"
     { *ac_out = ac_f->mirror; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("download");
@@ -287,6 +289,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (ac_joinset_next__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
     if (!(ac_t1))
         break;
 #line 71 "tests/golden/tasks/joinset_fanout.ac"
@@ -321,6 +324,7 @@ ac_resume_3:
 ac_resume_4:
     if (ac_joinset_next__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 91 "tests/golden/tasks/joinset_fanout.ac"
     if (ac_t2 && ac_f->err == 0) {
         printf("mirror %d answered first; aborting the other %zu\n", ac_f->winner,

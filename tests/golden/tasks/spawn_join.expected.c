@@ -94,6 +94,7 @@ static ac_poll_t count_primes__poll(struct count_primes__frame *ac_f, ac_context
 ac_resume_3:
             if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 54 "tests/golden/tasks/spawn_join.ac"
         }
     }
@@ -199,6 +200,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
         if (ac_join__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 74 "tests/golden/tasks/spawn_join.ac"
         struct range_count rc = ac_t1;
         if (ac_f->err != 0) {

@@ -67,6 +67,7 @@ static ac_poll_t cache_lookup__poll(struct cache_lookup__frame *ac_f, ac_context
 ac_resume_3:
     if (ac_sleep__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 32 "tests/golden/tasks/timeout.ac"
     { *ac_out = ac_f->item < 100 ? 10 * ac_f->item : -1; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("cache_lookup");
@@ -148,6 +149,7 @@ static ac_poll_t backend_lookup__poll(struct backend_lookup__frame *ac_f, ac_con
 ac_resume_3:
     if (ac_sleep__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 39 "tests/golden/tasks/timeout.ac"
     { *ac_out = 10 * ac_f->item + 1; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("backend_lookup");
@@ -271,6 +273,7 @@ ac_resume_3:
             return AC_PENDING;
         }
         ac_deadline__drop(&ac_f->ac_dl3);
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 49 "tests/golden/tasks/timeout.ac"
         ac_f->rc = ac_t1;
     } else {
@@ -291,6 +294,7 @@ ac_resume_4:
             return AC_PENDING;
         }
         ac_deadline__drop(&ac_f->ac_dl4);
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 51 "tests/golden/tasks/timeout.ac"
         ac_f->rc = ac_t2;
     }
@@ -399,6 +403,7 @@ static ac_poll_t price_of__poll(struct price_of__frame *ac_f, ac_context *ac_cx,
 ac_resume_3:
     if (lookup_within_deadline__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 63 "tests/golden/tasks/timeout.ac"
     if (!ac_t1 || ac_f->price < 0) {
         ac_f->source = "backend";
@@ -407,6 +412,7 @@ ac_resume_3:
 ac_resume_4:
         if (lookup_within_deadline__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 65 "tests/golden/tasks/timeout.ac"
         if (!ac_t2) {
             printf("item %d: no answer within %d ms, default price %d\n", ac_f->item, DEADLINE_MS,
@@ -503,6 +509,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (price_of__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 78 "tests/golden/tasks/timeout.ac"
     /* a cache hit, well within the deadline */
     price_of__init(&ac_f->ac_aw4, 420);
@@ -510,6 +517,7 @@ ac_resume_3:
 ac_resume_4:
     if (price_of__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 79 "tests/golden/tasks/timeout.ac"
     /* a cache miss; the backend is too slow */
     { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }

@@ -75,6 +75,7 @@ static ac_poll_t check_quota__poll(struct check_quota__frame *ac_f, ac_context *
 ac_resume_3:
     if (ac_sleep__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 38 "tests/golden/tasks/try_join.ac"
     int left = 1000 * ac_f->user - ac_f->size_kib;
     { *ac_out = left >= 0 ? left : ERR_QUOTA; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -157,6 +158,7 @@ static ac_poll_t verify_signature__poll(struct verify_signature__frame *ac_f, ac
 ac_resume_3:
     if (ac_sleep__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 46 "tests/golden/tasks/try_join.ac"
     { *ac_out = ac_f->signature % 7 == 0 ? 0 : ERR_BAD_SIGNATURE; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("verify_signature");
@@ -238,6 +240,7 @@ static ac_poll_t store_file__poll(struct store_file__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (ac_sleep__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 53 "tests/golden/tasks/try_join.ac"
     stored++;
     { *ac_out = 1000 * ac_f->user + stored; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -392,6 +395,7 @@ ac_resume_3:
         return AC_PENDING;
     ac_t1 = 0;
 ac_joined_3:;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 73 "tests/golden/tasks/try_join.ac"
     int rc = ac_t1;
 #line 76 "tests/golden/tasks/try_join.ac"
@@ -497,6 +501,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (upload__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 90 "tests/golden/tasks/try_join.ac"
     (void)ac_t1;
 #line 90 "tests/golden/tasks/try_join.ac"
@@ -506,6 +511,7 @@ ac_resume_3:
 ac_resume_4:
     if (upload__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 91 "tests/golden/tasks/try_join.ac"
     (void)ac_t2;
 #line 91 "tests/golden/tasks/try_join.ac"

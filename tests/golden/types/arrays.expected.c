@@ -54,6 +54,7 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 19 "tests/golden/types/arrays.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -141,6 +142,7 @@ static ac_poll_t sum__poll(struct sum__frame *ac_f, ac_context *ac_cx, long *ac_
 ac_resume_3:
         if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 28 "tests/golden/types/arrays.ac"
         ac_f->s += ac_f->a[ac_f->i];
     }
@@ -226,6 +228,7 @@ static ac_poll_t greater__poll(struct greater__frame *ac_f, ac_context *ac_cx, i
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 37 "tests/golden/types/arrays.ac"
     { *ac_out = ac_f->a > ac_f->b; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("greater");
@@ -324,6 +327,7 @@ static ac_poll_t sort__poll(struct sort__frame *ac_f, ac_context *ac_cx, void *a
 ac_resume_3:
         if (greater__poll(&ac_f->ac_aw3, ac_cx, &ac_t2) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 45 "tests/golden/types/arrays.ac"
         ac_t1 = (ac_t2) != 0;
         }
@@ -422,6 +426,7 @@ static ac_poll_t format__poll(struct format__frame *ac_f, ac_context *ac_cx, int
 ac_resume_3:
         if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 59 "tests/golden/types/arrays.ac"
         ac_f->tmp[ac_f->len++] = (char)('0' + ac_t1);
         ac_f->n /= 10;
@@ -581,6 +586,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
         if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 75 "tests/golden/types/arrays.ac"
         ac_f->a[ac_f->i] = ac_t1;
     }
@@ -590,6 +596,7 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 77 "tests/golden/types/arrays.ac"
     printf("a:");
     for (int i = 0; i < 10; i++) {
@@ -601,6 +608,7 @@ ac_resume_4:
 ac_resume_5:
     if (sum__poll(&ac_f->ac_aw5, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 80 "tests/golden/types/arrays.ac"
     printf("  sum=%ld\n", ac_t2);
 #line 82 "tests/golden/types/arrays.ac"
@@ -609,6 +617,7 @@ ac_resume_5:
 ac_resume_6:
     if (sort__poll(&ac_f->ac_aw6, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 83 "tests/golden/types/arrays.ac"
     printf("sorted:");
     for (int i = 0; i < 10; i++) {
@@ -624,6 +633,7 @@ ac_resume_6:
 ac_resume_7:
             if (val__poll(&ac_f->ac_aw7, ac_cx, &ac_t3) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 91 "tests/golden/types/arrays.ac"
             ac_f->grid[ac_f->r][ac_f->c] = ac_t3;
         }
@@ -636,6 +646,7 @@ ac_resume_7:
 ac_resume_8:
         if (sum__poll(&ac_f->ac_aw8, ac_cx, &ac_t4) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 94 "tests/golden/types/arrays.ac"
         ac_f->total += ac_t4;
     }
@@ -652,6 +663,7 @@ ac_resume_8:
 ac_resume_9:
                 if (val__poll(&ac_f->ac_aw9, ac_cx, &ac_t5) == AC_PENDING)
                     return AC_PENDING;
+                ac_f->ac_state = AC_STATE_POISONED;
 #line 102 "tests/golden/types/arrays.ac"
                 ac_f->table[ac_f->e].count += ac_t5;
             }
@@ -672,6 +684,7 @@ ac_resume_9:
 ac_resume_10:
         if (format__poll(&ac_f->ac_aw10, ac_cx, &ac_t6) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 110 "tests/golden/types/arrays.ac"
         ac_f->len = ac_t6;
         ac_yield__init(&ac_f->ac_aw11);
@@ -679,6 +692,7 @@ ac_resume_10:
 ac_resume_11:
         if (ac_yield__poll(&ac_f->ac_aw11, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 112 "tests/golden/types/arrays.ac"
         strcat(ac_f->line, ac_f->num);
         strcat(ac_f->line, ac_f->len > 3 ? "! " : " ");
@@ -694,12 +708,14 @@ ac_resume_11:
 ac_resume_12:
     if (ac_yield__poll(&ac_f->ac_aw12, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 121 "tests/golden/types/arrays.ac"
     sum__init(&ac_f->ac_aw13, ac_f->big, 1000);
     ac_f->ac_state = 13;
 ac_resume_13:
     if (sum__poll(&ac_f->ac_aw13, ac_cx, &ac_t7) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 121 "tests/golden/types/arrays.ac"
     printf("big sum=%ld\n", ac_t7);
     { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }

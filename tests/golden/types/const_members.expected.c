@@ -63,6 +63,7 @@ static ac_poll_t fetch__poll(struct fetch__frame *ac_f, ac_context *ac_cx, struc
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 28 "tests/golden/types/const_members.ac"
     { __typeof__(*ac_out) ac_r = make("fetched", ac_f->v); __builtin_memcpy(ac_out, &ac_r, sizeof *ac_out); ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("fetch");
@@ -145,6 +146,7 @@ static ac_poll_t weigh__poll(struct weigh__frame *ac_f, ac_context *ac_cx, int *
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 34 "tests/golden/types/const_members.ac"
     { *ac_out = ac_f->e.value + ac_f->w.inner.value + ac_f->w.extra; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("weigh");
@@ -276,6 +278,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (fetch__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 42 "tests/golden/types/const_members.ac"
     { struct entry ac_init = ac_t1; __builtin_memcpy(&ac_f->b, &ac_init, sizeof ac_f->b); }
 #line 42 "tests/golden/types/const_members.ac"
@@ -286,6 +289,7 @@ ac_resume_3:
 ac_resume_4:
     if (weigh__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 44 "tests/golden/types/const_members.ac"
     ac_f->sum = ac_t2;
     { struct entry ac_init = {"c", 0}; __builtin_memcpy(&ac_f->c, &ac_init, sizeof ac_f->c); }
@@ -305,6 +309,7 @@ ac_resume_5:
     }
     if (ac_f->ac_done5 != 3u)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 48 "tests/golden/types/const_members.ac"
     { struct entry ac_init = {"t", 0}; __builtin_memcpy(&ac_f->t, &ac_init, sizeof ac_f->t); }
     fetch__init(&ac_f->ac_aw6_0, 6);
@@ -324,6 +329,7 @@ ac_resume_6:
         return AC_PENDING;
     }
     ac_deadline__drop(&ac_f->ac_dl6);
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 49 "tests/golden/types/const_members.ac"
     ac_f->rc = ac_t3;
     ac_f->h = ({ void *ac_sp = ac__task_frame_new(&fetch__vt); fetch__init(ac_sp, 7); (__typeof__(struct entry) *)ac__spawn(ac_sp); });
@@ -332,6 +338,7 @@ ac_resume_6:
 ac_resume_7:
     if (ac_join__poll(&ac_f->ac_aw7, ac_cx, &ac_t4) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 51 "tests/golden/types/const_members.ac"
     struct entry j = ac_t4;
     printf("%s %d, %s %d, sum %d\n", ac_f->a.name, ac_f->a.value, ac_f->b.name, ac_f->b.value, ac_f->sum);

@@ -56,6 +56,7 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 21 "tests/golden/types/local_types.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -181,6 +182,7 @@ static ac_poll_t shapes__poll(struct shapes__frame *ac_f, ac_context *ac_cx, int
 ac_resume_3:
     if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 38 "tests/golden/types/local_types.ac"
     (void)ac_t1;
     (*(struct point **)ac_f->where)->x += (*(const pair *)ac_f->fixed).a;
@@ -189,6 +191,7 @@ ac_resume_3:
 ac_resume_4:
     if (val__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 40 "tests/golden/types/local_types.ac"
     (*(pair **)ac_f->pp)->b += ac_t2;
     ac_f->total = (*(struct point *)ac_f->pt).x + (*(struct point *)ac_f->pt).y + (*(__typeof__(pair [3]) *)ac_f->ps)[2].a + (*(__typeof__(pair [3]) *)ac_f->ps)[1].b + (int)(*(enum color *)ac_f->c) + (*(row *)ac_f->r)[2] + ((*(union u *)ac_f->uu).i != 0);
@@ -206,6 +209,7 @@ ac_resume_4:
 ac_resume_5:
         if (val__poll(&ac_f->ac_aw5, ac_cx, &ac_t3) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 44 "tests/golden/types/local_types.ac"
         ac_f->total += ac_t3;
     }
@@ -328,6 +332,7 @@ static ac_poll_t inner_blocks__poll(struct inner_blocks__frame *ac_f, ac_context
 ac_resume_3:
         if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 54 "tests/golden/types/local_types.ac"
         ac_f->sum += (*(struct cell *)ac_f->b).v + (*(struct cell *)ac_f->b).next->v;
     }
@@ -339,6 +344,7 @@ ac_resume_3:
 ac_resume_4:
         if (val__poll(&ac_f->ac_aw4, ac_cx, &ac_t1) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 59 "tests/golden/types/local_types.ac"
         (void)ac_t1;
         ac_f->sum += (*(entry *)ac_f->e).sq;
@@ -353,6 +359,7 @@ ac_resume_4:
 ac_resume_5:
     if (ac_yield__poll(&ac_f->ac_aw5, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 64 "tests/golden/types/local_types.ac"
     ac_f->sum += (*(struct ac_type_62_5 *)ac_f->tally).count + (*(struct ac_type_62_5 *)ac_f->other).count + ((*(struct ac_type_62_5 *)ac_f->tally).label[0] == 't');
     { *ac_out = ac_f->sum; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -459,6 +466,7 @@ static ac_poll_t in_declarators__poll(struct in_declarators__frame *ac_f, ac_con
 ac_resume_3:
     if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 78 "tests/golden/types/local_types.ac"
     (void)ac_t1;
     int total = ((*(__typeof__(int (*)(pair *)) *)ac_f->fp) == NULL) + (ac_f->keep == NULL) + (int)sizeof (*(__typeof__(char [sizeof(pair) + sizeof(struct tag)]) *)ac_f->raw) + (*(__typeof__(char [sizeof(pair) + sizeof(struct tag)]) *)ac_f->raw)[0];
@@ -569,6 +577,7 @@ static ac_poll_t inferred__poll(struct inferred__frame *ac_f, ac_context *ac_cx,
 ac_resume_3:
     if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 94 "tests/golden/types/local_types.ac"
     (void)ac_t1;
     { *ac_out = (*(pair *)ac_f->q).a + (*(pair *)ac_f->q2).b + (*(struct point **)ac_f->pp)->x + (*(struct point *)ac_f->p2).y + (int)(*(enum hue *)ac_f->h2); ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -669,6 +678,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (shapes__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 102 "tests/golden/types/local_types.ac"
     printf("shapes %d\n", ac_t1);
     inner_blocks__init(&ac_f->ac_aw4, 4);
@@ -676,6 +686,7 @@ ac_resume_3:
 ac_resume_4:
     if (inner_blocks__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 103 "tests/golden/types/local_types.ac"
     printf("inner_blocks %d\n", ac_t2);
     in_declarators__init(&ac_f->ac_aw5, 5);
@@ -683,6 +694,7 @@ ac_resume_4:
 ac_resume_5:
     if (in_declarators__poll(&ac_f->ac_aw5, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 104 "tests/golden/types/local_types.ac"
     printf("in_declarators %d\n", ac_t3);
     inferred__init(&ac_f->ac_aw6, 7);
@@ -690,6 +702,7 @@ ac_resume_5:
 ac_resume_6:
     if (inferred__poll(&ac_f->ac_aw6, ac_cx, &ac_t4) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 105 "tests/golden/types/local_types.ac"
     printf("inferred %d\n", ac_t4);
     { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }

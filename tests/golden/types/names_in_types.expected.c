@@ -53,6 +53,7 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 18 "tests/golden/types/names_in_types.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -147,6 +148,7 @@ static ac_poll_t typeof_names__poll(struct typeof_names__frame *ac_f, ac_context
 ac_resume_3:
     if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 25 "tests/golden/types/names_in_types.ac"
     ac_f->total = ac_t1;
     typeof(ac_f->total) a = 1;
@@ -158,6 +160,7 @@ ac_resume_3:
 ac_resume_4:
     if (val__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 28 "tests/golden/types/names_in_types.ac"
     ac_f->total += (__typeof__(ac_f->total))ac_t2;
 #line 28 "tests/golden/types/names_in_types.ac"
@@ -170,6 +173,7 @@ ac_resume_4:
 ac_resume_5:
     if (ac_yield__poll(&ac_f->ac_aw5, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 31 "tests/golden/types/names_in_types.ac"
     ac_f->total += ac_f->b + (typeof(ac_f->n))sizeof(__typeof__(ac_f->total));
     { *ac_out = ac_f->total + ac_f->n; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -270,6 +274,7 @@ static ac_poll_t sizes__poll(struct sizes__frame *ac_f, ac_context *ac_cx, int *
 ac_resume_3:
         if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 42 "tests/golden/types/names_in_types.ac"
         ac_f->tags[ac_f->i] = (char)('a' + ac_t1);
         ac_f->grid[ac_f->i][1] = ac_f->i * ac_f->n;
@@ -280,6 +285,7 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 47 "tests/golden/types/names_in_types.ac"
     { *ac_out = (int)sizeof ac_f->tags + (int)sizeof ac_f->wide + (int)sizeof ac_f->grid + ac_f->tags[3] + ac_f->grid[3][1] +
            (int)ac_f->wide[sizeof ac_f->n - 1]; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -366,6 +372,7 @@ static ac_poll_t prototypes__poll(struct prototypes__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 55 "tests/golden/types/names_in_types.ac"
     int (*g)(int n) = twice;
     { *ac_out = ac_f->f(ac_f->n) + g(ac_f->n + 1) + ac_f->n; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -463,6 +470,7 @@ static ac_poll_t in_typedefs__poll(struct in_typedefs__frame *ac_f, ac_context *
 ac_resume_3:
     if (val__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 66 "tests/golden/types/names_in_types.ac"
     (void)ac_t1;
     unary *u = NULL;
@@ -565,6 +573,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (typeof_names__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 76 "tests/golden/types/names_in_types.ac"
     printf("typeof_names %ld\n", ac_t1);
     sizes__init(&ac_f->ac_aw4, 5);
@@ -572,6 +581,7 @@ ac_resume_3:
 ac_resume_4:
     if (sizes__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 77 "tests/golden/types/names_in_types.ac"
     printf("sizes %d\n", ac_t2);
     prototypes__init(&ac_f->ac_aw5, 7);
@@ -579,6 +589,7 @@ ac_resume_4:
 ac_resume_5:
     if (prototypes__poll(&ac_f->ac_aw5, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 78 "tests/golden/types/names_in_types.ac"
     printf("prototypes %d\n", ac_t3);
     in_typedefs__init(&ac_f->ac_aw6, 6);
@@ -586,6 +597,7 @@ ac_resume_5:
 ac_resume_6:
     if (in_typedefs__poll(&ac_f->ac_aw6, ac_cx, &ac_t4) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 79 "tests/golden/types/names_in_types.ac"
     printf("in_typedefs %d\n", ac_t4);
     { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }

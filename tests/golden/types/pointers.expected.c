@@ -59,6 +59,7 @@ static ac_poll_t val__poll(struct val__frame *ac_f, ac_context *ac_cx, int *ac_o
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 24 "tests/golden/types/pointers.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("val");
@@ -149,6 +150,7 @@ static ac_poll_t bump__poll(struct bump__frame *ac_f, ac_context *ac_cx, int *ac
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 32 "tests/golden/types/pointers.ac"
     *ac_f->p = ac_f->before + ac_f->by;
     ac_yield__init(&ac_f->ac_aw4);
@@ -156,6 +158,7 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 34 "tests/golden/types/pointers.ac"
     { *ac_out = *ac_f->p; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("bump");
@@ -242,6 +245,7 @@ static ac_poll_t record__poll(struct record__frame *ac_f, ac_context *ac_cx, voi
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 40 "tests/golden/types/pointers.ac"
     if (ac_f->hit) {
         ac_f->c->hits++;
@@ -327,6 +331,7 @@ static ac_poll_t walk__poll(struct walk__frame *ac_f, ac_context *ac_cx, int *ac
 ac_resume_3:
         if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 51 "tests/golden/types/pointers.ac"
         ac_f->sum = ac_f->sum * 10 + ac_f->n->value;
     }
@@ -509,6 +514,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 67 "tests/golden/types/pointers.ac"
     *ac_f->px += 10;
     printf("scalar: x=%d *px=%d same=%d\n", ac_f->x, *ac_f->px, ac_f->px == &ac_f->x);
@@ -519,6 +525,7 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 72 "tests/golden/types/pointers.ac"
     **ac_f->ppx *= 3;
     printf("pointer to pointer: x=%d\n", ac_f->x);
@@ -532,6 +539,7 @@ ac_resume_4:
 ac_resume_5:
     if (ac_yield__poll(&ac_f->ac_aw5, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 78 "tests/golden/types/pointers.ac"
     for (ac_f->q = ac_f->mid; ac_f->q < ac_f->end; ac_f->q++) {
         val__init(&ac_f->ac_aw6, 10);
@@ -539,6 +547,7 @@ ac_resume_5:
 ac_resume_6:
         if (val__poll(&ac_f->ac_aw6, ac_cx, &ac_t1) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 79 "tests/golden/types/pointers.ac"
         *ac_f->q *= ac_t1;
     }
@@ -554,6 +563,7 @@ ac_resume_6:
 ac_resume_7:
         if (record__poll(&ac_f->ac_aw7, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 86 "tests/golden/types/pointers.ac"
     }
     printf("struct through pointers: hits=%d misses=%d *hits=%d\n", ac_f->c.hits, ac_f->c.misses, *ac_f->hits);
@@ -564,6 +574,7 @@ ac_resume_7:
 ac_resume_8:
     if (bump__poll(&ac_f->ac_aw8, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 90 "tests/golden/types/pointers.ac"
     ac_f->r = ac_t2;
     printf("callee writes: y=%d r=%d\n", ac_f->y, ac_f->r);
@@ -572,12 +583,14 @@ ac_resume_8:
 ac_resume_10:
     if (bump__poll(&ac_f->ac_aw10, ac_cx, &ac_f->ac_t3) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 92 "tests/golden/types/pointers.ac"
     bump__init(&ac_f->ac_aw9, &ac_f->arr[1], ac_f->ac_t3);
     ac_f->ac_state = 9;
 ac_resume_9:
     if (bump__poll(&ac_f->ac_aw9, ac_cx, &ac_t4) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 92 "tests/golden/types/pointers.ac"
     ac_f->r = ac_t4;
     printf("nested callee writes: y=%d arr[1]=%d r=%d\n", ac_f->y, ac_f->arr[1], ac_f->r);
@@ -590,12 +603,14 @@ ac_resume_9:
 ac_resume_11:
     if (ac_yield__poll(&ac_f->ac_aw11, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 99 "tests/golden/types/pointers.ac"
     walk__init(&ac_f->ac_aw12, &ac_f->n1);
     ac_f->ac_state = 12;
 ac_resume_12:
     if (walk__poll(&ac_f->ac_aw12, ac_cx, &ac_t5) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 99 "tests/golden/types/pointers.ac"
     printf("list: %d\n", ac_t5);
     ac_f->n2.next = NULL;
@@ -605,6 +620,7 @@ ac_resume_12:
 ac_resume_13:
     if (val__poll(&ac_f->ac_aw13, ac_cx, &ac_t6) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 102 "tests/golden/types/pointers.ac"
     ac_f->n1.value = ac_t6;
     walk__init(&ac_f->ac_aw14, &ac_f->n1);
@@ -612,6 +628,7 @@ ac_resume_13:
 ac_resume_14:
     if (walk__poll(&ac_f->ac_aw14, ac_cx, &ac_t7) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 103 "tests/golden/types/pointers.ac"
     printf("list after edits: %d\n", ac_t7);
 #line 105 "tests/golden/types/pointers.ac"
@@ -621,12 +638,14 @@ ac_resume_14:
 ac_resume_15:
     if (ac_yield__poll(&ac_f->ac_aw15, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 107 "tests/golden/types/pointers.ac"
     val__init(&ac_f->ac_aw16, 21);
     ac_f->ac_state = 16;
 ac_resume_16:
     if (val__poll(&ac_f->ac_aw16, ac_cx, &ac_t8) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 107 "tests/golden/types/pointers.ac"
     ac_f->v = ac_f->op(ac_t8);
     ac_f->op = square;
@@ -635,12 +654,14 @@ ac_resume_16:
 ac_resume_17:
     if (ac_yield__poll(&ac_f->ac_aw17, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 110 "tests/golden/types/pointers.ac"
     val__init(&ac_f->ac_aw18, 9);
     ac_f->ac_state = 18;
 ac_resume_18:
     if (val__poll(&ac_f->ac_aw18, ac_cx, &ac_t9) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 110 "tests/golden/types/pointers.ac"
     printf("function pointers: %d %d\n", ac_f->v, ac_f->op(ac_t9));
 #line 112 "tests/golden/types/pointers.ac"
@@ -651,6 +672,7 @@ ac_resume_18:
 ac_resume_19:
     if (ac_yield__poll(&ac_f->ac_aw19, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 115 "tests/golden/types/pointers.ac"
     printf("%s / %s\n", ac_f->msg, ac_f->p);
     { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }

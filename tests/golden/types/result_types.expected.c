@@ -63,6 +63,7 @@ static ac_poll_t make_size__poll(struct make_size__frame *ac_f, ac_context *ac_c
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 26 "tests/golden/types/result_types.ac"
     size2 s = {ac_f->w, ac_f->h};
     { *ac_out = s; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -147,6 +148,7 @@ static ac_poll_t fact__poll(struct fact__frame *ac_f, ac_context *ac_cx, u64 *ac
 ac_resume_3:
         if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 35 "tests/golden/types/result_types.ac"
         ac_f->r *= ac_f->n--;
     }
@@ -229,6 +231,7 @@ static ac_poll_t low_byte__poll(struct low_byte__frame *ac_f, ac_context *ac_cx,
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 43 "tests/golden/types/result_types.ac"
     { *ac_out = (uint8_t)(ac_f->v & 0xff); ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("low_byte");
@@ -309,6 +312,7 @@ static ac_poll_t negate64__poll(struct negate64__frame *ac_f, ac_context *ac_cx,
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 49 "tests/golden/types/result_types.ac"
     { *ac_out = -ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("negate64");
@@ -389,6 +393,7 @@ static ac_poll_t mood_of__poll(struct mood_of__frame *ac_f, ac_context *ac_cx, e
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 55 "tests/golden/types/result_types.ac"
     { *ac_out = ac_f->score > 5 ? HAPPY : ac_f->score < 0 ? GRUMPY : CALM; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("mood_of");
@@ -470,6 +475,7 @@ static ac_poll_t mood_name__poll(struct mood_name__frame *ac_f, ac_context *ac_c
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 62 "tests/golden/types/result_types.ac"
     { *ac_out = names[ac_f->m]; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("mood_name");
@@ -552,6 +558,7 @@ static ac_poll_t slot__poll(struct slot__frame *ac_f, ac_context *ac_cx, int **a
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 70 "tests/golden/types/result_types.ac"
     { *ac_out = &table[ac_f->i]; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("slot");
@@ -632,6 +639,7 @@ static ac_poll_t choose__poll(struct choose__frame *ac_f, ac_context *ac_cx, bin
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 76 "tests/golden/types/result_types.ac"
     { *ac_out = ac_f->sub ? minus : plus; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("choose");
@@ -712,6 +720,7 @@ static ac_poll_t third__poll(struct third__frame *ac_f, ac_context *ac_cx, float
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 82 "tests/golden/types/result_types.ac"
     { *ac_out = ac_f->f / 3.0f; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("third");
@@ -798,6 +807,7 @@ static ac_poll_t average__poll(struct average__frame *ac_f, ac_context *ac_cx, d
 ac_resume_3:
         if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 90 "tests/golden/types/result_types.ac"
         ac_f->s += ac_f->v[ac_f->i];
     }
@@ -880,6 +890,7 @@ static ac_poll_t is_even__poll(struct is_even__frame *ac_f, ac_context *ac_cx, _
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 98 "tests/golden/types/result_types.ac"
     { *ac_out = ac_f->n % 2 == 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("is_even");
@@ -960,6 +971,7 @@ static ac_poll_t upper__poll(struct upper__frame *ac_f, ac_context *ac_cx, unsig
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 104 "tests/golden/types/result_types.ac"
     { *ac_out = (unsigned char)(ac_f->c >= 'a' && ac_f->c <= 'z' ? ac_f->c - 32 : ac_f->c); ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("upper");
@@ -1040,6 +1052,7 @@ static ac_poll_t scaled__poll(struct scaled__frame *ac_f, ac_context *ac_cx, lon
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 110 "tests/golden/types/result_types.ac"
     { *ac_out = ac_f->x * 4; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("scaled");
@@ -1195,6 +1208,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (make_size__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 118 "tests/golden/types/result_types.ac"
     size2 s = ac_t1;
     printf("size2: %dx%d\n", s.w, s.h);
@@ -1203,6 +1217,7 @@ ac_resume_3:
 ac_resume_4:
     if (fact__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 120 "tests/golden/types/result_types.ac"
     printf("u64: 20! = %llu\n", (unsigned long long)ac_t2);
     low_byte__init(&ac_f->ac_aw5, 0x12345678u);
@@ -1210,6 +1225,7 @@ ac_resume_4:
 ac_resume_5:
     if (low_byte__poll(&ac_f->ac_aw5, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 121 "tests/golden/types/result_types.ac"
     printf("uint8_t: %u\n", (unsigned)ac_t3);
     negate64__init(&ac_f->ac_aw6, INT64_C(1) << 40);
@@ -1217,6 +1233,7 @@ ac_resume_5:
 ac_resume_6:
     if (negate64__poll(&ac_f->ac_aw6, ac_cx, &ac_t4) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 122 "tests/golden/types/result_types.ac"
     printf("int64_t: %lld\n", (long long)ac_t4);
     for (ac_f->score = -3; ac_f->score <= 9; ac_f->score += 6) {
@@ -1225,12 +1242,14 @@ ac_resume_6:
 ac_resume_8:
         if (mood_of__poll(&ac_f->ac_aw8, ac_cx, &ac_f->ac_t5) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 124 "tests/golden/types/result_types.ac"
         mood_name__init(&ac_f->ac_aw7, ac_f->ac_t5);
         ac_f->ac_state = 7;
 ac_resume_7:
         if (mood_name__poll(&ac_f->ac_aw7, ac_cx, &ac_t6) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 124 "tests/golden/types/result_types.ac"
         printf("enum: %d -> %s\n", ac_f->score, ac_t6);
     }
@@ -1240,6 +1259,7 @@ ac_resume_7:
 ac_resume_9:
     if (slot__poll(&ac_f->ac_aw9, ac_cx, &ac_t7) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 125 "tests/golden/types/result_types.ac"
     int *p = ac_t7;
     *p += 5;
@@ -1249,6 +1269,7 @@ ac_resume_9:
 ac_resume_10:
     if (choose__poll(&ac_f->ac_aw10, ac_cx, &ac_f->ac_t8) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 128 "tests/golden/types/result_types.ac"
     ac_f->f = ac_f->ac_t8;
 #line 128 "tests/golden/types/result_types.ac"
@@ -1257,6 +1278,7 @@ ac_resume_10:
 ac_resume_11:
     if (choose__poll(&ac_f->ac_aw11, ac_cx, &ac_t9) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 128 "tests/golden/types/result_types.ac"
     binop g = ac_t9;
     printf("function pointer: %d %d\n", ac_f->f(7, 3), g(7, 3));
@@ -1265,6 +1287,7 @@ ac_resume_11:
 ac_resume_12:
     if (third__poll(&ac_f->ac_aw12, ac_cx, &ac_t10) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 130 "tests/golden/types/result_types.ac"
     printf("float: %.4f\n", (double)ac_t10);
     { double ac_init[] = {1.5, 2.5, 4.0}; __builtin_memcpy(&ac_f->v, &ac_init, sizeof ac_f->v); }
@@ -1273,6 +1296,7 @@ ac_resume_12:
 ac_resume_13:
     if (average__poll(&ac_f->ac_aw13, ac_cx, &ac_t11) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 132 "tests/golden/types/result_types.ac"
     printf("double: %.4f\n", ac_t11);
     is_even__init(&ac_f->ac_aw14, 4);
@@ -1280,12 +1304,14 @@ ac_resume_13:
 ac_resume_14:
     if (is_even__poll(&ac_f->ac_aw14, ac_cx, &ac_f->ac_t12) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 133 "tests/golden/types/result_types.ac"
     is_even__init(&ac_f->ac_aw15, 7);
     ac_f->ac_state = 15;
 ac_resume_15:
     if (is_even__poll(&ac_f->ac_aw15, ac_cx, &ac_t13) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 133 "tests/golden/types/result_types.ac"
     printf("_Bool: %d %d\n", (int)ac_f->ac_t12, (int)ac_t13);
     upper__init(&ac_f->ac_aw16, 'o');
@@ -1293,12 +1319,14 @@ ac_resume_15:
 ac_resume_16:
     if (upper__poll(&ac_f->ac_aw16, ac_cx, &ac_f->ac_t14) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 134 "tests/golden/types/result_types.ac"
     upper__init(&ac_f->ac_aw17, 'k');
     ac_f->ac_state = 17;
 ac_resume_17:
     if (upper__poll(&ac_f->ac_aw17, ac_cx, &ac_t15) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 134 "tests/golden/types/result_types.ac"
     printf("unsigned char: %c%c\n", ac_f->ac_t14, ac_t15);
     scaled__init(&ac_f->ac_aw18, 2.5L);
@@ -1306,6 +1334,7 @@ ac_resume_17:
 ac_resume_18:
     if (scaled__poll(&ac_f->ac_aw18, ac_cx, &ac_t16) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 135 "tests/golden/types/result_types.ac"
     printf("long double: %.2Lf\n", ac_t16);
     { *ac_out = 0; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }

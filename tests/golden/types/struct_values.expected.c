@@ -67,6 +67,7 @@ static ac_poll_t add__poll(struct add__frame *ac_f, ac_context *ac_cx, struct ve
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 30 "tests/golden/types/struct_values.ac"
     struct vec r = {ac_f->a.x + ac_f->b.x, ac_f->a.y + ac_f->b.y};
     { *ac_out = r; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -154,6 +155,7 @@ static ac_poll_t move__poll(struct move__frame *ac_f, ac_context *ac_cx, struct 
 ac_resume_3:
         if (add__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 38 "tests/golden/types/struct_values.ac"
         ac_f->p.pos = ac_t1;
         ac_f->p.flags |= 1;
@@ -251,6 +253,7 @@ static ac_poll_t move_twice__poll(struct move_twice__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (move__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 47 "tests/golden/types/struct_values.ac"
     ac_f->once = ac_t1;
     ac_yield__init(&ac_f->ac_aw4);
@@ -258,12 +261,14 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 49 "tests/golden/types/struct_values.ac"
     move__init(&ac_f->ac_aw5, ac_f->once, 1);
     ac_f->ac_state = 5;
 ac_resume_5:
     if (move__poll(&ac_f->ac_aw5, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 49 "tests/golden/types/struct_values.ac"
     { *ac_out = ac_t2; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("move_twice");
@@ -355,6 +360,7 @@ static ac_poll_t make_big__poll(struct make_big__frame *ac_f, ac_context *ac_cx,
 ac_resume_3:
             if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
                 return AC_PENDING;
+            ac_f->ac_state = AC_STATE_POISONED;
 #line 58 "tests/golden/types/struct_values.ac"
         }
     }
@@ -444,6 +450,7 @@ static ac_poll_t sum_big__poll(struct sum_big__frame *ac_f, ac_context *ac_cx, l
 ac_resume_3:
         if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 71 "tests/golden/types/struct_values.ac"
     }
     { *ac_out = ac_f->s + ac_f->b.tag; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -605,6 +612,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (add__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 87 "tests/golden/types/struct_values.ac"
     ac_f->c = ac_t1;
     ac_yield__init(&ac_f->ac_aw4);
@@ -612,6 +620,7 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 89 "tests/golden/types/struct_values.ac"
     printf("add: (%d,%d) + (%d,%d) = (%d,%d)\n", ac_f->a.x, ac_f->a.y, ac_f->b.x, ac_f->b.y, ac_f->c.x, ac_f->c.y);
 #line 91 "tests/golden/types/struct_values.ac"
@@ -621,6 +630,7 @@ ac_resume_4:
 ac_resume_5:
     if (move__poll(&ac_f->ac_aw5, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 92 "tests/golden/types/struct_values.ac"
     ac_f->moved = ac_t2;
     show("original", ac_f->p);
@@ -630,6 +640,7 @@ ac_resume_5:
 ac_resume_6:
     if (move_twice__poll(&ac_f->ac_aw6, ac_cx, &ac_t3) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 95 "tests/golden/types/struct_values.ac"
     struct particle twice = ac_t3;
     show("twice", twice);
@@ -640,24 +651,28 @@ ac_resume_6:
 ac_resume_8:
     if (add__poll(&ac_f->ac_aw8, ac_cx, &ac_f->ac_t4) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 99 "tests/golden/types/struct_values.ac"
     add__init(&ac_f->ac_aw10, ac_f->b, ac_f->b);
     ac_f->ac_state = 10;
 ac_resume_10:
     if (add__poll(&ac_f->ac_aw10, ac_cx, &ac_f->ac_t5) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 99 "tests/golden/types/struct_values.ac"
     add__init(&ac_f->ac_aw9, ac_f->b, ac_f->ac_t5);
     ac_f->ac_state = 9;
 ac_resume_9:
     if (add__poll(&ac_f->ac_aw9, ac_cx, &ac_f->ac_t6) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 99 "tests/golden/types/struct_values.ac"
     add__init(&ac_f->ac_aw7, ac_f->ac_t4, ac_f->ac_t6);
     ac_f->ac_state = 7;
 ac_resume_7:
     if (add__poll(&ac_f->ac_aw7, ac_cx, &ac_t7) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 99 "tests/golden/types/struct_values.ac"
     struct vec chain = ac_t7;
     printf("chain: (%d,%d)\n", chain.x, chain.y);
@@ -667,6 +682,7 @@ ac_resume_7:
 ac_resume_11:
     if (make_big__poll(&ac_f->ac_aw11, ac_cx, &ac_t8) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 102 "tests/golden/types/struct_values.ac"
     ac_f->big1 = ac_t8;
     ac_f->big2 = ac_f->big1;
@@ -675,6 +691,7 @@ ac_resume_11:
 ac_resume_12:
     if (ac_yield__poll(&ac_f->ac_aw12, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 105 "tests/golden/types/struct_values.ac"
     ac_f->big2.words[39] = 1;
     sum_big__init(&ac_f->ac_aw13, ac_f->big1);
@@ -682,6 +699,7 @@ ac_resume_12:
 ac_resume_13:
     if (sum_big__poll(&ac_f->ac_aw13, ac_cx, &ac_t9) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 106 "tests/golden/types/struct_values.ac"
     ac_f->s1 = ac_t9;
     sum_big__init(&ac_f->ac_aw14, ac_f->big2);
@@ -689,6 +707,7 @@ ac_resume_13:
 ac_resume_14:
     if (sum_big__poll(&ac_f->ac_aw14, ac_cx, &ac_t10) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 107 "tests/golden/types/struct_values.ac"
     long s2 = ac_t10;
     printf("big: s1=%ld s2=%ld big1.words[39]=%ld tag=%d\n", ac_f->s1, s2, ac_f->big1.words[39], ac_f->big1.tag);
@@ -701,6 +720,7 @@ ac_resume_14:
 ac_resume_15:
         if (add__poll(&ac_f->ac_aw15, ac_cx, &ac_t11) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 113 "tests/golden/types/struct_values.ac"
         ac_f->acc = ac_t11;
     }

@@ -61,6 +61,7 @@ static ac_poll_t make_int__poll(struct make_int__frame *ac_f, ac_context *ac_cx,
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 26 "tests/golden/types/union_values.ac"
     struct value v = {K_INT, {.i = ac_f->i}};
     { *ac_out = v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -143,6 +144,7 @@ static ac_poll_t real_payload__poll(struct real_payload__frame *ac_f, ac_context
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 34 "tests/golden/types/union_values.ac"
     ac_f->p.r = ac_f->r;
     { *ac_out = ac_f->p; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
@@ -230,6 +232,7 @@ static ac_poll_t twice__poll(struct twice__frame *ac_f, ac_context *ac_cx, struc
 ac_resume_3:
     if (ac_yield__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 42 "tests/golden/types/union_values.ac"
     switch (ac_f->v.kind) {
     case K_INT:
@@ -256,6 +259,7 @@ ac_resume_3:
 ac_resume_4:
     if (ac_yield__poll(&ac_f->ac_aw4, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 60 "tests/golden/types/union_values.ac"
     { *ac_out = ac_f->v; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
     ac__no_return("twice");
@@ -398,6 +402,7 @@ static ac_poll_t async_main__poll(struct async_main__frame *ac_f, ac_context *ac
 ac_resume_3:
     if (make_int__poll(&ac_f->ac_aw3, ac_cx, &ac_t1) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 87 "tests/golden/types/union_values.ac"
     ac_f->vals[0] = ac_t1;
     ac_f->vals[1].kind = K_REAL;
@@ -406,6 +411,7 @@ ac_resume_3:
 ac_resume_4:
     if (real_payload__poll(&ac_f->ac_aw4, ac_cx, &ac_t2) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 89 "tests/golden/types/union_values.ac"
     ac_f->vals[1].u = ac_t2;
     ac_f->vals[2] = (struct value){K_TEXT, {.text = "hello"}};
@@ -417,6 +423,7 @@ ac_resume_4:
 ac_resume_5:
     if (ac_yield__poll(&ac_f->ac_aw5, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 96 "tests/golden/types/union_values.ac"
     for (ac_f->i = 0; ac_f->i < 4; ac_f->i++) {
         twice__init(&ac_f->ac_aw6, ac_f->vals[ac_f->i]);
@@ -424,6 +431,7 @@ ac_resume_5:
 ac_resume_6:
         if (twice__poll(&ac_f->ac_aw6, ac_cx, &ac_t3) == AC_PENDING)
             return AC_PENDING;
+        ac_f->ac_state = AC_STATE_POISONED;
 #line 97 "tests/golden/types/union_values.ac"
         struct value d = ac_t3;
         printf("vals[%d]: ", ac_f->i);
@@ -438,12 +446,14 @@ ac_resume_6:
 ac_resume_7:
     if (ac_yield__poll(&ac_f->ac_aw7, ac_cx, NULL) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 107 "tests/golden/types/union_values.ac"
     make_int__init(&ac_f->ac_aw8, 6);
     ac_f->ac_state = 8;
 ac_resume_8:
     if (make_int__poll(&ac_f->ac_aw8, ac_cx, &ac_t4) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 107 "tests/golden/types/union_values.ac"
     ac_f->local.i += ac_t4.u.i;
     printf("local.i=%ld\n", ac_f->local.i);
@@ -453,12 +463,14 @@ ac_resume_8:
 ac_resume_10:
     if (twice__poll(&ac_f->ac_aw10, ac_cx, &ac_f->ac_t5) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 110 "tests/golden/types/union_values.ac"
     real_payload__init(&ac_f->ac_aw9, ac_f->ac_t5.u.r);
     ac_f->ac_state = 9;
 ac_resume_9:
     if (real_payload__poll(&ac_f->ac_aw9, ac_cx, &ac_t6) == AC_PENDING)
         return AC_PENDING;
+    ac_f->ac_state = AC_STATE_POISONED;
 #line 110 "tests/golden/types/union_values.ac"
     union payload r = ac_t6;
     printf("r.r=%.3f\n", r.r);
