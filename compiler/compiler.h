@@ -213,6 +213,12 @@ struct Var {
      * the body, where the type is in scope, reaches the variable's raw frame
      * storage through. NULL otherwise. */
     char *local_type;
+    /* A cleanup attribute (__attribute__((cleanup(f)))): the translator
+     * runs it where the variable's scope ends, when the variable is kept
+     * in the frame (lower.c), and from the drop of a frame suspended in its
+     * scope (emit.c). It counts as live across every await in its scope. */
+    bool cleanup;
+    char *cleanup_call; /* when hoisted: the statement that runs it (lower.c) */
     StateSet live;     /* await states across which it is live (+0 for params) */
     Vec refs;          /* TSNode* of every identifier referring to it */
 };
@@ -455,6 +461,9 @@ bool sema_frame(Sema *s, const char *name, int64_t *size, int64_t *align);
 bool sema_is_blocking(Sema *s, const char *name);
 /* Type of the variable whose name starts at byte `start`, or NULL. */
 const TypeInfo *sema_var_type(Sema *s, uint32_t start);
+/* Whether the variable whose name starts at byte `at` has a cleanup
+ * attribute, written in the file or brought in by a macro. */
+bool sema_var_cleanup(Sema *s, uint32_t at);
 /* Whether the body of async function fn uses __func__, __FUNCTION__ or
  * __PRETTY_FUNCTION__ (also through a macro, as assert does). */
 bool sema_uses_function_name(Sema *s, const char *fn);

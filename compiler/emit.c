@@ -221,16 +221,21 @@ static void emit_function(Emit *e, AsyncFn *fn)
         }
         if (aw->join == 3)
             buf_printf(o, "        ac_deadline__drop(&ac_f->ac_dl%d);\n", aw->state);
+        bool embed = !aw->join && !aw->boxed && (aw->target || aw->ext->embeddable);
         if (aw->join) {
-            buf_puts(o, "        break;\n");
-            continue;
-        }
-        bool embed = !aw->boxed && (aw->target || aw->ext->embeddable);
-        if (embed) {
+            /* the arms, above */
+        } else if (embed) {
             buf_printf(o, "        %s__drop(&ac_f->ac_aw%d);\n", aw->callee, aw->state);
         } else {
             buf_printf(o, "        %s__vt.drop(ac_f->ac_aw%d);\n", aw->callee, aw->state);
             buf_printf(o, "        ac_frame_free(&%s__vt, ac_f->ac_aw%d);\n", aw->callee, aw->state);
+        }
+        /* Then, innermost first, the cleanups of the variables in scope
+         * here, as leaving their scopes would run them. */
+        for (int j = fn->vars.len - 1; j >= 0; j--) {
+            Var *v = fn->vars.items[j];
+            if (v->cleanup_call && set_has(&v->live, aw->state))
+                buf_printf(o, "        %s\n", v->cleanup_call);
         }
         buf_puts(o, "        break;\n");
     }

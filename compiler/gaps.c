@@ -37,7 +37,8 @@
  *    aligned(16)));`; the grammar takes attributes before the type and after
  *    a function's parameters only): blanked, and its span recorded, so that
  *    the frame field of a variable that lives across an await keeps it
- *    (layout.c) and a cleanup attribute there is refused (liveness.c).
+ *    (layout.c), but for a cleanup, which the copy that runs it keeps
+ *    (lower.c).
  *  - an attribute standing as a statement (`__attribute__((fallthrough));`,
  *    or after a label): read as a comment before the `;`, which the
  *    lowering copies where it stands.

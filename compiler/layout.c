@@ -141,6 +141,73 @@ static bool is_const(Unit *u, TSNode n)
            (parse_eq(u, n, "const") || parse_eq(u, n, "__const") || parse_eq(u, n, "__const__"));
 }
 
+/* An attribute written after a declarator, text[from, to), without its
+ * cleanup(f) (or __cleanup__(f)) item, which a struct field must not have;
+ * NULL when nothing else is left. Owned by the caller. */
+static char *without_cleanup(const char *text, uint32_t from, uint32_t to)
+{
+    char *a = xstrndup(text + from, to - from);
+    for (char *p = a; (p = strstr(p, "cleanup")) != NULL;) {
+        char *start = p, *end = p + strlen("cleanup");
+        if (start - a >= 2 && !strncmp(start - 2, "__", 2) && !strncmp(end, "__", 2)) {
+            start -= 2;
+            end += 2;
+        }
+        if ((start > a && c_ident_char(start[-1])) || c_ident_char(*end)) {
+            p = end;
+            continue;
+        }
+        while (*end == ' ' || *end == '\t')
+            end++;
+        int depth = 0;
+        do {
+            if (*end == '(')
+                depth++;
+            else if (*end == ')')
+                depth--;
+        } while (*end && *end++ && depth > 0);
+        /* One comma goes with it: the one after it, else the one before. */
+        char *q = end;
+        while (*q == ' ' || *q == '\t')
+            q++;
+        if (*q == ',') {
+            end = q + 1;
+        } else {
+            char *b = start;
+            while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+                b--;
+            if (b > a && b[-1] == ',')
+                start = b - 1;
+        }
+        memmove(start, end, strlen(end) + 1);
+        p = start;
+    }
+    /* `__attribute__(( ))` with nothing inside is dropped. */
+    const char *open = strstr(a, "((");
+    bool empty = open != NULL;
+    for (const char *q = open ? open + 2 : a; empty && *q && strncmp(q, "))", 2); q++)
+        empty = *q == ' ' || *q == '\t';
+    if (empty) {
+        free(a);
+        return NULL;
+    }
+    return a;
+}
+
+/* The attributes after a hoisted variable's declarator, as its field
+ * keeps them (a cleanup item left out), each after a space. */
+static void field_attrs(Unit *u, const Var *v, const Vec *attrs, Buf *b)
+{
+    for (int i = 0; i < attrs->len; i++) {
+        uint32_t *span = attrs->items[i];
+        char *a = v->cleanup ? without_cleanup(u->src.text, span[0], span[1])
+                             : xstrndup(u->src.text + span[0], span[1] - span[0]);
+        if (a)
+            buf_printf(b, " %s", a);
+        free(a);
+    }
+}
+
 /* The frame field declaration for a hoisted variable: its type as written,
  * without storage class, and without a top-level const (the frame is
  * assigned to when the variable is initialised), then the attributes that
@@ -160,7 +227,10 @@ static char *var_field_decl(Unit *u, AsyncFn *fn, Var *v, const Vec *attrs, int6
                              (long long)ti->size);
     }
     TSNode type = child_by_field(v->decl, "type");
-    bool inferred = parse_is_inferred_type(u, type);
+    /* A cleanup attribute stays with the variable (lower.c runs it): a
+     * struct field must not have one, so the field takes clang's type,
+     * without the attributes or macros (`g_autoptr(T)`) that carry it. */
+    bool inferred = v->cleanup || parse_is_inferred_type(u, type);
     TSNode d = v->declarator;
     if (type_is(d, "init_declarator"))
         d = child_by_field(d, "declarator");
@@ -171,7 +241,13 @@ static char *var_field_decl(Unit *u, AsyncFn *fn, Var *v, const Vec *attrs, int6
         char *type = drop_top_const(ti->canonical);
         char *decl = lower_declare(type, v->field);
         free(type);
-        return decl;
+        if (!v->cleanup)
+            return decl;
+        Buf b = {0};
+        buf_puts(&b, decl);
+        free(decl);
+        field_attrs(u, v, attrs, &b);
+        return buf_take(&b);
     }
     /* A const in the specifiers qualifies the variable itself only when no
      * pointer (or array parameter, which is one) stands between. */
@@ -210,11 +286,7 @@ static char *var_field_decl(Unit *u, AsyncFn *fn, Var *v, const Vec *attrs, int6
         free(t);
     }
     field_declarator(u, v, d, &b);
-    for (int i = 0; i < attrs->len; i++) {
-        uint32_t *span = attrs->items[i];
-        buf_putc(&b, ' ');
-        buf_putn(&b, u->src.text + span[0], span[1] - span[0]);
-    }
+    field_attrs(u, v, attrs, &b);
     return buf_take(&b);
 }
 
@@ -222,7 +294,7 @@ static void var_range(Unit *u, AsyncFn *fn, Var *v, uint32_t *from, uint32_t *to
 {
     uint32_t start = v->is_param ? 0 : ts_node_start_byte(v->decl);
     uint32_t end = v->is_param ? ts_node_start_byte(fn->body) : v->live_from;
-    if (v->addr_taken || fn->has_goto) {
+    if (v->addr_taken || v->cleanup || fn->has_goto) {
         *from = start;
         *to = ts_node_end_byte(v->scope);
         return;

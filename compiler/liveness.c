@@ -69,6 +69,9 @@ static Var *new_var(Walk *w, TSNode ident, TSNode decl, TSNode declarator, bool 
             (parse_eq(w->u, c, "static") || parse_eq(w->u, c, "extern")))
             v->is_static = true;
     }
+    v->cleanup = !is_param && !v->is_static &&
+                 (parse_var_has_attr(w->u, decl, declarator, "cleanup") ||
+                  sema_var_cleanup(w->u->sema, ts_node_start_byte(ident)));
     vec_push(&w->fn->vars, v);
     vec_push(&w->visible, v);
     return v;
@@ -560,8 +563,8 @@ static bool live_at(Unit *u, AsyncFn *fn, Var *v, Await *aw)
     uint32_t at = ts_node_start_byte(aw->node);
     if (at < v->live_from || at >= scope_end(v))
         return false;
-    if (v->addr_taken)
-        return true;
+    if (v->addr_taken || v->cleanup)
+        return true; /* its storage, or its cleanup's read at the scope's end */
     uint32_t anchor = ts_node_start_byte(aw->anchor);
     for (int i = 0; i < v->refs.len; i++) {
         TSNode r = *(TSNode *)v->refs.items[i];
@@ -1140,19 +1143,6 @@ static void check_vla_alloca(Unit *u, AsyncFn *fn)
                        v->name);
             diag_note(&u->src, ts_node_start_byte(aw->node), "the await is here");
         }
-        /* The poll function returns at each suspension, which would run the
-         * cleanup then, and never when the frame is dropped. */
-        aw = !v->is_static && parse_var_has_attr(u, v->decl, v->declarator, "cleanup")
-                 ? await_in_scope(fn, v)
-                 : NULL;
-        if (aw) {
-            diag_error(&u->src, ts_node_start_byte(v->ident),
-                       "'%s' has a cleanup attribute and is in scope of an await; a frame has "
-                       "no scope to run it at (end its scope before the await, or release it "
-                       "by hand)",
-                       v->name);
-            diag_note(&u->src, ts_node_start_byte(aw->node), "the await is here");
-        }
     }
     /* alloca memory belongs to the poll call that made it: it is gone once
      * the function suspends, so no variable holding it may live across. */
@@ -1368,6 +1358,71 @@ static void frame_types(Unit *u, AsyncFn *fn)
     }
 }
 
+/* A variable with a cleanup attribute kept in the frame: lowering runs the
+ * cleanup at the exits of its scope that the function's text shows, and
+ * the frame's drop runs it in the states in its scope, on a copy of the
+ * variable declared as written (lower.c). Refused where that cannot be
+ * done: a copy of an array cannot be initialised, the drop function at
+ * file scope cannot name a type declared in the function, the scope of a
+ * for's declaration goes on through the loop's step, and a continue that a
+ * macro brings in would leave the scope unseen. */
+static void check_cleanups(Unit *u, AsyncFn *fn)
+{
+    for (int i = 0; i < fn->vars.len; i++) {
+        Var *v = fn->vars.items[i];
+        if (!v->cleanup || !v->hoisted)
+            continue;
+        Await *aw = await_in_scope(fn, v);
+        const char *why = NULL, *fix = NULL;
+        TSNode d = v->declarator;
+        if (type_is(d, "init_declarator"))
+            d = child_by_field(d, "declarator");
+        for (TSNode x = d; !ts_node_is_null(x) && !type_is(x, "identifier") && !why;
+             x = ts_node_named_child_count(x) ? ts_node_named_child(x, 0) : (TSNode){0})
+            if (type_is(x, "array_declarator")) {
+                why = "it is an array, which a copy cannot be initialised from";
+                fix = "wrap the array in a struct";
+            }
+        if (!why && v->local_type) {
+            why = "its type is declared in the function, where the frame's drop function cannot "
+                  "name it";
+            fix = "declare the type at file scope";
+        }
+        if (!why && type_is(v->scope, "for_statement")) {
+            why = "it is declared in a for statement's header, a scope that goes on through the "
+                  "loop's step";
+            fix = "declare it in a block around the loop";
+        }
+        if (why) {
+            diag_error(&u->src, ts_node_start_byte(v->ident),
+                       "'%s' has a cleanup attribute and is in scope of an await, but %s (%s, or "
+                       "release it by hand)",
+                       v->name, why, fix);
+            if (aw)
+                diag_note(&u->src, ts_node_start_byte(aw->node), "the await is here");
+            continue;
+        }
+        const Vec *jumps = sema_macro_jumps(u->sema);
+        for (int k = 0; k < jumps->len; k++) {
+            const SemaJump *j = jumps->items[k];
+            if (j->is_return || j->expanded < v->live_from || j->expanded >= scope_end(v))
+                continue;
+            TSNode loop = ts_node_descendant_for_byte_range(u->root, j->expanded, j->expanded);
+            while (!ts_node_is_null(loop) && !parse_is_loop(loop))
+                loop = parse_parent(u, loop);
+            if (ts_node_is_null(loop) || !node_within(v->scope, loop))
+                continue; /* the loop is inside the scope */
+            char *name = parse_macro_name_at(u, j->expanded);
+            diag_error(&u->src, j->expanded,
+                       "'%s' continues a loop inside its expansion, in the scope of '%s', whose "
+                       "cleanup the translator runs at the exits it reads, before macros are "
+                       "expanded (write the continue in the function's own text)",
+                       name, v->name);
+            free(name);
+        }
+    }
+}
+
 /* ---- recursion ------------------------------------------------------------ */
 
 static bool find_cycle(Unit *u, AsyncFn *fn, Vec *path)
@@ -1450,6 +1505,7 @@ bool liveness_run(Unit *u)
         check_names_agree(u, fn);
         spelled_args(u, fn);
         frame_types(u, fn);
+        check_cleanups(u, fn);
         for (int j = 0; j < fn->vars.len; j++) {
             Var *v = fn->vars.items[j];
             if ((v->is_param || !v->hoisted) && strncmp(v->name, "ac_", 3) == 0)

@@ -55,6 +55,8 @@ typedef struct Lower {
     size_t directive_end; /* where it ends: nothing follows it while out.len is this */
     int line_before;      /* `line` before it */
     Vec defined;          /* Var* reached through a #define of their name now (by_define) */
+    NodeMap exits;        /* break, continue and goto statements that leave the scope of
+                             a variable with a cleanup (jump_cleanups) */
 } Lower;
 
 static bool touched(Lower *L, TSNode n) { return nodemap_get(&L->touched, n) != NULL; }
@@ -684,24 +686,203 @@ static Var *declared_var(Lower *L, TSNode c, TSNode *d, TSNode *value)
     return ts_node_is_null(ident) ? NULL : var_of_ident(L, ident);
 }
 
+/* ---- cleanup attributes --------------------------------------------------- */
+
+static char *specifiers(Lower *L, TSNode decl);
+static bool ends_in_jump(TSNode n);
+
+static bool node_within(TSNode inner, TSNode outer)
+{
+    return ts_node_start_byte(outer) <= ts_node_start_byte(inner) &&
+           ts_node_end_byte(inner) <= ts_node_end_byte(outer);
+}
+
+/* The statement that runs the cleanup of v (hoisted, v->cleanup) as C would
+ * at the end of its scope: a block declaring a copy of v as v is declared,
+ * attributes and all, from the frame field, so that the copy's scope ends
+ * at once and the C compiler calls the cleanup with its address. Written as
+ * `{ char *ac_cl __attribute__((cleanup(release))) = ac_f->buf; }`. */
+static char *cleanup_call(Lower *L, Var *v)
+{
+    TSNode d = v->declarator, value;
+    declared_var(L, v->declarator, &d, &value);
+    nodemap_put(&L->repl, v->ident, "ac_cl");
+    mark_up(L, &L->touched, v->ident);
+    char *spec;
+    if (parse_is_inferred_type(L->u, child_by_field(v->decl, "type"))) {
+        /* typeof(n) may name a C local of the poll function, which the
+         * drop function does not have: the field's type stands in. */
+        Buf sb = {0};
+        for (uint32_t i = 0; i < ts_node_child_count(v->decl); i++) {
+            TSNode c = ts_node_child(v->decl, i);
+            if (parse_is_declarator(c))
+                break;
+            if (type_is(c, "attribute_specifier") || type_is(c, "type_qualifier")) {
+                render_into(L, c, &sb);
+                buf_putc(&sb, ' ');
+            }
+        }
+        buf_puts(&sb, "__typeof__(");
+        frame_access(v, &sb);
+        buf_puts(&sb, ")");
+        spec = buf_take(&sb);
+    } else {
+        spec = specifiers(L, v->decl);
+    }
+    char *dt = render(L, d);
+    nodemap_put(&L->repl, v->ident, NULL);
+    Buf b = {0};
+    buf_printf(&b, "{ %s %s", spec, dt);
+    /* Attributes gaps.c hid from the parse that the specifiers' text does
+     * not hold: between the type and the declarator, and after it. */
+    uint32_t specs_end = ts_node_start_byte(v->decl);
+    for (uint32_t i = 0; i < ts_node_child_count(v->decl); i++) {
+        TSNode c = ts_node_child(v->decl, i);
+        if (parse_is_declarator(c))
+            break;
+        specs_end = ts_node_end_byte(c);
+    }
+    Vec attrs = {0};
+    parse_masked_attrs(L->u, v->decl, v->declarator, &attrs);
+    for (int i = 0; i < attrs.len; i++) {
+        uint32_t *span = attrs.items[i];
+        if (span[0] >= specs_end)
+            buf_printf(&b, " %.*s", (int)(span[1] - span[0]), L->u->src.text + span[0]);
+    }
+    free(attrs.items);
+    buf_puts(&b, " = ");
+    frame_access(v, &b);
+    buf_puts(&b, "; }");
+    free(spec);
+    free(dt);
+    return buf_take(&b);
+}
+
+/* Whether v, with a cleanup, is in scope at node n: n lies in its scope,
+ * after its declaration. */
+static bool cleanup_in_scope(const Var *v, TSNode n)
+{
+    return v->cleanup_call && node_within(n, v->scope) && ts_node_start_byte(n) >= v->live_from;
+}
+
+/* Appends, innermost first, the cleanups of the variables in scope at the
+ * jump n that its target leaves: `target` is the loop or switch a break or
+ * continue leaves, or the labeled statement a goto goes to; a null target
+ * (a return) leaves them all. */
+static void jump_cleanups(Lower *L, TSNode n, TSNode target, bool is_goto, Buf *b)
+{
+    for (int i = L->fn->vars.len - 1; i >= 0; i--) {
+        Var *v = L->fn->vars.items[i];
+        if (!cleanup_in_scope(v, n))
+            continue;
+        bool left = ts_node_is_null(target) ||
+                    (is_goto ? !cleanup_in_scope(v, target)
+                             : node_within(v->scope, target) && !ts_node_eq(v->scope, target));
+        if (left)
+            buf_printf(b, "%s ", v->cleanup_call);
+    }
+}
+
+/* Appends, innermost first, the cleanups of the variables whose scope is
+ * the block `block`, for its end. */
+static void block_cleanups(Lower *L, TSNode block, Buf *b)
+{
+    if (ends_in_jump(block))
+        return;
+    for (int i = L->fn->vars.len - 1; i >= 0; i--) {
+        Var *v = L->fn->vars.items[i];
+        if (v->cleanup_call && ts_node_eq(v->scope, block))
+            buf_printf(b, "%s ", v->cleanup_call);
+    }
+}
+
+/* The last named child of n that is not a comment, or a null node. */
+static TSNode last_statement(TSNode n)
+{
+    for (int i = (int)ts_node_named_child_count(n) - 1; i >= 0; i--) {
+        TSNode c = ts_node_named_child(n, (uint32_t)i);
+        if (!type_is(c, "comment"))
+            return c;
+    }
+    return (TSNode){0};
+}
+
+/* Whether control cannot fall off the end of statement n, as far as its
+ * text shows: it ends in a jump (an if with an else: both branches do).
+ * A block's end after such a statement is not reached, and cleanups there
+ * would read to the C compiler as a case falling through. */
+static bool ends_in_jump(TSNode n)
+{
+    if (ts_node_is_null(n))
+        return false;
+    if (type_is(n, "break_statement") || type_is(n, "continue_statement") ||
+        type_is(n, "return_statement") || type_is(n, "goto_statement"))
+        return true;
+    if (type_is(n, "compound_statement"))
+        return ends_in_jump(last_statement(n));
+    if (type_is(n, "if_statement")) {
+        TSNode alt = child_by_field(n, "alternative");
+        return !ts_node_is_null(alt) && ends_in_jump(child_by_field(n, "consequence")) &&
+               ends_in_jump(last_statement(alt));
+    }
+    return false;
+}
+
+/* What the break, continue or goto n goes to: the innermost loop (or, for
+ * a break, switch) around it, or the statement its label names. */
+static TSNode jump_target(Lower *L, TSNode n)
+{
+    if (type_is(n, "goto_statement")) {
+        TSNode label = child_by_field(n, "label");
+        TSTreeCursor c = ts_tree_cursor_new(L->fn->body);
+        TSNode found = {0};
+        for (bool more = true; more && ts_node_is_null(found);) {
+            TSNode cur = ts_tree_cursor_current_node(&c);
+            if (type_is(cur, "labeled_statement")) {
+                TSNode l = child_by_field(cur, "label");
+                uint32_t len = ts_node_end_byte(l) - ts_node_start_byte(l);
+                if (len == ts_node_end_byte(label) - ts_node_start_byte(label) &&
+                    !memcmp(L->u->src.text + ts_node_start_byte(l),
+                            L->u->src.text + ts_node_start_byte(label), len))
+                    found = cur;
+            }
+            more = cursor_advance(&c, true);
+        }
+        ts_tree_cursor_delete(&c);
+        return found;
+    }
+    bool brk = type_is(n, "break_statement");
+    for (TSNode p = parse_parent(L->u, n); !ts_node_is_null(p); p = parse_parent(L->u, p)) {
+        if (parse_is_loop(p) || (brk && type_is(p, "switch_statement")))
+            return p;
+        if (ts_node_eq(p, L->fn->body))
+            break;
+    }
+    return (TSNode){0};
+}
+
 static void emit_return(Lower *L, TSNode n, const char *value, const char *ind)
 {
     const ExtFn *self = L->u->sema ? sema_ext_fn(L->u->sema, L->fn->name) : NULL;
+    /* Cleanups run after the value is taken, as C runs them. */
+    Buf cl = {0};
+    jump_cleanups(L, n, (TSNode){0}, false, &cl);
+    const char *c = cl.data ? cl.data : "";
     if (value && !L->fn->ret_void && self && self->ret_const_member)
         /* A struct with a const member is initialised, not assigned. */
         buf_printf(&L->out,
                    "%s{ __typeof__(*ac_out) ac_r = %s; __builtin_memcpy(ac_out, &ac_r, sizeof *ac_out); "
-                   "ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }\n",
-                   ind, value);
+                   "%sac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }\n",
+                   ind, value, c);
     else if (value && !L->fn->ret_void)
-        buf_printf(&L->out, "%s{ *ac_out = %s; ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }\n",
-                   ind, value);
+        buf_printf(&L->out, "%s{ *ac_out = %s; %sac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }\n",
+                   ind, value, c);
     else if (value)
-        buf_printf(&L->out, "%s{ (void)(%s); ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }\n",
-                   ind, value);
+        buf_printf(&L->out, "%s{ (void)(%s); %sac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }\n",
+                   ind, value, c);
     else
-        buf_printf(&L->out, "%s{ ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }\n", ind);
-    (void)n;
+        buf_printf(&L->out, "%s{ %sac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }\n", ind, c);
+    buf_free(&cl);
 }
 
 /* The declaration's specifiers (everything before its first declarator),
@@ -902,6 +1083,15 @@ static void lower_generic(Lower *L, TSNode n)
         else
             buf_putn(&L->out, L->u->src.text + pos, gap);
         after = 0;
+        if (!lower && i + 1 == ts_node_child_count(n) && type_is(n, "compound_statement")) {
+            /* Falling off the end of the block leaves the scope of its
+             * variables: their cleanups go before the `}`. */
+            Buf cl = {0};
+            block_cleanups(L, n, &cl);
+            if (cl.data)
+                buf_puts(&L->out, cl.data);
+            buf_free(&cl);
+        }
         if (lower) {
             /* A lowered statement starts a line of its own, but for a `{`
              * that goes on with `else {` or `case 1: {`. */
@@ -1100,6 +1290,19 @@ static void lower_stmt_here(Lower *L, TSNode n)
         sync_line(L, source_line(L, n));
         emit_return(L, n, s, ind);
         free(s);
+    } else if ((SYM_IS(t, "break_statement") || SYM_IS(t, "continue_statement") ||
+                SYM_IS(t, "goto_statement")) &&
+               nodemap_get(&L->exits, n)) {
+        /* Leaves the scope of variables with a cleanup: run them first. */
+        Buf cl = {0};
+        jump_cleanups(L, n, jump_target(L, n), SYM_IS(t, "goto_statement"), &cl);
+        char *jump = SYM_IS(t, "continue_statement") && L->cont ? xasprintf("goto %s;", L->cont)
+                                                                : render(L, n);
+        if (SYM_IS(t, "continue_statement") && L->cont)
+            L->cont_used = true;
+        buf_printf(&L->out, "%s{ %s%s }\n", ind, cl.data ? cl.data : "", jump);
+        free(jump);
+        buf_free(&cl);
     } else if (SYM_IS(t, "continue_statement") && L->cont) {
         buf_printf(&L->out, "%sgoto %s;\n", ind, L->cont);
         L->cont_used = true;
@@ -1297,6 +1500,32 @@ bool lower_fn(Unit *u, AsyncFn *fn)
             mark_up(&L, &L.touched, *(TSNode *)v->refs.items[j]);
     }
     mark_returns_and_continues(&L, fn->body);
+    bool cleanups = false;
+    for (int i = 0; i < fn->vars.len; i++) {
+        Var *v = fn->vars.items[i];
+        if (v->hoisted && v->cleanup) {
+            v->cleanup_call = cleanup_call(&L, v);
+            cleanups = true;
+        }
+    }
+    if (cleanups) {
+        /* Jumps out of such a scope are lowered with the cleanups before them. */
+        TSTreeCursor c = ts_tree_cursor_new(fn->body);
+        for (bool more = true; more; more = cursor_advance(&c, true)) {
+            TSNode n = ts_tree_cursor_current_node(&c);
+            if (!type_is(n, "break_statement") && !type_is(n, "continue_statement") &&
+                !type_is(n, "goto_statement"))
+                continue;
+            Buf cl = {0};
+            jump_cleanups(&L, n, jump_target(&L, n), type_is(n, "goto_statement"), &cl);
+            if (cl.data) {
+                nodemap_put(&L.exits, n, (void *)1);
+                mark_up(&L, &L.touched, n);
+            }
+            buf_free(&cl);
+        }
+        ts_tree_cursor_delete(&c);
+    }
 
     L.line = -1;
     /* The body's statements, without its braces (the poll function has its own). */
@@ -1313,6 +1542,17 @@ bool lower_fn(Unit *u, AsyncFn *fn)
             put(&L, "\n");
         }
     }
+
+    /* The end of the body leaves the scope of its own variables. */
+    Buf cl = {0};
+    block_cleanups(&L, fn->body, &cl);
+    if (cl.data) {
+        if (L.out.len && L.out.data[L.out.len - 1] != '\n')
+            put(&L, "\n");
+        buf_truncate(&cl, cl.len - 1); /* the space after the last */
+        buf_printf(&L.out, "    %s\n", cl.data);
+    }
+    buf_free(&cl);
 
     Buf poll = {0};
     buf_puts(&poll, "{\n");
@@ -1353,6 +1593,7 @@ bool lower_fn(Unit *u, AsyncFn *fn)
     nodemap_free(&L.literals);
     nodemap_free(&L.awaits);
     nodemap_free(&L.spawns);
+    nodemap_free(&L.exits);
     free(L.pending.items);
     return true;
 }

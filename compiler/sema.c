@@ -64,6 +64,7 @@ struct Sema {
     Vec includes;           /* Inclusion*: files #included, with where in the file */
     const char *cur_fn;     /* the async function whose body visit_body is in */
     Vec func_names;         /* char*: async functions whose bodies use __func__ & co */
+    Vec cleanups;           /* uint32_t*: where variables with a cleanup attribute are named */
 };
 
 /* A file the translation unit includes, and the byte of the #include
@@ -271,12 +272,68 @@ static bool function_name_literal(Sema *s, CXCursor c)
     return true;
 }
 
+bool sema_var_cleanup(Sema *s, uint32_t at)
+{
+    for (int i = 0; s && i < s->cleanups.len; i++)
+        if (*(uint32_t *)s->cleanups.items[i] == at)
+            return true;
+    return false;
+}
+
 bool sema_uses_function_name(Sema *s, const char *fn)
 {
     for (int i = 0; i < s->func_names.len; i++)
         if (strcmp(s->func_names.items[i], fn) == 0)
             return true;
     return false;
+}
+
+static bool token_is(CXTranslationUnit tu, CXToken t, const char *s);
+
+/* Whether the tokens of `range` hold the attribute name cleanup (or
+ * __cleanup__) followed by `(`, in the first `max` tokens (0: all). */
+static bool tokens_name_cleanup(CXTranslationUnit tu, CXSourceRange range, unsigned max)
+{
+    CXToken *toks;
+    unsigned n;
+    clang_tokenize(tu, range, &toks, &n);
+    bool found = false;
+    for (unsigned i = 0; i + 1 < n && (!max || i < max) && !found; i++)
+        found = (token_is(tu, toks[i], "cleanup") || token_is(tu, toks[i], "__cleanup__")) &&
+                token_is(tu, toks[i + 1], "(");
+    clang_disposeTokens(tu, toks, n);
+    return found;
+}
+
+/* An attribute that libclang does not expose is visited as an
+ * UnexposedAttr, whose extent runs from the attribute's name where it is
+ * spelled to the declaration: whether that name is cleanup. When a macro
+ * defined in another file brings the attribute in (glib's g_autoptr(T),
+ * systemd's _cleanup_(f)), the extent spans two files and has no tokens:
+ * the macro's definition then tells. */
+static enum CXChildVisitResult find_cleanup(CXCursor c, CXCursor parent, CXClientData data)
+{
+    (void)parent;
+    bool *found = data;
+    if (clang_getCursorKind(c) != CXCursor_UnexposedAttr)
+        return CXChildVisit_Continue;
+    CXTranslationUnit tu = clang_Cursor_getTranslationUnit(c);
+    CXSourceRange extent = clang_getCursorExtent(c);
+    CXToken *toks;
+    unsigned n;
+    clang_tokenize(tu, extent, &toks, &n);
+    clang_disposeTokens(tu, toks, n);
+    if (n) {
+        *found = tokens_name_cleanup(tu, extent, 2);
+    } else {
+        CXCursor use = clang_getCursor(tu, clang_getRangeStart(extent));
+        CXCursor def = clang_getCursorKind(use) == CXCursor_MacroExpansion ? clang_getCursorReferenced(use)
+                       : clang_getCursorKind(use) == CXCursor_MacroDefinition ? use
+                                                                              : clang_getNullCursor();
+        *found = clang_getCursorKind(def) == CXCursor_MacroDefinition &&
+                 tokens_name_cleanup(tu, clang_getCursorExtent(def), 0);
+    }
+    return *found ? CXChildVisit_Break : CXChildVisit_Continue;
 }
 
 static enum CXChildVisitResult visit_body(CXCursor c, CXCursor parent, CXClientData data)
@@ -295,6 +352,14 @@ static enum CXChildVisitResult visit_body(CXCursor c, CXCursor parent, CXClientD
         bool in_file = offset_in_main(s, clang_getCursorLocation(c), &off);
         if (in_file)
             add_range(s, off, UINT32_MAX, clang_getCursorType(c));
+        bool cleanup = false;
+        if (in_file && k == CXCursor_VarDecl)
+            clang_visitChildren(c, find_cleanup, &cleanup);
+        if (cleanup) {
+            uint32_t *at = xmalloc(sizeof *at);
+            *at = off;
+            vec_push(&s->cleanups, at);
+        }
         CXFile f;
         unsigned exp;
         clang_getExpansionLocation(clang_getCursorLocation(c), &f, NULL, NULL, &exp);
@@ -857,6 +922,9 @@ void sema_free(Sema *s)
     for (int i = 0; i < s->func_names.len; i++)
         free(s->func_names.items[i]);
     free(s->func_names.items);
+    for (int i = 0; i < s->cleanups.len; i++)
+        free(s->cleanups.items[i]);
+    free(s->cleanups.items);
     free(s);
 }
 
