@@ -269,11 +269,12 @@ static const ac_future_vt loop__vt __attribute__((unused)) = {
 
 
 /* A goto out of the scope, and one that stays in it; a break out of a
- * switch; a scalar with a cleanup; the body's end. */
+ * switch; a scalar with a cleanup and another attribute; the body's end. */
 
 #line 86 "tests/golden/storage/grammar_gaps_cleanup.ac"
-/* jumps: frame of its state machine (40 bytes; asyncc --emit=states) */
+/* jumps: frame of its state machine (48 bytes; asyncc --emit=states) */
 struct jumps__frame {
+    int fd __attribute__((aligned(16))); /* local, line 88; live in states 3 4 */
     char *buf; /* local, line 93; live in states 3 4 */
     union {
         char *one; /* local, line 99; live in states 4 */
@@ -281,7 +282,6 @@ struct jumps__frame {
     };
     struct step__frame ac_aw4; /* awaited future, line 100; live in states 4 */
     int k; /* parameter, line 86; live in states 0 3 4 */
-    int fd; /* local, line 88; live in states 3 4 */
     int tries; /* local, line 89; live in states 3 4 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
@@ -315,6 +315,8 @@ static ac_poll_t jumps__poll(struct jumps__frame *ac_f, ac_context *ac_cx, void 
     }
 #line 88 "tests/golden/storage/grammar_gaps_cleanup.ac"
     ac_f->fd = 3;
+#line 88 "tests/golden/storage/grammar_gaps_cleanup.ac"
+    /* the field keeps aligned */
     ac_f->tries = 0;
 again:
     ac_f->tries++;
@@ -353,7 +355,7 @@ ac_resume_4:
     { char *ac_cl __attribute__((cleanup(release))) = ac_f->buf; } }
 done:
     printf("done after %d tries, fd %d\n", ac_f->tries, ac_f->fd);
-    { int ac_cl __attribute__((cleanup(closed))) = ac_f->fd; }
+    { int ac_cl __attribute__((aligned(16), cleanup(closed))) = ac_f->fd; }
     ac_f->ac_state = AC_STATE_RETURNED;
     return AC_READY;
 }
@@ -364,13 +366,13 @@ static void jumps__drop(struct jumps__frame *ac_f)
     case 3:
         step__drop(&ac_f->ac_aw3);
         { char *ac_cl __attribute__((cleanup(release))) = ac_f->buf; }
-        { int ac_cl __attribute__((cleanup(closed))) = ac_f->fd; }
+        { int ac_cl __attribute__((aligned(16), cleanup(closed))) = ac_f->fd; }
         break;
     case 4:
         step__drop(&ac_f->ac_aw4);
         { char *ac_cl __attribute__((cleanup(release))) = ac_f->one; }
         { char *ac_cl __attribute__((cleanup(release))) = ac_f->buf; }
-        { int ac_cl __attribute__((cleanup(closed))) = ac_f->fd; }
+        { int ac_cl __attribute__((aligned(16), cleanup(closed))) = ac_f->fd; }
         break;
     default:
         break;
@@ -586,7 +588,7 @@ static const ac_future_vt typed__vt __attribute__((unused)) = {
 
 
 #line 134 "tests/golden/storage/grammar_gaps_cleanup.ac"
-/* async_main: frame of its state machine (48 bytes; asyncc --emit=states) */
+/* async_main: frame of its state machine (64 bytes; asyncc --emit=states) */
 struct async_main__frame {
     union {
         char **argv; /* parameter, line 134; live in states 0 */
