@@ -158,6 +158,27 @@ static void check_blocking(Unit *u, TSNode call)
 
 /* ---- spawned futures must own what they point to ------------------------------- */
 
+/* Whether the member access p, on a local (`s.buf`, `s.in.buf`: `.` all
+ * the way), names an array that decays to a pointer into the local, where
+ * p and the accesses after it leave off: not indexed for a value, not
+ * followed by `->` into memory of its own. */
+static bool member_array_decays(Unit *u, TSNode p)
+{
+    if (!type_is(p, "field_expression") || !parse_eq(u, child_by_field(p, "operator"), "."))
+        return false;
+    for (;;) {
+        TSNode up = parse_parent(u, p);
+        if (ts_node_is_null(up) || !type_is(up, "field_expression") ||
+            !ts_node_eq(child_by_field(up, "argument"), p) ||
+            !parse_eq(u, child_by_field(up, "operator"), "."))
+            break;
+        p = up;
+    }
+    const TypeInfo *mt = sema_member_type(u->sema, ts_node_start_byte(p));
+    return mt && strchr(mt->canonical, '[') && !strstr(mt->canonical, "(*") &&
+           !liveness_indexed_for_value(u, p, mt);
+}
+
 static void check_spawn_arg(Unit *u, AsyncFn *fn, TSNode spawn, TSNode arg)
 {
     /* Walk the argument for &local, local arrays and pointer parameters;
@@ -205,7 +226,9 @@ static void check_spawn_arg(Unit *u, AsyncFn *fn, TSNode spawn, TSNode arg)
             bool read = !ts_node_is_null(p) &&
                         ((type_is(p, "subscript_expression") || type_is(p, "field_expression")) &&
                          ts_node_eq(child_by_field(p, "argument"), n));
-            if (read)
+            if (read && !v->is_param && member_array_decays(u, p))
+                why = "an array member of";
+            else if (read)
                 ;
             else if (!v->is_param && strchr(sp, '[') && !strchr(sp, '*'))
                 why = "the array";

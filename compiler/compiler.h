@@ -506,6 +506,10 @@ const TypeInfo *sema_member_type(Sema *s, uint32_t start);
 bool liveness_run(Unit *u);
 /* Reports every await outside an async function; returns how many. */
 int liveness_report_strays(Unit *u);
+/* Whether n, of type ti, is a one-dimensional array that is only indexed
+ * for a value (`a[i]`, not `&a[i]`, `a[i].f` or `a[i][j]`): it decays to a
+ * pointer that nothing keeps. */
+bool liveness_indexed_for_value(Unit *u, TSNode n, const TypeInfo *ti);
 /* For --emit=states: an array of fn->nstates sets, entry s holding the states
  * (1 for returned) that can come next after resuming from s. Caller frees. */
 StateSet *flow_successors(Unit *u, AsyncFn *fn);

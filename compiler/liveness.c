@@ -90,7 +90,6 @@ static Var *resolve(Walk *w, TSNode ident)
 static void walk(Walk *w, TSNode n);
 static void walk_except(Walk *w, TSNode n, TSNode skip);
 static TSNode object_use(Unit *u, TSNode n, char *kind);
-static bool indexed_for_value(Unit *u, TSNode n, const TypeInfo *ti);
 
 /* `ac_handle(int) *p = ...;` is a declaration to C but tree-sitter (like any
  * parser without the macro's definition) reads a multiplication; the
@@ -226,7 +225,7 @@ static __attribute__((noinline)) void walk_member(Walk *w, TSNode n)
     const TypeInfo *mt = parse_eq(w->u, child_by_field(n, "operator"), ".")
                              ? sema_member_type(w->u->sema, ts_node_start_byte(n))
                              : NULL;
-    if (mt && strchr(mt->canonical, '[') && !indexed_for_value(w->u, n, mt)) {
+    if (mt && strchr(mt->canonical, '[') && !liveness_indexed_for_value(w->u, n, mt)) {
         TSNode obj = child_by_field(n, "argument");
         while (!ts_node_is_null(obj) && type_is(obj, "parenthesized_expression"))
             obj = ts_node_named_child(obj, 0);
@@ -610,15 +609,10 @@ static TSNode object_use(Unit *u, TSNode n, char *kind)
     return p;
 }
 
-/* Whether the program can hold the address of a compound literal's object:
- * it is the operand of `&` or the object of `.`, `->` or `[]`, or it is an
- * array, which decays to a pointer; except a one-dimensional array only
- * indexed for a value (`(int[]){1, 2, 3}[i]`). Otherwise its value is read
- * at once. A literal clang did not type stays where it is. */
 /* Whether n, of type ti, is a one-dimensional array that is only indexed
  * for a value (`a[i]`, not `&a[i]`, `a[i].f` or `a[i][j]`): it decays to a
  * pointer that nothing keeps. */
-static bool indexed_for_value(Unit *u, TSNode n, const TypeInfo *ti)
+bool liveness_indexed_for_value(Unit *u, TSNode n, const TypeInfo *ti)
 {
     const char *br = strchr(ti->canonical, '[');
     char kind = 0, outer = 0;
@@ -626,12 +620,17 @@ static bool indexed_for_value(Unit *u, TSNode n, const TypeInfo *ti)
     return br && !strchr(br + 1, '[') && kind == '[' && ts_node_is_null(object_use(u, p, &outer));
 }
 
+/* Whether the program can hold the address of a compound literal's object:
+ * it is the operand of `&` or the object of `.`, `->` or `[]`, or it is an
+ * array, which decays to a pointer; except a one-dimensional array only
+ * indexed for a value (`(int[]){1, 2, 3}[i]`). Otherwise its value is read
+ * at once. A literal clang did not type stays where it is. */
 static bool literal_addressed(Unit *u, Literal *lit)
 {
     if (lit->call)
         return true; /* recorded because its array member decays */
     const TypeInfo *ti = sema_literal_type(u->sema, ts_node_start_byte(lit->node));
-    if (!ti || indexed_for_value(u, lit->node, ti))
+    if (!ti || liveness_indexed_for_value(u, lit->node, ti))
         return false;
     char kind = 0;
     return strchr(ti->canonical, '[') || !ts_node_is_null(object_use(u, lit->node, &kind));
