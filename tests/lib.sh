@@ -92,14 +92,12 @@ describe_status() {
     fi
 }
 
-# san_case LIB CFLAGS REPORT WHAT SRC[:EXPECTED]: builds SRC (a .ac file, or
-# a directory of them, a tests/multifile program) with `asyncc cc CFLAGS`
-# against the runtime library LIB, runs it, and requires exit 0, no line of
-# stderr matching REPORT (grep), and EXPECTED's text on stdout when given.
-# WHAT names the sanitizers in failure messages. Uses $CASE_TMP.
-san_case() {
-    local lib=$1 cflags=$2 report=$3 what=$4 src=${5%%:*} expected=${5#*:} t=$CASE_TMP status=0 srcs
-    [ "$expected" = "$5" ] && expected=
+# san_build LIB CFLAGS WHAT SRC: builds SRC (a .ac file, or a directory of
+# them, a tests/multifile program) with `asyncc cc CFLAGS` against the
+# runtime library LIB into $CASE_TMP/prog; on failure says so, naming the
+# sanitizers WHAT, and returns 1.
+san_build() {
+    local lib=$1 cflags=$2 what=$3 src=$4 t=$CASE_TMP srcs
     if [ -d "$src" ]; then srcs=("$src"/*.ac -I"$src"); else srcs=("$src"); fi
     # shellcheck disable=SC2086 # cflags is a list of flags
     if ! ASYNCC_LIB=$lib "$ASYNCC" cc $cflags -Isamples "${srcs[@]}" -o "$t/prog" \
@@ -108,6 +106,15 @@ san_case() {
         show "$t/build.log"
         return 1
     fi
+}
+
+# san_case LIB CFLAGS REPORT WHAT SRC[:EXPECTED]: builds SRC (san_build),
+# runs it, and requires exit 0, no line of stderr matching REPORT (grep),
+# and EXPECTED's text on stdout when given. Uses $CASE_TMP.
+san_case() {
+    local lib=$1 cflags=$2 report=$3 what=$4 src=${5%%:*} expected=${5#*:} t=$CASE_TMP status=0
+    [ "$expected" = "$5" ] && expected=
+    san_build "$lib" "$cflags" "$what" "$src" || return 1
     timeout -k 2 "$TIMEOUT" "$t/prog" > "$t/stdout" 2> "$t/stderr" < /dev/null || status=$?
     if [ "$status" -ne 0 ] || grep -q "$report" "$t/stderr"; then
         fail "$src: $(describe_status "$status") under $what"

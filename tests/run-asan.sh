@@ -47,12 +47,7 @@ asan_case() {
 asan_report_case() {
     local src=$1 t=$CASE_TMP status=0 kind=use-after-poison
     [ -f "${src%.ac}.expected.report" ] && read -r kind < "${src%.ac}.expected.report"
-    if ! ASYNCC_LIB=$ASAN_LIB "$ASYNCC" cc -O1 -g $SAN_FLAGS "$src" -o "$t/prog" \
-        > "$t/build.log" 2>&1; then
-        fail "$src: asyncc cc with sanitizers failed"
-        show "$t/build.log"
-        return 1
-    fi
+    san_build "$ASAN_LIB" "-O1 -g $SAN_FLAGS" "the sanitizers" "$src" || return 1
     timeout -k 2 "$TIMEOUT" "$t/prog" > "$t/stdout" 2> "$t/stderr" < /dev/null || status=$?
     if [ "$status" -ne 70 ] || ! grep -q "ERROR: AddressSanitizer: $kind" "$t/stderr"; then
         fail "$src: $(describe_status "$status"), without ASan's $kind report"
