@@ -1293,14 +1293,16 @@ static void lower_stmt_here(Lower *L, TSNode n)
     } else if ((SYM_IS(t, "break_statement") || SYM_IS(t, "continue_statement") ||
                 SYM_IS(t, "goto_statement")) &&
                nodemap_get(&L->exits, n)) {
-        /* Leaves the scope of variables with a cleanup: run them first. */
+        /* Leaves the scope of variables with a cleanup: run them first, on
+         * the jump's line (a jump that is a statement's whole body stands
+         * in braces that lower_block gave it). */
         Buf cl = {0};
         jump_cleanups(L, n, jump_target(L, n), SYM_IS(t, "goto_statement"), &cl);
         char *jump = SYM_IS(t, "continue_statement") && L->cont ? xasprintf("goto %s;", L->cont)
                                                                 : render(L, n);
         if (SYM_IS(t, "continue_statement") && L->cont)
             L->cont_used = true;
-        buf_printf(&L->out, "%s{ %s%s }\n", ind, cl.data ? cl.data : "", jump);
+        buf_printf(&L->out, "%s%s%s\n", ind, cl.data ? cl.data : "", jump);
         free(jump);
         buf_free(&cl);
     } else if (SYM_IS(t, "continue_statement") && L->cont) {

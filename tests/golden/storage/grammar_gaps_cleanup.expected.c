@@ -197,11 +197,11 @@ ac_resume_3:
 #line 68 "tests/golden/storage/grammar_gaps_cleanup.ac"
         ac_f->sum += ac_t1;
         if (ac_f->i == 1) {
-            { { char *ac_cl __attribute__((__cleanup__(release))) = ac_f->inner; } continue; }
+            { char *ac_cl __attribute__((__cleanup__(release))) = ac_f->inner; } continue;
         }
 #line 71 "tests/golden/storage/grammar_gaps_cleanup.ac"
         if (ac_f->i == 2) {
-            { { char *ac_cl __attribute__((__cleanup__(release))) = ac_f->inner; } break; }
+            { char *ac_cl __attribute__((__cleanup__(release))) = ac_f->inner; } break;
         }
 #line 73 "tests/golden/storage/grammar_gaps_cleanup.ac"
         printf("iteration %d: %s %s\n", ac_f->i, ac_f->outer, ac_f->inner);
@@ -331,7 +331,7 @@ ac_resume_3:
 #line 94 "tests/golden/storage/grammar_gaps_cleanup.ac"
         (void)ac_t1;
         if (ac_f->tries < 2) {
-            { { char *ac_cl __attribute__((cleanup(release))) = ac_f->buf; } goto again; }
+            { char *ac_cl __attribute__((cleanup(release))) = ac_f->buf; } goto again;
         }
 #line 97 "tests/golden/storage/grammar_gaps_cleanup.ac"
         switch (ac_f->k) {
@@ -346,10 +346,10 @@ ac_resume_4:
 #line 100 "tests/golden/storage/grammar_gaps_cleanup.ac"
             (void)ac_t2;
             printf("case %s with %s\n", ac_f->one, ac_f->buf);
-            { { char *ac_cl __attribute__((cleanup(release))) = ac_f->one; } break; }
+            { char *ac_cl __attribute__((cleanup(release))) = ac_f->one; } break;
         }
         default:
-            { { char *ac_cl __attribute__((cleanup(release))) = ac_f->buf; } goto done; }
+            { char *ac_cl __attribute__((cleanup(release))) = ac_f->buf; } goto done;
         }
         printf("after the switch, %s\n", ac_f->buf);
     { char *ac_cl __attribute__((cleanup(release))) = ac_f->buf; } }
