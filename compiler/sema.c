@@ -290,27 +290,23 @@ bool sema_uses_function_name(Sema *s, const char *fn)
 
 static bool token_is(CXTranslationUnit tu, CXToken t, const char *s);
 
-/* Whether the tokens of `range` hold the attribute name cleanup (or
- * __cleanup__) followed by `(`, in the first `max` tokens (0: all). */
-static bool tokens_name_cleanup(CXTranslationUnit tu, CXSourceRange range, unsigned max)
+/* Whether toks[0, n) hold the attribute name cleanup (or __cleanup__)
+ * followed by `(`, starting among the first `max` tokens (0: anywhere). */
+static bool names_cleanup(CXTranslationUnit tu, const CXToken *toks, unsigned n, unsigned max)
 {
-    CXToken *toks;
-    unsigned n;
-    clang_tokenize(tu, range, &toks, &n);
-    bool found = false;
-    for (unsigned i = 0; i + 1 < n && (!max || i < max) && !found; i++)
-        found = (token_is(tu, toks[i], "cleanup") || token_is(tu, toks[i], "__cleanup__")) &&
-                token_is(tu, toks[i + 1], "(");
-    clang_disposeTokens(tu, toks, n);
-    return found;
+    for (unsigned i = 0; i + 1 < n && (!max || i < max); i++)
+        if ((token_is(tu, toks[i], "cleanup") || token_is(tu, toks[i], "__cleanup__")) &&
+            token_is(tu, toks[i + 1], "("))
+            return true;
+    return false;
 }
 
 /* An attribute that libclang does not expose is visited as an
  * UnexposedAttr, whose extent runs from the attribute's name where it is
  * spelled to the declaration: whether that name is cleanup. When a macro
- * defined in another file brings the attribute in (glib's g_autoptr(T),
- * systemd's _cleanup_(f)), the extent spans two files and has no tokens:
- * the macro's definition then tells. */
+ * defined in another file brings the attribute in (as glib's g_autoptr(T)
+ * does), the extent spans two files and has no tokens: the macro's
+ * definition then tells. */
 static enum CXChildVisitResult find_cleanup(CXCursor c, CXCursor parent, CXClientData data)
 {
     (void)parent;
@@ -322,17 +318,22 @@ static enum CXChildVisitResult find_cleanup(CXCursor c, CXCursor parent, CXClien
     CXToken *toks;
     unsigned n;
     clang_tokenize(tu, extent, &toks, &n);
-    clang_disposeTokens(tu, toks, n);
     if (n) {
-        *found = tokens_name_cleanup(tu, extent, 2);
+        *found = names_cleanup(tu, toks, n, 1);
     } else {
         CXCursor use = clang_getCursor(tu, clang_getRangeStart(extent));
         CXCursor def = clang_getCursorKind(use) == CXCursor_MacroExpansion ? clang_getCursorReferenced(use)
                        : clang_getCursorKind(use) == CXCursor_MacroDefinition ? use
                                                                               : clang_getNullCursor();
-        *found = clang_getCursorKind(def) == CXCursor_MacroDefinition &&
-                 tokens_name_cleanup(tu, clang_getCursorExtent(def), 0);
+        if (clang_getCursorKind(def) == CXCursor_MacroDefinition) {
+            CXToken *dt;
+            unsigned dn;
+            clang_tokenize(tu, clang_getCursorExtent(def), &dt, &dn);
+            *found = names_cleanup(tu, dt, dn, 0);
+            clang_disposeTokens(tu, dt, dn);
+        }
     }
+    clang_disposeTokens(tu, toks, n);
     return *found ? CXChildVisit_Break : CXChildVisit_Continue;
 }
 
