@@ -172,6 +172,8 @@ static char *without_cleanup(const char *text, uint32_t from, uint32_t to)
             q++;
         if (*q == ',') {
             end = q + 1;
+            while (*end == ' ' || *end == '\t')
+                end++;
         } else {
             char *b = start;
             while (b > a && (b[-1] == ' ' || b[-1] == '\t'))

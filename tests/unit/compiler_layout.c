@@ -464,6 +464,38 @@ START_TEST(inferred_types_get_fields_that_compile)
 }
 END_TEST
 
+START_TEST(cleanup_variables_keep_storage_over_their_scope_and_no_cleanup_on_the_field)
+{
+    /* A variable with a cleanup is read by it at the end of its scope, so
+     * its storage is shared with nothing in the scope, although nothing
+     * reads it after the await; its field keeps the other attributes and
+     * drops the cleanup, which gcc refuses on a struct member. */
+    Laid *l = lay_out("#include <asyncc.h>\n"
+                      "static void drop_p(char **p) { (void)p; }\n"
+                      "static void drop_i(int *i) { (void)i; }\n"
+                      "static async(int) step(void) { await(ac_yield()); return 1; }\n"
+                      "async(int) f(void)\n"
+                      "{\n"
+                      "    char *a __attribute__((aligned(16), cleanup(drop_p))) = 0;\n"
+                      "    int b __attribute__((cleanup (drop_i) , aligned(8))) = 2;\n"
+                      "    char *c __attribute__((__cleanup__(drop_p))) = 0;\n"
+                      "    __attribute__((cleanup(drop_i))) int d = 4;\n"
+                      "    return await(step());\n"
+                      "}\n");
+    Frame *f = frame_of(l, "f");
+    ck_assert_str_eq(slot(f, "a")->decl, "char *a __attribute__((aligned(16)))");
+    ck_assert_str_eq(slot(f, "b")->decl, "int b __attribute__((aligned(8)))");
+    ck_assert_str_eq(slot(f, "c")->decl, "char *c");
+    ck_assert_str_eq(slot(f, "d")->decl, "int d");
+    const char *names[] = {"a", "b", "c", "d"};
+    for (int i = 0; i < 4; i++) {
+        ck_assert_msg(set_has(&slot(f, names[i])->live, 3), "%s not live across the await", names[i]);
+        ck_assert_int_ne(group_of(f, names[i]), group_of(f, "ac_aw3"));
+    }
+    assert_layout_agrees_with_cc(l);
+}
+END_TEST
+
 START_TEST(locals_of_block_scope_types_get_bytes_laid_out_as_cc_does)
 {
     /* Nor can a field name the body's own types: such a local gets bytes of
@@ -517,6 +549,7 @@ static Suite *layout_suite(void)
     tcase_add_test(tc, aligned_local_is_laid_out_as_the_c_compiler_does);
     tcase_add_test(tc, inferred_types_get_fields_that_compile);
     tcase_add_test(tc, locals_of_block_scope_types_get_bytes_laid_out_as_cc_does);
+    tcase_add_test(tc, cleanup_variables_keep_storage_over_their_scope_and_no_cleanup_on_the_field);
     suite_add_tcase(s, tc);
     return s;
 }
