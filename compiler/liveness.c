@@ -15,9 +15,11 @@
  *  - the state transition relation used by --emit=states (flow_*).
  * The liveness rule is deliberately conservative and textual: a variable is
  * live across an await A in its scope when it is referred to at or after the
- * start of A's statement, or A and a reference share a loop that lies within
- * the variable's scope, or its address is taken (arrays count), or the
- * function uses goto and the variable is referred to anywhere in its scope.
+ * start of A's statement (but for inside A's own call, whose arguments are
+ * read before A suspends), or A and a reference share a loop that lies
+ * within the variable's scope, or its address is taken (arrays count) or it
+ * has a cleanup attribute, or the function uses goto and the variable is
+ * referred to anywhere in its scope.
  * Rejects: await outside an async function or of something not async; await
  * in an unevaluated operand (sizeof, _Alignof, typeof); a variable-length
  * array in scope of an await; alloca() memory held across an await;
@@ -564,11 +566,15 @@ static bool live_at(Unit *u, AsyncFn *fn, Var *v, Await *aw)
         return false;
     if (v->addr_taken || v->cleanup)
         return true; /* its storage, or its cleanup's read at the scope's end */
-    uint32_t anchor = ts_node_start_byte(aw->anchor);
+    /* A reference from the await's statement on is read after the await,
+     * since lowering evaluates awaits before the rest of their statement;
+     * except one in the await's own operand, the call whose arguments make
+     * the future before it suspends. */
+    uint32_t anchor = ts_node_start_byte(aw->anchor), aw_end = ts_node_end_byte(aw->node);
     for (int i = 0; i < v->refs.len; i++) {
         TSNode r = *(TSNode *)v->refs.items[i];
         uint32_t rs = ts_node_start_byte(r);
-        if (fn->has_goto || rs >= anchor)
+        if (fn->has_goto || (rs >= anchor && !(rs >= at && rs < aw_end)))
             return true;
     }
     /* A loop around the await, inside the variable's scope, carries values

@@ -433,7 +433,7 @@ START_TEST(emit_states_lists_states_transitions_and_frame_slots)
             "         0     8  name              parameter      7  0 3 4\n"
             "         8     8  ac_aw3            future         9  3  (shares storage)\n"
             "         8     1  ac_aw4            future        10  4  (shares storage)\n"
-            "        16     4  lang              parameter      7  0 3\n"
+            "        16     4  lang              parameter      7  0\n"
             "        20     4  w                 local          9  4\n"
             "        24     1  ac_state          state     \n"
             "\n");

@@ -125,6 +125,33 @@ START_TEST(parameter_used_after_an_await_is_live_in_its_state)
 }
 END_TEST
 
+START_TEST(argument_read_only_by_the_await_it_makes_is_not_live_across_it)
+{
+    /* The call in an await makes the future, reading its arguments, before
+     * the await suspends; a reference there is not a use after it. Nested
+     * awaits run first: an argument of the outer call is read after the
+     * inner await. */
+    Analysed *a = analyse_ok("#include <asyncc.h>\n"
+                             "static async(int) id(int v) { await(ac_yield()); return v; }\n"
+                             "static async(int) two(int v, int w) { await(ac_yield()); return v + w; }\n"
+                             "async(int) f(int p)\n"
+                             "{\n"
+                             "    int once = p * 2;\n"
+                             "    int r = await(id(once));\n"
+                             "    int outer = r + 1;\n"
+                             "    r += await(two(outer, await(id(r))));\n"
+                             "    return r;\n"
+                             "}\n");
+    AsyncFn *fn = fn_named(a, "f");
+    assert_local(var(fn, "once"));
+    assert_hoisted(var(fn, "p"), "p", "0");
+    /* outer: read by two() after id(r) (state 5) completes, not after two (4). */
+    assert_hoisted(var(fn, "outer"), "outer", "5");
+    /* r: read after both, by `r +=` and `return r`. */
+    assert_hoisted(var(fn, "r"), "r", "4 5");
+}
+END_TEST
+
 START_TEST(local_used_only_before_await_stays_in_poll_function)
 {
     Analysed *a = analyse_ok("#include <asyncc.h>\n"
@@ -731,6 +758,7 @@ static Suite *liveness_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, parameters_are_always_hoisted_and_live_in_state_0);
     tcase_add_test(tc, parameter_used_after_an_await_is_live_in_its_state);
+    tcase_add_test(tc, argument_read_only_by_the_await_it_makes_is_not_live_across_it);
     tcase_add_test(tc, local_used_only_before_await_stays_in_poll_function);
     tcase_add_test(tc, local_used_after_await_is_hoisted_with_that_state);
     tcase_add_test(tc, local_dead_after_an_await_is_not_live_at_later_ones);

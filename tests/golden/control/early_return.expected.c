@@ -223,7 +223,7 @@ struct pick__frame {
         struct ac_yield__frame ac_aw6; /* awaited future, line 60; live in states 6 */
         struct val__frame ac_aw7; /* awaited future, line 61; live in states 7 */
     };
-    int n; /* parameter, line 41; live in states 0 3 4 5 6 7 */
+    int n; /* parameter, line 41; live in states 0 3 4 5 6 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 static void pick__init(void *ac_frame, int n) __attribute__((unused));

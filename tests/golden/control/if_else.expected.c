@@ -188,7 +188,7 @@ struct classify__frame {
         struct check__frame ac_aw4; /* awaited future, line 31; live in states 4 */
         struct check__frame ac_aw5; /* awaited future, line 33; live in states 5 */
     };
-    int n; /* parameter, line 27; live in states 0 3 4 5 */
+    int n; /* parameter, line 27; live in states 0 3 4 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 static void classify__init(void *ac_frame, int n) __attribute__((unused));

@@ -186,7 +186,7 @@ struct countdown__frame {
         struct say__frame ac_aw5; /* awaited future, line 37; live in states 5 */
         struct say__frame ac_aw6; /* awaited future, line 41; live in states 6 */
     };
-    int from; /* parameter, line 24; live in states 0 3 4 5 6 */
+    int from; /* parameter, line 24; live in states 0 3 4 5 */
     int ran; /* local, line 26; live in states 3 4 5 6 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
@@ -318,7 +318,7 @@ static const ac_future_vt countdown__vt __attribute__((unused)) = {
 /* color_name: frame of its state machine (16 bytes; asyncc --emit=states) */
 struct color_name__frame {
     struct val__frame ac_aw3; /* awaited future, line 49; live in states 3 */
-    enum color c; /* parameter, line 47; live in states 0 3 */
+    enum color c; /* parameter, line 47; live in states 0 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 static void color_name__init(void *ac_frame, enum color c) __attribute__((unused));

@@ -109,8 +109,8 @@ struct both__frame {
         struct check__frame ac_aw3; /* awaited future, line 25; live in states 3 */
         struct check__frame ac_aw4; /* awaited future, line 25; live in states 4 */
     };
-    int x; /* parameter, line 23; live in states 0 3 4 */
-    int y; /* parameter, line 23; live in states 0 3 4 */
+    int x; /* parameter, line 23; live in states 0 4 */
+    int y; /* parameter, line 23; live in states 0 3 */
     int ac_t1; /* temporary; live in states 4 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
@@ -216,8 +216,8 @@ struct either__frame {
         struct check__frame ac_aw3; /* awaited future, line 30; live in states 3 */
         struct check__frame ac_aw4; /* awaited future, line 30; live in states 4 */
     };
-    int x; /* parameter, line 28; live in states 0 3 4 */
-    int y; /* parameter, line 28; live in states 0 3 4 */
+    int x; /* parameter, line 28; live in states 0 4 */
+    int y; /* parameter, line 28; live in states 0 3 */
     int ac_t1; /* temporary; live in states 4 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };

@@ -119,7 +119,7 @@ struct level7__frame {
         struct level8__frame ac_aw4; /* awaited future, line 24; live in states 4 */
         struct ac_yield__frame ac_aw5; /* awaited future, line 25; live in states 5 */
     };
-    int x; /* parameter, line 20; live in states 0 3 4 */
+    int x; /* parameter, line 20; live in states 0 3 */
     int mine; /* local, line 22; live in states 3 4 5 */
     int r; /* local, line 24; live in states 5 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
@@ -233,7 +233,7 @@ struct level6__frame {
         struct level7__frame ac_aw4; /* awaited future, line 33; live in states 4 */
         struct ac_yield__frame ac_aw5; /* awaited future, line 34; live in states 5 */
     };
-    int x; /* parameter, line 29; live in states 0 3 4 */
+    int x; /* parameter, line 29; live in states 0 3 */
     int mine; /* local, line 31; live in states 3 4 5 */
     int r; /* local, line 33; live in states 5 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
@@ -346,7 +346,7 @@ struct level5__frame {
         struct level6__frame ac_aw3; /* awaited future, line 41; live in states 3 */
         struct level6__frame ac_aw4; /* awaited future, line 43; live in states 4 */
     };
-    int x; /* parameter, line 38; live in states 0 3 4 */
+    int x; /* parameter, line 38; live in states 0 3 */
     int mine; /* local, line 40; live in states 3 4 */
     int r; /* local, line 41; live in states 4 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
@@ -450,7 +450,7 @@ struct level4__frame {
         struct ac_yield__frame ac_aw3; /* awaited future, line 49; live in states 3 */
         struct level5__frame ac_aw4; /* awaited future, line 50; live in states 4 */
     };
-    int x; /* parameter, line 47; live in states 0 3 4 */
+    int x; /* parameter, line 47; live in states 0 3 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 static void level4__init(void *ac_frame, int x) __attribute__((unused));
@@ -732,7 +732,7 @@ struct level1__frame {
         struct level2__frame ac_aw3; /* awaited future, line 72; live in states 3 */
         struct level2__frame ac_aw4; /* awaited future, line 73; live in states 4 */
     };
-    int x; /* parameter, line 70; live in states 0 3 4 */
+    int x; /* parameter, line 70; live in states 0 3 */
     int a; /* local, line 72; live in states 4 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };

@@ -30,8 +30,8 @@ struct middle__frame {
         struct ac_yield__frame ac_aw3; /* awaited future, line 35; live in states 3 */
         struct bottom__frame ac_aw4; /* awaited future, line 36; live in states 4 */
     };
-    int a; /* parameter, line 33; live in states 0 3 4 */
-    int b; /* parameter, line 33; live in states 0 3 4 */
+    int a; /* parameter, line 33; live in states 0 3 */
+    int b; /* parameter, line 33; live in states 0 3 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 static void middle__init(void *ac_frame, int a, int b) __attribute__((unused));

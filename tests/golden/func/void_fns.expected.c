@@ -194,7 +194,6 @@ struct digits_until_zero__frame {
     };
     int len; /* local, line 37; live in states 3 */
     char tmp[12]; /* local, line 36; live in states 3 4 */
-    char c; /* local, line 43; live in states 3 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 static void digits_until_zero__init(void *ac_frame, unsigned n) __attribute__((unused));
@@ -232,12 +231,12 @@ static ac_poll_t digits_until_zero__poll(struct digits_until_zero__frame *ac_f, 
     while (ac_f->n);
 #line 42 "tests/golden/func/void_fns.ac"
     while (ac_f->len > 0) {
-        ac_f->c = ac_f->tmp[--ac_f->len];
-        if (ac_f->c == '0') {
+        char c = ac_f->tmp[--ac_f->len];
+        if (c == '0') {
             { ac_f->ac_state = AC_STATE_RETURNED; return AC_READY; }
         }
 #line 46 "tests/golden/func/void_fns.ac"
-        emit__init(&ac_f->ac_aw3, ac_f->c);
+        emit__init(&ac_f->ac_aw3, c);
         ac_f->ac_state = 3;
 ac_resume_3:
         if (emit__poll(&ac_f->ac_aw3, ac_cx, NULL) == AC_PENDING)

@@ -198,7 +198,7 @@ static const ac_future_vt fetch__vt __attribute__((unused)) = {
 /* quiet: frame of its state machine (16 bytes; asyncc --emit=states) */
 struct quiet__frame {
     struct val__frame ac_aw3; /* awaited future, line 32; live in states 3 */
-    int x; /* parameter, line 29; live in states 0 3 */
+    int x; /* parameter, line 29; live in states 0 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 static void quiet__init(void *ac_frame, int x) __attribute__((unused));

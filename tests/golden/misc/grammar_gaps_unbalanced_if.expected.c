@@ -101,7 +101,7 @@ static const ac_future_vt val__vt __attribute__((unused)) = {
 /* doubled_if_positive: frame of its state machine (20 bytes; asyncc --emit=states) */
 struct doubled_if_positive__frame {
     struct val__frame ac_aw3; /* awaited future, line 28; live in states 3 */
-    int k; /* parameter, line 20; live in states 0 3 */
+    int k; /* parameter, line 20; live in states 0 */
     int total; /* local, line 22; live in states 3 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };

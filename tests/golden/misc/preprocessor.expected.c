@@ -211,7 +211,7 @@ struct pick__frame {
         struct val__frame ac_aw4; /* awaited future, line 54; live in states 4 */
     };
     union {
-        int k; /* parameter, line 45; live in states 0 3 */
+        int k; /* parameter, line 45; live in states 0 */
         int total; /* local, line 52; live in states 4 */
     };
     int x; /* local, line 50; live in states 4 */

@@ -103,7 +103,7 @@ struct hidden__frame {
         struct val__frame ac_aw3; /* awaited future, line 21; live in states 3 */
     };
     union {
-        int base; /* parameter, line 18; live in states 0 3 */
+        int base; /* parameter, line 18; live in states 0 */
         struct ac_yield__frame ac_aw4; /* awaited future, line 27; live in states 4 */
     };
     int N; /* local, line 20; live in states 3 4 */

@@ -113,7 +113,7 @@ struct between_awaits__frame {
         struct val__frame ac_aw4; /* awaited future, line 35; live in states 4 */
     };
     union {
-        int n; /* parameter, line 27; live in states 0 3 */
+        int n; /* parameter, line 27; live in states 0 */
         struct ac_yield__frame ac_aw5; /* awaited future, line 39; live in states 5 */
     };
     int total; /* local, line 29; live in states 4 5 */

@@ -277,7 +277,7 @@ struct tally__frame {
         struct val__frame ac_aw3; /* awaited future, line 47; live in states 3 */
         struct ac_yield__frame ac_aw4; /* awaited future, line 50; live in states 4 */
     };
-    int v; /* parameter, line 44; live in states 0 3 */
+    int v; /* parameter, line 44; live in states 0 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 static void tally__init(void *ac_frame, int v) __attribute__((unused));

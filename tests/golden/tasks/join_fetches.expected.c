@@ -210,7 +210,7 @@ struct show_profile__frame {
     void *ac_out3_0; /* output pointer, line 54; live in states 3 */
     void *ac_out3_1; /* output pointer, line 54; live in states 3 */
     struct user u; /* local, line 51; live in states 3 */
-    int id; /* parameter, line 49; live in states 0 3 */
+    int id; /* parameter, line 49; live in states 0 */
     uint32_t ac_done3; /* futures done, line 54; live in states 3 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };

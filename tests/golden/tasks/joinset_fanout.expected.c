@@ -134,7 +134,7 @@ static const ac_future_vt check_link__vt __attribute__((unused)) = {
 struct download__frame {
     struct ac_sleep__frame ac_aw3; /* awaited future, line 53; live in states 3 */
     int mirror; /* parameter, line 51; live in states 0 3 */
-    int ms; /* parameter, line 51; live in states 0 3 */
+    int ms; /* parameter, line 51; live in states 0 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 static void download__init(void *ac_frame, int mirror, int ms) __attribute__((unused));

@@ -213,7 +213,7 @@ struct lookup_within_deadline__frame {
         void *ac_out3_0; /* output pointer, line 49; live in states 3 */
         void *ac_out4_0; /* output pointer, line 51; live in states 4 */
     };
-    int item; /* parameter, line 44; live in states 0 3 4 */
+    int item; /* parameter, line 44; live in states 0 3 */
     int from_backend; /* parameter, line 44; live in states 0 */
     int answer; /* local, line 46; live in states 3 4 */
     int rc; /* local, line 46; live in states 3 4 */

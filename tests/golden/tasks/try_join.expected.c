@@ -310,7 +310,7 @@ struct upload__frame {
     void *ac_out3_2; /* output pointer, line 73; live in states 3 */
     int user; /* parameter, line 70; live in states 0 3 */
     int size_kib; /* parameter, line 70; live in states 0 3 */
-    unsigned signature; /* parameter, line 70; live in states 0 3 */
+    unsigned signature; /* parameter, line 70; live in states 0 */
     int quota_left; /* local, line 72; live in states 3 */
     int verified; /* local, line 72; live in states 3 */
     int file_id; /* local, line 72; live in states 3 */

@@ -204,17 +204,12 @@ struct async_main__frame {
     };
     union {
         int argc; /* parameter, line 37; live in states 0 */
-        struct wrapped w; /* local, line 43; live in states 4 5 */
+        struct wrapped w; /* local, line 43; live in states 4 */
         struct entry t; /* local, line 48; live in states 6 7 */
     };
     struct entry a; /* local, line 41; live in states 3 4 5 6 7 */
     struct entry b; /* local, line 42; live in states 4 5 6 7 */
     struct entry c; /* local, line 45; live in states 5 6 7 */
-    union {
-        ac_handle(struct entry) h; /* local, line 50; live in states 7 */
-        struct fetch__frame ac_aw5_0; /* joined future, line 47; live in states 5 */
-        struct fetch__frame ac_aw6_0; /* joined future, line 49; live in states 6 */
-    };
     union {
         void *ac_out5_0; /* output pointer, line 47; live in states 5 */
         void *ac_out6_0; /* output pointer, line 49; live in states 6 */
@@ -222,6 +217,10 @@ struct async_main__frame {
     union {
         int rc; /* local, line 49; live in states 7 */
         void *ac_out5_1; /* output pointer, line 47; live in states 5 */
+    };
+    union {
+        struct fetch__frame ac_aw5_0; /* joined future, line 47; live in states 5 */
+        struct fetch__frame ac_aw6_0; /* joined future, line 49; live in states 6 */
     };
     int sum; /* local, line 44; live in states 5 6 7 */
     int n; /* local, line 46; live in states 5 6 7 */
@@ -332,8 +331,8 @@ ac_resume_6:
     ac_f->ac_state = AC_STATE_POISONED;
 #line 49 "tests/golden/types/const_members.ac"
     ac_f->rc = ac_t3;
-    ac_f->h = ({ void *ac_sp = ac__task_frame_new(&fetch__vt); fetch__init(ac_sp, 7); (__typeof__(struct entry) *)ac__spawn(ac_sp); });
-    ac_join__init(&ac_f->ac_aw7, ac_f->h, NULL);
+    ac_handle(struct entry) h = ({ void *ac_sp = ac__task_frame_new(&fetch__vt); fetch__init(ac_sp, 7); (__typeof__(struct entry) *)ac__spawn(ac_sp); });
+    ac_join__init(&ac_f->ac_aw7, h, NULL);
     ac_f->ac_state = 7;
 ac_resume_7:
     if (ac_join__poll(&ac_f->ac_aw7, ac_cx, &ac_t4) == AC_PENDING)

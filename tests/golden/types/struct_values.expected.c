@@ -214,8 +214,8 @@ struct move_twice__frame {
         struct ac_yield__frame ac_aw4; /* awaited future, line 48; live in states 4 */
         struct move__frame ac_aw5; /* awaited future, line 49; live in states 5 */
     };
-    struct particle p; /* parameter, line 45; live in states 0 3 */
-    struct particle once; /* local, line 47; live in states 4 5 */
+    struct particle p; /* parameter, line 45; live in states 0 */
+    struct particle once; /* local, line 47; live in states 4 */
     uint8_t ac_state; /* 0 unresumed, 1 returned, 2 poisoned, 3.. suspended */
 };
 static void move_twice__init(void *ac_frame, struct particle p) __attribute__((unused));
@@ -529,16 +529,15 @@ struct async_main__frame {
     };
     union {
         struct particle moved; /* local, line 92; live in states 6 */
-        struct big big2; /* local, line 103; live in states 12 13 14 */
-        struct vec step; /* local, line 112; live in states 15 */
+        struct big big2; /* local, line 103; live in states 12 13 */
+        int i; /* local, line 111; live in states 15 */
         struct add__frame ac_aw10; /* awaited future, line 99; live in states 10 */
     };
     union {
-        struct vec a; /* local, line 86; live in states 3 4 5 6 7 8 9 10 */
+        struct vec a; /* local, line 86; live in states 3 4 5 6 9 10 */
         long s1; /* local, line 106; live in states 14 */
-        int i; /* local, line 111; live in states 15 */
     };
-    struct vec b; /* local, line 86; live in states 3 4 5 6 7 8 9 10 */
+    struct vec b; /* local, line 86; live in states 3 4 5 6 8 10 */
     struct vec ac_t4; /* temporary; live in states 7 9 10 */
     struct vec ac_t5; /* temporary; live in states 7 9 */
     struct vec ac_t6; /* temporary; live in states 7 */
@@ -714,8 +713,8 @@ ac_resume_14:
 #line 110 "tests/golden/types/struct_values.ac"
     { struct vec ac_init = {0, 0}; __builtin_memcpy(&ac_f->acc, &ac_init, sizeof ac_f->acc); }
     for (ac_f->i = 1; ac_f->i <= 5; ac_f->i++) {
-        { struct vec ac_init = {ac_f->i, -ac_f->i}; __builtin_memcpy(&ac_f->step, &ac_init, sizeof ac_f->step); }
-        add__init(&ac_f->ac_aw15, ac_f->acc, ac_f->step);
+        struct vec step = {ac_f->i, -ac_f->i};
+        add__init(&ac_f->ac_aw15, ac_f->acc, step);
         ac_f->ac_state = 15;
 ac_resume_15:
         if (add__poll(&ac_f->ac_aw15, ac_cx, &ac_t11) == AC_PENDING)
