@@ -57,6 +57,7 @@ typedef struct Lower {
     Vec defined;          /* Var* reached through a #define of their name now (by_define) */
     NodeMap exits;        /* break, continue and goto statements that leave the scope of
                              a variable with a cleanup (jump_cleanups) */
+    const ExtFn *self;    /* the function as clang declares it, or NULL (emit_return) */
 } Lower;
 
 static bool touched(Lower *L, TSNode n) { return nodemap_get(&L->touched, n) != NULL; }
@@ -863,7 +864,7 @@ static TSNode jump_target(Lower *L, TSNode n)
 
 static void emit_return(Lower *L, TSNode n, const char *value, const char *ind)
 {
-    const ExtFn *self = L->u->sema ? sema_ext_fn(L->u->sema, L->fn->name) : NULL;
+    const ExtFn *self = L->self;
     /* Cleanups run after the value is taken, as C runs them. */
     Buf cl = {0};
     jump_cleanups(L, n, (TSNode){0}, false, &cl);
@@ -1473,7 +1474,7 @@ char *lower_declare(const char *type, const char *name)
 
 bool lower_fn(Unit *u, AsyncFn *fn)
 {
-    Lower L = {.u = u, .fn = fn};
+    Lower L = {.u = u, .fn = fn, .self = u->sema ? sema_ext_fn(u->sema, fn->name) : NULL};
     for (int i = 0; i < fn->awaits.len; i++) {
         Await *aw = fn->awaits.items[i];
         nodemap_put(&L.awaits, aw->node, aw);
