@@ -369,6 +369,8 @@ bool parse_names_local(Unit *u, TSNode ident);
  * specifiers and those after this declarator. Pushes their spans
  * (uint32_t[2], owned by the Unit) on out. */
 void parse_masked_attrs(const Unit *u, TSNode decl, TSNode declarator, Vec *out);
+/* Whether node inner lies within node outer's bytes (or is it). */
+bool parse_node_within(TSNode inner, TSNode outer);
 /* Whether the variable has the GNU attribute `name` (such as "cleanup"),
  * written before its type or after its declarator. */
 bool parse_var_has_attr(const Unit *u, TSNode decl, TSNode declarator, const char *name);

@@ -23,12 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool node_within(TSNode inner, TSNode outer)
-{
-    return ts_node_start_byte(outer) <= ts_node_start_byte(inner) &&
-           ts_node_end_byte(inner) <= ts_node_end_byte(outer);
-}
-
 /* Renders a variable's declarator as a field declarator named `field`. */
 static void field_declarator(Unit *u, Var *v, TSNode d, Buf *b)
 {
@@ -309,7 +303,7 @@ static void var_range(Unit *u, AsyncFn *fn, Var *v, uint32_t *from, uint32_t *to
         if (ts_node_end_byte(stmt) > end)
             end = ts_node_end_byte(stmt);
         for (TSNode p = stmt; !ts_node_is_null(p); p = parse_parent(u, p)) {
-            if (!node_within(p, v->scope))
+            if (!parse_node_within(p, v->scope))
                 break;
             if (parse_is_loop(p) && ts_node_end_byte(p) > end)
                 end = ts_node_end_byte(p);

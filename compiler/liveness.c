@@ -32,12 +32,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool node_within(TSNode inner, TSNode outer)
-{
-    return ts_node_start_byte(outer) <= ts_node_start_byte(inner) &&
-           ts_node_end_byte(inner) <= ts_node_end_byte(outer);
-}
-
 /* ---- name resolution ---------------------------------------------------- */
 
 typedef struct Walk {
@@ -580,12 +574,12 @@ static bool live_at(Unit *u, AsyncFn *fn, Var *v, Await *aw)
     /* A loop around the await, inside the variable's scope, carries values
      * from one iteration's references to the next iteration's await. */
     for (TSNode p = parse_parent(u, aw->node); !ts_node_is_null(p); p = parse_parent(u, p)) {
-        if (!node_within(p, v->scope))
+        if (!parse_node_within(p, v->scope))
             break; /* a loop around the declaration starts the variable anew */
         if (!parse_is_loop(p))
             continue;
         for (int i = 0; i < v->refs.len; i++)
-            if (node_within(*(TSNode *)v->refs.items[i], p))
+            if (parse_node_within(*(TSNode *)v->refs.items[i], p))
                 return true;
     }
     return false;
@@ -1415,7 +1409,7 @@ static void check_cleanups(Unit *u, AsyncFn *fn)
             TSNode loop = ts_node_descendant_for_byte_range(u->root, j->expanded, j->expanded);
             while (!ts_node_is_null(loop) && !parse_is_loop(loop))
                 loop = parse_parent(u, loop);
-            if (ts_node_is_null(loop) || !node_within(v->scope, loop))
+            if (ts_node_is_null(loop) || !parse_node_within(v->scope, loop))
                 continue; /* the loop is inside the scope */
             char *name = parse_macro_name_at(u, j->expanded);
             diag_error(&u->src, j->expanded,
@@ -1600,7 +1594,7 @@ static StateSet single(int s)
 static bool contains_await(Flow *F, TSNode n)
 {
     for (int i = 0; i < F->fn->awaits.len; i++)
-        if (node_within(((Await *)F->fn->awaits.items[i])->node, n))
+        if (parse_node_within(((Await *)F->fn->awaits.items[i])->node, n))
             return true;
     return false;
 }

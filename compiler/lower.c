@@ -692,12 +692,6 @@ static Var *declared_var(Lower *L, TSNode c, TSNode *d, TSNode *value)
 static char *specifiers(Lower *L, TSNode decl);
 static bool ends_in_jump(TSNode n);
 
-static bool node_within(TSNode inner, TSNode outer)
-{
-    return ts_node_start_byte(outer) <= ts_node_start_byte(inner) &&
-           ts_node_end_byte(inner) <= ts_node_end_byte(outer);
-}
-
 /* The statement that runs the cleanup of v (hoisted, v->cleanup) as C would
  * at the end of its scope: a block declaring a copy of v as v is declared,
  * attributes and all, from the frame field, so that the copy's scope ends
@@ -763,7 +757,7 @@ static char *cleanup_call(Lower *L, Var *v)
  * after its declaration. */
 static bool cleanup_in_scope(const Var *v, TSNode n)
 {
-    return v->cleanup_call && node_within(n, v->scope) && ts_node_start_byte(n) >= v->live_from;
+    return v->cleanup_call && parse_node_within(n, v->scope) && ts_node_start_byte(n) >= v->live_from;
 }
 
 /* Appends, innermost first, the cleanups of the variables in scope at the
@@ -778,7 +772,7 @@ static void jump_cleanups(Lower *L, TSNode n, TSNode target, bool is_goto, Buf *
             continue;
         bool left = ts_node_is_null(target) ||
                     (is_goto ? !cleanup_in_scope(v, target)
-                             : node_within(v->scope, target) && !ts_node_eq(v->scope, target));
+                             : parse_node_within(v->scope, target) && !ts_node_eq(v->scope, target));
         if (left)
             buf_printf(b, "%s ", v->cleanup_call);
     }

@@ -574,6 +574,12 @@ static bool names_attr(const char *text, uint32_t from, uint32_t to, const char 
     return false;
 }
 
+bool parse_node_within(TSNode inner, TSNode outer)
+{
+    return ts_node_start_byte(outer) <= ts_node_start_byte(inner) &&
+           ts_node_end_byte(inner) <= ts_node_end_byte(outer);
+}
+
 bool parse_var_has_attr(const Unit *u, TSNode decl, TSNode declarator, const char *name)
 {
     for (uint32_t i = 0; i < ts_node_child_count(decl); i++) {
