@@ -126,8 +126,10 @@ typedef struct ac__timer {
     uint8_t level;            /* wheel level of its slot, while in a slot */
     uint8_t slot;             /* slot within that level */
     uint8_t shard;            /* which of the process's wheels it is linked in */
-    uint32_t lead;            /* ms from a clock reading taken when armed to `when`
-                                 (so when - lead has passed); UINT32_MAX: none */
+    uint16_t lead;            /* ms from a clock reading taken when armed to `when`
+                                 (so when - lead has passed); UINT16_MAX: none */
+    uint16_t early;           /* us by which the deadline precedes `when`, which is
+                                 rounded up to a whole ms (0-999) */
 } ac__timer;
 
 struct ac_sleep__frame {

@@ -612,7 +612,12 @@ enum {
 typedef struct ac__wheel_level {
     uint64_t occupied;                 /* bit s set: slots[s] is not empty */
     ac__timer *slots[AC__WHEEL_SLOTS]; /* circular lists of timers */
-    uint32_t n[AC__WHEEL_SLOTS];       /* their lengths; not kept at level 0 */
+    union {
+        uint32_t n[AC__WHEEL_SLOTS];     /* levels > 0: the lists' lengths */
+        uint32_t early[AC__WHEEL_SLOTS]; /* level 0: the least `early` of a list's
+                                          * timers, so that the slot's time less
+                                          * that many us is when all are due */
+    };
 } ac__wheel_level;
 
 /* The timers of a staged level L's next slot, placed as they will be at
@@ -628,6 +633,10 @@ typedef struct ac__wheel_stage {
 typedef struct ac__wheel {
     ac__lock mu;          /* guards the wheel and the linked nodes */
     uint64_t elapsed;     /* everything due at or before this time has expired */
+    bool ahead;           /* elapsed is a level-0 slot fired before its ms began
+                           * (every timer in it was due): see ac__wheel_advance_ns */
+    ac__timer *ahead_list; /* timers for that ms linked meanwhile, woken once
+                            * the clock reaches it (their `slot` is 64) */
     size_t count;         /* timers linked (in a slot, a stage, or expired) */
     ac__timer *expired;   /* expired timers, deadline order, to be woken */
     ac__timer **due;      /* a level-0 slot whose timers are all due, being woken
@@ -676,6 +685,10 @@ uint64_t ac__wheel_next_expiration(ac__wheel *w);
  * parked until then finishes before the slot is due (the real clock's park
  * wakes then; a paused clock jumps straight to the expiration). */
 uint64_t ac__wheel_next_wake(ac__wheel *w);
+/* As ac__wheel_next_wake, in ns, with a level-0 slot due at the latest
+ * deadline of its timers (see ac__wheel_advance_ns); 0 while expired
+ * timers wait to be woken. */
+uint64_t ac__wheel_next_wake_ns(ac__wheel *w);
 /*
  * Advances the wheel to `now` (no effect if it is already there): every
  * timer due at or before now is unlinked and its waker woken, on the
@@ -683,6 +696,16 @@ uint64_t ac__wheel_next_wake(ac__wheel *w);
  * woken outside the lock, in batches. Returns the number of timers woken.
  */
 size_t ac__wheel_advance(ac__wheel *w, uint64_t now);
+/*
+ * As ac__wheel_advance to the ms that holds now_ns, and then, if the next
+ * slot is a level-0 one (the next ms) whose timers are all due by now_ns
+ * (each node's deadline is `when` less `early` us), fires that slot too,
+ * before its ms begins. The wheel's time is then that ms (`ahead`): a timer
+ * registered meanwhile for that same ms, which may not be due yet, is kept
+ * (ahead_list) until an advance reaches the ms, instead of being refused as
+ * due.
+ */
+size_t ac__wheel_advance_ns(ac__wheel *w, uint64_t now_ns);
 /* Timers linked now. */
 size_t ac__wheel_count(ac__wheel *w);
 

@@ -48,6 +48,11 @@
  * far_future), so that a paused clock auto-advancing to a sleep "forever"
  * takes a few laps of the top level, not 2^28. */
 #define FAR_FUTURE_MS ((uint64_t)30 * 365 * 24 * 3600 * 1000)
+#define NS_PER_MS 1000000u
+/* The most a node's `early` can say: its deadline lies in its ms. */
+#define EARLY_MAX 999u
+/* A node's `slot` while it is in the wheel's ahead list (link_ahead). */
+#define AHEAD_SLOT AC__WHEEL_SLOTS
 
 /* ======================================================================== */
 /* Nodes and lists                                                           */
@@ -154,10 +159,12 @@ static void push_slot(ac__wheel_level *lv, unsigned level, unsigned slot, ac__ti
 {
     t->level = (uint8_t)level;
     t->slot = (uint8_t)slot;
-    list_push(&lv->slots[slot], t);
-    lv->occupied |= (uint64_t)1 << slot;
     if (level)
         lv->n[slot]++;
+    else if (!lv->slots[slot] || t->early < lv->early[slot])
+        lv->early[slot] = t->early;
+    list_push(&lv->slots[slot], t);
+    lv->occupied |= (uint64_t)1 << slot;
 }
 
 /* Puts t, due in level L's next slot, where the wheel will have it at that
@@ -188,6 +195,17 @@ static void link_slot(ac__wheel *w, ac__timer *t)
     store_state(t, AC__TIMER_SLOT);
 }
 
+/* Links t, due in the ms that an early advance has made the wheel's time
+ * (w->ahead) and so perhaps not due yet, into the wheel's ahead list, which
+ * is woken once the clock reaches that ms (before the next ms's slot). */
+static void link_ahead(ac__wheel *w, ac__timer *t)
+{
+    t->level = 0;
+    t->slot = AHEAD_SLOT;
+    list_push(&w->ahead_list, t);
+    store_state(t, AC__TIMER_SLOT);
+}
+
 /* Which stage holds the node t (in state SLOT), 1..AC__WHEEL_STAGED, or 0
  * when it is in the wheel's own levels. A wheel node at level l is due
  * within the wheel's current level-(l+1) slot; a staged one is due within
@@ -207,6 +225,13 @@ static void unlink_node(ac__wheel *w, ac__timer *t)
     if (load_state(t) == AC__TIMER_EXPIRED) {
         list_remove(&w->expired, t);
         w->count--;
+        return;
+    }
+    if (t->slot == AHEAD_SLOT) {
+        list_remove(&w->ahead_list, t);
+        w->count--;
+        if (!w->ahead_list && w->due == &w->ahead_list)
+            w->due = NULL;
         return;
     }
     unsigned L = stage_of(w, t);
@@ -323,6 +348,22 @@ static bool next_expiration(const ac__wheel *w, expiration *e)
     return false;
 }
 
+static uint64_t ms_to_ns(uint64_t ms) { return ms > UINT64_MAX / NS_PER_MS ? UINT64_MAX : ms * NS_PER_MS; }
+
+/* When the timers of expiration e are all due, in ns: a level-0 slot's
+ * when the latest of its deadlines has passed (its ms less the least
+ * `early` of its nodes; a node that left keeps it no later than needed),
+ * any other at its start. Not for the first ms of a level-1 slot, where a
+ * higher level's slot may start (none is at level 0 then, but the wheel's
+ * time must not pass a slot that has not cascaded). */
+static uint64_t fire_ns(const ac__wheel *w, const expiration *e)
+{
+    uint64_t at = ms_to_ns(e->deadline);
+    if (e->level == 0 && (e->deadline & SLOT_MASK) != 0)
+        at -= (uint64_t)w->levels[0].early[e->slot] * 1000u;
+    return at;
+}
+
 /* Processes a slot: its timers that are due expire, the others cascade to
  * the level their deadline now needs. The whole list is taken first, since a
  * timer more than a rotation away goes back into the same slot. A level-0
@@ -367,7 +408,7 @@ static void process(ac__wheel *w, const expiration *e)
 
 void ac__wheel_init(ac__wheel *w, uint64_t now)
 {
-    *w = (ac__wheel){.mu = AC__LOCK_INIT, .elapsed = now};
+    *w = (ac__wheel){.mu = AC__LOCK_INIT, .elapsed = now, .ahead = false};
 }
 
 void ac__wheel_destroy(ac__wheel *w)
@@ -382,15 +423,22 @@ ac__insert_outcome ac__wheel_insert(ac__wheel *w, ac__timer *t, uint64_t when, u
                                     const ac_waker *waker)
 {
     ac__lock_take(&w->mu);
-    if (w->count == 0 && now > w->elapsed)
+    if (w->count == 0 && now > w->elapsed) {
         w->elapsed = now; /* nothing to expire in between: catch up */
-    if (when <= w->elapsed) {
+        w->ahead = false;
+    }
+    if (when < w->elapsed || (when == w->elapsed && !w->ahead)) {
         ac__lock_give(&w->mu);
         return AC__INSERT_DUE;
     }
     t->when = when;
+    if (t->early > EARLY_MAX)
+        t->early = EARLY_MAX;
     set_node_waker(t, ac_waker_clone(waker)); /* a CAS on the task, no lock */
-    link_slot(w, t);
+    if (when == w->elapsed)
+        link_ahead(w, t);
+    else
+        link_slot(w, t);
     w->count++;
     ac__lock_give(&w->mu);
     return AC__INSERT_LINKED;
@@ -444,7 +492,7 @@ bool ac__wheel_refresh(ac__wheel *w, ac__timer *t, const ac_waker *waker)
 static uint64_t next_expiration_locked(const ac__wheel *w)
 {
     expiration e;
-    return w->expired || w->due  ? w->elapsed
+    return w->expired || w->due || w->ahead_list ? w->elapsed
            : next_expiration(w, &e) ? e.deadline
                                     : UINT64_MAX;
 }
@@ -457,10 +505,11 @@ uint64_t ac__wheel_next_expiration(ac__wheel *w)
     return r;
 }
 
-uint64_t ac__wheel_next_wake(ac__wheel *w)
+/* The time by which an advance should start staging a slot (see
+ * ac__wheel_next_wake), or UINT64_MAX. */
+static uint64_t staging_wake_locked(const ac__wheel *w)
 {
-    ac__lock_take(&w->mu);
-    uint64_t r = next_expiration_locked(w);
+    uint64_t r = UINT64_MAX;
     for (unsigned L = 1; L <= AC__WHEEL_STAGED; L++) {
         unsigned next = next_slot(w, L);
         if (next == 0)
@@ -479,8 +528,28 @@ uint64_t ac__wheel_next_wake(ac__wheel *w)
         if (wake < r)
             r = wake;
     }
-    ac__lock_give(&w->mu);
     return r;
+}
+
+uint64_t ac__wheel_next_wake(ac__wheel *w)
+{
+    ac__lock_take(&w->mu);
+    uint64_t r = next_expiration_locked(w), stage = staging_wake_locked(w);
+    ac__lock_give(&w->mu);
+    return stage < r ? stage : r;
+}
+
+uint64_t ac__wheel_next_wake_ns(ac__wheel *w)
+{
+    expiration e;
+    ac__lock_take(&w->mu);
+    uint64_t r = w->expired || w->due      ? 0
+                 : w->ahead_list          ? ms_to_ns(w->elapsed)
+                 : next_expiration(w, &e) ? fire_ns(w, &e)
+                                          : UINT64_MAX;
+    uint64_t stage = ms_to_ns(staging_wake_locked(w));
+    ac__lock_give(&w->mu);
+    return stage < r ? stage : r;
 }
 
 static void wake_all(ac_waker *batch, size_t n)
@@ -522,12 +591,16 @@ static void walk_back(ac__wheel *w, back_walk *b)
         __builtin_prefetch(b->at, 1); /* the line of its `next`; `prev` is loaded */
 }
 
-size_t ac__wheel_advance(ac__wheel *w, uint64_t now)
+/* ac__wheel_advance to the ms `now`; if early, also the next ms's level-0
+ * slot when all its timers are due by now_ns. */
+static size_t advance_to(ac__wheel *w, uint64_t now, uint64_t now_ns, bool early)
 {
     ac_waker batch[BATCH];
     size_t n = 0, woken = 0;
     back_walk back = {0};
     ac__lock_take(&w->mu);
+    if (w->ahead && w->elapsed <= now)
+        w->ahead = false; /* the clock has reached the ms fired early */
     for (;;) {
         ac__timer *t = list_pop(&w->expired);
         if (!t && w->due) {
@@ -557,10 +630,22 @@ size_t ac__wheel_advance(ac__wheel *w, uint64_t now)
             continue;
         }
         /* All expired and due timers are woken before the next slot is
-         * processed, which keeps the wakes in deadline order. */
+         * processed, which keeps the wakes in deadline order; so are those
+         * linked ahead, once the clock has reached their ms. */
+        if (w->ahead_list && !w->ahead) {
+            w->due = &w->ahead_list;
+            continue;
+        }
         expiration e;
-        if (!next_expiration(w, &e) || e.deadline > now)
+        if (!next_expiration(w, &e))
             break;
+        if (e.deadline > now) {
+            /* The next ms (fire_ns is later than the ms before its slot),
+             * if its timers are all due: its wakes need not wait for it. */
+            if (!early || e.level != 0 || fire_ns(w, &e) > now_ns)
+                break;
+            w->ahead = true;
+        }
         process(w, &e);
     }
     if (now > w->elapsed)
@@ -574,6 +659,13 @@ size_t ac__wheel_advance(ac__wheel *w, uint64_t now)
         ac__lock_give(&w->mu);
     }
     return woken + n;
+}
+
+size_t ac__wheel_advance(ac__wheel *w, uint64_t now) { return advance_to(w, now, 0, false); }
+
+size_t ac__wheel_advance_ns(ac__wheel *w, uint64_t now_ns)
+{
+    return advance_to(w, now_ns / NS_PER_MS, now_ns, true);
 }
 
 size_t ac__wheel_count(ac__wheel *w)
@@ -635,9 +727,9 @@ size_t ac__time_count(void)
     return n;
 }
 
-/* The earliest time at which any wheel has a timer due (`wake`: or timers
- * to stage), or UINT64_MAX. */
-static uint64_t earliest_work(bool wake)
+/* The earliest time at which any wheel has a timer due (`ns`: or timers
+ * to stage, in ns, ac__wheel_next_wake_ns; else in ms), or UINT64_MAX. */
+static uint64_t earliest_work(bool ns)
 {
     uint64_t next = UINT64_MAX;
     unsigned u = atomic_load(&used);
@@ -645,7 +737,7 @@ static uint64_t earliest_work(bool wake)
         unsigned i = (unsigned)__builtin_ctz(u);
         u &= u - 1;
         ac__wheel *w = &shards[i].w;
-        uint64_t e = wake ? ac__wheel_next_wake(w) : ac__wheel_next_expiration(w);
+        uint64_t e = ns ? ac__wheel_next_wake_ns(w) : ac__wheel_next_expiration(w);
         if (e < next)
             next = e;
     }
@@ -672,29 +764,31 @@ int64_t ac__time_park_timeout(bool idle)
         ac__clock_advance_to_ms(next);
         return 0;
     }
+    /* next is in ns: a level-0 slot is due once its latest deadline has
+     * passed, which may be before its ms. */
     uint64_t now = ac__clock_now_ns();
-    int64_t timeout;
-    if (next > now / 1000000u + (uint64_t)INT32_MAX)
-        timeout = (int64_t)INT32_MAX * 1000000; /* far away: wake up once in a while anyway */
-    else if (next * 1000000u > now)
-        timeout = (int64_t)(next * 1000000u - now);
-    else
+    if (next <= now)
         return 0;
-    /* Sleeping until next: a registration for earlier unparks us. If one
-     * came since the store above, it has unparked us already. */
+    int64_t timeout = next - now > (uint64_t)INT32_MAX * NS_PER_MS
+                          ? (int64_t)INT32_MAX * NS_PER_MS /* far away: wake up once in a while anyway */
+                          : (int64_t)(next - now);
+    /* Sleeping until next: a registration for an earlier ms unparks us (one
+     * for the ms of next may make its slot due later: we wake, find it so,
+     * and sleep again). If one came since the store above, it has unparked
+     * us already. */
     uint64_t expected = UINT64_MAX;
-    atomic_compare_exchange_strong(&next_wake, &expected, next);
+    atomic_compare_exchange_strong(&next_wake, &expected, next / NS_PER_MS + (next % NS_PER_MS != 0));
     return timeout;
 }
 
 void ac__time_fire_due(void)
 {
-    uint64_t now = ac_now_ms();
+    uint64_t now = ac__clock_now_ns();
     unsigned u = atomic_load(&used);
     while (u) {
         unsigned i = (unsigned)__builtin_ctz(u);
         u &= u - 1;
-        ac__wheel_advance(&shards[i].w, now);
+        ac__wheel_advance_ns(&shards[i].w, now);
     }
 }
 
@@ -735,8 +829,9 @@ static void note_deadline(uint64_t when)
 /* Timer futures                                                             */
 /* ======================================================================== */
 
-/* `lead` of a node whose deadline came from no clock reading. */
-#define LEAD_UNKNOWN UINT32_MAX
+/* `lead` of a node whose deadline came from no clock reading, or from one
+ * more than 65 s before it. */
+#define LEAD_UNKNOWN UINT16_MAX
 
 static void timer_init(ac__timer *t, uint64_t when)
 {
@@ -746,21 +841,26 @@ static void timer_init(ac__timer *t, uint64_t when)
     t->state = AC__TIMER_IDLE;
     t->level = t->slot = t->shard = 0;
     t->lead = LEAD_UNKNOWN;
+    t->early = 0;
 }
 
 /* Initialises t to be due ms after now_ns (a reading of the runtime clock),
  * rounded up to a whole ms so that the timer never completes early (0 ms:
- * due at once), and remembers the reading for timer_start; saturates. */
+ * due at once), with `early` the whole us by which the deadline itself
+ * comes before that (so the wheel may fire it then), and remembers the
+ * reading for timer_start; saturates. */
 static void timer_init_after(ac__timer *t, uint64_t now_ns, uint64_t ms)
 {
-    uint64_t whole = now_ns / 1000000u, part = now_ns % 1000000u;
+    uint64_t whole = now_ns / NS_PER_MS, part = now_ns % NS_PER_MS;
     if (ms >= UINT64_MAX - whole - 1) {
         timer_init(t, UINT64_MAX);
         return;
     }
     timer_init(t, ms == 0 ? whole : whole + ms + (part ? 1 : 0));
+    if (ms != 0 && part)
+        t->early = (uint16_t)((NS_PER_MS - part) / 1000u);
     if (t->when - whole < LEAD_UNKNOWN)
-        t->lead = (uint32_t)(t->when - whole);
+        t->lead = (uint16_t)(t->when - whole);
 }
 
 /* Starts the idle node t, whose `when` is set, for the waker: returns true,
@@ -774,8 +874,10 @@ static bool timer_start(ac__timer *t, const ac_waker *waker)
     uint64_t now = t->lead != LEAD_UNKNOWN ? t->when - t->lead : ac_now_ms();
     if (t->when <= now)
         return true;
-    if (t->when - now > FAR_FUTURE_MS)
+    if (t->when - now > FAR_FUTURE_MS) {
         t->when = now + FAR_FUTURE_MS;
+        t->early = 0;
+    }
     t->shard = (uint8_t)this_shard();
     if (ac__wheel_insert(wheel_of(t), t, t->when, now, waker) == AC__INSERT_DUE)
         return true;

@@ -115,6 +115,13 @@ static size_t advance(ac__wheel *w, uint64_t t)
     return ac__wheel_advance(w, t);
 }
 
+/* Advances a test wheel to now_ns, to the ns, stamping wakes with now_ns. */
+static size_t advance_ns(ac__wheel *w, uint64_t now_ns)
+{
+    virtual_now = now_ns;
+    return ac__wheel_advance_ns(w, now_ns);
+}
+
 static uint8_t timer_state(const ac__timer *t) { return __atomic_load_n(&t->state, __ATOMIC_ACQUIRE); }
 
 /* ------------------------------------------------------------------------ */
@@ -441,6 +448,23 @@ START_TEST(wheel_cancelling_the_unstaged_rest_of_a_slot_keeps_its_staged_timers)
 }
 END_TEST
 
+/* For the model checks: picks `tries` of the first `linked` timers at random
+ * and cancels those still in a slot, marking them in `cancelled`; returns
+ * how many it cancelled. */
+static int cancel_some(ac__wheel *w, ac__timer *t, bool *cancelled, int linked, int tries)
+{
+    int n = 0;
+    for (int k = 0; k < tries && linked; k++) {
+        int i = (int)(rnd() % (uint64_t)linked);
+        if (!cancelled[i] && timer_state(&t[i]) == AC__TIMER_SLOT) {
+            ck_assert(ac__wheel_cancel(w, &t[i]));
+            cancelled[i] = true;
+            n++;
+        }
+    }
+    return n;
+}
+
 START_TEST(wheel_random_inserts_cancels_and_advances_fire_each_live_timer_once_in_order)
 {
     /* A model check: timers over four levels, linked and cancelled at random
@@ -469,14 +493,7 @@ START_TEST(wheel_random_inserts_cancels_and_advances_fire_each_live_timer_once_i
                              AC__INSERT_LINKED);
             live++;
         }
-        for (int k = 0; k < 60 && linked; k++) {
-            int i = (int)(rnd() % (uint64_t)linked);
-            if (!cancelled[i] && timer_state(&t[i]) == AC__TIMER_SLOT) {
-                ck_assert(ac__wheel_cancel(&w, &t[i]));
-                cancelled[i] = true;
-                live--;
-            }
-        }
+        live -= cancel_some(&w, t, cancelled, linked, 60);
         size_t before = wake_log_len;
         prev = now;
         now += 1 + rnd() % 40;
@@ -569,6 +586,183 @@ START_TEST(wheel_refuses_a_timer_that_is_already_due)
     ck_assert_uint_eq(timer_state(&t), AC__TIMER_IDLE);
     ck_assert_uint_eq(ac__wheel_count(&w), 0);
     ac__wheel_destroy(&w);
+}
+END_TEST
+
+START_TEST(wheel_fires_a_level_0_slot_once_the_latest_deadline_in_it_has_passed)
+{
+    /* A node's deadline is its `when` (a whole ms, rounded up) less `early`
+     * us: the slot of 10 ms holding timers due at 9.3 and 9.7 ms is all due
+     * at 9.7 ms, not at 10. */
+    ac__wheel w;
+    ac__wheel_init(&w, 0);
+    ac__timer a = {.early = 700}, b = {.early = 300}, c = {.early = 900};
+    probe pa = {0}, pb = {0}, pc = {0};
+    ac_waker wa = probe_waker(&pa), wb = probe_waker(&pb), wc = probe_waker(&pc);
+    ck_assert_int_eq(ac__wheel_insert(&w, &a, 10, 0, &wa), AC__INSERT_LINKED);
+    ck_assert_int_eq(ac__wheel_insert(&w, &b, 10, 0, &wb), AC__INSERT_LINKED);
+    ck_assert_int_eq(ac__wheel_insert(&w, &c, 11, 0, &wc), AC__INSERT_LINKED);
+    ck_assert_uint_eq(ac__wheel_next_expiration(&w), 10);
+    ck_assert_uint_eq(ac__wheel_next_wake_ns(&w), 9700000);
+    ck_assert_uint_eq(advance_ns(&w, 9699999), 0);
+    ck_assert_uint_eq(advance_ns(&w, 9700000), 2);
+    ck_assert_uint_eq(pa.fired_at, 9700000);
+    ck_assert_uint_eq(pb.fired_at, 9700000);
+    ck_assert(w.ahead); /* its time is 10 ms, ahead of the clock */
+    ck_assert_uint_eq(ac__wheel_next_wake_ns(&w), 10100000); /* c: 11 ms less 900 us */
+    ck_assert_uint_eq(advance_ns(&w, 10099999), 0);
+    ck_assert(!w.ahead);
+    ck_assert_uint_eq(advance_ns(&w, 10100000), 1);
+    /* ac__wheel_advance goes by whole ms, as ever: 12 ms fires at 12. */
+    ac__timer d = {.early = 500};
+    probe pd = {0};
+    ac_waker wd = probe_waker(&pd);
+    ck_assert_int_eq(ac__wheel_insert(&w, &d, 12, 11, &wd), AC__INSERT_LINKED);
+    ck_assert_uint_eq(advance(&w, 11), 0);
+    ck_assert_uint_eq(advance(&w, 12), 1);
+    ck_assert_int_eq(outstanding(&pa) + outstanding(&pb) + outstanding(&pc) + outstanding(&pd), 0);
+    ac__wheel_destroy(&w);
+    reset_wake_log();
+}
+END_TEST
+
+START_TEST(wheel_fires_the_first_ms_of_a_level_1_slot_at_that_ms)
+{
+    /* 64 ms may be where a level-1 slot cascades: the wheel's time does not
+     * go there before the clock does, whatever the deadlines in it. */
+    ac__wheel w;
+    ac__wheel_init(&w, 0);
+    ac__timer a = {.early = 900}, b = {.early = 900};
+    probe pa = {0}, pb = {0};
+    ac_waker wa = probe_waker(&pa), wb = probe_waker(&pb);
+    ck_assert_int_eq(ac__wheel_insert(&w, &a, 63, 0, &wa), AC__INSERT_LINKED);
+    ck_assert_uint_eq(advance_ns(&w, 62100000), 1); /* 63 ms less 900 us */
+    ck_assert_int_eq(ac__wheel_insert(&w, &b, 64, 62, &wb), AC__INSERT_LINKED);
+    ck_assert_uint_eq(ac__wheel_next_wake_ns(&w), 64000000);
+    ck_assert_uint_eq(advance_ns(&w, 63999999), 0);
+    ck_assert_uint_eq(advance_ns(&w, 64000000), 1);
+    ac__wheel_destroy(&w);
+    reset_wake_log();
+}
+END_TEST
+
+START_TEST(wheel_keeps_a_timer_for_the_ms_it_fired_early_until_the_clock_reaches_it)
+{
+    /* At 9.7 ms the wheel has fired the slot of 10 ms, so its time is 10. A
+     * timer for 10 ms registered then (a sleep_until(10), due at 10.0) is
+     * not due yet: it waits for an advance to 10 ms, and is woken before
+     * the timers of 11 ms, in insertion order with the others like it. A
+     * timer for 9 ms is due. */
+    ac__wheel w;
+    ac__wheel_init(&w, 0);
+    ac__timer a = {.early = 300}, b = {0}, c = {0}, d = {0}, late = {0}, cancelled = {0};
+    probe pa = {0}, pb = {0}, pc = {0}, pd = {0}, pl = {0}, px = {0};
+    ac_waker wa = probe_waker(&pa), wb = probe_waker(&pb), wc = probe_waker(&pc),
+             wd = probe_waker(&pd), wl = probe_waker(&pl), wx = probe_waker(&px);
+    ck_assert_int_eq(ac__wheel_insert(&w, &a, 10, 0, &wa), AC__INSERT_LINKED);
+    ck_assert_int_eq(ac__wheel_insert(&w, &d, 11, 0, &wd), AC__INSERT_LINKED);
+    ck_assert_uint_eq(advance_ns(&w, 9700000), 1);
+    ck_assert(w.ahead);
+    ck_assert_int_eq(ac__wheel_insert(&w, &late, 9, 9, &wl), AC__INSERT_DUE);
+    ck_assert_int_eq(ac__wheel_insert(&w, &b, 10, 9, &wb), AC__INSERT_LINKED);
+    ck_assert_int_eq(ac__wheel_insert(&w, &cancelled, 10, 9, &wx), AC__INSERT_LINKED);
+    ck_assert_int_eq(ac__wheel_insert(&w, &c, 10, 9, &wc), AC__INSERT_LINKED);
+    ck_assert(ac__wheel_cancel(&w, &cancelled));
+    ck_assert_int_eq(outstanding(&px), 0);
+    ck_assert_uint_eq(ac__wheel_count(&w), 3);
+    ck_assert_uint_eq(ac__wheel_next_expiration(&w), 10);
+    ck_assert_uint_eq(ac__wheel_next_wake_ns(&w), 10000000);
+    ck_assert_uint_eq(advance_ns(&w, 9999999), 0);
+    size_t before = wake_log_len;
+    ck_assert_uint_eq(advance_ns(&w, 11000000), 3);
+    ck_assert_ptr_eq(wake_log[before], &pb);
+    ck_assert_ptr_eq(wake_log[before + 1], &pc);
+    ck_assert_ptr_eq(wake_log[before + 2], &pd);
+    /* Once the clock is there, a timer for the wheel's time is due. */
+    ck_assert_int_eq(ac__wheel_insert(&w, &late, 11, 11, &wl), AC__INSERT_DUE);
+    /* The last of the ahead list can be cancelled while it is woken. */
+    ac__timer e = {.early = 100}, f = {0};
+    probe pe = {0}, pf = {0};
+    ac_waker we = probe_waker(&pe), wf = probe_waker(&pf);
+    ck_assert_int_eq(ac__wheel_insert(&w, &e, 13, 11, &we), AC__INSERT_LINKED);
+    ck_assert_uint_eq(advance_ns(&w, 12900000), 1);
+    ck_assert_int_eq(ac__wheel_insert(&w, &f, 13, 12, &wf), AC__INSERT_LINKED);
+    ck_assert(ac__wheel_cancel(&w, &f));
+    ck_assert_ptr_null(w.ahead_list);
+    ck_assert_uint_eq(ac__wheel_next_wake_ns(&w), UINT64_MAX);
+    ck_assert_uint_eq(advance_ns(&w, 13000000), 0);
+    ck_assert_int_eq(outstanding(&pa) + outstanding(&pb) + outstanding(&pc) + outstanding(&pd) +
+                         outstanding(&pe) + outstanding(&pf),
+                     0);
+    ac__wheel_destroy(&w);
+    reset_wake_log();
+}
+END_TEST
+
+START_TEST(wheel_random_deadlines_to_the_us_fire_after_each_deadline_and_within_its_ms)
+{
+    /* A model check on the ns clock: deadlines anywhere in a ms over four
+     * levels, cancels, and advances by 1-3000 us. Every timer not cancelled
+     * fires once, never before its deadline (`when` less `early` us), and
+     * no later than the first advance that reaches its ms, also one linked
+     * for a ms that the wheel had fired early; wakes are in order of
+     * `when`. */
+    enum { N = 20000 };
+    ac__wheel w;
+    ac__wheel_init(&w, 0);
+    ac__timer *t;
+    probe *p;
+    alloc_timers(N, &t, &p);
+    bool *cancelled = calloc(N, sizeof *cancelled), *ahead = calloc(N, sizeof *ahead);
+    ck_assert(cancelled && ahead);
+    uint64_t now_ns = 0, prev_ns = 0, early_fires = 0;
+    int linked = 0, live = 0;
+    while (linked < N || ac__wheel_count(&w)) {
+        for (int k = 0; k < 40 && linked < N; k++, linked++) {
+            uint64_t span = (uint64_t[]){3, 64, 4096, 70000}[rnd() % 4];
+            uint64_t now = now_ns / 1000000;
+            /* Now and then a deadline on a whole ms just after the clock,
+             * as sleep_until and interval ticks have. */
+            bool whole = rnd() % 8 == 0;
+            p[linked].when = now + 1 + (whole ? 0 : rnd() % span);
+            t[linked].early = whole ? 0 : (uint16_t)(rnd() % 1000);
+            ahead[linked] = w.ahead && p[linked].when == w.elapsed;
+            ac_waker wk = probe_waker(&p[linked]);
+            ck_assert_int_eq(ac__wheel_insert(&w, &t[linked], p[linked].when, now, &wk),
+                             AC__INSERT_LINKED);
+            live++;
+        }
+        live -= cancel_some(&w, t, cancelled, linked, 10);
+        size_t before = wake_log_len;
+        prev_ns = now_ns;
+        now_ns += 1000 + rnd() % 3000000;
+        advance_ns(&w, now_ns);
+        for (size_t k = before; k < wake_log_len; k++) {
+            probe *q = wake_log[k];
+            size_t i = (size_t)(q - p);
+            uint64_t deadline = q->when * 1000000 - (uint64_t)t[i].early * 1000;
+            ck_assert_uint_ge(now_ns, deadline); /* never early */
+            ck_assert_uint_lt(prev_ns / 1000000, q->when); /* the last advance was before its ms */
+            if (now_ns / 1000000 < q->when)
+                early_fires++;
+        }
+        live -= (int)(wake_log_len - before);
+        ck_assert_uint_eq(ac__wheel_count(&w), (size_t)live);
+    }
+    ck_assert_uint_gt(early_fires, 0); /* the test saw slots fire before their ms */
+    int linked_ahead = 0;
+    for (int i = 0; i < N; i++)
+        linked_ahead += ahead[i];
+    ck_assert_int_gt(linked_ahead, 0); /* and timers linked for a ms fired early */
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(p[i].wakes, cancelled[i] ? 0 : 1);
+        ck_assert_int_eq(outstanding(&p[i]), 0);
+    }
+    for (size_t k = 1; k < wake_log_len; k++)
+        ck_assert_uint_le(wake_log[k - 1]->when, wake_log[k]->when);
+    free(cancelled);
+    free(ahead);
+    free_timers(&w, t, p);
 }
 END_TEST
 
@@ -1160,7 +1354,7 @@ START_TEST(sleep_first_polled_after_its_deadline_completes_by_the_next_advance)
     struct ac_sleep__frame f;
     uint64_t t0 = ac_now_ms();
     ac_sleep__init(&f, 10);
-    ck_assert_uint_lt(f.timer.lead, UINT32_MAX); /* it kept its reading */
+    ck_assert_uint_lt(f.timer.lead, UINT16_MAX); /* it kept its reading */
     ac__clock_advance_to_ms(t0 + 25); /* moves the clock, fires nothing */
     if (ac_sleep__poll(&f, &cx, NULL) == AC_PENDING) {
         ac__time_fire_due();
@@ -2094,6 +2288,10 @@ static Suite *timer_suite(void)
     tcase_add_test(wheel, wheel_cascades_a_timer_down_level_by_level);
     tcase_add_test(wheel, wheel_sorts_the_next_slot_ahead_so_reaching_it_moves_no_timer);
     tcase_add_test(wheel, wheel_an_idle_driver_wakes_early_enough_to_stage_a_slot_before_it_is_due);
+    tcase_add_test(wheel, wheel_fires_a_level_0_slot_once_the_latest_deadline_in_it_has_passed);
+    tcase_add_test(wheel, wheel_fires_the_first_ms_of_a_level_1_slot_at_that_ms);
+    tcase_add_test(wheel, wheel_keeps_a_timer_for_the_ms_it_fired_early_until_the_clock_reaches_it);
+    tcase_add_test(wheel, wheel_random_deadlines_to_the_us_fire_after_each_deadline_and_within_its_ms);
     tcase_add_test(wheel, wheel_an_idle_driver_stages_a_crowded_slot_at_its_share_per_ms);
     tcase_add_test(wheel, wheel_timers_of_one_ms_fire_in_insertion_order_across_staging);
     tcase_add_test(wheel, wheel_a_slot_reached_half_staged_fires_its_first_ms_in_insertion_order);
