@@ -181,6 +181,20 @@ async fn timers_late(tasks: u64) -> (f64, f64) {
     (LATE_MAX_NS.load(Ordering::Relaxed) as f64 / 1e6, p999)
 }
 
+/// bench/sleep_turn.ac: REPS timed loops of `turns` sleeps of 1 ms; ms per
+/// turn of each.
+async fn sleep_turns(turns: u64) -> Vec<f64> {
+    let mut ms = Vec::with_capacity(REPS);
+    for _ in 0..REPS {
+        let t0 = Instant::now();
+        for _ in 0..turns {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        ms.push(t0.elapsed().as_secs_f64() * 1e3 / turns as f64);
+    }
+    ms
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let mode = args.get(1).map(String::as_str).unwrap_or("");
@@ -222,8 +236,17 @@ fn main() {
             report("timers_late_max_tokio", "ms", 2, &[max]);
             report("timers_late_p999_tokio", "ms", 2, &[p999]);
         }
+        "sleep_turn" => {
+            // In a spawned task, on a worker thread, as bench/sleep_turn.ac.
+            let turns = count(200);
+            let task = rt.spawn(sleep_turns(turns));
+            let ms = rt.block_on(task).expect("the sleeping task failed");
+            report("sleep_turn_tokio", "ms", 3, &ms);
+        }
         _ => {
-            eprintln!("usage: tokio_peer spawn_join|yield_chain_mt|timers|timers_late [COUNT]");
+            eprintln!(
+                "usage: tokio_peer spawn_join|yield_chain_mt|timers|timers_late|sleep_turn [COUNT]"
+            );
             std::process::exit(2);
         }
     }
