@@ -352,7 +352,8 @@ static uint64_t ms_to_ns(uint64_t ms) { return ms > UINT64_MAX / NS_PER_MS ? UIN
 
 /* When the timers of expiration e are all due, in ns: a level-0 slot's
  * when the latest of its deadlines has passed (its ms less the least
- * `early` of its nodes; a node that left keeps it no later than needed),
+ * `early` of its nodes; one that left may leave it smaller: later, never
+ * early),
  * any other at its start. Not for the first ms of a level-1 slot, where a
  * higher level's slot may start (none is at level 0 then, but the wheel's
  * time must not pass a slot that has not cascaded). */
