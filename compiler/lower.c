@@ -56,7 +56,8 @@ typedef struct Lower {
     int line_before;      /* `line` before it */
     Vec defined;          /* Var* reached through a #define of their name now (by_define) */
     NodeMap exits;        /* break, continue and goto statements that leave the scope of
-                             a variable with a cleanup (jump_cleanups) */
+                             a variable with a cleanup: the cleanups to run before
+                             them (char*, owned; jump_cleanups) */
     const ExtFn *self;    /* the function as clang declares it, or NULL (emit_return) */
 } Lower;
 
@@ -1291,15 +1292,12 @@ static void lower_stmt_here(Lower *L, TSNode n)
         /* Leaves the scope of variables with a cleanup: run them first, on
          * the jump's line (a jump that is a statement's whole body stands
          * in braces that lower_block gave it). */
-        Buf cl = {0};
-        jump_cleanups(L, n, jump_target(L, n), SYM_IS(t, "goto_statement"), &cl);
         char *jump = SYM_IS(t, "continue_statement") && L->cont ? xasprintf("goto %s;", L->cont)
                                                                 : render(L, n);
         if (SYM_IS(t, "continue_statement") && L->cont)
             L->cont_used = true;
-        buf_printf(&L->out, "%s%s%s\n", ind, cl.data ? cl.data : "", jump);
+        buf_printf(&L->out, "%s%s%s\n", ind, (const char *)nodemap_get(&L->exits, n), jump);
         free(jump);
-        buf_free(&cl);
     } else if (SYM_IS(t, "continue_statement") && L->cont) {
         buf_printf(&L->out, "%sgoto %s;\n", ind, L->cont);
         L->cont_used = true;
@@ -1516,7 +1514,7 @@ bool lower_fn(Unit *u, AsyncFn *fn)
             Buf cl = {0};
             jump_cleanups(&L, n, jump_target(&L, n), type_is(n, "goto_statement"), &cl);
             if (cl.data) {
-                nodemap_put(&L.exits, n, (void *)1);
+                nodemap_put(&L.exits, n, buf_take(&cl));
                 mark_up(&L, &L.touched, n);
             }
             buf_free(&cl);
@@ -1590,6 +1588,9 @@ bool lower_fn(Unit *u, AsyncFn *fn)
     nodemap_free(&L.literals);
     nodemap_free(&L.awaits);
     nodemap_free(&L.spawns);
+    for (size_t i = 0; i < L.exits.cap; i++)
+        if (L.exits.keys && L.exits.keys[i])
+            free(L.exits.vals[i]);
     nodemap_free(&L.exits);
     free(L.pending.items);
     return true;
