@@ -680,14 +680,13 @@ bool ac__wheel_refresh(ac__wheel *w, ac__timer *t, const ac_waker *waker);
  * slot; a timer at level > 0 may only cascade then), or UINT64_MAX if no
  * timer is linked. Expired timers not yet woken make it `elapsed`. */
 uint64_t ac__wheel_next_expiration(ac__wheel *w);
-/* As ac__wheel_next_expiration, or earlier: the time by which an advance
- * should start sorting a slot's timers into its stage, so that a thread
- * parked until then finishes before the slot is due (the real clock's park
- * wakes then; a paused clock jumps straight to the expiration). */
-uint64_t ac__wheel_next_wake(ac__wheel *w);
-/* As ac__wheel_next_wake, in ns, with a level-0 slot due at the latest
- * deadline of its timers (see ac__wheel_advance_ns); 0 while expired
- * timers wait to be woken. */
+/* When, in ns, a thread parked for the wheel should wake to advance it:
+ * ac__wheel_next_expiration, but with a level-0 slot due at the latest
+ * deadline of its timers (see ac__wheel_advance_ns), and 0 while expired
+ * timers wait to be woken; or earlier, the time by which an advance should
+ * start sorting a slot's timers into its stage, so that it finishes before
+ * the slot is due (the real clock's park wakes then; a paused clock jumps
+ * straight to the expiration). UINT64_MAX: no timer. */
 uint64_t ac__wheel_next_wake_ns(ac__wheel *w);
 /*
  * Advances the wheel to `now` (no effect if it is already there): every

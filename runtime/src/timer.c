@@ -409,7 +409,7 @@ static void process(ac__wheel *w, const expiration *e)
 
 void ac__wheel_init(ac__wheel *w, uint64_t now)
 {
-    *w = (ac__wheel){.mu = AC__LOCK_INIT, .elapsed = now, .ahead = false};
+    *w = (ac__wheel){.mu = AC__LOCK_INIT, .elapsed = now};
 }
 
 void ac__wheel_destroy(ac__wheel *w)
@@ -506,8 +506,8 @@ uint64_t ac__wheel_next_expiration(ac__wheel *w)
     return r;
 }
 
-/* The time by which an advance should start staging a slot (see
- * ac__wheel_next_wake), or UINT64_MAX. */
+/* The time (ms) by which an advance should start staging a slot (see
+ * ac__wheel_next_wake_ns), or UINT64_MAX. */
 static uint64_t staging_wake_locked(const ac__wheel *w)
 {
     uint64_t r = UINT64_MAX;
@@ -530,14 +530,6 @@ static uint64_t staging_wake_locked(const ac__wheel *w)
             r = wake;
     }
     return r;
-}
-
-uint64_t ac__wheel_next_wake(ac__wheel *w)
-{
-    ac__lock_take(&w->mu);
-    uint64_t r = next_expiration_locked(w), stage = staging_wake_locked(w);
-    ac__lock_give(&w->mu);
-    return stage < r ? stage : r;
 }
 
 uint64_t ac__wheel_next_wake_ns(ac__wheel *w)

@@ -297,7 +297,7 @@ START_TEST(wheel_sorts_the_next_slot_ahead_so_reaching_it_moves_no_timer)
 END_TEST
 
 /* Links n timers into level-1 slot 3 (192-255 ms) and plays a thread
- * parked until ac__wheel_next_wake that advances the wheel when it wakes:
+ * parked until ac__wheel_next_wake_ns that advances the wheel when it wakes:
  * every timer is in its final place (level 0) before the wheel reaches 192,
  * and all fire in that slot. Returns the wake-ups it took before 192. */
 static int stage_while_idle(int n)
@@ -312,20 +312,20 @@ static int stage_while_idle(int n)
     ck_assert(all_at_level(t, n, 1));
     /* Staging starts when the wheel enters the slot before (128). */
     ck_assert_uint_eq(ac__wheel_next_expiration(&w), 192);
-    ck_assert_uint_eq(ac__wheel_next_wake(&w), 128);
-    uint64_t now;
+    ck_assert_uint_eq(ac__wheel_next_wake_ns(&w), 128 * 1000000ull);
+    uint64_t wake;
     int wakes = 0;
-    while ((now = ac__wheel_next_wake(&w)) < 192) {
-        ck_assert_uint_eq(advance(&w, now), 0);
+    while ((wake = ac__wheel_next_wake_ns(&w)) < 192 * 1000000ull) {
+        ck_assert_uint_eq(advance_ns(&w, wake), 0);
         wakes++;
     }
     ck_assert(all_at_level(t, n, 0));
-    ck_assert_uint_eq(now, 192);
+    ck_assert_uint_eq(wake, 192 * 1000000ull);
     atomic_store(&counted_wakes, 0);
-    for (now = 192; now < 256; now++)
+    for (uint64_t now = 192; now < 256; now++)
         advance(&w, now);
     ck_assert_int_eq(atomic_load(&counted_wakes), n);
-    ck_assert_uint_eq(ac__wheel_next_wake(&w), UINT64_MAX);
+    ck_assert_uint_eq(ac__wheel_next_wake_ns(&w), UINT64_MAX);
     ac__wheel_destroy(&w);
     free(t);
     return wakes;
